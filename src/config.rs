@@ -1,0 +1,1 @@
+//! Settings (stub, being written).

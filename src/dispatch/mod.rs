@@ -1,0 +1,4 @@
+//! The delivery engine.
+
+/// Standard Webhooks signatures and secrets.
+pub mod sign;

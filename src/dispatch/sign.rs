@@ -1,0 +1,1 @@
+//! Signatures (stub, being written).

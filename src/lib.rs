@@ -1,0 +1,16 @@
+//! hookline: a webhook delivery platform.
+//!
+//! Producers publish events for a tenant (or broadcast to all); hookline fans
+//! each event out to the subscribed endpoints of that tenant, POSTs it signed
+//! per the Standard Webhooks spec, retries on a schedule and parks what never
+//! succeeds as dead. Layers point one way: CLI/console/API -> `ops` -> `store`;
+//! `dispatch` -> `store`. `model` and `topic` are plain data and pure functions.
+
+/// Settings from TOML and `HOOKLINE_*` environment overrides, validated once.
+pub mod config;
+/// The delivery engine: claim due deliveries, attempt them, record outcomes.
+pub mod dispatch;
+/// `hookline sink`: a local webhook receiver that verifies signatures.
+pub mod sink;
+/// Topic names and subscription patterns, and the matching between them.
+pub mod topic;

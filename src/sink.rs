@@ -1,0 +1,1 @@
+//! Sink (stub, being written).

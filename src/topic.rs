@@ -1,0 +1,1 @@
+//! Topics (stub, being written).
