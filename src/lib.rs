@@ -10,7 +10,13 @@
 pub mod config;
 /// The delivery engine: claim due deliveries, attempt them, record outcomes.
 pub mod dispatch;
+/// Tenants, endpoints, subscriptions, events, deliveries, attempts: plain data.
+pub mod model;
+/// Operator and producer actions, validated, audited; every interface calls these.
+pub mod ops;
 /// `hookline sink`: a local webhook receiver that verifies signatures.
 pub mod sink;
+/// The delivery database, SQLite or Postgres: the only code that speaks SQL.
+pub mod store;
 /// Topic names and subscription patterns, and the matching between them.
 pub mod topic;

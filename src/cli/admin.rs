@@ -1,0 +1,294 @@
+//! `hookline tenant|endpoint|subscription …`: managing who receives what.
+
+use hookline::config::Config;
+use hookline::model::{Actor, Endpoint, Source, Subscription, Tenant};
+use hookline::ops::{EndpointChanges, EndpointInput, Ops};
+use hookline::store::{OpenMode, Store};
+use serde_json::json;
+
+use super::output::{Cell, Output, Record};
+use super::{EndpointCommand, SubscriptionCommand, TenantCommand};
+
+/// Opens the configured database, which must already exist and be migrated.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open(&config.database.url, OpenMode::Existing).await?)
+}
+
+/// The actions, recorded as the OS user (and SSH client) running the CLI.
+pub async fn ops(config: &Config) -> anyhow::Result<Ops> {
+    let store = open_store(config).await?;
+    Ok(Ops::new(
+        store,
+        config,
+        Actor::from_environment(Source::Cli),
+    ))
+}
+
+fn tenant_record(tenant: &Tenant) -> Record {
+    Record::new()
+        .field("id", &tenant.id)
+        .field("name", &tenant.name)
+        .field("created_at", Cell::Time(tenant.created_at))
+}
+
+/// The endpoint fields every listing shows.
+pub fn endpoint_record(endpoint: &Endpoint, out: &Output) -> Record {
+    let headers: Vec<String> = endpoint
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    Record::new()
+        .field("id", &endpoint.id)
+        .field("tenant", &endpoint.tenant_name)
+        .field("name", &endpoint.name)
+        .field("state", endpoint.state.as_str())
+        .field("url", &endpoint.url)
+        .field("secret", out.secret(&endpoint.secret))
+        .field("timeout_ms", endpoint.timeout_ms)
+        .field("max_in_flight", endpoint.max_in_flight)
+        .field("headers", Cell::Json(json!(headers)))
+        .field("state_reason", endpoint.state_reason.as_ref())
+        .field("created_at", Cell::Time(endpoint.created_at))
+}
+
+fn endpoint_detail(endpoint: &Endpoint, subscriptions: &[Subscription], out: &Output) -> Record {
+    let previous = endpoint
+        .previous_secret
+        .as_deref()
+        .map(|secret| out.secret(secret));
+    let patterns: Vec<&str> = subscriptions.iter().map(|s| s.pattern.as_str()).collect();
+    endpoint_record(endpoint, out)
+        .field("tenant_id", &endpoint.tenant_id)
+        .field("previous_secret", previous)
+        .field(
+            "previous_secret_expires_at",
+            Cell::time(endpoint.previous_secret_expires_at),
+        )
+        .field("state_changed_at", Cell::time(endpoint.state_changed_at))
+        .field("description", endpoint.description.as_ref())
+        .field("updated_at", Cell::Time(endpoint.updated_at))
+        .field("subscriptions", Cell::Json(json!(patterns)))
+}
+
+/// The short endpoint table (fits 100 columns).
+fn endpoint_row(endpoint: &Endpoint) -> Record {
+    Record::new()
+        .field("id", &endpoint.id)
+        .field("tenant", &endpoint.tenant_name)
+        .field("name", &endpoint.name)
+        .field("state", endpoint.state.as_str())
+        .field("url", &endpoint.url)
+}
+
+fn subscription_record(subscription: &Subscription) -> Record {
+    Record::new()
+        .field("id", &subscription.id)
+        .field("endpoint", &subscription.endpoint_name)
+        .field("endpoint_id", &subscription.endpoint_id)
+        .field("topic", &subscription.pattern)
+        .field("description", subscription.description.as_ref())
+}
+
+pub async fn tenant(command: TenantCommand, config: &Config, out: &Output) -> anyhow::Result<()> {
+    let ops = ops(config).await?;
+    match command {
+        TenantCommand::Add { name } => {
+            let tenant = ops.add_tenant(&name).await?;
+            out.detail(&tenant_record(&tenant));
+        }
+        TenantCommand::List => {
+            let tenants = ops.store().list_tenants().await?;
+            let records: Vec<Record> = tenants.iter().map(tenant_record).collect();
+            out.table(
+                &records,
+                "no tenants yet: add one with `hookline tenant add NAME`",
+            );
+        }
+        TenantCommand::Delete { tenant } => {
+            let (tenant, cancelled) = ops.delete_tenant(&tenant).await?;
+            out.result(
+                json!({ "deleted": tenant.id, "cancelled_deliveries": cancelled }),
+                &format!(
+                    "deleted tenant {} ({}); {cancelled} unfinished deliveries cancelled",
+                    tenant.name, tenant.id
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn endpoint(
+    command: EndpointCommand,
+    config: &Config,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let ops = ops(config).await?;
+    match command {
+        EndpointCommand::Add(args) => {
+            let input = EndpointInput {
+                tenant: args.tenant,
+                name: args.name,
+                url: args.url,
+                secret: args.secret,
+                timeout: args.timeout,
+                max_in_flight: args.max_in_flight,
+                headers: args.header,
+                description: args.description,
+            };
+            let endpoint = ops.add_endpoint(&input).await?;
+            out.detail(&endpoint_record(&endpoint, out));
+            out.note(&format!(
+                "next: hookline subscription add --endpoint {} --topic 'resident.*'",
+                endpoint.id
+            ));
+        }
+        EndpointCommand::List { tenant } => {
+            let tenant_id = match tenant {
+                Some(key) => Some(ops.store().find_tenant(&key).await?.id),
+                None => None,
+            };
+            let endpoints = ops.store().list_endpoints(tenant_id.as_deref()).await?;
+            let records: Vec<Record> = if out.is_json() {
+                endpoints.iter().map(|e| endpoint_record(e, out)).collect()
+            } else {
+                endpoints.iter().map(endpoint_row).collect()
+            };
+            out.table(
+                &records,
+                "no endpoints yet: add one with `hookline endpoint add`",
+            );
+        }
+        EndpointCommand::Show { endpoint } => {
+            let endpoint = ops.endpoint(&endpoint).await?;
+            let subscriptions = ops
+                .store()
+                .list_subscriptions(Some(&endpoint.id), None)
+                .await?;
+            out.detail(&endpoint_detail(&endpoint, &subscriptions, out));
+        }
+        EndpointCommand::Update(args) => {
+            let changes = EndpointChanges {
+                name: args.name,
+                url: args.url,
+                timeout: if args.default_timeout {
+                    Some(None)
+                } else {
+                    args.timeout.map(Some)
+                },
+                max_in_flight: if args.default_max_in_flight {
+                    Some(None)
+                } else {
+                    args.max_in_flight.map(Some)
+                },
+                headers: if args.clear_headers {
+                    Some(Vec::new())
+                } else if args.header.is_empty() {
+                    None
+                } else {
+                    Some(args.header)
+                },
+                description: args.description.map(Some),
+            };
+            let endpoint = ops.update_endpoint(&args.endpoint, &changes).await?;
+            out.detail(&endpoint_record(&endpoint, out));
+        }
+        EndpointCommand::Pause { endpoint, reason } => {
+            let (endpoint, already) = ops.pause_endpoint(&endpoint, reason.as_deref()).await?;
+            let text = if already {
+                format!("endpoint {} was already paused", endpoint.name)
+            } else {
+                format!(
+                    "paused endpoint {} ({}): its deliveries are held until `hookline endpoint resume {}`",
+                    endpoint.name, endpoint.id, endpoint.id
+                )
+            };
+            out.result(endpoint_record(&endpoint, out).to_json(), &text);
+        }
+        EndpointCommand::Resume { endpoint } => {
+            let (endpoint, before) = ops.resume_endpoint(&endpoint).await?;
+            let text = format!(
+                "endpoint {} ({}) is active (was {before}); held deliveries flow oldest first",
+                endpoint.name, endpoint.id
+            );
+            out.result(endpoint_record(&endpoint, out).to_json(), &text);
+        }
+        EndpointCommand::Delete { endpoint } => {
+            let (endpoint, cancelled) = ops.delete_endpoint(&endpoint).await?;
+            out.result(
+                json!({ "deleted": endpoint.id, "cancelled_deliveries": cancelled }),
+                &format!(
+                    "deleted endpoint {} ({}); {cancelled} unfinished deliveries cancelled",
+                    endpoint.name, endpoint.id
+                ),
+            );
+        }
+        EndpointCommand::RotateSecret { endpoint, secret } => {
+            let endpoint = ops.rotate_secret(&endpoint, secret.as_deref()).await?;
+            out.detail(&endpoint_record(&endpoint, out).field(
+                "previous_secret_expires_at",
+                Cell::time(endpoint.previous_secret_expires_at),
+            ));
+            out.note("both secrets sign every attempt until the previous one expires");
+        }
+    }
+    Ok(())
+}
+
+pub async fn subscription(
+    command: SubscriptionCommand,
+    config: &Config,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let ops = ops(config).await?;
+    match command {
+        SubscriptionCommand::Add {
+            endpoint,
+            topic,
+            description,
+        } => {
+            let subscription = ops
+                .add_subscription(&endpoint, &topic, description.as_deref())
+                .await?;
+            out.detail(&subscription_record(&subscription));
+        }
+        SubscriptionCommand::List { endpoint, tenant } => {
+            let endpoint_id = match endpoint {
+                Some(key) => Some(ops.endpoint(&key).await?.id),
+                None => None,
+            };
+            let tenant_id = match tenant {
+                Some(key) => Some(ops.store().find_tenant(&key).await?.id),
+                None => None,
+            };
+            let subscriptions = ops
+                .store()
+                .list_subscriptions(endpoint_id.as_deref(), tenant_id.as_deref())
+                .await?;
+            let records: Vec<Record> = subscriptions.iter().map(subscription_record).collect();
+            out.table(&records, "no subscriptions");
+        }
+        SubscriptionCommand::Update {
+            id,
+            topic,
+            description,
+        } => {
+            let subscription = ops
+                .update_subscription(&id, topic.as_deref(), description.as_deref().map(Some))
+                .await?;
+            out.detail(&subscription_record(&subscription));
+        }
+        SubscriptionCommand::Delete { id } => {
+            let subscription = ops.delete_subscription(&id).await?;
+            out.result(
+                json!({ "deleted": subscription.id }),
+                &format!(
+                    "deleted subscription {} ({} on {})",
+                    subscription.id, subscription.pattern, subscription.endpoint_name
+                ),
+            );
+        }
+    }
+    Ok(())
+}

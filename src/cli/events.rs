@@ -1,0 +1,392 @@
+//! `hookline publish|delivery|retry|dispatchers|audit`: events and what became of them.
+
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::Context;
+use hookline::config::Config;
+use hookline::model::{Attempt, Delivery, IdKind};
+use hookline::ops::{BulkRetry, EventInput, OpsError, parse_since};
+use hookline::store::{Cursor, DeliveryDetail, DeliveryFilter};
+use serde_json::json;
+
+use super::admin::{open_store, ops};
+use super::output::{Cell, Output, Record};
+use super::{AuditArgs, DeliveryCommand, DeliveryListArgs, PublishArgs, RetryArgs};
+
+/// The payload argument: JSON text, `@FILE`, or `-` for stdin, byte for byte.
+fn read_payload(arg: &str) -> anyhow::Result<String> {
+    let bytes = if arg == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("payload: could not read stdin")?;
+        bytes
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read(path).with_context(|| format!("payload: could not read {path}"))?
+    } else {
+        return Ok(arg.to_string());
+    };
+    String::from_utf8(bytes).map_err(|_| {
+        OpsError::Invalid {
+            field: "payload",
+            reason: "not UTF-8 text, so not JSON".to_string(),
+        }
+        .into()
+    })
+}
+
+pub async fn publish(args: PublishArgs, config: &Config, out: &Output) -> anyhow::Result<()> {
+    let payload = read_payload(&args.payload)?;
+    let ops = ops(config).await?;
+    let input = EventInput {
+        tenant: args.tenant,
+        broadcast: args.broadcast,
+        topic: args.topic,
+        payload,
+        idempotency_key: args.idempotency_key,
+    };
+    let published = ops.publish(&input).await?;
+    let text = if published.duplicate {
+        format!(
+            "duplicate of {} (idempotency key seen before): nothing new created; it has {} deliveries",
+            published.event_id, published.deliveries
+        )
+    } else {
+        format!(
+            "published {} with {} deliveries",
+            published.event_id, published.deliveries
+        )
+    };
+    out.result(json!(published), &text);
+    Ok(())
+}
+
+fn delivery_row(delivery: &Delivery) -> Record {
+    let last = match (&delivery.last_error, delivery.last_status) {
+        (Some(error), _) => error.clone(),
+        (None, Some(status)) => status.to_string(),
+        (None, None) => "-".to_string(),
+    };
+    Record::new()
+        .field("id", &delivery.id)
+        .field("created_at", Cell::Time(delivery.created_at))
+        .field("topic", &delivery.topic)
+        .field("tenant", &delivery.tenant_name)
+        .field("endpoint", &delivery.endpoint_name)
+        .field("state", delivery.state.as_str())
+        .field("attempts", delivery.attempts)
+        .field("last", last)
+}
+
+fn delivery_record(delivery: &Delivery) -> Record {
+    Record::new()
+        .field("id", &delivery.id)
+        .field("event_id", &delivery.event_id)
+        .field("topic", &delivery.topic)
+        .field("tenant", &delivery.tenant_name)
+        .field("tenant_id", &delivery.tenant_id)
+        .field("endpoint", &delivery.endpoint_name)
+        .field("endpoint_id", &delivery.endpoint_id)
+        .field("state", delivery.state.as_str())
+        .field("attempts", delivery.attempts)
+        .field("next_attempt_at", Cell::Time(delivery.next_attempt_at))
+        .field("last_attempt_at", Cell::time(delivery.last_attempt_at))
+        .field("last_status", delivery.last_status)
+        .field("last_error", delivery.last_error.as_ref())
+        .field("created_at", Cell::Time(delivery.created_at))
+        .field("updated_at", Cell::Time(delivery.updated_at))
+}
+
+fn attempt_record(attempt: &Attempt) -> Record {
+    let headers: serde_json::Map<String, serde_json::Value> = attempt
+        .request_headers
+        .iter()
+        .map(|(name, value)| (name.clone(), json!(value)))
+        .collect();
+    Record::new()
+        .field("attempt", attempt.attempt_number)
+        .field("started_at", Cell::Time(attempt.started_at))
+        .field("duration_ms", attempt.duration_ms)
+        .field("status", attempt.status_code)
+        .field(
+            "error_kind",
+            attempt.error_kind.map(|k| k.as_str().to_string()),
+        )
+        .field("error", attempt.error_message.as_ref())
+        .field("response_body", attempt.response_body.as_ref())
+        .field(
+            "request_headers",
+            Cell::Json(serde_json::Value::Object(headers)),
+        )
+        .field("id", &attempt.id)
+}
+
+fn print_delivery_detail(detail: &DeliveryDetail, out: &Output) {
+    if out.is_json() {
+        let mut object = delivery_record(&detail.delivery).to_json();
+        if let Some(map) = object.as_object_mut() {
+            map.insert("payload".to_string(), json!(detail.event.payload));
+            let attempts: Vec<serde_json::Value> = detail
+                .attempts
+                .iter()
+                .map(|a| attempt_record(a).to_json())
+                .collect();
+            map.insert("attempts".to_string(), json!(attempts));
+        }
+        out.result(object, "");
+        return;
+    }
+    out.detail(&delivery_record(&detail.delivery));
+    println!("\npayload:");
+    let pretty = hookline::model::reindent_json(&detail.event.payload);
+    for line in pretty.lines() {
+        println!("  {line}");
+    }
+    println!("\nattempts:");
+    if detail.attempts.is_empty() {
+        println!("  none yet");
+    }
+    for attempt in &detail.attempts {
+        let outcome = match (attempt.error_kind, attempt.status_code) {
+            (None, Some(status)) => format!("ok {status}"),
+            (Some(kind), Some(status)) => format!("{kind} {status}"),
+            (Some(kind), None) => kind.to_string(),
+            (None, None) => "ok".to_string(),
+        };
+        println!(
+            "  #{} {} {:>6}ms  {}{}",
+            attempt.attempt_number,
+            hookline::model::format_rfc3339(attempt.started_at),
+            attempt.duration_ms,
+            outcome,
+            attempt
+                .error_message
+                .as_deref()
+                .filter(|_| attempt.error_kind != Some(hookline::model::ErrorKind::HttpStatus))
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        );
+        if let Some(body) = &attempt.response_body {
+            let body: String = body.chars().take(200).collect();
+            println!("      response: {}", body.replace('\n', " "));
+        }
+    }
+}
+
+pub async fn delivery(
+    command: DeliveryCommand,
+    config: &Config,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    match command {
+        DeliveryCommand::List(args) => list_deliveries(args, &store, out).await,
+        DeliveryCommand::Show { id } => match IdKind::of(&id) {
+            Some(IdKind::Delivery) => {
+                let detail = store.get_delivery(&id).await?;
+                print_delivery_detail(&detail, out);
+                Ok(())
+            }
+            Some(IdKind::Event) => {
+                let event = store.get_event(&id).await?;
+                let filter = DeliveryFilter {
+                    event_id: Some(event.id.clone()),
+                    ..DeliveryFilter::default()
+                };
+                let page = store.list_deliveries(&filter, None, 10_000).await?;
+                if out.is_json() {
+                    let deliveries: Vec<serde_json::Value> = page
+                        .items
+                        .iter()
+                        .map(|d| delivery_record(d).to_json())
+                        .collect();
+                    out.result(
+                        json!({
+                            "id": event.id,
+                            "tenant_id": event.tenant_id,
+                            "topic": event.topic,
+                            "payload": event.payload,
+                            "created_at": hookline::model::format_rfc3339(event.created_at),
+                            "deliveries": deliveries,
+                        }),
+                        "",
+                    );
+                } else {
+                    let record = Record::new()
+                        .field("id", &event.id)
+                        .field(
+                            "tenant_id",
+                            event.tenant_id.unwrap_or_else(|| "(broadcast)".into()),
+                        )
+                        .field("topic", &event.topic)
+                        .field("created_at", Cell::Time(event.created_at))
+                        .field("payload", &event.payload);
+                    out.detail(&record);
+                    println!();
+                    let rows: Vec<Record> = page.items.iter().map(delivery_row).collect();
+                    out.table(&rows, "no deliveries: no endpoint subscribed to this topic");
+                }
+                Ok(())
+            }
+            _ => Err(OpsError::Invalid {
+                field: "id",
+                reason: format!("{id:?} is neither a delivery id (dlv_…) nor an event id (msg_…)"),
+            }
+            .into()),
+        },
+    }
+}
+
+async fn list_deliveries(
+    args: DeliveryListArgs,
+    store: &hookline::store::Store,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let tenant_id = match &args.tenant {
+        Some(key) => Some(store.find_tenant(key).await?.id),
+        None => None,
+    };
+    let endpoint_id = match &args.endpoint {
+        Some(key) => Some(store.find_endpoint(key, None).await?.id),
+        None => None,
+    };
+    let cursor = match &args.cursor {
+        Some(text) => Some(Cursor::decode(text).ok_or_else(|| OpsError::Invalid {
+            field: "cursor",
+            reason: format!("{text:?} is not a cursor printed by a previous page"),
+        })?),
+        None => None,
+    };
+    let filter = DeliveryFilter {
+        states: args.state,
+        tenant_id,
+        endpoint_id,
+        topic: args.topic,
+        event_id: args.event,
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_since("since", s))
+            .transpose()?,
+        until: None,
+    };
+    let page = store
+        .list_deliveries(&filter, cursor.as_ref(), args.limit)
+        .await?;
+    let rows: Vec<Record> = if out.is_json() {
+        page.items.iter().map(delivery_record).collect()
+    } else {
+        page.items.iter().map(delivery_row).collect()
+    };
+    out.table(&rows, "no deliveries match");
+    if let Some(next) = page.next {
+        if out.is_json() {
+            eprintln!("next page: --cursor {}", next.encode());
+        } else {
+            println!("next page: --cursor {}", next.encode());
+        }
+    }
+    Ok(())
+}
+
+pub async fn retry(args: RetryArgs, config: &Config, out: &Output) -> anyhow::Result<()> {
+    let ops = ops(config).await?;
+    let Some(endpoint) = args.endpoint else {
+        let report = ops.retry(&args.ids).await?;
+        let mut text = format!("retried {} deliveries", report.retried.len());
+        for (id, reason) in &report.skipped {
+            text.push_str(&format!("\nskipped {id}: {reason}"));
+        }
+        out.result(json!(report), &text);
+        if report.retried.is_empty() {
+            anyhow::bail!("nothing was retried");
+        }
+        return Ok(());
+    };
+    let request = BulkRetry {
+        endpoint,
+        states: args.state,
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_since("since", s))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| parse_since("until", s))
+            .transpose()?,
+        dry_run: args.dry_run,
+    };
+    let (endpoint, count) = ops.retry_bulk(&request).await?;
+    let text = if request.dry_run {
+        format!(
+            "would retry {count} deliveries to {} ({})",
+            endpoint.name, endpoint.id
+        )
+    } else {
+        format!(
+            "retried {count} deliveries to {} ({})",
+            endpoint.name, endpoint.id
+        )
+    };
+    out.result(
+        json!({ "endpoint_id": endpoint.id, "count": count, "dry_run": request.dry_run }),
+        &text,
+    );
+    Ok(())
+}
+
+pub async fn dispatchers(config: &Config, out: &Output) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let (dispatchers, now) = store.list_dispatchers(24 * 3_600_000).await?;
+    let alive_within = (config.dispatch.heartbeat_interval * 3).max(Duration::from_secs(5));
+    let records: Vec<Record> = dispatchers
+        .iter()
+        .map(|d| {
+            let alive = d.stopped_at.is_none()
+                && now - d.last_seen_at
+                    <= i64::try_from(alive_within.as_millis()).unwrap_or(i64::MAX);
+            let state = match (alive, d.stopped_at) {
+                (true, _) => "alive",
+                (false, Some(_)) => "stopped",
+                (false, None) => "silent",
+            };
+            Record::new()
+                .field("id", &d.id)
+                .field("state", state)
+                .field("host", &d.host)
+                .field("pid", d.pid)
+                .field("started_at", Cell::Time(d.started_at))
+                .field("last_seen_at", Cell::Time(d.last_seen_at))
+                .field("deliveries_per_sec", format!("{:.1}", d.deliveries_per_sec))
+        })
+        .collect();
+    out.table(&records, "no dispatcher has run in the last 24 hours");
+    Ok(())
+}
+
+pub async fn audit(args: AuditArgs, config: &Config, out: &Output) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let page = store.list_audit(None, args.limit).await?;
+    let records: Vec<Record> = page
+        .items
+        .iter()
+        .map(|entry| {
+            Record::new()
+                .field("at", Cell::Time(entry.at))
+                .field("actor", &entry.actor)
+                .field("from", entry.client_addr.as_ref())
+                .field("source", entry.source.as_str())
+                .field("action", entry.action.as_str())
+                .field("targets", entry.target_ids.join(","))
+                .field(
+                    "detail",
+                    Cell::Json(serde_json::from_str(&entry.detail).unwrap_or(json!(entry.detail))),
+                )
+        })
+        .collect();
+    out.table(&records, "no operator actions recorded yet");
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! The `hookline` command line: argument definitions and the dispatch from
+//! a parsed command to its implementation. Commands that change things go
+//! through `hookline::ops`; output goes through [`output`].
+
+mod admin;
+mod events;
+mod output;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hookline::config::Config;
+use hookline::model::DeliveryState;
+
+/// hookline: webhook delivery with an operations console.
+#[derive(Debug, Parser)]
+#[command(name = "hookline", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Settings file (default: built-in defaults; also HOOKLINE_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… (overrides database.url and HOOKLINE_DATABASE_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub db: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Show signing secrets instead of masking them.
+    #[arg(long, global = true)]
+    pub show_secret: bool,
+    /// Log format on stderr (overrides log.format).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the database if needed and bring its schema up to date.
+    Migrate,
+    /// Run a dispatcher: deliver due deliveries until SIGINT/SIGTERM.
+    Dispatch,
+    /// Run the dispatcher (and, later, the HTTP API) in one process.
+    Serve,
+    /// Run a local webhook receiver that verifies signatures.
+    Sink(SinkArgs),
+    /// Manage tenants (the platform's customers).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage endpoints (where a tenant's events are POSTed).
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// Manage subscriptions (which topics an endpoint receives).
+    #[command(subcommand)]
+    Subscription(SubscriptionCommand),
+    /// Publish an event for a tenant, or broadcast it to every tenant.
+    Publish(PublishArgs),
+    /// Inspect deliveries.
+    #[command(subcommand)]
+    Delivery(DeliveryCommand),
+    /// Retry deliveries by id, or in bulk for an endpoint.
+    Retry(RetryArgs),
+    /// Show which dispatchers are alive.
+    Dispatchers,
+    /// Show the audit log of operator actions, newest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: std::net::SocketAddr,
+    /// Verify signatures with this secret (repeatable); a bad one gets 401.
+    #[arg(long, value_name = "whsec_…")]
+    pub secret: Vec<String>,
+    /// Fraction of requests answered with --status (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Status of deliberate failures.
+    #[arg(long, default_value_t = 500)]
+    pub status: u16,
+    /// Delay before answering, e.g. 50ms.
+    #[arg(long, default_value = "0s", value_parser = parse_duration_arg)]
+    pub latency: std::time::Duration,
+    /// Retry-After seconds sent with deliberate failures.
+    #[arg(long)]
+    pub retry_after: Option<u64>,
+    /// Append one JSON line per request to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant.
+    Add {
+        /// Unique name, e.g. acme.
+        name: String,
+    },
+    /// List tenants.
+    List,
+    /// Delete a tenant with its endpoints and subscriptions (unfinished deliveries are cancelled).
+    Delete {
+        /// Tenant id or name.
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Register an endpoint for a tenant.
+    Add(EndpointAddArgs),
+    /// List endpoints.
+    List {
+        /// Only this tenant's (id or name).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Show one endpoint with its subscriptions.
+    Show {
+        /// Endpoint id, TENANT/NAME or unique name.
+        endpoint: String,
+    },
+    /// Change an endpoint's settings.
+    Update(EndpointUpdateArgs),
+    /// Hold an endpoint's deliveries (nothing is attempted or discarded) until resumed.
+    Pause {
+        endpoint: String,
+        /// Why, for the audit log and the console.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Make a paused or disabled endpoint active again; held deliveries flow oldest first.
+    Resume { endpoint: String },
+    /// Delete an endpoint and its subscriptions; unfinished deliveries are cancelled.
+    Delete { endpoint: String },
+    /// Replace the signing secret; the old one keeps signing for dispatch.secret_rotation_grace.
+    RotateSecret {
+        endpoint: String,
+        /// The new secret (default: generated).
+        #[arg(long, value_name = "whsec_…")]
+        secret: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointAddArgs {
+    /// Tenant id or name.
+    #[arg(long)]
+    pub tenant: String,
+    /// Name, unique within the tenant.
+    #[arg(long)]
+    pub name: String,
+    /// http(s) URL that receives the POSTs.
+    #[arg(long)]
+    pub url: String,
+    /// Signing secret (default: 32 random bytes).
+    #[arg(long, value_name = "whsec_…")]
+    pub secret: Option<String>,
+    /// Attempt timeout (default: dispatch.timeout).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub timeout: Option<std::time::Duration>,
+    /// Concurrent attempts (default: dispatch.max_in_flight_per_endpoint).
+    #[arg(long)]
+    pub max_in_flight: Option<u32>,
+    /// Extra header sent with every attempt (repeatable).
+    #[arg(long, value_name = "NAME:VALUE")]
+    pub header: Vec<String>,
+    /// Free text.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointUpdateArgs {
+    /// Endpoint id, TENANT/NAME or unique name.
+    pub endpoint: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, value_parser = parse_duration_arg, conflicts_with = "default_timeout")]
+    pub timeout: Option<std::time::Duration>,
+    /// Go back to dispatch.timeout.
+    #[arg(long)]
+    pub default_timeout: bool,
+    #[arg(long, conflicts_with = "default_max_in_flight")]
+    pub max_in_flight: Option<u32>,
+    /// Go back to dispatch.max_in_flight_per_endpoint.
+    #[arg(long)]
+    pub default_max_in_flight: bool,
+    /// Replace the custom headers with these (repeatable).
+    #[arg(long, value_name = "NAME:VALUE", conflicts_with = "clear_headers")]
+    pub header: Vec<String>,
+    /// Remove every custom header.
+    #[arg(long)]
+    pub clear_headers: bool,
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionCommand {
+    /// Subscribe an endpoint to a topic pattern (resident.update, resident.*, resident.**, *).
+    Add {
+        /// Endpoint id, TENANT/NAME or unique name.
+        #[arg(long)]
+        endpoint: String,
+        /// Topic pattern.
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List subscriptions.
+    List {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Change a subscription's pattern or description.
+    Update {
+        /// Subscription id (sub_…).
+        id: String,
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Remove a subscription.
+    Delete {
+        /// Subscription id (sub_…).
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("audience").args(["tenant", "broadcast"])))]
+pub struct PublishArgs {
+    /// The tenant the event is for (id or name).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Send to every tenant's subscribed endpoints.
+    #[arg(long)]
+    pub broadcast: bool,
+    /// Topic, e.g. resident.update.
+    #[arg(long)]
+    pub topic: String,
+    /// JSON text, @FILE, or - for stdin; delivered byte for byte.
+    #[arg(long)]
+    pub payload: String,
+    /// A repeated key (per tenant) returns the original event and creates nothing.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveryCommand {
+    /// List deliveries, newest first.
+    List(DeliveryListArgs),
+    /// Show a delivery (dlv_…) with its payload and attempts, or an event (msg_…) and its deliveries.
+    Show { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveryListArgs {
+    /// Only these states (repeatable).
+    #[arg(long, value_parser = parse_state_arg)]
+    pub state: Vec<DeliveryState>,
+    #[arg(long)]
+    pub tenant: Option<String>,
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Exact topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Only this event's deliveries (msg_…).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Created within this long (2h) or since an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Continue after this cursor (printed with the previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Delivery ids (dlv_…).
+    #[arg(conflicts_with = "endpoint")]
+    pub ids: Vec<String>,
+    /// Bulk: this endpoint's deliveries.
+    #[arg(long, required_unless_present = "ids")]
+    pub endpoint: Option<String>,
+    /// Bulk: states to revive (repeatable; default dead).
+    #[arg(long, value_parser = parse_state_arg, requires = "endpoint")]
+    pub state: Vec<DeliveryState>,
+    /// Bulk: created within this long (2h) or since an RFC 3339 time.
+    #[arg(long, requires = "endpoint")]
+    pub since: Option<String>,
+    /// Bulk: created before this RFC 3339 time (or this long ago).
+    #[arg(long, requires = "endpoint")]
+    pub until: Option<String>,
+    /// Bulk: only count what would be retried.
+    #[arg(long, requires = "endpoint")]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    hookline::config::parse_duration(text)
+}
+
+fn parse_state_arg(text: &str) -> Result<DeliveryState, String> {
+    text.parse()
+        .map_err(|e: hookline::model::UnknownVariant| e.to_string())
+}
+
+/// Runs the parsed command with the loaded settings.
+pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    let out = output::Output::new(cli.json, cli.show_secret);
+    match cli.command {
+        Command::Migrate => run::migrate(&config, &out).await,
+        Command::Dispatch => run::dispatch(&config).await,
+        Command::Serve => run::serve(&config).await,
+        Command::Sink(args) => run::sink(args).await,
+        Command::Tenant(command) => admin::tenant(command, &config, &out).await,
+        Command::Endpoint(command) => admin::endpoint(command, &config, &out).await,
+        Command::Subscription(command) => admin::subscription(command, &config, &out).await,
+        Command::Publish(args) => events::publish(args, &config, &out).await,
+        Command::Delivery(command) => events::delivery(command, &config, &out).await,
+        Command::Retry(args) => events::retry(args, &config, &out).await,
+        Command::Dispatchers => events::dispatchers(&config, &out).await,
+        Command::Audit(args) => events::audit(args, &config, &out).await,
+    }
+}

@@ -1,0 +1,235 @@
+//! How commands print: aligned tables and `key: value` blocks for people,
+//! JSON (arrays of objects with the same fields, RFC 3339 times) with
+//! `--json`. Secrets are masked unless `--show-secret`.
+
+use std::io::Write;
+
+use hookline::dispatch::sign::Secret;
+use hookline::model::format_rfc3339;
+use serde_json::Value;
+
+/// One value in a record.
+pub enum Cell {
+    Text(String),
+    Int(i64),
+    /// Unix milliseconds: RFC 3339 in JSON, `YYYY-MM-DD HH:MM:SS` in tables.
+    Time(i64),
+    /// Structured data: JSON as is, compact JSON text in tables.
+    Json(Value),
+    Null,
+}
+
+impl From<&str> for Cell {
+    fn from(text: &str) -> Cell {
+        Cell::Text(text.to_string())
+    }
+}
+
+impl From<String> for Cell {
+    fn from(text: String) -> Cell {
+        Cell::Text(text)
+    }
+}
+
+impl From<&String> for Cell {
+    fn from(text: &String) -> Cell {
+        Cell::Text(text.clone())
+    }
+}
+
+impl From<i64> for Cell {
+    fn from(value: i64) -> Cell {
+        Cell::Int(value)
+    }
+}
+
+impl<T: Into<Cell>> From<Option<T>> for Cell {
+    fn from(value: Option<T>) -> Cell {
+        value.map_or(Cell::Null, Into::into)
+    }
+}
+
+impl Cell {
+    /// A time cell from optional unix ms.
+    pub fn time(ms: Option<i64>) -> Cell {
+        ms.map_or(Cell::Null, Cell::Time)
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Cell::Text(text) => Value::from(text.as_str()),
+            Cell::Int(value) => Value::from(*value),
+            Cell::Time(ms) => Value::from(format_rfc3339(*ms)),
+            Cell::Json(value) => value.clone(),
+            Cell::Null => Value::Null,
+        }
+    }
+
+    fn to_text(&self) -> String {
+        match self {
+            Cell::Text(text) => text.clone(),
+            Cell::Int(value) => value.to_string(),
+            Cell::Time(ms) => short_time(*ms),
+            Cell::Json(value) => value.to_string(),
+            Cell::Null => "-".to_string(),
+        }
+    }
+}
+
+/// `2026-11-23 10:15:02` (UTC): RFC 3339 without the noise, for tables.
+fn short_time(ms: i64) -> String {
+    let full = format_rfc3339(ms);
+    full.get(..19).map_or(full.clone(), |s| s.replace('T', " "))
+}
+
+/// A named, ordered set of cells: a table row or a detail block.
+#[derive(Default)]
+pub struct Record(Vec<(&'static str, Cell)>);
+
+impl Record {
+    pub fn new() -> Record {
+        Record::default()
+    }
+
+    /// Adds a field.
+    pub fn field(mut self, name: &'static str, cell: impl Into<Cell>) -> Record {
+        self.0.push((name, cell.into()));
+        self
+    }
+
+    /// The record as a JSON object, fields in order.
+    pub fn to_json(&self) -> Value {
+        let map: serde_json::Map<String, Value> = self
+            .0
+            .iter()
+            .map(|(name, cell)| (name.to_string(), cell.to_json()))
+            .collect();
+        Value::Object(map)
+    }
+}
+
+/// Where and how a command prints.
+pub struct Output {
+    json: bool,
+    show_secret: bool,
+}
+
+impl Output {
+    pub fn new(json: bool, show_secret: bool) -> Output {
+        Output { json, show_secret }
+    }
+
+    /// Whether `--json` was given.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// A secret as it may be shown: masked unless `--show-secret`.
+    pub fn secret(&self, secret: &str) -> String {
+        if self.show_secret {
+            return secret.to_string();
+        }
+        Secret::parse(secret).map_or_else(|_| "whsec_****".to_string(), |s| s.masked())
+    }
+
+    /// Prints records as a table (or a JSON array); `empty` when there are none.
+    pub fn table(&self, records: &[Record], empty: &str) {
+        if self.json {
+            let array: Vec<Value> = records.iter().map(Record::to_json).collect();
+            print_json(&Value::Array(array));
+            return;
+        }
+        if records.is_empty() {
+            println!("{empty}");
+            return;
+        }
+        let headers: Vec<&str> = records[0].0.iter().map(|(name, _)| *name).collect();
+        let rows: Vec<Vec<String>> = records
+            .iter()
+            .map(|r| {
+                r.0.iter()
+                    .map(|(_, cell)| one_line(&cell.to_text()))
+                    .collect()
+            })
+            .collect();
+        let widths: Vec<usize> = (0..headers.len())
+            .map(|i| {
+                rows.iter()
+                    .map(|row| row.get(i).map_or(0, |c| c.chars().count()))
+                    .chain([headers[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut stdout = std::io::stdout().lock();
+        let header_line: Vec<String> = headers.iter().map(|h| h.to_uppercase()).collect();
+        let _ = writeln!(stdout, "{}", pad_row(&header_line, &widths));
+        for row in &rows {
+            let _ = writeln!(stdout, "{}", pad_row(row, &widths));
+        }
+    }
+
+    /// Prints one record as `key: value` lines (or a JSON object).
+    pub fn detail(&self, record: &Record) {
+        if self.json {
+            print_json(&record.to_json());
+            return;
+        }
+        let width = record
+            .0
+            .iter()
+            .map(|(name, _)| name.len())
+            .max()
+            .unwrap_or(0);
+        for (name, cell) in &record.0 {
+            println!(
+                "{:width$}  {}",
+                format!("{name}:"),
+                cell.to_text(),
+                width = width + 1
+            );
+        }
+    }
+
+    /// Prints a JSON value as is (with `--json`) or a sentence for people.
+    pub fn result(&self, json: Value, text: &str) {
+        if self.json {
+            print_json(&json);
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// A line for people only (hints, section titles); silent with `--json`.
+    pub fn note(&self, text: &str) {
+        if !self.json {
+            println!("{text}");
+        }
+    }
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()) // ok: Values always serialise
+    );
+}
+
+/// Table cells stay on one line whatever the data holds.
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r', '\t'], " ")
+}
+
+fn pad_row(cells: &[String], widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i + 1 == cells.len() {
+            line.push_str(cell);
+        } else {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            line.push_str(cell);
+            line.push_str(&" ".repeat(pad + 2));
+        }
+    }
+    line.trim_end().to_string()
+}

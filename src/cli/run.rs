@@ -1,0 +1,92 @@
+//! Long-running commands: `migrate`, `dispatch`, `serve`, `sink`.
+
+use hookline::config::Config;
+use hookline::dispatch::Dispatcher;
+use hookline::dispatch::sign::Secret;
+use hookline::ops::OpsError;
+use hookline::sink::{self, SinkOptions};
+use hookline::store::{OpenMode, Store};
+use serde_json::json;
+
+use super::SinkArgs;
+use super::output::Output;
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown requested");
+}
+
+pub async fn migrate(config: &Config, out: &Output) -> anyhow::Result<()> {
+    let store = Store::open(&config.database.url, OpenMode::Existing).await;
+    let store = match store {
+        Ok(store) => {
+            out.note(&format!("database at {} is up to date", store.location()));
+            store
+        }
+        Err(_) => {
+            let store = Store::open(&config.database.url, OpenMode::CreateAndMigrate).await?;
+            out.note(&format!("database at {} migrated", store.location()));
+            store
+        }
+    };
+    let version = store.schema_version().await?;
+    if out.is_json() {
+        out.result(
+            json!({ "location": store.location(), "schema_version": version }),
+            "",
+        );
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Runs a dispatcher until SIGINT/SIGTERM.
+pub async fn dispatch(config: &Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.database.url, OpenMode::CreateAndMigrate).await?;
+    let dispatcher = Dispatcher::new(store.clone(), &config.dispatch)?;
+    dispatcher.run(shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// The dispatcher and the API in one process (the API arrives with its issue).
+pub async fn serve(config: &Config) -> anyhow::Result<()> {
+    dispatch(config).await
+}
+
+pub async fn sink(args: SinkArgs) -> anyhow::Result<()> {
+    let secrets = args
+        .secret
+        .iter()
+        .map(|s| {
+            Secret::parse(s).map_err(|e| OpsError::Invalid {
+                field: "secret",
+                reason: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = SinkOptions {
+        listen: args.listen,
+        secrets,
+        fail_rate: args.fail_rate,
+        status: args.status,
+        latency: args.latency,
+        record: args.record,
+        keep: false,
+        retry_after: args.retry_after,
+    };
+    sink::run(options, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! One HTTP attempt: POST the payload signed per Standard Webhooks, read at
+//! most a bounded answer, and classify what happened.
+
+use std::error::Error as _;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+
+use super::retry::parse_retry_after;
+use super::sign::{Secret, signature_header};
+use crate::model::{ErrorKind, Millis, now_millis};
+use crate::store::EndpointTarget;
+
+/// How much of an answer's body is kept in the attempt's history.
+pub const KEPT_BODY_BYTES: usize = 4 * 1024;
+
+/// The `user-agent` every attempt sends.
+pub const USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
+
+/// Failure to set up the HTTP client.
+#[derive(Debug, thiserror::Error)]
+#[error("could not build the HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
+/// An endpoint made ready to send to: URL parsed, secrets decoded, headers
+/// checked. Built once per claim, shared by that endpoint's attempts.
+#[derive(Debug)]
+pub struct PreparedTarget {
+    pub id: String,
+    url: Result<reqwest::Url, String>,
+    secrets: Result<Vec<Secret>, String>,
+    timeout: Duration,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl PreparedTarget {
+    /// Prepares `target`; a broken URL or secret (which validation should
+    /// have refused) turns each attempt into a recorded failure, not a panic.
+    pub fn new(target: &EndpointTarget) -> PreparedTarget {
+        let url = reqwest::Url::parse(&target.url).map_err(|e| format!("bad URL: {e}"));
+        let secrets = target
+            .secrets
+            .iter()
+            .map(|s| Secret::parse(s).map_err(|e| format!("unusable secret: {e}")))
+            .collect();
+        let headers = target
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_bytes(name.as_bytes()).ok()?,
+                    HeaderValue::from_str(value).ok()?,
+                ))
+            })
+            .collect();
+        PreparedTarget {
+            id: target.id.clone(),
+            url,
+            secrets,
+            timeout: Duration::from_millis(target.timeout_ms.max(1) as u64),
+            headers,
+        }
+    }
+}
+
+/// What one attempt did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptResult {
+    pub started_at: Millis,
+    pub duration_ms: i64,
+    pub status: Option<u16>,
+    /// `None` on a 2xx answer.
+    pub error_kind: Option<ErrorKind>,
+    pub error_message: Option<String>,
+    /// Headers sent, signature masked.
+    pub request_headers: Vec<(String, String)>,
+    /// The first [`KEPT_BODY_BYTES`] of the answer, lossy UTF-8.
+    pub response_body: Option<String>,
+    /// The receiver's `Retry-After`, when it answered 429 or 503 with one.
+    pub retry_after: Option<Duration>,
+}
+
+/// Sends attempts over one shared connection pool.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    max_response_body: u64,
+}
+
+/// Makes rustls use the `ring` provider (lighter to build than aws-lc-rs);
+/// harmless when already installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Sender {
+    /// A sender whose attempts refuse answers larger than `max_response_body`.
+    pub fn new(max_response_body: u64) -> Result<Sender, ClientError> {
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            // A redirect could point a signed payload anywhere; receivers must answer directly.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            // Environment proxies would silently reroute deliveries (and tests on 127.0.0.1).
+            .no_proxy()
+            .build()?;
+        Ok(Sender {
+            client,
+            max_response_body,
+        })
+    }
+
+    /// POSTs `payload` as event `msg_id` to `target` and reports the outcome.
+    pub async fn attempt(
+        &self,
+        target: &PreparedTarget,
+        msg_id: &str,
+        payload: String,
+    ) -> AttemptResult {
+        let started_at = now_millis();
+        let clock = Instant::now();
+        let timestamp = started_at / 1000;
+        let (url, secrets) = match (&target.url, &target.secrets) {
+            (Ok(url), Ok(secrets)) => (url, secrets),
+            (Err(problem), _) | (_, Err(problem)) => {
+                return AttemptResult::failed(started_at, 0, ErrorKind::Network, problem.clone());
+            }
+        };
+        let secret_refs: Vec<&Secret> = secrets.iter().collect();
+        let signature = signature_header(&secret_refs, msg_id, timestamp, payload.as_bytes());
+        let request_headers = recorded_headers(target, msg_id, timestamp, &signature);
+        let mut request = self
+            .client
+            .post(url.clone())
+            .timeout(target.timeout)
+            .header(CONTENT_TYPE, "application/json");
+        for (name, value) in &target.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .header("webhook-id", msg_id)
+            .header("webhook-timestamp", timestamp)
+            .header("webhook-signature", signature)
+            .body(payload);
+        let mut result = match request.send().await {
+            Err(err) => {
+                let (kind, message) = classify(&err);
+                AttemptResult::failed(started_at, 0, kind, message)
+            }
+            Ok(response) => self.read_answer(response, started_at).await,
+        };
+        result.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+        result.request_headers = request_headers;
+        result
+    }
+
+    async fn read_answer(
+        &self,
+        mut response: reqwest::Response,
+        started_at: Millis,
+    ) -> AttemptResult {
+        let status = response.status();
+        let retry_after = if matches!(status.as_u16(), 429 | 503) {
+            response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()))
+        } else {
+            None
+        };
+        let mut kept: Vec<u8> = Vec::new();
+        let mut total: u64 = 0;
+        let mut failure: Option<(ErrorKind, String)> = None;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    total += chunk.len() as u64;
+                    let room = KEPT_BODY_BYTES.saturating_sub(kept.len());
+                    kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                    if total > self.max_response_body {
+                        failure = Some((
+                            ErrorKind::TooLargeResponse,
+                            format!("answer body exceeds {} bytes", self.max_response_body),
+                        ));
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    failure = Some(classify(&err));
+                    break;
+                }
+            }
+        }
+        let failure = failure.or_else(|| {
+            (!status.is_success()).then(|| (ErrorKind::HttpStatus, status.to_string()))
+        });
+        AttemptResult {
+            started_at,
+            duration_ms: 0,
+            status: Some(status.as_u16()),
+            error_kind: failure.as_ref().map(|(kind, _)| *kind),
+            error_message: failure.map(|(_, message)| message),
+            request_headers: Vec::new(),
+            response_body: (!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned()),
+            retry_after,
+        }
+    }
+}
+
+impl AttemptResult {
+    fn failed(
+        started_at: Millis,
+        duration_ms: i64,
+        kind: ErrorKind,
+        message: String,
+    ) -> AttemptResult {
+        AttemptResult {
+            started_at,
+            duration_ms,
+            status: None,
+            error_kind: Some(kind),
+            error_message: Some(message),
+            request_headers: Vec::new(),
+            response_body: None,
+            retry_after: None,
+        }
+    }
+}
+
+/// The headers as kept in history: everything sent, but no usable signature.
+fn recorded_headers(
+    target: &PreparedTarget,
+    msg_id: &str,
+    timestamp: i64,
+    signature: &str,
+) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("user-agent".to_string(), USER_AGENT.to_string()),
+    ];
+    for (name, value) in &target.headers {
+        headers.push((
+            name.as_str().to_string(),
+            value.to_str().unwrap_or_default().to_string(),
+        ));
+    }
+    headers.push(("webhook-id".to_string(), msg_id.to_string()));
+    headers.push(("webhook-timestamp".to_string(), timestamp.to_string()));
+    headers.push(("webhook-signature".to_string(), mask_signature(signature)));
+    headers
+}
+
+/// `v1,abc… v1,def…` becomes `v1,**** v1,****`: the version tags stay visible.
+pub fn mask_signature(header: &str) -> String {
+    header
+        .split(' ')
+        .map(|sig| match sig.split_once(',') {
+            Some((version, _)) => format!("{version},****"),
+            None => "****".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Names a transport failure: timeout, DNS, TLS, connect, or another network error.
+fn classify(err: &reqwest::Error) -> (ErrorKind, String) {
+    let mut chain = Vec::new();
+    let mut tls = false;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        tls |= cause.is::<rustls::Error>();
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    let detail = chain.last().cloned().unwrap_or_else(|| err.to_string());
+    let joined = chain.join(": ").to_lowercase();
+    let kind = if err.is_timeout() {
+        ErrorKind::Timeout
+    } else if tls || joined.contains("certificate") || joined.contains("tls") {
+        ErrorKind::Tls
+    } else if joined.contains("dns error") || joined.contains("failed to lookup address") {
+        ErrorKind::Dns
+    } else if err.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Network
+    };
+    let message = if kind == ErrorKind::Timeout {
+        "no complete answer before the timeout".to_string()
+    } else {
+        detail.chars().take(300).collect()
+    };
+    (kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_masked_but_versions_stay() {
+        assert_eq!(mask_signature("v1,abc= v1,def="), "v1,**** v1,****");
+        assert_eq!(mask_signature("garbage"), "****");
+    }
+}

@@ -1,0 +1,516 @@
+//! The data hookline keeps: tenants, endpoints, subscriptions, events,
+//! deliveries, attempts, audit entries and dispatcher heartbeats, with their
+//! states and prefixed ULID ids. Plain data: no I/O here.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// Milliseconds since the Unix epoch: the one time representation in the
+/// database (it maps cleanly onto SQLite and Postgres `BIGINT`).
+pub type Millis = i64;
+
+/// The current wall-clock time in unix milliseconds.
+pub fn now_millis() -> Millis {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Formats unix milliseconds as RFC 3339 UTC (`2026-11-23T10:15:00.123Z`).
+pub fn format_rfc3339(ms: Millis) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Parses an RFC 3339 timestamp into unix milliseconds.
+pub fn parse_rfc3339(text: &str) -> Option<Millis> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// Re-indents JSON text for reading without re-serialising it: numbers,
+/// key order, duplicate keys and escapes stay exactly as published (a parsed
+/// and re-printed value would show `1.0e2` as `100.0`). Text that is not
+/// JSON comes back re-indented as far as its brackets allow.
+pub fn reindent_json(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() * 2);
+    let mut depth: usize = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = raw.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.peek().is_some_and(|n| n.is_whitespace()) {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    if let Some(close) = chars.next() {
+                        out.push(close);
+                    }
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What an id names; decides its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    Tenant,
+    Endpoint,
+    Subscription,
+    /// Events: the id is also the `webhook-id` header receivers deduplicate on.
+    Event,
+    Delivery,
+    Attempt,
+    Audit,
+    Dispatcher,
+}
+
+impl IdKind {
+    /// The prefix, including its underscore.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            IdKind::Tenant => "ten_",
+            IdKind::Endpoint => "ep_",
+            IdKind::Subscription => "sub_",
+            IdKind::Event => "msg_",
+            IdKind::Delivery => "dlv_",
+            IdKind::Attempt => "att_",
+            IdKind::Audit => "aud_",
+            IdKind::Dispatcher => "dsp_",
+        }
+    }
+
+    /// Which kind of id `text` looks like, judged by prefix and ULID shape.
+    pub fn of(text: &str) -> Option<IdKind> {
+        const ALL: [IdKind; 8] = [
+            IdKind::Tenant,
+            IdKind::Endpoint,
+            IdKind::Subscription,
+            IdKind::Event,
+            IdKind::Delivery,
+            IdKind::Attempt,
+            IdKind::Audit,
+            IdKind::Dispatcher,
+        ];
+        ALL.into_iter().find(|kind| {
+            text.strip_prefix(kind.prefix())
+                .is_some_and(|rest| ulid::Ulid::from_string(rest).is_ok())
+        })
+    }
+}
+
+/// A new sortable id: the kind's prefix and a ULID (time-ordered, so ids
+/// created later sort later, to the millisecond).
+pub fn new_id(kind: IdKind) -> String {
+    format!("{}{}", kind.prefix(), ulid::Ulid::generate())
+}
+
+/// A value could not be parsed from its database or command-line spelling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid {what} (expected one of: {expected})")]
+pub struct UnknownVariant {
+    /// The kind of value, e.g. "delivery state".
+    pub what: &'static str,
+    /// What was given.
+    pub value: String,
+    /// The accepted spellings, comma separated.
+    pub expected: &'static str,
+}
+
+/// Declares a string-backed enum with its canonical spellings, `Display`,
+/// `FromStr` and serde serialisation as that spelling.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The canonical spelling, as stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownVariant {
+                        what: $what,
+                        value: s.to_string(),
+                        expected: concat!($($text, " "),+),
+                    }),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// Where a delivery is in its life.
+    DeliveryState, "delivery state" {
+        /// Due now: never attempted in its current schedule, or manually retried.
+        Pending => "pending",
+        /// Leased by a dispatcher that is attempting it.
+        InFlight => "in_flight",
+        /// Failed at least once and waiting for its next retry.
+        Scheduled => "scheduled",
+        /// A 2xx answer was received.
+        Succeeded => "succeeded",
+        /// The retry schedule is exhausted.
+        Dead => "dead",
+        /// Its endpoint was deleted before it succeeded.
+        Cancelled => "cancelled",
+    }
+}
+
+impl DeliveryState {
+    /// States a manual retry may revive.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Dead | DeliveryState::Scheduled | DeliveryState::Succeeded
+        )
+    }
+}
+
+string_enum! {
+    /// Whether an endpoint receives deliveries.
+    EndpointState, "endpoint state" {
+        /// Deliveries flow.
+        Active => "active",
+        /// Held by an operator: deliveries wait, nothing is attempted or discarded.
+        Paused => "paused",
+        /// Held by the system (it answered 410 Gone); the reason is recorded.
+        Disabled => "disabled",
+    }
+}
+
+string_enum! {
+    /// Why an attempt failed; `None` on the attempt means it succeeded.
+    ErrorKind, "error kind" {
+        /// No complete answer within the endpoint's timeout.
+        Timeout => "timeout",
+        /// The TCP connection could not be made (refused, unreachable).
+        Connect => "connect",
+        /// The host name did not resolve.
+        Dns => "dns",
+        /// The TLS handshake failed (certificate, protocol).
+        Tls => "tls",
+        /// An answer other than 2xx.
+        HttpStatus => "http_status",
+        /// The answer's body was larger than `dispatch.max_response_body`.
+        TooLargeResponse => "too_large_response",
+        /// The connection broke mid-request or another transport error.
+        Network => "network",
+    }
+}
+
+string_enum! {
+    /// Which interface an operator used; recorded in the audit log.
+    Source, "source" {
+        Cli => "cli",
+        Console => "console",
+        Api => "api",
+        /// hookline itself, e.g. disabling an endpoint that answered 410 Gone.
+        System => "system",
+    }
+}
+
+/// One customer of the producer platform; owns endpoints and subscriptions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+/// A URL that receives a tenant's events, with its signing secrets and limits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub name: String,
+    pub url: String,
+    /// `whsec_…`; never printed unmasked unless asked for.
+    pub secret: String,
+    /// The secret before the last rotation, still signing until it expires.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<Millis>,
+    pub state: EndpointState,
+    /// Why the endpoint is paused or disabled.
+    pub state_reason: Option<String>,
+    pub state_changed_at: Option<Millis>,
+    /// Per-attempt timeout; `None` uses `dispatch.timeout`.
+    pub timeout_ms: Option<i64>,
+    /// Concurrent attempts cap; `None` uses `dispatch.max_in_flight_per_endpoint`.
+    pub max_in_flight: Option<i64>,
+    /// Extra headers sent with every attempt, in order.
+    pub headers: Vec<(String, String)>,
+    pub description: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// An endpoint's interest in topics matching a pattern.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscription {
+    pub id: String,
+    pub endpoint_id: String,
+    pub endpoint_name: String,
+    pub tenant_id: String,
+    pub pattern: String,
+    pub description: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// Something that happened, published for one tenant or broadcast to all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// `msg_…`, also the `webhook-id` header.
+    pub id: String,
+    /// `None` for a broadcast.
+    pub tenant_id: Option<String>,
+    pub topic: String,
+    /// Exactly the bytes published.
+    pub payload: String,
+    pub idempotency_key: Option<String>,
+    pub created_at: Millis,
+}
+
+/// One event on its way to one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub endpoint_name: String,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub topic: String,
+    pub state: DeliveryState,
+    /// Attempts made in the current schedule (a manual retry starts over).
+    pub attempts: i64,
+    /// When a pending or scheduled delivery is due.
+    pub next_attempt_at: Millis,
+    pub last_attempt_at: Option<Millis>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One HTTP try of a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub id: String,
+    pub delivery_id: String,
+    pub endpoint_id: String,
+    /// 1-based position in the schedule it belonged to.
+    pub attempt_number: i64,
+    pub started_at: Millis,
+    pub duration_ms: i64,
+    pub status_code: Option<i64>,
+    /// `None` when the attempt succeeded.
+    pub error_kind: Option<ErrorKind>,
+    pub error_message: Option<String>,
+    /// Headers sent, with the signature masked.
+    pub request_headers: Vec<(String, String)>,
+    /// The first bytes of the answer's body (lossy UTF-8).
+    pub response_body: Option<String>,
+    pub dispatcher_id: Option<String>,
+}
+
+impl Attempt {
+    /// Whether the endpoint answered 2xx.
+    pub fn succeeded(&self) -> bool {
+        self.error_kind.is_none()
+    }
+}
+
+/// Who did an operator action, from where, through which interface.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Actor {
+    /// OS user, or the API key's name.
+    pub name: String,
+    /// The SSH client address when the operator came in over SSH.
+    pub client_addr: Option<String>,
+    pub source: Source,
+}
+
+impl Actor {
+    /// The operator running this process: OS user and SSH client address.
+    pub fn from_environment(source: Source) -> Actor {
+        let name = ["USER", "LOGNAME"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_else(current_uid_name);
+        // SSH_CLIENT is "addr port localport"; SSH_CONNECTION starts the same way.
+        let client_addr = ["SSH_CLIENT", "SSH_CONNECTION"].iter().find_map(|var| {
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.split_whitespace().next().map(str::to_string))
+        });
+        Actor {
+            name,
+            client_addr,
+            source,
+        }
+    }
+}
+
+fn current_uid_name() -> String {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    format!("uid:{uid}")
+}
+
+/// One operator mutation, as written to the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: Millis,
+    pub actor: String,
+    pub client_addr: Option<String>,
+    pub source: Source,
+    /// Dotted verb, e.g. `endpoint.pause`, `delivery.retry`.
+    pub action: String,
+    /// The ids acted on (capped; `detail` holds the full count).
+    pub target_ids: Vec<String>,
+    /// Action-specific facts as JSON text (counts, changed fields, filters).
+    pub detail: String,
+}
+
+/// A running (or recently stopped) dispatcher's heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DispatcherInfo {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub version: String,
+    pub started_at: Millis,
+    pub last_seen_at: Millis,
+    pub stopped_at: Option<Millis>,
+    pub deliveries_per_sec: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_their_prefix_and_sort_by_time() {
+        let first = new_id(IdKind::Event);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_id(IdKind::Event);
+        assert!(first.starts_with("msg_"));
+        assert!(first < second);
+        assert_eq!(IdKind::of(&first), Some(IdKind::Event));
+        assert_eq!(IdKind::of("msg_nope"), None);
+        assert_eq!(
+            IdKind::of(&new_id(IdKind::Delivery)),
+            Some(IdKind::Delivery)
+        );
+    }
+
+    #[test]
+    fn states_round_trip_through_their_spelling() {
+        for state in DeliveryState::ALL {
+            assert_eq!(state.as_str().parse::<DeliveryState>(), Ok(*state));
+        }
+        let err = "done".parse::<DeliveryState>().unwrap_err();
+        assert!(err.to_string().contains("pending"), "{err}");
+    }
+
+    #[test]
+    fn reindenting_keeps_every_token() {
+        let raw = r#"{"b":1.0e2,"a":[1, {"x":"y, \"z\": {"}],"a":{}, "n": 123456789012345678901234567890}"#;
+        let pretty = reindent_json(raw);
+        assert!(pretty.contains("1.0e2"), "{pretty}");
+        assert!(
+            pretty.contains("123456789012345678901234567890"),
+            "{pretty}"
+        );
+        assert!(pretty.contains(r#""y, \"z\": {""#), "{pretty}");
+        assert!(pretty.contains("\"a\": {}"), "{pretty}");
+        let squeezed: String = pretty.split_whitespace().collect();
+        let original: String = raw.split_whitespace().collect();
+        assert_eq!(squeezed.replace(": ", ":"), original.replace(": ", ":"));
+        assert!(pretty.starts_with("{\n  \"b\": 1.0e2,\n"), "{pretty}");
+    }
+
+    #[test]
+    fn rfc3339_round_trips_milliseconds() {
+        let ms = 1_764_000_000_123;
+        let text = format_rfc3339(ms);
+        assert!(text.ends_with('Z'), "{text}");
+        assert_eq!(parse_rfc3339(&text), Some(ms));
+    }
+}

@@ -1,0 +1,379 @@
+//! Reading deliveries (filtered, keyset-paginated lists and details) and
+//! reviving them with manual and bulk retries.
+
+use serde_json::json;
+
+use super::audit::{AuditRecord, write_audit};
+use super::rows::{AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns};
+use super::{Cursor, Page, Result, Store, StoreError, db_now, json_list, on_db};
+use crate::model::{Actor, Attempt, Delivery, DeliveryState, Event};
+
+/// Which deliveries a listing shows; empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    /// Any of these states (empty: all).
+    pub states: Vec<DeliveryState>,
+    pub tenant_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    /// Exact topic.
+    pub topic: Option<String>,
+    pub event_id: Option<String>,
+    /// Created at or after (unix ms).
+    pub since: Option<i64>,
+    /// Created before (unix ms).
+    pub until: Option<i64>,
+}
+
+/// Which deliveries a bulk retry revives.
+#[derive(Debug, Clone)]
+pub struct RetryFilter {
+    pub endpoint_id: String,
+    /// States to revive: each must be retryable (dead, scheduled, succeeded).
+    pub states: Vec<DeliveryState>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// A delivery with its event and every attempt, oldest first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryDetail {
+    pub delivery: Delivery,
+    pub event: Event,
+    pub attempts: Vec<Attempt>,
+}
+
+/// What a retry by ids did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RetryReport {
+    pub retried: Vec<String>,
+    /// Ids not retried, each with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// A bind parameter of a query assembled from optional filters.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// A WHERE clause assembled from fixed fragments; values only ever travel
+/// as bind parameters, never inside the SQL text.
+#[derive(Default)]
+struct Conditions {
+    clauses: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Conditions {
+    fn push(&mut self, fragment: &str, param: Param) {
+        self.params.push(param);
+        let placeholder = format!("${}", self.params.len());
+        self.clauses.push(fragment.replace('?', &placeholder));
+    }
+
+    fn push_states(&mut self, states: &[DeliveryState]) {
+        if states.is_empty() {
+            return;
+        }
+        let mut placeholders = Vec::new();
+        for state in states {
+            self.params.push(Param::Text(state.as_str().to_string()));
+            placeholders.push(format!("${}", self.params.len()));
+        }
+        self.clauses
+            .push(format!("d.state IN ({})", placeholders.join(", ")));
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            "TRUE".to_string()
+        } else {
+            self.clauses.join(" AND ")
+        }
+    }
+}
+
+/// Binds [`Param`]s in order onto a sqlx query inside `on_db!`.
+macro_rules! bind_params {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                Param::Text(text) => query.bind(text.clone()),
+                Param::Int(value) => query.bind(*value),
+            };
+        }
+        query
+    }};
+}
+
+fn delivery_conditions(filter: &DeliveryFilter) -> Conditions {
+    let mut conditions = Conditions::default();
+    conditions.push_states(&filter.states);
+    if let Some(tenant_id) = &filter.tenant_id {
+        conditions.push("d.tenant_id = ?", Param::Text(tenant_id.clone()));
+    }
+    if let Some(endpoint_id) = &filter.endpoint_id {
+        conditions.push("d.endpoint_id = ?", Param::Text(endpoint_id.clone()));
+    }
+    if let Some(topic) = &filter.topic {
+        conditions.push("d.topic = ?", Param::Text(topic.clone()));
+    }
+    if let Some(event_id) = &filter.event_id {
+        conditions.push("d.event_id = ?", Param::Text(event_id.clone()));
+    }
+    if let Some(since) = filter.since {
+        conditions.push("d.created_at >= ?", Param::Int(since));
+    }
+    if let Some(until) = filter.until {
+        conditions.push("d.created_at < ?", Param::Int(until));
+    }
+    conditions
+}
+
+fn retry_conditions(filter: &RetryFilter) -> Conditions {
+    let mut conditions = Conditions::default();
+    conditions.push("d.endpoint_id = ?", Param::Text(filter.endpoint_id.clone()));
+    conditions.push_states(&filter.states);
+    if let Some(since) = filter.since {
+        conditions.push("d.created_at >= ?", Param::Int(since));
+    }
+    if let Some(until) = filter.until {
+        conditions.push("d.created_at < ?", Param::Int(until));
+    }
+    conditions
+}
+
+const EVENT_BY_ID: &str =
+    "SELECT id, tenant_id, topic, payload, idempotency_key, created_at FROM events WHERE id = $1";
+const DELIVERY_BY_ID: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id JOIN tenants t ON t.id = d.tenant_id
+      WHERE d.id = $1"
+);
+const ATTEMPTS_OF: &str =
+    "SELECT id, delivery_id, endpoint_id, attempt_number, started_at, duration_ms,
+    status_code, error_kind, error_message, request_headers, response_body, dispatcher_id
+    FROM attempts WHERE delivery_id = $1 ORDER BY started_at, id";
+
+impl Store {
+    /// One page of deliveries matching `filter`, newest first.
+    pub async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<Delivery>> {
+        let limit = limit.clamp(1, 10_000);
+        let mut conditions = delivery_conditions(filter);
+        if let Some(cursor) = after {
+            conditions.params.push(Param::Int(cursor.created_at));
+            conditions.params.push(Param::Text(cursor.id.clone()));
+            let n = conditions.params.len();
+            conditions
+                .clauses
+                .push(format!("(d.created_at, d.id) < (${}, ${n})", n - 1));
+        }
+        conditions.params.push(Param::Int(limit as i64));
+        let text = format!(
+            "SELECT {} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+             JOIN tenants t ON t.id = d.tenant_id
+             WHERE {} ORDER BY d.created_at DESC, d.id DESC LIMIT ${}",
+            delivery_columns!(),
+            conditions.sql(),
+            conditions.params.len()
+        );
+        let rows: Vec<DeliveryRow> = on_db!(self, |pools, sql| {
+            let query = sqlx::query_as(sqlx::AssertSqlSafe(text.clone()));
+            bind_params!(query, &conditions.params)
+                .fetch_all(&pools.read)
+                .await?
+        });
+        let items: Vec<Delivery> = convert_all(rows)?;
+        Ok(Page::from_rows(items, limit, |last| Cursor {
+            created_at: last.created_at,
+            id: last.id.clone(),
+        }))
+    }
+
+    /// A delivery with its event and attempts.
+    pub async fn get_delivery(&self, id: &str) -> Result<DeliveryDetail> {
+        let (delivery, attempts): (Option<DeliveryRow>, Vec<AttemptRow>) =
+            on_db!(self, |pools, sql| {
+                let delivery = sqlx::query_as(DELIVERY_BY_ID)
+                    .bind(id)
+                    .fetch_optional(&pools.read)
+                    .await?;
+                let attempts = sqlx::query_as(ATTEMPTS_OF)
+                    .bind(id)
+                    .fetch_all(&pools.read)
+                    .await?;
+                (delivery, attempts)
+            });
+        let delivery: Delivery = delivery
+            .ok_or_else(|| StoreError::not_found("delivery", id))?
+            .try_into()?;
+        let event = self.get_event(&delivery.event_id).await?;
+        Ok(DeliveryDetail {
+            delivery,
+            event,
+            attempts: convert_all(attempts)?,
+        })
+    }
+
+    /// An event by id (`msg_…`).
+    pub async fn get_event(&self, id: &str) -> Result<Event> {
+        let row: Option<EventRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(EVENT_BY_ID)
+                .bind(id)
+                .fetch_optional(&pools.read)
+                .await?
+        });
+        row.map(Event::from)
+            .ok_or_else(|| StoreError::not_found("event", id))
+    }
+
+    /// Starts a fresh schedule for each retryable delivery among `ids` (dead,
+    /// scheduled or succeeded, of a live endpoint): due after
+    /// `first_delay_ms`, attempt count back to zero, history kept.
+    pub async fn retry_deliveries(
+        &self,
+        ids: &[String],
+        first_delay_ms: i64,
+        actor: &Actor,
+    ) -> Result<RetryReport> {
+        let report = on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let list = json_list(ids);
+            let states: Vec<(String, String, Option<i64>)> = sqlx::query_as(sql.delivery_states)
+                .bind(&list)
+                .fetch_all(&mut *tx)
+                .await?;
+            let retried: Vec<String> = sqlx::query_scalar(sql.retry_ids)
+                .bind(&list)
+                .bind(now + first_delay_ms)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            let report = retry_report(ids, &states, retried);
+            if !report.retried.is_empty() {
+                write_audit!(
+                    &mut *tx,
+                    now,
+                    AuditRecord {
+                        actor,
+                        action: "delivery.retry",
+                        target_ids: report.retried.clone(),
+                        detail: json!({ "count": report.retried.len(), "skipped": report.skipped.len() }),
+                    }
+                )?;
+            }
+            tx.commit().await?;
+            report
+        });
+        if !report.retried.is_empty() {
+            self.note_change();
+        }
+        Ok(report)
+    }
+
+    /// Counts (with `dry_run`) or revives every delivery matching `filter`,
+    /// starting each on a fresh schedule. Returns how many.
+    pub async fn retry_matching(
+        &self,
+        filter: &RetryFilter,
+        dry_run: bool,
+        first_delay_ms: i64,
+        actor: &Actor,
+    ) -> Result<u64> {
+        let mut conditions = retry_conditions(filter);
+        let where_sql = conditions.sql();
+        if dry_run {
+            let text = format!(
+                "SELECT COUNT(*) FROM deliveries d
+                 JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL WHERE {where_sql}"
+            );
+            let count: i64 = on_db!(self, |pools, sql| {
+                let query = sqlx::query_scalar(sqlx::AssertSqlSafe(text.clone()));
+                bind_params!(query, &conditions.params)
+                    .fetch_one(&pools.read)
+                    .await?
+            });
+            return Ok(count.max(0) as u64);
+        }
+        conditions.params.push(Param::Int(0)); // due time, filled in below
+        conditions.params.push(Param::Int(0)); // now
+        let n = conditions.params.len();
+        let text = format!(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ${}, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = ${n}
+             WHERE id IN (SELECT d.id FROM deliveries d
+                 JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL WHERE {where_sql})",
+            n - 1
+        );
+        let count = on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            conditions.params[n - 2] = Param::Int(now + first_delay_ms);
+            conditions.params[n - 1] = Param::Int(now);
+            let query = sqlx::query(sqlx::AssertSqlSafe(text.clone()));
+            let count = bind_params!(query, &conditions.params)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if count > 0 {
+                write_audit!(
+                    &mut *tx,
+                    now,
+                    AuditRecord {
+                        actor,
+                        action: "delivery.retry_bulk",
+                        target_ids: vec![filter.endpoint_id.clone()],
+                        detail: json!({
+                            "count": count,
+                            "endpoint_id": filter.endpoint_id,
+                            "states": filter.states,
+                            "since": filter.since,
+                            "until": filter.until,
+                        }),
+                    }
+                )?;
+            }
+            tx.commit().await?;
+            count
+        });
+        if count > 0 {
+            self.note_change();
+        }
+        Ok(count)
+    }
+}
+
+/// Explains, for each requested id, whether it was retried and if not why.
+fn retry_report(
+    ids: &[String],
+    states: &[(String, String, Option<i64>)],
+    retried: Vec<String>,
+) -> RetryReport {
+    let mut skipped = Vec::new();
+    for id in ids {
+        if retried.contains(id) {
+            continue;
+        }
+        let reason = match states.iter().find(|(found, _, _)| found == id) {
+            None => "no such delivery".to_string(),
+            Some((_, _, Some(_deleted_at))) => "its endpoint was deleted".to_string(),
+            Some((_, state, None)) => match state.parse::<DeliveryState>() {
+                Ok(DeliveryState::Pending) => "already pending".to_string(),
+                Ok(DeliveryState::InFlight) => "being attempted right now".to_string(),
+                Ok(DeliveryState::Cancelled) => "cancelled (its endpoint was deleted)".to_string(),
+                Ok(other) => format!("state {other} changed concurrently"),
+                Err(err) => err.to_string(),
+            },
+        };
+        skipped.push((id.clone(), reason));
+    }
+    RetryReport { retried, skipped }
+}

@@ -1,0 +1,270 @@
+//! Where SQLite and Postgres SQL differ: how a write transaction begins,
+//! whose clock is "now", and how a set travels as one JSON parameter
+//! (`json_each` on SQLite, `json_array_elements` on Postgres). Every other
+//! statement is shared text in the module that uses it.
+//!
+//! Each statement here is written once in the `statements!` template and
+//! instantiated per backend, so the two spellings cannot drift apart.
+
+/// The statements that differ between backends.
+pub(crate) struct Dialect {
+    /// Starts a write transaction: SQLite takes the write lock up front
+    /// (`IMMEDIATE`) so a transaction never fails half-way on a lock upgrade.
+    pub begin_write: &'static str,
+    /// Reads the database clock in unix ms; `None` means "use this host's clock".
+    pub now: Option<&'static str>,
+    /// Serialises concurrent migrations (SQLite's write lock already does).
+    pub migration_lock: Option<&'static str>,
+    /// Counts `schema_migrations` tables (0 or 1).
+    pub migrations_table_exists: &'static str,
+    /// Locks the listed endpoints for a claim, skipping those another
+    /// dispatcher holds; `None` where a single writer makes it unnecessary.
+    pub lock_endpoints: Option<&'static str>,
+    /// Publish: inserts the JSON list `$1` of `{id, endpoint_id, tenant_id}`
+    /// as pending deliveries of event `$2` with topic `$3`, created at `$4`, due at `$5`.
+    pub insert_deliveries: &'static str,
+    /// Claim: leases up to `$5` due deliveries of endpoint `$4` to owner `$1`
+    /// until `$2`; `$3` is now.
+    pub claim_endpoint: &'static str,
+    /// Claim: `(id, payload)` of the events in JSON list `$1`.
+    pub event_payloads: &'static str,
+    /// Claim: how to reach the endpoints in JSON list `$1`.
+    pub endpoint_targets: &'static str,
+    /// Outcomes: inserts the attempts in JSON rows `$1`.
+    pub insert_attempts: &'static str,
+    /// Outcomes: applies JSON rows `$1` to deliveries still leased by `$3`; `$2` is now.
+    pub apply_outcomes: &'static str,
+    /// Outcomes: folds JSON rows `$1` into `endpoint_stats`.
+    pub upsert_endpoint_stats: &'static str,
+    /// Outcomes: adds JSON rows `$1` to the per-minute `endpoint_health` rollups.
+    pub upsert_health: &'static str,
+    /// Shutdown: releases owner `$1`'s leases on JSON list `$3`; `$2` is now.
+    pub release_leases: &'static str,
+    /// Retry: `(id, state, endpoint deleted_at)` of deliveries in JSON list `$1`.
+    pub delivery_states: &'static str,
+    /// Retry: revives retryable deliveries in JSON list `$1`, due at `$2`; `$3`
+    /// is now. Returns the ids revived.
+    pub retry_ids: &'static str,
+}
+
+/// `(SELECT value FROM <the JSON array parameter $n>)`, as a list of text.
+macro_rules! json_list {
+    (sqlite, $n:literal) => {
+        concat!("(SELECT value FROM json_each($", $n, "))")
+    };
+    (postgres, $n:literal) => {
+        concat!(
+            "(SELECT value FROM json_array_elements_text($",
+            $n,
+            "::json) AS l(value))"
+        )
+    };
+}
+
+/// A FROM source yielding one JSON object per row in column `value`.
+macro_rules! json_rows {
+    (sqlite, $n:literal) => {
+        concat!("json_each($", $n, ")")
+    };
+    (postgres, $n:literal) => {
+        concat!("json_array_elements($", $n, "::json) AS r(value)")
+    };
+}
+
+/// `FOR UPDATE SKIP LOCKED` where the database has row locks.
+macro_rules! skip_locked {
+    (sqlite) => {
+        ""
+    };
+    (postgres) => {
+        " FOR UPDATE SKIP LOCKED"
+    };
+}
+
+/// The larger of two values: SQLite's scalar MAX, Postgres's GREATEST.
+macro_rules! greatest {
+    (sqlite) => {
+        "MAX"
+    };
+    (postgres) => {
+        "GREATEST"
+    };
+}
+
+/// The JSON-driven statements, spelled for dialect `$d` (`sqlite` | `postgres`).
+macro_rules! statements {
+    ($d:ident, begin: $begin:literal, now: $now:expr, migration_lock: $lock:expr,
+     migrations_table_exists: $exists:literal, lock_endpoints: $lock_endpoints:expr) => {
+        Dialect {
+            begin_write: $begin,
+            now: $now,
+            migration_lock: $lock,
+            migrations_table_exists: $exists,
+            lock_endpoints: $lock_endpoints,
+            insert_deliveries: concat!(
+                "INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, topic, state, attempts,
+                     next_attempt_at, created_at, updated_at)
+                 SELECT value->>'id', $2, value->>'endpoint_id', value->>'tenant_id', $3, 'pending', 0,
+                     $5, $4, $4
+                 FROM ",
+                json_rows!($d, "1")
+            ),
+            claim_endpoint: concat!(
+                "UPDATE deliveries SET state = 'in_flight', lease_owner = $1, lease_expires_at = $2,
+                     updated_at = $3
+                 WHERE id IN (SELECT id FROM deliveries
+                     WHERE endpoint_id = $4 AND state IN ('pending', 'scheduled')
+                       AND next_attempt_at <= $3
+                     ORDER BY next_attempt_at LIMIT $5",
+                skip_locked!($d),
+                ")
+                 RETURNING id, event_id, endpoint_id, attempts, topic"
+            ),
+            event_payloads: concat!(
+                "SELECT id, payload FROM events WHERE id IN ",
+                json_list!($d, "1")
+            ),
+            endpoint_targets: concat!(
+                "SELECT id, url, secret, previous_secret, previous_secret_expires_at, timeout_ms, headers
+                 FROM endpoints WHERE id IN ",
+                json_list!($d, "1")
+            ),
+            insert_attempts: concat!(
+                "INSERT INTO attempts (id, delivery_id, endpoint_id, attempt_number, started_at,
+                     duration_ms, status_code, error_kind, error_message, request_headers,
+                     response_body, dispatcher_id)
+                 SELECT value->>'id', value->>'delivery_id', value->>'endpoint_id',
+                     CAST(value->>'attempt_number' AS BIGINT), CAST(value->>'started_at' AS BIGINT),
+                     CAST(value->>'duration_ms' AS BIGINT), CAST(value->>'status_code' AS BIGINT),
+                     value->>'error_kind', value->>'error_message', value->>'request_headers',
+                     value->>'response_body', value->>'dispatcher_id'
+                 FROM ",
+                json_rows!($d, "1")
+            ),
+            apply_outcomes: concat!(
+                "UPDATE deliveries SET
+                     state = o.state,
+                     attempts = o.attempt_number,
+                     next_attempt_at = CASE WHEN o.state = 'scheduled' THEN $2 + o.retry_in
+                                            ELSE deliveries.next_attempt_at END,
+                     lease_owner = NULL, lease_expires_at = NULL,
+                     last_attempt_at = o.started_at, last_status = o.status_code,
+                     last_error = o.error, updated_at = $2
+                 FROM (SELECT value->>'delivery_id' AS id, value->>'state' AS state,
+                           CAST(value->>'attempt_number' AS BIGINT) AS attempt_number,
+                           CAST(value->>'retry_in' AS BIGINT) AS retry_in,
+                           CAST(value->>'started_at' AS BIGINT) AS started_at,
+                           CAST(value->>'status_code' AS BIGINT) AS status_code,
+                           value->>'error' AS error
+                       FROM ",
+                json_rows!($d, "1"),
+                ") AS o
+                 WHERE deliveries.id = o.id AND deliveries.state = 'in_flight'
+                   AND deliveries.lease_owner = $3"
+            ),
+            upsert_endpoint_stats: concat!(
+                "INSERT INTO endpoint_stats (endpoint_id, consecutive_failures, last_attempt_at,
+                     last_success_at, last_failure_at, last_status, last_error)
+                 SELECT value->>'endpoint_id', CAST(value->>'failures' AS BIGINT),
+                     CAST(value->>'last_attempt_at' AS BIGINT), CAST(value->>'last_success_at' AS BIGINT),
+                     CAST(value->>'last_failure_at' AS BIGINT), CAST(value->>'last_status' AS BIGINT),
+                     value->>'last_error'
+                 FROM ",
+                json_rows!($d, "1"),
+                " WHERE TRUE
+                 ON CONFLICT (endpoint_id) DO UPDATE SET
+                     consecutive_failures = CASE WHEN excluded.last_success_at IS NOT NULL
+                         THEN excluded.consecutive_failures
+                         ELSE endpoint_stats.consecutive_failures + excluded.consecutive_failures END,
+                     last_attempt_at = ",
+                greatest!($d),
+                "(COALESCE(endpoint_stats.last_attempt_at, 0), excluded.last_attempt_at),
+                     last_success_at = COALESCE(excluded.last_success_at, endpoint_stats.last_success_at),
+                     last_failure_at = COALESCE(excluded.last_failure_at, endpoint_stats.last_failure_at),
+                     last_status = excluded.last_status,
+                     last_error = COALESCE(excluded.last_error, endpoint_stats.last_error)"
+            ),
+            upsert_health: concat!(
+                "INSERT INTO endpoint_health (endpoint_id, minute, succeeded, status_4xx, status_5xx,
+                     timeout, network, other, latency_sum_ms,
+                     b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11)
+                 SELECT value->>'endpoint_id', CAST(value->>'minute' AS BIGINT),
+                     CAST(value->>'succeeded' AS BIGINT), CAST(value->>'status_4xx' AS BIGINT),
+                     CAST(value->>'status_5xx' AS BIGINT), CAST(value->>'timeout' AS BIGINT),
+                     CAST(value->>'network' AS BIGINT), CAST(value->>'other' AS BIGINT),
+                     CAST(value->>'latency_sum_ms' AS BIGINT),
+                     CAST(value->'buckets'->>0 AS BIGINT), CAST(value->'buckets'->>1 AS BIGINT),
+                     CAST(value->'buckets'->>2 AS BIGINT), CAST(value->'buckets'->>3 AS BIGINT),
+                     CAST(value->'buckets'->>4 AS BIGINT), CAST(value->'buckets'->>5 AS BIGINT),
+                     CAST(value->'buckets'->>6 AS BIGINT), CAST(value->'buckets'->>7 AS BIGINT),
+                     CAST(value->'buckets'->>8 AS BIGINT), CAST(value->'buckets'->>9 AS BIGINT),
+                     CAST(value->'buckets'->>10 AS BIGINT), CAST(value->'buckets'->>11 AS BIGINT)
+                 FROM ",
+                json_rows!($d, "1"),
+                " WHERE TRUE
+                 ON CONFLICT (endpoint_id, minute) DO UPDATE SET
+                     succeeded = endpoint_health.succeeded + excluded.succeeded,
+                     status_4xx = endpoint_health.status_4xx + excluded.status_4xx,
+                     status_5xx = endpoint_health.status_5xx + excluded.status_5xx,
+                     timeout = endpoint_health.timeout + excluded.timeout,
+                     network = endpoint_health.network + excluded.network,
+                     other = endpoint_health.other + excluded.other,
+                     latency_sum_ms = endpoint_health.latency_sum_ms + excluded.latency_sum_ms,
+                     b0 = endpoint_health.b0 + excluded.b0, b1 = endpoint_health.b1 + excluded.b1,
+                     b2 = endpoint_health.b2 + excluded.b2, b3 = endpoint_health.b3 + excluded.b3,
+                     b4 = endpoint_health.b4 + excluded.b4, b5 = endpoint_health.b5 + excluded.b5,
+                     b6 = endpoint_health.b6 + excluded.b6, b7 = endpoint_health.b7 + excluded.b7,
+                     b8 = endpoint_health.b8 + excluded.b8, b9 = endpoint_health.b9 + excluded.b9,
+                     b10 = endpoint_health.b10 + excluded.b10, b11 = endpoint_health.b11 + excluded.b11"
+            ),
+            release_leases: concat!(
+                "UPDATE deliveries
+                 SET state = CASE WHEN attempts = 0 THEN 'pending' ELSE 'scheduled' END,
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+                 WHERE lease_owner = $1 AND state = 'in_flight' AND id IN ",
+                json_list!($d, "3")
+            ),
+            delivery_states: concat!(
+                "SELECT d.id, d.state, e.deleted_at FROM deliveries d
+                 JOIN endpoints e ON e.id = d.endpoint_id WHERE d.id IN ",
+                json_list!($d, "1")
+            ),
+            retry_ids: concat!(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $2,
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+                 WHERE id IN ",
+                json_list!($d, "1"),
+                " AND state IN ('dead', 'scheduled', 'succeeded')
+                   AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)
+                 RETURNING id"
+            ),
+        }
+    };
+}
+
+/// SQLite: one writer at a time, this host's clock.
+pub(crate) const SQLITE: Dialect = statements!(
+    sqlite,
+    begin: "BEGIN IMMEDIATE",
+    now: None,
+    migration_lock: None,
+    migrations_table_exists:
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    lock_endpoints: None
+);
+
+/// Postgres: row locks, the server's clock.
+pub(crate) const POSTGRES: Dialect = statements!(
+    postgres,
+    begin: "BEGIN",
+    now: Some("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"),
+    // An arbitrary constant key: "hookline migrations".
+    migration_lock: Some("SELECT pg_advisory_xact_lock(7204186375)"),
+    migrations_table_exists: "SELECT COUNT(*) FROM information_schema.tables
+        WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
+    lock_endpoints: Some(concat!(
+        "SELECT id FROM endpoints WHERE id IN ",
+        json_list!(postgres, "1"),
+        " FOR UPDATE SKIP LOCKED"
+    ))
+);

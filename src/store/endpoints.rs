@@ -1,0 +1,461 @@
+//! Endpoints: where a tenant's events are POSTed, with secrets, limits and state.
+
+use serde_json::json;
+
+use super::audit::{AuditRecord, write_audit};
+use super::rows::{EndpointRow, convert_all, endpoint_columns};
+use super::tenants::is_unique_violation;
+use super::{Result, Store, StoreError, TenantScope, db_now, on_db};
+use crate::model::{Actor, Endpoint, EndpointState, IdKind, new_id};
+
+/// A validated endpoint to create.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub tenant_id: String,
+    pub name: String,
+    pub url: String,
+    pub secret: String,
+    pub timeout_ms: Option<i64>,
+    pub max_in_flight: Option<i64>,
+    pub headers: Vec<(String, String)>,
+    pub description: Option<String>,
+}
+
+/// Validated changes to an endpoint; `None` leaves a field as it is, and for
+/// optional fields `Some(None)` clears it back to the default.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPatch {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub timeout_ms: Option<Option<i64>>,
+    pub max_in_flight: Option<Option<i64>>,
+    pub headers: Option<Vec<(String, String)>>,
+    pub description: Option<Option<String>>,
+}
+
+impl EndpointPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.url.is_none()
+            && self.timeout_ms.is_none()
+            && self.max_in_flight.is_none()
+            && self.headers.is_none()
+            && self.description.is_none()
+    }
+}
+
+const BY_ID: &str = concat!(
+    "SELECT ",
+    endpoint_columns!(),
+    " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id WHERE e.deleted_at IS NULL AND e.id = $1"
+);
+const BY_NAME: &str = concat!(
+    "SELECT ",
+    endpoint_columns!(),
+    " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
+      WHERE e.deleted_at IS NULL AND e.name = $1 ORDER BY t.name"
+);
+const BY_TENANT_AND_NAME: &str = concat!(
+    "SELECT ",
+    endpoint_columns!(),
+    " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
+      WHERE e.deleted_at IS NULL AND e.name = $1 AND (t.id = $2 OR t.name = $2)"
+);
+const LIST_ALL: &str = concat!(
+    "SELECT ",
+    endpoint_columns!(),
+    " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
+      WHERE e.deleted_at IS NULL ORDER BY t.name, e.name"
+);
+const LIST_TENANT: &str = concat!(
+    "SELECT ",
+    endpoint_columns!(),
+    " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
+      WHERE e.deleted_at IS NULL AND e.tenant_id = $1 ORDER BY t.name, e.name"
+);
+const INSERT: &str = "INSERT INTO endpoints
+    (id, tenant_id, name, url, secret, state, timeout_ms, max_in_flight, headers, description, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $10, $10)";
+const INSERT_STATS: &str = "INSERT INTO endpoint_stats (endpoint_id) VALUES ($1)";
+const UPDATE: &str =
+    "UPDATE endpoints SET name = $2, url = $3, timeout_ms = $4, max_in_flight = $5,
+    headers = $6, description = $7, updated_at = $8 WHERE id = $1 AND deleted_at IS NULL";
+const SET_STATE: &str = "UPDATE endpoints SET state = $2, state_reason = $3, state_changed_at = $4,
+    updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
+const ROTATE: &str =
+    "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = $3,
+    secret = $2, updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
+pub(crate) const SOFT_DELETE: &str =
+    "UPDATE endpoints SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+pub(crate) const DELETE_SUBSCRIPTIONS: &str = "DELETE FROM subscriptions WHERE endpoint_id = $1";
+pub(crate) const CANCEL_DELIVERIES: &str = "UPDATE deliveries
+    SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+    WHERE endpoint_id = $1 AND state IN ('pending', 'scheduled', 'in_flight')";
+
+/// Soft-deletes an endpoint inside the caller's transaction: its
+/// subscriptions go, its unfinished deliveries are cancelled. Evaluates to
+/// the number of deliveries cancelled.
+macro_rules! remove_endpoint {
+    ($sql:expr, $conn:expr, $endpoint_id:expr, $now:expr) => {{
+        sqlx::query($crate::store::endpoints::SOFT_DELETE)
+            .bind($endpoint_id)
+            .bind($now)
+            .execute(&mut *$conn)
+            .await?;
+        sqlx::query($crate::store::endpoints::DELETE_SUBSCRIPTIONS)
+            .bind($endpoint_id)
+            .execute(&mut *$conn)
+            .await?;
+        sqlx::query($crate::store::endpoints::CANCEL_DELIVERIES)
+            .bind($endpoint_id)
+            .bind($now)
+            .execute(&mut *$conn)
+            .await?
+            .rows_affected()
+    }};
+}
+pub(crate) use remove_endpoint;
+
+/// Encodes endpoint headers as stored: a JSON array of `[name, value]` pairs.
+fn headers_json(headers: &[(String, String)]) -> String {
+    serde_json::to_string(headers).unwrap_or_else(|_| "[]".to_string()) // ok: strings always serialise
+}
+
+fn duplicate_name(name: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "the tenant already has an endpoint named {name:?}; endpoint names are unique per tenant"
+    ))
+}
+
+impl Store {
+    /// Creates an endpoint; names are unique per tenant.
+    pub async fn create_endpoint(&self, new: &NewEndpoint, actor: &Actor) -> Result<Endpoint> {
+        let id = new_id(IdKind::Endpoint);
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let inserted = sqlx::query(INSERT)
+                .bind(&id)
+                .bind(&new.tenant_id)
+                .bind(&new.name)
+                .bind(&new.url)
+                .bind(&new.secret)
+                .bind(new.timeout_ms)
+                .bind(new.max_in_flight)
+                .bind(headers_json(&new.headers))
+                .bind(&new.description)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Err(err) if is_unique_violation(&err) => return Err(duplicate_name(&new.name)),
+                other => other?,
+            };
+            sqlx::query(INSERT_STATS)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            write_audit!(
+                &mut *tx,
+                now,
+                AuditRecord {
+                    actor,
+                    action: "endpoint.create",
+                    target_ids: vec![id.clone()],
+                    detail: json!({ "tenant_id": new.tenant_id, "name": new.name, "url": new.url }),
+                }
+            )?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.get_endpoint(&id).await
+    }
+
+    /// A live endpoint by id.
+    pub async fn get_endpoint(&self, id: &str) -> Result<Endpoint> {
+        let row: Option<EndpointRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(BY_ID)
+                .bind(id)
+                .fetch_optional(&pools.read)
+                .await?
+        });
+        row.ok_or_else(|| StoreError::not_found("endpoint", id))?
+            .try_into()
+    }
+
+    /// A live endpoint by id (`ep_…`), `tenant/name`, or a name that is
+    /// unique across tenants (or within `tenant` when given).
+    pub async fn find_endpoint(&self, key: &str, tenant: TenantScope<'_>) -> Result<Endpoint> {
+        if key.starts_with(IdKind::Endpoint.prefix()) {
+            return self.get_endpoint(key).await;
+        }
+        let (tenant, name) = match key.split_once('/') {
+            Some((tenant, name)) => (Some(tenant), name),
+            None => (tenant, key),
+        };
+        let rows: Vec<EndpointRow> = on_db!(self, |pools, sql| {
+            match tenant {
+                Some(tenant) => {
+                    sqlx::query_as(BY_TENANT_AND_NAME)
+                        .bind(name)
+                        .bind(tenant)
+                        .fetch_all(&pools.read)
+                        .await?
+                }
+                None => {
+                    sqlx::query_as(BY_NAME)
+                        .bind(name)
+                        .fetch_all(&pools.read)
+                        .await?
+                }
+            }
+        });
+        let mut found: Vec<Endpoint> = convert_all(rows)?;
+        match found.len() {
+            0 => Err(StoreError::not_found("endpoint", key)),
+            1 => Ok(found.remove(0)),
+            _ => {
+                let tenants: Vec<&str> = found.iter().map(|e| e.tenant_name.as_str()).collect();
+                Err(StoreError::Conflict(format!(
+                    "endpoint name {name:?} is ambiguous: tenants {} each have one; use the id or TENANT/{name}",
+                    tenants.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// Live endpoints, by tenant and name.
+    pub async fn list_endpoints(&self, tenant: TenantScope<'_>) -> Result<Vec<Endpoint>> {
+        let rows: Vec<EndpointRow> = on_db!(self, |pools, sql| {
+            match tenant {
+                Some(tenant_id) => {
+                    sqlx::query_as(LIST_TENANT)
+                        .bind(tenant_id)
+                        .fetch_all(&pools.read)
+                        .await?
+                }
+                None => sqlx::query_as(LIST_ALL).fetch_all(&pools.read).await?,
+            }
+        });
+        convert_all(rows)
+    }
+
+    /// Applies a patch; returns the endpoint as it now is.
+    pub async fn update_endpoint(
+        &self,
+        id: &str,
+        patch: &EndpointPatch,
+        actor: &Actor,
+    ) -> Result<Endpoint> {
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let row: Option<EndpointRow> = sqlx::query_as(BY_ID)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let before: Endpoint = row
+                .ok_or_else(|| StoreError::not_found("endpoint", id))?
+                .try_into()?;
+            let after = apply_patch(&before, patch);
+            let updated = sqlx::query(UPDATE)
+                .bind(id)
+                .bind(&after.name)
+                .bind(&after.url)
+                .bind(after.timeout_ms)
+                .bind(after.max_in_flight)
+                .bind(headers_json(&after.headers))
+                .bind(&after.description)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match updated {
+                Err(err) if is_unique_violation(&err) => return Err(duplicate_name(&after.name)),
+                other => other?,
+            };
+            write_audit!(
+                &mut *tx,
+                now,
+                AuditRecord {
+                    actor,
+                    action: "endpoint.update",
+                    target_ids: vec![id.to_string()],
+                    detail: patch_detail(&before, &after),
+                }
+            )?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.get_endpoint(id).await
+    }
+
+    /// Sets an endpoint's state (pause, resume, disable) and returns the
+    /// endpoint with the state it had before; setting the state it already
+    /// has writes nothing.
+    pub async fn set_endpoint_state(
+        &self,
+        id: &str,
+        state: EndpointState,
+        reason: Option<&str>,
+        actor: &Actor,
+    ) -> Result<(Endpoint, EndpointState)> {
+        let before = on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let row: Option<EndpointRow> = sqlx::query_as(BY_ID)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let before: Endpoint = row
+                .ok_or_else(|| StoreError::not_found("endpoint", id))?
+                .try_into()?;
+            if before.state == state {
+                return Ok((before.clone(), before.state));
+            }
+            sqlx::query(SET_STATE)
+                .bind(id)
+                .bind(state.as_str())
+                .bind(reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let action = match state {
+                EndpointState::Active => "endpoint.resume",
+                EndpointState::Paused => "endpoint.pause",
+                EndpointState::Disabled => "endpoint.disable",
+            };
+            write_audit!(
+                &mut *tx,
+                now,
+                AuditRecord {
+                    actor,
+                    action,
+                    target_ids: vec![id.to_string()],
+                    detail: json!({ "from": before.state, "to": state, "reason": reason }),
+                }
+            )?;
+            tx.commit().await?;
+            Ok::<EndpointState, StoreError>(before.state)
+        })?;
+        Ok((self.get_endpoint(id).await?, before))
+    }
+
+    /// Replaces the signing secret; the old one keeps signing until `grace_ms` from now.
+    pub async fn rotate_secret(
+        &self,
+        id: &str,
+        new_secret: &str,
+        grace_ms: i64,
+        actor: &Actor,
+    ) -> Result<Endpoint> {
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let rotated = sqlx::query(ROTATE)
+                .bind(id)
+                .bind(new_secret)
+                .bind(now.saturating_add(grace_ms))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if rotated.rows_affected() == 0 {
+                return Err(StoreError::not_found("endpoint", id));
+            }
+            write_audit!(
+                &mut *tx,
+                now,
+                AuditRecord {
+                    actor,
+                    action: "endpoint.rotate_secret",
+                    target_ids: vec![id.to_string()],
+                    detail: json!({ "previous_secret_valid_for_ms": grace_ms }),
+                }
+            )?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.get_endpoint(id).await
+    }
+
+    /// Deletes an endpoint and its subscriptions; its unfinished deliveries
+    /// are cancelled (their history stays). Returns how many were cancelled.
+    pub async fn delete_endpoint(&self, id: &str, actor: &Actor) -> Result<u64> {
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let exists: Option<EndpointRow> = sqlx::query_as(BY_ID)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let endpoint: Endpoint = exists
+                .ok_or_else(|| StoreError::not_found("endpoint", id))?
+                .try_into()?;
+            let cancelled = remove_endpoint!(sql, &mut *tx, id, now);
+            write_audit!(
+                &mut *tx,
+                now,
+                AuditRecord {
+                    actor,
+                    action: "endpoint.delete",
+                    target_ids: vec![id.to_string()],
+                    detail: json!({ "name": endpoint.name, "tenant_id": endpoint.tenant_id, "cancelled_deliveries": cancelled }),
+                }
+            )?;
+            tx.commit().await?;
+            Ok(cancelled)
+        })
+    }
+}
+
+fn apply_patch(before: &Endpoint, patch: &EndpointPatch) -> Endpoint {
+    let mut after = before.clone();
+    if let Some(name) = &patch.name {
+        after.name = name.clone();
+    }
+    if let Some(url) = &patch.url {
+        after.url = url.clone();
+    }
+    if let Some(timeout_ms) = patch.timeout_ms {
+        after.timeout_ms = timeout_ms;
+    }
+    if let Some(max_in_flight) = patch.max_in_flight {
+        after.max_in_flight = max_in_flight;
+    }
+    if let Some(headers) = &patch.headers {
+        after.headers = headers.clone();
+    }
+    if let Some(description) = &patch.description {
+        after.description = description.clone();
+    }
+    after
+}
+
+/// The changed fields as `{field: {from, to}}` for the audit log.
+fn patch_detail(before: &Endpoint, after: &Endpoint) -> serde_json::Value {
+    let mut changes = serde_json::Map::new();
+    let mut note = |field: &str, from: serde_json::Value, to: serde_json::Value| {
+        if from != to {
+            changes.insert(field.to_string(), json!({ "from": from, "to": to }));
+        }
+    };
+    note("name", json!(before.name), json!(after.name));
+    note("url", json!(before.url), json!(after.url));
+    note(
+        "timeout_ms",
+        json!(before.timeout_ms),
+        json!(after.timeout_ms),
+    );
+    note(
+        "max_in_flight",
+        json!(before.max_in_flight),
+        json!(after.max_in_flight),
+    );
+    note("headers", json!(before.headers), json!(after.headers));
+    note(
+        "description",
+        json!(before.description),
+        json!(after.description),
+    );
+    serde_json::Value::Object(changes)
+}

@@ -1,0 +1,299 @@
+//! The delivery database: the only code in hookline that speaks SQL.
+//!
+//! [`Store`] offers coarse operations (publish, claim, record outcomes,
+//! retry, pause, list pages, health…); each runs as one transaction that
+//! includes its audit row. Two backends sit behind it: SQLite (the embedded
+//! default, WAL, one writer connection per process, `BEGIN IMMEDIATE`) and
+//! Postgres (scale-out). Each operation is written once and compiled for both
+//! by the `on_db!` macro; where the SQL dialects differ, the statement comes
+//! from the backend's [`dialect::Dialect`].
+
+mod audit;
+mod changes;
+mod deliveries;
+mod dialect;
+mod dispatchers;
+mod endpoints;
+mod migrate;
+mod postgres;
+mod publish;
+mod queue;
+mod rows;
+mod sqlite;
+mod subscriptions;
+mod tenants;
+
+use std::fmt;
+
+use sqlx::{Pool, Postgres, Sqlite};
+
+pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
+pub use endpoints::{EndpointPatch, NewEndpoint};
+pub use publish::{NewEvent, Published};
+pub use queue::{
+    ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,
+    RecordSummary,
+};
+pub use subscriptions::{NewSubscription, SubscriptionPatch};
+
+/// How [`Store::open`] treats a database that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the database if needed and bring its schema up to date
+    /// (`migrate`, `serve`, `dispatch`, `demo`).
+    CreateAndMigrate,
+    /// Refuse a database that does not exist or is not migrated (every other
+    /// command: a typo in `--db` must not silently create an empty database).
+    Existing,
+}
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement, or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An id or name that matches nothing.
+    #[error("{kind} not found: {key}")]
+    NotFound { kind: &'static str, key: String },
+    /// The change contradicts existing data (a duplicate name, a wrong state).
+    #[error("{0}")]
+    Conflict(String),
+    /// A command that must not create a database was pointed at none.
+    #[error(
+        "no hookline database at {location}: create it with `hookline migrate --db {url}`, or pass the right --db"
+    )]
+    Missing { location: String, url: String },
+    /// The database exists but its schema is older than this hookline's.
+    #[error(
+        "the database at {location} is not migrated (schema version {found}, this hookline needs {needed}): run `hookline migrate`"
+    )]
+    NotMigrated {
+        location: String,
+        found: i64,
+        needed: i64,
+    },
+    /// The database was migrated by a newer hookline.
+    #[error(
+        "the database at {location} has schema version {found}, newer than this hookline understands ({needed}): upgrade hookline"
+    )]
+    TooNew {
+        location: String,
+        found: i64,
+        needed: i64,
+    },
+    /// The URL names no supported database.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    BadUrl(String),
+    /// A row holds a value hookline cannot have written.
+    #[error("unexpected value in {table}.{column}: {reason}")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        reason: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn not_found(kind: &'static str, key: impl Into<String>) -> StoreError {
+        StoreError::NotFound {
+            kind,
+            key: key.into(),
+        }
+    }
+
+    /// Whether the database itself failed (as opposed to the request being wrong);
+    /// such errors are worth retrying later.
+    pub fn is_database(&self) -> bool {
+        matches!(self, StoreError::Database(_))
+    }
+}
+
+/// Result of a store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A writer and a reader pool; on Postgres both are the same pool. On SQLite
+/// the writer has one connection, so a process's writes queue in memory
+/// instead of spinning on the file lock.
+pub(crate) struct Pools<DB: sqlx::Database> {
+    pub write: Pool<DB>,
+    pub read: Pool<DB>,
+}
+
+pub(crate) enum Db {
+    Sqlite(Pools<Sqlite>),
+    Postgres(Pools<Postgres>),
+}
+
+/// Handle on the delivery database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: std::sync::Arc<Db>,
+    location: std::sync::Arc<str>,
+    /// Moves on every change that may create due work (see `changes.rs`).
+    changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    watcher_started: std::sync::Arc<std::sync::Once>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// Runs `$body` with `$pools` bound to the backend's [`Pools`] and `$sql` to
+/// its [`dialect::Dialect`]: the body is written once and compiled for both
+/// databases, which keeps the two backends from drifting apart.
+macro_rules! on_db {
+    ($store:expr, |$pools:ident, $sql:ident| $body:expr) => {
+        match &*$store.db {
+            $crate::store::Db::Sqlite(pools) => {
+                #[allow(unused_variables)]
+                let $pools = pools;
+                #[allow(unused_variables)]
+                let $sql: &'static $crate::store::dialect::Dialect =
+                    &$crate::store::dialect::SQLITE;
+                $body
+            }
+            $crate::store::Db::Postgres(pools) => {
+                #[allow(unused_variables)]
+                let $pools = pools;
+                #[allow(unused_variables)]
+                let $sql: &'static $crate::store::dialect::Dialect =
+                    &$crate::store::dialect::POSTGRES;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// The database's clock in unix milliseconds, read inside the transaction:
+/// SQLite lives on this host, so its clock is ours; on Postgres the server's
+/// clock judges due times and leases, because hosts' clocks drift.
+macro_rules! db_now {
+    ($sql:expr, $conn:expr) => {
+        match $sql.now {
+            None => Ok::<i64, sqlx::Error>($crate::model::now_millis()),
+            Some(query) => sqlx::query_scalar::<_, i64>(query).fetch_one($conn).await,
+        }
+    };
+}
+pub(crate) use db_now;
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`).
+    pub async fn open(url: &str, mode: OpenMode) -> Result<Store> {
+        let (db, location) = if sqlite::is_sqlite_url(url) {
+            let (pools, location) = sqlite::connect(url, mode).await?;
+            (Db::Sqlite(pools), location)
+        } else if postgres::is_postgres_url(url) {
+            let pools = postgres::connect(url).await?;
+            (Db::Postgres(pools), postgres::redacted(url))
+        } else {
+            return Err(StoreError::BadUrl(url.to_string()));
+        };
+        let store = Store {
+            db: std::sync::Arc::new(db),
+            location: location.into(),
+            changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            watcher_started: std::sync::Arc::new(std::sync::Once::new()),
+        };
+        match mode {
+            OpenMode::CreateAndMigrate => {
+                store.migrate().await?;
+            }
+            OpenMode::Existing => store.check_schema().await?,
+        }
+        Ok(store)
+    }
+
+    /// Which engine this store talks to.
+    pub fn backend(&self) -> Backend {
+        match &*self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Where the database is, for messages: a file path, or a URL without its password.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Closes every connection, waiting for in-progress statements.
+    pub async fn close(&self) {
+        on_db!(self, |pools, sql| {
+            pools.write.close().await;
+            pools.read.close().await;
+        })
+    }
+}
+
+/// A position in a newest-first listing: the last row's `(created_at, id)`.
+/// Keyset pagination stays fast however deep the page, unlike OFFSET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    /// The opaque text form handed to clients (`<millis>.<id>`).
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at, self.id)
+    }
+
+    /// Parses [`Cursor::encode`]'s output.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (created_at, id) = text.split_once('.')?;
+        Some(Cursor {
+            created_at: created_at.parse().ok()?,
+            id: id.to_string(),
+        })
+    }
+}
+
+/// One page of a listing and where the next one starts.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+impl<T> Page<T> {
+    /// A page from rows fetched with `LIMIT limit`: a full page may have a
+    /// successor, a short one is the last.
+    pub(crate) fn from_rows(
+        items: Vec<T>,
+        limit: usize,
+        cursor_of: impl Fn(&T) -> Cursor,
+    ) -> Page<T> {
+        let next = if items.len() >= limit {
+            items.last().map(cursor_of)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
+/// The tenant scope of a query: `None` means every tenant.
+pub type TenantScope<'a> = Option<&'a str>;
+
+/// Encodes a list of strings as a JSON array, the portable way to pass a set
+/// to one statement (`json_each` on SQLite, `json_array_elements_text` on Postgres).
+pub(crate) fn json_list<S: AsRef<str>>(items: &[S]) -> String {
+    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    serde_json::Value::from(items).to_string()
+}

@@ -1,0 +1,61 @@
+//! Opening a Postgres database, for several dispatchers on several hosts.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::{Pools, Result, StoreError};
+
+/// Connections per process; attempts are HTTP-bound, the database sees
+/// batched claims and outcomes, so a few connections suffice.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// Whether `url` names a Postgres database.
+pub(super) fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with any password replaced, for messages and logs.
+pub(super) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Opens the pool; on Postgres readers and writers share it.
+pub(super) async fn connect(url: &str) -> Result<Pools<sqlx::Postgres>> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::BadUrl(redacted(url)))?
+        .application_name("hookline");
+    let pool = PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    Ok(Pools {
+        write: pool.clone(),
+        read: pool,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redacted("postgres://u:secret@db:5432/h"),
+            "postgres://u:***@db:5432/h"
+        );
+        assert_eq!(redacted("postgres://u@db/h"), "postgres://u@db/h");
+    }
+}

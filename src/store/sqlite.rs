@@ -1,0 +1,101 @@
+//! Opening the embedded SQLite database: WAL, `synchronous=NORMAL`, a busy
+//! timeout for other processes' writes, and one writer connection per process.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{OpenMode, Pools, Result, StoreError};
+
+/// Reader connections per process; WAL lets them read while the writer writes.
+const READERS: u32 = 4;
+
+/// How long a write waits for another process's write transaction to end.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `url` names a SQLite database.
+pub(super) fn is_sqlite_url(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// The file path in `sqlite://PATH` or `sqlite:PATH` (a query string is ignored).
+fn file_path(url: &str) -> Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::BadUrl(url.to_string()))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        // Several connections must share the database; an in-memory one cannot.
+        return Err(StoreError::BadUrl(url.to_string()));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The absolute form of `path` for messages, so "which file?" is never a question.
+fn display_path(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Opens the writer and reader pools for the database at `url`.
+pub(super) async fn connect(url: &str, mode: OpenMode) -> Result<(Pools<sqlx::Sqlite>, String)> {
+    let path = file_path(url)?;
+    let location = display_path(&path);
+    let exists = path.exists();
+    if mode == OpenMode::Existing && !exists {
+        return Err(StoreError::Missing {
+            location,
+            url: url.to_string(),
+        });
+    }
+    let options = SqliteConnectOptions::from_str("sqlite:")?
+        .filename(&path)
+        .create_if_missing(mode == OpenMode::CreateAndMigrate)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true)
+        // 32 MiB of page cache per connection: the claim and the console's
+        // counts touch the same hot index pages over and over.
+        .pragma("cache_size", "-32768")
+        .pragma("temp_store", "memory");
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options.clone())
+        .await?;
+    let read = SqlitePoolOptions::new()
+        .max_connections(READERS)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options.create_if_missing(false).read_only(true))
+        .await?;
+    Ok((Pools { write, read }, location))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_forms_name_the_file() {
+        assert_eq!(
+            file_path("sqlite://hookline.db").ok(),
+            Some(PathBuf::from("hookline.db"))
+        );
+        assert_eq!(
+            file_path("sqlite:///tmp/x.db?mode=rwc").ok(),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(file_path("sqlite:a.db").ok(), Some(PathBuf::from("a.db")));
+        assert!(file_path("sqlite::memory:").is_err());
+        assert!(file_path("sqlite://").is_err());
+    }
+}
