@@ -1,5 +1,315 @@
 //! Support code shared by the integration tests. Each test binary compiles
 //! its own copy and uses only part of it, hence the `dead_code` allowance.
+//!
+//! Everything here is real: a SQLite file in a temp dir or a database in a
+//! throwaway Postgres cluster, the real `hookline` binary, real sinks on
+//! 127.0.0.1. Tests that should hold on both backends are written once as
+//! `async fn name(backend: Backend)` and instantiated with [`both_backends!`].
 #![allow(dead_code)]
 
 pub mod postgres;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use hookline::config::Config;
+use hookline::dispatch::Dispatcher;
+use hookline::model::{Actor, Source};
+use hookline::ops::Ops;
+use hookline::store::{OpenMode, Store};
+use postgres::TestPostgres;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One Postgres cluster per test binary; each test gets its own database in it.
+fn shared_cluster() -> &'static TestPostgres {
+    static CLUSTER: OnceLock<TestPostgres> = OnceLock::new();
+    CLUSTER.get_or_init(TestPostgres::start)
+}
+
+/// A fresh, empty database of one backend, removed when dropped (SQLite) or
+/// left in the throwaway cluster (Postgres).
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    /// Holds the SQLite file (and anything else a test writes next to it).
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// A fresh database, not yet migrated.
+    pub fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("create a temp dir for the test database");
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("hookline.db").display()),
+            Backend::Postgres => shared_cluster().create_database(),
+        };
+        TestDb { backend, url, dir }
+    }
+
+    /// The store, created and migrated.
+    pub async fn store(&self) -> Store {
+        Store::open(&self.url, OpenMode::CreateAndMigrate)
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.url))
+    }
+
+    /// A path inside the test's temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs the real `hookline` binary against this database.
+    pub fn hookline(&self, args: &[&str]) -> Output {
+        hookline_command(&self.url, args)
+            .output()
+            .expect("run the hookline binary")
+    }
+
+    /// Every row of every hookline table, as text, in a stable order: two
+    /// dumps are equal exactly when nothing was written in between.
+    pub async fn dump(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => dump_sqlite(&self.url).await,
+            Backend::Postgres => dump_postgres(&self.url).await,
+        }
+    }
+}
+
+/// A `hookline` command with `--db url`, quiet logs and no inherited
+/// `HOOKLINE_*` settings.
+pub fn hookline_command(url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HOOKLINE_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("HOOKLINE_LOG", "warn")
+        .env("USER", "test-operator")
+        .arg("--db")
+        .arg(url)
+        .args(args);
+    command
+}
+
+/// stdout of a finished command as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr of a finished command as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the command succeeded and returns its stdout.
+#[track_caller]
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// Settings for fast tests: a compressed retry schedule without jitter, a
+/// short lease and quick polls.
+pub fn test_config(url: &str) -> Config {
+    let mut config = Config::default();
+    config.database.url = url.to_string();
+    config.dispatch.retry_schedule = vec![
+        Duration::ZERO,
+        Duration::from_millis(300),
+        Duration::from_millis(600),
+    ];
+    config.dispatch.jitter = 0.0;
+    config.dispatch.timeout = Duration::from_secs(2);
+    config.dispatch.lease = Duration::from_secs(5);
+    config.dispatch.poll_interval = Duration::from_millis(100);
+    config.dispatch.heartbeat_interval = Duration::from_millis(200);
+    config.dispatch.shutdown_grace = Duration::from_secs(2);
+    config
+        .validate()
+        .unwrap_or_else(|e| panic!("test config invalid: {e}"));
+    config
+}
+
+/// Operator actions as the test operator, through the CLI source.
+pub fn test_ops(store: &Store, config: &Config) -> Ops {
+    Ops::new(
+        store.clone(),
+        config,
+        Actor {
+            name: "test-operator".to_string(),
+            client_addr: Some("10.0.0.7".to_string()),
+            source: Source::Cli,
+        },
+    )
+}
+
+/// A dispatcher running in this process until [`RunningDispatcher::stop`].
+pub struct RunningDispatcher {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<hookline::dispatch::StatsSnapshot>,
+    pub stats: Arc<hookline::dispatch::DispatchStats>,
+    pub id: String,
+}
+
+impl RunningDispatcher {
+    /// Starts a dispatcher on `store` with `config.dispatch`.
+    pub fn start(store: &Store, config: &Config) -> RunningDispatcher {
+        let dispatcher =
+            Dispatcher::new(store.clone(), &config.dispatch).expect("build the dispatcher");
+        let stats = dispatcher.stats();
+        let id = dispatcher.id().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            dispatcher
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("dispatcher run")
+        });
+        RunningDispatcher {
+            stop: Some(stop),
+            handle,
+            stats,
+            id,
+        }
+    }
+
+    /// Asks it to shut down and waits until it has.
+    pub async fn stop(mut self) -> hookline::dispatch::StatsSnapshot {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.handle).await.expect("dispatcher task")
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes; returns whether it did.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Makes rustls usable (reqwest panics without a provider) — call before building a client.
+pub fn install_crypto() {
+    hookline::dispatch::send::install_crypto_provider();
+}
+
+async fn dump_sqlite(url: &str) -> String {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::SqliteConnection::connect(url)
+        .await
+        .expect("connect to the SQLite file for a dump");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list tables");
+    let mut dump = String::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .expect("list columns")
+        .iter()
+        .map(|row| row.get::<String, _>(0))
+        .collect();
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT json_array({}) FROM \"{table}\" ORDER BY 1",
+            columns.join(", ")
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .expect("dump rows");
+        dump.push_str(&format!("## {table}\n"));
+        for row in rows {
+            dump.push_str(&row);
+            dump.push('\n');
+        }
+    }
+    dump
+}
+
+async fn dump_postgres(url: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to Postgres for a dump");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = current_schema() ORDER BY table_name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list tables");
+    let mut dump = String::new();
+    for table in tables {
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT row_to_json(t)::text FROM \"{table}\" t ORDER BY 1"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .expect("dump rows");
+        dump.push_str(&format!("## {table}\n"));
+        for row in rows {
+            dump.push_str(&row);
+            dump.push('\n');
+        }
+    }
+    dump
+}
+
+/// Declares `#[tokio::test]`s `sqlite::NAME` and `postgres::NAME` for each
+/// `async fn NAME(backend: Backend)` listed.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}
