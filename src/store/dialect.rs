@@ -15,14 +15,34 @@ pub(crate) struct Dialect {
     pub now: Option<&'static str>,
     /// Serialises concurrent migrations (SQLite's write lock already does).
     pub migration_lock: Option<&'static str>,
+    /// Prefix that turns a statement into its query plan.
+    pub explain: &'static str,
+    /// The column of the plan rows that holds the text.
+    pub explain_column: &'static str,
     /// Counts `schema_migrations` tables (0 or 1).
     pub migrations_table_exists: &'static str,
     /// Locks the listed endpoints for a claim, skipping those another
     /// dispatcher holds; `None` where a single writer makes it unnecessary.
     pub lock_endpoints: Option<&'static str>,
-    /// Publish: inserts the JSON list `$1` of `{id, endpoint_id, tenant_id}`
-    /// as pending deliveries of event `$2` with topic `$3`, created at `$4`, due at `$5`.
+    /// Publish: inserts the JSON rows `$1` as events created at `$2`.
+    pub insert_events: &'static str,
+    /// Publish: inserts the JSON rows `$1` as pending deliveries created at `$2`, due at `$3`.
     pub insert_deliveries: &'static str,
+    /// Publish: claims the idempotency keys in JSON rows `$1` (created at
+    /// `$2`); returns `(scope, key)` of those that were free.
+    pub insert_idempotency_keys: &'static str,
+    /// Publish: the original `(scope, key, event_id, delivery_count)` of
+    /// the keys in JSON rows `$1`.
+    pub find_idempotency_keys: &'static str,
+    /// Claim: puts deliveries whose lease expired before `$1` back in the queue.
+    pub reap_expired: &'static str,
+    /// Claim: the endpoints with queued work, found by skipping through the
+    /// queue index one endpoint at a time (one index seek per such endpoint,
+    /// however long their queues), with each one's earliest due time.
+    pub queue_heads: &'static str,
+    /// Claim: the endpoint of every leased delivery (counted in Rust: the
+    /// set is at most the dispatchers' concurrency; GROUP BY would sort).
+    pub in_flight: &'static str,
     /// Claim: leases up to `$5` due deliveries of endpoint `$4` to owner `$1`
     /// until `$2`; `$3` is now.
     pub claim_endpoint: &'static str,
@@ -71,6 +91,18 @@ macro_rules! json_rows {
     };
 }
 
+/// Pins a statement to an index on SQLite, where the planner without
+/// statistics may otherwise sort the whole queue; SQLite then refuses to run
+/// rather than silently choose a worse plan. Postgres plans well on its own.
+macro_rules! indexed_by {
+    (sqlite, $index:literal) => {
+        concat!(" INDEXED BY ", $index)
+    };
+    (postgres, $index:literal) => {
+        ""
+    };
+}
+
 /// `FOR UPDATE SKIP LOCKED` where the database has row locks.
 macro_rules! skip_locked {
     (sqlite) => {
@@ -94,25 +126,83 @@ macro_rules! greatest {
 /// The JSON-driven statements, spelled for dialect `$d` (`sqlite` | `postgres`).
 macro_rules! statements {
     ($d:ident, begin: $begin:literal, now: $now:expr, migration_lock: $lock:expr,
-     migrations_table_exists: $exists:literal, lock_endpoints: $lock_endpoints:expr) => {
+     migrations_table_exists: $exists:literal, lock_endpoints: $lock_endpoints:expr,
+     explain: $explain:literal, explain_column: $explain_column:literal) => {
         Dialect {
+            explain: $explain,
+            explain_column: $explain_column,
             begin_write: $begin,
             now: $now,
             migration_lock: $lock,
             migrations_table_exists: $exists,
             lock_endpoints: $lock_endpoints,
+            insert_events: concat!(
+                "INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
+                 SELECT value->>'id', value->>'tenant_id', value->>'topic', value->>'payload',
+                     value->>'idempotency_key', $2
+                 FROM ",
+                json_rows!($d, "1")
+            ),
             insert_deliveries: concat!(
                 "INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, topic, state, attempts,
                      next_attempt_at, created_at, updated_at)
-                 SELECT value->>'id', $2, value->>'endpoint_id', value->>'tenant_id', $3, 'pending', 0,
-                     $5, $4, $4
+                 SELECT value->>'id', value->>'event_id', value->>'endpoint_id', value->>'tenant_id',
+                     value->>'topic', 'pending', 0, $3, $2, $2
                  FROM ",
                 json_rows!($d, "1")
+            ),
+            insert_idempotency_keys: concat!(
+                "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
+                 SELECT value->>'scope', value->>'key', value->>'event_id',
+                     CAST(value->>'delivery_count' AS BIGINT), $2
+                 FROM ",
+                json_rows!($d, "1"),
+                " WHERE TRUE ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key"
+            ),
+            find_idempotency_keys: concat!(
+                "SELECT k.scope, k.key, k.event_id, k.delivery_count FROM idempotency_keys k
+                 JOIN (SELECT value->>'scope' AS scope, value->>'key' AS key FROM ",
+                json_rows!($d, "1"),
+                ") AS w ON k.scope = w.scope AND k.key = w.key"
+            ),
+            reap_expired: concat!(
+                "UPDATE deliveries",
+                indexed_by!($d, "deliveries_in_flight"),
+                " SET state = CASE WHEN attempts = 0 THEN 'pending' ELSE 'scheduled' END,
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
+                 WHERE state = 'in_flight' AND lease_expires_at <= $1"
+            ),
+            queue_heads: concat!(
+                "WITH RECURSIVE heads(endpoint_id) AS (
+                    SELECT (SELECT q.endpoint_id FROM deliveries q",
+                indexed_by!($d, "deliveries_queue"),
+                " WHERE q.state IN ('pending', 'scheduled') ORDER BY q.endpoint_id LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT q.endpoint_id FROM deliveries q",
+                indexed_by!($d, "deliveries_queue"),
+                " WHERE q.state IN ('pending', 'scheduled') AND q.endpoint_id > heads.endpoint_id
+                            ORDER BY q.endpoint_id LIMIT 1)
+                    FROM heads WHERE heads.endpoint_id IS NOT NULL
+                )
+                SELECT e.id,
+                       (SELECT MIN(q.next_attempt_at) FROM deliveries q",
+                indexed_by!($d, "deliveries_queue"),
+                " WHERE q.endpoint_id = e.id AND q.state IN ('pending', 'scheduled')) AS due,
+                       e.max_in_flight, e.timeout_ms
+                FROM heads JOIN endpoints e ON e.id = heads.endpoint_id
+                WHERE e.state = 'active' AND e.deleted_at IS NULL"
+            ),
+            in_flight: concat!(
+                "SELECT endpoint_id FROM deliveries",
+                indexed_by!($d, "deliveries_in_flight"),
+                " WHERE state = 'in_flight'"
             ),
             claim_endpoint: concat!(
                 "UPDATE deliveries SET state = 'in_flight', lease_owner = $1, lease_expires_at = $2,
                      updated_at = $3
-                 WHERE id IN (SELECT id FROM deliveries
+                 WHERE id IN (SELECT id FROM deliveries",
+                indexed_by!($d, "deliveries_queue"),
+                "
                      WHERE endpoint_id = $4 AND state IN ('pending', 'scheduled')
                        AND next_attempt_at <= $3
                      ORDER BY next_attempt_at LIMIT $5",
@@ -250,7 +340,9 @@ pub(crate) const SQLITE: Dialect = statements!(
     migration_lock: None,
     migrations_table_exists:
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
-    lock_endpoints: None
+    lock_endpoints: None,
+    explain: "EXPLAIN QUERY PLAN ",
+    explain_column: "detail"
 );
 
 /// Postgres: row locks, the server's clock.
@@ -266,5 +358,7 @@ pub(crate) const POSTGRES: Dialect = statements!(
         "SELECT id FROM endpoints WHERE id IN ",
         json_list!(postgres, "1"),
         " FOR UPDATE SKIP LOCKED"
-    ))
+    )),
+    explain: "EXPLAIN ",
+    explain_column: "QUERY PLAN"
 );

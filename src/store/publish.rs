@@ -1,6 +1,12 @@
-//! Publishing: an event and its fan-out of deliveries, committed together.
+//! Publishing: events and their fan-out of deliveries, committed together.
+//!
+//! A batch of events costs a fixed handful of statements however large it is
+//! (events, deliveries and idempotency keys each go in as one set), so
+//! callers that group concurrent publishes into one call share one commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
 
 use super::{Result, Store, db_now, on_db};
 use crate::model::{IdKind, new_id};
@@ -18,7 +24,7 @@ pub struct NewEvent {
 }
 
 /// What publishing one event did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Published {
     pub event_id: String,
     /// Deliveries created (for a duplicate: created by the original).
@@ -30,38 +36,64 @@ pub struct Published {
 /// The idempotency scope of broadcasts, which have no tenant.
 const BROADCAST_SCOPE: &str = "*";
 
-const FIND_KEY: &str =
-    "SELECT event_id, delivery_count FROM idempotency_keys WHERE scope = $1 AND key = $2";
-const INSERT_KEY: &str =
-    "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
-    VALUES ($1, $2, $3, $4, $5)";
 const TENANT_SUBSCRIPTIONS: &str = "SELECT s.endpoint_id, e.tenant_id, s.pattern
     FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
     WHERE s.tenant_id = $1 AND e.deleted_at IS NULL ORDER BY s.endpoint_id";
 const ALL_SUBSCRIPTIONS: &str = "SELECT s.endpoint_id, e.tenant_id, s.pattern
     FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
     WHERE e.deleted_at IS NULL ORDER BY s.endpoint_id";
-const INSERT_EVENT: &str =
-    "INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// One subscription as fan-out needs it: (endpoint id, its tenant, pattern).
 type Target = (String, String, String);
 
-/// A delivery row to insert, serialised into the statement's JSON parameter.
-#[derive(serde::Serialize)]
-struct DeliveryInsert<'a> {
+/// An event row for the insert statement's JSON parameter.
+#[derive(Serialize)]
+struct EventRow<'a> {
+    id: &'a str,
+    tenant_id: Option<&'a str>,
+    topic: &'a str,
+    payload: &'a str,
+    idempotency_key: Option<&'a str>,
+}
+
+/// A delivery row for the insert statement's JSON parameter.
+#[derive(Serialize)]
+struct DeliveryRow<'a> {
     id: String,
+    event_id: &'a str,
     endpoint_id: &'a str,
     tenant_id: &'a str,
+    topic: &'a str,
+}
+
+/// An idempotency key row (also the lookup key for duplicates).
+#[derive(Serialize)]
+struct KeyRow<'a> {
+    scope: &'a str,
+    key: &'a str,
+    event_id: &'a str,
+    delivery_count: i64,
+}
+
+/// One event of the batch as planned before anything is written.
+struct Planned<'a> {
+    event: &'a NewEvent,
+    scope: &'a str,
+    event_id: String,
+    endpoints: Vec<(&'a str, &'a str)>,
+    /// Index of an earlier event in the batch with the same key.
+    repeat_of: Option<usize>,
+}
+
+fn to_json<T: Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string()) // ok: plain data always serialises
 }
 
 impl Store {
-    /// Publishes events in one transaction (callers group concurrent
-    /// publishes so they share a commit). When this returns, every event and
-    /// all its deliveries are durable. Fan-out only reaches endpoints of the
-    /// event's tenant, or of every tenant for a broadcast. Deliveries are due
-    /// `first_delay_ms` after publishing (the schedule's first step).
+    /// Publishes events in one transaction. When this returns, every event
+    /// and all its deliveries are durable. Fan-out only reaches endpoints of
+    /// the event's tenant, or of every tenant for a broadcast. Deliveries
+    /// are due `first_delay_ms` after publishing (the schedule's first step).
     pub async fn publish(
         &self,
         events: &[NewEvent],
@@ -71,82 +103,125 @@ impl Store {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
             // Subscriptions per scope, read once per transaction however many events share it.
-            let mut targets_by_scope: HashMap<String, Vec<Target>> = HashMap::new();
-            let mut results = Vec::with_capacity(events.len());
+            let mut targets: HashMap<&str, Vec<Target>> = HashMap::new();
             for event in events {
-                let scope = event.tenant_id.as_deref().unwrap_or(BROADCAST_SCOPE);
-                if let Some(key) = &event.idempotency_key {
-                    let seen: Option<(String, i64)> = sqlx::query_as(FIND_KEY)
-                        .bind(scope)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some((event_id, deliveries)) = seen {
-                        results.push(Published {
-                            event_id,
-                            deliveries,
-                            duplicate: true,
-                        });
-                        continue;
+                let scope = scope_of(event);
+                if targets.contains_key(scope) {
+                    continue;
+                }
+                let found: Vec<Target> = match &event.tenant_id {
+                    Some(tenant_id) => {
+                        sqlx::query_as(TENANT_SUBSCRIPTIONS)
+                            .bind(tenant_id)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                    None => {
+                        sqlx::query_as(ALL_SUBSCRIPTIONS)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    }
+                };
+                targets.insert(scope, found);
+            }
+            let planned = plan(events, &targets);
+            // Claim the keys first: a key another transaction already holds
+            // makes its event a duplicate (on Postgres a concurrent holder
+            // is waited for, so the same key never creates two events).
+            let keys: Vec<KeyRow> = planned
+                .iter()
+                .filter(|p| p.repeat_of.is_none())
+                .filter_map(|p| {
+                    Some(KeyRow {
+                        scope: p.scope,
+                        key: p.event.idempotency_key.as_deref()?,
+                        event_id: &p.event_id,
+                        delivery_count: p.endpoints.len() as i64,
+                    })
+                })
+                .collect();
+            let mut originals: HashMap<(String, String), (String, i64)> = HashMap::new();
+            if !keys.is_empty() {
+                let claimed: Vec<(String, String)> = sqlx::query_as(sql.insert_idempotency_keys)
+                    .bind(to_json(&keys))
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let claimed: HashSet<(String, String)> = claimed.into_iter().collect();
+                let taken: Vec<&KeyRow> = keys
+                    .iter()
+                    .filter(|k| !claimed.contains(&(k.scope.to_string(), k.key.to_string())))
+                    .collect();
+                if !taken.is_empty() {
+                    let found: Vec<(String, String, String, i64)> =
+                        sqlx::query_as(sql.find_idempotency_keys)
+                            .bind(to_json(&taken))
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    for (scope, key, event_id, count) in found {
+                        originals.insert((scope, key), (event_id, count));
                     }
                 }
-                if !targets_by_scope.contains_key(scope) {
-                    let targets: Vec<Target> = match &event.tenant_id {
-                        Some(tenant_id) => {
-                            sqlx::query_as(TENANT_SUBSCRIPTIONS)
-                                .bind(tenant_id)
-                                .fetch_all(&mut *tx)
-                                .await?
+            }
+            let mut results: Vec<Published> = Vec::with_capacity(planned.len());
+            let mut event_rows = Vec::new();
+            let mut delivery_rows = Vec::new();
+            for i in 0..planned.len() {
+                let p = &planned[i];
+                let original =
+                    p.event.idempotency_key.as_ref().and_then(|key| {
+                        originals.get(&(p.scope.to_string(), key.clone())).cloned()
+                    });
+                let result = match (p.repeat_of, original) {
+                    (Some(first), _) => Published {
+                        duplicate: true,
+                        ..results[first].clone()
+                    },
+                    (None, Some((event_id, deliveries))) => Published {
+                        event_id,
+                        deliveries,
+                        duplicate: true,
+                    },
+                    (None, None) => {
+                        event_rows.push(EventRow {
+                            id: &p.event_id,
+                            tenant_id: p.event.tenant_id.as_deref(),
+                            topic: &p.event.topic,
+                            payload: &p.event.payload,
+                            idempotency_key: p.event.idempotency_key.as_deref(),
+                        });
+                        for (endpoint_id, tenant_id) in &p.endpoints {
+                            delivery_rows.push(DeliveryRow {
+                                id: new_id(IdKind::Delivery),
+                                event_id: &p.event_id,
+                                endpoint_id,
+                                tenant_id,
+                                topic: &p.event.topic,
+                            });
                         }
-                        None => {
-                            sqlx::query_as(ALL_SUBSCRIPTIONS)
-                                .fetch_all(&mut *tx)
-                                .await?
+                        Published {
+                            event_id: p.event_id.clone(),
+                            deliveries: p.endpoints.len() as i64,
+                            duplicate: false,
                         }
-                    };
-                    targets_by_scope.insert(scope.to_string(), targets);
-                }
-                let targets = targets_by_scope
-                    .get(scope)
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
-                let deliveries = fan_out(targets, &event.topic);
-                let event_id = new_id(IdKind::Event);
-                sqlx::query(INSERT_EVENT)
-                    .bind(&event_id)
-                    .bind(&event.tenant_id)
-                    .bind(&event.topic)
-                    .bind(&event.payload)
-                    .bind(&event.idempotency_key)
+                    }
+                };
+                results.push(result);
+            }
+            if !event_rows.is_empty() {
+                sqlx::query(sql.insert_events)
+                    .bind(to_json(&event_rows))
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                if !deliveries.is_empty() {
-                    sqlx::query(sql.insert_deliveries)
-                        .bind(serde_json::to_string(&deliveries).unwrap_or_default()) // ok: plain strings
-                        .bind(&event_id)
-                        .bind(&event.topic)
-                        .bind(now)
-                        .bind(now + first_delay_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let count = deliveries.len() as i64;
-                if let Some(key) = &event.idempotency_key {
-                    sqlx::query(INSERT_KEY)
-                        .bind(scope)
-                        .bind(key)
-                        .bind(&event_id)
-                        .bind(count)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                results.push(Published {
-                    event_id,
-                    deliveries: count,
-                    duplicate: false,
-                });
+            }
+            if !delivery_rows.is_empty() {
+                sqlx::query(sql.insert_deliveries)
+                    .bind(to_json(&delivery_rows))
+                    .bind(now)
+                    .bind(now + first_delay_ms)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             results
@@ -158,21 +233,56 @@ impl Store {
     }
 }
 
-/// One delivery per distinct endpoint with a subscription matching `topic`.
-fn fan_out<'a>(targets: &'a [Target], topic: &str) -> Vec<DeliveryInsert<'a>> {
-    let mut deliveries: Vec<DeliveryInsert<'a>> = Vec::new();
+fn scope_of(event: &NewEvent) -> &str {
+    event.tenant_id.as_deref().unwrap_or(BROADCAST_SCOPE)
+}
+
+/// Gives each event its id and its endpoints, and marks repeats of a key
+/// earlier in the same batch.
+fn plan<'a>(events: &'a [NewEvent], targets: &'a HashMap<&str, Vec<Target>>) -> Vec<Planned<'a>> {
+    let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut planned = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let scope = scope_of(event);
+        let repeat_of = event.idempotency_key.as_deref().and_then(|key| {
+            match first_with_key.get(&(scope, key)) {
+                Some(first) => Some(*first),
+                None => {
+                    first_with_key.insert((scope, key), i);
+                    None
+                }
+            }
+        });
+        let endpoints = match repeat_of {
+            Some(_) => Vec::new(),
+            None => fan_out(
+                targets.get(scope).map(Vec::as_slice).unwrap_or(&[]),
+                &event.topic,
+            ),
+        };
+        planned.push(Planned {
+            event,
+            scope,
+            event_id: new_id(IdKind::Event),
+            endpoints,
+            repeat_of,
+        });
+    }
+    planned
+}
+
+/// One delivery per distinct endpoint with a subscription matching `topic`,
+/// as (endpoint id, tenant id).
+fn fan_out<'a>(targets: &'a [Target], topic: &str) -> Vec<(&'a str, &'a str)> {
+    let mut endpoints: Vec<(&'a str, &'a str)> = Vec::new();
     for (endpoint_id, tenant_id, pattern) in targets {
         // Targets are sorted by endpoint, so a repeat is always the previous one.
-        let already = deliveries
+        let already = endpoints
             .last()
-            .is_some_and(|last| last.endpoint_id == endpoint_id);
+            .is_some_and(|(last, _)| *last == endpoint_id.as_str());
         if !already && pattern_matches(pattern, topic) {
-            deliveries.push(DeliveryInsert {
-                id: new_id(IdKind::Delivery),
-                endpoint_id,
-                tenant_id,
-            });
+            endpoints.push((endpoint_id, tenant_id));
         }
     }
-    deliveries
+    endpoints
 }

@@ -117,33 +117,6 @@ pub struct RecordSummary {
 /// runs its full timeout still records its outcome under its own lease.
 const LEASE_MARGIN_MS: i64 = 10_000;
 
-pub(crate) const REAP_EXPIRED: &str = "UPDATE deliveries
-    SET state = CASE WHEN attempts = 0 THEN 'pending' ELSE 'scheduled' END,
-        lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
-    WHERE state = 'in_flight' AND lease_expires_at <= $1";
-
-/// Endpoints with queued work, found by skipping through the queue index one
-/// endpoint at a time (cost: one index seek per such endpoint, however long
-/// their queues), with each one's earliest due time.
-pub(crate) const QUEUE_HEADS: &str = "WITH RECURSIVE heads(endpoint_id) AS (
-        SELECT (SELECT q.endpoint_id FROM deliveries q
-                WHERE q.state IN ('pending', 'scheduled') ORDER BY q.endpoint_id LIMIT 1)
-        UNION ALL
-        SELECT (SELECT q.endpoint_id FROM deliveries q
-                WHERE q.state IN ('pending', 'scheduled') AND q.endpoint_id > heads.endpoint_id
-                ORDER BY q.endpoint_id LIMIT 1)
-        FROM heads WHERE heads.endpoint_id IS NOT NULL
-    )
-    SELECT e.id,
-           (SELECT MIN(q.next_attempt_at) FROM deliveries q
-            WHERE q.endpoint_id = e.id AND q.state IN ('pending', 'scheduled')) AS due,
-           e.max_in_flight, e.timeout_ms
-    FROM heads JOIN endpoints e ON e.id = heads.endpoint_id
-    WHERE e.state = 'active' AND e.deleted_at IS NULL";
-
-pub(crate) const IN_FLIGHT_COUNTS: &str = "SELECT endpoint_id, COUNT(*) FROM deliveries
-    WHERE state = 'in_flight' GROUP BY endpoint_id";
-
 const DISABLE_ENDPOINT: &str = "UPDATE endpoints
     SET state = 'disabled', state_reason = $2, state_changed_at = $3, updated_at = $3
     WHERE id = $1 AND state = 'active' AND deleted_at IS NULL";
@@ -380,6 +353,44 @@ fn health_rollups(outcomes: &[Outcome]) -> Vec<HealthJson> {
 }
 
 impl Store {
+    /// The query plan of each statement a claim runs, by name, as the
+    /// database reports it (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on
+    /// Postgres): for tests that guard the claim's index use, and for
+    /// operators diagnosing a slow queue.
+    pub async fn explain_claim(&self) -> Result<Vec<(&'static str, String)>> {
+        on_db!(self, |pools, sql| {
+            let statements: [(&'static str, &'static str, usize); 4] = [
+                ("reap_expired", sql.reap_expired, 1),
+                ("queue_heads", sql.queue_heads, 0),
+                ("in_flight", sql.in_flight, 0),
+                ("claim_endpoint", sql.claim_endpoint, 5),
+            ];
+            let mut plans = Vec::new();
+            for (name, statement, params) in statements {
+                let text = format!("{}{statement}", sql.explain);
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+                // Representative values: owner, lease expiry, now, endpoint, limit.
+                for position in 0..params {
+                    query = match (name, position) {
+                        ("claim_endpoint", 0) => query.bind("dsp_explain"),
+                        ("claim_endpoint", 3) => query.bind("ep_explain"),
+                        _ => query.bind(crate::model::now_millis()),
+                    };
+                }
+                let rows = query.fetch_all(&pools.read).await?;
+                let lines: Vec<String> = rows
+                    .iter()
+                    .filter_map(|row| {
+                        use sqlx::Row;
+                        row.try_get::<String, _>(sql.explain_column).ok()
+                    })
+                    .collect();
+                plans.push((name, lines.join("\n")));
+            }
+            Ok(plans)
+        })
+    }
+
     /// Leases up to `request.limit` due deliveries, respecting every
     /// endpoint's in-flight cap as counted in the database (so caps hold
     /// across dispatcher processes). Expired leases are taken back first.
@@ -390,11 +401,11 @@ impl Store {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
-            sqlx::query(REAP_EXPIRED)
+            sqlx::query(sql.reap_expired)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let mut heads: Vec<Head> = sqlx::query_as(QUEUE_HEADS).fetch_all(&mut *tx).await?;
+            let mut heads: Vec<Head> = sqlx::query_as(sql.queue_heads).fetch_all(&mut *tx).await?;
             if let Some(lock) = sql.lock_endpoints {
                 // Several dispatchers: hold the candidate endpoints' rows so that
                 // in-flight counts read below cannot change under us, and skip
@@ -406,11 +417,13 @@ impl Store {
                     .await?;
                 heads.retain(|h| locked.contains(&h.id));
             }
-            let in_flight: HashMap<String, i64> = sqlx::query_as(IN_FLIGHT_COUNTS)
+            let leased: Vec<String> = sqlx::query_scalar(sql.in_flight)
                 .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
+                .await?;
+            let mut in_flight: HashMap<String, i64> = HashMap::new();
+            for endpoint_id in leased {
+                *in_flight.entry(endpoint_id).or_default() += 1;
+            }
             let (allocations, next_due_in_ms) = allocate(&heads, &in_flight, request, now);
             let mut rows: Vec<ClaimedRow> = Vec::new();
             for allocation in &allocations {
