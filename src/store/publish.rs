@@ -166,8 +166,7 @@ impl Store {
             let mut results: Vec<Published> = Vec::with_capacity(planned.len());
             let mut event_rows = Vec::new();
             let mut delivery_rows = Vec::new();
-            for i in 0..planned.len() {
-                let p = &planned[i];
+            for p in &planned {
                 let original =
                     p.event.idempotency_key.as_ref().and_then(|key| {
                         originals.get(&(p.scope.to_string(), key.clone())).cloned()
