@@ -32,6 +32,9 @@ use crate::store::{
 use retry::RetryPolicy;
 use send::{PreparedTarget, Sender};
 
+/// How soon to claim again when due work was held by another dispatcher.
+const CONTENDED_RETRY: Duration = Duration::from_millis(10);
+
 /// Most outcomes written in one transaction.
 const MAX_RECORD_BATCH: usize = 1024;
 
@@ -269,12 +272,16 @@ impl Dispatcher {
         if count == free {
             return Ok(ClaimTurn::Full);
         }
-        Ok(ClaimTurn::Wait(
-            claimed
-                .next_due_in_ms
-                .filter(|ms| *ms > 0 || count == 0)
-                .map(|ms| Duration::from_millis(ms.max(1) as u64)),
-        ))
+        let wait = match claimed.next_due_in_ms {
+            // Future work: sleep until it is due.
+            Some(ms) if ms > 0 => Some(Duration::from_millis(ms as u64)),
+            // Due work we could not take (another dispatcher holds it right
+            // now): look again shortly rather than spin.
+            Some(_) if count == 0 => Some(CONTENDED_RETRY),
+            // Due work beyond the endpoints' caps: a freed slot wakes us.
+            _ => None,
+        };
+        Ok(ClaimTurn::Wait(wait))
     }
 
     /// Waits up to `shutdown_grace` for running attempts, then aborts the
