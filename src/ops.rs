@@ -38,6 +38,14 @@ impl OpsError {
     }
 }
 
+/// A store conflict (a duplicate name or pattern) is bad input in `field`.
+fn conflict_in(field: &'static str) -> impl Fn(StoreError) -> OpsError {
+    move |err| match err {
+        StoreError::Conflict(reason) => OpsError::Invalid { field, reason },
+        other => OpsError::Store(other),
+    }
+}
+
 /// Result of an action.
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;
 
@@ -156,13 +164,16 @@ impl Ops {
     /// Creates a tenant.
     pub async fn add_tenant(&self, name: &str) -> Result<Tenant> {
         validate_name("name", name)?;
-        Ok(self.store.create_tenant(name, &self.actor).await?)
+        self.store
+            .create_tenant(name, &self.actor)
+            .await
+            .map_err(conflict_in("name"))
     }
 
     /// Deletes a tenant, its endpoints and subscriptions; returns the tenant
     /// and how many unfinished deliveries were cancelled.
     pub async fn delete_tenant(&self, key: &str) -> Result<(Tenant, u64)> {
-        let tenant = self.store.find_tenant(key).await?;
+        let tenant = self.tenant(key).await?;
         let cancelled = self.store.delete_tenant(&tenant.id, &self.actor).await?;
         Ok((tenant, cancelled))
     }
@@ -171,7 +182,7 @@ impl Ops {
 
     /// Registers an endpoint, generating a secret when none is given.
     pub async fn add_endpoint(&self, input: &EndpointInput) -> Result<Endpoint> {
-        let tenant = self.resolve_tenant("tenant", &input.tenant).await?;
+        let tenant = self.tenant(&input.tenant).await?;
         validate_name("name", &input.name)?;
         let secret = match &input.secret {
             Some(secret) => Secret::parse(secret)
@@ -198,12 +209,34 @@ impl Ops {
                 .map(validate_description)
                 .transpose()?,
         };
-        Ok(self.store.create_endpoint(&new, &self.actor).await?)
+        self.store
+            .create_endpoint(&new, &self.actor)
+            .await
+            .map_err(conflict_in("name"))
     }
 
-    /// Finds a live endpoint by id, `tenant/name` or unique name.
+    /// Finds a live tenant by id or name; an unknown one is bad input.
+    pub async fn tenant(&self, key: &str) -> Result<Tenant> {
+        match self.store.find_tenant(key).await {
+            Err(StoreError::NotFound { .. }) => Err(OpsError::invalid(
+                "tenant",
+                format!("no tenant {key:?} (see `hookline tenant list`)"),
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    /// Finds a live endpoint by id, `tenant/name` or unique name; an unknown
+    /// or ambiguous one is bad input.
     pub async fn endpoint(&self, key: &str) -> Result<Endpoint> {
-        Ok(self.store.find_endpoint(key, None).await?)
+        match self.store.find_endpoint(key, None).await {
+            Err(StoreError::NotFound { .. }) => Err(OpsError::invalid(
+                "endpoint",
+                format!("no endpoint {key:?} (see `hookline endpoint list`)"),
+            )),
+            Err(StoreError::Conflict(reason)) => Err(OpsError::invalid("endpoint", reason)),
+            other => Ok(other?),
+        }
     }
 
     /// Changes an endpoint's settings.
@@ -234,10 +267,10 @@ impl Ops {
             return Err(OpsError::invalid("changes", "nothing to change was given"));
         }
         let endpoint = self.endpoint(key).await?;
-        Ok(self
-            .store
+        self.store
             .update_endpoint(&endpoint.id, &patch, &self.actor)
-            .await?)
+            .await
+            .map_err(conflict_in("name"))
     }
 
     /// Holds an endpoint's deliveries until it is resumed. Returns the
@@ -269,9 +302,6 @@ impl Ops {
             .store
             .set_endpoint_state(&endpoint.id, EndpointState::Active, None, &self.actor)
             .await?;
-        if before != EndpointState::Active {
-            self.store.note_change();
-        }
         Ok((endpoint, before))
     }
 
@@ -319,7 +349,10 @@ impl Ops {
             pattern,
             description,
         };
-        Ok(self.store.create_subscription(&new, &self.actor).await?)
+        self.store
+            .create_subscription(&new, &self.actor)
+            .await
+            .map_err(conflict_in("topic"))
     }
 
     /// Changes a subscription's pattern and/or description.
@@ -338,10 +371,10 @@ impl Ops {
         if patch.pattern.is_none() && patch.description.is_none() {
             return Err(OpsError::invalid("changes", "nothing to change was given"));
         }
-        Ok(self
-            .store
+        self.store
             .update_subscription(id, &patch, &self.actor)
-            .await?)
+            .await
+            .map_err(conflict_in("topic"))
     }
 
     /// Removes a subscription.
@@ -382,7 +415,7 @@ impl Ops {
                     "an event is published for one tenant (--tenant T) or to every tenant (--broadcast)",
                 ));
             }
-            (Some(key), false) => Some(self.resolve_tenant("tenant", key).await?.id),
+            (Some(key), false) => Some(self.tenant(key).await?.id),
             (None, true) => None,
         };
         let topic =
@@ -457,16 +490,6 @@ impl Ops {
             )
             .await?;
         Ok((endpoint, count))
-    }
-
-    async fn resolve_tenant(&self, field: &'static str, key: &str) -> Result<Tenant> {
-        match self.store.find_tenant(key).await {
-            Err(StoreError::NotFound { .. }) => Err(OpsError::invalid(
-                field,
-                format!("no tenant {key:?} (see `hookline tenant list`)"),
-            )),
-            other => Ok(other?),
-        }
     }
 }
 

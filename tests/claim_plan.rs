@@ -118,7 +118,10 @@ fn assert_plans(plans: &[(&str, String)]) {
     }
     let claim = plan("claim_endpoint");
     assert!(
-        claim.contains("USING INDEX deliveries_queue (endpoint_id=? AND next_attempt_at<?)"),
+        claim.contains("USING INDEX deliveries_queue (endpoint_id=? AND next_attempt_at<?)")
+            || claim.contains(
+                "USING COVERING INDEX deliveries_queue (endpoint_id=? AND next_attempt_at<?)"
+            ),
         "the per-endpoint claim must range-scan the queue index:\n{claim}"
     );
     let heads = plan("queue_heads");

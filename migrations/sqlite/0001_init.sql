@@ -93,9 +93,10 @@ CREATE TABLE deliveries (
     created_at        BIGINT NOT NULL,
     updated_at        BIGINT NOT NULL
 );
--- The claim: per endpoint, due work in order of due time. Partial, so rows
--- that are done or in flight cost nothing here and the claim never sorts.
-CREATE INDEX deliveries_queue ON deliveries(endpoint_id, next_attempt_at)
+-- The claim: per endpoint, due work in order of due time (ties in order of
+-- creation: ids increase). Partial, so rows that are done or in flight cost
+-- nothing here and the claim never sorts.
+CREATE INDEX deliveries_queue ON deliveries(endpoint_id, next_attempt_at, id)
     WHERE state IN ('pending', 'scheduled');
 -- Leases: expiry sweep and per-endpoint in-flight counts (a small set).
 CREATE INDEX deliveries_in_flight ON deliveries(lease_expires_at, endpoint_id)

@@ -146,7 +146,7 @@ pub async fn endpoint(
         }
         EndpointCommand::List { tenant } => {
             let tenant_id = match tenant {
-                Some(key) => Some(ops.store().find_tenant(&key).await?.id),
+                Some(key) => Some(ops.tenant(&key).await?.id),
                 None => None,
             };
             let endpoints = ops.store().list_endpoints(tenant_id.as_deref()).await?;
@@ -259,7 +259,7 @@ pub async fn subscription(
                 None => None,
             };
             let tenant_id = match tenant {
-                Some(key) => Some(ops.store().find_tenant(&key).await?.id),
+                Some(key) => Some(ops.tenant(&key).await?.id),
                 None => None,
             };
             let subscriptions = ops

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hookline::config::Config;
 use hookline::model::{Attempt, Delivery, IdKind};
-use hookline::ops::{BulkRetry, EventInput, OpsError, parse_since};
+use hookline::ops::{BulkRetry, EventInput, Ops, OpsError, parse_since};
 use hookline::store::{Cursor, DeliveryDetail, DeliveryFilter};
 use serde_json::json;
 
@@ -23,7 +23,10 @@ fn read_payload(arg: &str) -> anyhow::Result<String> {
             .context("payload: could not read stdin")?;
         bytes
     } else if let Some(path) = arg.strip_prefix('@') {
-        std::fs::read(path).with_context(|| format!("payload: could not read {path}"))?
+        std::fs::read(path).map_err(|e| OpsError::Invalid {
+            field: "payload",
+            reason: format!("could not read {path}: {e}"),
+        })?
     } else {
         return Ok(arg.to_string());
     };
@@ -138,14 +141,14 @@ fn print_delivery_detail(detail: &DeliveryDetail, out: &Output) {
         return;
     }
     out.detail(&delivery_record(&detail.delivery));
-    println!("\npayload:");
+    out.line("\npayload:");
     let pretty = hookline::model::reindent_json(&detail.event.payload);
     for line in pretty.lines() {
-        println!("  {line}");
+        out.line(format!("  {line}"));
     }
-    println!("\nattempts:");
+    out.line("\nattempts:");
     if detail.attempts.is_empty() {
-        println!("  none yet");
+        out.line("  none yet");
     }
     for attempt in &detail.attempts {
         let outcome = match (attempt.error_kind, attempt.status_code) {
@@ -154,7 +157,7 @@ fn print_delivery_detail(detail: &DeliveryDetail, out: &Output) {
             (Some(kind), None) => kind.to_string(),
             (None, None) => "ok".to_string(),
         };
-        println!(
+        out.line(format!(
             "  #{} {} {:>6}ms  {}{}",
             attempt.attempt_number,
             hookline::model::format_rfc3339(attempt.started_at),
@@ -166,10 +169,10 @@ fn print_delivery_detail(detail: &DeliveryDetail, out: &Output) {
                 .filter(|_| attempt.error_kind != Some(hookline::model::ErrorKind::HttpStatus))
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default()
-        );
+        ));
         if let Some(body) = &attempt.response_body {
             let body: String = body.chars().take(200).collect();
-            println!("      response: {}", body.replace('\n', " "));
+            out.line(format!("      response: {}", body.replace('\n', " ")));
         }
     }
 }
@@ -179,9 +182,10 @@ pub async fn delivery(
     config: &Config,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let store = open_store(config).await?;
+    let ops = ops(config).await?;
+    let store = ops.store();
     match command {
-        DeliveryCommand::List(args) => list_deliveries(args, &store, out).await,
+        DeliveryCommand::List(args) => list_deliveries(args, &ops, out).await,
         DeliveryCommand::Show { id } => match IdKind::of(&id) {
             Some(IdKind::Delivery) => {
                 let detail = store.get_delivery(&id).await?;
@@ -221,9 +225,9 @@ pub async fn delivery(
                         )
                         .field("topic", &event.topic)
                         .field("created_at", Cell::Time(event.created_at))
-                        .field("payload", &event.payload);
+                        .field("payload", event.payload.trim_end());
                     out.detail(&record);
-                    println!();
+                    out.line("");
                     let rows: Vec<Record> = page.items.iter().map(delivery_row).collect();
                     out.table(&rows, "no deliveries: no endpoint subscribed to this topic");
                 }
@@ -238,17 +242,13 @@ pub async fn delivery(
     }
 }
 
-async fn list_deliveries(
-    args: DeliveryListArgs,
-    store: &hookline::store::Store,
-    out: &Output,
-) -> anyhow::Result<()> {
+async fn list_deliveries(args: DeliveryListArgs, ops: &Ops, out: &Output) -> anyhow::Result<()> {
     let tenant_id = match &args.tenant {
-        Some(key) => Some(store.find_tenant(key).await?.id),
+        Some(key) => Some(ops.tenant(key).await?.id),
         None => None,
     };
     let endpoint_id = match &args.endpoint {
-        Some(key) => Some(store.find_endpoint(key, None).await?.id),
+        Some(key) => Some(ops.endpoint(key).await?.id),
         None => None,
     };
     let cursor = match &args.cursor {
@@ -271,8 +271,9 @@ async fn list_deliveries(
             .transpose()?,
         until: None,
     };
-    let page = store
-        .list_deliveries(&filter, cursor.as_ref(), args.limit)
+    let page = ops
+        .store()
+        .list_deliveries(&filter, cursor.as_ref(), args.limit as usize)
         .await?;
     let rows: Vec<Record> = if out.is_json() {
         page.items.iter().map(delivery_record).collect()
@@ -284,7 +285,7 @@ async fn list_deliveries(
         if out.is_json() {
             eprintln!("next page: --cursor {}", next.encode());
         } else {
-            println!("next page: --cursor {}", next.encode());
+            out.line(format!("next page: --cursor {}", next.encode()));
         }
     }
     Ok(())
@@ -369,7 +370,7 @@ pub async fn dispatchers(config: &Config, out: &Output) -> anyhow::Result<()> {
 
 pub async fn audit(args: AuditArgs, config: &Config, out: &Output) -> anyhow::Result<()> {
     let store = open_store(config).await?;
-    let page = store.list_audit(None, args.limit).await?;
+    let page = store.list_audit(None, args.limit as usize).await?;
     let records: Vec<Record> = page
         .items
         .iter()

@@ -291,8 +291,9 @@ pub struct DeliveryListArgs {
     /// Created within this long (2h) or since an RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
+    /// Rows per page (1 to 10000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub limit: u64,
     /// Continue after this cursor (printed with the previous page).
     #[arg(long)]
     pub cursor: Option<String>,
@@ -322,8 +323,9 @@ pub struct RetryArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
+    /// Rows to show (1 to 10000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub limit: u64,
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {

@@ -140,7 +140,7 @@ impl Output {
             return;
         }
         if records.is_empty() {
-            println!("{empty}");
+            self.line(empty);
             return;
         }
         let headers: Vec<&str> = records[0].0.iter().map(|(name, _)| *name).collect();
@@ -196,23 +196,27 @@ impl Output {
         if self.json {
             print_json(&json);
         } else {
-            println!("{text}");
+            self.line(text);
         }
     }
 
     /// A line for people only (hints, section titles); silent with `--json`.
     pub fn note(&self, text: &str) {
         if !self.json {
-            println!("{text}");
+            self.line(text);
         }
+    }
+
+    /// Writes one line to stdout. A closed stdout (`| head -1`) is not an
+    /// error worth a panic: the command's work is done, the reader left.
+    pub fn line(&self, text: impl std::fmt::Display) {
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
     }
 }
 
 fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()) // ok: Values always serialise
-    );
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()); // ok: Values always serialise
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// Table cells stay on one line whatever the data holds.

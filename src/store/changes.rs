@@ -5,7 +5,8 @@
 //! Changes made through this process's [`Store`] signal directly. Changes by
 //! other processes are seen on SQLite by polling `PRAGMA data_version`
 //! (which moves whenever another connection commits; it costs one page-cache
-//! lookup, so polling every 100 ms is cheap).
+//! lookup, so polling every 100 ms is cheap), and on Postgres by LISTENing
+//! to the `hookline_changes` channel that writers NOTIFY in their transactions.
 
 use std::time::Duration;
 
@@ -31,8 +32,14 @@ impl Store {
     }
 
     fn start_watcher(&self) {
-        let Db::Sqlite(pools) = &*self.db else {
-            return;
+        let pools = match &*self.db {
+            Db::Sqlite(pools) => pools,
+            Db::Postgres(pools) => {
+                let pool = pools.read.clone();
+                let changes = std::sync::Arc::downgrade(&self.changes);
+                tokio::spawn(listen_postgres(pool, changes));
+                return;
+            }
         };
         let options = pools.read.connect_options();
         // Weak: the watcher ends when the last Store handle is dropped.
@@ -62,5 +69,59 @@ impl Store {
                 }
             }
         });
+    }
+}
+
+/// Channel that Postgres writers NOTIFY (see `Dialect::notify`).
+const CHANNEL: &str = "hookline_changes";
+
+/// Moves the change counter on every notification. When the connection
+/// drops, notifications may have been missed, so that counts as a change too;
+/// the listener then reconnects with backoff.
+async fn listen_postgres(pool: sqlx::PgPool, changes: std::sync::Weak<watch::Sender<u64>>) {
+    let bump = |changes: &std::sync::Weak<watch::Sender<u64>>| match changes.upgrade() {
+        Some(changes) => {
+            changes.send_modify(|n| *n = n.wrapping_add(1));
+            true
+        }
+        None => false,
+    };
+    let mut failures: u32 = 0;
+    loop {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match listener.await {
+            Ok(listener) => listener,
+            Err(err) => {
+                failures += 1;
+                tracing::warn!(error = %err, "cannot LISTEN for changes; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(25)))).await;
+                if changes.upgrade().is_none() {
+                    return;
+                }
+                continue;
+            }
+        };
+        failures = 0;
+        loop {
+            // Wake up now and then to notice that the store is gone.
+            match tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await {
+                Err(_elapsed) if changes.upgrade().is_none() => return,
+                Err(_elapsed) => {}
+                Ok(Ok(Some(_))) | Ok(Ok(None)) => {
+                    if !bump(&changes) {
+                        return;
+                    }
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "lost the LISTEN connection; reconnecting");
+                    let _ = bump(&changes);
+                    break;
+                }
+            }
+        }
     }
 }

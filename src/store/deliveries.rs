@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::audit::{AuditRecord, write_audit};
 use super::rows::{AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns};
-use super::{Cursor, Page, Result, Store, StoreError, db_now, json_list, on_db};
+use super::{Cursor, Page, Result, Store, StoreError, db_now, json_list, notify_change, on_db};
 use crate::model::{Actor, Attempt, Delivery, DeliveryState, Event};
 
 /// Which deliveries a listing shows; empty fields do not filter.
@@ -259,6 +259,7 @@ impl Store {
                 .await?;
             let report = retry_report(ids, &states, retried);
             if !report.retried.is_empty() {
+                notify_change!(sql, &mut *tx);
                 write_audit!(
                     &mut *tx,
                     now,
@@ -324,6 +325,7 @@ impl Store {
                 .await?
                 .rows_affected();
             if count > 0 {
+                notify_change!(sql, &mut *tx);
                 write_audit!(
                     &mut *tx,
                     now,

@@ -15,6 +15,9 @@ pub(crate) struct Dialect {
     pub now: Option<&'static str>,
     /// Serialises concurrent migrations (SQLite's write lock already does).
     pub migration_lock: Option<&'static str>,
+    /// Tells other processes that due work may have appeared (delivered at
+    /// commit); `None` where other processes poll instead.
+    pub notify: Option<&'static str>,
     /// Prefix that turns a statement into its query plan.
     pub explain: &'static str,
     /// The column of the plan rows that holds the text.
@@ -127,8 +130,10 @@ macro_rules! greatest {
 macro_rules! statements {
     ($d:ident, begin: $begin:literal, now: $now:expr, migration_lock: $lock:expr,
      migrations_table_exists: $exists:literal, lock_endpoints: $lock_endpoints:expr,
-     explain: $explain:literal, explain_column: $explain_column:literal) => {
+     explain: $explain:literal, explain_column: $explain_column:literal,
+     notify: $notify:expr) => {
         Dialect {
+            notify: $notify,
             explain: $explain,
             explain_column: $explain_column,
             begin_write: $begin,
@@ -205,7 +210,7 @@ macro_rules! statements {
                 "
                      WHERE endpoint_id = $4 AND state IN ('pending', 'scheduled')
                        AND next_attempt_at <= $3
-                     ORDER BY next_attempt_at LIMIT $5",
+                     ORDER BY next_attempt_at, id LIMIT $5",
                 skip_locked!($d),
                 ")
                  RETURNING id, event_id, endpoint_id, attempts, topic"
@@ -342,7 +347,8 @@ pub(crate) const SQLITE: Dialect = statements!(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
     lock_endpoints: None,
     explain: "EXPLAIN QUERY PLAN ",
-    explain_column: "detail"
+    explain_column: "detail",
+    notify: None
 );
 
 /// Postgres: row locks, the server's clock.
@@ -360,5 +366,6 @@ pub(crate) const POSTGRES: Dialect = statements!(
         " FOR UPDATE SKIP LOCKED"
     )),
     explain: "EXPLAIN ",
-    explain_column: "QUERY PLAN"
+    explain_column: "QUERY PLAN",
+    notify: Some("SELECT pg_notify('hookline_changes', '')")
 );

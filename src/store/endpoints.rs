@@ -5,7 +5,7 @@ use serde_json::json;
 use super::audit::{AuditRecord, write_audit};
 use super::rows::{EndpointRow, convert_all, endpoint_columns};
 use super::tenants::is_unique_violation;
-use super::{Result, Store, StoreError, TenantScope, db_now, on_db};
+use super::{Result, Store, StoreError, TenantScope, db_now, notify_change, on_db};
 use crate::model::{Actor, Endpoint, EndpointState, IdKind, new_id};
 
 /// A validated endpoint to create.
@@ -320,6 +320,9 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            if state == EndpointState::Active {
+                notify_change!(sql, &mut *tx);
+            }
             let action = match state {
                 EndpointState::Active => "endpoint.resume",
                 EndpointState::Paused => "endpoint.pause",
@@ -338,6 +341,9 @@ impl Store {
             tx.commit().await?;
             Ok::<EndpointState, StoreError>(before.state)
         })?;
+        if state == EndpointState::Active && before != EndpointState::Active {
+            self.note_change();
+        }
         Ok((self.get_endpoint(id).await?, before))
     }
 

@@ -190,6 +190,17 @@ macro_rules! db_now {
 }
 pub(crate) use db_now;
 
+/// Inside a write transaction: tells other processes (Postgres LISTENers)
+/// that due work may have appeared, once the transaction commits.
+macro_rules! notify_change {
+    ($sql:expr, $conn:expr) => {
+        if let Some(notify) = $sql.notify {
+            sqlx::query(notify).execute($conn).await?;
+        }
+    };
+}
+pub(crate) use notify_change;
+
 impl Store {
     /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`).
     pub async fn open(url: &str, mode: OpenMode) -> Result<Store> {

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::{Result, Store, db_now, on_db};
+use super::{Result, Store, db_now, notify_change, on_db};
 use crate::model::{IdKind, new_id};
 use crate::topic::pattern_matches;
 
@@ -221,6 +221,7 @@ impl Store {
                     .bind(now + first_delay_ms)
                     .execute(&mut *tx)
                     .await?;
+                notify_change!(sql, &mut *tx);
             }
             tx.commit().await?;
             results

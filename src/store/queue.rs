@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::audit::{AuditRecord, write_audit};
 use super::rows::parse_json;
-use super::{Result, Store, db_now, json_list, on_db};
+use super::{Result, Store, db_now, json_list, notify_change, on_db};
 use crate::model::{Actor, ErrorKind, Source};
 
 /// What a dispatcher asks of [`Store::claim`].
@@ -303,7 +303,10 @@ fn endpoint_stats(outcomes: &[Outcome]) -> Vec<StatsJson> {
             stats.last_error = summarise_error(attempt);
         }
     }
-    by_endpoint.into_values().collect()
+    let mut stats: Vec<StatsJson> = by_endpoint.into_values().collect();
+    // One lock order for every dispatcher, so concurrent upserts never deadlock.
+    stats.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
+    stats
 }
 
 /// One endpoint-minute of attempt counts and latency histogram.
@@ -349,7 +352,10 @@ fn health_rollups(outcomes: &[Outcome]) -> Vec<HealthJson> {
         rollup.latency_sum_ms += attempt.duration_ms;
         rollup.buckets[crate::dispatch::health::bucket_of(attempt.duration_ms)] += 1;
     }
-    rollups.into_values().collect()
+    let mut rollups: Vec<HealthJson> = rollups.into_values().collect();
+    // One lock order for every dispatcher, so concurrent upserts never deadlock.
+    rollups.sort_by(|a, b| (&a.endpoint_id, a.minute).cmp(&(&b.endpoint_id, b.minute)));
+    rollups
 }
 
 impl Store {
@@ -580,6 +586,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            notify_change!(sql, &mut *tx);
             tx.commit().await?;
             released
         });
