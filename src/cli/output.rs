@@ -182,12 +182,12 @@ impl Output {
             .max()
             .unwrap_or(0);
         for (name, cell) in &record.0 {
-            println!(
+            self.line(format!(
                 "{:width$}  {}",
                 format!("{name}:"),
                 cell.to_text(),
                 width = width + 1
-            );
+            ));
         }
     }
 
