@@ -116,13 +116,20 @@ fn assert_plans(plans: &[(&str, String)]) {
         );
         assert!(!text.is_empty(), "{name} has no plan");
     }
-    let claim = plan("claim_endpoint");
+    let candidates = plan("queue_candidates");
     assert!(
-        claim.contains("USING INDEX deliveries_queue (endpoint_id=? AND next_attempt_at<?)")
-            || claim.contains(
-                "USING COVERING INDEX deliveries_queue (endpoint_id=? AND next_attempt_at<?)"
-            ),
-        "the per-endpoint claim must range-scan the queue index:\n{claim}"
+        candidates.contains("INDEX deliveries_queue (endpoint_id=? AND next_attempt_at<?)"),
+        "an endpoint's due work must be a range scan of the queue index:\n{candidates}"
+    );
+    let lease = plan("claim_rows");
+    assert!(
+        lease.contains("USING INDEX sqlite_autoindex_deliveries_1 (id=?)"),
+        "leasing the picked rows must look each up by primary key:\n{lease}"
+    );
+    let record = plan("apply_outcomes");
+    assert!(
+        !record.contains("SCAN deliveries") && record.contains("deliveries"),
+        "recording outcomes must not scan the deliveries table:\n{record}"
     );
     let heads = plan("queue_heads");
     assert!(
@@ -154,7 +161,7 @@ async fn claim_uses_the_queue_indexes_without_sorting_on_sqlite() {
         .await
         .expect("list");
     assert_eq!(page.items.len(), 10);
-    let before = store.explain_claim().await.expect("explain");
+    let before = store.explain_queue().await.expect("explain");
     assert_plans(&before);
     // The planner must keep choosing well once it has statistics too.
     {
@@ -170,6 +177,6 @@ async fn claim_uses_the_queue_indexes_without_sorting_on_sqlite() {
     let fresh = Store::open(&db.url, hookline::store::OpenMode::Existing)
         .await
         .expect("reopen");
-    let after = fresh.explain_claim().await.expect("explain after analyze");
+    let after = fresh.explain_queue().await.expect("explain after analyze");
     assert_plans(&after);
 }

@@ -281,7 +281,8 @@ impl Store {
     }
 
     /// Counts (with `dry_run`) or revives every delivery matching `filter`,
-    /// starting each on a fresh schedule. Returns how many.
+    /// starting each on a fresh schedule. Returns how many. Only retryable
+    /// states are ever revived; no states given means dead ones.
     pub async fn retry_matching(
         &self,
         filter: &RetryFilter,
@@ -289,6 +290,15 @@ impl Store {
         first_delay_ms: i64,
         actor: &Actor,
     ) -> Result<u64> {
+        let mut filter = filter.clone();
+        if filter.states.is_empty() {
+            filter.states.push(DeliveryState::Dead);
+        }
+        filter.states.retain(|state| state.is_retryable());
+        if filter.states.is_empty() {
+            return Ok(0);
+        }
+        let filter = &filter;
         let mut conditions = retry_conditions(filter);
         let where_sql = conditions.sql();
         if dry_run {

@@ -6,6 +6,8 @@
 //! Each statement here is written once in the `statements!` template and
 //! instantiated per backend, so the two spellings cannot drift apart.
 
+use super::rows::{endpoint_columns, subscription_columns};
+
 /// The statements that differ between backends.
 pub(crate) struct Dialect {
     /// Starts a write transaction: SQLite takes the write lock up front
@@ -27,6 +29,17 @@ pub(crate) struct Dialect {
     /// Locks the listed endpoints for a claim, skipping those another
     /// dispatcher holds; `None` where a single writer makes it unnecessary.
     pub lock_endpoints: Option<&'static str>,
+    /// Reads live endpoint `$1` to change it; Postgres locks the row so
+    /// concurrent read-modify-writes cannot lose each other's changes.
+    pub endpoint_for_update: &'static str,
+    /// Reads subscription `$1` to change it, locked like `endpoint_for_update`.
+    pub subscription_for_update: &'static str,
+    /// Publish: `(endpoint_id, tenant_id, pattern)` of tenant `$1`'s live
+    /// endpoints' subscriptions. Postgres share-locks the endpoints, so a
+    /// concurrent delete waits and then cancels what this publish created.
+    pub tenant_subscriptions: &'static str,
+    /// Publish: the same for every tenant (broadcasts).
+    pub all_subscriptions: &'static str,
     /// Publish: inserts the JSON rows `$1` as events created at `$2`.
     pub insert_events: &'static str,
     /// Publish: inserts the JSON rows `$1` as pending deliveries created at `$2`, due at `$3`.
@@ -46,9 +59,13 @@ pub(crate) struct Dialect {
     /// Claim: the endpoint of every leased delivery (counted in Rust: the
     /// set is at most the dispatchers' concurrency; GROUP BY would sort).
     pub in_flight: &'static str,
-    /// Claim: leases up to `$5` due deliveries of endpoint `$4` to owner `$1`
-    /// until `$2`; `$3` is now.
-    pub claim_endpoint: &'static str,
+    /// Claim: `(id, next_attempt_at)` of up to `$3` due deliveries of
+    /// endpoint `$1` (due by `$2`), oldest first; on Postgres rows another
+    /// dispatcher is claiming are skipped.
+    pub queue_candidates: &'static str,
+    /// Claim: leases the JSON rows `$1` of `{id, lease_expires_at}` to owner
+    /// `$2` at `$3`, where still queued; returns the leased deliveries.
+    pub claim_rows: &'static str,
     /// Claim: `(id, payload)` of the events in JSON list `$1`.
     pub event_payloads: &'static str,
     /// Claim: how to reach the endpoints in JSON list `$1`.
@@ -95,14 +112,28 @@ macro_rules! json_rows {
 }
 
 /// Pins a statement to an index on SQLite, where the planner without
-/// statistics may otherwise sort the whole queue; SQLite then refuses to run
-/// rather than silently choose a worse plan. Postgres plans well on its own.
+/// statistics may otherwise sort the whole queue, or scan every queued row
+/// to update a few by id (`sqlite_autoindex_deliveries_1` is the primary
+/// key); SQLite then refuses to run rather than silently choose a worse
+/// plan. Postgres plans well on its own.
 macro_rules! indexed_by {
     (sqlite, $index:literal) => {
         concat!(" INDEXED BY ", $index)
     };
     (postgres, $index:literal) => {
         ""
+    };
+}
+
+/// A row-lock clause (`FOR UPDATE OF e`, `FOR SHARE OF e`) where the
+/// database has row locks; SQLite's write transactions already exclude
+/// each other.
+macro_rules! row_lock {
+    (sqlite, $clause:literal) => {
+        ""
+    };
+    (postgres, $clause:literal) => {
+        concat!(" ", $clause)
     };
 }
 
@@ -141,6 +172,32 @@ macro_rules! statements {
             migration_lock: $lock,
             migrations_table_exists: $exists,
             lock_endpoints: $lock_endpoints,
+            endpoint_for_update: concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
+                  WHERE e.deleted_at IS NULL AND e.id = $1",
+                row_lock!($d, "FOR UPDATE OF e")
+            ),
+            subscription_for_update: concat!(
+                "SELECT ",
+                subscription_columns!(),
+                " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
+                  WHERE s.id = $1 AND e.deleted_at IS NULL",
+                row_lock!($d, "FOR UPDATE OF s")
+            ),
+            tenant_subscriptions: concat!(
+                "SELECT s.endpoint_id, e.tenant_id, s.pattern
+                 FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
+                 WHERE s.tenant_id = $1 AND e.deleted_at IS NULL ORDER BY s.endpoint_id",
+                row_lock!($d, "FOR SHARE OF e")
+            ),
+            all_subscriptions: concat!(
+                "SELECT s.endpoint_id, e.tenant_id, s.pattern
+                 FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
+                 WHERE e.deleted_at IS NULL ORDER BY s.endpoint_id",
+                row_lock!($d, "FOR SHARE OF e")
+            ),
             insert_events: concat!(
                 "INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
                  SELECT value->>'id', value->>'tenant_id', value->>'topic', value->>'payload',
@@ -202,18 +259,28 @@ macro_rules! statements {
                 indexed_by!($d, "deliveries_in_flight"),
                 " WHERE state = 'in_flight'"
             ),
-            claim_endpoint: concat!(
-                "UPDATE deliveries SET state = 'in_flight', lease_owner = $1, lease_expires_at = $2,
-                     updated_at = $3
-                 WHERE id IN (SELECT id FROM deliveries",
+            queue_candidates: concat!(
+                "SELECT id, next_attempt_at FROM deliveries",
                 indexed_by!($d, "deliveries_queue"),
-                "
-                     WHERE endpoint_id = $4 AND state IN ('pending', 'scheduled')
-                       AND next_attempt_at <= $3
-                     ORDER BY next_attempt_at, id LIMIT $5",
-                skip_locked!($d),
-                ")
-                 RETURNING id, event_id, endpoint_id, attempts, topic"
+                " WHERE endpoint_id = $1 AND state IN ('pending', 'scheduled')
+                   AND next_attempt_at <= $2
+                 ORDER BY next_attempt_at, id LIMIT $3",
+                skip_locked!($d)
+            ),
+            claim_rows: concat!(
+                // `id IN (…)` makes both databases look the picked rows up by
+                // primary key; an UPDATE … FROM the JSON set let SQLite scan
+                // every queued row instead.
+                "UPDATE deliveries",
+                indexed_by!($d, "sqlite_autoindex_deliveries_1"),
+                " SET state = 'in_flight', lease_owner = $2, updated_at = $3,
+                     lease_expires_at = (SELECT CAST(value->>'lease_expires_at' AS BIGINT) FROM ",
+                json_rows!($d, "1"),
+                " WHERE value->>'id' = deliveries.id)
+                 WHERE id IN (SELECT value->>'id' FROM ",
+                json_rows!($d, "1"),
+                ") AND state IN ('pending', 'scheduled')
+                 RETURNING id, event_id, endpoint_id, attempts, topic, next_attempt_at"
             ),
             event_payloads: concat!(
                 "SELECT id, payload FROM events WHERE id IN ",
@@ -237,7 +304,9 @@ macro_rules! statements {
                 json_rows!($d, "1")
             ),
             apply_outcomes: concat!(
-                "UPDATE deliveries SET
+                "UPDATE deliveries",
+                indexed_by!($d, "sqlite_autoindex_deliveries_1"),
+                " SET
                      state = o.state,
                      attempts = o.attempt_number,
                      next_attempt_at = CASE WHEN o.state = 'scheduled' THEN $2 + o.retry_in
@@ -313,8 +382,9 @@ macro_rules! statements {
                      b10 = endpoint_health.b10 + excluded.b10, b11 = endpoint_health.b11 + excluded.b11"
             ),
             release_leases: concat!(
-                "UPDATE deliveries
-                 SET state = CASE WHEN attempts = 0 THEN 'pending' ELSE 'scheduled' END,
+                "UPDATE deliveries",
+                indexed_by!($d, "sqlite_autoindex_deliveries_1"),
+                " SET state = CASE WHEN attempts = 0 THEN 'pending' ELSE 'scheduled' END,
                      lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
                  WHERE lease_owner = $1 AND state = 'in_flight' AND id IN ",
                 json_list!($d, "3")
@@ -325,7 +395,9 @@ macro_rules! statements {
                 json_list!($d, "1")
             ),
             retry_ids: concat!(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $2,
+                "UPDATE deliveries",
+                indexed_by!($d, "sqlite_autoindex_deliveries_1"),
+                " SET state = 'pending', attempts = 0, next_attempt_at = $2,
                      lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
                  WHERE id IN ",
                 json_list!($d, "1"),

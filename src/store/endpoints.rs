@@ -251,7 +251,7 @@ impl Store {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
-            let row: Option<EndpointRow> = sqlx::query_as(BY_ID)
+            let row: Option<EndpointRow> = sqlx::query_as(sql.endpoint_for_update)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -303,7 +303,7 @@ impl Store {
         let before = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
-            let row: Option<EndpointRow> = sqlx::query_as(BY_ID)
+            let row: Option<EndpointRow> = sqlx::query_as(sql.endpoint_for_update)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -390,7 +390,7 @@ impl Store {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
-            let exists: Option<EndpointRow> = sqlx::query_as(BY_ID)
+            let exists: Option<EndpointRow> = sqlx::query_as(sql.endpoint_for_update)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;

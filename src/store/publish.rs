@@ -36,13 +36,6 @@ pub struct Published {
 /// The idempotency scope of broadcasts, which have no tenant.
 const BROADCAST_SCOPE: &str = "*";
 
-const TENANT_SUBSCRIPTIONS: &str = "SELECT s.endpoint_id, e.tenant_id, s.pattern
-    FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
-    WHERE s.tenant_id = $1 AND e.deleted_at IS NULL ORDER BY s.endpoint_id";
-const ALL_SUBSCRIPTIONS: &str = "SELECT s.endpoint_id, e.tenant_id, s.pattern
-    FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
-    WHERE e.deleted_at IS NULL ORDER BY s.endpoint_id";
-
 /// One subscription as fan-out needs it: (endpoint id, its tenant, pattern).
 type Target = (String, String, String);
 
@@ -111,13 +104,13 @@ impl Store {
                 }
                 let found: Vec<Target> = match &event.tenant_id {
                     Some(tenant_id) => {
-                        sqlx::query_as(TENANT_SUBSCRIPTIONS)
+                        sqlx::query_as(sql.tenant_subscriptions)
                             .bind(tenant_id)
                             .fetch_all(&mut *tx)
                             .await?
                     }
                     None => {
-                        sqlx::query_as(ALL_SUBSCRIPTIONS)
+                        sqlx::query_as(sql.all_subscriptions)
                             .fetch_all(&mut *tx)
                             .await?
                     }

@@ -115,7 +115,7 @@ pub struct RecordSummary {
 
 /// Milliseconds a lease outlives the endpoint's timeout, so an attempt that
 /// runs its full timeout still records its outcome under its own lease.
-const LEASE_MARGIN_MS: i64 = 10_000;
+const LEASE_MARGIN_MS: i64 = 5_000;
 
 const DISABLE_ENDPOINT: &str = "UPDATE endpoints
     SET state = 'disabled', state_reason = $2, state_changed_at = $3, updated_at = $3
@@ -137,6 +137,7 @@ struct ClaimedRow {
     endpoint_id: String,
     attempts: i64,
     topic: String,
+    next_attempt_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -150,22 +151,25 @@ struct TargetRow {
     headers: String,
 }
 
-/// How many deliveries to take from which endpoint in this claim.
-struct Allocation {
+/// An endpoint this claim may take deliveries from.
+struct Eligible {
     endpoint_id: String,
-    count: i64,
+    /// Its oldest due time.
+    due: i64,
+    /// Free in-flight slots.
+    free: i64,
     lease_ms: i64,
 }
 
-/// Shares `limit` slots among endpoints with due work and free capacity,
-/// oldest due first, and works out when the next not-yet-due work is due.
-fn allocate(
+/// The active endpoints with due work and free capacity, oldest head first,
+/// and how long until work that is not yet due becomes due.
+fn eligible_endpoints(
     heads: &[Head],
     in_flight: &HashMap<String, i64>,
     request: &ClaimRequest<'_>,
     now: i64,
-) -> (Vec<Allocation>, Option<i64>) {
-    let mut ready: Vec<(&Head, i64, i64)> = Vec::new();
+) -> (Vec<Eligible>, Option<i64>) {
+    let mut eligible = Vec::new();
     let mut next_due_in: Option<i64> = None;
     for head in heads {
         let Some(due) = head.due else { continue };
@@ -177,26 +181,54 @@ fn allocate(
         let wait = (due - now).max(0);
         next_due_in = Some(next_due_in.map_or(wait, |w| w.min(wait)));
         if due <= now {
-            ready.push((head, due, free));
+            let timeout = head.timeout_ms.unwrap_or(request.default_timeout_ms);
+            eligible.push(Eligible {
+                endpoint_id: head.id.clone(),
+                due,
+                free,
+                lease_ms: request.lease_ms.max(timeout + LEASE_MARGIN_MS),
+            });
         }
     }
-    ready.sort_by_key(|(_, due, _)| *due);
-    let mut remaining = request.limit as i64;
-    let mut allocations = Vec::new();
-    for (head, _, free) in ready {
-        if remaining == 0 {
-            break;
+    eligible.sort_by(|a, b| (a.due, &a.endpoint_id).cmp(&(b.due, &b.endpoint_id)));
+    (eligible, next_due_in)
+}
+
+/// A due delivery the claim may lease.
+#[derive(Serialize)]
+struct Candidate {
+    id: String,
+    due: i64,
+    lease_expires_at: i64,
+}
+
+/// The `limit` oldest due candidates seen so far, across endpoints: a k-way
+/// merge of the endpoints' queues, each already in due order.
+struct OldestDue {
+    limit: usize,
+    picked: Vec<Candidate>,
+}
+
+impl OldestDue {
+    fn new(limit: usize) -> OldestDue {
+        OldestDue {
+            limit,
+            picked: Vec::new(),
         }
-        let count = free.min(remaining);
-        remaining -= count;
-        let timeout = head.timeout_ms.unwrap_or(request.default_timeout_ms);
-        allocations.push(Allocation {
-            endpoint_id: head.id.clone(),
-            count,
-            lease_ms: request.lease_ms.max(timeout + LEASE_MARGIN_MS),
-        });
     }
-    (allocations, next_due_in)
+
+    /// Whether an endpoint whose oldest work is due at `due` can no longer
+    /// contribute: the pick is full and everything in it is older.
+    fn settled_before(&self, due: i64) -> bool {
+        self.picked.len() >= self.limit && self.picked.last().is_some_and(|last| last.due < due)
+    }
+
+    fn offer(&mut self, candidates: impl IntoIterator<Item = Candidate>) {
+        self.picked.extend(candidates);
+        self.picked
+            .sort_by(|a, b| (a.due, &a.id).cmp(&(b.due, &b.id)));
+        self.picked.truncate(self.limit);
+    }
 }
 
 /// The secrets that sign right now: current, then previous during its grace.
@@ -359,27 +391,32 @@ fn health_rollups(outcomes: &[Outcome]) -> Vec<HealthJson> {
 }
 
 impl Store {
-    /// The query plan of each statement a claim runs, by name, as the
-    /// database reports it (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on
-    /// Postgres): for tests that guard the claim's index use, and for
-    /// operators diagnosing a slow queue.
-    pub async fn explain_claim(&self) -> Result<Vec<(&'static str, String)>> {
+    /// The query plan of each statement that claims deliveries or records
+    /// outcomes, by name, as the database reports it (`EXPLAIN QUERY PLAN`
+    /// on SQLite, `EXPLAIN` on Postgres): for tests that guard the queue's
+    /// index use, and for operators diagnosing a slow queue.
+    pub async fn explain_queue(&self) -> Result<Vec<(&'static str, String)>> {
         on_db!(self, |pools, sql| {
-            let statements: [(&'static str, &'static str, usize); 4] = [
+            let statements: [(&'static str, &'static str, usize); 6] = [
                 ("reap_expired", sql.reap_expired, 1),
                 ("queue_heads", sql.queue_heads, 0),
                 ("in_flight", sql.in_flight, 0),
-                ("claim_endpoint", sql.claim_endpoint, 5),
+                ("queue_candidates", sql.queue_candidates, 3),
+                ("claim_rows", sql.claim_rows, 3),
+                ("apply_outcomes", sql.apply_outcomes, 3),
             ];
             let mut plans = Vec::new();
             for (name, statement, params) in statements {
                 let text = format!("{}{statement}", sql.explain);
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
-                // Representative values: owner, lease expiry, now, endpoint, limit.
+                // Representative values for each statement's parameters.
                 for position in 0..params {
                     query = match (name, position) {
-                        ("claim_endpoint", 0) => query.bind("dsp_explain"),
-                        ("claim_endpoint", 3) => query.bind("ep_explain"),
+                        ("queue_candidates", 0) => query.bind("ep_explain"),
+                        ("claim_rows", 0) => query.bind(r#"[{"id":"dlv_x","lease_expires_at":1}]"#),
+                        ("claim_rows", 1) => query.bind("dsp_explain"),
+                        ("apply_outcomes", 0) => query.bind(r#"[{"delivery_id":"dlv_x"}]"#),
+                        ("apply_outcomes", 2) => query.bind("dsp_explain"),
                         _ => query.bind(crate::model::now_millis()),
                     };
                 }
@@ -430,26 +467,39 @@ impl Store {
             for endpoint_id in leased {
                 *in_flight.entry(endpoint_id).or_default() += 1;
             }
-            let (allocations, next_due_in_ms) = allocate(&heads, &in_flight, request, now);
-            let mut rows: Vec<ClaimedRow> = Vec::new();
-            for allocation in &allocations {
-                let claimed: Vec<ClaimedRow> = sqlx::query_as(sql.claim_endpoint)
-                    .bind(request.owner)
-                    .bind(now + allocation.lease_ms)
+            let (eligible, next_due_in_ms) = eligible_endpoints(&heads, &in_flight, request, now);
+            let mut oldest = OldestDue::new(request.limit);
+            for endpoint in &eligible {
+                if oldest.settled_before(endpoint.due) {
+                    break;
+                }
+                let due: Vec<(String, i64)> = sqlx::query_as(sql.queue_candidates)
+                    .bind(&endpoint.endpoint_id)
                     .bind(now)
-                    .bind(&allocation.endpoint_id)
-                    .bind(allocation.count)
+                    .bind(endpoint.free.min(request.limit as i64))
                     .fetch_all(&mut *tx)
                     .await?;
-                rows.extend(claimed);
+                oldest.offer(due.into_iter().map(|(id, due)| Candidate {
+                    id,
+                    due,
+                    lease_expires_at: now + endpoint.lease_ms,
+                }));
             }
-            if rows.is_empty() {
+            if oldest.picked.is_empty() {
                 tx.commit().await?;
                 return Ok(Claimed {
                     next_due_in_ms,
                     ..Claimed::default()
                 });
             }
+            let picked = serde_json::to_string(&oldest.picked).unwrap_or_default(); // ok: plain data
+            let mut rows: Vec<ClaimedRow> = sqlx::query_as(sql.claim_rows)
+                .bind(picked)
+                .bind(request.owner)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            rows.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
             let event_ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
             let payloads: HashMap<String, String> = sqlx::query_as(sql.event_payloads)
                 .bind(json_list(&event_ids))
@@ -457,8 +507,9 @@ impl Store {
                 .await?
                 .into_iter()
                 .collect();
-            let endpoint_ids: Vec<&str> =
-                allocations.iter().map(|a| a.endpoint_id.as_str()).collect();
+            let mut endpoint_ids: Vec<&str> = rows.iter().map(|r| r.endpoint_id.as_str()).collect();
+            endpoint_ids.sort_unstable();
+            endpoint_ids.dedup();
             let targets: Vec<TargetRow> = sqlx::query_as(sql.endpoint_targets)
                 .bind(json_list(&endpoint_ids))
                 .fetch_all(&mut *tx)
@@ -619,17 +670,18 @@ mod tests {
     }
 
     #[test]
-    fn allocation_respects_caps_and_serves_oldest_first() {
+    fn eligible_endpoints_have_capacity_and_come_oldest_first() {
         let heads = [
             head("ep_a", 50, None),
             head("ep_b", 10, Some(2)),
             head("ep_c", 500, None),
+            head("ep_d", 20, Some(1)),
         ];
-        let in_flight = HashMap::from([("ep_a".to_string(), 5)]);
-        let (allocations, next_due) = allocate(&heads, &in_flight, &request(100), 100);
-        let got: Vec<(&str, i64)> = allocations
+        let in_flight = HashMap::from([("ep_a".to_string(), 5), ("ep_d".to_string(), 1)]);
+        let (eligible, next_due) = eligible_endpoints(&heads, &in_flight, &request(100), 100);
+        let got: Vec<(&str, i64)> = eligible
             .iter()
-            .map(|a| (a.endpoint_id.as_str(), a.count))
+            .map(|e| (e.endpoint_id.as_str(), e.free))
             .collect();
         assert_eq!(got, [("ep_b", 2), ("ep_a", 3)]);
         assert_eq!(next_due, Some(0));
@@ -639,25 +691,40 @@ mod tests {
     fn saturated_endpoints_are_skipped_and_future_work_sets_the_wait() {
         let heads = [head("ep_a", 50, Some(1)), head("ep_c", 700, None)];
         let in_flight = HashMap::from([("ep_a".to_string(), 1)]);
-        let (allocations, next_due) = allocate(&heads, &in_flight, &request(10), 100);
-        assert!(allocations.is_empty());
+        let (eligible, next_due) = eligible_endpoints(&heads, &in_flight, &request(10), 100);
+        assert!(eligible.is_empty());
         assert_eq!(next_due, Some(600));
-    }
-
-    #[test]
-    fn the_limit_caps_the_total() {
-        let heads = [head("ep_a", 1, None), head("ep_b", 2, None)];
-        let (allocations, _) = allocate(&heads, &HashMap::new(), &request(10), 100);
-        let total: i64 = allocations.iter().map(|a| a.count).sum();
-        assert_eq!(total, 10);
-        assert_eq!(allocations[0].count, 8);
     }
 
     #[test]
     fn lease_outlives_a_long_endpoint_timeout() {
         let mut slow = head("ep_a", 1, None);
         slow.timeout_ms = Some(120_000);
-        let (allocations, _) = allocate(&[slow], &HashMap::new(), &request(1), 100);
-        assert_eq!(allocations[0].lease_ms, 130_000);
+        let (eligible, _) = eligible_endpoints(&[slow], &HashMap::new(), &request(1), 100);
+        assert_eq!(eligible[0].lease_ms, 125_000);
+    }
+
+    fn candidate(id: &str, due: i64) -> Candidate {
+        Candidate {
+            id: id.to_string(),
+            due,
+            lease_expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_merge_keeps_the_globally_oldest_and_knows_when_to_stop() {
+        let mut oldest = OldestDue::new(2);
+        assert!(!oldest.settled_before(1));
+        oldest.offer([candidate("dlv_a1", 1), candidate("dlv_a3", 3)]);
+        assert!(
+            !oldest.settled_before(2),
+            "an endpoint due at 2 may still beat a3"
+        );
+        oldest.offer([candidate("dlv_b2", 2), candidate("dlv_b4", 4)]);
+        let ids: Vec<&str> = oldest.picked.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["dlv_a1", "dlv_b2"]);
+        assert!(oldest.settled_before(3));
+        assert!(!oldest.settled_before(2), "a tie may still win on id");
     }
 }

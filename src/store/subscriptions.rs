@@ -156,7 +156,7 @@ impl Store {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
-            let row: Option<SubscriptionRow> = sqlx::query_as(BY_ID)
+            let row: Option<SubscriptionRow> = sqlx::query_as(sql.subscription_for_update)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
