@@ -726,7 +726,6 @@ async fn refused_input_exits_with_code_2(backend: Backend) {
 /// and exit 1 (like a failure of the system), while every other refused
 /// input, an unknown tenant included, says `FIELD: reason` and exits 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/ops.rs Ops::endpoint returns StoreError::NotFound (exit 1, no `endpoint:` field) for an unknown endpoint; a duplicate name is a Conflict (exit 1, no `name:` field)"]
 async fn unknown_endpoint_and_duplicate_name_name_their_field() {
     let db = seeded(Backend::Sqlite);
     let before = db.dump().await;

@@ -1527,20 +1527,5 @@ both_backends!(
     rotation_sends_new_and_old_signatures,
     in_flight_cap_holds_at_the_receiver,
     shutdown_releases_unfinished_attempts,
+    concurrent_publishes_with_one_key_deliver_once,
 );
-
-/// Instantiated by hand: the Postgres case finds a bug (see its `ignore`).
-mod idempotency_race {
-    use super::{Backend, concurrent_publishes_with_one_key_deliver_once as race};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        race(Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "bug: on Postgres, concurrent publishes with one idempotency key fail with a unique violation instead of answering duplicate (store/publish.rs Store::publish)"]
-    async fn postgres() {
-        race(Backend::Postgres).await
-    }
-}

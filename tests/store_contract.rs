@@ -114,10 +114,11 @@ fn field_of(err: &OpsError) -> &'static str {
 }
 
 #[track_caller]
-fn assert_conflict<T: std::fmt::Debug>(result: Result<T, OpsError>) -> String {
+/// A duplicate or ambiguous name reaches operators as bad input in `field`.
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, OpsError>, field: &str) -> String {
     match result {
-        Err(OpsError::Store(StoreError::Conflict(message))) => message,
-        other => panic!("expected a Conflict, got {other:?}"),
+        Err(OpsError::Invalid { field: got, reason }) if got == field => reason,
+        other => panic!("expected a refusal naming {field}, got {other:?}"),
     }
 }
 
@@ -410,7 +411,7 @@ async fn a_duplicate_tenant_name_is_refused_and_writes_nothing(backend: Backend)
     let env = env(backend).await;
     env.tenant("acme").await;
     let before = env.db.dump().await;
-    let message = assert_conflict(env.ops.add_tenant("acme").await);
+    let message = assert_conflict(env.ops.add_tenant("acme").await, "name");
     assert!(message.contains("acme"), "{message}");
     assert_eq!(env.db.dump().await, before);
 }
@@ -592,6 +593,7 @@ async fn endpoint_names_are_unique_per_tenant_but_shared_across_tenants(backend:
                 ..EndpointInput::default()
             })
             .await,
+        "name",
     );
     assert!(message.contains("hooks"), "{message}");
     assert_eq!(
@@ -646,7 +648,7 @@ async fn an_ambiguous_endpoint_name_is_a_conflict_naming_both_tenants(backend: B
         }
         other => panic!("expected a Conflict, got {other:?}"),
     }
-    assert_conflict(env.ops.pause_endpoint("shared", None).await);
+    assert_conflict(env.ops.pause_endpoint("shared", None).await, "endpoint");
 }
 
 async fn endpoint_updates_patch_only_given_fields_and_some_none_clears(backend: Backend) {
@@ -731,6 +733,7 @@ async fn renaming_an_endpoint_onto_a_taken_name_is_refused_and_writes_nothing(ba
                 },
             )
             .await,
+        "name",
     );
     assert_eq!(env.db.dump().await, before);
 }
@@ -974,7 +977,10 @@ async fn a_duplicate_subscription_pattern_is_refused(backend: Backend) {
     env.tenant("acme").await;
     let hooks = env.endpoint("acme", "hooks", &["order.*"]).await;
     let before = env.db.dump().await;
-    let message = assert_conflict(env.ops.add_subscription(&hooks.id, "order.*", None).await);
+    let message = assert_conflict(
+        env.ops.add_subscription(&hooks.id, "order.*", None).await,
+        "topic",
+    );
     assert!(message.contains("order.*"), "{message}");
     assert_eq!(env.db.dump().await, before);
 
@@ -988,6 +994,7 @@ async fn a_duplicate_subscription_pattern_is_refused(backend: Backend) {
         env.ops
             .update_subscription(&other.id, Some("order.*"), None)
             .await,
+        "topic",
     );
     assert_eq!(
         env.db.dump().await,
@@ -2936,47 +2943,11 @@ both_backends!(
     existing_mode_refuses_an_unmigrated_database,
     migrating_twice_is_a_no_op_the_second_time,
     a_database_from_a_newer_hookline_is_refused,
-);
-
-/// Like `both_backends!`, for tests split out of it because they fail on
-/// one or both backends (the failing side is `#[ignore]`d with the bug).
-macro_rules! on_backend {
-    ($module:ident, $backend:ident: $($(#[$meta:meta])* $name:ident),+ $(,)?) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                $(#[$meta])*
-                async fn $name() {
-                    super::$name(super::Backend::$backend).await
-                }
-            )+
-        }
-    };
-}
-
-on_backend!(split_sqlite, Sqlite:
-    #[ignore = "bug: Store::claim (queue.rs allocate) spends the limit on each endpoint's free capacity, not its due work, so one endpoint starves the rest"]
     a_claim_reaches_every_endpoint_with_due_work_within_the_limit,
-    #[ignore = "bug (arguable): claim serves whole endpoints by their oldest delivery; a newer delivery of that endpoint beats an older one elsewhere"]
     a_small_claim_takes_the_globally_oldest_deliveries,
     concurrent_publishes_with_one_idempotency_key_make_one_event,
     concurrent_pauses_report_and_audit_one_change,
     concurrent_patches_to_different_fields_both_survive,
-    publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it,
-);
-
-on_backend!(split_postgres, Postgres:
-    #[ignore = "bug: Store::claim (queue.rs allocate) spends the limit on each endpoint's free capacity, not its due work, so one endpoint starves the rest"]
-    a_claim_reaches_every_endpoint_with_due_work_within_the_limit,
-    #[ignore = "bug (arguable): claim serves whole endpoints by their oldest delivery; a newer delivery of that endpoint beats an older one elsewhere"]
-    a_small_claim_takes_the_globally_oldest_deliveries,
-    #[ignore = "bug: concurrent publishes with one idempotency key fail with a unique violation on Postgres (publish.rs checks, then inserts)"]
-    concurrent_publishes_with_one_idempotency_key_make_one_event,
-    #[ignore = "bug: concurrent pauses each see 'active' and each write endpoint.pause on Postgres (set_endpoint_state reads without locking)"]
-    concurrent_pauses_report_and_audit_one_change,
-    #[ignore = "bug: concurrent endpoint patches lose each other's fields on Postgres (update_endpoint read-modify-write without locking)"]
-    concurrent_patches_to_different_fields_both_survive,
-    #[ignore = "bug: publish racing delete_endpoint leaves pending deliveries of a deleted endpoint on Postgres, never attempted nor cancelled"]
     publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it,
 );
 
