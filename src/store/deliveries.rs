@@ -144,6 +144,8 @@ fn retry_conditions(filter: &RetryFilter) -> Conditions {
     conditions
 }
 
+const COUNT_BY_STATE: &str = "SELECT state, COUNT(*) FROM deliveries GROUP BY state";
+
 const EVENT_BY_ID: &str =
     "SELECT id, tenant_id, topic, payload, idempotency_key, created_at FROM events WHERE id = $1";
 const DELIVERY_BY_ID: &str = concat!(
@@ -195,6 +197,18 @@ impl Store {
             created_at: last.created_at,
             id: last.id.clone(),
         }))
+    }
+
+    /// How many deliveries are in each state (states with none are absent).
+    pub async fn count_by_state(&self) -> Result<Vec<(DeliveryState, i64)>> {
+        let rows: Vec<(String, i64)> = on_db!(self, |pools, sql| {
+            sqlx::query_as(COUNT_BY_STATE).fetch_all(&pools.read).await?
+        });
+        rows.into_iter()
+            .map(|(state, count)| {
+                Ok((super::rows::parse_column("deliveries", "state", &state)?, count))
+            })
+            .collect()
     }
 
     /// A delivery with its event and attempts.
