@@ -6,6 +6,8 @@
 //! succeeds as dead. Layers point one way: CLI/console/API -> `ops` -> `store`;
 //! `dispatch` -> `store`. `model` and `topic` are plain data and pure functions.
 
+/// `hookline bench`: the benchmark harness behind every speed claim.
+pub mod bench;
 /// Settings from TOML and `HOOKLINE_*` environment overrides, validated once.
 pub mod config;
 /// The delivery engine: claim due deliveries, attempt them, record outcomes.

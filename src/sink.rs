@@ -243,24 +243,39 @@ impl SinkStats {
 }
 
 /// `webhook-id`s seen, stored as 64-bit hashes (a collision among a few
-/// million ids is vanishingly unlikely) with whether each was accepted.
+/// million ids is vanishingly unlikely) with when each was first accepted.
 #[derive(Default)]
 struct IdSet {
-    shards: [Mutex<HashMap<u64, bool>>; ID_SHARDS],
+    shards: [Mutex<HashMap<u64, Option<i64>>>; ID_SHARDS],
 }
 
 impl IdSet {
-    /// Records `id`; returns true if it was accepted now and before.
-    fn see(&self, id: &[u8], accepted: bool) -> bool {
+    fn hash(id: &[u8]) -> u64 {
         let mut hasher = DefaultHasher::new();
         id.hash(&mut hasher);
-        let hash = hasher.finish();
-        let shard = usize::try_from(hash % ID_SHARDS as u64).unwrap_or(0);
-        let mut map = lock(&self.shards[shard]);
-        let was_accepted = map.entry(hash).or_insert(false);
-        let duplicate = accepted && *was_accepted;
-        *was_accepted |= accepted;
+        hasher.finish()
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<HashMap<u64, Option<i64>>> {
+        &self.shards[usize::try_from(hash % ID_SHARDS as u64).unwrap_or(0)]
+    }
+
+    /// Records `id`; returns true if it was accepted now and before.
+    fn see(&self, id: &[u8], accepted: bool) -> bool {
+        let hash = Self::hash(id);
+        let mut map = lock(self.shard(hash));
+        let first_accepted = map.entry(hash).or_insert(None);
+        let duplicate = accepted && first_accepted.is_some();
+        if accepted && first_accepted.is_none() {
+            *first_accepted = Some(crate::model::now_millis());
+        }
         duplicate
+    }
+
+    /// When `id` was first accepted (unix ms), if it was.
+    fn first_accepted(&self, id: &[u8]) -> Option<i64> {
+        let hash = Self::hash(id);
+        lock(self.shard(hash)).get(&hash).copied().flatten()
     }
 
     fn len(&self) -> u64 {
@@ -296,6 +311,12 @@ pub struct SinkHandle {
 }
 
 impl SinkHandle {
+    /// When a request with this `webhook-id` was first accepted (unix ms):
+    /// the receiving end of a publish->delivered latency.
+    pub fn first_accepted_at(&self, webhook_id: &str) -> Option<i64> {
+        self.stats.ids.first_accepted(webhook_id.as_bytes())
+    }
+
     /// `http://ADDR/`, the URL to register as an endpoint.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)

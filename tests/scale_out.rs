@@ -45,7 +45,12 @@ impl Drop for Dispatchers {
 }
 
 /// `n` healthy sinks and an endpoint subscribed to everything on each.
-async fn sinks_and_endpoints(store: &Store, url: &str, n: usize, latency: Duration) -> Vec<SinkHandle> {
+async fn sinks_and_endpoints(
+    store: &Store,
+    url: &str,
+    n: usize,
+    latency: Duration,
+) -> Vec<SinkHandle> {
     let ops = test_ops(store, &test_config(url));
     ops.add_tenant("acme").await.expect("tenant");
     let mut sinks = Vec::new();
@@ -173,7 +178,10 @@ async fn three_dispatchers_deliver_20000_exactly_once_in_the_database() {
         "with no crash and long leases, SKIP LOCKED claims must never hand one delivery to two dispatchers"
     );
     let (dispatchers, _) = store.list_dispatchers(60_000).await.expect("dispatchers");
-    let alive = dispatchers.iter().filter(|d| d.stopped_at.is_none()).count();
+    let alive = dispatchers
+        .iter()
+        .filter(|d| d.stopped_at.is_none())
+        .count();
     assert_eq!(alive, 3, "three dispatchers registered: {dispatchers:?}");
 }
 
@@ -207,13 +215,23 @@ async fn a_sigkilled_dispatcher_loses_nothing() {
         killed_at.elapsed()
     );
     let (seen, _) = store.list_dispatchers(60_000).await.expect("dispatchers");
-    let victim_row = seen.iter().find(|d| d.pid == pid).expect("the killed dispatcher's row");
-    assert!(victim_row.stopped_at.is_none(), "a SIGKILLed dispatcher cannot mark itself stopped");
+    let victim_row = seen
+        .iter()
+        .find(|d| d.pid == pid)
+        .expect("the killed dispatcher's row");
+    assert!(
+        victim_row.stopped_at.is_none(),
+        "a SIGKILLed dispatcher cannot mark itself stopped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dispatcher_survives_a_postgres_restart() {
-    let cluster = std::sync::Arc::new(tokio::task::spawn_blocking(TestPostgres::start).await.expect("start"));
+    let cluster = std::sync::Arc::new(
+        tokio::task::spawn_blocking(TestPostgres::start)
+            .await
+            .expect("start"),
+    );
     let url = {
         let cluster = std::sync::Arc::clone(&cluster);
         tokio::task::spawn_blocking(move || cluster.create_database())
@@ -230,7 +248,10 @@ async fn a_dispatcher_survives_a_postgres_restart() {
         count(&store, DeliveryState::Succeeded).await >= 100
     })
     .await;
-    assert!(some_done, "the dispatcher made no progress before the restart");
+    assert!(
+        some_done,
+        "the dispatcher made no progress before the restart"
+    );
     {
         let cluster = std::sync::Arc::clone(&cluster);
         tokio::task::spawn_blocking(move || {
@@ -247,9 +268,14 @@ async fn a_dispatcher_survives_a_postgres_restart() {
     })
     .await;
     let counts = store.count_by_state().await;
-    assert!(done, "the dispatcher did not finish after Postgres restarted: {counts:?}");
+    assert!(
+        done,
+        "the dispatcher did not finish after Postgres restarted: {counts:?}"
+    );
     let duplicates = sink_duplicates(&sinks, 600);
-    eprintln!("after a Postgres restart: all 1200 delivered, duplicates seen by sinks: {duplicates}");
+    eprintln!(
+        "after a Postgres restart: all 1200 delivered, duplicates seen by sinks: {duplicates}"
+    );
 }
 
 /// An idle dispatcher with a 30 s poll still attempts a new event at once:
@@ -275,7 +301,10 @@ async fn a_publish_wakes_an_idle_dispatcher_at_once(backend: Backend) {
         publish(&store, &db.url, 1).await;
         let arrived = sinks[0].wait_for(round, Duration::from_secs(10)).await;
         let latency = published.elapsed();
-        assert!(arrived, "round {round}: nothing arrived within 10 s (poll is 30 s)");
+        assert!(
+            arrived,
+            "round {round}: nothing arrived within 10 s (poll is 30 s)"
+        );
         worst = worst.max(latency);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -72,6 +72,7 @@ fn request(owner: &str, limit: usize) -> ClaimRequest<'_> {
         lease_ms: 60_000,
         default_max_in_flight: 8,
         default_timeout_ms: 1_000,
+        reap_expired: true,
     }
 }
 
@@ -282,6 +283,7 @@ impl Env {
                     lease_ms: 60_000,
                     default_max_in_flight: 10_000,
                     default_timeout_ms: 1_000,
+                    reap_expired: true,
                 })
                 .await
                 .expect("claim");
@@ -1758,6 +1760,7 @@ async fn an_expired_lease_is_taken_back_and_its_late_outcome_is_stale(backend: B
         lease_ms: 1,
         default_max_in_flight: 8,
         default_timeout_ms: 1,
+        reap_expired: true,
     };
     let lost = env.store.claim(&short("dsp_dead")).await.unwrap();
     assert_eq!(ids(&lost.deliveries), vec![id.clone()]);

@@ -98,13 +98,17 @@ CREATE TABLE deliveries (
 -- nothing here and the claim never sorts.
 CREATE INDEX deliveries_queue ON deliveries(endpoint_id, next_attempt_at, id)
     WHERE state IN ('pending', 'scheduled');
--- Leases: expiry sweep and per-endpoint in-flight counts (a small set).
-CREATE INDEX deliveries_in_flight ON deliveries(lease_expires_at, endpoint_id)
+-- Leases: per-endpoint in-flight counts and the expiry sweep (a small set:
+-- at most the dispatchers' concurrency).
+CREATE INDEX deliveries_in_flight ON deliveries(endpoint_id, lease_expires_at)
     WHERE state = 'in_flight';
 CREATE INDEX deliveries_event ON deliveries(event_id);
 CREATE INDEX deliveries_created ON deliveries(created_at, id);
 CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, created_at, id);
-CREATE INDEX deliveries_state ON deliveries(state, created_at, id);
+-- What failed, newest first: the operator's usual question. Partial, so the
+-- success path (pending -> in_flight -> succeeded) never writes to it.
+CREATE INDEX deliveries_failed ON deliveries(created_at, id)
+    WHERE state IN ('dead', 'scheduled');
 
 CREATE TABLE attempts (
     id               TEXT PRIMARY KEY,

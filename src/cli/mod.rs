@@ -73,6 +73,41 @@ pub enum Command {
     Dispatchers,
     /// Show the audit log of operator actions, newest first.
     Audit(AuditArgs),
+    /// Measure hookline on this machine (prints a table, or JSON with --json).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Deliveries/s end to end against local sinks, versus the bare POST ceiling.
+    Pipeline(PipelineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// Events to publish; each fans out to every endpoint.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// Sink endpoints, each its own local receiver.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints: usize,
+    /// Runs; the report gives each and their median.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// backlog: publish everything before the clock starts; concurrent: publish while delivering.
+    #[arg(long, value_enum, default_value = "backlog")]
+    pub mode: BenchMode,
+    /// Dispatchers in this process sharing the database.
+    #[arg(long, default_value_t = 1)]
+    pub dispatchers: usize,
+}
+
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BenchMode {
+    Backlog,
+    Concurrent,
 }
 
 #[derive(Debug, Args)]
@@ -353,5 +388,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Retry(args) => events::retry(args, &config, &out).await,
         Command::Dispatchers => events::dispatchers(&config, &out).await,
         Command::Audit(args) => events::audit(args, &config, &out).await,
+        Command::Bench(BenchCommand::Pipeline(args)) => {
+            run::bench_pipeline(args, cli.db, &config, &out).await
+        }
     }
 }

@@ -8,8 +8,8 @@ use hookline::sink::{self, SinkOptions};
 use hookline::store::{OpenMode, Store};
 use serde_json::json;
 
-use super::SinkArgs;
 use super::output::Output;
+use super::{BenchMode, PipelineArgs, SinkArgs};
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -88,5 +88,32 @@ pub async fn sink(args: SinkArgs) -> anyhow::Result<()> {
         retry_after: args.retry_after,
     };
     sink::run(options, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `bench pipeline`: a fresh SQLite file per run unless `--db` names a database.
+pub async fn bench_pipeline(
+    args: PipelineArgs,
+    db: Option<String>,
+    config: &Config,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let options = hookline::bench::PipelineOptions {
+        events: args.events,
+        endpoints: args.endpoints,
+        db,
+        runs: args.runs,
+        mode: match args.mode {
+            BenchMode::Backlog => hookline::bench::PublishMode::Backlog,
+            BenchMode::Concurrent => hookline::bench::PublishMode::Concurrent,
+        },
+        dispatchers: args.dispatchers,
+        dispatch: config.dispatch.clone(),
+    };
+    let report = hookline::bench::pipeline(&options).await?;
+    out.result(
+        serde_json::to_value(&report)?,
+        hookline::bench::render_pipeline(&report).trim_end(),
+    );
     Ok(())
 }

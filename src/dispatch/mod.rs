@@ -3,11 +3,11 @@
 //! heartbeat, and on shutdown let in-flight attempts finish (up to a
 //! deadline) and hand back the rest.
 //!
-//! Shape: the main loop owns claiming and the attempt tasks; each attempt
-//! sends its outcome to one recorder task, which writes whatever has
-//! accumulated in one transaction (group commit) and only then frees the
-//! attempt's concurrency slot, so the database's in-flight counts and ours
-//! agree.
+//! Shape: one loop owns the attempt tasks. Each finished attempt sends its
+//! outcome back; each cycle of the loop is one transaction that records
+//! every outcome that arrived since the last cycle and leases new work for
+//! the free slots ([`Store::record_and_claim`]). While a cycle's transaction
+//! runs, outcomes pile up, so batches grow with load on their own.
 
 pub mod health;
 pub mod retry;
@@ -21,22 +21,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::config::DispatchConfig;
 use crate::model::{IdKind, new_id};
 use crate::store::{
-    ClaimRequest, ClaimedDelivery, NewAttempt, NextStep, Outcome, Store, StoreError,
+    ClaimRequest, Claimed, ClaimedDelivery, NewAttempt, NextStep, Outcome, Store, StoreError,
 };
 use retry::RetryPolicy;
 use send::{PreparedTarget, Sender};
 
+/// How often a dispatcher takes back leases that expired (a dead dispatcher's).
+const REAP_EVERY: Duration = Duration::from_secs(1);
+
 /// How soon to claim again when due work was held by another dispatcher.
 const CONTENDED_RETRY: Duration = Duration::from_millis(10);
-
-/// Most outcomes written in one transaction.
-const MAX_RECORD_BATCH: usize = 1024;
 
 /// Why a dispatcher could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,7 @@ pub enum DispatchError {
 #[derive(Debug, Default)]
 pub struct DispatchStats {
     pub attempted: AtomicU64,
+    /// Successes committed to the database.
     pub succeeded: AtomicU64,
     pub failed: AtomicU64,
     pub dead: AtomicU64,
@@ -91,10 +92,22 @@ pub struct Dispatcher {
     stats: Arc<DispatchStats>,
 }
 
-/// An outcome on its way to the recorder, holding its concurrency slot.
-struct Recorded {
-    outcome: Outcome,
-    _slot: OwnedSemaphorePermit,
+/// The loop's working state between cycles.
+struct Cycle {
+    /// Attempts in progress, and the delivery each one holds.
+    running: Running,
+    /// Finished attempts not yet recorded.
+    pending: Vec<Outcome>,
+    /// Since when the oldest pending outcome has failed to record.
+    failing_since: Option<Instant>,
+    /// Consecutive failed cycles, for backoff.
+    failures: u32,
+    /// When to try claiming again; `None` waits for a signal.
+    claim_at: Option<Instant>,
+    /// Set on shutdown: no more claims; finish by this time.
+    stopping_by: Option<tokio::time::Instant>,
+    /// When expired leases were last taken back.
+    last_reap: Option<Instant>,
 }
 
 impl Dispatcher {
@@ -121,8 +134,8 @@ impl Dispatcher {
     }
 
     /// Runs until `shutdown` completes, then stops claiming, gives in-flight
-    /// attempts `shutdown_grace` to finish, releases the leases of any that
-    /// did not, and records everything that finished.
+    /// attempts `shutdown_grace` to finish (recording them), releases the
+    /// leases of any that did not, and marks itself stopped.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()>,
@@ -137,32 +150,27 @@ impl Dispatcher {
             )
             .await
             .map_err(DispatchError::Register)?;
+        if let Err(err) = self.store.checkpoint_in_background().await {
+            tracing::warn!(error = %err, "could not move checkpoints off the commit path");
+        }
         tracing::info!(dispatcher = %self.id, host = %host, database = %self.store.location(), "dispatcher started");
-        let slots = Arc::new(Semaphore::new(self.config.concurrency));
-        let freed = Arc::new(Notify::new());
-        let (outcomes, outcome_queue) = mpsc::unbounded_channel::<Recorded>();
-        let recorder = tokio::spawn(record_loop(
-            self.store.clone(),
-            self.id.clone(),
-            outcome_queue,
-            Arc::clone(&freed),
-            Arc::clone(&self.stats),
-            self.config.lease,
-        ));
         let heartbeat = tokio::spawn(heartbeat_loop(
             self.store.clone(),
             self.id.clone(),
             Arc::clone(&self.stats),
             self.config.heartbeat_interval,
         ));
-        let mut running = Running::default();
-        self.claim_loop(&slots, &freed, &outcomes, &mut running, shutdown)
-            .await;
-        self.drain(&mut running).await;
-        drop(outcomes);
-        if let Err(err) = recorder.await {
-            tracing::error!(error = %err, "outcome recorder failed");
-        }
+        let mut cycle = Cycle {
+            running: Running::default(),
+            pending: Vec::new(),
+            failing_since: None,
+            failures: 0,
+            claim_at: Some(Instant::now()),
+            stopping_by: None,
+            last_reap: None,
+        };
+        self.drive(&mut cycle, shutdown).await;
+        self.finish(&mut cycle).await;
         heartbeat.abort();
         if let Err(err) = self.store.dispatcher_stopped(&self.id).await {
             tracing::warn!(error = %err, "could not mark the dispatcher stopped");
@@ -172,87 +180,176 @@ impl Dispatcher {
         Ok(summary)
     }
 
-    async fn claim_loop(
-        &self,
-        slots: &Arc<Semaphore>,
-        freed: &Notify,
-        outcomes: &mpsc::UnboundedSender<Recorded>,
-        running: &mut Running,
-        shutdown: impl Future<Output = ()>,
-    ) {
+    /// The loop: run a cycle whenever there are outcomes to record or slots
+    /// to fill; otherwise wait for an outcome, a change, a due time or shutdown.
+    async fn drive(&self, cycle: &mut Cycle, shutdown: impl Future<Output = ()>) {
+        let (outcome_sender, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
         let mut changes = self.store.subscribe_changes();
-        let mut failures: u32 = 0;
         tokio::pin!(shutdown);
         loop {
-            let free = slots.available_permits().min(self.config.batch_size);
-            let wait = if free == 0 {
-                None
-            } else {
-                match self.claim_and_start(free, slots, outcomes, running).await {
-                    Ok(ClaimTurn::Full) => {
-                        failures = 0;
-                        continue;
-                    }
-                    Ok(ClaimTurn::Wait(due_in)) => {
-                        failures = 0;
-                        Some(due_in.map_or(self.config.poll_interval, |d| {
-                            d.min(self.config.poll_interval)
-                        }))
-                    }
-                    Err(err) => {
-                        failures += 1;
-                        let backoff = backoff(failures);
-                        tracing::warn!(error = %err, retry_in = ?backoff, "claim failed");
-                        Some(backoff)
+            while let Ok(outcome) = outcomes.try_recv() {
+                cycle.pending.push(outcome);
+            }
+            while let Some(done) = cycle.running.tasks.try_join_next_with_id() {
+                cycle.running.finished(done);
+            }
+            let free = self.free_slots(cycle);
+            let claim_due = cycle.stopping_by.is_none()
+                && free > 0
+                && cycle.claim_at.is_some_and(|at| at <= Instant::now());
+            if !cycle.pending.is_empty() || claim_due {
+                let limit = if claim_due { free } else { 0 };
+                if let Err(wait) = self.run_cycle(cycle, limit, &outcome_sender).await {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = &mut shutdown, if cycle.stopping_by.is_none() => self.begin_stopping(cycle),
                     }
                 }
+                continue;
+            }
+            if cycle.stopping_by.is_some() && cycle.running.tasks.is_empty() {
+                return;
+            }
+            let wake_at = match (cycle.stopping_by, cycle.claim_at) {
+                (Some(deadline), _) => deadline,
+                (None, Some(at)) if free > 0 => tokio::time::Instant::from_std(at),
+                // Nothing to claim for until a slot frees or something changes.
+                _ => tokio::time::Instant::now() + self.config.poll_interval,
             };
-            let sleep = tokio::time::sleep(wait.unwrap_or(self.config.poll_interval));
             tokio::select! {
-                () = &mut shutdown => return,
-                () = freed.notified() => {}
-                _ = changes.changed(), if wait.is_some() => {}
-                () = sleep, if wait.is_some() => {}
-                Some(done) = running.tasks.join_next_with_id(), if !running.tasks.is_empty() => {
-                    running.finished(done);
+                () = &mut shutdown, if cycle.stopping_by.is_none() => self.begin_stopping(cycle),
+                Some(outcome) = outcomes.recv() => {
+                    cycle.pending.push(outcome);
+                    // A freed slot may be usable at once (the endpoint's cap too).
+                    cycle.claim_at = Some(Instant::now());
+                }
+                Some(done) = cycle.running.tasks.join_next_with_id(), if !cycle.running.tasks.is_empty() => {
+                    cycle.running.finished(done);
+                }
+                _ = changes.changed(), if cycle.stopping_by.is_none() => {
+                    cycle.claim_at = Some(Instant::now());
+                }
+                () = tokio::time::sleep_until(wake_at) => {
+                    if cycle.stopping_by.is_some() {
+                        return;
+                    }
+                    // The poll fallback: look again even without a signal.
+                    cycle.claim_at = Some(Instant::now());
                 }
             }
         }
     }
 
-    /// Claims up to `free` deliveries and starts an attempt for each.
-    async fn claim_and_start(
-        &self,
-        free: usize,
-        slots: &Arc<Semaphore>,
-        outcomes: &mpsc::UnboundedSender<Recorded>,
-        running: &mut Running,
-    ) -> Result<ClaimTurn, StoreError> {
-        while let Some(done) = running.tasks.try_join_next_with_id() {
-            running.finished(done);
+    fn free_slots(&self, cycle: &Cycle) -> usize {
+        self.config
+            .concurrency
+            .saturating_sub(cycle.running.tasks.len())
+            .min(self.config.batch_size)
+    }
+
+    fn begin_stopping(&self, cycle: &mut Cycle) {
+        if !cycle.running.tasks.is_empty() {
+            tracing::info!(in_flight = cycle.running.tasks.len(), grace = ?self.config.shutdown_grace, "finishing in-flight attempts");
         }
-        let claimed = self
+        cycle.stopping_by = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
+    }
+
+    /// One transaction: record pending outcomes, lease up to `limit` more
+    /// and start them. On failure, returns how long to back off; pending
+    /// outcomes are kept and tried again, until their leases would have
+    /// expired anyway — then they are dropped and the deliveries will be
+    /// attempted again, never marked done without a record.
+    async fn run_cycle(
+        &self,
+        cycle: &mut Cycle,
+        limit: usize,
+        outcome_sender: &mpsc::UnboundedSender<Outcome>,
+    ) -> Result<(), Duration> {
+        let reap_expired = limit > 0 && cycle.last_reap.is_none_or(|at| at.elapsed() >= REAP_EVERY);
+        let request = ClaimRequest {
+            owner: &self.id,
+            limit,
+            lease_ms: duration_ms(self.config.lease),
+            default_max_in_flight: i64::from(self.config.max_in_flight_per_endpoint),
+            default_timeout_ms: duration_ms(self.config.timeout),
+            reap_expired,
+        };
+        let clock = Instant::now();
+        let result = self
             .store
-            .claim(&ClaimRequest {
-                owner: &self.id,
-                limit: free,
-                lease_ms: duration_ms(self.config.lease),
-                default_max_in_flight: i64::from(self.config.max_in_flight_per_endpoint),
-                default_timeout_ms: duration_ms(self.config.timeout),
-            })
-            .await?;
+            .record_and_claim(&self.id, &cycle.pending, (limit > 0).then_some(&request))
+            .await;
+        match result {
+            Ok((summary, claimed)) => {
+                tracing::debug!(
+                    recorded = cycle.pending.len(),
+                    asked = limit,
+                    claimed = claimed.deliveries.len(),
+                    took_us = clock.elapsed().as_micros() as u64,
+                    "cycle"
+                );
+                count_outcomes(&self.stats, &cycle.pending, summary.stale);
+                cycle.pending.clear();
+                cycle.failing_since = None;
+                cycle.failures = 0;
+                if reap_expired {
+                    cycle.last_reap = Some(Instant::now());
+                }
+                if limit > 0 {
+                    cycle.claim_at = self.next_claim(&claimed, limit);
+                    self.start_attempts(claimed, &mut cycle.running, outcome_sender);
+                }
+                Ok(())
+            }
+            Err(err) => {
+                cycle.failures += 1;
+                let since = *cycle.failing_since.get_or_insert_with(Instant::now);
+                if !cycle.pending.is_empty() && since.elapsed() >= self.config.lease {
+                    tracing::error!(error = %err, outcomes = cycle.pending.len(), "gave up recording outcomes; their leases have expired and the deliveries will be attempted again");
+                    cycle.pending.clear();
+                    cycle.failing_since = None;
+                }
+                let wait = backoff(cycle.failures);
+                tracing::warn!(error = %err, retry_in = ?wait, "database cycle failed; retrying");
+                Err(wait)
+            }
+        }
+    }
+
+    /// When to claim next after a claim that returned `claimed` of `asked`.
+    fn next_claim(&self, claimed: &Claimed, asked: usize) -> Option<Instant> {
         let count = claimed.deliveries.len();
+        let now = Instant::now();
+        if count == asked {
+            // Every slot filled: there may be more, claim as soon as slots free.
+            return Some(now);
+        }
+        match claimed.next_due_in_ms {
+            // Future work: look again when it is due (or at the poll).
+            Some(ms) if ms > 0 => {
+                Some(now + Duration::from_millis(ms as u64).min(self.config.poll_interval))
+            }
+            // Due work we could not take (another dispatcher holds it right now).
+            Some(_) if count == 0 => Some(now + CONTENDED_RETRY),
+            // Nothing due beyond the caps: a freed slot or a change wakes us.
+            _ => None,
+        }
+    }
+
+    fn start_attempts(
+        &self,
+        claimed: Claimed,
+        running: &mut Running,
+        outcome_sender: &mpsc::UnboundedSender<Outcome>,
+    ) {
         let targets: HashMap<String, Arc<PreparedTarget>> = claimed
             .endpoints
             .iter()
             .map(|(id, target)| (id.clone(), Arc::new(PreparedTarget::new(target))))
             .collect();
         for delivery in claimed.deliveries {
-            let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
-                // Cannot happen (we claimed no more than the free slots);
-                // if it did, the lease simply expires and the work returns.
-                break;
-            };
+            // A target is always returned with its deliveries; if one were
+            // missing the lease would simply expire and the work return.
             let Some(target) = targets.get(&delivery.endpoint_id).cloned() else {
                 continue;
             };
@@ -262,62 +359,46 @@ impl Dispatcher {
                 Arc::clone(&self.policy),
                 delivery,
                 target,
-                outcomes.clone(),
-                slot,
+                outcome_sender.clone(),
                 Arc::clone(&self.stats),
             );
             let handle = running.tasks.spawn(task);
             running.leased.insert(handle.id(), delivery_id);
         }
-        if count == free {
-            return Ok(ClaimTurn::Full);
-        }
-        let wait = match claimed.next_due_in_ms {
-            // Future work: sleep until it is due.
-            Some(ms) if ms > 0 => Some(Duration::from_millis(ms as u64)),
-            // Due work we could not take (another dispatcher holds it right
-            // now): look again shortly rather than spin.
-            Some(_) if count == 0 => Some(CONTENDED_RETRY),
-            // Due work beyond the endpoints' caps: a freed slot wakes us.
-            _ => None,
-        };
-        Ok(ClaimTurn::Wait(wait))
     }
 
-    /// Waits up to `shutdown_grace` for running attempts, then aborts the
-    /// rest and releases their leases so another dispatcher takes them now.
-    async fn drain(&self, running: &mut Running) {
-        let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
-        if !running.tasks.is_empty() {
-            tracing::info!(in_flight = running.tasks.len(), grace = ?self.config.shutdown_grace, "finishing in-flight attempts");
+    /// After the grace period: abort what still runs, release its leases so
+    /// another dispatcher takes it at once, and record what finished.
+    async fn finish(&self, cycle: &mut Cycle) {
+        cycle.running.tasks.abort_all();
+        while let Some(done) = cycle.running.tasks.join_next_with_id().await {
+            cycle.running.finished(done);
         }
-        while !running.tasks.is_empty() {
-            tokio::select! {
-                Some(done) = running.tasks.join_next_with_id() => running.finished(done),
-                () = tokio::time::sleep_until(deadline) => break,
+        let unfinished: Vec<String> = cycle.running.leased.drain().map(|(_, id)| id).collect();
+        if !unfinished.is_empty() {
+            match self.store.release(&self.id, &unfinished).await {
+                Ok(released) => tracing::info!(released, "released leases of unfinished attempts"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not release leases; they will expire")
+                }
             }
         }
-        running.tasks.abort_all();
-        while let Some(done) = running.tasks.join_next_with_id().await {
-            running.finished(done);
-        }
-        let unfinished: Vec<String> = running.leased.drain().map(|(_, id)| id).collect();
-        if unfinished.is_empty() {
-            return;
-        }
-        match self.store.release(&self.id, &unfinished).await {
-            Ok(released) => tracing::info!(released, "released leases of unfinished attempts"),
-            Err(err) => tracing::warn!(error = %err, "could not release leases; they will expire"),
+        for attempt in 1..=3 {
+            if cycle.pending.is_empty() {
+                break;
+            }
+            match self.store.record_outcomes(&self.id, &cycle.pending).await {
+                Ok(summary) => {
+                    count_outcomes(&self.stats, &cycle.pending, summary.stale);
+                    cycle.pending.clear();
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, attempt, "could not record the last outcomes");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
         }
     }
-}
-
-/// What a claim turn says about the next one.
-enum ClaimTurn {
-    /// Every free slot was filled: claim again at once.
-    Full,
-    /// Wait for a change, a freed slot, or this long (when known).
-    Wait(Option<Duration>),
 }
 
 /// Attempt tasks in progress and the delivery each one holds.
@@ -345,14 +426,13 @@ impl Running {
     }
 }
 
-/// Attempts one delivery and sends the outcome to the recorder.
+/// Attempts one delivery and sends the outcome back to the loop.
 async fn attempt_task(
     sender: Sender,
     policy: Arc<RetryPolicy>,
     delivery: ClaimedDelivery,
     target: Arc<PreparedTarget>,
-    outcomes: mpsc::UnboundedSender<Recorded>,
-    slot: OwnedSemaphorePermit,
+    outcomes: mpsc::UnboundedSender<Outcome>,
     stats: Arc<DispatchStats>,
 ) {
     let attempt_number = delivery.attempts + 1;
@@ -388,51 +468,8 @@ async fn attempt_task(
         next,
         disable_endpoint,
     };
-    // The recorder only goes away after every attempt task has ended.
-    let _ = outcomes.send(Recorded {
-        outcome,
-        _slot: slot,
-    });
-}
-
-/// Writes outcomes as they arrive, batching whatever accumulated during the
-/// previous write. A failed write is retried until the leases would have
-/// expired anyway; after that the deliveries are attempted again later —
-/// never marked done without a record.
-async fn record_loop(
-    store: Store,
-    owner: String,
-    mut queue: mpsc::UnboundedReceiver<Recorded>,
-    freed: Arc<Notify>,
-    stats: Arc<DispatchStats>,
-    lease: Duration,
-) {
-    let mut batch: Vec<Recorded> = Vec::new();
-    while queue.recv_many(&mut batch, MAX_RECORD_BATCH).await > 0 {
-        let outcomes: Vec<Outcome> = batch.iter().map(|r| r.outcome.clone()).collect();
-        let started = Instant::now();
-        let mut failures = 0;
-        loop {
-            match store.record_outcomes(&owner, &outcomes).await {
-                Ok(summary) => {
-                    count_outcomes(&stats, &outcomes, summary.stale);
-                    break;
-                }
-                Err(err) if started.elapsed() < lease => {
-                    failures += 1;
-                    let wait = backoff(failures);
-                    tracing::warn!(error = %err, outcomes = outcomes.len(), retry_in = ?wait, "could not record outcomes; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, outcomes = outcomes.len(), "gave up recording outcomes; their leases will expire and the deliveries will be attempted again");
-                    break;
-                }
-            }
-        }
-        batch.clear(); // frees the slots
-        freed.notify_one();
-    }
+    // The loop keeps the receiver until every attempt task has ended.
+    let _ = outcomes.send(outcome);
 }
 
 fn count_outcomes(stats: &DispatchStats, outcomes: &[Outcome], stale: u64) {

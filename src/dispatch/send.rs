@@ -24,7 +24,7 @@ pub struct ClientError(#[from] reqwest::Error);
 
 /// An endpoint made ready to send to: URL parsed, secrets decoded, headers
 /// checked. Built once per claim, shared by that endpoint's attempts.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PreparedTarget {
     pub id: String,
     url: Result<reqwest::Url, String>,

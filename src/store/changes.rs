@@ -18,6 +18,9 @@ use super::{Db, Store};
 /// How often SQLite is asked whether another connection committed.
 const SQLITE_POLL: Duration = Duration::from_millis(100);
 
+/// How often a long-running writer's WAL is checkpointed in the background.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 impl Store {
     /// Moves the change counter: called after commits that create due work.
     pub(crate) fn note_change(&self) {
@@ -123,5 +126,54 @@ async fn listen_postgres(pool: sqlx::PgPool, changes: std::sync::Weak<watch::Sen
                 }
             }
         }
+    }
+}
+
+impl Store {
+    /// For a process that writes continuously (a dispatcher): move SQLite's
+    /// WAL checkpoints off the commit path. By default the commit that takes
+    /// the WAL past 1,000 pages copies them back into the database and syncs,
+    /// stalling that transaction for tens of milliseconds; instead a
+    /// background connection checkpoints passively (never blocking writers)
+    /// a few times a second. No-op on Postgres; safe to call twice.
+    pub async fn checkpoint_in_background(&self) -> super::Result<()> {
+        let Db::Sqlite(pools) = &*self.db else {
+            return Ok(());
+        };
+        if self
+            .checkpointer_started
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&pools.write)
+            .await?;
+        let options = pools.write.connect_options();
+        let changes = std::sync::Arc::downgrade(&self.changes);
+        tokio::spawn(async move {
+            loop {
+                let Ok(mut conn) = sqlx::sqlite::SqliteConnection::connect_with(&options).await
+                else {
+                    tokio::time::sleep(CHECKPOINT_EVERY * 4).await;
+                    continue;
+                };
+                loop {
+                    // The store is gone: the writer is too.
+                    if changes.upgrade().is_none() {
+                        return;
+                    }
+                    tokio::time::sleep(CHECKPOINT_EVERY).await;
+                    if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(&mut conn)
+                        .await
+                    {
+                        tracing::warn!(error = %err, "background checkpoint failed; reconnecting");
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 }

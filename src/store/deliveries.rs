@@ -50,6 +50,9 @@ pub struct RetryReport {
     pub skipped: Vec<(String, String)>,
 }
 
+/// The states of the partial index `deliveries_failed`.
+const FAILED_STATES: [DeliveryState; 2] = [DeliveryState::Dead, DeliveryState::Scheduled];
+
 /// A bind parameter of a query assembled from optional filters.
 enum Param {
     Text(String),
@@ -74,6 +77,12 @@ impl Conditions {
     fn push_states(&mut self, states: &[DeliveryState]) {
         if states.is_empty() {
             return;
+        }
+        // Spelled exactly as the partial index `deliveries_failed` is, so the
+        // planner can read failures newest first from it.
+        if states.iter().all(|s| FAILED_STATES.contains(s)) {
+            self.clauses
+                .push("d.state IN ('dead', 'scheduled')".to_string());
         }
         let mut placeholders = Vec::new();
         for state in states {
@@ -202,11 +211,16 @@ impl Store {
     /// How many deliveries are in each state (states with none are absent).
     pub async fn count_by_state(&self) -> Result<Vec<(DeliveryState, i64)>> {
         let rows: Vec<(String, i64)> = on_db!(self, |pools, sql| {
-            sqlx::query_as(COUNT_BY_STATE).fetch_all(&pools.read).await?
+            sqlx::query_as(COUNT_BY_STATE)
+                .fetch_all(&pools.read)
+                .await?
         });
         rows.into_iter()
             .map(|(state, count)| {
-                Ok((super::rows::parse_column("deliveries", "state", &state)?, count))
+                Ok((
+                    super::rows::parse_column("deliveries", "state", &state)?,
+                    count,
+                ))
             })
             .collect()
     }

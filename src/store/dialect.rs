@@ -54,20 +54,20 @@ pub(crate) struct Dialect {
     pub reap_expired: &'static str,
     /// Claim: the endpoints with queued work, found by skipping through the
     /// queue index one endpoint at a time (one index seek per such endpoint,
-    /// however long their queues), with each one's earliest due time.
+    /// however long their queues), each with its earliest due time, its cap
+    /// (`$1` where it has none of its own) and its deliveries in flight.
     pub queue_heads: &'static str,
-    /// Claim: the endpoint of every leased delivery (counted in Rust: the
-    /// set is at most the dispatchers' concurrency; GROUP BY would sort).
-    pub in_flight: &'static str,
-    /// Claim: `(id, next_attempt_at)` of up to `$3` due deliveries of
-    /// endpoint `$1` (due by `$2`), oldest first; on Postgres rows another
-    /// dispatcher is claiming are skipped.
-    pub queue_candidates: &'static str,
-    /// Claim: leases the JSON rows `$1` of `{id, lease_expires_at}` to owner
-    /// `$2` at `$3`, where still queued; returns the leased deliveries.
-    pub claim_rows: &'static str,
-    /// Claim: `(id, payload)` of the events in JSON list `$1`.
-    pub event_payloads: &'static str,
+    /// Claim, after locking (Postgres): `(endpoint_id, count)` of leased
+    /// deliveries of the endpoints in JSON list `$1`.
+    pub in_flight_of: &'static str,
+    /// Claim: the index hint for the per-endpoint candidate scans.
+    pub queue_index_hint: &'static str,
+    /// Claim: the row-lock clause of the candidate scans.
+    pub skip_locked: &'static str,
+    /// Claim: the index hint that makes updates by id use the primary key.
+    pub primary_key_hint: &'static str,
+    /// The larger of two values (`MAX` on SQLite, `GREATEST` on Postgres).
+    pub greatest: &'static str,
     /// Claim: how to reach the endpoints in JSON list `$1`.
     pub endpoint_targets: &'static str,
     /// Outcomes: inserts the attempts in JSON rows `$1`.
@@ -101,10 +101,13 @@ macro_rules! json_list {
     };
 }
 
-/// A FROM source yielding one JSON object per row in column `value`.
+/// A FROM source yielding one JSON object per row in column `value`. On
+/// SQLite `jsonb_each` parses the parameter once and yields binary JSON, so
+/// each `value->>'field'` is a lookup, not a re-parse of the row's text (the
+/// re-parsing was the largest cost of a claim-and-record cycle).
 macro_rules! json_rows {
     (sqlite, $n:literal) => {
-        concat!("json_each($", $n, ")")
+        concat!("jsonb_each($", $n, ")")
     };
     (postgres, $n:literal) => {
         concat!("json_array_elements($", $n, "::json) AS r(value)")
@@ -250,42 +253,23 @@ macro_rules! statements {
                        (SELECT MIN(q.next_attempt_at) FROM deliveries q",
                 indexed_by!($d, "deliveries_queue"),
                 " WHERE q.endpoint_id = e.id AND q.state IN ('pending', 'scheduled')) AS due,
-                       e.max_in_flight, e.timeout_ms
+                       COALESCE(e.max_in_flight, $1) AS cap,
+                       (SELECT COUNT(*) FROM deliveries f",
+                indexed_by!($d, "deliveries_in_flight"),
+                " WHERE f.endpoint_id = e.id AND f.state = 'in_flight') AS in_flight
                 FROM heads JOIN endpoints e ON e.id = heads.endpoint_id
                 WHERE e.state = 'active' AND e.deleted_at IS NULL"
             ),
-            in_flight: concat!(
-                "SELECT endpoint_id FROM deliveries",
-                indexed_by!($d, "deliveries_in_flight"),
-                " WHERE state = 'in_flight'"
+            in_flight_of: concat!(
+                "SELECT endpoint_id, COUNT(*) FROM deliveries
+                 WHERE state = 'in_flight' AND endpoint_id IN ",
+                json_list!($d, "1"),
+                " GROUP BY endpoint_id"
             ),
-            queue_candidates: concat!(
-                "SELECT id, next_attempt_at FROM deliveries",
-                indexed_by!($d, "deliveries_queue"),
-                " WHERE endpoint_id = $1 AND state IN ('pending', 'scheduled')
-                   AND next_attempt_at <= $2
-                 ORDER BY next_attempt_at, id LIMIT $3",
-                skip_locked!($d)
-            ),
-            claim_rows: concat!(
-                // `id IN (…)` makes both databases look the picked rows up by
-                // primary key; an UPDATE … FROM the JSON set let SQLite scan
-                // every queued row instead.
-                "UPDATE deliveries",
-                indexed_by!($d, "sqlite_autoindex_deliveries_1"),
-                " SET state = 'in_flight', lease_owner = $2, updated_at = $3,
-                     lease_expires_at = (SELECT CAST(value->>'lease_expires_at' AS BIGINT) FROM ",
-                json_rows!($d, "1"),
-                " WHERE value->>'id' = deliveries.id)
-                 WHERE id IN (SELECT value->>'id' FROM ",
-                json_rows!($d, "1"),
-                ") AND state IN ('pending', 'scheduled')
-                 RETURNING id, event_id, endpoint_id, attempts, topic, next_attempt_at"
-            ),
-            event_payloads: concat!(
-                "SELECT id, payload FROM events WHERE id IN ",
-                json_list!($d, "1")
-            ),
+            queue_index_hint: indexed_by!($d, "deliveries_queue"),
+            skip_locked: skip_locked!($d),
+            primary_key_hint: indexed_by!($d, "sqlite_autoindex_deliveries_1"),
+            greatest: greatest!($d),
             endpoint_targets: concat!(
                 "SELECT id, url, secret, previous_secret, previous_secret_expires_at, timeout_ms, headers
                  FROM endpoints WHERE id IN ",

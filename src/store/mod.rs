@@ -140,6 +140,7 @@ pub struct Store {
     /// Moves on every change that may create due work (see `changes.rs`).
     changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     watcher_started: std::sync::Arc<std::sync::Once>,
+    checkpointer_started: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for Store {
@@ -218,6 +219,7 @@ impl Store {
             location: location.into(),
             changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             watcher_started: std::sync::Arc::new(std::sync::Once::new()),
+            checkpointer_started: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         match mode {
             OpenMode::CreateAndMigrate => {

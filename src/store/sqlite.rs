@@ -60,9 +60,9 @@ pub(super) async fn connect(url: &str, mode: OpenMode) -> Result<(Pools<sqlx::Sq
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true)
-        // 32 MiB of page cache per connection: the claim and the console's
-        // counts touch the same hot index pages over and over.
-        .pragma("cache_size", "-32768")
+        // No large cache_size: every ephemeral table SQLite builds (an
+        // `IN (…)` list, a sort) gets a page cache of that size, and setting
+        // up and tearing those down cost more than the claim itself.
         .pragma("temp_store", "memory");
     let write = SqlitePoolOptions::new()
         .max_connections(1)

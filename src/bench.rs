@@ -1,0 +1,523 @@
+//! `hookline bench`: the harness behind every speed claim hookline makes.
+//!
+//! `pipeline` publishes events to real local sinks through the whole system
+//! (database, claim, signed POST, outcome recording) and, in the same run,
+//! measures the bare ceiling: the same number of signed POSTs from the same
+//! client to the same sinks at the same concurrency, with no database. The
+//! ratio says how much the delivery machinery costs. Runs print a table or
+//! one JSON object, so results can be compared run to run.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, DispatchConfig};
+use crate::dispatch::send::{PreparedTarget, Sender};
+use crate::dispatch::{DispatchStats, Dispatcher};
+use crate::model::{Actor, Source, now_millis};
+use crate::ops::{EndpointInput, EventInput, Ops};
+use crate::sink::{SinkHandle, SinkOptions};
+use crate::store::{Backend, EndpointTarget, NewEvent, OpenMode, Store, StoreError};
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ops(#[from] crate::ops::OpsError),
+    #[error(transparent)]
+    Dispatch(#[from] crate::dispatch::DispatchError),
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
+    #[error(transparent)]
+    Client(#[from] crate::dispatch::send::ClientError),
+    #[error("could not create a temporary directory: {0}")]
+    TempDir(#[from] std::io::Error),
+    #[error("{0}")]
+    Setup(String),
+    #[error("the pipeline stalled: {done} of {total} deliveries succeeded after {waited:?}")]
+    Stalled {
+        done: u64,
+        total: u64,
+        waited: Duration,
+    },
+}
+
+/// When events are published relative to the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishMode {
+    /// The whole backlog is published before the clock starts.
+    Backlog,
+    /// Events are published while the dispatchers run.
+    Concurrent,
+}
+
+/// What `bench pipeline` runs.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub events: usize,
+    pub endpoints: usize,
+    /// Database URL; `None` uses a fresh SQLite file per run in a temp dir.
+    pub db: Option<String>,
+    pub runs: usize,
+    pub mode: PublishMode,
+    /// Dispatchers in this process, sharing the database.
+    pub dispatchers: usize,
+    pub dispatch: DispatchConfig,
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineRun {
+    pub deliveries: u64,
+    pub seconds: f64,
+    /// Committed `succeeded` deliveries per second.
+    pub deliveries_per_sec: f64,
+    /// Publish acknowledged -> first accepted at the sink.
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    /// The same POSTs without hookline's machinery.
+    pub bare_posts_per_sec: f64,
+    /// `deliveries_per_sec / bare_posts_per_sec`.
+    pub ratio: f64,
+}
+
+/// Everything `bench pipeline` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineReport {
+    pub benchmark: &'static str,
+    pub database: String,
+    pub mode: PublishMode,
+    pub events: usize,
+    pub endpoints: usize,
+    pub deliveries: u64,
+    pub dispatchers: usize,
+    /// Attempts in flight at once, for the pipeline and the bare ceiling alike.
+    pub concurrency: usize,
+    pub runs: Vec<PipelineRun>,
+    /// Per-figure medians over the runs.
+    pub median: PipelineRun,
+    /// Peak resident memory of this process (dispatchers, sinks and all).
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// Runs the pipeline benchmark.
+pub async fn pipeline(options: &PipelineOptions) -> Result<PipelineReport, BenchError> {
+    if options.events == 0
+        || options.endpoints == 0
+        || options.runs == 0
+        || options.dispatchers == 0
+    {
+        return Err(BenchError::Setup(
+            "events, endpoints, runs and dispatchers must all be at least 1".to_string(),
+        ));
+    }
+    let concurrency = (options.dispatch.concurrency * options.dispatchers)
+        .min(options.endpoints * options.dispatch.max_in_flight_per_endpoint as usize);
+    let mut runs = Vec::new();
+    let mut database = String::new();
+    for run in 0..options.runs {
+        let (store, _dir) = open_database(options, run).await?;
+        database = describe(&store);
+        let figures = pipeline_run(options, &store, run, concurrency).await?;
+        store.close().await;
+        runs.push(figures);
+    }
+    Ok(PipelineReport {
+        benchmark: "pipeline",
+        database,
+        mode: options.mode,
+        events: options.events,
+        endpoints: options.endpoints,
+        deliveries: (options.events * options.endpoints) as u64,
+        dispatchers: options.dispatchers,
+        concurrency,
+        median: median_run(&runs),
+        runs,
+        peak_memory_bytes: peak_memory(),
+    })
+}
+
+fn describe(store: &Store) -> String {
+    match store.backend() {
+        Backend::Sqlite => format!("sqlite ({})", store.location()),
+        Backend::Postgres => format!("postgres ({})", store.location()),
+    }
+}
+
+/// A fresh SQLite file per run, or the given database, which must start empty
+/// (each run then adds its own tenant).
+async fn open_database(
+    options: &PipelineOptions,
+    run: usize,
+) -> Result<(Store, Option<tempfile::TempDir>), BenchError> {
+    match &options.db {
+        None => {
+            let dir = tempfile::tempdir()?;
+            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+            let store = Store::open(&url, OpenMode::CreateAndMigrate).await?;
+            Ok((store, Some(dir)))
+        }
+        Some(url) => {
+            let store = Store::open(url, OpenMode::CreateAndMigrate).await?;
+            let tenants = store.list_tenants().await?;
+            if run == 0 && !tenants.is_empty() {
+                return Err(BenchError::Setup(format!(
+                    "bench fills the database it is given; {} already has {} tenants: point --db at an empty one",
+                    store.location(),
+                    tenants.len()
+                )));
+            }
+            Ok((store, None))
+        }
+    }
+}
+
+/// The sinks, their endpoints and the operator actions of one run.
+struct Fixture {
+    ops: Ops,
+    tenant: String,
+    sinks: Vec<SinkHandle>,
+    targets: Vec<PreparedTarget>,
+}
+
+async fn fixture(
+    store: &Store,
+    options: &PipelineOptions,
+    run: usize,
+) -> Result<Fixture, BenchError> {
+    let config = Config {
+        dispatch: options.dispatch.clone(),
+        ..Config::default()
+    };
+    let actor = Actor {
+        name: "bench".to_string(),
+        client_addr: None,
+        source: Source::Cli,
+    };
+    let ops = Ops::new(store.clone(), &config, actor);
+    let tenant = format!("bench-run-{}", run + 1);
+    ops.add_tenant(&tenant).await?;
+    let mut sinks = Vec::new();
+    let mut targets = Vec::new();
+    for n in 0..options.endpoints {
+        let sink = crate::sink::start(SinkOptions::default()).await?;
+        let endpoint = ops
+            .add_endpoint(&EndpointInput {
+                tenant: tenant.clone(),
+                name: format!("sink-{n}"),
+                url: sink.url(),
+                ..EndpointInput::default()
+            })
+            .await?;
+        ops.add_subscription(&endpoint.id, "bench.*", None).await?;
+        targets.push(PreparedTarget::new(&EndpointTarget {
+            id: endpoint.id.clone(),
+            url: endpoint.url.clone(),
+            secrets: vec![endpoint.secret.clone()],
+            timeout_ms: duration_ms(options.dispatch.timeout),
+            headers: Vec::new(),
+        }));
+        sinks.push(sink);
+    }
+    Ok(Fixture {
+        ops,
+        tenant,
+        sinks,
+        targets,
+    })
+}
+
+/// A small, realistic payload: an appliance catalogue price change.
+fn payload(n: usize) -> String {
+    format!(
+        r#"{{"sku":"WM-{n:06}","brand":"Bosch","price":{{"amount":{}.99,"currency":"EUR"}},"changed_at":"2026-11-23T08:00:00Z"}}"#,
+        400 + n % 500
+    )
+}
+
+/// Publishes `count` events in batches, recording when each was acknowledged.
+async fn publish_all(
+    fixture: &Fixture,
+    count: usize,
+    batch: usize,
+) -> Result<Vec<(String, i64)>, BenchError> {
+    let template = fixture
+        .ops
+        .validate_event(&EventInput {
+            tenant: Some(fixture.tenant.clone()),
+            topic: "bench.price_changed".to_string(),
+            payload: payload(0),
+            ..EventInput::default()
+        })
+        .await?;
+    let mut acked = Vec::with_capacity(count);
+    for start in (0..count).step_by(batch) {
+        let events: Vec<NewEvent> = (start..(start + batch).min(count))
+            .map(|n| NewEvent {
+                payload: payload(n),
+                ..template.clone()
+            })
+            .collect();
+        let published = fixture.ops.store().publish(&events, 0).await?;
+        let at = now_millis();
+        acked.extend(published.into_iter().map(|p| (p.event_id, at)));
+    }
+    Ok(acked)
+}
+
+async fn pipeline_run(
+    options: &PipelineOptions,
+    store: &Store,
+    run: usize,
+    concurrency: usize,
+) -> Result<PipelineRun, BenchError> {
+    let fixture = fixture(store, options, run).await?;
+    let total = (options.events * options.endpoints) as u64;
+    let mut acked = Vec::new();
+    if options.mode == PublishMode::Backlog {
+        acked = publish_all(&fixture, options.events, 1000).await?;
+    }
+    let started = Instant::now();
+    let mut dispatchers = Vec::new();
+    for _ in 0..options.dispatchers {
+        dispatchers.push(RunningDispatcher::start(store, &options.dispatch)?);
+    }
+    if options.mode == PublishMode::Concurrent {
+        // Small batches, as concurrent producers would send them.
+        acked = publish_all(&fixture, options.events, 50).await?;
+    }
+    let finished = wait_for_successes(&dispatchers, total, started).await;
+    let seconds = started.elapsed().as_secs_f64();
+    for dispatcher in dispatchers {
+        dispatcher.stop().await;
+    }
+    finished?;
+    let latencies = latencies(&fixture.sinks, &acked);
+    let bare = bare_ceiling(
+        &fixture,
+        &acked,
+        concurrency,
+        options.dispatch.max_response_body.0,
+    )
+    .await?;
+    for sink in fixture.sinks {
+        let _ = sink.shutdown().await;
+    }
+    let deliveries_per_sec = total as f64 / seconds;
+    Ok(PipelineRun {
+        deliveries: total,
+        seconds,
+        deliveries_per_sec,
+        latency_p50_ms: percentile(&latencies, 0.50),
+        latency_p99_ms: percentile(&latencies, 0.99),
+        bare_posts_per_sec: bare,
+        ratio: deliveries_per_sec / bare,
+    })
+}
+
+/// A dispatcher running in this process.
+struct RunningDispatcher {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+    stats: Arc<DispatchStats>,
+}
+
+impl RunningDispatcher {
+    fn start(store: &Store, config: &DispatchConfig) -> Result<RunningDispatcher, BenchError> {
+        let dispatcher = Dispatcher::new(store.clone(), config)?;
+        let stats = dispatcher.stats();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(err) = dispatcher.run(shutdown).await {
+                tracing::error!(error = %err, "bench dispatcher failed");
+            }
+        });
+        Ok(RunningDispatcher {
+            stop,
+            handle,
+            stats,
+        })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.await;
+    }
+}
+
+/// Waits until the dispatchers have committed `total` successes, or fails
+/// when nothing moved for half a minute.
+async fn wait_for_successes(
+    dispatchers: &[RunningDispatcher],
+    total: u64,
+    started: Instant,
+) -> Result<(), BenchError> {
+    let mut last = (0, Instant::now());
+    loop {
+        let done: u64 = dispatchers
+            .iter()
+            .map(|d| d.stats.succeeded.load(Ordering::Relaxed))
+            .sum();
+        if done >= total {
+            return Ok(());
+        }
+        if done != last.0 {
+            last = (done, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(30) {
+            return Err(BenchError::Stalled {
+                done,
+                total,
+                waited: started.elapsed(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Publish acknowledged -> first accepted, for every event at every sink.
+fn latencies(sinks: &[SinkHandle], acked: &[(String, i64)]) -> Vec<f64> {
+    let mut samples = Vec::with_capacity(acked.len() * sinks.len());
+    for (event_id, at) in acked {
+        for sink in sinks {
+            if let Some(arrived) = sink.first_accepted_at(event_id) {
+                samples.push((arrived - at).max(0) as f64);
+            }
+        }
+    }
+    samples
+}
+
+/// POSTs/s for the same requests (same ids, payloads, signatures, client
+/// and concurrency) sent straight to the sinks.
+async fn bare_ceiling(
+    fixture: &Fixture,
+    acked: &[(String, i64)],
+    concurrency: usize,
+    max_response_body: u64,
+) -> Result<f64, BenchError> {
+    let sender = Sender::new(max_response_body)?;
+    let targets: Vec<Arc<PreparedTarget>> = fixture.targets.iter().cloned().map(Arc::new).collect();
+    let mut requests: Vec<(Arc<PreparedTarget>, String, String)> = Vec::new();
+    for (n, (event_id, _)) in acked.iter().enumerate() {
+        for target in &targets {
+            requests.push((Arc::clone(target), event_id.clone(), payload(n)));
+        }
+    }
+    let total = requests.len();
+    let started = Instant::now();
+    let mut in_flight = JoinSet::new();
+    let mut queue = requests.into_iter();
+    let mut failed = 0usize;
+    for (target, id, body) in queue.by_ref().take(concurrency) {
+        let sender = sender.clone();
+        in_flight.spawn(async move {
+            sender
+                .attempt(&target, &id, body)
+                .await
+                .error_kind
+                .is_some()
+        });
+    }
+    while let Some(done) = in_flight.join_next().await {
+        failed += usize::from(done.unwrap_or(true));
+        if let Some((target, id, body)) = queue.next() {
+            let sender = sender.clone();
+            in_flight.spawn(async move {
+                sender
+                    .attempt(&target, &id, body)
+                    .await
+                    .error_kind
+                    .is_some()
+            });
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if failed > 0 {
+        return Err(BenchError::Setup(format!(
+            "{failed} of {total} bare POSTs failed; the sinks are not healthy"
+        )));
+    }
+    Ok(total as f64 / seconds)
+}
+
+fn percentile(samples: &[f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn median_run(runs: &[PipelineRun]) -> PipelineRun {
+    PipelineRun {
+        deliveries: runs.first().map_or(0, |r| r.deliveries),
+        seconds: median(runs.iter().map(|r| r.seconds)),
+        deliveries_per_sec: median(runs.iter().map(|r| r.deliveries_per_sec)),
+        latency_p50_ms: median(runs.iter().map(|r| r.latency_p50_ms)),
+        latency_p99_ms: median(runs.iter().map(|r| r.latency_p99_ms)),
+        bare_posts_per_sec: median(runs.iter().map(|r| r.bare_posts_per_sec)),
+        ratio: median(runs.iter().map(|r| r.ratio)),
+    }
+}
+
+/// Peak resident memory of this process, from `/proc/self/status` (Linux).
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Renders a report as the table people read.
+pub fn render_pipeline(report: &PipelineReport) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "bench pipeline: {} events x {} endpoints = {} deliveries; {:?} publishing; {} dispatcher(s); {} in flight\n",
+        report.events, report.endpoints, report.deliveries, report.mode, report.dispatchers, report.concurrency
+    ));
+    out.push_str(&format!("database: {}\n\n", report.database));
+    out.push_str("run     deliveries/s  bare POST/s   ratio   p50 ms   p99 ms   seconds\n");
+    let row = |label: &str, r: &PipelineRun| {
+        format!(
+            "{label:<7} {:>12.0}  {:>11.0}  {:>6.1}%  {:>7.1}  {:>7.1}  {:>8.2}\n",
+            r.deliveries_per_sec,
+            r.bare_posts_per_sec,
+            r.ratio * 100.0,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.seconds
+        )
+    };
+    for (i, run) in report.runs.iter().enumerate() {
+        out.push_str(&row(&format!("{}", i + 1), run));
+    }
+    out.push_str(&row("median", &report.median));
+    if let Some(bytes) = report.peak_memory_bytes {
+        out.push_str(&format!(
+            "\npeak memory: {:.1} MiB\n",
+            bytes as f64 / 1_048_576.0
+        ));
+    }
+    out
+}

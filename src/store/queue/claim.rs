@@ -1,0 +1,152 @@
+//! The claim's decisions and its one statement: which endpoints may give
+//! work (active, due, under their in-flight cap), and the statement that
+//! leases the globally oldest due deliveries across them.
+
+use crate::store::dialect::Dialect;
+
+/// Milliseconds a lease outlives the endpoint's timeout, so an attempt that
+/// runs its full timeout still records its outcome under its own lease.
+pub(crate) const LEASE_MARGIN_MS: i64 = 5_000;
+
+/// Most endpoints one claim statement reads (two bind parameters each);
+/// beyond that, further statements claim from the next endpoints in due
+/// order with what is left of the limit.
+pub(crate) const ENDPOINTS_PER_STATEMENT: usize = 32;
+
+/// An endpoint with queued work, as the claim sees it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Head {
+    pub id: String,
+    /// Its earliest queued due time.
+    pub due: Option<i64>,
+    /// Its in-flight cap (its own, or the default).
+    pub cap: i64,
+    /// Its deliveries leased right now, by any dispatcher.
+    pub in_flight: i64,
+}
+
+/// An endpoint this claim may take deliveries from.
+#[derive(Debug)]
+pub(crate) struct Eligible {
+    pub endpoint_id: String,
+    /// Its oldest due time.
+    pub due: i64,
+    /// Free in-flight slots.
+    pub free: i64,
+}
+
+/// The active endpoints with due work and free capacity, oldest head first,
+/// and how long until work that is not yet due becomes due.
+pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Option<i64>) {
+    let mut eligible = Vec::new();
+    let mut next_due_in: Option<i64> = None;
+    for head in heads {
+        let Some(due) = head.due else { continue };
+        let free = head.cap - head.in_flight;
+        if free <= 0 {
+            continue;
+        }
+        let wait = (due - now).max(0);
+        next_due_in = Some(next_due_in.map_or(wait, |w| w.min(wait)));
+        if due <= now {
+            eligible.push(Eligible {
+                endpoint_id: head.id.clone(),
+                due,
+                free,
+            });
+        }
+    }
+    eligible.sort_by(|a, b| (a.due, &a.endpoint_id).cmp(&(b.due, &b.endpoint_id)));
+    (eligible, next_due_in)
+}
+
+/// The claim as one statement for `endpoints` eligible endpoints: take each
+/// one's oldest due deliveries (up to its free slots, an index range scan
+/// per endpoint), keep the globally oldest `$6` of them (a k-way merge the
+/// database does, so no candidate row crosses to the client), lease those,
+/// and return them with their payloads.
+///
+/// Parameters: `$1` now, `$2` owner, `$3` lease ms, `$4` default timeout ms,
+/// `$5` lease margin ms, `$6` limit, then per endpoint `k` its id at
+/// `$(7+2k)` and its free slots at `$(8+2k)`. The text depends only on the
+/// endpoint count, so the prepared-statement cache keeps one per count.
+pub(crate) fn claim_sql(sql: &Dialect, endpoints: usize) -> String {
+    let arms: Vec<String> = (0..endpoints)
+        .map(|k| {
+            format!(
+                "SELECT * FROM (SELECT id, next_attempt_at FROM deliveries{index}
+                     WHERE endpoint_id = ${endpoint} AND state IN ('pending', 'scheduled')
+                       AND next_attempt_at <= $1
+                     ORDER BY next_attempt_at, id LIMIT ${free}{lock}) AS c{k}",
+                index = sql.queue_index_hint,
+                endpoint = 7 + 2 * k,
+                free = 8 + 2 * k,
+                lock = sql.skip_locked,
+            )
+        })
+        .collect();
+    format!(
+        "UPDATE deliveries{pk} SET state = 'in_flight', lease_owner = $2, updated_at = $1,
+             lease_expires_at = $1 + {greatest}($3, COALESCE(
+                 (SELECT e.timeout_ms FROM endpoints e WHERE e.id = deliveries.endpoint_id), $4) + $5)
+         WHERE id IN (SELECT id FROM ({arms}) AS candidates ORDER BY next_attempt_at, id LIMIT $6)
+           AND state IN ('pending', 'scheduled')
+         RETURNING id, event_id, endpoint_id, attempts, topic, next_attempt_at,
+             (SELECT payload FROM events WHERE events.id = deliveries.event_id) AS payload",
+        pk = sql.primary_key_hint,
+        greatest = sql.greatest,
+        arms = arms.join("\n UNION ALL "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(id: &str, due: i64, free: i64) -> Head {
+        Head {
+            id: id.to_string(),
+            due: Some(due),
+            cap: 8,
+            in_flight: 8 - free,
+        }
+    }
+
+    #[test]
+    fn eligible_endpoints_have_capacity_and_come_oldest_first() {
+        let heads = [
+            head("ep_a", 50, 3),
+            head("ep_b", 10, 2),
+            head("ep_c", 500, 8),
+            head("ep_d", 20, 0),
+        ];
+        let (eligible, next_due) = eligible_endpoints(&heads, 100);
+        let got: Vec<(&str, i64)> = eligible
+            .iter()
+            .map(|e| (e.endpoint_id.as_str(), e.free))
+            .collect();
+        assert_eq!(got, [("ep_b", 2), ("ep_a", 3)]);
+        assert_eq!(next_due, Some(0));
+    }
+
+    #[test]
+    fn saturated_endpoints_are_skipped_and_future_work_sets_the_wait() {
+        let heads = [head("ep_a", 50, 0), head("ep_c", 700, 8)];
+        let (eligible, next_due) = eligible_endpoints(&heads, 100);
+        assert!(eligible.is_empty());
+        assert_eq!(next_due, Some(600));
+    }
+
+    #[test]
+    fn the_claim_statement_numbers_its_parameters_per_endpoint() {
+        let text = claim_sql(&crate::store::dialect::SQLITE, 2);
+        assert!(text.contains("endpoint_id = $7") && text.contains("LIMIT $8"));
+        assert!(text.contains("endpoint_id = $9") && text.contains("LIMIT $10"));
+        assert_eq!(text.matches("UNION ALL").count(), 1);
+        assert!(text.contains("INDEXED BY deliveries_queue"));
+        assert!(text.contains("MAX($3"));
+        let text = claim_sql(&crate::store::dialect::POSTGRES, 1);
+        assert!(text.contains("FOR UPDATE SKIP LOCKED") && !text.contains("INDEXED BY"));
+        assert!(text.contains("GREATEST($3"));
+    }
+}

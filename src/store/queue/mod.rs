@@ -1,0 +1,456 @@
+//! The delivery queue: leasing due deliveries with per-endpoint in-flight
+//! limits, recording attempt outcomes in batches, and releasing leases on
+//! shutdown.
+//!
+//! A dispatcher's whole cycle is one transaction ([`Store::record_and_claim`]):
+//! write the outcomes that finished since the last cycle, then lease new
+//! work for the slots they freed. On SQLite, where writes take turns, half
+//! the transactions and bigger batches are what make the queue fast.
+//!
+//! The claim works endpoint by endpoint: it finds the endpoints that have
+//! queued work (a skip scan over the partial `deliveries_queue` index), keeps
+//! the active ones under their in-flight cap, and merges their queues to take
+//! the globally oldest due deliveries. A paused or saturated endpoint's
+//! backlog is never scanned, so one slow endpoint with 50,000 queued
+//! deliveries costs the others nothing.
+
+mod claim;
+mod record;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::audit::{AuditRecord, write_audit};
+use super::rows::parse_json;
+use super::{Result, Store, db_now, json_list, notify_change, on_db};
+use crate::model::{Actor, ErrorKind, Source};
+use claim::{ENDPOINTS_PER_STATEMENT, Head, LEASE_MARGIN_MS, claim_sql, eligible_endpoints};
+use record::PreparedBatch;
+
+/// What a dispatcher asks of [`Store::claim`].
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    /// The dispatcher's id; leases carry it.
+    pub owner: &'a str,
+    /// Most deliveries to claim.
+    pub limit: usize,
+    /// How long the lease lasts unless the endpoint's timeout needs longer.
+    pub lease_ms: i64,
+    /// In-flight cap for endpoints without their own.
+    pub default_max_in_flight: i64,
+    /// Attempt timeout for endpoints without their own.
+    pub default_timeout_ms: i64,
+    /// First take back leases that expired (their dispatcher died). Cheap,
+    /// but not free: dispatchers ask about once a second, not every cycle.
+    pub reap_expired: bool,
+}
+
+/// A leased delivery with everything needed to attempt it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    /// Attempts already made in the current schedule.
+    pub attempts: i64,
+    pub topic: String,
+    pub payload: String,
+}
+
+/// Where and how to send an endpoint's deliveries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointTarget {
+    pub id: String,
+    pub url: String,
+    /// The current secret first, then the previous one while its grace lasts.
+    pub secrets: Vec<String>,
+    pub timeout_ms: i64,
+    pub headers: Vec<(String, String)>,
+}
+
+/// The result of one claim.
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    pub deliveries: Vec<ClaimedDelivery>,
+    /// The endpoints the claimed deliveries go to, by id.
+    pub endpoints: HashMap<String, EndpointTarget>,
+    /// How long until more work may be due for an endpoint with free
+    /// capacity (`Some(0)`: some is due now); `None` when nothing is queued.
+    pub next_due_in_ms: Option<i64>,
+}
+
+/// One attempt as the dispatcher made it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewAttempt {
+    pub id: String,
+    pub delivery_id: String,
+    pub endpoint_id: String,
+    pub attempt_number: i64,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i64>,
+    pub error_kind: Option<ErrorKind>,
+    pub error_message: Option<String>,
+    /// Headers sent, signature masked.
+    pub request_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    /// Try again this many milliseconds from now (database clock).
+    RetryIn(i64),
+    /// The schedule is exhausted.
+    Dead,
+}
+
+/// An attempt and its consequence for the delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub attempt: NewAttempt,
+    pub next: NextStep,
+    /// Set when the answer was 410 Gone: the endpoint is disabled with this reason.
+    pub disable_endpoint: Option<String>,
+}
+
+/// What [`Store::record_outcomes`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// Deliveries whose state changed.
+    pub applied: u64,
+    /// Outcomes whose lease had been lost (expired and taken, or the endpoint
+    /// deleted): the attempt is kept in history, the delivery is not touched.
+    pub stale: u64,
+}
+
+const DISABLE_ENDPOINT: &str = "UPDATE endpoints
+    SET state = 'disabled', state_reason = $2, state_changed_at = $3, updated_at = $3
+    WHERE id = $1 AND state = 'active' AND deleted_at IS NULL";
+
+/// A representative parameter for [`Store::explain_queue`].
+enum Param {
+    Now,
+    Int(i64),
+    Text(&'static str),
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: String,
+    event_id: String,
+    endpoint_id: String,
+    attempts: i64,
+    topic: String,
+    next_attempt_at: i64,
+    payload: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    id: String,
+    url: String,
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<i64>,
+    timeout_ms: Option<i64>,
+    headers: String,
+}
+
+/// The secrets that sign right now: current, then previous during its grace.
+fn signing_secrets(row: &TargetRow, now: i64) -> Vec<String> {
+    let mut secrets = vec![row.secret.clone()];
+    if let (Some(previous), Some(expires)) = (&row.previous_secret, row.previous_secret_expires_at)
+        && expires > now
+    {
+        secrets.push(previous.clone());
+    }
+    secrets
+}
+
+impl Store {
+    /// The query plan of each statement that claims deliveries or records
+    /// outcomes, by name, as the database reports it (`EXPLAIN QUERY PLAN`
+    /// on SQLite, `EXPLAIN` on Postgres): for tests that guard the queue's
+    /// index use, and for operators diagnosing a slow queue.
+    pub async fn explain_queue(&self) -> Result<Vec<(&'static str, String)>> {
+        on_db!(self, |pools, sql| {
+            // Each statement with representative values for its parameters.
+            let statements: [(&'static str, String, Vec<Param>); 4] = [
+                (
+                    "reap_expired",
+                    sql.reap_expired.to_string(),
+                    vec![Param::Now],
+                ),
+                (
+                    "queue_heads",
+                    sql.queue_heads.to_string(),
+                    vec![Param::Int(8)],
+                ),
+                (
+                    "claim",
+                    claim_sql(sql, 1),
+                    vec![
+                        Param::Now,
+                        Param::Text("dsp_explain"),
+                        Param::Int(60_000),
+                        Param::Int(15_000),
+                        Param::Int(LEASE_MARGIN_MS),
+                        Param::Int(64),
+                        Param::Text("ep_explain"),
+                        Param::Int(8),
+                    ],
+                ),
+                (
+                    "apply_outcomes",
+                    sql.apply_outcomes.to_string(),
+                    vec![
+                        Param::Text(r#"[{"delivery_id":"dlv_explain"}]"#),
+                        Param::Now,
+                        Param::Text("dsp_explain"),
+                    ],
+                ),
+            ];
+            let mut plans = Vec::new();
+            for (name, statement, params) in statements {
+                let text = format!("{}{statement}", sql.explain);
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+                for param in params {
+                    query = match param {
+                        Param::Now => query.bind(crate::model::now_millis()),
+                        Param::Int(value) => query.bind(value),
+                        Param::Text(text) => query.bind(text),
+                    };
+                }
+                let rows = query.fetch_all(&pools.read).await?;
+                let lines: Vec<String> = rows
+                    .iter()
+                    .filter_map(|row| {
+                        use sqlx::Row;
+                        row.try_get::<String, _>(sql.explain_column).ok()
+                    })
+                    .collect();
+                plans.push((name, lines.join("\n")));
+            }
+            Ok(plans)
+        })
+    }
+
+    /// Leases up to `request.limit` due deliveries, respecting every
+    /// endpoint's in-flight cap as counted in the database (so caps hold
+    /// across dispatcher processes). Expired leases are taken back first.
+    pub async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claimed> {
+        Ok(self
+            .record_and_claim(request.owner, &[], Some(request))
+            .await?
+            .1)
+    }
+
+    /// Records a batch of attempts and their consequences in one transaction:
+    /// attempt history, delivery states, endpoint stats, per-minute health
+    /// rollups, and 410 disables. A delivery whose lease `owner` no longer
+    /// holds keeps its state; its attempt is still recorded.
+    pub async fn record_outcomes(
+        &self,
+        owner: &str,
+        outcomes: &[Outcome],
+    ) -> Result<RecordSummary> {
+        Ok(self.record_and_claim(owner, outcomes, None).await?.0)
+    }
+
+    /// One dispatcher cycle in one transaction: records `outcomes` (as
+    /// [`Store::record_outcomes`]) and then, when `request` is given, leases
+    /// new work (as [`Store::claim`]) for the slots they freed.
+    pub async fn record_and_claim(
+        &self,
+        owner: &str,
+        outcomes: &[Outcome],
+        request: Option<&ClaimRequest<'_>>,
+    ) -> Result<(RecordSummary, Claimed)> {
+        let request = request.filter(|r| r.limit > 0);
+        if outcomes.is_empty() && request.is_none() {
+            return Ok((RecordSummary::default(), Claimed::default()));
+        }
+        let batch = (!outcomes.is_empty()).then(|| PreparedBatch::new(owner, outcomes));
+        let system = Actor {
+            name: "hookline".to_string(),
+            client_addr: None,
+            source: Source::System,
+        };
+        let (applied, claimed) = on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let mut applied = 0;
+            if let Some(batch) = &batch {
+                sqlx::query(sql.insert_attempts)
+                    .bind(&batch.rows)
+                    .execute(&mut *tx)
+                    .await?;
+                applied = sqlx::query(sql.apply_outcomes)
+                    .bind(&batch.rows)
+                    .bind(now)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(sql.upsert_endpoint_stats)
+                    .bind(&batch.stats)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql.upsert_health)
+                    .bind(&batch.health)
+                    .execute(&mut *tx)
+                    .await?;
+                for outcome in outcomes {
+                    let Some(reason) = &outcome.disable_endpoint else {
+                        continue;
+                    };
+                    let endpoint_id = &outcome.attempt.endpoint_id;
+                    let disabled = sqlx::query(DISABLE_ENDPOINT)
+                        .bind(endpoint_id)
+                        .bind(reason)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    if disabled.rows_affected() > 0 {
+                        write_audit!(
+                            &mut *tx,
+                            now,
+                            AuditRecord {
+                                actor: &system,
+                                action: "endpoint.disable",
+                                target_ids: vec![endpoint_id.clone()],
+                                detail: json!({ "reason": reason, "delivery_id": outcome.attempt.delivery_id }),
+                            }
+                        )?;
+                    }
+                }
+            }
+            let mut claimed = Claimed::default();
+            if let Some(request) = request {
+                if request.reap_expired {
+                    sqlx::query(sql.reap_expired)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let mut heads: Vec<Head> = sqlx::query_as(sql.queue_heads)
+                    .bind(request.default_max_in_flight)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if let Some(lock) = sql.lock_endpoints {
+                    // Several dispatchers: hold the candidate endpoints' rows so
+                    // in-flight counts cannot change under us, skip endpoints
+                    // another dispatcher is claiming for right now, and count
+                    // again in a statement that starts after the locks.
+                    let candidates: Vec<&str> = heads.iter().map(|h| h.id.as_str()).collect();
+                    let locked: Vec<String> = sqlx::query_scalar(lock)
+                        .bind(json_list(&candidates))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    heads.retain(|h| locked.contains(&h.id));
+                    let counts: HashMap<String, i64> = sqlx::query_as(sql.in_flight_of)
+                        .bind(json_list(&locked))
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    for head in &mut heads {
+                        head.in_flight = counts.get(&head.id).copied().unwrap_or(0);
+                    }
+                }
+                let (eligible, next_due_in_ms) = eligible_endpoints(&heads, now);
+                claimed.next_due_in_ms = next_due_in_ms;
+                let mut rows: Vec<ClaimedRow> = Vec::new();
+                for chunk in eligible.chunks(ENDPOINTS_PER_STATEMENT) {
+                    let remaining = request.limit.saturating_sub(rows.len());
+                    if remaining == 0 {
+                        break;
+                    }
+                    let text = claim_sql(sql, chunk.len());
+                    let mut query = sqlx::query_as::<_, ClaimedRow>(sqlx::AssertSqlSafe(text))
+                        .bind(now)
+                        .bind(request.owner)
+                        .bind(request.lease_ms)
+                        .bind(request.default_timeout_ms)
+                        .bind(LEASE_MARGIN_MS)
+                        .bind(remaining as i64);
+                    for endpoint in chunk {
+                        query = query
+                            .bind(&endpoint.endpoint_id)
+                            .bind(endpoint.free.min(remaining as i64));
+                    }
+                    rows.extend(query.fetch_all(&mut *tx).await?);
+                }
+                if !rows.is_empty() {
+                    rows.sort_by(|a, b| {
+                        (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id))
+                    });
+                    let mut endpoint_ids: Vec<&str> =
+                        rows.iter().map(|r| r.endpoint_id.as_str()).collect();
+                    endpoint_ids.sort_unstable();
+                    endpoint_ids.dedup();
+                    let targets: Vec<TargetRow> = sqlx::query_as(sql.endpoint_targets)
+                        .bind(json_list(&endpoint_ids))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for row in targets {
+                        let target = EndpointTarget {
+                            secrets: signing_secrets(&row, now),
+                            headers: parse_json("endpoints", "headers", &row.headers)?,
+                            timeout_ms: row.timeout_ms.unwrap_or(request.default_timeout_ms),
+                            url: row.url,
+                            id: row.id.clone(),
+                        };
+                        claimed.endpoints.insert(row.id, target);
+                    }
+                    claimed.deliveries = rows
+                        .into_iter()
+                        .map(|row| ClaimedDelivery {
+                            id: row.id,
+                            event_id: row.event_id,
+                            endpoint_id: row.endpoint_id,
+                            attempts: row.attempts,
+                            topic: row.topic,
+                            payload: row.payload,
+                        })
+                        .collect();
+                }
+            }
+            tx.commit().await?;
+            (applied, claimed)
+        });
+        let summary = RecordSummary {
+            applied,
+            stale: (outcomes.len() as u64).saturating_sub(applied),
+        };
+        Ok((summary, claimed))
+    }
+
+    /// Gives back leases `owner` holds on `delivery_ids` without counting an
+    /// attempt (shutdown): they are due again at once for any dispatcher.
+    pub async fn release(&self, owner: &str, delivery_ids: &[String]) -> Result<u64> {
+        if delivery_ids.is_empty() {
+            return Ok(0);
+        }
+        let released = on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let released = sqlx::query(sql.release_leases)
+                .bind(owner)
+                .bind(now)
+                .bind(json_list(delivery_ids))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            notify_change!(sql, &mut *tx);
+            tx.commit().await?;
+            released
+        });
+        self.note_change();
+        Ok(released)
+    }
+}

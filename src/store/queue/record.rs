@@ -1,0 +1,184 @@
+//! Preparing a batch of attempt outcomes for recording: the JSON rows the
+//! set-based statements read, per-endpoint running stats folded in attempt
+//! order, and per-minute health rollups. Pure data; the statements live in
+//! the dialect and run in `queue/mod.rs`.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{NewAttempt, NextStep, Outcome};
+use crate::model::ErrorKind;
+
+/// One outcome batch, serialised once before its transaction starts.
+pub(crate) struct PreparedBatch {
+    /// Attempts and delivery transitions, as JSON rows.
+    pub rows: String,
+    /// Per-endpoint running stats, as JSON rows in endpoint order.
+    pub stats: String,
+    /// Per-endpoint-minute health rollups, as JSON rows in key order.
+    pub health: String,
+}
+
+impl PreparedBatch {
+    pub fn new(owner: &str, outcomes: &[Outcome]) -> PreparedBatch {
+        let rows: Vec<OutcomeJson<'_>> = outcomes.iter().map(|o| outcome_json(o, owner)).collect();
+        PreparedBatch {
+            rows: to_json(&rows),
+            stats: to_json(&endpoint_stats(outcomes)),
+            health: to_json(&health_rollups(outcomes)),
+        }
+    }
+}
+
+fn to_json<T: Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string()) // ok: plain data always serialises
+}
+
+/// An outcome as the recording statements read it from their JSON parameter.
+#[derive(Serialize)]
+struct OutcomeJson<'a> {
+    id: &'a str,
+    delivery_id: &'a str,
+    endpoint_id: &'a str,
+    attempt_number: i64,
+    started_at: i64,
+    duration_ms: i64,
+    status_code: Option<i64>,
+    error_kind: Option<&'static str>,
+    error_message: Option<&'a str>,
+    request_headers: String,
+    response_body: Option<&'a str>,
+    dispatcher_id: &'a str,
+    state: &'static str,
+    retry_in: i64,
+    error: Option<String>,
+}
+
+/// The short "last error" shown on a delivery: the kind and its message.
+fn summarise_error(attempt: &NewAttempt) -> Option<String> {
+    let kind = attempt.error_kind?;
+    Some(match (&attempt.error_message, attempt.status_code) {
+        (_, Some(status)) if kind == ErrorKind::HttpStatus => format!("http_status {status}"),
+        (Some(message), _) => format!("{kind}: {message}"),
+        (None, _) => kind.to_string(),
+    })
+}
+
+fn outcome_json<'a>(outcome: &'a Outcome, owner: &'a str) -> OutcomeJson<'a> {
+    let attempt = &outcome.attempt;
+    let (state, retry_in) = match outcome.next {
+        NextStep::Succeeded => ("succeeded", 0),
+        NextStep::RetryIn(ms) => ("scheduled", ms.max(0)),
+        NextStep::Dead => ("dead", 0),
+    };
+    OutcomeJson {
+        id: &attempt.id,
+        delivery_id: &attempt.delivery_id,
+        endpoint_id: &attempt.endpoint_id,
+        attempt_number: attempt.attempt_number,
+        started_at: attempt.started_at,
+        duration_ms: attempt.duration_ms,
+        status_code: attempt.status_code,
+        error_kind: attempt.error_kind.map(ErrorKind::as_str),
+        error_message: attempt.error_message.as_deref(),
+        request_headers: serde_json::to_string(&attempt.request_headers)
+            .unwrap_or_else(|_| "[]".to_string()), // ok: strings always serialise
+        response_body: attempt.response_body.as_deref(),
+        dispatcher_id: owner,
+        state,
+        retry_in,
+        error: summarise_error(attempt),
+    }
+}
+
+/// Per-endpoint running facts from one batch, folded in attempt order.
+#[derive(Serialize, Default)]
+struct StatsJson {
+    endpoint_id: String,
+    /// Failures since the batch's last success (or all, if none succeeded).
+    failures: i64,
+    last_attempt_at: Option<i64>,
+    last_success_at: Option<i64>,
+    last_failure_at: Option<i64>,
+    last_status: Option<i64>,
+    last_error: Option<String>,
+}
+
+fn endpoint_stats(outcomes: &[Outcome]) -> Vec<StatsJson> {
+    let mut by_endpoint: HashMap<&str, StatsJson> = HashMap::new();
+    let mut ordered: Vec<&Outcome> = outcomes.iter().collect();
+    ordered.sort_by_key(|o| o.attempt.started_at);
+    for outcome in ordered {
+        let attempt = &outcome.attempt;
+        let stats = by_endpoint
+            .entry(&attempt.endpoint_id)
+            .or_insert_with(|| StatsJson {
+                endpoint_id: attempt.endpoint_id.clone(),
+                ..StatsJson::default()
+            });
+        stats.last_attempt_at = Some(attempt.started_at);
+        stats.last_status = attempt.status_code;
+        if attempt.error_kind.is_none() {
+            stats.failures = 0;
+            stats.last_success_at = Some(attempt.started_at);
+        } else {
+            stats.failures += 1;
+            stats.last_failure_at = Some(attempt.started_at);
+            stats.last_error = summarise_error(attempt);
+        }
+    }
+    let mut stats: Vec<StatsJson> = by_endpoint.into_values().collect();
+    // One lock order for every dispatcher, so concurrent upserts never deadlock.
+    stats.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
+    stats
+}
+
+/// One endpoint-minute of attempt counts and latency histogram.
+#[derive(Serialize, Default)]
+struct HealthJson {
+    endpoint_id: String,
+    minute: i64,
+    succeeded: i64,
+    status_4xx: i64,
+    status_5xx: i64,
+    timeout: i64,
+    network: i64,
+    other: i64,
+    latency_sum_ms: i64,
+    buckets: [i64; crate::dispatch::health::BUCKETS],
+}
+
+fn health_rollups(outcomes: &[Outcome]) -> Vec<HealthJson> {
+    let mut rollups: HashMap<(&str, i64), HealthJson> = HashMap::new();
+    for outcome in outcomes {
+        let attempt = &outcome.attempt;
+        let minute = attempt.started_at - attempt.started_at.rem_euclid(60_000);
+        let rollup = rollups
+            .entry((&attempt.endpoint_id, minute))
+            .or_insert_with(|| HealthJson {
+                endpoint_id: attempt.endpoint_id.clone(),
+                minute,
+                ..HealthJson::default()
+            });
+        match (attempt.error_kind, attempt.status_code) {
+            (None, _) => rollup.succeeded += 1,
+            (Some(ErrorKind::HttpStatus), Some(status)) if (400..500).contains(&status) => {
+                rollup.status_4xx += 1
+            }
+            (Some(ErrorKind::HttpStatus), _) => rollup.status_5xx += 1,
+            (Some(ErrorKind::Timeout), _) => rollup.timeout += 1,
+            (
+                Some(ErrorKind::Connect | ErrorKind::Dns | ErrorKind::Tls | ErrorKind::Network),
+                _,
+            ) => rollup.network += 1,
+            (Some(ErrorKind::TooLargeResponse), _) => rollup.other += 1,
+        }
+        rollup.latency_sum_ms += attempt.duration_ms;
+        rollup.buckets[crate::dispatch::health::bucket_of(attempt.duration_ms)] += 1;
+    }
+    let mut rollups: Vec<HealthJson> = rollups.into_values().collect();
+    // One lock order for every dispatcher, so concurrent upserts never deadlock.
+    rollups.sort_by(|a, b| (&a.endpoint_id, a.minute).cmp(&(&b.endpoint_id, b.minute)));
+    rollups
+}
