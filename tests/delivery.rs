@@ -1513,6 +1513,55 @@ async fn shutdown_releases_unfinished_attempts(backend: Backend) {
     assert_eq!(stats.succeeded, 3);
 }
 
+/// A receiver answering 307 to another address: the attempt fails with the
+/// redirect status and the signed payload never reaches the other address.
+async fn redirects_are_not_followed(backend: Backend) {
+    let world = World::new(backend).await;
+    let elsewhere = healthy_sink().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the redirecting receiver");
+    let redirect_to = elsewhere.url();
+    let app = axum::Router::new().fallback(move || {
+        let location = redirect_to.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+        }
+    });
+    let address = listener.local_addr().expect("local address");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    world.tenant("acme").await;
+    world
+        .endpoint(
+            "acme",
+            "moved",
+            &format!("http://{address}/hook"),
+            "order.*",
+            |_| {},
+        )
+        .await;
+    let dispatcher = world.dispatcher();
+    let published = world.publish("acme", "order.created", r#"{"n":1}"#).await;
+    let delivery = world.only_delivery_of(&published.event_id).await;
+    let detail = world
+        .wait_state(&delivery.id, DeliveryState::Scheduled, WAIT)
+        .await;
+    let first = &detail.attempts[0];
+    assert_eq!(first.status_code, Some(307), "{first:#?}");
+    assert_eq!(first.error_kind, Some(ErrorKind::HttpStatus));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        elsewhere.stats().received,
+        0,
+        "the redirect target must never see the payload"
+    );
+    dispatcher.stop().await;
+    server.abort();
+}
+
 both_backends!(
     payload_arrives_byte_identical,
     standard_webhooks_headers_verify_independently,
@@ -1528,4 +1577,5 @@ both_backends!(
     in_flight_cap_holds_at_the_receiver,
     shutdown_releases_unfinished_attempts,
     concurrent_publishes_with_one_key_deliver_once,
+    redirects_are_not_followed,
 );
