@@ -159,12 +159,11 @@ async fn scalar(db: &TestDb, query: &'static str, bind: &str) -> i64 {
 }
 
 async fn consecutive_failures(db: &TestDb, endpoint_id: &str) -> i64 {
-    scalar(
-        db,
-        "SELECT consecutive_failures FROM endpoint_stats WHERE endpoint_id = $1",
-        endpoint_id,
-    )
-    .await
+    let store = db.store().await;
+    let health = store.endpoint_health().await.expect("endpoint health");
+    health
+        .get(endpoint_id)
+        .map_or(0, |h| h.consecutive_failures)
 }
 
 impl Env {
@@ -2093,6 +2092,49 @@ async fn consecutive_failures_count_up_and_reset_on_success(backend: Backend) {
     assert_eq!(consecutive_failures(&env.db, &hooks.id).await, 1);
 }
 
+async fn health_merges_every_dispatchers_rollups(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let hooks = env.endpoint("acme", "hooks", &["*"]).await;
+    for _ in 0..4 {
+        env.publish("acme", "order.created").await;
+    }
+    let first = env.claim("dsp_a", 2).await.deliveries;
+    let second = env.claim("dsp_b", 2).await.deliveries;
+    assert_eq!((first.len(), second.len()), (2, 2));
+    // One dispatcher succeeds twice (12 ms); the other fails twice later.
+    env.store
+        .record_outcomes(
+            "dsp_a",
+            &[
+                outcome(&first[0], NextStep::Succeeded),
+                outcome(&first[1], NextStep::Succeeded),
+            ],
+        )
+        .await
+        .expect("record a");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut slow = outcome(&second[0], NextStep::RetryIn(HOUR_MS));
+    slow.attempt.duration_ms = 3_000;
+    env.store
+        .record_outcomes("dsp_b", &[slow, outcome(&second[1], NextStep::Dead)])
+        .await
+        .expect("record b");
+    let health = env.store.endpoint_health().await.expect("health");
+    let hooks_health = health.get(&hooks.id).expect("the endpoint has health");
+    for window in [&hooks_health.last_5m, &hooks_health.last_1h] {
+        assert_eq!(window.attempts(), 4, "{window:?}");
+        assert_eq!((window.succeeded, window.status_5xx), (2, 2));
+        assert_eq!(window.success_rate(), Some(0.5));
+        assert_eq!(window.p50_ms(), Some(25), "two of four took 12 ms");
+        assert_eq!(window.p95_ms(), Some(5_000), "the slowest took 3 s");
+    }
+    assert_eq!(hooks_health.consecutive_failures, 2);
+    assert_eq!(hooks_health.last_error.as_deref(), Some("http_status 500"));
+    assert_eq!(hooks_health.last_status, Some(500));
+    assert!(hooks_health.last_success_at < hooks_health.last_failure_at);
+}
+
 // --- release ------------------------------------------------------------
 
 async fn released_deliveries_go_back_to_pending_or_scheduled_due_at_once(backend: Backend) {
@@ -2934,6 +2976,7 @@ both_backends!(
     an_outcome_from_a_non_owner_is_stale,
     a_gone_answer_disables_the_endpoint_and_audits_as_the_system,
     consecutive_failures_count_up_and_reset_on_success,
+    health_merges_every_dispatchers_rollups,
     released_deliveries_go_back_to_pending_or_scheduled_due_at_once,
     retry_by_id_revives_finished_deliveries_and_explains_skips,
     bulk_retry_dry_run_counts_without_writing,

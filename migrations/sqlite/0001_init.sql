@@ -31,16 +31,20 @@ CREATE TABLE endpoints (
 );
 CREATE UNIQUE INDEX endpoints_tenant_name ON endpoints(tenant_id, name) WHERE deleted_at IS NULL;
 
--- Running health facts per endpoint, kept apart from its configuration so
--- outcome recording never rewrites the endpoint row.
+-- Running health facts per endpoint and dispatcher, kept apart from the
+-- endpoint's configuration so outcome recording never rewrites the endpoint
+-- row; one row per dispatcher so dispatchers never wait on each other's
+-- locks. Readers merge the rows of an endpoint.
 CREATE TABLE endpoint_stats (
-    endpoint_id           TEXT PRIMARY KEY REFERENCES endpoints(id),
+    endpoint_id           TEXT NOT NULL REFERENCES endpoints(id),
+    dispatcher_id         TEXT NOT NULL,
     consecutive_failures  BIGINT NOT NULL DEFAULT 0,
     last_attempt_at       BIGINT,
     last_success_at       BIGINT,
     last_failure_at       BIGINT,
     last_status           BIGINT,
-    last_error            TEXT
+    last_error            TEXT,
+    PRIMARY KEY (endpoint_id, dispatcher_id)
 );
 
 CREATE TABLE subscriptions (
@@ -126,11 +130,13 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_delivery ON attempts(delivery_id, started_at);
 
--- Per endpoint and minute: attempts by outcome and a fixed-bucket latency
--- histogram (bounds in dispatch/health.rs), upserted with the outcomes.
+-- Per endpoint, minute and dispatcher: attempts by outcome and a fixed-bucket
+-- latency histogram (bounds in dispatch/health.rs), upserted with the
+-- outcomes. Readers sum the dispatchers' rows.
 CREATE TABLE endpoint_health (
     endpoint_id     TEXT NOT NULL,
     minute          BIGINT NOT NULL,
+    dispatcher_id   TEXT NOT NULL,
     succeeded       BIGINT NOT NULL DEFAULT 0,
     status_4xx      BIGINT NOT NULL DEFAULT 0,
     status_5xx      BIGINT NOT NULL DEFAULT 0,
@@ -144,8 +150,10 @@ CREATE TABLE endpoint_health (
     b6  BIGINT NOT NULL DEFAULT 0, b7  BIGINT NOT NULL DEFAULT 0,
     b8  BIGINT NOT NULL DEFAULT 0, b9  BIGINT NOT NULL DEFAULT 0,
     b10 BIGINT NOT NULL DEFAULT 0, b11 BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (endpoint_id, minute)
+    PRIMARY KEY (endpoint_id, minute, dispatcher_id)
 );
+-- The health view reads the last hour of every endpoint.
+CREATE INDEX endpoint_health_minute ON endpoint_health(minute);
 
 CREATE TABLE dispatchers (
     id                  TEXT PRIMARY KEY,

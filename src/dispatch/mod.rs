@@ -189,6 +189,9 @@ impl Dispatcher {
         loop {
             while let Ok(outcome) = outcomes.try_recv() {
                 cycle.pending.push(outcome);
+                // A finished attempt frees a slot (and its endpoint's cap):
+                // claim in the same cycle that records it.
+                cycle.claim_at = Some(Instant::now());
             }
             while let Some(done) = cycle.running.tasks.try_join_next_with_id() {
                 cycle.running.finished(done);

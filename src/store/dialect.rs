@@ -1,6 +1,6 @@
 //! Where SQLite and Postgres SQL differ: how a write transaction begins,
 //! whose clock is "now", and how a set travels as one JSON parameter
-//! (`json_each` on SQLite, `json_array_elements` on Postgres). Every other
+//! (`jsonb_each` on SQLite, `jsonb_array_elements` on Postgres). Every other
 //! statement is shared text in the module that uses it.
 //!
 //! Each statement here is written once in the `statements!` template and
@@ -94,23 +94,25 @@ macro_rules! json_list {
     };
     (postgres, $n:literal) => {
         concat!(
-            "(SELECT value FROM json_array_elements_text($",
+            "(SELECT value FROM jsonb_array_elements_text($",
             $n,
-            "::json) AS l(value))"
+            "::jsonb) AS l(value))"
         )
     };
 }
 
-/// A FROM source yielding one JSON object per row in column `value`. On
-/// SQLite `jsonb_each` parses the parameter once and yields binary JSON, so
-/// each `value->>'field'` is a lookup, not a re-parse of the row's text (the
-/// re-parsing was the largest cost of a claim-and-record cycle).
+/// A FROM source yielding one JSON object per row in column `value`. Both
+/// use the binary JSON form (`jsonb_each`, `jsonb_array_elements`): it parses
+/// the parameter once, so each `value->>'field'` is a lookup, not a re-parse
+/// of the row's text (the re-parsing was the largest cost of a cycle). Only
+/// strings travel inside these rows (payloads among them), and a JSON string
+/// comes back from `->>` exactly as it went in.
 macro_rules! json_rows {
     (sqlite, $n:literal) => {
         concat!("jsonb_each($", $n, ")")
     };
     (postgres, $n:literal) => {
-        concat!("json_array_elements($", $n, "::json) AS r(value)")
+        concat!("jsonb_array_elements($", $n, "::jsonb) AS r(value)")
     };
 }
 
@@ -180,14 +182,14 @@ macro_rules! statements {
                 endpoint_columns!(),
                 " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
                   WHERE e.deleted_at IS NULL AND e.id = $1",
-                row_lock!($d, "FOR UPDATE OF e")
+                row_lock!($d, "FOR NO KEY UPDATE OF e")
             ),
             subscription_for_update: concat!(
                 "SELECT ",
                 subscription_columns!(),
                 " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
                   WHERE s.id = $1 AND e.deleted_at IS NULL",
-                row_lock!($d, "FOR UPDATE OF s")
+                row_lock!($d, "FOR NO KEY UPDATE OF s")
             ),
             tenant_subscriptions: concat!(
                 "SELECT s.endpoint_id, e.tenant_id, s.pattern
@@ -311,16 +313,16 @@ macro_rules! statements {
                    AND deliveries.lease_owner = $3"
             ),
             upsert_endpoint_stats: concat!(
-                "INSERT INTO endpoint_stats (endpoint_id, consecutive_failures, last_attempt_at,
-                     last_success_at, last_failure_at, last_status, last_error)
-                 SELECT value->>'endpoint_id', CAST(value->>'failures' AS BIGINT),
+                "INSERT INTO endpoint_stats (endpoint_id, dispatcher_id, consecutive_failures,
+                     last_attempt_at, last_success_at, last_failure_at, last_status, last_error)
+                 SELECT value->>'endpoint_id', value->>'dispatcher_id', CAST(value->>'failures' AS BIGINT),
                      CAST(value->>'last_attempt_at' AS BIGINT), CAST(value->>'last_success_at' AS BIGINT),
                      CAST(value->>'last_failure_at' AS BIGINT), CAST(value->>'last_status' AS BIGINT),
                      value->>'last_error'
                  FROM ",
                 json_rows!($d, "1"),
                 " WHERE TRUE
-                 ON CONFLICT (endpoint_id) DO UPDATE SET
+                 ON CONFLICT (endpoint_id, dispatcher_id) DO UPDATE SET
                      consecutive_failures = CASE WHEN excluded.last_success_at IS NOT NULL
                          THEN excluded.consecutive_failures
                          ELSE endpoint_stats.consecutive_failures + excluded.consecutive_failures END,
@@ -333,10 +335,10 @@ macro_rules! statements {
                      last_error = COALESCE(excluded.last_error, endpoint_stats.last_error)"
             ),
             upsert_health: concat!(
-                "INSERT INTO endpoint_health (endpoint_id, minute, succeeded, status_4xx, status_5xx,
+                "INSERT INTO endpoint_health (endpoint_id, minute, dispatcher_id, succeeded, status_4xx, status_5xx,
                      timeout, network, other, latency_sum_ms,
                      b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11)
-                 SELECT value->>'endpoint_id', CAST(value->>'minute' AS BIGINT),
+                 SELECT value->>'endpoint_id', CAST(value->>'minute' AS BIGINT), value->>'dispatcher_id',
                      CAST(value->>'succeeded' AS BIGINT), CAST(value->>'status_4xx' AS BIGINT),
                      CAST(value->>'status_5xx' AS BIGINT), CAST(value->>'timeout' AS BIGINT),
                      CAST(value->>'network' AS BIGINT), CAST(value->>'other' AS BIGINT),
@@ -350,7 +352,7 @@ macro_rules! statements {
                  FROM ",
                 json_rows!($d, "1"),
                 " WHERE TRUE
-                 ON CONFLICT (endpoint_id, minute) DO UPDATE SET
+                 ON CONFLICT (endpoint_id, minute, dispatcher_id) DO UPDATE SET
                      succeeded = endpoint_health.succeeded + excluded.succeeded,
                      status_4xx = endpoint_health.status_4xx + excluded.status_4xx,
                      status_5xx = endpoint_health.status_5xx + excluded.status_5xx,
@@ -416,10 +418,13 @@ pub(crate) const POSTGRES: Dialect = statements!(
     migration_lock: Some("SELECT pg_advisory_xact_lock(7204186375)"),
     migrations_table_exists: "SELECT COUNT(*) FROM information_schema.tables
         WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
+    // NO KEY UPDATE: strong enough to exclude other claims, and it does not
+    // conflict with the KEY SHARE locks that foreign-key checks take, so
+    // dispatchers recording outcomes for these endpoints never wait on it.
     lock_endpoints: Some(concat!(
         "SELECT id FROM endpoints WHERE id IN ",
         json_list!(postgres, "1"),
-        " FOR UPDATE SKIP LOCKED"
+        " FOR NO KEY UPDATE SKIP LOCKED"
     )),
     explain: "EXPLAIN ",
     explain_column: "QUERY PLAN",

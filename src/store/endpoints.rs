@@ -77,7 +77,6 @@ const LIST_TENANT: &str = concat!(
 const INSERT: &str = "INSERT INTO endpoints
     (id, tenant_id, name, url, secret, state, timeout_ms, max_in_flight, headers, description, created_at, updated_at)
     VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $10, $10)";
-const INSERT_STATS: &str = "INSERT INTO endpoint_stats (endpoint_id) VALUES ($1)";
 const UPDATE: &str =
     "UPDATE endpoints SET name = $2, url = $3, timeout_ms = $4, max_in_flight = $5,
     headers = $6, description = $7, updated_at = $8 WHERE id = $1 AND deleted_at IS NULL";
@@ -152,10 +151,6 @@ impl Store {
                 Err(err) if is_unique_violation(&err) => return Err(duplicate_name(&new.name)),
                 other => other?,
             };
-            sqlx::query(INSERT_STATS)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
             write_audit!(
                 &mut *tx,
                 now,

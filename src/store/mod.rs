@@ -14,6 +14,7 @@ mod deliveries;
 mod dialect;
 mod dispatchers;
 mod endpoints;
+mod health;
 mod migrate;
 mod postgres;
 mod publish;
@@ -29,6 +30,7 @@ use sqlx::{Pool, Postgres, Sqlite};
 
 pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
 pub use endpoints::{EndpointPatch, NewEndpoint};
+pub use health::{EndpointHealth, HealthWindow};
 pub use publish::{NewEvent, Published};
 pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,
@@ -305,7 +307,7 @@ impl<T> Page<T> {
 pub type TenantScope<'a> = Option<&'a str>;
 
 /// Encodes a list of strings as a JSON array, the portable way to pass a set
-/// to one statement (`json_each` on SQLite, `json_array_elements_text` on Postgres).
+/// to one statement (`json_each` on SQLite, `jsonb_array_elements_text` on Postgres).
 pub(crate) fn json_list<S: AsRef<str>>(items: &[S]) -> String {
     let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
     serde_json::Value::from(items).to_string()

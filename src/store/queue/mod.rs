@@ -26,7 +26,10 @@ use super::audit::{AuditRecord, write_audit};
 use super::rows::parse_json;
 use super::{Result, Store, db_now, json_list, notify_change, on_db};
 use crate::model::{Actor, ErrorKind, Source};
-use claim::{ENDPOINTS_PER_STATEMENT, Head, LEASE_MARGIN_MS, claim_sql, eligible_endpoints};
+use claim::{
+    ENDPOINTS_PER_STATEMENT, Head, LEASE_MARGIN_MS, claim_sql, eligible_endpoints,
+    endpoints_to_lock,
+};
 use record::PreparedBatch;
 
 /// What a dispatcher asks of [`Store::claim`].
@@ -342,16 +345,16 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
                 if let Some(lock) = sql.lock_endpoints {
-                    // Several dispatchers: hold the candidate endpoints' rows so
-                    // in-flight counts cannot change under us, skip endpoints
-                    // another dispatcher is claiming for right now, and count
-                    // again in a statement that starts after the locks.
-                    let candidates: Vec<&str> = heads.iter().map(|h| h.id.as_str()).collect();
+                    // Several dispatchers: lock the endpoints this claim will
+                    // serve (oldest first, only as many as the limit needs, so
+                    // other dispatchers get the rest), skipping any another
+                    // dispatcher holds; then count their leases again in a
+                    // statement that starts after the locks, so caps hold.
+                    let wanted = endpoints_to_lock(&heads, request.limit, now);
                     let locked: Vec<String> = sqlx::query_scalar(lock)
-                        .bind(json_list(&candidates))
+                        .bind(json_list(&wanted))
                         .fetch_all(&mut *tx)
                         .await?;
-                    heads.retain(|h| locked.contains(&h.id));
                     let counts: HashMap<String, i64> = sqlx::query_as(sql.in_flight_of)
                         .bind(json_list(&locked))
                         .fetch_all(&mut *tx)
@@ -359,7 +362,15 @@ impl Store {
                         .into_iter()
                         .collect();
                     for head in &mut heads {
-                        head.in_flight = counts.get(&head.id).copied().unwrap_or(0);
+                        if locked.contains(&head.id) {
+                            head.in_flight = counts.get(&head.id).copied().unwrap_or(0);
+                        } else if head.due.is_some_and(|due| due <= now) {
+                            // Due but not locked by us (another dispatcher is
+                            // claiming for it, or it was beyond the limit):
+                            // not ours to claim from this time.
+                            head.in_flight = head.cap.max(head.in_flight);
+                        }
+                        // Not yet due: kept as is; it only says when to look again.
                     }
                 }
                 let (eligible, next_due_in_ms) = eligible_endpoints(&heads, now);

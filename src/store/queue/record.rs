@@ -25,8 +25,8 @@ impl PreparedBatch {
         let rows: Vec<OutcomeJson<'_>> = outcomes.iter().map(|o| outcome_json(o, owner)).collect();
         PreparedBatch {
             rows: to_json(&rows),
-            stats: to_json(&endpoint_stats(outcomes)),
-            health: to_json(&health_rollups(outcomes)),
+            stats: to_json(&endpoint_stats(owner, outcomes)),
+            health: to_json(&health_rollups(owner, outcomes)),
         }
     }
 }
@@ -96,6 +96,7 @@ fn outcome_json<'a>(outcome: &'a Outcome, owner: &'a str) -> OutcomeJson<'a> {
 #[derive(Serialize, Default)]
 struct StatsJson {
     endpoint_id: String,
+    dispatcher_id: String,
     /// Failures since the batch's last success (or all, if none succeeded).
     failures: i64,
     last_attempt_at: Option<i64>,
@@ -105,7 +106,7 @@ struct StatsJson {
     last_error: Option<String>,
 }
 
-fn endpoint_stats(outcomes: &[Outcome]) -> Vec<StatsJson> {
+fn endpoint_stats(owner: &str, outcomes: &[Outcome]) -> Vec<StatsJson> {
     let mut by_endpoint: HashMap<&str, StatsJson> = HashMap::new();
     let mut ordered: Vec<&Outcome> = outcomes.iter().collect();
     ordered.sort_by_key(|o| o.attempt.started_at);
@@ -115,6 +116,7 @@ fn endpoint_stats(outcomes: &[Outcome]) -> Vec<StatsJson> {
             .entry(&attempt.endpoint_id)
             .or_insert_with(|| StatsJson {
                 endpoint_id: attempt.endpoint_id.clone(),
+                dispatcher_id: owner.to_string(),
                 ..StatsJson::default()
             });
         stats.last_attempt_at = Some(attempt.started_at);
@@ -139,6 +141,7 @@ fn endpoint_stats(outcomes: &[Outcome]) -> Vec<StatsJson> {
 struct HealthJson {
     endpoint_id: String,
     minute: i64,
+    dispatcher_id: String,
     succeeded: i64,
     status_4xx: i64,
     status_5xx: i64,
@@ -149,7 +152,7 @@ struct HealthJson {
     buckets: [i64; crate::dispatch::health::BUCKETS],
 }
 
-fn health_rollups(outcomes: &[Outcome]) -> Vec<HealthJson> {
+fn health_rollups(owner: &str, outcomes: &[Outcome]) -> Vec<HealthJson> {
     let mut rollups: HashMap<(&str, i64), HealthJson> = HashMap::new();
     for outcome in outcomes {
         let attempt = &outcome.attempt;
@@ -159,6 +162,7 @@ fn health_rollups(outcomes: &[Outcome]) -> Vec<HealthJson> {
             .or_insert_with(|| HealthJson {
                 endpoint_id: attempt.endpoint_id.clone(),
                 minute,
+                dispatcher_id: owner.to_string(),
                 ..HealthJson::default()
             });
         match (attempt.error_kind, attempt.status_code) {
