@@ -10,6 +10,8 @@
 pub mod bench;
 /// Settings from TOML and `HOOKLINE_*` environment overrides, validated once.
 pub mod config;
+/// `hookline console`: the operations TUI for the person on call.
+pub mod console;
 /// The delivery engine: claim due deliveries, attempt them, record outcomes.
 pub mod dispatch;
 /// Tenants, endpoints, subscriptions, events, deliveries, attempts: plain data.

@@ -457,6 +457,17 @@ impl Ops {
 
     /// Counts or revives an endpoint's deliveries in the given states.
     pub async fn retry_bulk(&self, request: &BulkRetry) -> Result<(Endpoint, u64)> {
+        self.retry_bulk_chunk(request, None).await
+    }
+
+    /// [`Ops::retry_bulk`] for at most `limit` deliveries (oldest first), so
+    /// a long bulk retry can run in steps and report progress; call again
+    /// until it returns fewer than `limit`.
+    pub async fn retry_bulk_chunk(
+        &self,
+        request: &BulkRetry,
+        limit: Option<u64>,
+    ) -> Result<(Endpoint, u64)> {
         let states = if request.states.is_empty() {
             vec![DeliveryState::Dead]
         } else {
@@ -482,11 +493,12 @@ impl Ops {
         };
         let count = self
             .store
-            .retry_matching(
+            .retry_matching_limited(
                 &filter,
                 request.dry_run,
                 self.retry_policy.first_delay_ms(),
                 &self.actor,
+                limit,
             )
             .await?;
         Ok((endpoint, count))

@@ -160,7 +160,7 @@ async fn scalar(db: &TestDb, query: &'static str, bind: &str) -> i64 {
 
 async fn consecutive_failures(db: &TestDb, endpoint_id: &str) -> i64 {
     let store = db.store().await;
-    let health = store.endpoint_health().await.expect("endpoint health");
+    let health = store.endpoint_health(None).await.expect("endpoint health");
     health
         .get(endpoint_id)
         .map_or(0, |h| h.consecutive_failures)
@@ -2120,7 +2120,7 @@ async fn health_merges_every_dispatchers_rollups(backend: Backend) {
         .record_outcomes("dsp_b", &[slow, outcome(&second[1], NextStep::Dead)])
         .await
         .expect("record b");
-    let health = env.store.endpoint_health().await.expect("health");
+    let health = env.store.endpoint_health(None).await.expect("health");
     let hooks_health = health.get(&hooks.id).expect("the endpoint has health");
     for window in [&hooks_health.last_5m, &hooks_health.last_1h] {
         assert_eq!(window.attempts(), 4, "{window:?}");

@@ -99,8 +99,9 @@ CREATE TABLE deliveries (
 );
 -- The claim: per endpoint, due work in order of due time (ties in order of
 -- creation: ids increase). Partial, so rows that are done or in flight cost
--- nothing here and the claim never sorts.
-CREATE INDEX deliveries_queue ON deliveries(endpoint_id, next_attempt_at, id)
+-- nothing here and the claim never sorts; `state` rides along so the
+-- console counts the queue from the index alone.
+CREATE INDEX deliveries_queue ON deliveries(endpoint_id, next_attempt_at, id, state)
     WHERE state IN ('pending', 'scheduled');
 -- Leases: per-endpoint in-flight counts and the expiry sweep (a small set:
 -- at most the dispatchers' concurrency).
@@ -111,7 +112,7 @@ CREATE INDEX deliveries_created ON deliveries(created_at, id);
 CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, created_at, id);
 -- What failed, newest first: the operator's usual question. Partial, so the
 -- success path (pending -> in_flight -> succeeded) never writes to it.
-CREATE INDEX deliveries_failed ON deliveries(created_at, id)
+CREATE INDEX deliveries_failed ON deliveries(created_at, id, state)
     WHERE state IN ('dead', 'scheduled');
 
 CREATE TABLE attempts (

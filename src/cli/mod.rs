@@ -51,6 +51,8 @@ pub enum Command {
     Dispatch,
     /// Run the dispatcher (and, later, the HTTP API) in one process.
     Serve,
+    /// Open the operations console (a terminal UI) on the database.
+    Console(ConsoleArgs),
     /// Run a local webhook receiver that verifies signatures.
     Sink(SinkArgs),
     /// Manage tenants (the platform's customers).
@@ -108,6 +110,16 @@ pub struct PipelineArgs {
 pub enum BenchMode {
     Backlog,
     Concurrent,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Hide and refuse every key that changes something.
+    #[arg(long)]
+    pub read_only: bool,
+    /// How often the screen's data is re-read when nothing signals a change.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub refresh: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -379,6 +391,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Migrate => run::migrate(&config, &out).await,
         Command::Dispatch => run::dispatch(&config).await,
         Command::Serve => run::serve(&config).await,
+        Command::Console(args) => run::console(args, &config).await,
         Command::Sink(args) => run::sink(args).await,
         Command::Tenant(command) => admin::tenant(command, &config, &out).await,
         Command::Endpoint(command) => admin::endpoint(command, &config, &out).await,

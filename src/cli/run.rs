@@ -9,7 +9,7 @@ use hookline::store::{OpenMode, Store};
 use serde_json::json;
 
 use super::output::Output;
-use super::{BenchMode, PipelineArgs, SinkArgs};
+use super::{BenchMode, ConsoleArgs, PipelineArgs, SinkArgs};
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -115,5 +115,24 @@ pub async fn bench_pipeline(
         serde_json::to_value(&report)?,
         hookline::bench::render_pipeline(&report).trim_end(),
     );
+    Ok(())
+}
+
+/// Opens the console on an existing database (it never creates one).
+pub async fn console(args: ConsoleArgs, config: &Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.database.url, OpenMode::Existing).await?;
+    let ops = hookline::ops::Ops::new(
+        store,
+        config,
+        hookline::model::Actor::from_environment(hookline::model::Source::Console),
+    );
+    let options = hookline::console::ConsoleOptions {
+        read_only: args.read_only,
+        refresh: args.refresh.max(std::time::Duration::from_millis(100)),
+        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        alive_within: (config.dispatch.heartbeat_interval * 3)
+            .max(std::time::Duration::from_secs(5)),
+    };
+    hookline::console::run(ops, options).await?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use super::{Cursor, Page, Result, Store, StoreError, db_now, json_list, notify_c
 use crate::model::{Actor, Attempt, Delivery, DeliveryState, Event};
 
 /// Which deliveries a listing shows; empty fields do not filter.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryFilter {
     /// Any of these states (empty: all).
     pub states: Vec<DeliveryState>,
@@ -35,7 +35,7 @@ pub struct RetryFilter {
 }
 
 /// A delivery with its event and every attempt, oldest first.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DeliveryDetail {
     pub delivery: Delivery,
     pub event: Event,
@@ -176,21 +176,47 @@ impl Store {
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<Delivery>> {
+        self.list_deliveries_toward(filter, after, limit, false)
+            .await
+    }
+
+    /// The page of deliveries matching `filter` just newer than `before`
+    /// (or the oldest page, without a cursor), still newest first; its
+    /// `next` continues toward the newest. For paging back up a list, and
+    /// for jumping to its end.
+    pub async fn list_deliveries_newer(
+        &self,
+        filter: &DeliveryFilter,
+        before: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<Delivery>> {
+        self.list_deliveries_toward(filter, before, limit, true)
+            .await
+    }
+
+    async fn list_deliveries_toward(
+        &self,
+        filter: &DeliveryFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+        newer: bool,
+    ) -> Result<Page<Delivery>> {
         let limit = limit.clamp(1, 10_000);
+        let (compare, order) = if newer { (">", "ASC") } else { ("<", "DESC") };
         let mut conditions = delivery_conditions(filter);
-        if let Some(cursor) = after {
+        if let Some(cursor) = cursor {
             conditions.params.push(Param::Int(cursor.created_at));
             conditions.params.push(Param::Text(cursor.id.clone()));
             let n = conditions.params.len();
             conditions
                 .clauses
-                .push(format!("(d.created_at, d.id) < (${}, ${n})", n - 1));
+                .push(format!("(d.created_at, d.id) {compare} (${}, ${n})", n - 1));
         }
         conditions.params.push(Param::Int(limit as i64));
         let text = format!(
             "SELECT {} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
              JOIN tenants t ON t.id = d.tenant_id
-             WHERE {} ORDER BY d.created_at DESC, d.id DESC LIMIT ${}",
+             WHERE {} ORDER BY d.created_at {order}, d.id {order} LIMIT ${}",
             delivery_columns!(),
             conditions.sql(),
             conditions.params.len()
@@ -201,11 +227,20 @@ impl Store {
                 .fetch_all(&pools.read)
                 .await?
         });
-        let items: Vec<Delivery> = convert_all(rows)?;
-        Ok(Page::from_rows(items, limit, |last| Cursor {
-            created_at: last.created_at,
-            id: last.id.clone(),
-        }))
+        let mut items: Vec<Delivery> = convert_all(rows)?;
+        let cursor_of = |d: &Delivery| Cursor {
+            created_at: d.created_at,
+            id: d.id.clone(),
+        };
+        if newer {
+            // Fetched oldest first so the window starts right after the cursor.
+            let next = (items.len() >= limit)
+                .then(|| items.last().map(cursor_of))
+                .flatten();
+            items.reverse();
+            return Ok(Page { items, next });
+        }
+        Ok(Page::from_rows(items, limit, cursor_of))
     }
 
     /// How many deliveries are in each state (states with none are absent).
@@ -318,6 +353,22 @@ impl Store {
         first_delay_ms: i64,
         actor: &Actor,
     ) -> Result<u64> {
+        self.retry_matching_limited(filter, dry_run, first_delay_ms, actor, None)
+            .await
+    }
+
+    /// [`Store::retry_matching`] for at most `limit` deliveries, oldest
+    /// first: a long bulk retry runs as a series of short transactions and
+    /// can report progress. Revived deliveries no longer match, so calling
+    /// again continues where the last call stopped.
+    pub async fn retry_matching_limited(
+        &self,
+        filter: &RetryFilter,
+        dry_run: bool,
+        first_delay_ms: i64,
+        actor: &Actor,
+        limit: Option<u64>,
+    ) -> Result<u64> {
         let mut filter = filter.clone();
         if filter.states.is_empty() {
             filter.states.push(DeliveryState::Dead);
@@ -345,11 +396,16 @@ impl Store {
         conditions.params.push(Param::Int(0)); // due time, filled in below
         conditions.params.push(Param::Int(0)); // now
         let n = conditions.params.len();
+        let limit_sql = match limit {
+            Some(limit) => format!(" ORDER BY d.created_at, d.id LIMIT {}", limit.max(1)),
+            None => String::new(),
+        };
         let text = format!(
             "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ${}, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = ${n}
              WHERE id IN (SELECT d.id FROM deliveries d
-                 JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL WHERE {where_sql})",
+                 JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
+                 WHERE {where_sql}{limit_sql})",
             n - 1
         );
         let count = on_db!(self, |pools, sql| {

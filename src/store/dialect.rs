@@ -6,7 +6,8 @@
 //! Each statement here is written once in the `statements!` template and
 //! instantiated per backend, so the two spellings cannot drift apart.
 
-use super::rows::{endpoint_columns, subscription_columns};
+use super::health::{rollups_sql, stats_sql};
+use super::rows::{delivery_columns, endpoint_columns, subscription_columns};
 
 /// The statements that differ between backends.
 pub(crate) struct Dialect {
@@ -70,6 +71,28 @@ pub(crate) struct Dialect {
     pub greatest: &'static str,
     /// Claim: how to reach the endpoints in JSON list `$1`.
     pub endpoint_targets: &'static str,
+    /// Summary: `(pending, scheduled, oldest due by $1)` from the queue index alone.
+    pub queue_counts: &'static str,
+    /// Summary: deliveries in flight, from the in-flight index.
+    pub in_flight_count: &'static str,
+    /// Summary: dead deliveries, from the failures index.
+    pub dead_count: &'static str,
+    /// Summary: `(endpoint_id, pending, scheduled)` of every endpoint with a queue.
+    pub all_endpoint_queues: &'static str,
+    /// Summary: `(endpoint_id, in flight)` of every endpoint with leases.
+    pub all_endpoint_in_flight: &'static str,
+    /// Summary: `(endpoint_id, pending, scheduled)` of the endpoints in JSON list `$1`.
+    pub endpoint_queues_of: &'static str,
+    /// Health: `endpoint_stats` rows of the endpoints in JSON list `$1`.
+    pub health_stats_of: &'static str,
+    /// Health: rollup sums (see `health.rs`) of the endpoints in JSON list `$3`.
+    pub health_rollups_of: &'static str,
+    /// Search: `(created_at, id)` of the event `$3` places after `($1, $2)`,
+    /// newest first: where a search page's window of events ends.
+    pub search_window_end: &'static str,
+    /// Search: deliveries of events in the window below `($2, $3)` down to
+    /// `($4, $5)` whose payload contains `$1`.
+    pub search_payloads: &'static str,
     /// Outcomes: inserts the attempts in JSON rows `$1`.
     pub insert_attempts: &'static str,
     /// Outcomes: applies JSON rows `$1` to deliveries still leased by `$3`; `$2` is now.
@@ -139,6 +162,16 @@ macro_rules! row_lock {
     };
     (postgres, $clause:literal) => {
         concat!(" ", $clause)
+    };
+}
+
+/// Position of text `$needle` in `$haystack` (0 when absent).
+macro_rules! contains {
+    (sqlite) => {
+        "instr"
+    };
+    (postgres) => {
+        "strpos"
     };
 }
 
@@ -276,6 +309,64 @@ macro_rules! statements {
                 "SELECT id, url, secret, previous_secret, previous_secret_expires_at, timeout_ms, headers
                  FROM endpoints WHERE id IN ",
                 json_list!($d, "1")
+            ),
+            queue_counts: concat!(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                     CAST(COALESCE(SUM(CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                     MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END)
+                 FROM deliveries",
+                indexed_by!($d, "deliveries_queue"),
+                " WHERE state IN ('pending', 'scheduled')"
+            ),
+            in_flight_count: concat!(
+                "SELECT COUNT(*) FROM deliveries",
+                indexed_by!($d, "deliveries_in_flight"),
+                " WHERE state = 'in_flight'"
+            ),
+            dead_count: concat!(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) AS BIGINT)
+                 FROM deliveries",
+                indexed_by!($d, "deliveries_failed"),
+                " WHERE state IN ('dead', 'scheduled')"
+            ),
+            all_endpoint_queues: concat!(
+                "SELECT endpoint_id,
+                     CAST(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS BIGINT),
+                     CAST(SUM(CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END) AS BIGINT)
+                 FROM deliveries",
+                indexed_by!($d, "deliveries_queue"),
+                " WHERE state IN ('pending', 'scheduled') GROUP BY endpoint_id"
+            ),
+            all_endpoint_in_flight: concat!(
+                "SELECT endpoint_id, COUNT(*) FROM deliveries",
+                indexed_by!($d, "deliveries_in_flight"),
+                " WHERE state = 'in_flight' GROUP BY endpoint_id"
+            ),
+            endpoint_queues_of: concat!(
+                "SELECT endpoint_id,
+                     CAST(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS BIGINT),
+                     CAST(SUM(CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END) AS BIGINT)
+                 FROM deliveries",
+                indexed_by!($d, "deliveries_queue"),
+                " WHERE state IN ('pending', 'scheduled') AND endpoint_id IN ",
+                json_list!($d, "1"),
+                " GROUP BY endpoint_id"
+            ),
+            health_stats_of: stats_sql!(concat!(" AND endpoint_id IN ", json_list!($d, "1"))),
+            health_rollups_of: rollups_sql!(concat!(" AND endpoint_id IN ", json_list!($d, "3"))),
+            search_window_end: "SELECT created_at, id FROM events
+                 WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC
+                 LIMIT 1 OFFSET $3",
+            search_payloads: concat!(
+                "SELECT ",
+                delivery_columns!(),
+                " FROM events ev JOIN deliveries d ON d.event_id = ev.id
+                   JOIN endpoints e ON e.id = d.endpoint_id JOIN tenants t ON t.id = d.tenant_id
+                 WHERE (ev.created_at, ev.id) < ($2, $3) AND (ev.created_at, ev.id) >= ($4, $5)
+                   AND ",
+                contains!($d),
+                "(ev.payload, $1) > 0
+                 ORDER BY d.created_at DESC, d.id DESC"
             ),
             insert_attempts: concat!(
                 "INSERT INTO attempts (id, delivery_id, endpoint_id, attempt_number, started_at,

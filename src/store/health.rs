@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{Result, Store, db_now, on_db};
+use super::{Result, Store, db_now, json_list, on_db};
 use crate::dispatch::health::{BUCKETS, percentile};
 
 /// Attempts of one endpoint over a time window.
@@ -86,21 +86,41 @@ pub struct EndpointHealth {
     pub last_1h: HealthWindow,
 }
 
-const STATS: &str = "SELECT endpoint_id, consecutive_failures, last_attempt_at, last_success_at,
-    last_failure_at, last_status, last_error FROM endpoint_stats";
+/// `endpoint_stats` rows, with `$filter` appended to the WHERE clause.
+macro_rules! stats_sql {
+    ($filter:expr) => {
+        concat!(
+            "SELECT endpoint_id, consecutive_failures, last_attempt_at, last_success_at,
+                last_failure_at, last_status, last_error FROM endpoint_stats WHERE TRUE",
+            $filter
+        )
+    };
+}
+pub(crate) use stats_sql;
 
-/// Sums per endpoint for the window since `$1`, split at `$2` into the
-/// recent part (`recent = 1`) and the rest.
-const ROLLUPS: &str = "SELECT endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END AS recent,
-    CAST(SUM(succeeded) AS BIGINT), CAST(SUM(status_4xx) AS BIGINT), CAST(SUM(status_5xx) AS BIGINT),
-    CAST(SUM(timeout) AS BIGINT), CAST(SUM(network) AS BIGINT), CAST(SUM(other) AS BIGINT),
-    CAST(SUM(latency_sum_ms) AS BIGINT),
-    CAST(SUM(b0) AS BIGINT), CAST(SUM(b1) AS BIGINT), CAST(SUM(b2) AS BIGINT),
-    CAST(SUM(b3) AS BIGINT), CAST(SUM(b4) AS BIGINT), CAST(SUM(b5) AS BIGINT),
-    CAST(SUM(b6) AS BIGINT), CAST(SUM(b7) AS BIGINT), CAST(SUM(b8) AS BIGINT),
-    CAST(SUM(b9) AS BIGINT), CAST(SUM(b10) AS BIGINT), CAST(SUM(b11) AS BIGINT)
-    FROM endpoint_health WHERE minute >= $1
-    GROUP BY endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END";
+/// Sums per endpoint of the rollups since `$1`, split at `$2` into the recent
+/// part (`recent = 1`) and the rest; `$filter` is appended to the WHERE clause.
+macro_rules! rollups_sql {
+    ($filter:expr) => {
+        concat!(
+            "SELECT endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END AS recent,
+            CAST(SUM(succeeded) AS BIGINT), CAST(SUM(status_4xx) AS BIGINT), CAST(SUM(status_5xx) AS BIGINT),
+            CAST(SUM(timeout) AS BIGINT), CAST(SUM(network) AS BIGINT), CAST(SUM(other) AS BIGINT),
+            CAST(SUM(latency_sum_ms) AS BIGINT),
+            CAST(SUM(b0) AS BIGINT), CAST(SUM(b1) AS BIGINT), CAST(SUM(b2) AS BIGINT),
+            CAST(SUM(b3) AS BIGINT), CAST(SUM(b4) AS BIGINT), CAST(SUM(b5) AS BIGINT),
+            CAST(SUM(b6) AS BIGINT), CAST(SUM(b7) AS BIGINT), CAST(SUM(b8) AS BIGINT),
+            CAST(SUM(b9) AS BIGINT), CAST(SUM(b10) AS BIGINT), CAST(SUM(b11) AS BIGINT)
+            FROM endpoint_health WHERE minute >= $1",
+            $filter,
+            " GROUP BY endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END"
+        )
+    };
+}
+pub(crate) use rollups_sql;
+
+const STATS: &str = stats_sql!("");
+const ROLLUPS: &str = rollups_sql!("");
 
 #[derive(sqlx::FromRow)]
 struct StatsRow {
@@ -116,18 +136,41 @@ struct StatsRow {
 const MINUTE_MS: i64 = 60_000;
 
 impl Store {
-    /// Health of every endpoint that has been attempted, by endpoint id.
-    pub async fn endpoint_health(&self) -> Result<HashMap<String, EndpointHealth>> {
+    /// Health of the given endpoints, or of every endpoint that has been
+    /// attempted, by endpoint id (endpoints never attempted are absent).
+    pub async fn endpoint_health(
+        &self,
+        endpoint_ids: Option<&[String]>,
+    ) -> Result<HashMap<String, EndpointHealth>> {
+        let list = endpoint_ids.map(json_list);
         let (stats, windows) = on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
             let now = db_now!(sql, &mut *conn)?;
             let this_minute = now - now.rem_euclid(MINUTE_MS);
-            let stats: Vec<StatsRow> = sqlx::query_as(STATS).fetch_all(&mut *conn).await?;
-            let rows = sqlx::query(ROLLUPS)
-                .bind(this_minute - 59 * MINUTE_MS)
-                .bind(this_minute - 4 * MINUTE_MS)
-                .fetch_all(&mut *conn)
-                .await?;
+            let since = this_minute - 59 * MINUTE_MS;
+            let recent = this_minute - 4 * MINUTE_MS;
+            let (stats, rows): (Vec<StatsRow>, _) = match &list {
+                Some(list) => (
+                    sqlx::query_as(sql.health_stats_of)
+                        .bind(list)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                    sqlx::query(sql.health_rollups_of)
+                        .bind(since)
+                        .bind(recent)
+                        .bind(list)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                ),
+                None => (
+                    sqlx::query_as(STATS).fetch_all(&mut *conn).await?,
+                    sqlx::query(ROLLUPS)
+                        .bind(since)
+                        .bind(recent)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                ),
+            };
             let mut windows: Vec<(String, bool, HealthWindow)> = Vec::with_capacity(rows.len());
             for row in &rows {
                 use sqlx::Row;

@@ -22,6 +22,7 @@ mod queue;
 mod rows;
 mod sqlite;
 mod subscriptions;
+mod summary;
 mod tenants;
 
 use std::fmt;
@@ -37,6 +38,7 @@ pub use queue::{
     RecordSummary,
 };
 pub use subscriptions::{NewSubscription, SubscriptionPatch};
+pub use summary::{EndpointQueue, MinuteTotals, QueueSummary, SearchPage};
 
 /// How [`Store::open`] treats a database that does not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,437 @@
+//! The console's background work: every load and action from
+//! [`App::update`](super::app::App::update) runs in its own task and reports
+//! back as a message, so a slow query never holds up a key. Actions go
+//! through `ops`, which validates them and writes the audit row.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::app::{
+    Act, Acted, Command, ListLoad, Load, Loaded, Msg, PAGE, endpoint_label, group_digits,
+};
+use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
+use crate::model::{Delivery, DeliveryState};
+use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError};
+use crate::store::Store;
+
+/// Events a payload search examines per page.
+const SEARCH_BUDGET: i64 = 2_000;
+/// Deliveries a bulk retry revives per transaction.
+const RETRY_CHUNK: u64 = 1_000;
+/// Endpoints the overview lists as worst.
+const WORST: usize = 10;
+/// Minutes of throughput the overview's sparklines show.
+const SPARK_MINUTES: i64 = 30;
+
+/// Runs commands against the database, reporting to the console's loop.
+#[derive(Clone)]
+pub struct Io {
+    ops: Ops,
+    sender: UnboundedSender<Msg>,
+    /// Dispatchers seen within this are alive.
+    alive_within: Duration,
+}
+
+impl Io {
+    pub fn new(ops: Ops, sender: UnboundedSender<Msg>, alive_within: Duration) -> Io {
+        Io {
+            ops,
+            sender,
+            alive_within,
+        }
+    }
+
+    /// Starts `command` in the background.
+    pub fn run(&self, command: Command) {
+        let io = self.clone();
+        tokio::spawn(async move {
+            let msg = match command {
+                Command::Load { token, load } => Msg::Loaded {
+                    token,
+                    result: io.load(load).await.map_err(|e| e.to_string()),
+                },
+                Command::Act(act) => Msg::Acted(io.act(act).await),
+            };
+            let _ = io.sender.send(msg);
+        });
+    }
+
+    fn store(&self) -> &Store {
+        self.ops.store()
+    }
+
+    async fn load(&self, load: Load) -> Result<Loaded, OpsError> {
+        Ok(match load {
+            Load::Header => {
+                let summary = self.store().queue_summary().await?;
+                let within = i64::try_from(self.alive_within.as_millis()).unwrap_or(i64::MAX);
+                let (dispatchers, now) = self.store().list_dispatchers(within).await?;
+                let dispatchers_alive = dispatchers
+                    .iter()
+                    .filter(|d| d.stopped_at.is_none() && now - d.last_seen_at <= within)
+                    .count();
+                Loaded::Header {
+                    summary,
+                    dispatchers_alive,
+                }
+            }
+            Load::Overview => self.overview().await?,
+            Load::Deliveries { query, cursor, how } => {
+                let filter = self.resolve(&query).await?;
+                let store = self.store();
+                let page = match how {
+                    ListLoad::Replace | ListLoad::Older => {
+                        store
+                            .list_deliveries(&filter, cursor.as_ref(), PAGE)
+                            .await?
+                    }
+                    ListLoad::Newer | ListLoad::Tail => {
+                        store
+                            .list_deliveries_newer(&filter, cursor.as_ref(), PAGE)
+                            .await?
+                    }
+                };
+                let (older, newer) = match how {
+                    ListLoad::Replace | ListLoad::Older => (page.next, None),
+                    ListLoad::Newer | ListLoad::Tail => (None, page.next),
+                };
+                Loaded::Deliveries {
+                    rows: page.items,
+                    older,
+                    newer,
+                    how,
+                }
+            }
+            Load::Search { query, after } => {
+                let filter = self.resolve(&query).await?;
+                let text = query.text.clone().unwrap_or_default();
+                let page = self
+                    .store()
+                    .search_payloads(&text, after.as_ref(), SEARCH_BUDGET)
+                    .await?;
+                let rows = page
+                    .matches
+                    .into_iter()
+                    .filter(|d| matches_filter(d, &filter))
+                    .collect();
+                Loaded::Search {
+                    rows,
+                    progress: SearchProgress {
+                        scanned: page.scanned,
+                        done: page.next.is_none(),
+                        next: page.next,
+                    },
+                }
+            }
+            Load::Detail { id } => Loaded::Detail(Box::new(self.store().get_delivery(&id).await?)),
+            Load::Endpoints { tenant, health_for } => {
+                let tenant_id = match tenant {
+                    Some(name) => Some(self.ops.tenant(&name).await?.id),
+                    None => None,
+                };
+                let endpoints = self.store().list_endpoints(tenant_id.as_deref()).await?;
+                let queues = self.store().endpoint_queues(None).await?;
+                let mut health = self.store().endpoint_health(Some(&health_for)).await?;
+                Loaded::Endpoints(
+                    endpoints
+                        .into_iter()
+                        .map(|endpoint| EndpointRow {
+                            queue: queues.get(&endpoint.id).copied().unwrap_or_default(),
+                            health: health.remove(&endpoint.id),
+                            endpoint,
+                        })
+                        .collect(),
+                )
+            }
+            Load::Subscriptions {
+                endpoint_id,
+                tenant,
+            } => {
+                let tenant_id = match tenant {
+                    Some(name) => Some(self.ops.tenant(&name).await?.id),
+                    None => None,
+                };
+                Loaded::Subscriptions(
+                    self.store()
+                        .list_subscriptions(endpoint_id.as_deref(), tenant_id.as_deref())
+                        .await?,
+                )
+            }
+            Load::Audit { after } => {
+                let page = self.store().list_audit(after.as_ref(), PAGE).await?;
+                Loaded::Audit {
+                    rows: page.items,
+                    older: page.next,
+                    append: after.is_some(),
+                }
+            }
+            Load::DeadCount { endpoint_id, label } => {
+                let (_, count) = self.ops.retry_bulk(&dead_of(&endpoint_id, true)).await?;
+                Loaded::DeadCount {
+                    endpoint_id,
+                    label,
+                    count,
+                }
+            }
+        })
+    }
+
+    /// Names in a query (`tenant:acme`, `endpoint:prod`) become ids.
+    async fn resolve(
+        &self,
+        query: &DeliveryQuery,
+    ) -> Result<crate::store::DeliveryFilter, OpsError> {
+        let mut filter = query.filter.clone();
+        if let Some(name) = &query.tenant_name {
+            filter.tenant_id = Some(self.ops.tenant(name).await?.id);
+        }
+        if let Some(name) = &query.endpoint_name {
+            filter.endpoint_id = Some(self.ops.endpoint(name).await?.id);
+        }
+        Ok(filter)
+    }
+
+    async fn overview(&self) -> Result<Loaded, OpsError> {
+        let store = self.store();
+        let throughput = store.throughput(SPARK_MINUTES).await?;
+        let queues = store.endpoint_queues(None).await?;
+        let health = store.endpoint_health(None).await?;
+        let endpoints = store.list_endpoints(None).await?;
+        let mut worst: Vec<WorstEndpoint> = endpoints
+            .iter()
+            .map(|e| {
+                let health = health.get(&e.id);
+                let window = health.map(|h| &h.last_5m);
+                WorstEndpoint {
+                    endpoint_id: e.id.clone(),
+                    label: endpoint_label(e),
+                    state: e.state,
+                    failure_rate_5m: window.and_then(|w| w.success_rate()).map(|r| 1.0 - r),
+                    backlog: queues.get(&e.id).map_or(0, |q| q.backlog()),
+                    last_error: health.and_then(|h| h.last_error.clone()),
+                }
+            })
+            .filter(|w| w.failure_rate_5m.unwrap_or(0.0) > 0.0 || w.backlog > 0)
+            .collect();
+        worst.sort_by(|a, b| {
+            let rate = |w: &WorstEndpoint| w.failure_rate_5m.unwrap_or(0.0);
+            rate(b)
+                .total_cmp(&rate(a))
+                .then(b.backlog.cmp(&a.backlog))
+                .then(a.label.cmp(&b.label))
+        });
+        worst.truncate(WORST);
+        Ok(Loaded::Overview { throughput, worst })
+    }
+
+    async fn act(&self, act: Act) -> Acted {
+        match self.try_act(act).await {
+            Ok(text) => Acted::Done(text),
+            Err(OpsError::Invalid { field, reason }) => Acted::Refused {
+                field: field.to_string(),
+                reason,
+            },
+            Err(err) => Acted::Failed(err.to_string()),
+        }
+    }
+
+    async fn try_act(&self, act: Act) -> Result<String, OpsError> {
+        let ops = &self.ops;
+        Ok(match act {
+            Act::Retry(ids) => {
+                let report = ops.retry(&ids).await?;
+                let mut text = format!(
+                    "retried {} of {} deliveries",
+                    report.retried.len(),
+                    ids.len()
+                );
+                if let Some((id, reason)) = report.skipped.first() {
+                    text.push_str(&format!("; skipped {id}: {reason}"));
+                    if report.skipped.len() > 1 {
+                        text.push_str(&format!(" (and {} more)", report.skipped.len() - 1));
+                    }
+                }
+                text
+            }
+            Act::RetryAllDead {
+                endpoint_id,
+                label,
+                count,
+            } => self.retry_all_dead(&endpoint_id, &label, count).await?,
+            Act::Pause(id) => {
+                let (endpoint, _) = ops
+                    .pause_endpoint(&id, Some("paused from the console"))
+                    .await?;
+                format!(
+                    "paused {}: its deliveries are held until you resume it (p)",
+                    endpoint_label(&endpoint)
+                )
+            }
+            Act::Resume(id) => {
+                let (endpoint, before) = ops.resume_endpoint(&id).await?;
+                format!(
+                    "resumed {} (was {before}): held deliveries flow oldest first",
+                    endpoint_label(&endpoint)
+                )
+            }
+            Act::RotateSecret(id) => {
+                let endpoint = ops.rotate_secret(&id, None).await?;
+                format!(
+                    "rotated the secret of {}; the old one keeps signing until it expires",
+                    endpoint_label(&endpoint)
+                )
+            }
+            Act::NewSubscription {
+                endpoint,
+                pattern,
+                description,
+            } => {
+                let description = (!description.is_empty()).then_some(description.as_str());
+                let subscription = ops
+                    .add_subscription(&endpoint, &pattern, description)
+                    .await?;
+                format!(
+                    "{} now receives {}",
+                    subscription.endpoint_name, subscription.pattern
+                )
+            }
+            Act::EditSubscription {
+                id,
+                pattern,
+                description,
+            } => {
+                let description = Some((!description.is_empty()).then_some(description.as_str()));
+                let subscription = ops
+                    .update_subscription(&id, Some(&pattern), description)
+                    .await?;
+                format!(
+                    "{} now receives {}",
+                    subscription.endpoint_name, subscription.pattern
+                )
+            }
+            Act::DeleteSubscription(id) => {
+                let subscription = ops.delete_subscription(&id).await?;
+                format!(
+                    "{} no longer receives {}",
+                    subscription.endpoint_name, subscription.pattern
+                )
+            }
+            Act::EditEndpoint {
+                id,
+                url,
+                timeout,
+                max_in_flight,
+                headers,
+            } => {
+                let changes = endpoint_changes(&url, &timeout, &max_in_flight, &headers)?;
+                let endpoint = ops.update_endpoint(&id, &changes).await?;
+                format!("saved {}", endpoint_label(&endpoint))
+            }
+            Act::DeleteEndpoint(id) => {
+                let (endpoint, cancelled) = ops.delete_endpoint(&id).await?;
+                format!(
+                    "deleted {}; {} unfinished deliveries cancelled",
+                    endpoint_label(&endpoint),
+                    group_digits(cancelled)
+                )
+            }
+        })
+    }
+
+    /// Revives an endpoint's dead deliveries in chunks, reporting progress.
+    async fn retry_all_dead(
+        &self,
+        endpoint_id: &str,
+        label: &str,
+        total: u64,
+    ) -> Result<String, OpsError> {
+        let request = dead_of(endpoint_id, false);
+        let mut done = 0;
+        loop {
+            let (_, count) = self
+                .ops
+                .retry_bulk_chunk(&request, Some(RETRY_CHUNK))
+                .await?;
+            done += count;
+            let _ = self.sender.send(Msg::Progress {
+                label: format!("retrying dead deliveries to {label}"),
+                done,
+                total: total.max(done),
+            });
+            if count < RETRY_CHUNK {
+                break;
+            }
+        }
+        Ok(format!(
+            "retried {} dead deliveries to {label}",
+            group_digits(done)
+        ))
+    }
+}
+
+fn dead_of(endpoint_id: &str, dry_run: bool) -> BulkRetry {
+    BulkRetry {
+        endpoint: endpoint_id.to_string(),
+        states: vec![DeliveryState::Dead],
+        since: None,
+        until: None,
+        dry_run,
+    }
+}
+
+/// The endpoint form's text fields as changes (empty timeout or cap: the default).
+fn endpoint_changes(
+    url: &str,
+    timeout: &str,
+    max_in_flight: &str,
+    headers: &str,
+) -> Result<EndpointChanges, OpsError> {
+    let timeout = match timeout.trim() {
+        "" => None,
+        text => Some(
+            crate::config::parse_duration(text).map_err(|reason| OpsError::Invalid {
+                field: "timeout",
+                reason,
+            })?,
+        ),
+    };
+    let max_in_flight = match max_in_flight.trim() {
+        "" => None,
+        text => Some(text.parse::<u32>().map_err(|_| OpsError::Invalid {
+            field: "max_in_flight",
+            reason: format!("{text:?} is not a whole number"),
+        })?),
+    };
+    let headers: Vec<String> = headers
+        .split(';')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect();
+    Ok(EndpointChanges {
+        url: Some(url.trim().to_string()),
+        timeout: Some(timeout),
+        max_in_flight: Some(max_in_flight),
+        headers: Some(headers),
+        ..EndpointChanges::default()
+    })
+}
+
+/// Whether a search hit also passes the structured part of the filter.
+fn matches_filter(delivery: &Delivery, filter: &crate::store::DeliveryFilter) -> bool {
+    (filter.states.is_empty() || filter.states.contains(&delivery.state))
+        && filter
+            .tenant_id
+            .as_ref()
+            .is_none_or(|t| *t == delivery.tenant_id)
+        && filter
+            .endpoint_id
+            .as_ref()
+            .is_none_or(|e| *e == delivery.endpoint_id)
+        && filter.topic.as_ref().is_none_or(|t| *t == delivery.topic)
+        && filter
+            .event_id
+            .as_ref()
+            .is_none_or(|e| *e == delivery.event_id)
+}

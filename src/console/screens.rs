@@ -1,0 +1,274 @@
+//! What each console screen holds: its rows, cursor and scroll, and the
+//! list navigation they share. Plain data: loading and drawing live elsewhere.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::model::{AuditEntry, Delivery, Endpoint, Subscription};
+use crate::store::{
+    Cursor, DeliveryDetail, DeliveryFilter, EndpointHealth, EndpointQueue, MinuteTotals,
+};
+
+use super::keymap::ViewKind;
+
+/// A window of a longer list: the rows loaded so far, the selection, the
+/// first row on screen, and cursors to load more in either direction.
+#[derive(Debug, Clone)]
+pub struct Rows<T> {
+    pub items: Vec<T>,
+    pub selected: usize,
+    pub offset: usize,
+    /// Load older rows after this one (`None`: the end is loaded).
+    pub older: Option<Cursor>,
+    /// Load newer rows before this one (`None`: the newest is loaded).
+    pub newer: Option<Cursor>,
+    /// Set while a load is on its way; its token.
+    pub loading: Option<u64>,
+    /// Whether a first load has arrived.
+    pub loaded: bool,
+}
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Rows {
+            items: Vec::new(),
+            selected: 0,
+            offset: 0,
+            older: None,
+            newer: None,
+            loading: None,
+            loaded: false,
+        }
+    }
+}
+
+impl<T> Rows<T> {
+    pub fn selected_item(&self) -> Option<&T> {
+        self.items.get(self.selected)
+    }
+
+    /// Moves the selection by `delta` rows, clamped to what is loaded.
+    pub fn move_by(&mut self, delta: isize) {
+        if self.items.is_empty() {
+            self.selected = 0;
+            return;
+        }
+        let last = self.items.len() - 1;
+        self.selected = self.selected.saturating_add_signed(delta).min(last);
+    }
+
+    /// Keeps the selection on screen for a viewport `height` rows tall.
+    pub fn scroll_into_view(&mut self, height: usize) {
+        let height = height.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(self.items.len().saturating_sub(1));
+    }
+
+    /// Whether the selection is near the loaded end and more could be loaded.
+    pub fn wants_older(&self, height: usize) -> bool {
+        self.older.is_some() && self.loading.is_none() && self.selected + height >= self.items.len()
+    }
+
+    /// Whether the selection is at the top and newer rows could be loaded.
+    pub fn wants_newer(&self) -> bool {
+        self.newer.is_some() && self.loading.is_none() && self.selected == 0
+    }
+
+    /// Replaces the rows, keeping the selection on the item with the same
+    /// key if it is still there (so live updates do not move the cursor).
+    pub fn replace(&mut self, items: Vec<T>, key: impl Fn(&T) -> &str) {
+        let keep = self.selected_item().map(|item| key(item).to_string());
+        self.items = items;
+        if let Some(keep) = keep
+            && let Some(at) = self.items.iter().position(|item| key(item) == keep)
+        {
+            self.selected = at;
+        }
+        self.selected = self.selected.min(self.items.len().saturating_sub(1));
+        self.loaded = true;
+    }
+}
+
+/// What a deliveries list shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryQuery {
+    pub filter: DeliveryFilter,
+    /// Names as typed, resolved by the loader (`tenant:`, `endpoint:`).
+    pub tenant_name: Option<String>,
+    pub endpoint_name: Option<String>,
+    /// Free text searched in payloads (streams; exempt from the speed target).
+    pub text: Option<String>,
+    /// The filter as the operator typed it, for the header.
+    pub label: String,
+}
+
+/// Progress of a streaming payload search.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchProgress {
+    pub scanned: i64,
+    pub next: Option<Cursor>,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveriesScreen {
+    pub query: DeliveryQuery,
+    pub rows: Rows<Delivery>,
+    pub marked: BTreeSet<String>,
+    /// New rows arrive at the top; off ("frozen") keeps the list still.
+    pub follow: bool,
+    pub search: Option<SearchProgress>,
+    /// What the list is of, for breadcrumbs (e.g. an endpoint's name).
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DetailScreen {
+    pub delivery_id: String,
+    pub detail: Option<DeliveryDetail>,
+    /// Lines scrolled down.
+    pub scroll: u16,
+}
+
+/// One endpoint with what the health table shows of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointRow {
+    pub endpoint: Endpoint,
+    pub queue: EndpointQueue,
+    pub health: Option<EndpointHealth>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EndpointsScreen {
+    pub rows: Rows<EndpointRow>,
+    /// Words the names must contain (the `/` filter).
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionsScreen {
+    /// Only this endpoint's `(id, label)`; `None`: every endpoint's.
+    pub endpoint: Option<(String, String)>,
+    pub rows: Rows<Subscription>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditScreen {
+    pub rows: Rows<AuditEntry>,
+}
+
+/// An endpoint doing worst, for the overview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorstEndpoint {
+    pub endpoint_id: String,
+    pub label: String,
+    pub state: crate::model::EndpointState,
+    pub failure_rate_5m: Option<f64>,
+    pub backlog: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OverviewScreen {
+    /// Attempts per minute, oldest first.
+    pub throughput: Vec<MinuteTotals>,
+    pub worst: Vec<WorstEndpoint>,
+    pub selected: usize,
+    pub loaded: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HelpScreen {
+    /// The view whose keys are shown.
+    pub view: ViewKind,
+    pub scroll: u16,
+}
+
+/// One level of the navigation stack.
+#[derive(Debug, Clone)]
+pub enum Screen {
+    Overview(OverviewScreen),
+    Deliveries(DeliveriesScreen),
+    Detail(DetailScreen),
+    Endpoints(EndpointsScreen),
+    Subscriptions(SubscriptionsScreen),
+    Audit(AuditScreen),
+    Help(HelpScreen),
+}
+
+impl Screen {
+    pub fn kind(&self) -> ViewKind {
+        match self {
+            Screen::Overview(_) => ViewKind::Overview,
+            Screen::Deliveries(_) => ViewKind::Deliveries,
+            Screen::Detail(_) => ViewKind::Detail,
+            Screen::Endpoints(_) => ViewKind::Endpoints,
+            Screen::Subscriptions(_) => ViewKind::Subscriptions,
+            Screen::Audit(_) => ViewKind::Audit,
+            Screen::Help(_) => ViewKind::Help,
+        }
+    }
+
+    /// The breadcrumb for this level.
+    pub fn crumb(&self) -> String {
+        match self {
+            Screen::Deliveries(s) => match &s.context {
+                Some(context) => format!("Deliveries ({context})"),
+                None if !s.query.label.is_empty() => format!("Deliveries [{}]", s.query.label),
+                None => "Deliveries".to_string(),
+            },
+            Screen::Detail(s) => s.delivery_id.clone(),
+            Screen::Subscriptions(s) => match &s.endpoint {
+                Some((_, label)) => format!("Subscriptions ({label})"),
+                None => "Subscriptions".to_string(),
+            },
+            other => other.kind().title().to_string(),
+        }
+    }
+}
+
+/// Endpoint labels by id (`tenant/name`), for rows that only carry an id.
+pub type EndpointLabels = HashMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize) -> Rows<String> {
+        Rows {
+            items: (0..n).map(|i| format!("r{i}")).collect(),
+            loaded: true,
+            ..Rows::default()
+        }
+    }
+
+    #[test]
+    fn moving_clamps_and_scrolling_follows_the_selection() {
+        let mut list = rows(10);
+        list.move_by(-3);
+        assert_eq!(list.selected, 0);
+        list.move_by(25);
+        assert_eq!(list.selected, 9);
+        list.scroll_into_view(4);
+        assert_eq!(list.offset, 6);
+        list.move_by(-9);
+        list.scroll_into_view(4);
+        assert_eq!(list.offset, 0);
+    }
+
+    #[test]
+    fn replacing_keeps_the_selected_item() {
+        let mut list = rows(5);
+        list.selected = 2;
+        list.replace(
+            vec!["new".into(), "r0".into(), "r1".into(), "r2".into()],
+            |s| s,
+        );
+        assert_eq!(list.selected_item().map(String::as_str), Some("r2"));
+        list.replace(vec!["x".into()], |s| s);
+        assert_eq!(list.selected, 0);
+    }
+}

@@ -1,0 +1,128 @@
+//! One delivery: what it is, its payload (re-indented, never re-serialised),
+//! the headers sent (signature masked) and every attempt as a timeline.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+use super::{human_duration, short_time};
+use crate::console::screens::DetailScreen;
+use crate::console::theme::{Theme, state_label};
+use crate::model::{DeliveryState, format_rfc3339, now_millis, reindent_json};
+
+pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect) {
+    let Some(detail) = &screen.detail else {
+        frame.render_widget(Paragraph::new(Span::styled("loading…", theme.dim())), area);
+        return;
+    };
+    let d = &detail.delivery;
+    let mut lines: Vec<Line> = Vec::new();
+    let field = |name: &str, value: String| {
+        Line::from(vec![
+            Span::styled(format!("{name:<11}"), theme.dim()),
+            Span::raw(value),
+        ])
+    };
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<11}", "state"), theme.dim()),
+        Span::styled(state_label(d.state), theme.state(d.state)),
+        Span::raw(format!("  after {} attempts", d.attempts)),
+    ]));
+    lines.push(field("delivery", d.id.clone()));
+    lines.push(field("event", format!("{}  (the webhook-id)", d.event_id)));
+    lines.push(field("topic", d.topic.clone()));
+    lines.push(field(
+        "endpoint",
+        format!("{}/{}", d.tenant_name, d.endpoint_name),
+    ));
+    lines.push(field("created", format_rfc3339(d.created_at)));
+    if matches!(d.state, DeliveryState::Pending | DeliveryState::Scheduled) {
+        let wait = d.next_attempt_at - now_millis();
+        let when = if wait > 0 {
+            format!("in {}", human_duration(wait))
+        } else {
+            "due now".to_string()
+        };
+        lines.push(field(
+            "next",
+            format!("{when} ({})", format_rfc3339(d.next_attempt_at)),
+        ));
+    }
+    if let Some(error) = &d.last_error {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<11}", "last error"), theme.dim()),
+            Span::styled(error.clone(), theme.bad()),
+        ]));
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        format!("Attempts ({})", detail.attempts.len()),
+        theme.title(),
+    )));
+    if detail.attempts.is_empty() {
+        lines.push(Line::from(Span::styled("  none yet", theme.dim())));
+    }
+    for attempt in &detail.attempts {
+        let outcome = match (attempt.error_kind, attempt.status_code) {
+            (None, Some(status)) => Span::styled(format!("✓ {status}"), theme.good()),
+            (None, None) => Span::styled("✓", theme.good()),
+            (Some(kind), Some(status)) => Span::styled(format!("✗ {kind} {status}"), theme.bad()),
+            (Some(kind), None) => Span::styled(format!("✗ {kind}"), theme.bad()),
+        };
+        lines.push(Line::from(vec![
+            Span::raw(format!(
+                "  #{:<2} {}  {:>6}  ",
+                attempt.attempt_number,
+                short_time(attempt.started_at),
+                human_duration(attempt.duration_ms)
+            )),
+            outcome,
+            Span::styled(
+                attempt
+                    .error_message
+                    .as_deref()
+                    .filter(|_| attempt.error_kind != Some(crate::model::ErrorKind::HttpStatus))
+                    .map(|m| format!("  {m}"))
+                    .unwrap_or_default(),
+                theme.dim(),
+            ),
+        ]));
+        if let Some(body) = &attempt.response_body {
+            let body: String = body.chars().take(160).collect();
+            lines.push(Line::from(vec![
+                Span::styled("       answer ", theme.dim()),
+                Span::raw(body.replace(['\n', '\r'], " ")),
+            ]));
+        }
+    }
+    if let Some(last) = detail.attempts.last() {
+        lines.push(Line::default());
+        lines.push(Line::from(Span::styled(
+            "Headers sent (last attempt)",
+            theme.title(),
+        )));
+        for (name, value) in &last.request_headers {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {name}: "), theme.dim()),
+                Span::raw(value.clone()),
+            ]));
+        }
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        format!("Payload ({} bytes)", detail.event.payload.len()),
+        theme.title(),
+    )));
+    for line in reindent_json(&detail.event.payload).lines() {
+        lines.push(Line::from(format!("  {line}")));
+    }
+    let max_scroll = (lines.len() as u16).saturating_sub(area.height);
+    let scroll = screen.scroll.min(max_scroll);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        area,
+    );
+}

@@ -1,0 +1,313 @@
+//! Drawing: a pure function of the [`App`] state onto a frame. The frame
+//! is a header (database, tenant filter, dispatchers, totals), breadcrumbs,
+//! the view's body, a status line (flash, errors, progress) and a hint bar
+//! generated from the keymap (or the filter/command line being typed).
+
+mod detail;
+mod dialogs;
+mod help;
+mod lists;
+mod overview;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Table, TableState};
+
+use super::app::{App, Mode, group_digits};
+use super::keymap;
+use super::screens::Screen;
+use super::theme::Theme;
+use crate::model::{format_rfc3339, now_millis};
+
+/// Below this size the console asks for a bigger terminal.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 12;
+
+/// Draws the whole console.
+pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let text = format!(
+            "enlarge the terminal: hookline needs at least {MIN_WIDTH}x{MIN_HEIGHT} (now {}x{})",
+            area.width, area.height
+        );
+        frame.render_widget(
+            Paragraph::new(text).wrap(ratatui::widgets::Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let [header, crumbs, body, status, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_header(app, theme, frame, header);
+    render_crumbs(app, theme, frame, crumbs);
+    match app.top() {
+        Screen::Overview(s) => overview::render(s, app, theme, frame, body),
+        Screen::Deliveries(s) => lists::deliveries(s, theme, frame, body),
+        Screen::Detail(s) => detail::render(s, theme, frame, body),
+        Screen::Endpoints(s) => lists::endpoints(s, theme, frame, body),
+        Screen::Subscriptions(s) => lists::subscriptions(s, theme, frame, body),
+        Screen::Audit(s) => lists::audit(s, theme, frame, body),
+        Screen::Help(s) => help::render(s, app.read_only, theme, frame, body),
+    }
+    render_status(app, theme, frame, status);
+    render_hints(app, theme, frame, hints);
+    match &app.mode {
+        Mode::Confirm(confirm) => dialogs::confirm(confirm, theme, frame, body),
+        Mode::Form(form) => dialogs::form(form, theme, frame, body),
+        _ => {}
+    }
+}
+
+fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
+    let mut spans = vec![
+        Span::styled(" hookline ", theme.title()),
+        Span::raw(app.location.clone()),
+        Span::styled("  tenant ", theme.dim()),
+        Span::raw(app.tenant.clone().unwrap_or_else(|| "all".to_string())),
+        Span::styled("  dispatchers ", theme.dim()),
+    ];
+    let alive = app.dispatchers_alive;
+    spans.push(Span::styled(
+        format!("{alive} alive"),
+        if alive == 0 {
+            theme.warn()
+        } else {
+            theme.plain()
+        },
+    ));
+    if let Some(summary) = &app.summary {
+        spans.push(Span::styled("  ", theme.dim()));
+        spans.push(Span::raw(format!(
+            "○ {} ◐ {} ↻ {} ",
+            group_digits(summary.pending.max(0) as u64),
+            group_digits(summary.in_flight.max(0) as u64),
+            group_digits(summary.scheduled.max(0) as u64)
+        )));
+        spans.push(Span::styled(
+            format!("✗ {}", group_digits(summary.dead.max(0) as u64)),
+            if summary.dead > 0 {
+                theme.bad()
+            } else {
+                theme.plain()
+            },
+        ));
+    }
+    if app.read_only {
+        spans.push(Span::styled("  READ-ONLY", theme.warn()));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn render_crumbs(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
+    let mut spans = Vec::new();
+    for (i, screen) in app.stack.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" › ", theme.dim()));
+        }
+        let style = if i + 1 == app.stack.len() {
+            theme.bold()
+        } else {
+            theme.dim()
+        };
+        spans.push(Span::styled(screen.crumb(), style));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn render_status(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
+    let line = if let Some(error) = &app.db_error {
+        Line::from(Span::styled(
+            format!("database unreachable: {error} (retrying)"),
+            theme.error(),
+        ))
+    } else if let Some(progress) = &app.progress {
+        let percent = (progress.done * 100)
+            .checked_div(progress.total)
+            .unwrap_or(0);
+        Line::from(vec![
+            Span::styled(format!("{} ", progress.label), theme.warn()),
+            Span::raw(format!(
+                "{} / {} ({percent}%)",
+                group_digits(progress.done),
+                group_digits(progress.total)
+            )),
+        ])
+    } else if let Some(flash) = &app.flash {
+        let style = if flash.error {
+            theme.error()
+        } else {
+            theme.good()
+        };
+        Line::from(Span::styled(flash.text.clone(), style))
+    } else {
+        Line::default()
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn render_hints(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
+    let line = match &app.mode {
+        Mode::Filter(input) => input_line("/", input.text(), theme),
+        Mode::Command(input) => input_line(":", input.text(), theme),
+        Mode::Confirm(_) => hint_line(
+            &[("tab", "switch"), ("enter", "choose"), ("esc", "cancel")],
+            theme,
+        ),
+        Mode::Form(_) => hint_line(
+            &[("tab", "next field"), ("enter", "save"), ("esc", "cancel")],
+            theme,
+        ),
+        Mode::Normal => {
+            let hints = keymap::hints(app.view(), app.read_only);
+            let pairs: Vec<(&str, &str)> = hints.iter().map(|(k, h)| (k.as_str(), *h)).collect();
+            hint_line(&pairs, theme)
+        }
+    };
+    frame.render_widget(Paragraph::new(line), area);
+    if let Mode::Filter(input) | Mode::Command(input) = &app.mode {
+        let x = area.x
+            + 1
+            + input.text()[..input_byte(input.text(), input.cursor())]
+                .chars()
+                .count() as u16;
+        frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
+    }
+}
+
+fn input_byte(text: &str, chars: usize) -> usize {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| i)
+}
+
+fn input_line(prompt: &'static str, text: &str, theme: Theme) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(prompt, theme.key()),
+        Span::raw(text.to_string()),
+    ])
+}
+
+fn hint_line(pairs: &[(&str, &str)], theme: Theme) -> Line<'static> {
+    let mut spans = Vec::new();
+    for (key, hint) in pairs {
+        spans.push(Span::styled(format!("<{key}>"), theme.key()));
+        spans.push(Span::raw(format!(" {hint}  ")));
+    }
+    Line::from(spans)
+}
+
+/// A list's columns: header, widths, and what to say when it is empty.
+struct Columns<'a> {
+    header: Row<'static>,
+    widths: &'a [Constraint],
+    empty: &'a str,
+}
+
+/// Renders the visible slice of a list as a table: only the rows on screen
+/// are turned into widgets, however long the list.
+fn table<T>(
+    frame: &mut Frame,
+    area: Rect,
+    theme: Theme,
+    columns: Columns<'_>,
+    rows: &super::screens::Rows<T>,
+    row: impl Fn(&T) -> Row<'static>,
+) {
+    let Columns {
+        header,
+        widths,
+        empty,
+    } = columns;
+    let height = usize::from(area.height.saturating_sub(1));
+    if rows.loaded && rows.items.is_empty() {
+        let [head, rest] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+        frame.render_widget(
+            Table::new(Vec::<Row>::new(), widths.to_vec()).header(header.style(theme.bold())),
+            head,
+        );
+        frame.render_widget(
+            Paragraph::new(Span::styled(empty.to_string(), theme.dim())),
+            rest,
+        );
+        return;
+    }
+    if !rows.loaded {
+        frame.render_widget(Paragraph::new(Span::styled("loading…", theme.dim())), area);
+        return;
+    }
+    let offset = rows.offset.min(rows.items.len().saturating_sub(1));
+    let visible: Vec<Row> = rows
+        .items
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(row)
+        .collect();
+    let mut state = TableState::default().with_selected(Some(rows.selected.saturating_sub(offset)));
+    let table = Table::new(visible, widths.to_vec())
+        .header(header.style(theme.bold()))
+        .row_highlight_style(theme.selected())
+        .column_spacing(1);
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// `10:42:07` today, `11-19 10:42` otherwise (UTC, like the CLI).
+pub fn short_time(ms: i64) -> String {
+    let full = format_rfc3339(ms);
+    let today = format_rfc3339(now_millis());
+    if full.get(..10) == today.get(..10) {
+        full.get(11..19).unwrap_or_default().to_string()
+    } else {
+        format!(
+            "{} {}",
+            full.get(5..10).unwrap_or_default(),
+            full.get(11..16).unwrap_or_default()
+        )
+    }
+}
+
+/// A duration for people: `850ms`, `42s`, `3m`, `2h`, `4d`.
+pub fn human_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}s", ms / 1_000),
+        60_000..3_600_000 => format!("{}m", ms / 60_000),
+        3_600_000..86_400_000 => format!("{}h", ms / 3_600_000),
+        _ => format!("{}d", ms / 86_400_000),
+    }
+}
+
+/// A ratio as a percentage, `-` without data.
+pub fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0))
+}
+
+/// Shortens text to `max` characters with an ellipsis.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Style helper for optional counts.
+fn count_style(theme: Theme, n: i64, bad: bool) -> Style {
+    if n > 0 && bad {
+        theme.bad()
+    } else {
+        theme.plain()
+    }
+}

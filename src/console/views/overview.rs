@@ -1,0 +1,204 @@
+//! The overview: queue depths, throughput and failure sparklines, how late
+//! the queue runs, and the endpoints doing worst.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState};
+
+use super::{clip, human_duration, percent};
+use crate::console::app::{App, group_digits};
+use crate::console::screens::OverviewScreen;
+use crate::console::theme::{Theme, endpoint_state_label};
+
+pub fn render(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
+    let [top, worst] = Layout::vertical([Constraint::Length(8), Constraint::Min(3)]).areas(area);
+    let [queue, rates] =
+        Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(top);
+    render_queue(screen, app, theme, frame, queue);
+    render_rates(screen, theme, frame, rates);
+    render_worst(screen, theme, frame, worst);
+}
+
+fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
+    let block = Block::bordered().title(Span::styled(" Queue ", theme.title()));
+    let Some(summary) = &app.summary else {
+        frame.render_widget(Paragraph::new("loading…").block(block), area);
+        return;
+    };
+    let succeeded_hour: i64 = screen
+        .throughput
+        .iter()
+        .rev()
+        .take(60)
+        .map(|m| m.succeeded)
+        .sum();
+    let line = |label: &str, value: String, style| {
+        Line::from(vec![
+            Span::styled(format!("{label:<14}"), theme.dim()),
+            Span::styled(format!("{value:>12}"), style),
+        ])
+    };
+    let count = |n: i64| group_digits(n.max(0) as u64);
+    let lines = vec![
+        line("○ pending", count(summary.pending), theme.plain()),
+        line("◐ in flight", count(summary.in_flight), theme.plain()),
+        line(
+            "↻ retrying",
+            count(summary.scheduled),
+            if summary.scheduled > 0 {
+                theme.warn()
+            } else {
+                theme.plain()
+            },
+        ),
+        line(
+            "✗ dead",
+            count(summary.dead),
+            if summary.dead > 0 {
+                theme.bad()
+            } else {
+                theme.plain()
+            },
+        ),
+        line(
+            &format!("✓ ok {}m", screen.throughput.len().min(60)),
+            count(succeeded_hour),
+            theme.good(),
+        ),
+        line(
+            "oldest due",
+            summary
+                .oldest_wait_ms()
+                .map_or_else(|| "-".to_string(), human_duration),
+            if summary.oldest_wait_ms().unwrap_or(0) > 60_000 {
+                theme.bad()
+            } else {
+                theme.plain()
+            },
+        ),
+    ];
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn render_rates(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: Rect) {
+    let minutes = screen.throughput.len();
+    let block = Block::bordered().title(Span::styled(
+        format!(" Last {minutes} minutes "),
+        theme.title(),
+    ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [label1, spark1, label2, spark2] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(2),
+        Constraint::Length(1),
+        Constraint::Length(2),
+    ])
+    .areas(inner);
+    let attempts: Vec<u64> = screen
+        .throughput
+        .iter()
+        .map(|m| (m.succeeded + m.failed).max(0) as u64)
+        .collect();
+    let failure_permille: Vec<u64> = screen
+        .throughput
+        .iter()
+        .map(|m| {
+            let total = m.succeeded + m.failed;
+            if total > 0 {
+                (m.failed * 1000 / total).max(0) as u64
+            } else {
+                0
+            }
+        })
+        .collect();
+    let last = screen.throughput.last();
+    let rate_now = last.map_or(0.0, |m| (m.succeeded + m.failed) as f64 / 60.0);
+    let failure_now = last.and_then(|m| {
+        let total = m.succeeded + m.failed;
+        (total > 0).then(|| m.failed as f64 / total as f64)
+    });
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled("deliveries/s ", theme.dim()),
+            Span::raw(format!("{rate_now:.1} this minute")),
+        ])),
+        label1,
+    );
+    frame.render_widget(
+        Sparkline::default().data(&attempts).style(theme.good()),
+        spark1,
+    );
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled("failure rate ", theme.dim()),
+            Span::styled(
+                percent(failure_now),
+                theme.rate(failure_now.map(|f| 1.0 - f)),
+            ),
+        ])),
+        label2,
+    );
+    frame.render_widget(
+        Sparkline::default()
+            .data(&failure_permille)
+            .max(1000)
+            .style(theme.bad()),
+        spark2,
+    );
+}
+
+fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: Rect) {
+    let block = Block::bordered().title(Span::styled(
+        " Worst endpoints (enter: their deliveries) ",
+        theme.title(),
+    ));
+    if screen.loaded && screen.worst.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                "every endpoint is healthy and has no backlog",
+                theme.good(),
+            ))
+            .block(block),
+            area,
+        );
+        return;
+    }
+    let rows: Vec<Row> = screen
+        .worst
+        .iter()
+        .map(|w| {
+            let ok = w.failure_rate_5m.map(|f| 1.0 - f);
+            Row::new(vec![
+                Cell::from(w.label.clone()),
+                Cell::from(Span::styled(
+                    endpoint_state_label(w.state),
+                    theme.endpoint_state(w.state),
+                )),
+                Cell::from(Span::styled(percent(w.failure_rate_5m), theme.rate(ok))),
+                Cell::from(group_digits(w.backlog.max(0) as u64)),
+                Cell::from(Span::styled(
+                    clip(w.last_error.as_deref().unwrap_or_default(), 60),
+                    theme.bad(),
+                )),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Fill(2),
+        Constraint::Length(10),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Fill(3),
+    ];
+    let mut state =
+        TableState::default().with_selected((!screen.worst.is_empty()).then_some(screen.selected));
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(["ENDPOINT", "STATE", "FAIL 5M", "BACKLOG", "LAST ERROR"]).style(theme.bold()),
+        )
+        .row_highlight_style(theme.selected())
+        .block(block);
+    frame.render_stateful_widget(table, area, &mut state);
+}

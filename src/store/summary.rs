@@ -1,0 +1,231 @@
+//! Summaries for people watching the system (the console, metrics): queue
+//! depths, throughput per minute, per-endpoint backlogs, and a streaming
+//! search of payloads.
+//!
+//! Every query here reads a partial index or the per-minute rollups, never
+//! the succeeded deliveries that make up most of a large database, so they
+//! stay fast however much history is kept.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::rows::{DeliveryRow, convert_all};
+use super::{Cursor, Result, Store, db_now, json_list, on_db};
+use crate::model::Delivery;
+
+/// How deep the queue is right now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueSummary {
+    /// Never attempted in their current schedule (due now or soon).
+    pub pending: i64,
+    /// Waiting for a retry.
+    pub scheduled: i64,
+    pub in_flight: i64,
+    pub dead: i64,
+    /// The oldest due time among pending and scheduled deliveries that are
+    /// due: how late the queue is running.
+    pub oldest_due_at: Option<i64>,
+    /// The database clock when counted.
+    pub now: i64,
+}
+
+impl QueueSummary {
+    /// How long the longest-waiting due delivery has waited (ms).
+    pub fn oldest_wait_ms(&self) -> Option<i64> {
+        self.oldest_due_at.map(|due| (self.now - due).max(0))
+    }
+}
+
+/// Attempts in one minute, every endpoint together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MinuteTotals {
+    /// Start of the minute, unix ms.
+    pub minute: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+}
+
+/// One endpoint's share of the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointQueue {
+    pub pending: i64,
+    pub scheduled: i64,
+    pub in_flight: i64,
+}
+
+impl EndpointQueue {
+    /// Deliveries waiting to be attempted.
+    pub fn backlog(&self) -> i64 {
+        self.pending + self.scheduled
+    }
+}
+
+/// A page of a payload search: what matched, and where to go on.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPage {
+    pub matches: Vec<Delivery>,
+    /// Where the next page starts; `None` when every event was searched.
+    pub next: Option<Cursor>,
+    /// Events examined by this page.
+    pub scanned: i64,
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+/// `(endpoint_id, pending, scheduled)`.
+type QueuedRow = (String, i64, i64);
+/// `(endpoint_id, in flight)`.
+type LeasedRow = (String, i64);
+
+const THROUGHPUT: &str = "SELECT minute, CAST(SUM(succeeded) AS BIGINT),
+    CAST(SUM(status_4xx + status_5xx + timeout + network + other) AS BIGINT)
+    FROM endpoint_health WHERE minute >= $1 GROUP BY minute ORDER BY minute";
+
+impl Store {
+    /// Queue depths by state and how late the queue runs.
+    pub async fn queue_summary(&self) -> Result<QueueSummary> {
+        on_db!(self, |pools, sql| {
+            let mut conn = pools.read.acquire().await?;
+            let now = db_now!(sql, &mut *conn)?;
+            let (pending, scheduled, oldest_due_at): (i64, i64, Option<i64>) =
+                sqlx::query_as(sql.queue_counts)
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            let in_flight: i64 = sqlx::query_scalar(sql.in_flight_count)
+                .fetch_one(&mut *conn)
+                .await?;
+            let dead: i64 = sqlx::query_scalar(sql.dead_count)
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok(QueueSummary {
+                pending,
+                scheduled,
+                in_flight,
+                dead,
+                oldest_due_at,
+                now,
+            })
+        })
+    }
+
+    /// Attempts per minute over the last `minutes` minutes (this one
+    /// included), oldest first, minutes without attempts as zeros.
+    pub async fn throughput(&self, minutes: i64) -> Result<Vec<MinuteTotals>> {
+        let minutes = minutes.clamp(1, 24 * 60);
+        let (first, rows): (i64, Vec<(i64, i64, i64)>) = on_db!(self, |pools, sql| {
+            let mut conn = pools.read.acquire().await?;
+            let now = db_now!(sql, &mut *conn)?;
+            let first = now - now.rem_euclid(MINUTE_MS) - (minutes - 1) * MINUTE_MS;
+            let rows = sqlx::query_as(THROUGHPUT)
+                .bind(first)
+                .fetch_all(&mut *conn)
+                .await?;
+            (first, rows)
+        });
+        let by_minute: HashMap<i64, (i64, i64)> =
+            rows.into_iter().map(|(m, s, f)| (m, (s, f))).collect();
+        Ok((0..minutes)
+            .map(|i| {
+                let minute = first + i * MINUTE_MS;
+                let (succeeded, failed) = by_minute.get(&minute).copied().unwrap_or_default();
+                MinuteTotals {
+                    minute,
+                    succeeded,
+                    failed,
+                }
+            })
+            .collect())
+    }
+
+    /// Backlog and in-flight counts per endpoint, for the given endpoints or
+    /// every endpoint with any. Endpoints with none are absent.
+    pub async fn endpoint_queues(
+        &self,
+        endpoint_ids: Option<&[String]>,
+    ) -> Result<HashMap<String, EndpointQueue>> {
+        let (queued, leased): (Vec<QueuedRow>, Vec<LeasedRow>) = on_db!(self, |pools, sql| {
+            let mut conn = pools.read.acquire().await?;
+            match endpoint_ids {
+                None => {
+                    let queued = sqlx::query_as(sql.all_endpoint_queues)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let leased = sqlx::query_as(sql.all_endpoint_in_flight)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    (queued, leased)
+                }
+                Some(ids) => {
+                    let list = json_list(ids);
+                    let queued = sqlx::query_as(sql.endpoint_queues_of)
+                        .bind(&list)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let leased = sqlx::query_as(sql.in_flight_of)
+                        .bind(&list)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    (queued, leased)
+                }
+            }
+        });
+        let mut queues: HashMap<String, EndpointQueue> = HashMap::new();
+        for (endpoint_id, pending, scheduled) in queued {
+            let queue = queues.entry(endpoint_id).or_default();
+            queue.pending = pending;
+            queue.scheduled = scheduled;
+        }
+        for (endpoint_id, in_flight) in leased {
+            queues.entry(endpoint_id).or_default().in_flight = in_flight;
+        }
+        Ok(queues)
+    }
+
+    /// Searches payloads for `text`, newest events first, examining at most
+    /// `budget` events per call so a search over millions of events streams
+    /// in pages (and stops when the caller stops asking). Returns the
+    /// deliveries of matching events.
+    pub async fn search_payloads(
+        &self,
+        text: &str,
+        after: Option<&Cursor>,
+        budget: i64,
+    ) -> Result<SearchPage> {
+        let budget = budget.clamp(1, 100_000);
+        let (cursor, matches): (Option<(i64, String)>, Vec<DeliveryRow>) =
+            on_db!(self, |pools, sql| {
+                let mut conn = pools.read.acquire().await?;
+                let (before_at, before_id) = after
+                    .map(|c| (c.created_at, c.id.clone()))
+                    .unwrap_or((i64::MAX, String::new()));
+                // Where this page's window of events ends: its last event.
+                let last: Option<(i64, String)> = sqlx::query_as(sql.search_window_end)
+                    .bind(before_at)
+                    .bind(&before_id)
+                    .bind(budget - 1)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let (end_at, end_id) = match &last {
+                    Some((at, id)) => (*at, id.clone()),
+                    None => (i64::MIN, String::new()),
+                };
+                let matches = sqlx::query_as(sql.search_payloads)
+                    .bind(text)
+                    .bind(before_at)
+                    .bind(&before_id)
+                    .bind(end_at)
+                    .bind(&end_id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                (last, matches)
+            });
+        let matches: Vec<Delivery> = convert_all(matches)?;
+        Ok(SearchPage {
+            matches,
+            scanned: if cursor.is_some() { budget } else { 0 },
+            next: cursor.map(|(created_at, id)| Cursor { created_at, id }),
+        })
+    }
+}
