@@ -21,8 +21,9 @@ const SEARCH_BUDGET: i64 = 2_000;
 const RETRY_CHUNK: u64 = 1_000;
 /// Endpoints the overview lists as worst.
 const WORST: usize = 10;
-/// Minutes of throughput the overview's sparklines show.
-const SPARK_MINUTES: i64 = 30;
+/// Minutes of throughput the overview loads: the "succeeded last hour"
+/// count, and the sparklines (which show as many of them as fit).
+const SPARK_MINUTES: i64 = 60;
 
 /// Runs commands against the database, reporting to the console's loop.
 #[derive(Clone)]

@@ -62,7 +62,7 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
             },
         ),
         line(
-            &format!("✓ ok {}m", screen.throughput.len().min(60)),
+            "✓ ok last 1h",
             count(succeeded_hour),
             theme.good(),
         ),
@@ -82,9 +82,11 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
 }
 
 fn render_rates(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: Rect) {
-    let minutes = screen.throughput.len();
+    // The newest minutes that fit the width; a sparkline draws from the left.
+    let fits = usize::from(area.width.saturating_sub(2)).max(1);
+    let recent = &screen.throughput[screen.throughput.len().saturating_sub(fits)..];
     let block = Block::bordered().title(Span::styled(
-        format!(" Last {minutes} minutes "),
+        format!(" Last {} minutes ", recent.len()),
         theme.title(),
     ));
     let inner = block.inner(area);
@@ -96,13 +98,11 @@ fn render_rates(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
         Constraint::Length(2),
     ])
     .areas(inner);
-    let attempts: Vec<u64> = screen
-        .throughput
+    let attempts: Vec<u64> = recent
         .iter()
         .map(|m| (m.succeeded + m.failed).max(0) as u64)
         .collect();
-    let failure_permille: Vec<u64> = screen
-        .throughput
+    let failure_permille: Vec<u64> = recent
         .iter()
         .map(|m| {
             let total = m.succeeded + m.failed;
@@ -113,7 +113,7 @@ fn render_rates(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
             }
         })
         .collect();
-    let last = screen.throughput.last();
+    let last = recent.last();
     let rate_now = last.map_or(0.0, |m| (m.succeeded + m.failed) as f64 / 60.0);
     let failure_now = last.and_then(|m| {
         let total = m.succeeded + m.failed;
