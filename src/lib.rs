@@ -12,6 +12,8 @@ pub mod bench;
 pub mod config;
 /// `hookline console`: the operations TUI for the person on call.
 pub mod console;
+/// `hookline demo`: the whole system on one machine, with a checked summary.
+pub mod demo;
 /// The delivery engine: claim due deliveries, attempt them, record outcomes.
 pub mod dispatch;
 /// Tenants, endpoints, subscriptions, events, deliveries, attempts: plain data.

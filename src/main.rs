@@ -30,7 +30,13 @@ fn main() -> ExitCode {
             cli::LogFormatArg::Json => LogFormat::Json,
         };
     }
-    init_logging(&config);
+    // Full-screen commands may send logs to a file: no colour codes in it.
+    let full_screen = match &cli.command {
+        cli::Command::Console(_) => true,
+        cli::Command::Demo(args) => !args.headless,
+        _ => false,
+    };
+    cli::logs::init(&config, !full_screen);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,24 +60,5 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    }
-}
-
-/// Logs go to stderr; `HOOKLINE_LOG` (an env-filter directive) overrides `log.level`.
-fn init_logging(config: &Config) {
-    let directive =
-        std::env::var(hookline::config::ENV_LOG).unwrap_or_else(|_| config.log.level.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(&directive)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only for a person at a terminal who has not asked for none.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }

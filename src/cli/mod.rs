@@ -3,7 +3,9 @@
 //! through `hookline::ops`; output goes through [`output`].
 
 mod admin;
+mod demo;
 mod events;
+pub mod logs;
 mod output;
 mod run;
 
@@ -53,6 +55,9 @@ pub enum Command {
     Serve,
     /// Open the operations console (a terminal UI) on the database.
     Console(ConsoleArgs),
+    /// Run the whole system on this machine with demo tenants and receivers,
+    /// and open the console on it.
+    Demo(DemoArgs),
     /// Run a local webhook receiver that verifies signatures.
     Sink(SinkArgs),
     /// Manage tenants (the platform's customers).
@@ -120,6 +125,22 @@ pub struct ConsoleArgs {
     /// How often the screen's data is re-read when nothing signals a change.
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub refresh: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Events the demo producer publishes per second.
+    #[arg(long, default_value_t = 5.0)]
+    pub rate: f64,
+    /// Run without the console and print a summary at the end.
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: stop after this long (e.g. 30s); default: at Ctrl-C.
+    #[arg(long, value_parser = parse_duration_arg, requires = "headless")]
+    pub duration: Option<std::time::Duration>,
+    /// Keep the temporary database when the demo ends (it is removed otherwise).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -392,6 +413,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Dispatch => run::dispatch(&config).await,
         Command::Serve => run::serve(&config).await,
         Command::Console(args) => run::console(args, &config).await,
+        Command::Demo(args) => demo::demo(args, cli.db, &config, &out).await,
         Command::Sink(args) => run::sink(args).await,
         Command::Tenant(command) => admin::tenant(command, &config, &out).await,
         Command::Endpoint(command) => admin::endpoint(command, &config, &out).await,

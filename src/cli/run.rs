@@ -121,18 +121,34 @@ pub async fn bench_pipeline(
 /// Opens the console on an existing database (it never creates one).
 pub async fn console(args: ConsoleArgs, config: &Config) -> anyhow::Result<()> {
     let store = Store::open(&config.database.url, OpenMode::Existing).await?;
-    let ops = hookline::ops::Ops::new(
-        store,
-        config,
-        hookline::model::Actor::from_environment(hookline::model::Source::Console),
-    );
-    let options = hookline::console::ConsoleOptions {
+    run_console(store, config, console_options(&args, config)).await
+}
+
+/// The console's options from its flags and the settings.
+pub fn console_options(args: &ConsoleArgs, config: &Config) -> hookline::console::ConsoleOptions {
+    hookline::console::ConsoleOptions {
         read_only: args.read_only,
         refresh: args.refresh.max(std::time::Duration::from_millis(100)),
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         alive_within: (config.dispatch.heartbeat_interval * 3)
             .max(std::time::Duration::from_secs(5)),
-    };
+        notice: None,
+    }
+}
+
+/// Runs the console on `store` as the operator at this terminal. Logs are
+/// held back while it owns the screen, so no line lands in the middle of it.
+pub async fn run_console(
+    store: Store,
+    config: &Config,
+    options: hookline::console::ConsoleOptions,
+) -> anyhow::Result<()> {
+    let ops = hookline::ops::Ops::new(
+        store,
+        config,
+        hookline::model::Actor::from_environment(hookline::model::Source::Console),
+    );
+    let _quiet = super::logs::Redirect::discard();
     hookline::console::run(ops, options).await?;
     Ok(())
 }

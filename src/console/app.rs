@@ -265,6 +265,8 @@ pub struct App {
     pub quit: bool,
     /// Something on screen changed since the last draw.
     pub dirty: bool,
+    /// Shown in the status bar when nothing more urgent is.
+    pub notice: Option<String>,
     next_token: u64,
     /// The token of the load each screen or the header is waiting for.
     pending: HashMap<Slot, u64>,
@@ -293,6 +295,7 @@ impl App {
             size,
             quit: false,
             dirty: true,
+            notice: None,
             next_token: 1,
             pending: HashMap::new(),
         }

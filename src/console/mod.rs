@@ -47,6 +47,8 @@ pub struct ConsoleOptions {
     pub color: bool,
     /// Dispatchers seen within this are counted alive.
     pub alive_within: Duration,
+    /// A standing note for the status bar, e.g. that this is the demo.
+    pub notice: Option<String>,
 }
 
 /// Why the console stopped.
@@ -121,6 +123,7 @@ pub async fn run(ops: Ops, options: ConsoleOptions) -> Result<(), ConsoleError> 
         options.read_only,
         (size.width, size.height),
     );
+    app.notice = options.notice.clone();
     let (sender, mut messages) = tokio::sync::mpsc::unbounded_channel();
     let io = io::Io::new(ops, sender, options.alive_within);
     for command in app.start() {

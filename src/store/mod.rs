@@ -23,6 +23,7 @@ mod rows;
 mod sqlite;
 mod subscriptions;
 mod summary;
+mod tally;
 mod tenants;
 
 use std::fmt;
@@ -39,6 +40,7 @@ pub use queue::{
 };
 pub use subscriptions::{NewSubscription, SubscriptionPatch};
 pub use summary::{EndpointQueue, MinuteTotals, QueueSummary, SearchPage};
+pub use tally::{EndpointTally, Tally};
 
 /// How [`Store::open`] treats a database that does not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -148,6 +148,8 @@ fn render_status(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             theme.good()
         };
         Line::from(Span::styled(flash.text.clone(), style))
+    } else if let Some(notice) = &app.notice {
+        Line::from(Span::styled(notice.clone(), theme.warn()))
     } else {
         Line::default()
     };

@@ -61,11 +61,7 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
                 theme.plain()
             },
         ),
-        line(
-            "✓ ok last 1h",
-            count(succeeded_hour),
-            theme.good(),
-        ),
+        line("✓ ok last 1h", count(succeeded_hour), theme.good()),
         line(
             "oldest due",
             summary
@@ -114,6 +110,9 @@ fn render_rates(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
         })
         .collect();
     let last = recent.last();
+    // Newest minute at the right edge, like every other time axis on screen.
+    let spark1 = right_aligned(spark1, recent.len());
+    let spark2 = right_aligned(spark2, recent.len());
     let rate_now = last.map_or(0.0, |m| (m.succeeded + m.failed) as f64 / 60.0);
     let failure_now = last.and_then(|m| {
         let total = m.succeeded + m.failed;
@@ -147,6 +146,16 @@ fn render_rates(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
             .style(theme.bad()),
         spark2,
     );
+}
+
+/// The rightmost `width` columns of `area`.
+fn right_aligned(area: Rect, width: usize) -> Rect {
+    let width = u16::try_from(width).unwrap_or(u16::MAX).min(area.width);
+    Rect {
+        x: area.right() - width,
+        width,
+        ..area
+    }
 }
 
 fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: Rect) {
