@@ -7,6 +7,10 @@
 //! ratio says how much the delivery machinery costs. Runs print a table or
 //! one JSON object, so results can be compared run to run.
 
+mod isolation;
+
+pub use isolation::{IsolationOptions, IsolationReport, Scenario, isolation, render_isolation};
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -76,7 +76,63 @@ async fn pipeline_bench_refuses_a_database_in_use(backend: Backend) {
     );
 }
 
+async fn isolation_bench_reports_both_scenarios(backend: Backend) {
+    let db = TestDb::new(backend);
+    let args = [
+        "bench",
+        "isolation",
+        "--events",
+        "40",
+        "--rate",
+        "200",
+        "--backlog",
+        "300",
+        "--bad-latency",
+        "2s",
+        "--bad-timeout",
+        "300ms",
+        "--json",
+    ];
+    let mut command = match backend {
+        Backend::Sqlite => {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+            command.env("HOOKLINE_LOG", "warn");
+            command
+        }
+        Backend::Postgres => hookline_command(&db.url, &[]),
+    };
+    let output = command.args(args).output().expect("run the bench");
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(output)).expect("bench --json prints one JSON object");
+    assert_eq!(report["benchmark"], "isolation");
+    assert_eq!(report["backlog"], 300);
+    for (scenario, bad) in [("alone", false), ("beside_bad", true)] {
+        let s = &report[scenario];
+        assert_eq!(
+            s["healthy_deliveries"],
+            40 * 9,
+            "every healthy delivery measured: {s}"
+        );
+        let p50 = s["latency_p50_ms"].as_f64().unwrap_or(-1.0);
+        let p99 = s["latency_p99_ms"].as_f64().unwrap_or(-1.0);
+        assert!(
+            p50 >= 0.0 && p99 >= p50,
+            "{scenario} latencies {p50} / {p99}"
+        );
+        let attempts = s["bad_attempts"].as_u64().unwrap_or(u64::MAX);
+        assert_eq!(
+            attempts > 0,
+            bad,
+            "{scenario}: bad endpoint attempts {attempts}"
+        );
+    }
+    let ratio = report["p99_ratio"].as_f64().unwrap_or(-1.0);
+    assert!(ratio >= 0.0, "{ratio}");
+    assert_eq!(report["within_target"].as_bool(), Some(ratio <= 2.0));
+}
+
 both_backends!(
     pipeline_bench_reports_every_figure,
-    pipeline_bench_refuses_a_database_in_use
+    pipeline_bench_refuses_a_database_in_use,
+    isolation_bench_reports_both_scenarios
 );

@@ -89,6 +89,27 @@ pub enum Command {
 pub enum BenchCommand {
     /// Deliveries/s end to end against local sinks, versus the bare POST ceiling.
     Pipeline(PipelineArgs),
+    /// Healthy endpoints' latency alone, then beside one that times out with a large backlog.
+    Isolation(IsolationArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IsolationArgs {
+    /// Events in the steady stream to the nine healthy endpoints.
+    #[arg(long, default_value_t = 3_000)]
+    pub events: usize,
+    /// Events a second in that stream.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Deliveries waiting for the bad endpoint before the stream starts.
+    #[arg(long, default_value_t = 50_000)]
+    pub backlog: usize,
+    /// How long the bad endpoint's receiver takes to answer.
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub bad_latency: std::time::Duration,
+    /// The bad endpoint's attempt timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+    pub bad_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -425,6 +446,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Audit(args) => events::audit(args, &config, &out).await,
         Command::Bench(BenchCommand::Pipeline(args)) => {
             run::bench_pipeline(args, cli.db, &config, &out).await
+        }
+        Command::Bench(BenchCommand::Isolation(args)) => {
+            run::bench_isolation(args, cli.db, &config, &out).await
         }
     }
 }

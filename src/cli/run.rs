@@ -118,6 +118,30 @@ pub async fn bench_pipeline(
     Ok(())
 }
 
+/// `bench isolation`: fresh SQLite files unless `--db` names a database.
+pub async fn bench_isolation(
+    args: super::IsolationArgs,
+    db: Option<String>,
+    config: &Config,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let options = hookline::bench::IsolationOptions {
+        events: args.events,
+        rate: args.rate,
+        backlog: args.backlog,
+        bad_latency: args.bad_latency,
+        bad_timeout: args.bad_timeout,
+        db,
+        dispatch: config.dispatch.clone(),
+    };
+    let report = hookline::bench::isolation(&options).await?;
+    out.result(
+        serde_json::to_value(&report)?,
+        hookline::bench::render_isolation(&report).trim_end(),
+    );
+    Ok(())
+}
+
 /// Opens the console on an existing database (it never creates one).
 pub async fn console(args: ConsoleArgs, config: &Config) -> anyhow::Result<()> {
     let store = Store::open(&config.database.url, OpenMode::Existing).await?;
