@@ -18,6 +18,15 @@ pub fn render(screen: &HelpScreen, read_only: bool, theme: Theme, frame: &mut Fr
         )),
         Line::default(),
     ];
+    if read_only {
+        lines.insert(
+            1,
+            Line::from(Span::styled(
+                "Read-only: keys that change anything are disabled.",
+                theme.warn(),
+            )),
+        );
+    }
     for binding in keymap::help(screen.view, read_only) {
         lines.push(Line::from(vec![
             Span::styled(format!("  {:<14}", binding.key_labels()), theme.key()),
@@ -29,11 +38,5 @@ pub fn render(screen: &HelpScreen, read_only: bool, theme: Theme, frame: &mut Fr
         "In dialogs: tab moves between Cancel and the action (Cancel starts focused), enter chooses, esc cancels.",
         theme.dim(),
     )));
-    if read_only {
-        lines.push(Line::from(Span::styled(
-            "Read-only: keys that change anything are disabled.",
-            theme.warn(),
-        )));
-    }
     frame.render_widget(Paragraph::new(lines).scroll((screen.scroll, 0)), area);
 }
