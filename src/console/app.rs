@@ -1607,3 +1607,7 @@ pub fn group_digits(n: u64) -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod tests;

@@ -362,3 +362,36 @@ fn count_style(theme: Theme, n: i64, bad: bool) -> Style {
         theme.plain()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_that_do_not_fit_make_way_but_help_stays() {
+        let pairs = vec![
+            ("r", "retry"),
+            ("space", "mark"),
+            ("esc", "back"),
+            ("?", "help"),
+            ("q", "quit"),
+        ];
+        let all: usize = pairs.iter().map(|p| hint_width(*p)).sum();
+        assert_eq!(fit_hints(pairs.clone(), all), pairs);
+        assert_eq!(
+            fit_hints(pairs.clone(), 40),
+            vec![("r", "retry"), ("space", "mark"), ("?", "help")]
+        );
+        assert_eq!(fit_hints(pairs, 10), vec![("?", "help")]);
+    }
+
+    #[test]
+    fn the_location_is_shortened_from_the_left() {
+        assert_eq!(
+            clip_left("/var/lib/hookline.db", 40),
+            "/var/lib/hookline.db"
+        );
+        assert_eq!(clip_left("/var/lib/hookline.db", 8), "…line.db");
+        assert_eq!(clip_left("/var/lib/hookline.db", 0), "");
+    }
+}
