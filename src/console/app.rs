@@ -54,7 +54,10 @@ pub enum Load {
     },
     Endpoints {
         tenant: Option<String>,
-        /// Endpoints whose health to load (those near the selection).
+        /// Words the `tenant/name` label must contain (the `/` filter).
+        filter: Option<String>,
+        /// Endpoints whose health to load (those near the selection);
+        /// empty on a first load: the first [`HEALTH_WINDOW`] listed.
         health_for: Vec<String>,
     },
     Subscriptions {
@@ -457,6 +460,7 @@ impl App {
             }),
             Screen::Endpoints(s) => Some(Load::Endpoints {
                 tenant,
+                filter: s.filter.clone(),
                 health_for: health_window(&s.rows),
             }),
             Screen::Subscriptions(s) => Some(Load::Subscriptions {
@@ -659,9 +663,11 @@ impl App {
                 s.rows.scroll_into_view(height);
                 let after = health_window(&s.rows);
                 if before != after {
+                    let filter = s.filter.clone();
                     let tenant = self.tenant.clone();
                     commands.push(self.load_top(Load::Endpoints {
                         tenant,
+                        filter,
                         health_for: after,
                     }));
                 }
@@ -976,34 +982,36 @@ impl App {
 
     // --- actions ------------------------------------------------------------
 
+    /// `r`: asks first, naming the deliveries' endpoint and how many, since
+    /// a retry sends the webhook to the customer again.
     fn retry(&mut self) -> Vec<Command> {
-        let ids: Vec<String> = match self.top() {
-            Screen::Deliveries(s) if !s.marked.is_empty() => s.marked.iter().cloned().collect(),
-            Screen::Deliveries(s) => s
-                .rows
-                .selected_item()
-                .map(|d| d.id.clone())
-                .into_iter()
-                .collect(),
-            Screen::Detail(s) => vec![s.delivery_id.clone()],
-            _ => Vec::new(),
+        let (ids, targets): (Vec<String>, Vec<&Delivery>) = match self.top() {
+            Screen::Deliveries(s) if !s.marked.is_empty() => (
+                s.marked.iter().cloned().collect(),
+                s.rows
+                    .items
+                    .iter()
+                    .filter(|d| s.marked.contains(&d.id))
+                    .collect(),
+            ),
+            Screen::Deliveries(s) => match s.rows.selected_item() {
+                Some(d) => (vec![d.id.clone()], vec![d]),
+                None => return Vec::new(),
+            },
+            Screen::Detail(s) => (
+                vec![s.delivery_id.clone()],
+                s.detail.iter().map(|d| &d.delivery).collect(),
+            ),
+            _ => return Vec::new(),
         };
-        match ids.len() {
-            0 => Vec::new(),
-            1 => vec![Command::Act(Act::Retry(ids))],
-            n => {
-                self.mode = Mode::Confirm(Confirm {
-                    question: format!(
-                        "Retry {} marked deliveries? Each starts a fresh schedule.",
-                        group_digits(n as u64)
-                    ),
-                    confirm_label: "Retry",
-                    act: Act::Retry(ids),
-                    confirm_focused: false,
-                });
-                Vec::new()
-            }
-        }
+        let question = retry_question(ids.len(), &targets);
+        self.mode = Mode::Confirm(Confirm {
+            question,
+            confirm_label: "Retry",
+            act: Act::Retry(ids),
+            confirm_focused: false,
+        });
+        Vec::new()
     }
 
     fn selected_endpoint(&self) -> Option<&crate::model::Endpoint> {
@@ -1392,15 +1400,8 @@ impl App {
                 s.detail = Some(*detail);
                 changed
             }
-            (Loaded::Endpoints(mut rows), Screen::Endpoints(s)) => {
+            (Loaded::Endpoints(rows), Screen::Endpoints(s)) => {
                 s.rows.loading = None;
-                if let Some(words) = &s.filter {
-                    rows.retain(|r| {
-                        endpoint_label(&r.endpoint)
-                            .to_lowercase()
-                            .contains(words.as_str())
-                    });
-                }
                 let changed = !s.rows.loaded || s.rows.items != rows;
                 s.rows.replace(rows, |r| &r.endpoint.id);
                 changed
@@ -1566,6 +1567,37 @@ pub fn parse_filter(text: &str) -> Result<DeliveryQuery, String> {
     Ok(query)
 }
 
+/// The question before retrying `count` deliveries, of which `known` are
+/// loaded: "Retry 1 delivery (order.created, ✗ dead after 3 attempts) to
+/// globex/orders?" or "Retry 3 marked deliveries to 2 endpoints (…)?".
+fn retry_question(count: usize, known: &[&Delivery]) -> String {
+    let mut endpoints: Vec<String> = known
+        .iter()
+        .map(|d| format!("{}/{}", d.tenant_name, d.endpoint_name))
+        .collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let to = match endpoints.as_slice() {
+        [] => String::new(),
+        [one] => format!(" to {one}"),
+        many => format!(" to {} endpoints ({})", many.len(), many.join(", ")),
+    };
+    match (count, known) {
+        (1, [d]) => format!(
+            "Retry 1 delivery ({}, {} after {} attempt{}){to}? It starts a fresh schedule.",
+            d.topic,
+            super::theme::state_label(d.state),
+            d.attempts,
+            if d.attempts == 1 { "" } else { "s" }
+        ),
+        (1, _) => format!("Retry 1 delivery{to}? It starts a fresh schedule."),
+        (n, _) => format!(
+            "Retry {} marked deliveries{to}? Each starts a fresh schedule.",
+            group_digits(n as u64)
+        ),
+    }
+}
+
 /// `1204` as `1,204`.
 pub fn group_digits(n: u64) -> String {
     let digits = n.to_string();
@@ -1578,3 +1610,7 @@ pub fn group_digits(n: u64) -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod tests;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::app::{
-    Act, Acted, Command, ListLoad, Load, Loaded, Msg, PAGE, endpoint_label, group_digits,
+    Act, Acted, Command, HEALTH_WINDOW, ListLoad, Load, Loaded, Msg, PAGE, endpoint_label,
+    group_digits,
 };
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
 use crate::model::{Delivery, DeliveryState};
@@ -126,12 +127,29 @@ impl Io {
                 }
             }
             Load::Detail { id } => Loaded::Detail(Box::new(self.store().get_delivery(&id).await?)),
-            Load::Endpoints { tenant, health_for } => {
+            Load::Endpoints {
+                tenant,
+                filter,
+                health_for,
+            } => {
                 let tenant_id = match tenant {
                     Some(name) => Some(self.ops.tenant(&name).await?.id),
                     None => None,
                 };
-                let endpoints = self.store().list_endpoints(tenant_id.as_deref()).await?;
+                let mut endpoints = self.store().list_endpoints(tenant_id.as_deref()).await?;
+                if let Some(words) = &filter {
+                    endpoints.retain(|e| endpoint_label(e).to_lowercase().contains(words.as_str()));
+                }
+                // A first load has no selection yet: the top of the list is what shows.
+                let health_for = if health_for.is_empty() {
+                    endpoints
+                        .iter()
+                        .take(HEALTH_WINDOW)
+                        .map(|e| e.id.clone())
+                        .collect()
+                } else {
+                    health_for
+                };
                 let queues = self.store().endpoint_queues(None).await?;
                 let mut health = self.store().endpoint_health(Some(&health_for)).await?;
                 Loaded::Endpoints(

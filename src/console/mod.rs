@@ -9,6 +9,7 @@
 //! always gives the terminal back, even after a panic.
 
 pub mod app;
+pub mod headless;
 mod input;
 mod io;
 pub mod keymap;

@@ -4,11 +4,14 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::console::keymap;
 use crate::console::screens::HelpScreen;
 use crate::console::theme::Theme;
+
+/// Where descriptions start: two spaces and 14 for the keys.
+const KEY_COLUMN: usize = 16;
 
 pub fn render(screen: &HelpScreen, read_only: bool, theme: Theme, frame: &mut Frame, area: Rect) {
     let mut lines = vec![
@@ -18,22 +21,77 @@ pub fn render(screen: &HelpScreen, read_only: bool, theme: Theme, frame: &mut Fr
         )),
         Line::default(),
     ];
+    if read_only {
+        lines.insert(
+            1,
+            Line::from(Span::styled(
+                "Read-only: keys that change anything are disabled.",
+                theme.warn(),
+            )),
+        );
+    }
+    // Long descriptions wrap under themselves, not under the keys: on a
+    // narrow terminal the filter and command syntax must stay readable.
+    let room = usize::from(area.width).saturating_sub(KEY_COLUMN).max(20);
     for binding in keymap::help(screen.view, read_only) {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {:<14}", binding.key_labels()), theme.key()),
-            Span::raw(binding.help),
-        ]));
+        for (i, part) in wrap_words(binding.help, room).into_iter().enumerate() {
+            let keys = if i == 0 {
+                format!("  {:<14}", binding.key_labels())
+            } else {
+                " ".repeat(KEY_COLUMN)
+            };
+            lines.push(Line::from(vec![
+                Span::styled(keys, theme.key()),
+                Span::raw(part),
+            ]));
+        }
     }
     lines.push(Line::default());
     lines.push(Line::from(Span::styled(
         "In dialogs: tab moves between Cancel and the action (Cancel starts focused), enter chooses, esc cancels.",
         theme.dim(),
     )));
-    if read_only {
-        lines.push(Line::from(Span::styled(
-            "Read-only: keys that change anything are disabled.",
-            theme.warn(),
-        )));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((screen.scroll, 0)),
+        area,
+    );
+}
+
+/// Splits `text` at spaces into lines of at most `width` characters (a
+/// word longer than that gets a line of its own).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if !line.is_empty() && needed > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
     }
-    frame.render_widget(Paragraph::new(lines).scroll((screen.scroll, 0)), area);
+    lines.push(line);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_words;
+
+    #[test]
+    fn descriptions_wrap_at_spaces() {
+        assert_eq!(wrap_words("move down", 20), vec!["move down"]);
+        assert_eq!(
+            wrap_words("filter: state:dead tenant:acme", 18),
+            vec!["filter: state:dead", "tenant:acme"]
+        );
+        assert_eq!(
+            wrap_words("averyveryverylongword x", 5),
+            vec!["averyveryverylongword", "x"]
+        );
+    }
 }

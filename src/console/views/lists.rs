@@ -144,49 +144,72 @@ fn delivery_row(d: &Delivery, marked: bool, wide: bool, now: i64, theme: Theme) 
     Row::new(cells)
 }
 
+/// The endpoint health table. Below 100 columns the 1-hour rate, p50 and
+/// in-flight columns make way for the endpoint's name and last error; from
+/// 120 the last success joins.
 pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area: Rect) {
     let rows = &screen.rows;
-    let wide = area.width >= 120;
+    let columns = EndpointColumns::for_width(area.width);
     let now = now_millis();
-    let mut header = vec![
-        "ENDPOINT",
-        "STATE",
-        "OK 5M",
-        "OK 1H",
-        "P50",
-        "P95",
-        "INFL",
-        "BACKLOG",
-        "FAILS",
-        "LAST ERROR",
-    ];
+    let mut header = vec!["ENDPOINT", "STATE", "OK 5M"];
     let mut widths = vec![
         Constraint::Fill(2),
         Constraint::Length(10),
         Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(4),
+    ];
+    if columns.full {
+        header.extend(["OK 1H", "P50"]);
+        widths.extend([Constraint::Length(6), Constraint::Length(6)]);
+    }
+    header.push("P95");
+    widths.push(Constraint::Length(6));
+    if columns.full {
+        header.push("INFL");
+        widths.push(Constraint::Length(4));
+    }
+    header.extend(["BACKLOG", "FAILS", "LAST ERROR"]);
+    widths.extend([
         Constraint::Length(7),
         Constraint::Length(5),
         Constraint::Fill(2),
-    ];
-    if wide {
+    ]);
+    if columns.last_ok {
         header.push("LAST OK");
         widths.push(Constraint::Length(8));
     }
-    let columns = Columns {
+    let columns_spec = Columns {
         header: Row::new(header),
         widths: &widths,
         empty: "no endpoints (add one with `hookline endpoint add`)",
     };
-    table(frame, area, theme, columns, rows, |row| {
-        endpoint_row(row, wide, now, theme)
+    table(frame, area, theme, columns_spec, rows, |row| {
+        endpoint_row(row, columns, now, theme)
     });
 }
 
-fn endpoint_row(row: &EndpointRow, wide: bool, now: i64, theme: Theme) -> Row<'static> {
+/// Which optional columns of the health table fit.
+#[derive(Debug, Clone, Copy)]
+struct EndpointColumns {
+    /// OK 1H, P50 and INFL.
+    full: bool,
+    last_ok: bool,
+}
+
+impl EndpointColumns {
+    fn for_width(width: u16) -> EndpointColumns {
+        EndpointColumns {
+            full: width >= 100,
+            last_ok: width >= 120,
+        }
+    }
+}
+
+fn endpoint_row(
+    row: &EndpointRow,
+    columns: EndpointColumns,
+    now: i64,
+    theme: Theme,
+) -> Row<'static> {
     let endpoint = &row.endpoint;
     let health = row.health.as_ref();
     let rate_5m = health.and_then(|h| h.last_5m.success_rate());
@@ -211,10 +234,19 @@ fn endpoint_row(row: &EndpointRow, wide: bool, now: i64, theme: Theme) -> Row<'s
         Cell::from(endpoint_label(endpoint)),
         Cell::from(Span::styled(state, theme.endpoint_state(endpoint.state))),
         Cell::from(Span::styled(percent(rate_5m), theme.rate(rate_5m))),
-        Cell::from(Span::styled(percent(rate_1h), theme.rate(rate_1h))),
-        Cell::from(latency(health.and_then(|h| h.last_1h.p50_ms()))),
-        Cell::from(latency(health.and_then(|h| h.last_1h.p95_ms()))),
-        Cell::from(row.queue.in_flight.to_string()),
+    ];
+    if columns.full {
+        cells.push(Cell::from(Span::styled(
+            percent(rate_1h),
+            theme.rate(rate_1h),
+        )));
+        cells.push(Cell::from(latency(health.and_then(|h| h.last_1h.p50_ms()))));
+    }
+    cells.push(Cell::from(latency(health.and_then(|h| h.last_1h.p95_ms()))));
+    if columns.full {
+        cells.push(Cell::from(row.queue.in_flight.to_string()));
+    }
+    cells.extend([
         Cell::from(Span::styled(
             group_digits(row.queue.backlog().max(0) as u64),
             count_style(theme, row.queue.backlog(), false),
@@ -224,8 +256,8 @@ fn endpoint_row(row: &EndpointRow, wide: bool, now: i64, theme: Theme) -> Row<'s
             count_style(theme, fails, true),
         )),
         Cell::from(Span::styled(clip(&last_error, 60), theme.bad())),
-    ];
-    if wide {
+    ]);
+    if columns.last_ok {
         let last_ok = health.and_then(|h| h.last_success_at).map_or_else(
             || "-".to_string(),
             |at| format!("{} ago", human_duration(now - at)),
@@ -235,43 +267,68 @@ fn endpoint_row(row: &EndpointRow, wide: bool, now: i64, theme: Theme) -> Row<'s
     Row::new(cells)
 }
 
+/// Subscriptions; their ids only from 100 columns (the form and `:id` do
+/// not need them, the names and patterns matter more).
 pub fn subscriptions(screen: &SubscriptionsScreen, theme: Theme, frame: &mut Frame, area: Rect) {
     let empty = match &screen.endpoint {
         Some(_) => "this endpoint has no subscriptions: n adds one",
         None => "no subscriptions yet: n adds one",
     };
+    let with_ids = area.width >= 100;
+    let mut header = vec!["ENDPOINT", "TOPIC PATTERN", "DESCRIPTION"];
+    let mut widths = vec![
+        Constraint::Fill(2),
+        Constraint::Fill(2),
+        Constraint::Fill(3),
+    ];
+    if with_ids {
+        header.push("ID");
+        widths.push(Constraint::Length(30));
+    }
     let columns = Columns {
-        header: Row::new(["ENDPOINT", "TOPIC PATTERN", "DESCRIPTION", "ID"]),
-        widths: &[
-            Constraint::Fill(2),
-            Constraint::Fill(2),
-            Constraint::Fill(2),
-            Constraint::Length(30),
-        ],
+        header: Row::new(header),
+        widths: &widths,
         empty,
     };
     table(frame, area, theme, columns, &screen.rows, |s| {
-        Row::new(vec![
+        let mut cells = vec![
             Cell::from(s.endpoint_name.clone()),
             Cell::from(Span::styled(s.pattern.clone(), theme.bold())),
             Cell::from(s.description.clone().unwrap_or_default()),
-            Cell::from(Span::styled(s.id.clone(), theme.dim())),
-        ])
+        ];
+        if with_ids {
+            cells.push(Cell::from(Span::styled(s.id.clone(), theme.dim())));
+        }
+        Row::new(cells)
     });
 }
 
+/// The audit log. Below 110 columns the interface (VIA) and the detail
+/// make way: who, from where, what and on what matter most.
 pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) {
+    let wide = area.width >= 110;
+    let mut header = vec!["WHEN", "WHO", "FROM"];
+    // Room for a login and an IPv4 address.
+    let mut widths = vec![
+        Constraint::Length(11),
+        Constraint::Length(14),
+        Constraint::Length(15),
+    ];
+    if wide {
+        header.push("VIA");
+        widths.push(Constraint::Length(7));
+    }
+    header.extend(["ACTION", "ON"]);
+    widths.push(Constraint::Length(20));
+    if wide {
+        header.push("DETAIL");
+        widths.extend([Constraint::Length(30), Constraint::Fill(1)]);
+    } else {
+        widths.push(Constraint::Fill(1));
+    }
     let columns = Columns {
-        header: Row::new(["WHEN", "WHO", "FROM", "VIA", "ACTION", "ON", "DETAIL"]),
-        widths: &[
-            Constraint::Length(11),
-            Constraint::Length(10),
-            Constraint::Length(13),
-            Constraint::Length(7),
-            Constraint::Length(20),
-            Constraint::Length(30),
-            Constraint::Fill(1),
-        ],
+        header: Row::new(header),
+        widths: &widths,
         empty: "no operator actions yet",
     };
     table(frame, area, theme, columns, &screen.rows, |a| {
@@ -280,14 +337,24 @@ pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) 
             1 => a.target_ids[0].clone(),
             n => format!("{} (+{})", a.target_ids[0], n - 1),
         };
-        Row::new(vec![
+        let mut cells = vec![
             Cell::from(short_time(a.at)),
             Cell::from(a.actor.clone()),
             Cell::from(a.client_addr.clone().unwrap_or_else(|| "-".to_string())),
-            Cell::from(a.source.as_str()),
+        ];
+        if wide {
+            cells.push(Cell::from(a.source.as_str()));
+        }
+        cells.extend([
             Cell::from(Span::styled(a.action.clone(), theme.bold())),
             Cell::from(targets),
-            Cell::from(Line::from(Span::styled(a.detail.clone(), theme.dim()))),
-        ])
+        ]);
+        if wide {
+            cells.push(Cell::from(Line::from(Span::styled(
+                a.detail.clone(),
+                theme.dim(),
+            ))));
+        }
+        Row::new(cells)
     });
 }

@@ -11,7 +11,7 @@ mod overview;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 
@@ -67,16 +67,17 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
     }
 }
 
+/// The header: what matters most first when the width runs out (the
+/// read-only flag, the totals, dispatchers, the tenant filter); the
+/// database location takes what is left, shortened from the left.
 fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
-    let mut spans = vec![
-        Span::styled(" hookline ", theme.title()),
-        Span::raw(app.location.clone()),
+    let mut rest = vec![
         Span::styled("  tenant ", theme.dim()),
         Span::raw(app.tenant.clone().unwrap_or_else(|| "all".to_string())),
         Span::styled("  dispatchers ", theme.dim()),
     ];
     let alive = app.dispatchers_alive;
-    spans.push(Span::styled(
+    rest.push(Span::styled(
         format!("{alive} alive"),
         if alive == 0 {
             theme.warn()
@@ -85,14 +86,14 @@ fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         },
     ));
     if let Some(summary) = &app.summary {
-        spans.push(Span::styled("  ", theme.dim()));
-        spans.push(Span::raw(format!(
+        rest.push(Span::styled("  ", theme.dim()));
+        rest.push(Span::raw(format!(
             "○ {} ◐ {} ↻ {} ",
             group_digits(summary.pending.max(0) as u64),
             group_digits(summary.in_flight.max(0) as u64),
             group_digits(summary.scheduled.max(0) as u64)
         )));
-        spans.push(Span::styled(
+        rest.push(Span::styled(
             format!("✗ {}", group_digits(summary.dead.max(0) as u64)),
             if summary.dead > 0 {
                 theme.bad()
@@ -101,10 +102,35 @@ fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             },
         ));
     }
-    if app.read_only {
-        spans.push(Span::styled("  READ-ONLY", theme.warn()));
-    }
+    let title = if app.read_only {
+        Span::styled(
+            " hookline READ-ONLY ",
+            theme.warn().add_modifier(Modifier::BOLD),
+        )
+    } else {
+        Span::styled(" hookline ", theme.title())
+    };
+    let used = title.width() + rest.iter().map(Span::width).sum::<usize>();
+    let room = usize::from(area.width).saturating_sub(used);
+    let mut spans = vec![title, Span::raw(clip_left(&app.location, room))];
+    spans.extend(rest);
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Shortens text to `max` characters by cutting its start (a path's end
+/// says the most).
+fn clip_left(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let keep = max - 1;
+    let mut out = String::from("…");
+    out.extend(text.chars().skip(count - keep));
+    out
 }
 
 fn render_crumbs(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
@@ -171,7 +197,7 @@ fn render_hints(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         Mode::Normal => {
             let hints = keymap::hints(app.view(), app.read_only);
             let pairs: Vec<(&str, &str)> = hints.iter().map(|(k, h)| (k.as_str(), *h)).collect();
-            hint_line(&pairs, theme)
+            hint_line(&fit_hints(pairs, usize::from(area.width)), theme)
         }
     };
     frame.render_widget(Paragraph::new(line), area);
@@ -196,6 +222,31 @@ fn input_line(prompt: &'static str, text: &str, theme: Theme) -> Line<'static> {
         Span::styled(prompt, theme.key()),
         Span::raw(text.to_string()),
     ])
+}
+
+/// Width of one hint as drawn: `<key> hint` and two spaces.
+fn hint_width((key, hint): (&str, &str)) -> usize {
+    key.chars().count() + hint.chars().count() + 5
+}
+
+/// The hints that fit in `width` columns, in order; when some must go,
+/// `? help` stays (last), since it lists every key the bar has no room for.
+fn fit_hints<'a>(pairs: Vec<(&'a str, &'a str)>, width: usize) -> Vec<(&'a str, &'a str)> {
+    if pairs.iter().map(|p| hint_width(*p)).sum::<usize>() <= width {
+        return pairs;
+    }
+    let help = pairs.iter().copied().find(|(key, _)| *key == "?");
+    let mut room = width.saturating_sub(help.map_or(0, hint_width));
+    let mut kept = Vec::new();
+    for pair in pairs.into_iter().filter(|(key, _)| *key != "?") {
+        if hint_width(pair) > room {
+            break;
+        }
+        room -= hint_width(pair);
+        kept.push(pair);
+    }
+    kept.extend(help);
+    kept
 }
 
 fn hint_line(pairs: &[(&str, &str)], theme: Theme) -> Line<'static> {
@@ -311,5 +362,38 @@ fn count_style(theme: Theme, n: i64, bad: bool) -> Style {
         theme.bad()
     } else {
         theme.plain()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_that_do_not_fit_make_way_but_help_stays() {
+        let pairs = vec![
+            ("r", "retry"),
+            ("space", "mark"),
+            ("esc", "back"),
+            ("?", "help"),
+            ("q", "quit"),
+        ];
+        let all: usize = pairs.iter().map(|p| hint_width(*p)).sum();
+        assert_eq!(fit_hints(pairs.clone(), all), pairs);
+        assert_eq!(
+            fit_hints(pairs.clone(), 40),
+            vec![("r", "retry"), ("space", "mark"), ("?", "help")]
+        );
+        assert_eq!(fit_hints(pairs, 10), vec![("?", "help")]);
+    }
+
+    #[test]
+    fn the_location_is_shortened_from_the_left() {
+        assert_eq!(
+            clip_left("/var/lib/hookline.db", 40),
+            "/var/lib/hookline.db"
+        );
+        assert_eq!(clip_left("/var/lib/hookline.db", 8), "…line.db");
+        assert_eq!(clip_left("/var/lib/hookline.db", 0), "");
     }
 }

@@ -1,0 +1,1252 @@
+//! [`App::update`] as a state machine: keys and loaded data go in, the
+//! state and the commands that come out are checked. No database: loads
+//! are answered with rows made here, exactly as `io.rs` would answer them.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::*;
+use crate::console::keymap::{KEYMAP, Scope};
+use crate::console::theme::Theme;
+use crate::model::{Endpoint, Event};
+use crate::store::EndpointQueue;
+
+/// A valid ULID body, so ids made from it are recognised by kind.
+const ULID: &str = "01M83J88VCXN0XJAC6MYBWXRH7";
+/// 120x40 leaves 34 rows for a list.
+const SIZE: (u16, u16) = (120, 40);
+
+// --- making state -----------------------------------------------------------
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Command> {
+    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn ctrl(app: &mut App, c: char) -> Vec<Command> {
+    app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::CONTROL,
+    )))
+}
+
+/// Types `text` a character at a time; the commands of every key.
+fn type_text(app: &mut App, text: &str) -> Vec<Command> {
+    text.chars()
+        .flat_map(|c| key(app, KeyCode::Char(c)))
+        .collect()
+}
+
+/// Types a `:` command and Enter.
+fn command(app: &mut App, line: &str) -> Vec<Command> {
+    key(app, KeyCode::Char(':'));
+    type_text(app, line);
+    key(app, KeyCode::Enter)
+}
+
+fn id(prefix: &str, n: usize) -> String {
+    format!("{prefix}{n:0>26}")
+}
+
+fn delivery(n: usize, state: DeliveryState) -> Delivery {
+    Delivery {
+        id: id("dlv_", n),
+        event_id: id("msg_", n),
+        endpoint_id: id("ep_", 1),
+        endpoint_name: "orders".to_string(),
+        tenant_id: id("ten_", 1),
+        tenant_name: "globex".to_string(),
+        topic: "order.created".to_string(),
+        state,
+        attempts: if state == DeliveryState::Dead { 3 } else { 0 },
+        next_attempt_at: 0,
+        last_attempt_at: None,
+        last_status: None,
+        last_error: None,
+        created_at: 1_000_000 - n as i64,
+        updated_at: 1_000_000,
+    }
+}
+
+fn deliveries(count: usize) -> Vec<Delivery> {
+    (0..count)
+        .map(|n| delivery(n, DeliveryState::Dead))
+        .collect()
+}
+
+fn endpoint(n: usize, name: &str, state: EndpointState) -> EndpointRow {
+    EndpointRow {
+        endpoint: Endpoint {
+            id: id("ep_", n),
+            tenant_id: id("ten_", 1),
+            tenant_name: "globex".to_string(),
+            name: name.to_string(),
+            url: "https://erp.globex.example/hooks".to_string(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            state,
+            state_reason: None,
+            state_changed_at: None,
+            timeout_ms: None,
+            max_in_flight: None,
+            headers: Vec::new(),
+            description: None,
+            created_at: 0,
+            updated_at: 0,
+        },
+        queue: EndpointQueue::default(),
+        health: None,
+    }
+}
+
+fn subscription(n: usize, pattern: &str) -> Subscription {
+    Subscription {
+        id: id("sub_", n),
+        endpoint_id: id("ep_", 1),
+        endpoint_name: "orders".to_string(),
+        tenant_id: id("ten_", 1),
+        pattern: pattern.to_string(),
+        description: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+fn detail(d: Delivery) -> DeliveryDetail {
+    DeliveryDetail {
+        event: Event {
+            id: d.event_id.clone(),
+            tenant_id: Some(d.tenant_id.clone()),
+            topic: d.topic.clone(),
+            payload: r#"{"order":"ord_7003"}"#.to_string(),
+            idempotency_key: None,
+            created_at: d.created_at,
+        },
+        delivery: d,
+        attempts: Vec::new(),
+    }
+}
+
+/// Answers the load the top screen waits for.
+fn answer(app: &mut App, loaded: Loaded) -> Vec<Command> {
+    let token = *app
+        .pending
+        .get(&Slot::Top)
+        .expect("the top screen waits for a load");
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(loaded),
+    })
+}
+
+fn rows_loaded(rows: Vec<Delivery>, older: Option<Cursor>) -> Loaded {
+    Loaded::Deliveries {
+        rows,
+        older,
+        newer: None,
+        how: ListLoad::Replace,
+    }
+}
+
+fn app_with(read_only: bool) -> App {
+    let mut app = App::new("test.db".to_string(), read_only, SIZE);
+    app.start();
+    app
+}
+
+/// The deliveries view with `count` dead deliveries loaded.
+fn on_deliveries(count: usize, read_only: bool) -> App {
+    let mut app = app_with(read_only);
+    key(&mut app, KeyCode::Char('2'));
+    answer(&mut app, rows_loaded(deliveries(count), None));
+    app
+}
+
+fn on_endpoints(rows: Vec<EndpointRow>, read_only: bool) -> App {
+    let mut app = app_with(read_only);
+    key(&mut app, KeyCode::Char('3'));
+    answer(&mut app, Loaded::Endpoints(rows));
+    app
+}
+
+fn on_subscriptions(read_only: bool) -> App {
+    let mut app = app_with(read_only);
+    key(&mut app, KeyCode::Char('4'));
+    answer(
+        &mut app,
+        Loaded::Subscriptions(vec![
+            subscription(1, "order.*"),
+            subscription(2, "invoice.*"),
+        ]),
+    );
+    app
+}
+
+fn on_detail(read_only: bool) -> App {
+    let mut app = on_deliveries(3, read_only);
+    key(&mut app, KeyCode::Enter);
+    answer(
+        &mut app,
+        Loaded::Detail(Box::new(detail(delivery(0, DeliveryState::Dead)))),
+    );
+    app
+}
+
+fn deliveries_screen(app: &App) -> &DeliveriesScreen {
+    match app.top() {
+        Screen::Deliveries(s) => s,
+        other => panic!("expected the deliveries view, got {:?}", other.kind()),
+    }
+}
+
+fn selected(app: &App) -> usize {
+    deliveries_screen(app).rows.selected
+}
+
+fn loads(commands: &[Command]) -> Vec<&Load> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Load { load, .. } => Some(load),
+            Command::Act(_) => None,
+        })
+        .collect()
+}
+
+fn acts(commands: &[Command]) -> Vec<&Act> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Act(act) => Some(act),
+            Command::Load { .. } => None,
+        })
+        .collect()
+}
+
+fn confirm(app: &App) -> &Confirm {
+    match &app.mode {
+        Mode::Confirm(confirm) => confirm,
+        other => panic!("expected a confirmation, got {other:?}"),
+    }
+}
+
+fn flash_text(app: &App) -> &str {
+    app.flash.as_ref().map_or("", |f| f.text.as_str())
+}
+
+/// The screen as text, drawn by the real renderer.
+fn screen(app: &App) -> String {
+    let mut terminal =
+        Terminal::new(TestBackend::new(app.size.0, app.size.1)).expect("a test terminal");
+    terminal
+        .draw(|frame| crate::console::views::render(app, Theme::new(false), frame))
+        .expect("draw");
+    let buffer = terminal.backend().buffer();
+    (0..buffer.area.height)
+        .map(|y| {
+            (0..buffer.area.width)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// --- navigation -------------------------------------------------------------
+
+#[test]
+fn j_k_g_capital_g_and_paging_move_within_the_loaded_rows() {
+    let mut app = on_deliveries(50, false);
+    assert_eq!(app.body_rows(), 34);
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Down);
+    assert_eq!(selected(&app), 2);
+    key(&mut app, KeyCode::Char('k'));
+    assert_eq!(selected(&app), 1);
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Up);
+    assert_eq!(selected(&app), 0, "k at the top stays there");
+    let commands = key(&mut app, KeyCode::Char('G'));
+    assert_eq!(selected(&app), 49);
+    assert!(loads(&commands).is_empty(), "the end is already loaded");
+    assert_eq!(
+        deliveries_screen(&app).rows.offset,
+        16,
+        "the last row is on screen"
+    );
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(selected(&app), 0);
+    assert_eq!(deliveries_screen(&app).rows.offset, 0);
+    key(&mut app, KeyCode::PageDown);
+    assert_eq!(selected(&app), 34);
+    key(&mut app, KeyCode::PageDown);
+    assert_eq!(selected(&app), 49, "paging stops at the last row");
+    key(&mut app, KeyCode::PageUp);
+    assert_eq!(selected(&app), 15);
+    ctrl(&mut app, 'f');
+    assert_eq!(selected(&app), 49, "ctrl-f pages down too");
+    ctrl(&mut app, 'b');
+    assert_eq!(selected(&app), 15);
+}
+
+#[test]
+fn moving_on_an_empty_list_is_harmless() {
+    let mut app = on_deliveries(0, false);
+    for code in [
+        KeyCode::Char('j'),
+        KeyCode::Char('k'),
+        KeyCode::Char('G'),
+        KeyCode::Char('g'),
+        KeyCode::PageDown,
+        KeyCode::Enter,
+        KeyCode::Char(' '),
+        KeyCode::Char('r'),
+    ] {
+        let commands = key(&mut app, code);
+        assert!(acts(&commands).is_empty());
+    }
+    assert_eq!(selected(&app), 0);
+    assert_eq!(app.stack.len(), 1);
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn capital_g_loads_the_oldest_page_when_more_exist() {
+    let mut app = app_with(false);
+    key(&mut app, KeyCode::Char('2'));
+    let cursor = Cursor {
+        created_at: 5,
+        id: id("dlv_", 99),
+    };
+    answer(&mut app, rows_loaded(deliveries(100), Some(cursor)));
+    let commands = key(&mut app, KeyCode::Char('G'));
+    assert!(matches!(
+        loads(&commands).as_slice(),
+        [Load::Deliveries {
+            how: ListLoad::Tail,
+            cursor: None,
+            ..
+        }]
+    ));
+    assert!(
+        !deliveries_screen(&app).follow,
+        "at the far end the list no longer follows"
+    );
+}
+
+#[test]
+fn paging_near_the_end_of_the_loaded_rows_loads_older_ones() {
+    let mut app = app_with(false);
+    key(&mut app, KeyCode::Char('2'));
+    let cursor = Cursor {
+        created_at: 5,
+        id: id("dlv_", 99),
+    };
+    answer(&mut app, rows_loaded(deliveries(100), Some(cursor.clone())));
+    let first = key(&mut app, KeyCode::PageDown);
+    assert!(loads(&first).is_empty(), "plenty of rows below");
+    let second = key(&mut app, KeyCode::PageDown);
+    assert!(matches!(
+        loads(&second).as_slice(),
+        [Load::Deliveries { how: ListLoad::Older, cursor: Some(c), .. }] if *c == cursor
+    ));
+}
+
+#[test]
+fn number_keys_jump_to_the_top_level_views() {
+    let mut app = app_with(false);
+    for (c, view) in [
+        ('2', ViewKind::Deliveries),
+        ('3', ViewKind::Endpoints),
+        ('4', ViewKind::Subscriptions),
+        ('5', ViewKind::Audit),
+        ('1', ViewKind::Overview),
+    ] {
+        let commands = key(&mut app, KeyCode::Char(c));
+        assert_eq!(app.view(), view);
+        assert_eq!(app.stack.len(), 1, "a top-level view replaces the stack");
+        let view_loads = loads(&commands)
+            .into_iter()
+            .filter(|l| **l != Load::Header)
+            .count();
+        assert_eq!(view_loads, 1, "{view:?}: its data loads: {commands:?}");
+    }
+}
+
+// --- drilling in and backing out -------------------------------------------
+
+#[test]
+fn enter_opens_the_selected_delivery_and_esc_goes_back_to_the_same_row() {
+    let mut app = on_deliveries(5, false);
+    key(&mut app, KeyCode::Char('j'));
+    let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(app.view(), ViewKind::Detail);
+    assert_eq!(loads(&commands), vec![&Load::Detail { id: id("dlv_", 1) }]);
+    assert_eq!(app.top().crumb(), id("dlv_", 1));
+    let commands = key(&mut app, KeyCode::Esc);
+    assert!(acts(&commands).is_empty());
+    assert_eq!(app.view(), ViewKind::Deliveries);
+    assert_eq!(selected(&app), 1, "back where the operator was");
+}
+
+#[test]
+fn enter_on_an_endpoint_lists_its_deliveries() {
+    let mut app = on_endpoints(
+        vec![
+            endpoint(1, "orders", EndpointState::Active),
+            endpoint(2, "billing", EndpointState::Active),
+        ],
+        false,
+    );
+    key(&mut app, KeyCode::Char('j'));
+    let commands = key(&mut app, KeyCode::Enter);
+    let screen = deliveries_screen(&app);
+    assert_eq!(screen.query.filter.endpoint_id, Some(id("ep_", 2)));
+    assert_eq!(app.top().crumb(), "Deliveries (globex/billing)");
+    assert!(loads(&commands).iter().any(|l| matches!(
+        l,
+        Load::Deliveries { query, .. } if query.filter.endpoint_id == Some(id("ep_", 2))
+    )));
+}
+
+#[test]
+fn esc_only_ever_goes_back_or_cancels() {
+    let mut cases: Vec<(&str, App)> = Vec::new();
+    cases.push(("overview at the bottom of the stack", app_with(false)));
+    cases.push(("deliveries", on_deliveries(3, false)));
+    cases.push(("detail", on_detail(false)));
+    let mut help = on_deliveries(3, false);
+    key(&mut help, KeyCode::Char('?'));
+    cases.push(("help", help));
+    let mut filter = on_deliveries(3, false);
+    key(&mut filter, KeyCode::Char('/'));
+    type_text(&mut filter, "state:dead");
+    cases.push(("typing a filter", filter));
+    let mut cmd = on_deliveries(3, false);
+    key(&mut cmd, KeyCode::Char(':'));
+    type_text(&mut cmd, "q");
+    cases.push(("typing a command", cmd));
+    let mut confirm = on_deliveries(3, false);
+    key(&mut confirm, KeyCode::Char('r'));
+    key(&mut confirm, KeyCode::Tab);
+    cases.push(("a confirmation with Retry focused", confirm));
+    let mut form = on_subscriptions(false);
+    key(&mut form, KeyCode::Char('e'));
+    type_text(&mut form, ".changed");
+    cases.push(("an edit form with changes", form));
+    let mut marked = on_deliveries(3, false);
+    key(&mut marked, KeyCode::Char(' '));
+    cases.push(("marked rows", marked));
+    for (what, mut app) in cases {
+        let depth = app.stack.len();
+        let commands = key(&mut app, KeyCode::Esc);
+        assert!(acts(&commands).is_empty(), "{what}: esc changed data");
+        assert!(!app.quit, "{what}: esc quit");
+        assert_eq!(app.mode, Mode::Normal, "{what}: esc leaves the mode");
+        assert!(app.stack.len() <= depth, "{what}: esc went somewhere new");
+    }
+}
+
+#[test]
+fn esc_at_the_bottom_clears_marks_and_then_does_nothing() {
+    let mut app = on_deliveries(3, false);
+    key(&mut app, KeyCode::Char(' '));
+    assert_eq!(deliveries_screen(&app).marked.len(), 1);
+    key(&mut app, KeyCode::Esc);
+    assert!(deliveries_screen(&app).marked.is_empty());
+    let commands = key(&mut app, KeyCode::Esc);
+    assert!(commands.is_empty());
+    assert_eq!(app.view(), ViewKind::Deliveries);
+}
+
+// --- filter and command mode -----------------------------------------------
+
+#[test]
+fn slash_filters_by_state_tenant_endpoint_and_topic() {
+    let mut app = on_deliveries(3, false);
+    key(&mut app, KeyCode::Char('/'));
+    assert!(matches!(app.mode, Mode::Filter(_)));
+    type_text(
+        &mut app,
+        "state:dead,scheduled tenant:globex endpoint:orders topic:order.created",
+    );
+    let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    let query = &deliveries_screen(&app).query;
+    assert_eq!(
+        query.filter.states,
+        vec![DeliveryState::Dead, DeliveryState::Scheduled]
+    );
+    assert_eq!(query.tenant_name.as_deref(), Some("globex"));
+    assert_eq!(query.endpoint_name.as_deref(), Some("orders"));
+    assert_eq!(query.filter.topic.as_deref(), Some("order.created"));
+    assert!(query.text.is_none());
+    assert!(loads(&commands).iter().any(
+        |l| matches!(l, Load::Deliveries { query: q, how: ListLoad::Replace, .. } if q == query)
+    ));
+    assert!(
+        deliveries_screen(&app).rows.items.is_empty(),
+        "old rows are dropped"
+    );
+    assert!(app.top().crumb().contains("state:dead,scheduled"));
+}
+
+#[test]
+fn slash_with_free_words_searches_payloads() {
+    let mut app = on_deliveries(3, false);
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "state:dead ord_7003");
+    let commands = key(&mut app, KeyCode::Enter);
+    let screen = deliveries_screen(&app);
+    assert_eq!(screen.query.text.as_deref(), Some("ord_7003"));
+    assert!(!screen.follow, "a search does not follow");
+    assert!(
+        loads(&commands)
+            .iter()
+            .any(|l| matches!(l, Load::Search { after: None, .. }))
+    );
+}
+
+#[test]
+fn a_bad_filter_says_why_and_changes_nothing() {
+    let mut app = on_deliveries(3, false);
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "state:bogus");
+    let commands = key(&mut app, KeyCode::Enter);
+    assert!(commands.is_empty());
+    assert!(flash_text(&app).contains("bogus"), "{}", flash_text(&app));
+    assert!(app.flash.as_ref().is_some_and(|f| f.error));
+    assert_eq!(
+        deliveries_screen(&app).rows.items.len(),
+        3,
+        "the list stays"
+    );
+    assert!(deliveries_screen(&app).query.filter.states.is_empty());
+}
+
+#[test]
+fn slash_elsewhere_filters_the_deliveries() {
+    let mut app = app_with(false);
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "state:dead");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.view(), ViewKind::Deliveries);
+    assert_eq!(
+        deliveries_screen(&app).query.filter.states,
+        vec![DeliveryState::Dead]
+    );
+}
+
+#[test]
+fn slash_on_endpoints_filters_by_name() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "ORD");
+    let commands = key(&mut app, KeyCode::Enter);
+    assert!(loads(&commands).iter().any(|l| matches!(
+        l,
+        Load::Endpoints { filter: Some(words), .. } if words == "ord"
+    )));
+}
+
+#[test]
+fn colon_id_jumps_to_an_event_or_a_delivery() {
+    let mut app = app_with(false);
+    let event = format!("msg_{ULID}");
+    let commands = command(&mut app, &format!("id {event}"));
+    assert_eq!(app.view(), ViewKind::Deliveries);
+    assert_eq!(
+        deliveries_screen(&app).query.filter.event_id.as_deref(),
+        Some(event.as_str())
+    );
+    assert_eq!(app.top().crumb(), format!("Deliveries (event {event})"));
+    assert!(
+        loads(&commands)
+            .iter()
+            .any(|l| matches!(l, Load::Deliveries { query, .. } if query.filter.event_id.as_deref() == Some(event.as_str())))
+    );
+
+    let delivery = format!("dlv_{ULID}");
+    let commands = command(&mut app, &format!("id {delivery}"));
+    assert_eq!(app.view(), ViewKind::Detail);
+    assert_eq!(app.stack.len(), 2, "esc leads back to the deliveries");
+    assert!(loads(&commands).contains(&&Load::Detail {
+        id: delivery.clone()
+    }));
+
+    // A bare id works as a command too.
+    command(&mut app, &event);
+    assert_eq!(app.view(), ViewKind::Deliveries);
+}
+
+#[test]
+fn colon_id_with_something_else_says_what_it_expects() {
+    let mut app = on_deliveries(3, false);
+    let commands = command(&mut app, "id 12345");
+    assert!(commands.is_empty());
+    assert!(flash_text(&app).contains("msg_"), "{}", flash_text(&app));
+    assert_eq!(app.view(), ViewKind::Deliveries);
+    assert_eq!(deliveries_screen(&app).rows.items.len(), 3);
+}
+
+#[test]
+fn colon_commands_switch_views_and_filters() {
+    let mut app = app_with(false);
+    let commands = command(&mut app, "endpoints");
+    assert_eq!(app.view(), ViewKind::Endpoints);
+    assert!(
+        loads(&commands)
+            .iter()
+            .any(|l| matches!(l, Load::Endpoints { .. }))
+    );
+    command(&mut app, "failed");
+    assert_eq!(
+        deliveries_screen(&app).query.filter.states,
+        vec![DeliveryState::Dead]
+    );
+    command(&mut app, "ep orders");
+    assert_eq!(
+        deliveries_screen(&app).query.endpoint_name.as_deref(),
+        Some("orders")
+    );
+    for (line, view) in [
+        ("subs", ViewKind::Subscriptions),
+        ("audit", ViewKind::Audit),
+        ("deliveries", ViewKind::Deliveries),
+        ("overview", ViewKind::Overview),
+        ("help", ViewKind::Help),
+    ] {
+        command(&mut app, line);
+        assert_eq!(app.view(), view, ":{line}");
+    }
+    command(&mut app, "tenant acme");
+    assert_eq!(app.tenant.as_deref(), Some("acme"));
+    command(&mut app, "tenant all");
+    assert_eq!(app.tenant, None);
+    let commands = command(&mut app, "bogus");
+    assert!(commands.is_empty());
+    assert!(flash_text(&app).contains("unknown command :bogus"));
+    assert!(!app.quit);
+    command(&mut app, "q");
+    assert!(app.quit);
+}
+
+#[test]
+fn the_tenant_filter_scopes_every_list_load() {
+    let mut app = app_with(false);
+    command(&mut app, "tenant acme");
+    let commands = key(&mut app, KeyCode::Char('2'));
+    assert!(
+        loads(&commands)
+            .iter()
+            .any(|l| matches!(l, Load::Deliveries { query, .. } if query.tenant_name.as_deref() == Some("acme")))
+    );
+    let commands = key(&mut app, KeyCode::Char('3'));
+    assert!(
+        loads(&commands)
+            .iter()
+            .any(|l| matches!(l, Load::Endpoints { tenant: Some(t), .. } if t == "acme"))
+    );
+}
+
+#[test]
+fn esc_leaves_filter_and_command_mode_without_applying() {
+    let mut app = on_deliveries(3, false);
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "state:dead");
+    key(&mut app, KeyCode::Esc);
+    assert!(deliveries_screen(&app).query.filter.states.is_empty());
+    key(&mut app, KeyCode::Char(':'));
+    type_text(&mut app, "q");
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.quit);
+}
+
+// --- help -------------------------------------------------------------------
+
+#[test]
+fn question_mark_shows_the_keys_of_the_current_view() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    let commands = key(&mut app, KeyCode::Char('?'));
+    assert!(commands.is_empty(), "help needs no data");
+    assert!(matches!(app.top(), Screen::Help(h) if h.view == ViewKind::Endpoints));
+    key(&mut app, KeyCode::Char('?'));
+    assert_eq!(app.stack.len(), 2, "? on help does not stack another");
+    let text = screen(&app);
+    assert!(text.contains("Keys in Endpoints"));
+    assert!(text.contains("pause the endpoint"));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.view(), ViewKind::Endpoints);
+}
+
+// --- marks, retry and confirmations ----------------------------------------
+
+#[test]
+fn space_marks_and_unmarks_rows_moving_down() {
+    let mut app = on_deliveries(5, false);
+    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Char(' '));
+    assert_eq!(selected(&app), 2);
+    key(&mut app, KeyCode::Char('k'));
+    key(&mut app, KeyCode::Char(' '));
+    let marked: Vec<String> = deliveries_screen(&app).marked.iter().cloned().collect();
+    assert_eq!(marked, vec![id("dlv_", 0)]);
+    assert!(screen(&app).contains("1 marked"));
+}
+
+#[test]
+fn r_asks_first_naming_the_target_and_count_with_cancel_focused() {
+    let mut app = on_deliveries(3, false);
+    key(&mut app, KeyCode::Char('j'));
+    let commands = key(&mut app, KeyCode::Char('r'));
+    assert!(commands.is_empty(), "nothing is sent before the answer");
+    let question = &confirm(&app).question;
+    assert!(question.contains("Retry 1 delivery"), "{question}");
+    assert!(question.contains("globex/orders"), "{question}");
+    assert!(question.contains("dead after 3 attempts"), "{question}");
+    assert!(!confirm(&app).confirm_focused, "Cancel has the focus");
+    assert!(screen(&app).contains("[ Cancel ]"));
+
+    // Enter on Cancel cancels.
+    let commands = key(&mut app, KeyCode::Enter);
+    assert!(commands.is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(flash_text(&app).contains("cancelled"));
+
+    // Other keys neither answer nor leak to the list underneath.
+    key(&mut app, KeyCode::Char('r'));
+    for c in ['j', 'y', 'p', 'r', ' '] {
+        assert!(key(&mut app, KeyCode::Char(c)).is_empty());
+    }
+    assert_eq!(selected(&app), 1);
+    assert!(matches!(app.mode, Mode::Confirm(_)));
+
+    // Tab to Retry, Enter: the retry is sent.
+    key(&mut app, KeyCode::Tab);
+    assert!(confirm(&app).confirm_focused);
+    assert!(screen(&app).contains("[ Retry ]"));
+    let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(acts(&commands), vec![&Act::Retry(vec![id("dlv_", 1)])]);
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn r_on_marked_rows_asks_about_all_of_them() {
+    let mut app = on_deliveries(5, false);
+    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Char('r'));
+    let confirm = confirm(&app).clone();
+    assert!(
+        confirm
+            .question
+            .starts_with("Retry 3 marked deliveries to globex/orders?"),
+        "{}",
+        confirm.question
+    );
+    assert_eq!(
+        confirm.act,
+        Act::Retry(vec![id("dlv_", 0), id("dlv_", 1), id("dlv_", 2)])
+    );
+    key(&mut app, KeyCode::Right);
+    let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(acts(&commands).len(), 1);
+    let done = app.update(Msg::Acted(Acted::Done("retried 3 of 3 deliveries".into())));
+    assert!(
+        deliveries_screen(&app).marked.is_empty(),
+        "marks go after the action"
+    );
+    assert!(!loads(&done).is_empty(), "the list reloads");
+}
+
+#[test]
+fn r_in_the_detail_view_names_the_delivery_endpoint() {
+    let mut app = on_detail(false);
+    key(&mut app, KeyCode::Char('r'));
+    let confirm = confirm(&app);
+    assert!(
+        confirm.question.contains("globex/orders"),
+        "{}",
+        confirm.question
+    );
+    assert_eq!(confirm.act, Act::Retry(vec![id("dlv_", 0)]));
+}
+
+#[test]
+fn capital_r_counts_the_dead_then_asks_with_the_count() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    let commands = key(&mut app, KeyCode::Char('R'));
+    let (token, load) = match commands.as_slice() {
+        [Command::Load { token, load }] => (*token, load.clone()),
+        other => panic!("expected one count, got {other:?}"),
+    };
+    assert_eq!(
+        load,
+        Load::DeadCount {
+            endpoint_id: id("ep_", 1),
+            label: "globex/orders".into()
+        }
+    );
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::DeadCount {
+            endpoint_id: id("ep_", 1),
+            label: "globex/orders".into(),
+            count: 1204,
+        }),
+    });
+    let confirm = confirm(&app);
+    assert_eq!(
+        confirm.question,
+        "Retry 1,204 dead deliveries to globex/orders?"
+    );
+    assert!(!confirm.confirm_focused);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+
+    // Nothing dead: no question.
+    let commands = key(&mut app, KeyCode::Char('R'));
+    let token = match commands.as_slice() {
+        [Command::Load { token, .. }] => *token,
+        other => panic!("expected one count, got {other:?}"),
+    };
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::DeadCount {
+            endpoint_id: id("ep_", 1),
+            label: "globex/orders".into(),
+            count: 0,
+        }),
+    });
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(flash_text(&app).contains("no dead deliveries"));
+}
+
+#[test]
+fn a_long_action_shows_its_progress_until_it_ends() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    app.update(Msg::Progress {
+        label: "retrying dead deliveries to globex/orders".into(),
+        done: 1000,
+        total: 4000,
+    });
+    assert!(screen(&app).contains("1,000 / 4,000 (25%)"));
+    key(&mut app, KeyCode::Char('j'));
+    assert!(app.progress.is_some(), "keys still work while it runs");
+    app.update(Msg::Acted(Acted::Done("retried 4,000".into())));
+    assert!(app.progress.is_none());
+}
+
+#[test]
+fn p_pauses_an_active_endpoint_and_resumes_a_paused_one() {
+    let mut app = on_endpoints(
+        vec![
+            endpoint(1, "orders", EndpointState::Active),
+            endpoint(2, "billing", EndpointState::Paused),
+            endpoint(3, "crm", EndpointState::Disabled),
+        ],
+        false,
+    );
+    let commands = key(&mut app, KeyCode::Char('p'));
+    assert_eq!(acts(&commands), vec![&Act::Pause(id("ep_", 1))]);
+    key(&mut app, KeyCode::Char('j'));
+    let commands = key(&mut app, KeyCode::Char('p'));
+    assert_eq!(acts(&commands), vec![&Act::Resume(id("ep_", 2))]);
+    key(&mut app, KeyCode::Char('j'));
+    let commands = key(&mut app, KeyCode::Char('p'));
+    assert_eq!(acts(&commands), vec![&Act::Resume(id("ep_", 3))]);
+}
+
+#[test]
+fn p_outside_the_endpoints_view_does_nothing() {
+    let mut app = on_deliveries(3, false);
+    assert!(key(&mut app, KeyCode::Char('p')).is_empty());
+    assert!(app.flash.is_none());
+}
+
+// --- forms ------------------------------------------------------------------
+
+#[test]
+fn a_bad_pattern_is_refused_inline_and_nothing_is_sent() {
+    let mut app = on_subscriptions(false);
+    key(&mut app, KeyCode::Char('e'));
+    ctrl(&mut app, 'u');
+    type_text(&mut app, "order..created");
+    let commands = key(&mut app, KeyCode::Enter);
+    assert!(commands.is_empty(), "a bad pattern is never sent");
+    let Mode::Form(form) = &app.mode else {
+        panic!("the form stays open");
+    };
+    let error = form.fields[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("empty segment"), "{error}");
+    assert!(screen(&app).contains("✗ empty segment"));
+
+    // Typing clears the error; a good pattern is sent.
+    ctrl(&mut app, 'u');
+    type_text(&mut app, "order.updated");
+    let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        acts(&commands),
+        vec![&Act::EditSubscription {
+            id: id("sub_", 1),
+            pattern: "order.updated".into(),
+            description: String::new(),
+        }]
+    );
+    // Keys while it is being saved are ignored.
+    assert!(key(&mut app, KeyCode::Char('x')).is_empty());
+
+    // The store can still refuse it: the reason lands on the field.
+    app.update(Msg::Acted(Acted::Refused {
+        field: "topic".into(),
+        reason: "already subscribed".into(),
+    }));
+    let Mode::Form(form) = &app.mode else {
+        panic!("the form stays open after a refusal");
+    };
+    assert!(!form.submitting);
+    assert_eq!(form.fields[0].error.as_deref(), Some("already subscribed"));
+
+    let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(acts(&commands).len(), 1);
+    app.update(Msg::Acted(Acted::Done(
+        "orders now receives order.updated".into(),
+    )));
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(flash_text(&app).contains("now receives"));
+}
+
+#[test]
+fn a_bad_url_is_refused_inline() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    key(&mut app, KeyCode::Char('e'));
+    ctrl(&mut app, 'u');
+    type_text(&mut app, "ftp://erp.globex.example/hooks");
+    key(&mut app, KeyCode::Tab);
+    type_text(&mut app, "soon");
+    let commands = key(&mut app, KeyCode::Enter);
+    assert!(commands.is_empty());
+    let Mode::Form(form) = &app.mode else {
+        panic!("the form stays open");
+    };
+    let url = form.fields[0].error.as_deref().unwrap_or_default();
+    assert!(url.contains("not an HTTP(S) URL"), "{url}");
+    assert!(form.fields[1].error.is_some(), "the timeout is checked too");
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(flash_text(&app).contains("nothing was saved"));
+}
+
+#[test]
+fn n_opens_a_new_subscription_for_the_endpoint_shown() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    key(&mut app, KeyCode::Char('s'));
+    assert!(
+        matches!(app.top(), Screen::Subscriptions(s) if s.endpoint.as_ref().map(|e| e.0.clone()) == Some(id("ep_", 1)))
+    );
+    answer(&mut app, Loaded::Subscriptions(Vec::new()));
+    key(&mut app, KeyCode::Char('n'));
+    let Mode::Form(form) = &app.mode else {
+        panic!("n opens a form");
+    };
+    assert_eq!(form.fields[0].input.text(), id("ep_", 1));
+    assert_eq!(
+        form.focus, 1,
+        "the endpoint is filled in: the pattern is next"
+    );
+    type_text(&mut app, "order.*");
+    let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        acts(&commands),
+        vec![&Act::NewSubscription {
+            endpoint: id("ep_", 1),
+            pattern: "order.*".into(),
+            description: String::new(),
+        }]
+    );
+}
+
+#[test]
+fn d_asks_before_deleting_a_subscription() {
+    let mut app = on_subscriptions(false);
+    let commands = key(&mut app, KeyCode::Char('d'));
+    assert!(commands.is_empty());
+    let confirm = confirm(&app);
+    assert!(
+        confirm.question.contains("orders to order.*"),
+        "{}",
+        confirm.question
+    );
+    assert_eq!(confirm.act, Act::DeleteSubscription(id("sub_", 1)));
+    assert!(!confirm.confirm_focused);
+}
+
+// --- read-only --------------------------------------------------------------
+
+/// An app on `view` with rows to act on.
+fn on_view(view: ViewKind, read_only: bool) -> App {
+    match view {
+        ViewKind::Deliveries => on_deliveries(3, read_only),
+        ViewKind::Detail => on_detail(read_only),
+        ViewKind::Endpoints => on_endpoints(
+            vec![endpoint(1, "orders", EndpointState::Active)],
+            read_only,
+        ),
+        ViewKind::Subscriptions => on_subscriptions(read_only),
+        other => panic!("no mutating keys expected in {other:?}"),
+    }
+}
+
+fn binding_key(k: keymap::Key) -> KeyEvent {
+    match k {
+        keymap::Key::Char(c) => KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
+        keymap::Key::Code(code) => KeyEvent::new(code, KeyModifiers::NONE),
+        keymap::Key::Ctrl(c) => KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL),
+    }
+}
+
+#[test]
+fn read_only_refuses_every_mutating_key_and_says_why() {
+    let mut checked = 0;
+    for binding in KEYMAP.iter().filter(|b| b.mutating) {
+        let Scope::Views(views) = binding.scope else {
+            panic!(
+                "a mutating key should belong to views: {:?}",
+                binding.action
+            );
+        };
+        for &view in views {
+            for &k in binding.keys {
+                // Writable: the key does something (opens a question or a
+                // form, or sends an action or a count), so the check below can fail.
+                let mut writable = on_view(view, false);
+                let commands = writable.update(Msg::Key(binding_key(k)));
+                assert!(
+                    !commands.is_empty() || writable.mode != Mode::Normal,
+                    "{:?} in {view:?} does nothing even when writable",
+                    binding.action
+                );
+
+                let mut app = on_view(view, true);
+                let before = app.stack.len();
+                let commands = app.update(Msg::Key(binding_key(k)));
+                assert!(
+                    commands.is_empty(),
+                    "{:?} in {view:?} sent {commands:?}",
+                    binding.action
+                );
+                assert_eq!(app.mode, Mode::Normal);
+                assert_eq!(app.stack.len(), before);
+                let flash = flash_text(&app);
+                assert!(flash.starts_with("read-only:"), "{flash}");
+                assert!(
+                    screen(&app).contains("read-only:"),
+                    "the refusal is on screen"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 9, "only {checked} mutating keys checked");
+}
+
+#[test]
+fn read_only_hides_mutating_keys_from_the_hint_bar_and_help() {
+    for view in [
+        ViewKind::Deliveries,
+        ViewKind::Detail,
+        ViewKind::Endpoints,
+        ViewKind::Subscriptions,
+    ] {
+        let mutating: Vec<&keymap::Binding> = KEYMAP
+            .iter()
+            .filter(|b| b.mutating && matches!(b.scope, Scope::Views(v) if v.contains(&view)))
+            .collect();
+        let mut writable = on_view(view, false);
+        let mut app = on_view(view, true);
+        let hints = |app: &App| {
+            let text = screen(app);
+            text.lines().last().unwrap_or_default().to_string()
+        };
+        let (shown, hidden) = (hints(&writable), hints(&app));
+        assert!(screen(&app).contains("READ-ONLY"));
+        for binding in &mutating {
+            if let Some(hint) = binding.hint {
+                let label = format!("<{}> {hint}", binding.keys[0].label());
+                assert!(
+                    shown.contains(&label),
+                    "{view:?}: writable hint bar lacks {label}: {shown}"
+                );
+                assert!(
+                    !hidden.contains(&label),
+                    "{view:?}: read-only shows {label}"
+                );
+            }
+        }
+        key(&mut writable, KeyCode::Char('?'));
+        key(&mut app, KeyCode::Char('?'));
+        let (full, limited) = (screen(&writable), screen(&app));
+        for binding in &mutating {
+            assert!(
+                full.contains(binding.help),
+                "{view:?}: help lacks {:?}",
+                binding.help
+            );
+            assert!(
+                !limited.contains(binding.help),
+                "{view:?}: read-only help shows {:?}",
+                binding.help
+            );
+        }
+        assert!(limited.contains("Read-only: keys that change anything are disabled."));
+    }
+}
+
+// --- follow and freeze ------------------------------------------------------
+
+#[test]
+fn f_freezes_the_list_and_follows_again() {
+    let mut app = on_deliveries(3, false);
+    assert!(
+        deliveries_screen(&app).follow,
+        "the deliveries view follows"
+    );
+    key(&mut app, KeyCode::Char('f'));
+    assert!(!deliveries_screen(&app).follow);
+    assert!(flash_text(&app).contains("frozen"));
+    assert!(screen(&app).contains("frozen"));
+    // Any load still on its way lands; then a refresh leaves the list alone.
+    if app.pending.contains_key(&Slot::Top) {
+        answer(&mut app, rows_loaded(deliveries(3), None));
+    }
+    app.pending.remove(&Slot::Header);
+    let commands = app.update(Msg::Refresh);
+    assert!(
+        !loads(&commands)
+            .iter()
+            .any(|l| matches!(l, Load::Deliveries { .. })),
+        "a frozen list is not reloaded: {commands:?}"
+    );
+    let commands = key(&mut app, KeyCode::Char('f'));
+    assert!(deliveries_screen(&app).follow);
+    assert!(flash_text(&app).contains("following"));
+    assert!(
+        loads(&commands).iter().any(|l| matches!(
+            l,
+            Load::Deliveries {
+                cursor: None,
+                how: ListLoad::Replace,
+                ..
+            }
+        )),
+        "following reloads the newest rows"
+    );
+}
+
+#[test]
+fn following_keeps_the_cursor_on_the_same_delivery_as_new_rows_arrive() {
+    let mut app = on_deliveries(3, false);
+    key(&mut app, KeyCode::Char('j'));
+    let commands = app.update(Msg::Refresh);
+    assert!(
+        loads(&commands)
+            .iter()
+            .any(|l| matches!(l, Load::Deliveries { .. }))
+    );
+    let mut newer = vec![delivery(100, DeliveryState::Pending)];
+    newer.extend(deliveries(3));
+    answer(&mut app, rows_loaded(newer, None));
+    let screen = deliveries_screen(&app);
+    assert_eq!(
+        screen.rows.items[0].id,
+        id("dlv_", 100),
+        "new rows at the top"
+    );
+    assert_eq!(
+        screen.rows.selected_item().map(|d| d.id.clone()),
+        Some(id("dlv_", 1))
+    );
+}
+
+// --- loads and the database -------------------------------------------------
+
+#[test]
+fn a_load_for_a_screen_that_is_gone_is_ignored() {
+    let mut app = app_with(false);
+    key(&mut app, KeyCode::Char('2'));
+    let stale = *app.pending.get(&Slot::Top).expect("deliveries load");
+    key(&mut app, KeyCode::Char('3'));
+    app.update(Msg::Loaded {
+        token: stale,
+        result: Ok(rows_loaded(deliveries(3), None)),
+    });
+    assert_eq!(app.view(), ViewKind::Endpoints);
+    assert!(matches!(app.top(), Screen::Endpoints(s) if !s.rows.loaded));
+}
+
+#[test]
+fn an_unreachable_database_is_shown_until_a_load_succeeds() {
+    let mut app = app_with(false);
+    key(&mut app, KeyCode::Char('2'));
+    let token = *app.pending.get(&Slot::Top).expect("deliveries load");
+    app.update(Msg::Loaded {
+        token,
+        result: Err("database is locked".into()),
+    });
+    assert_eq!(app.db_error.as_deref(), Some("database is locked"));
+    assert!(screen(&app).contains("database unreachable: database is locked (retrying)"));
+    let commands = app.update(Msg::Refresh);
+    assert!(
+        loads(&commands)
+            .iter()
+            .any(|l| matches!(l, Load::Deliveries { .. })),
+        "it tries again"
+    );
+    answer(&mut app, rows_loaded(deliveries(1), None));
+    assert_eq!(app.db_error, None);
+}
+
+#[test]
+fn nothing_changed_means_nothing_to_draw() {
+    let mut app = on_deliveries(3, false);
+    app.dirty = false;
+    let commands = app.update(Msg::Refresh);
+    let token = commands
+        .iter()
+        .find_map(|c| match c {
+            Command::Load {
+                token,
+                load: Load::Deliveries { .. },
+            } => Some(*token),
+            _ => None,
+        })
+        .expect("the followed list reloads");
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(rows_loaded(deliveries(3), None)),
+    });
+    assert!(!app.dirty, "the same rows again: no redraw");
+    app.update(Msg::Refresh);
+    let token = *app.pending.get(&Slot::Top).expect("reload");
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(rows_loaded(deliveries(4), None)),
+    });
+    assert!(app.dirty, "a new row: redraw");
+}
+
+#[test]
+fn q_and_ctrl_c_quit_but_not_while_typing() {
+    let mut app = on_deliveries(3, false);
+    key(&mut app, KeyCode::Char('/'));
+    key(&mut app, KeyCode::Char('q'));
+    assert!(!app.quit, "q is text in the filter");
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('q'));
+    assert!(app.quit);
+    let mut app = on_deliveries(3, false);
+    ctrl(&mut app, 'c');
+    assert!(app.quit);
+}

@@ -1,0 +1,549 @@
+//! The real `hookline console` binary in tmux, on a seeded SQLite database
+//! and on Postgres: an operator's keys go in through `tmux send-keys`, the
+//! screen comes back through `capture-pane`, and the database is checked
+//! for what the keys should (and should not) have changed.
+//!
+//! Each test gets its own tmux server (`tmux -L NAME`, killed on drop) at
+//! 120x40. No dispatcher runs, so the database is quiet: only the console's
+//! actions change it. Waits poll the screen with a bounded timeout; the one
+//! fixed wait is the idle test's 5-second observation window.
+
+mod common;
+mod console_support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Backend, TestDb, hookline_command, stderr};
+use console_support::{Seeded, seed};
+use hookline::model::{DeliveryState, EndpointState, Source, now_millis};
+
+/// How long a screen may take to show what a test waits for (a busy
+/// 2-core machine running a debug build).
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The operator the console runs as: `USER` and `SSH_CLIENT`.
+const OPERATOR: &str = "oncall-ana";
+const OPERATOR_ADDR: &str = "203.0.113.9";
+
+/// `hookline console` in a detached tmux server of its own.
+struct Console {
+    socket: String,
+    dir: tempfile::TempDir,
+}
+
+impl Console {
+    /// Starts the console on `url` with `args`, and waits for its first screen.
+    fn start(url: &str, args: &[&str]) -> Console {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!(
+            "hookline-e2e-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = tempfile::tempdir().expect("a temp dir for the pane's files");
+        let args = args.iter().map(|a| format!(" '{a}'")).collect::<String>();
+        // The wrapper keeps the pane after the console exits, with its exit
+        // code and the terminal's settings (to see raw mode was undone).
+        let script = format!(
+            "env -i PATH=\"$PATH\" HOME=\"$HOME\" TERM=\"$TERM\" HOOKLINE_LOG=warn \
+             USER={OPERATOR} SSH_CLIENT='{OPERATOR_ADDR} 51234 22' \
+             '{bin}' --db '{url}' console{args}; echo \"rc=$?\"; stty -a; sleep 600",
+            bin = env!("CARGO_BIN_EXE_hookline"),
+        );
+        let console = Console { socket, dir };
+        console.tmux(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "c",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &script,
+        ]);
+        console.wait_for("Overview");
+        console
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux (is it installed? .ci/run installs it)");
+        assert!(
+            output.status.success(),
+            "tmux {args:?} failed: {}",
+            stderr(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Sends keys by tmux name (`Enter`, `Escape`, `Tab`, `C-u`, `j`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "c"];
+        args.extend(keys);
+        self.tmux(&args);
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "c", "-l", text]);
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "c"])
+    }
+
+    /// Waits until the screen shows `text`; returns the screen.
+    #[track_caller]
+    fn wait_for(&self, text: &str) -> String {
+        self.wait_until(&format!("{text:?} on screen"), |screen| {
+            screen.contains(text)
+        })
+    }
+
+    #[track_caller]
+    fn wait_until(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + SCREEN_TIMEOUT;
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("waited {SCREEN_TIMEOUT:?} for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the screen has stopped changing (two looks 300 ms apart
+    /// agree), after the first data arrived.
+    fn wait_still(&self) -> String {
+        let deadline = Instant::now() + SCREEN_TIMEOUT;
+        let mut last = self.screen();
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.screen();
+            if now == last {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen kept changing:\n{now}"
+            );
+            last = now;
+        }
+    }
+
+    fn pipe_file(&self) -> PathBuf {
+        self.dir.path().join("pane-output")
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+async fn delivery_state(seeded: &Seeded, id: &str) -> hookline::model::Delivery {
+    seeded
+        .store
+        .get_delivery(id)
+        .await
+        .unwrap_or_else(|e| panic!("get {id}: {e}"))
+        .delivery
+}
+
+/// The newest audit entry.
+async fn last_audit(seeded: &Seeded) -> hookline::model::AuditEntry {
+    let page = seeded
+        .store
+        .list_audit(None, 1)
+        .await
+        .unwrap_or_else(|e| panic!("list audit: {e}"));
+    page.items.into_iter().next().expect("an audit entry")
+}
+
+#[track_caller]
+fn assert_by_the_operator(entry: &hookline::model::AuditEntry, action: &str) {
+    assert_eq!(entry.action, action, "{entry:?}");
+    assert_eq!(entry.actor, OPERATOR, "{entry:?}");
+    assert_eq!(
+        entry.client_addr.as_deref(),
+        Some(OPERATOR_ADDR),
+        "{entry:?}"
+    );
+    assert_eq!(entry.source, Source::Console, "{entry:?}");
+}
+
+/// Waits for the endpoints list filtered to globex/orders (loaded: the
+/// row is there, not just the others gone while it loads).
+fn wait_for_only_orders(console: &Console) {
+    console.wait_until("only globex/orders listed", |s| {
+        s.contains("globex/orders") && !s.contains("acme/billing-prod")
+    });
+}
+
+/// Opens the newest dead delivery from the `:failed` list.
+fn open_newest_dead(console: &Console) {
+    console.keys(&[":"]);
+    console.type_text("failed");
+    console.keys(&["Enter"]);
+    console.wait_for("filter state:dead  3 rows");
+    console.keys(&["Enter"]);
+    console.wait_for("Attempts (3)");
+}
+
+// --- the tests --------------------------------------------------------------
+
+async fn retry_a_dead_delivery(backend: Backend) {
+    let seeded = seed(backend).await;
+    let target = seeded.dead[0].clone();
+    let console = Console::start(&seeded.db.url, &[]);
+    open_newest_dead(&console);
+    console.wait_for(&target);
+
+    // Asked first, Cancel focused: Enter cancels and nothing changes.
+    let before = seeded.db.dump().await;
+    console.keys(&["r"]);
+    let screen = console.wait_for("Retry 1 delivery");
+    assert!(screen.contains("globex/orders"), "{screen}");
+    assert!(screen.contains("[ Cancel ]"), "{screen}");
+    console.keys(&["Enter"]);
+    console.wait_for("cancelled: nothing was changed");
+    assert_eq!(seeded.db.dump().await, before, "a cancelled retry wrote");
+
+    // Tab to Retry, Enter: retried.
+    console.keys(&["r"]);
+    console.wait_for("[ Cancel ]");
+    console.keys(&["Tab"]);
+    console.wait_for("[ Retry ]");
+    console.keys(&["Enter"]);
+    console.wait_for("retried 1 of 1 deliveries");
+    let delivery = delivery_state(&seeded, &target).await;
+    assert_eq!(delivery.state, DeliveryState::Pending);
+    assert_eq!(delivery.attempts, 0, "a retry starts a fresh schedule");
+    assert!(
+        delivery.next_attempt_at <= now_millis(),
+        "due now, not later"
+    );
+    for other in &seeded.dead[1..] {
+        assert_eq!(
+            delivery_state(&seeded, other).await.state,
+            DeliveryState::Dead
+        );
+    }
+    let entry = last_audit(&seeded).await;
+    assert_by_the_operator(&entry, "delivery.retry");
+    assert_eq!(entry.target_ids, vec![target.clone()]);
+    // The screen follows: the delivery shows as pending again.
+    console.wait_for("○ pending  after 0 attempts");
+}
+
+async fn pause_an_endpoint(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &[]);
+    console.keys(&["3"]);
+    console.wait_for("initech/audit-trail");
+    console.keys(&["/"]);
+    console.type_text("orders");
+    console.keys(&["Enter"]);
+    wait_for_only_orders(&console);
+    console.keys(&["p"]);
+    console.wait_for("paused globex/orders");
+    let endpoint = seeded
+        .ops
+        .endpoint("globex/orders")
+        .await
+        .unwrap_or_else(|e| panic!("find globex/orders: {e}"));
+    assert_eq!(endpoint.state, EndpointState::Paused);
+    assert_by_the_operator(&last_audit(&seeded).await, "endpoint.pause");
+    console.wait_for("‖ paused");
+
+    // p again resumes it.
+    console.keys(&["p"]);
+    console.wait_for("resumed globex/orders");
+    let endpoint = seeded
+        .ops
+        .endpoint("globex/orders")
+        .await
+        .unwrap_or_else(|e| panic!("find globex/orders: {e}"));
+    assert_eq!(endpoint.state, EndpointState::Active);
+    assert_by_the_operator(&last_audit(&seeded).await, "endpoint.resume");
+}
+
+/// The subscriptions list is ordered by endpoint name: globex's `orders` is last.
+fn edit_orders_subscription(console: &Console) {
+    console.keys(&["4"]);
+    console.wait_for("order lifecycle for the ERP");
+    console.keys(&["G"]);
+    console.keys(&["e"]);
+    console.wait_for("Edit subscription of orders");
+    console.keys(&["C-u"]);
+}
+
+async fn edit_a_subscription(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &[]);
+    edit_orders_subscription(&console);
+    console.type_text("order.**");
+    console.keys(&["Enter"]);
+    console.wait_for("orders now receives order.**");
+    let subscription = seeded
+        .store
+        .get_subscription(&seeded.orders_subscription)
+        .await
+        .unwrap_or_else(|e| panic!("get the subscription: {e}"));
+    assert_eq!(subscription.pattern, "order.**");
+    assert_eq!(
+        subscription.description.as_deref(),
+        Some("order lifecycle for the ERP"),
+        "the description is kept"
+    );
+    assert_by_the_operator(&last_audit(&seeded).await, "subscription.update");
+}
+
+async fn a_bad_edit_changes_nothing(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &[]);
+    let before = seeded.db.dump().await;
+
+    // A bad topic pattern: refused in the form, with the reason.
+    edit_orders_subscription(&console);
+    console.type_text("order..created");
+    console.keys(&["Enter"]);
+    console.wait_for("✗ empty segment (two dots in a row or a dot at the end)");
+    console.keys(&["Escape"]);
+    console.wait_for("cancelled: nothing was saved");
+
+    // A non-HTTP URL: refused in the form.
+    console.keys(&["3"]);
+    console.wait_for("initech/audit-trail");
+    console.keys(&["/"]);
+    console.type_text("orders");
+    console.keys(&["Enter"]);
+    wait_for_only_orders(&console);
+    console.keys(&["e"]);
+    console.wait_for("Edit endpoint globex/orders");
+    console.keys(&["C-u"]);
+    console.type_text("ftp://erp.globex.example/orders");
+    console.keys(&["Enter"]);
+    console.wait_for("is not an HTTP(S) URL");
+
+    // Fixed URL, but a cap the store refuses: the reason comes back inline.
+    console.keys(&["C-u"]);
+    console.type_text("https://erp.globex.example/v2/orders");
+    console.keys(&["Tab", "Tab"]);
+    console.keys(&["C-u"]);
+    console.type_text("0");
+    console.keys(&["Enter"]);
+    console.wait_for("✗ must be between");
+    console.keys(&["Escape"]);
+    console.wait_for("cancelled: nothing was saved");
+
+    assert_eq!(
+        seeded.db.dump().await,
+        before,
+        "a refused edit changed the database"
+    );
+}
+
+async fn read_only_refuses_the_same_keys(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &["--read-only"]);
+    let before = seeded.db.dump().await;
+    let screen = console.wait_for("READ-ONLY");
+    assert!(!screen.contains("<r> retry"), "{screen}");
+
+    open_newest_dead(&console);
+    let screen = console.screen();
+    assert!(
+        !screen.contains("<r> retry"),
+        "the hint bar offers retry:\n{screen}"
+    );
+    console.keys(&["r"]);
+    console.wait_for("read-only: r (retry) is disabled");
+
+    console.keys(&["3"]);
+    console.wait_for("initech/audit-trail");
+    let screen = console.screen();
+    assert!(!screen.contains("pause/resume"), "{screen}");
+    for (key, refusal) in [
+        ("p", "read-only: p (pause/resume) is disabled"),
+        ("R", "read-only: R (retry dead) is disabled"),
+        ("e", "read-only: e (edit) is disabled"),
+        ("d", "read-only: d (delete) is disabled"),
+        ("S", "read-only: S (change) is disabled"),
+    ] {
+        console.keys(&[key]);
+        console.wait_for(refusal);
+    }
+    console.keys(&["4"]);
+    console.wait_for("order lifecycle for the ERP");
+    for (key, refusal) in [
+        ("e", "read-only: e (edit) is disabled"),
+        ("n", "read-only: n (new) is disabled"),
+    ] {
+        console.keys(&[key]);
+        console.wait_for(refusal);
+    }
+    console.keys(&["?"]);
+    let help = console.wait_for("Read-only: keys that change anything are disabled.");
+    assert!(!help.contains("pause the endpoint"), "{help}");
+
+    assert_eq!(
+        seeded.db.dump().await,
+        before,
+        "the read-only console changed the database"
+    );
+}
+
+/// The overview's sparklines move on when a new minute starts (a real
+/// change, drawn): an observation window must not span one. Returns
+/// whether it waited for the next minute.
+fn skip_minute_boundary() -> bool {
+    let into_minute = now_millis().rem_euclid(60_000);
+    let late = into_minute > 53_000;
+    if late {
+        std::thread::sleep(Duration::from_millis((61_000 - into_minute) as u64));
+    }
+    late
+}
+
+async fn idle_console_writes_nothing(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &["--refresh", "200ms"]);
+    for (key, loaded) in [("1", "globex/orders"), ("2", "user.signup")] {
+        console.keys(&[key]);
+        console.wait_for(loaded);
+        console.wait_still();
+        if skip_minute_boundary() {
+            console.wait_still();
+        }
+        let file = console.pipe_file();
+        let _ = std::fs::remove_file(&file);
+        console.tmux(&[
+            "pipe-pane",
+            "-o",
+            "-t",
+            "c",
+            &format!("cat >> '{}'", file.display()),
+        ]);
+        // The observation window: a quiet database, a refresh every 200 ms,
+        // and not one byte may reach the terminal.
+        std::thread::sleep(Duration::from_secs(5));
+        console.tmux(&["pipe-pane", "-t", "c"]);
+        let written = std::fs::metadata(&file).map_or(0, |m| m.len());
+        assert_eq!(
+            written, 0,
+            "view {key}: the idle console wrote {written} bytes in 5 s"
+        );
+    }
+    // The pipe itself works: a key makes output.
+    let file = console.pipe_file();
+    console.tmux(&[
+        "pipe-pane",
+        "-o",
+        "-t",
+        "c",
+        &format!("cat >> '{}'", file.display()),
+    ]);
+    console.keys(&["j"]);
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    while std::fs::metadata(&file).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "pipe-pane saw nothing after a key"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn q_quits_and_restores_the_terminal(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &[]);
+    console.wait_for("globex/orders");
+    assert_eq!(
+        console
+            .tmux(&["display", "-p", "-t", "c", "#{alternate_on}"])
+            .trim(),
+        "1",
+        "the console draws on the alternate screen"
+    );
+    console.keys(&["q"]);
+    // `stty -a` runs after the console; its first line ends with the size.
+    let screen = console.wait_until("the exit code and stty's report", |s| {
+        s.contains("rc=0") && s.contains("columns 120")
+    });
+    assert!(!screen.contains("Worst endpoints"), "{screen}");
+    assert_eq!(
+        console
+            .tmux(&["display", "-p", "-t", "c", "#{alternate_on}"])
+            .trim(),
+        "0",
+        "back on the main screen"
+    );
+    assert_eq!(
+        console
+            .tmux(&["display", "-p", "-t", "c", "#{cursor_flag}"])
+            .trim(),
+        "1",
+        "the cursor is visible again"
+    );
+    // `stty -a` ran after the console: cooked mode, echo on.
+    let words: Vec<&str> = screen.split_whitespace().collect();
+    assert!(words.contains(&"icanon"), "not in cooked mode:\n{screen}");
+    assert!(words.contains(&"echo"), "echo is off:\n{screen}");
+}
+
+async fn refuses_a_database_that_does_not_exist(backend: Backend) {
+    let db = TestDb::new(backend);
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", db.path("typo").join("hookline.db").display()),
+        // The cluster is real; the database name is not.
+        Backend::Postgres => match db.url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/no_such_database"),
+            None => panic!("unexpected Postgres URL {}", db.url),
+        },
+    };
+    let output = hookline_command(&url, &["console"])
+        .output()
+        .expect("run hookline console");
+    assert!(!output.status.success(), "the console opened {url}");
+    let message = stderr(&output);
+    let expected = match backend {
+        Backend::Sqlite => "no hookline database at",
+        Backend::Postgres => "does not exist",
+    };
+    assert!(
+        message.contains(expected),
+        "the message should say there is no such database: {message}"
+    );
+    if backend == Backend::Sqlite {
+        assert!(!db.path("typo").exists(), "a directory or file was created");
+    }
+}
+
+both_backends!(
+    retry_a_dead_delivery,
+    pause_an_endpoint,
+    edit_a_subscription,
+    a_bad_edit_changes_nothing,
+    read_only_refuses_the_same_keys,
+    idle_console_writes_nothing,
+    q_quits_and_restores_the_terminal,
+    refuses_a_database_that_does_not_exist,
+);

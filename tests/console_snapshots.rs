@@ -1,0 +1,469 @@
+//! Whole console screens, compared with committed insta snapshots
+//! (`tests/snapshots/`): each view at 80x24 and 120x40, with colour and
+//! under `NO_COLOR`, on a seeded database. The screens are loaded through
+//! the console's real load path (`console::headless::settle` runs the same
+//! background I/O as `hookline console`) and drawn by the real `render`
+//! into ratatui's `TestBackend`.
+//!
+//! A snapshot holds the screen's text and its styles (runs of colour and
+//! bold/reverse per row). Ids and clock times are masked; everything else
+//! that depends on time is made stable by the seed (attempts on whole
+//! minutes before the seeding minute, retries half an hour away) and by
+//! rendering within the minute the seeding began (a run that crosses a
+//! minute boundary seeds and renders again). Times are UTC whatever `TZ`.
+//!
+//! CI runs with `INSTA_UPDATE=no`: a changed screen fails. To accept a
+//! deliberate change: `cargo insta review` (or `INSTA_UPDATE=always`).
+
+mod common;
+mod console_support;
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use hookline::console::app::{App, Msg};
+use hookline::console::headless;
+use hookline::console::theme::Theme;
+use hookline::console::views;
+use hookline::model::now_millis;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::{Color, Modifier, Style};
+
+use common::Backend;
+use console_support::{Seeded, mask, mask_value_after, seed};
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+/// Below the console's minimum size.
+const TINY: (u16, u16) = (50, 10);
+/// How long one load may take before the test gives up.
+const SETTLE: Duration = Duration::from_secs(30);
+/// The header's database: the real location is a random temp path.
+const LOCATION: &str = "sqlite://hookline.db";
+
+/// One way into a screen: keys typed from the start (`<enter>`, `<esc>`,
+/// `<tab>`, `<c-u>` for special keys), and the seeded names it must show
+/// at every size and, below the fold at 80x24, at the larger size only.
+struct Script {
+    name: &'static str,
+    keys: &'static str,
+    read_only: bool,
+    sizes: &'static [(u16, u16)],
+    must_show: &'static [&'static str],
+    must_show_large: &'static [&'static str],
+}
+
+const OVERVIEW: Script = Script {
+    name: "overview",
+    keys: "",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &[
+        "globex/orders",
+        "initech/audit-trail",
+        "acme/crm-sync",
+        "✗ dead",
+        "http_status 500",
+    ],
+    must_show_large: &[],
+};
+const DELIVERIES: Script = Script {
+    name: "deliveries",
+    keys: "2",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &[
+        "invoice.paid",
+        "order.created",
+        "user.signup",
+        "resident.update",
+        "billing-prod",
+        "audit-trail",
+        "↻ retrying",
+        "✗ dead",
+    ],
+    must_show_large: &[],
+};
+const DETAIL: Script = Script {
+    name: "detail",
+    keys: ":failed<enter><enter>",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &["globex/orders", "order.created", "database is locked"],
+    must_show_large: &["ord_700", "webhook-signature: v1,****"],
+};
+const ENDPOINTS: Script = Script {
+    name: "endpoints",
+    keys: "3",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &[
+        "acme/billing-prod",
+        "acme/crm-sync",
+        "globex/orders",
+        "initech/audit-trail",
+        "vendor maintenance",
+    ],
+    must_show_large: &[],
+};
+const SUBSCRIPTIONS: Script = Script {
+    name: "subscriptions",
+    keys: "4",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &[
+        "invoice.*",
+        "resident.**",
+        "order.*",
+        "order lifecycle for the ERP",
+    ],
+    must_show_large: &[],
+};
+const AUDIT: Script = Script {
+    name: "audit",
+    keys: "5",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &["endpoint.pause", "test-operator", "10.0.0.7"],
+    must_show_large: &[],
+};
+const HELP: Script = Script {
+    name: "help",
+    keys: "2?",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &["Keys in Deliveries", "retry the selected"],
+    must_show_large: &["Cancel starts focused"],
+};
+const CONFIRM: Script = Script {
+    name: "confirm_retry",
+    keys: ":failed<enter>r",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &["Retry 1 delivery", "globex/orders", "Cancel", "Retry"],
+    must_show_large: &[],
+};
+const FORM_ERROR: Script = Script {
+    name: "edit_subscription_error",
+    keys: "4jjje<c-u>order..created<enter>",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &[
+        "Edit subscription of orders",
+        "order..created",
+        "empty segment",
+    ],
+    must_show_large: &[],
+};
+const READ_ONLY: Script = Script {
+    name: "deliveries_read_only",
+    keys: "2",
+    read_only: true,
+    sizes: &SIZES,
+    must_show: &["READ-ONLY", "order.created"],
+    must_show_large: &[],
+};
+const READ_ONLY_HELP: Script = Script {
+    name: "help_read_only",
+    keys: "3?",
+    read_only: true,
+    sizes: &SIZES,
+    must_show: &[
+        "Keys in Endpoints",
+        "Read-only: keys that change anything are disabled",
+    ],
+    must_show_large: &[],
+};
+const ENLARGE: Script = Script {
+    name: "enlarge",
+    keys: "",
+    read_only: false,
+    sizes: &[TINY],
+    must_show: &["enlarge the terminal", "60x12"],
+    must_show_large: &[],
+};
+
+/// Every script, for the backend comparison.
+const ALL: &[&Script] = &[
+    &OVERVIEW,
+    &DELIVERIES,
+    &DETAIL,
+    &ENDPOINTS,
+    &SUBSCRIPTIONS,
+    &AUDIT,
+    &HELP,
+    &CONFIRM,
+    &FORM_ERROR,
+    &READ_ONLY,
+    &READ_ONLY_HELP,
+    &ENLARGE,
+];
+
+/// One drawn screen: its snapshot name and text, and the raw buffer.
+struct Shot {
+    name: String,
+    text: String,
+    buffer: Buffer,
+    color: bool,
+}
+
+/// Seeds a database and draws `scripts`' screens, all within the minute
+/// the seeding began (else seeds again: at most three times).
+async fn shoot(backend: Backend, scripts: &[&Script]) -> Vec<Shot> {
+    for _ in 0..3 {
+        let seeded = seed(backend).await;
+        let mut shots = Vec::new();
+        for script in scripts {
+            for &size in script.sizes {
+                let app = drive(&seeded, size, script.read_only, script.keys).await;
+                for color in [true, false] {
+                    shots.push(draw(&app, script.name, color));
+                }
+            }
+        }
+        if now_millis() - seeded.minute < 60_000 {
+            return shots;
+        }
+    }
+    panic!("three seed-and-draw runs each crossed a minute boundary: is the machine this slow?");
+}
+
+/// The console opened at `size` on the seeded database, after `keys`.
+async fn drive(seeded: &Seeded, size: (u16, u16), read_only: bool, keys: &str) -> App {
+    let mut app = App::new(LOCATION.to_string(), read_only, size);
+    let alive = Duration::from_secs(5);
+    let start = app.start();
+    headless::settle(&mut app, &seeded.ops, alive, start, SETTLE)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    for key in parse_keys(keys) {
+        let commands = app.update(Msg::Key(key));
+        headless::settle(&mut app, &seeded.ops, alive, commands, SETTLE)
+            .await
+            .unwrap_or_else(|e| panic!("after {key:?} of {keys:?}: {e}"));
+    }
+    app
+}
+
+fn parse_keys(keys: &str) -> Vec<KeyEvent> {
+    let mut events = Vec::new();
+    let mut rest = keys;
+    while let Some(c) = rest.chars().next() {
+        if c == '<'
+            && let Some(end) = rest.find('>')
+        {
+            let (code, modifiers) = match &rest[1..end] {
+                "enter" => (KeyCode::Enter, KeyModifiers::NONE),
+                "esc" => (KeyCode::Esc, KeyModifiers::NONE),
+                "tab" => (KeyCode::Tab, KeyModifiers::NONE),
+                "c-u" => (KeyCode::Char('u'), KeyModifiers::CONTROL),
+                other => panic!("unknown key <{other}>"),
+            };
+            events.push(KeyEvent::new(code, modifiers));
+            rest = &rest[end + 1..];
+            continue;
+        }
+        events.push(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        rest = &rest[c.len_utf8()..];
+    }
+    events
+}
+
+fn draw(app: &App, name: &str, color: bool) -> Shot {
+    let (width, height) = app.size;
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal
+        .draw(|frame| views::render(app, Theme::new(color), frame))
+        .expect("draw");
+    let buffer = terminal.backend().buffer().clone();
+    let text = mask_value_after(&mask(&screen_text(&buffer)), "oldest due");
+    let styles = style_runs(&buffer);
+    Shot {
+        name: format!(
+            "{name}_{width}x{height}_{}",
+            if color { "color" } else { "no_color" }
+        ),
+        text: format!("{text}\n--- styles (row: columns style) ---\n{styles}"),
+        buffer,
+        color,
+    }
+}
+
+/// The screen's rows, trailing spaces trimmed.
+fn screen_text(buffer: &Buffer) -> String {
+    let area = buffer.area;
+    (0..area.height)
+        .map(|y| {
+            let row: String = (0..area.width).map(|x| buffer[(x, y)].symbol()).collect();
+            row.trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs of cells that share a non-default style, row by row.
+fn style_runs(buffer: &Buffer) -> String {
+    let area = buffer.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let mut runs = Vec::new();
+        let mut x = 0;
+        while x < area.width {
+            let style = buffer[(x, y)].style();
+            let start = x;
+            while x < area.width && buffer[(x, y)].style() == style {
+                x += 1;
+            }
+            if style != plain() {
+                runs.push(format!("{start}-{} {}", x - 1, describe(style)));
+            }
+        }
+        if !runs.is_empty() {
+            out.push_str(&format!("{y:>2}: {}\n", runs.join(", ")));
+        }
+    }
+    out
+}
+
+/// What an unstyled cell looks like in a drawn buffer.
+fn plain() -> Style {
+    Style::default()
+        .fg(Color::Reset)
+        .bg(Color::Reset)
+        .underline_color(Color::Reset)
+}
+
+fn describe(style: Style) -> String {
+    let mut parts = Vec::new();
+    if let Some(fg) = style.fg.filter(|c| *c != Color::Reset) {
+        parts.push(format!("fg:{fg:?}"));
+    }
+    if let Some(bg) = style.bg.filter(|c| *c != Color::Reset) {
+        parts.push(format!("bg:{bg:?}"));
+    }
+    for (flag, name) in [
+        (Modifier::BOLD, "bold"),
+        (Modifier::DIM, "dim"),
+        (Modifier::REVERSED, "reversed"),
+        (Modifier::ITALIC, "italic"),
+        (Modifier::UNDERLINED, "underlined"),
+    ] {
+        if style.add_modifier.contains(flag) {
+            parts.push(name.to_string());
+        }
+    }
+    parts.join(" ")
+}
+
+/// Whether any cell carries a colour (foreground, background or underline).
+fn has_color(buffer: &Buffer) -> bool {
+    buffer.content.iter().any(|cell| {
+        [cell.fg, cell.bg, cell.underline_color]
+            .iter()
+            .any(|c| *c != Color::Reset)
+    })
+}
+
+/// Snapshots the script's screens and checks what every screen must hold.
+async fn check(script: &Script) {
+    let shots = shoot(Backend::Sqlite, &[script]).await;
+    for shot in &shots {
+        let large = shot.buffer.area.height >= 40;
+        let must_show = script
+            .must_show
+            .iter()
+            .chain(script.must_show_large.iter().filter(|_| large));
+        for name in must_show {
+            assert!(
+                shot.text.contains(name),
+                "{}: {name:?} is not on screen:\n{}",
+                shot.name,
+                shot.text
+            );
+        }
+        if shot.color {
+            assert!(
+                has_color(&shot.buffer) || script.name == "enlarge",
+                "{}: the colour theme drew no colour",
+                shot.name
+            );
+        } else {
+            assert!(
+                !has_color(&shot.buffer),
+                "{}: a cell carries a colour under NO_COLOR",
+                shot.name
+            );
+        }
+        insta::assert_snapshot!(shot.name.clone(), shot.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overview() {
+    check(&OVERVIEW).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries() {
+    check(&DELIVERIES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_detail() {
+    check(&DETAIL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints() {
+    check(&ENDPOINTS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions() {
+    check(&SUBSCRIPTIONS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit() {
+    check(&AUDIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help() {
+    check(&HELP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_confirmation() {
+    check(&CONFIRM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_subscription_edit_shows_the_reason_inline() {
+    check(&FORM_ERROR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_deliveries() {
+    check(&READ_ONLY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_help() {
+    check(&READ_ONLY_HELP).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enlarge_the_terminal() {
+    check(&ENLARGE).await;
+}
+
+/// The same seed on Postgres draws the very same screens as on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_draws_the_same_screens() {
+    let postgres = shoot(Backend::Postgres, ALL).await;
+    for shot in &postgres {
+        insta::assert_snapshot!(shot.name.clone(), shot.text);
+    }
+}
