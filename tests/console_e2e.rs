@@ -36,6 +36,13 @@ struct Console {
 impl Console {
     /// Starts the console on `url` with `args`, and waits for its first screen.
     fn start(url: &str, args: &[&str]) -> Console {
+        let args = args.iter().map(|a| format!(" '{a}'")).collect::<String>();
+        Console::launch(&format!("--db '{url}' console{args}"), "Overview")
+    }
+
+    /// Runs `hookline ARGS` (already shell-quoted) in the pane and waits for
+    /// `first_screen` to show.
+    fn launch(hookline_args: &str, first_screen: &str) -> Console {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let socket = format!(
             "hookline-e2e-{}-{}",
@@ -43,13 +50,12 @@ impl Console {
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
         let dir = tempfile::tempdir().expect("a temp dir for the pane's files");
-        let args = args.iter().map(|a| format!(" '{a}'")).collect::<String>();
         // The wrapper keeps the pane after the console exits, with its exit
         // code and the terminal's settings (to see raw mode was undone).
         let script = format!(
             "env -i PATH=\"$PATH\" HOME=\"$HOME\" TERM=\"$TERM\" HOOKLINE_LOG=warn \
              USER={OPERATOR} SSH_CLIENT='{OPERATOR_ADDR} 51234 22' \
-             '{bin}' --db '{url}' console{args}; echo \"rc=$?\"; stty -a; sleep 600",
+             '{bin}' {hookline_args}; echo \"rc=$?\"; stty -a; sleep 600",
             bin = env!("CARGO_BIN_EXE_hookline"),
         );
         let console = Console { socket, dir };
@@ -66,7 +72,7 @@ impl Console {
             "40",
             &script,
         ]);
-        console.wait_for("Overview");
+        console.wait_for(first_screen);
         console
     }
 
@@ -547,3 +553,26 @@ both_backends!(
     q_quits_and_restores_the_terminal,
     refuses_a_database_that_does_not_exist,
 );
+
+/// What a newcomer sees first: `hookline demo` opens the console on a live
+/// system (the demo notice, failures from the down endpoint arriving), and
+/// `q` ends everything and prints the summary, whose counts agree.
+#[test]
+fn the_demo_opens_the_console_on_a_live_system_and_q_prints_the_summary() {
+    let console = Console::launch("demo --rate 20", "DEMO:");
+    console.wait_for("dispatchers 1 alive");
+    console.wait_for("legacy-crm");
+    console.keys(&["q"]);
+    let screen = console.wait_for("rc=");
+    assert!(screen.contains("rc=0"), "{screen}");
+    assert!(screen.contains("counts agree"), "{screen}");
+    assert!(
+        screen.contains("storefront-sync"),
+        "the summary lists every endpoint: {screen}"
+    );
+    let words: Vec<&str> = screen.split_whitespace().collect();
+    assert!(
+        words.contains(&"icanon") && words.contains(&"echo"),
+        "cooked mode:\n{screen}"
+    );
+}
