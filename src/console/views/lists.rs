@@ -152,8 +152,19 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
     let columns = EndpointColumns::for_width(area.width);
     let now = now_millis();
     let mut header = vec!["ENDPOINT", "STATE", "OK 5M"];
+    // Names are how operators know endpoints: as wide as the longest, up to
+    // a third of the screen; the last error takes what is left.
+    let longest = rows
+        .items
+        .iter()
+        .map(|r| endpoint_label(&r.endpoint).chars().count())
+        .max()
+        .unwrap_or(0);
+    let name_width = u16::try_from(longest)
+        .unwrap_or(u16::MAX)
+        .clamp(12, (area.width / 3).max(12));
     let mut widths = vec![
-        Constraint::Fill(2),
+        Constraint::Length(name_width),
         Constraint::Length(10),
         Constraint::Length(6),
     ];
@@ -175,7 +186,7 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
     ]);
     if columns.last_ok {
         header.push("LAST OK");
-        widths.push(Constraint::Length(8));
+        widths.push(Constraint::Length(9));
     }
     let columns_spec = Columns {
         header: Row::new(header),
