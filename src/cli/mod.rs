@@ -3,6 +3,7 @@
 //! through `hookline::ops`; output goes through [`output`].
 
 mod admin;
+mod apikey;
 mod events;
 mod output;
 mod run;
@@ -49,7 +50,7 @@ pub enum Command {
     Migrate,
     /// Run a dispatcher: deliver due deliveries until SIGINT/SIGTERM.
     Dispatch,
-    /// Run the dispatcher (and, later, the HTTP API) in one process.
+    /// Run the HTTP API and a dispatcher in one process (api.listen, default 127.0.0.1:8080).
     Serve,
     /// Open the operations console (a terminal UI) on the database.
     Console(ConsoleArgs),
@@ -75,6 +76,9 @@ pub enum Command {
     Dispatchers,
     /// Show the audit log of operator actions, newest first.
     Audit(AuditArgs),
+    /// Manage the API keys the HTTP API accepts.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
     /// Measure hookline on this machine (prints a table, or JSON with --json).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -368,6 +372,37 @@ pub struct RetryArgs {
     pub dry_run: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key (admin, or limited to one tenant) and print it once.
+    Create(ApikeyCreateArgs),
+    /// List keys (never the keys themselves: only a prefix of each).
+    List {
+        /// Include revoked keys.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a key: requests with it are refused from then on.
+    Revoke {
+        /// Key id (key_…) or name.
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("access").required(true).args(["admin", "tenant"])))]
+pub struct ApikeyCreateArgs {
+    /// Unique name; recorded as the actor of every change made with the key.
+    #[arg(long)]
+    pub name: String,
+    /// The key may do everything, for every tenant.
+    #[arg(long)]
+    pub admin: bool,
+    /// The key sees and manages only this tenant (id or name).
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Rows to show (1 to 10000).
@@ -401,6 +436,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Retry(args) => events::retry(args, &config, &out).await,
         Command::Dispatchers => events::dispatchers(&config, &out).await,
         Command::Audit(args) => events::audit(args, &config, &out).await,
+        Command::Apikey(command) => apikey::apikey(command, &config, &out).await,
         Command::Bench(BenchCommand::Pipeline(args)) => {
             run::bench_pipeline(args, cli.db, &config, &out).await
         }

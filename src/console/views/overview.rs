@@ -61,11 +61,7 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
                 theme.plain()
             },
         ),
-        line(
-            "✓ ok last 1h",
-            count(succeeded_hour),
-            theme.good(),
-        ),
+        line("✓ ok last 1h", count(succeeded_hour), theme.good()),
         line(
             "oldest due",
             summary
