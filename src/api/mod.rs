@@ -33,6 +33,7 @@ use utoipa_axum::routes;
 
 use crate::ops::Ops;
 use crate::store::Backend;
+pub use events::PublishResponse;
 use group_commit::{Committers, GroupCommit, GroupStats};
 pub use problem::{FieldError, Problem};
 

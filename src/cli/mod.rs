@@ -88,6 +88,27 @@ pub enum Command {
 pub enum BenchCommand {
     /// Deliveries/s end to end against local sinks, versus the bare POST ceiling.
     Pipeline(PipelineArgs),
+    /// Publishing over HTTP to the API (serve in this process), delivered to local sinks.
+    Api(ApiBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApiBenchArgs {
+    /// Concurrent publishers, each with one request in flight.
+    #[arg(long, default_value_t = 32)]
+    pub publishers: usize,
+    /// Events to publish; each fans out to every endpoint.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// Sink endpoints, each its own local receiver.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints: usize,
+    /// Runs; the report gives each and their median.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Keep to this many events/s in all (default: as fast as the API answers).
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -439,6 +460,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Apikey(command) => apikey::apikey(command, &config, &out).await,
         Command::Bench(BenchCommand::Pipeline(args)) => {
             run::bench_pipeline(args, cli.db, &config, &out).await
+        }
+        Command::Bench(BenchCommand::Api(args)) => {
+            run::bench_api(args, cli.db, &config, &out).await
         }
     }
 }

@@ -9,7 +9,7 @@ use hookline::store::{OpenMode, Store};
 use serde_json::json;
 
 use super::output::Output;
-use super::{BenchMode, ConsoleArgs, PipelineArgs, SinkArgs};
+use super::{ApiBenchArgs, BenchMode, ConsoleArgs, PipelineArgs, SinkArgs};
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -145,6 +145,30 @@ pub async fn bench_pipeline(
     out.result(
         serde_json::to_value(&report)?,
         hookline::bench::render_pipeline(&report).trim_end(),
+    );
+    Ok(())
+}
+
+/// `bench api`: a fresh SQLite file per run unless `--db` names a database.
+pub async fn bench_api(
+    args: ApiBenchArgs,
+    db: Option<String>,
+    config: &Config,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let options = hookline::bench::api::ApiBenchOptions {
+        publishers: args.publishers,
+        events: args.events,
+        endpoints: args.endpoints,
+        runs: args.runs,
+        db,
+        rate: args.rate,
+        dispatch: config.dispatch.clone(),
+    };
+    let report = hookline::bench::api::run(&options).await?;
+    out.result(
+        serde_json::to_value(&report)?,
+        hookline::bench::api::render(&report).trim_end(),
     );
     Ok(())
 }
