@@ -482,6 +482,17 @@ impl Ops {
             (Some(key), false) => Some(self.tenant(key).await?.id),
             (None, true) => None,
         };
+        self.validate_event_for(tenant_id, input)
+    }
+
+    /// [`Ops::validate_event`] for a caller that has already resolved the
+    /// audience: `tenant_id` of a live tenant, or `None` to broadcast
+    /// (`input.tenant` and `input.broadcast` are not looked at again).
+    pub fn validate_event_for(
+        &self,
+        tenant_id: Option<String>,
+        input: &EventInput,
+    ) -> Result<NewEvent> {
         let topic =
             Topic::parse(&input.topic).map_err(|e| OpsError::invalid("topic", e.to_string()))?;
         validate_payload(&input.payload, self.max_payload)?;

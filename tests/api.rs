@@ -1766,6 +1766,89 @@ async fn serve_runs_the_api_and_a_dispatcher(backend: Backend) {
     assert!(status.success(), "serve exited with {status}");
 }
 
+// --- 10. the benchmark harness, tiny --------------------------------------
+
+async fn api_bench_reports_every_figure(backend: Backend) {
+    let db = TestDb::new(backend);
+    let args = [
+        "bench",
+        "api",
+        "--publishers",
+        "4",
+        "--events",
+        "40",
+        "--endpoints",
+        "2",
+        "--runs",
+        "2",
+        "--json",
+    ];
+    // SQLite: the harness makes its own temp files; Postgres: an empty database.
+    let mut command = match backend {
+        Backend::Sqlite => {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+            command.env("HOOKLINE_LOG", "warn");
+            command
+        }
+        Backend::Postgres => common::hookline_command(&db.url, &[]),
+    };
+    let output = command.args(args).output().expect("run the bench");
+    let report: Value = serde_json::from_str(&ok(output)).expect("one JSON object");
+    assert_eq!(report["benchmark"], "api");
+    assert_eq!(report["publishers"], 4);
+    assert_eq!(report["deliveries"], 80);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for run in runs.iter().chain([&report["median"]]) {
+        assert_eq!(run["deliveries"], 80, "{run}");
+        for figure in [
+            "deliveries_per_sec",
+            "events_per_sec",
+            "seconds",
+            "events_per_commit",
+        ] {
+            let value = run[figure].as_f64().unwrap_or(-1.0);
+            assert!(value > 0.0, "{figure} must be positive: {run}");
+        }
+        let (p50, p99) = (
+            run["latency_p50_ms"].as_f64(),
+            run["latency_p99_ms"].as_f64(),
+        );
+        assert!(
+            p50.zip(p99).is_some_and(|(a, b)| a >= 0.0 && b >= a),
+            "{run}"
+        );
+        let (p50, p99) = (
+            run["publish_p50_ms"].as_f64(),
+            run["publish_p99_ms"].as_f64(),
+        );
+        assert!(
+            p50.zip(p99).is_some_and(|(a, b)| a > 0.0 && b >= a),
+            "{run}"
+        );
+    }
+    let expected = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert!(
+        report["database"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(expected)
+    );
+    // Bad sizes are refused before anything runs.
+    let output = common::hookline_command(&db.url, &["bench", "api", "--publishers", "0"])
+        .output()
+        .expect("run the bench");
+    assert!(!output.status.success());
+    assert!(
+        common::stderr(&output).contains("at least 1"),
+        "{}",
+        common::stderr(&output)
+    );
+}
+
 both_backends!(
     full_flow_delivers_to_a_real_sink,
     gnarly_payload_arrives_byte_identical,
@@ -1777,4 +1860,5 @@ both_backends!(
     openapi_document_lists_every_route_served,
     concurrent_publishes_are_all_committed,
     serve_runs_the_api_and_a_dispatcher,
+    api_bench_reports_every_figure,
 );

@@ -118,7 +118,10 @@ pub async fn publish(
         payload: request.payload.get().to_string(),
         idempotency_key,
     };
-    let event = caller.ops.validate_event(&input).await?;
+    // The tenant was resolved (and checked against the key) above.
+    let event = caller
+        .ops
+        .validate_event_for(input.tenant.clone(), &input)?;
     let published = state.publisher.publish(event).await?;
     Ok((
         StatusCode::ACCEPTED,
