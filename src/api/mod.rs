@@ -18,7 +18,6 @@ mod subscriptions;
 mod tenants;
 mod views;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,15 +199,4 @@ pub async fn start(ops: Ops, options: &ApiOptions) -> Result<RunningApi, ApiErro
         server,
         committers,
     })
-}
-
-/// Serves the API until `shutdown` completes, then stops cleanly.
-pub async fn serve(
-    ops: Ops,
-    options: &ApiOptions,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ApiError> {
-    let api = start(ops, options).await?;
-    shutdown.await;
-    api.stop().await
 }
