@@ -33,14 +33,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        let declared = req.headers().contains_key(header::CONTENT_TYPE);
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(body_rejection)?;
-        if bytes.iter().all(u8::is_ascii_whitespace) && !declared {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }
-        Ok(OptionalJsonBody(parse_json(&bytes)?))
+        match content_type.as_deref() {
+            Some(value) if is_json(value) => Ok(OptionalJsonBody(parse_json(&bytes)?)),
+            other => Err(Problem::not_json(other.unwrap_or_default())),
+        }
     }
 }
 

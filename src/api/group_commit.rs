@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use super::problem::Problem;
 use crate::ops::{Ops, OpsError};
 use crate::store::{NewEvent, Published, StoreError};
 
@@ -73,18 +74,14 @@ impl GroupCommit {
     }
 
     /// Publishes a validated event; returns once it is committed.
-    pub async fn publish(&self, event: NewEvent) -> Result<Published, OpsError> {
+    pub async fn publish(&self, event: NewEvent) -> Result<Published, Problem> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || {
-            OpsError::Store(StoreError::Conflict(
-                "the server is shutting down; publish again".to_string(),
-            ))
-        };
+        let stopped = || Problem::unavailable("the server is shutting down; publish again");
         self.queue
             .send(Pending { event, reply })
             .await
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        Ok(answer.await.map_err(|_| stopped())??)
     }
 }
 
