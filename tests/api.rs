@@ -1544,10 +1544,20 @@ async fn openapi_document_lists_every_route_served(backend: Backend) {
     assert_eq!(document["info"]["title"], "hookline");
     assert!(document["components"]["securitySchemes"]["api_key"].is_object());
     let mut documented = BTreeSet::new();
+    let mut operation_ids = HashSet::new();
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("path item") {
             documented.insert((method.to_uppercase(), path.clone()));
             assert!(operation["responses"].is_object(), "{method} {path}");
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(
+                operation_ids.insert(id.clone()),
+                "operationId {id} used twice"
+            );
         }
     }
     let served: BTreeSet<(String, String)> = ROUTES

@@ -50,6 +50,7 @@ pub struct DeliveryQuery {
 #[utoipa::path(
     get,
     path = "/v1/deliveries",
+    operation_id = "list_deliveries",
     tag = "deliveries",
     params(DeliveryQuery),
     responses(
@@ -146,6 +147,7 @@ async fn filter(caller: &Caller, query: &DeliveryQuery) -> ApiResult<DeliveryFil
 #[utoipa::path(
     get,
     path = "/v1/deliveries/{id}",
+    operation_id = "get_delivery",
     tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id (`dlv_…`)")),
     responses(
@@ -162,6 +164,7 @@ pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Deliv
 #[utoipa::path(
     post,
     path = "/v1/deliveries/{id}/retry",
+    operation_id = "retry_delivery",
     tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id (`dlv_…`)")),
     responses(

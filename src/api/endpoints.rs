@@ -116,6 +116,7 @@ pub struct EndpointQuery {
 #[utoipa::path(
     get,
     path = "/v1/endpoints",
+    operation_id = "list_endpoints",
     tag = "endpoints",
     params(EndpointQuery),
     responses(
@@ -142,6 +143,7 @@ pub async fn list(
 #[utoipa::path(
     post,
     path = "/v1/endpoints",
+    operation_id = "create_endpoint",
     tag = "endpoints",
     request_body = CreateEndpoint,
     responses(
@@ -174,6 +176,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/endpoints/{id}",
+    operation_id = "get_endpoint",
     tag = "endpoints",
     params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
     responses(
@@ -190,6 +193,7 @@ pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Endpo
 #[utoipa::path(
     patch,
     path = "/v1/endpoints/{id}",
+    operation_id = "update_endpoint",
     tag = "endpoints",
     params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
     request_body = UpdateEndpoint,
@@ -227,6 +231,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/v1/endpoints/{id}",
+    operation_id = "delete_endpoint",
     tag = "endpoints",
     params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
     responses(
@@ -248,6 +253,7 @@ pub async fn delete(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<De
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/pause",
+    operation_id = "pause_endpoint",
     tag = "endpoints",
     params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
     request_body(content = Option<PauseEndpoint>, description = "Optional"),
@@ -274,6 +280,7 @@ pub async fn pause(
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/resume",
+    operation_id = "resume_endpoint",
     tag = "endpoints",
     params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
     responses(
@@ -293,6 +300,7 @@ pub async fn resume(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<En
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/rotate-secret",
+    operation_id = "rotate_endpoint_secret",
     tag = "endpoints",
     params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
     request_body(content = Option<RotateSecret>, description = "Optional"),
@@ -320,6 +328,7 @@ pub async fn rotate_secret(
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/recover",
+    operation_id = "recover_endpoint",
     tag = "endpoints",
     params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
     request_body = Recover,

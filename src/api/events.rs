@@ -31,7 +31,7 @@ pub struct PublishRequest {
     /// e.g. `resident.update`: dot-separated lowercase segments.
     pub topic: String,
     /// Any JSON value; receivers get exactly these bytes.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub payload: Box<RawValue>,
     /// A repeated key (per tenant) returns the original event and creates
     /// nothing. May be sent as the `Idempotency-Key` header instead.
@@ -54,6 +54,7 @@ pub struct PublishResponse {
 #[utoipa::path(
     post,
     path = "/v1/events",
+    operation_id = "publish_event",
     tag = "events",
     request_body = PublishRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Idempotency key (instead of the body field)")),

@@ -36,6 +36,7 @@ pub struct Health {
 #[utoipa::path(
     get,
     path = "/healthz",
+    operation_id = "health",
     tag = "operations",
     responses(
         (status = 200, description = "Healthy", body = Health),
@@ -67,6 +68,7 @@ pub async fn healthz(
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "metrics",
     tag = "operations",
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),

@@ -49,6 +49,7 @@ pub struct SubscriptionQuery {
 #[utoipa::path(
     get,
     path = "/v1/subscriptions",
+    operation_id = "list_subscriptions",
     tag = "subscriptions",
     params(SubscriptionQuery),
     responses(
@@ -86,6 +87,7 @@ pub async fn list(
 #[utoipa::path(
     post,
     path = "/v1/subscriptions",
+    operation_id = "create_subscription",
     tag = "subscriptions",
     request_body = CreateSubscription,
     responses(
@@ -111,6 +113,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/subscriptions/{id}",
+    operation_id = "get_subscription",
     tag = "subscriptions",
     params(("id" = String, Path, description = "Subscription id (`sub_…`)")),
     responses(
@@ -127,6 +130,7 @@ pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Subsc
 #[utoipa::path(
     patch,
     path = "/v1/subscriptions/{id}",
+    operation_id = "update_subscription",
     tag = "subscriptions",
     params(("id" = String, Path, description = "Subscription id (`sub_…`)")),
     request_body = UpdateSubscription,
@@ -155,6 +159,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/v1/subscriptions/{id}",
+    operation_id = "delete_subscription",
     tag = "subscriptions",
     params(("id" = String, Path, description = "Subscription id (`sub_…`)")),
     responses(

@@ -24,6 +24,7 @@ pub struct CreateTenant {
 #[utoipa::path(
     get,
     path = "/v1/tenants",
+    operation_id = "list_tenants",
     tag = "tenants",
     responses((status = 200, description = "Tenants by name", body = List<TenantView>)),
     security(("api_key" = []))
@@ -42,6 +43,7 @@ pub async fn list(caller: Caller) -> ApiResult<Json<List<TenantView>>> {
 #[utoipa::path(
     post,
     path = "/v1/tenants",
+    operation_id = "create_tenant",
     tag = "tenants",
     request_body = CreateTenant,
     responses(
@@ -64,6 +66,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/tenants/{id}",
+    operation_id = "get_tenant",
     tag = "tenants",
     params(("id" = String, Path, description = "Tenant id (`ten_…`) or name")),
     responses(
@@ -81,6 +84,7 @@ pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Tenan
 #[utoipa::path(
     delete,
     path = "/v1/tenants/{id}",
+    operation_id = "delete_tenant",
     tag = "tenants",
     params(("id" = String, Path, description = "Tenant id (`ten_…`) or name")),
     responses(

@@ -193,7 +193,7 @@ pub struct EventView {
     pub tenant_id: Option<String>,
     pub topic: String,
     /// The payload exactly as published (byte for byte).
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub payload: Box<RawValue>,
     pub idempotency_key: Option<String>,
     pub created_at: String,
