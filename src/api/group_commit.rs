@@ -108,41 +108,44 @@ async fn commit_loop(
 
 async fn commit(ops: &Ops, batch: Vec<Pending>, stats: &GroupStats) {
     use std::sync::atomic::Ordering::Relaxed;
-    let events: Vec<NewEvent> = batch.iter().map(|p| p.event.clone()).collect();
+    let (events, replies): (Vec<NewEvent>, Vec<_>) =
+        batch.into_iter().map(|p| (p.event, p.reply)).unzip();
     match ops.publish_validated(&events).await {
-        Ok(results) if results.len() == batch.len() => {
+        Ok(results) if results.len() == events.len() => {
             stats.batches.fetch_add(1, Relaxed);
-            stats.events.fetch_add(batch.len() as u64, Relaxed);
-            for (pending, result) in batch.into_iter().zip(results) {
-                let _ = pending.reply.send(Ok(result));
+            stats.events.fetch_add(events.len() as u64, Relaxed);
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(result));
             }
         }
-        _ if batch.len() > 1 => {
+        outcome if events.len() > 1 => {
+            let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
             tracing::warn!(
-                events = batch.len(),
+                events = events.len(),
+                %error,
                 "a publish batch failed; committing its events one by one"
             );
-            for pending in batch {
+            for (event, reply) in events.into_iter().zip(replies) {
                 let result = ops
-                    .publish_validated(std::slice::from_ref(&pending.event))
+                    .publish_validated(std::slice::from_ref(&event))
                     .await
                     .and_then(|mut results| results.pop().ok_or_else(nothing_published));
                 if result.is_ok() {
                     stats.batches.fetch_add(1, Relaxed);
                     stats.events.fetch_add(1, Relaxed);
                 }
-                let _ = pending.reply.send(result);
+                let _ = reply.send(result);
             }
         }
         // A batch of one: its own result is the answer.
         Ok(_) => {
-            for pending in batch {
-                let _ = pending.reply.send(Err(nothing_published()));
+            for reply in replies {
+                let _ = reply.send(Err(nothing_published()));
             }
         }
         Err(err) => {
-            if let Some(pending) = batch.into_iter().next() {
-                let _ = pending.reply.send(Err(err));
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(err));
             }
         }
     }
