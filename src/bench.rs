@@ -26,6 +26,9 @@ use crate::ops::{EndpointInput, EventInput, Ops};
 use crate::sink::{SinkHandle, SinkOptions};
 use crate::store::{Backend, EndpointTarget, NewEvent, OpenMode, Store, StoreError};
 
+/// `bench api`: publishing over HTTP to `serve`, delivered to local sinks.
+pub mod api;
+
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -147,7 +150,7 @@ pub async fn pipeline(options: &PipelineOptions) -> Result<PipelineReport, Bench
     })
 }
 
-fn describe(store: &Store) -> String {
+pub(crate) fn describe(store: &Store) -> String {
     match store.backend() {
         Backend::Sqlite => format!("sqlite ({})", store.location()),
         Backend::Postgres => format!("postgres ({})", store.location()),
@@ -238,7 +241,7 @@ async fn fixture(
 }
 
 /// A small, realistic payload: an appliance catalogue price change.
-fn payload(n: usize) -> String {
+pub(crate) fn payload(n: usize) -> String {
     format!(
         r#"{{"sku":"WM-{n:06}","brand":"Bosch","price":{{"amount":{}.99,"currency":"EUR"}},"changed_at":"2026-11-23T08:00:00Z"}}"#,
         400 + n % 500
@@ -326,14 +329,17 @@ async fn pipeline_run(
 }
 
 /// A dispatcher running in this process.
-struct RunningDispatcher {
+pub(crate) struct RunningDispatcher {
     stop: tokio::sync::oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<()>,
     stats: Arc<DispatchStats>,
 }
 
 impl RunningDispatcher {
-    fn start(store: &Store, config: &DispatchConfig) -> Result<RunningDispatcher, BenchError> {
+    pub(crate) fn start(
+        store: &Store,
+        config: &DispatchConfig,
+    ) -> Result<RunningDispatcher, BenchError> {
         let dispatcher = Dispatcher::new(store.clone(), config)?;
         let stats = dispatcher.stats();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -352,7 +358,7 @@ impl RunningDispatcher {
         })
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.handle.await;
     }
@@ -360,7 +366,7 @@ impl RunningDispatcher {
 
 /// Waits until the dispatchers have committed `total` successes, or fails
 /// when nothing moved for half a minute.
-async fn wait_for_successes(
+pub(crate) async fn wait_for_successes(
     dispatchers: &[RunningDispatcher],
     total: u64,
     started: Instant,
@@ -453,7 +459,7 @@ async fn bare_ceiling(
     Ok(total as f64 / seconds)
 }
 
-fn percentile(samples: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(samples: &[f64], q: f64) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }
@@ -463,7 +469,7 @@ fn percentile(samples: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.collect();
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)

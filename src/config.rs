@@ -32,11 +32,11 @@ const ENV_PREFIX: &str = "HOOKLINE_";
 
 /// The sections of the file; each is one word, so `HOOKLINE_<SECTION>_<KEY>`
 /// splits at the first `_` after the prefix.
-const SECTIONS: [&str; 4] = ["database", "dispatch", "limits", "log"];
+const SECTIONS: [&str; 5] = ["database", "dispatch", "limits", "log", "api"];
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 16] = [
+const KEYS: [(&str, &str); 18] = [
     ("database", "url"),
     ("dispatch", "concurrency"),
     ("dispatch", "max_in_flight_per_endpoint"),
@@ -53,6 +53,8 @@ const KEYS: [(&str, &str); 16] = [
     ("limits", "max_payload"),
     ("log", "format"),
     ("log", "level"),
+    ("api", "listen"),
+    ("api", "open_health_metrics"),
 ];
 
 /// No duration setting may exceed this: larger values are typos, and adding
@@ -71,6 +73,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[log]`: diagnostics.
     pub log: LogConfig,
+    /// `[api]`: the HTTP API that `hookline serve` runs.
+    pub api: ApiConfig,
 }
 
 /// `[database]` settings.
@@ -118,6 +122,16 @@ pub struct DispatchConfig {
 pub struct LimitsConfig {
     /// Largest event payload accepted from producers (≥ 1 byte).
     pub max_payload: ByteSize,
+}
+
+/// `[api]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// Address the HTTP API listens on.
+    pub listen: std::net::SocketAddr,
+    /// Serve `/healthz` and `/metrics` without an API key (for load
+    /// balancers and Prometheus scrapers on a trusted network).
+    pub open_health_metrics: bool,
 }
 
 /// `[log]` settings.
@@ -242,6 +256,15 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_payload: ByteSize(256 << 10),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            open_health_metrics: false,
         }
     }
 }
@@ -817,6 +840,8 @@ fn apply(
         ("limits", "max_payload") => set(&mut config.limits.max_payload, raw),
         ("log", "format") => set(&mut config.log.format, raw),
         ("log", "level") => set(&mut config.log.level, raw),
+        ("api", "listen") => set(&mut config.api.listen, raw),
+        ("api", "open_health_metrics") => set(&mut config.api.open_health_metrics, raw),
         _ => return None,
     })
 }
@@ -920,6 +945,35 @@ impl Setting for ByteSize {
                 .map(ByteSize)
                 .map_err(|_| format!("must not be negative, got {n}").into()),
             other => Err(expected("a size such as \"256KiB\"", other)),
+        }
+    }
+}
+
+impl Setting for bool {
+    fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
+        match value {
+            toml::Value::Boolean(b) => Ok(*b),
+            other => Err(expected("true or false", other)),
+        }
+    }
+
+    fn from_env(value: &str) -> Result<Self, Problem> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(format!("expected true or false, got {value:?}").into()),
+        }
+    }
+}
+
+impl Setting for std::net::SocketAddr {
+    fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
+        match value {
+            toml::Value::String(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| format!("{s:?} is not an address such as \"127.0.0.1:8080\"").into()),
+            other => Err(expected("an address such as \"127.0.0.1:8080\"", other)),
         }
     }
 }

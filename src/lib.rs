@@ -6,6 +6,10 @@
 //! succeeds as dead. Layers point one way: CLI/console/API -> `ops` -> `store`;
 //! `dispatch` -> `store`. `model` and `topic` are plain data and pure functions.
 
+/// The HTTP API that `hookline serve` runs: producers publish, integrators manage.
+pub mod api;
+/// API key material: generation and the hash that is stored.
+pub mod api_key;
 /// `hookline bench`: the benchmark harness behind every speed claim.
 pub mod bench;
 /// Settings from TOML and `HOOKLINE_*` environment overrides, validated once.

@@ -111,6 +111,8 @@ pub enum IdKind {
     Attempt,
     Audit,
     Dispatcher,
+    /// API keys (the id names the key; the secret key itself is never stored).
+    ApiKey,
 }
 
 impl IdKind {
@@ -125,12 +127,13 @@ impl IdKind {
             IdKind::Attempt => "att_",
             IdKind::Audit => "aud_",
             IdKind::Dispatcher => "dsp_",
+            IdKind::ApiKey => "key_",
         }
     }
 
     /// Which kind of id `text` looks like, judged by prefix and ULID shape.
     pub fn of(text: &str) -> Option<IdKind> {
-        const ALL: [IdKind; 8] = [
+        const ALL: [IdKind; 9] = [
             IdKind::Tenant,
             IdKind::Endpoint,
             IdKind::Subscription,
@@ -139,6 +142,7 @@ impl IdKind {
             IdKind::Attempt,
             IdKind::Audit,
             IdKind::Dispatcher,
+            IdKind::ApiKey,
         ];
         ALL.into_iter().find(|kind| {
             text.strip_prefix(kind.prefix())
@@ -455,6 +459,22 @@ pub struct AuditEntry {
     pub target_ids: Vec<String>,
     /// Action-specific facts as JSON text (counts, changed fields, filters).
     pub detail: String,
+}
+
+/// An API key as listed: who it is and what it may touch, never the key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKey {
+    /// `key_…`: names the key in listings and the audit log.
+    pub id: String,
+    /// Unique among live keys; recorded as the actor of every change made with it.
+    pub name: String,
+    /// `None` for an admin key; otherwise the only tenant it may see.
+    pub tenant_id: Option<String>,
+    pub tenant_name: Option<String>,
+    /// The first characters of the key, enough to tell keys apart.
+    pub key_prefix: String,
+    pub created_at: Millis,
+    pub revoked_at: Option<Millis>,
 }
 
 /// A running (or recently stopped) dispatcher's heartbeat.

@@ -11,11 +11,11 @@ use crate::config::{Config, format_size};
 use crate::dispatch::retry::RetryPolicy;
 use crate::dispatch::sign::Secret;
 use crate::model::{
-    Actor, DeliveryState, Endpoint, EndpointState, IdKind, Subscription, Tenant, now_millis,
+    Actor, ApiKey, DeliveryState, Endpoint, EndpointState, IdKind, Subscription, Tenant, now_millis,
 };
 use crate::store::{
-    EndpointPatch, NewEndpoint, NewEvent, NewSubscription, Published, RetryFilter, RetryReport,
-    Store, StoreError, SubscriptionPatch,
+    EndpointPatch, NewApiKey, NewEndpoint, NewEvent, NewSubscription, Published, RetryFilter,
+    RetryReport, Store, StoreError, SubscriptionPatch,
 };
 use crate::topic::{Topic, TopicPattern};
 
@@ -157,6 +157,61 @@ impl Ops {
     /// Who these actions are recorded as.
     pub fn actor(&self) -> &Actor {
         &self.actor
+    }
+
+    /// The same actions done by someone else (the API acts as each key).
+    pub fn acting_as(&self, actor: Actor) -> Ops {
+        Ops {
+            actor,
+            ..self.clone()
+        }
+    }
+
+    /// The largest payload accepted (`limits.max_payload`), in bytes.
+    pub fn max_payload(&self) -> u64 {
+        self.max_payload
+    }
+
+    // --- API keys ------------------------------------------------------
+
+    /// Creates an API key, for one tenant (id or name) or, without one, an
+    /// admin key. Returns the key as listed and the secret key, which is
+    /// shown this once and never stored.
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        tenant: Option<&str>,
+    ) -> Result<(ApiKey, String)> {
+        validate_name("name", name)?;
+        let tenant_id = match tenant {
+            Some(key) => Some(self.tenant(key).await?.id),
+            None => None,
+        };
+        let generated =
+            crate::api_key::generate().map_err(|e| OpsError::invalid("key", e.to_string()))?;
+        let new = NewApiKey {
+            name: name.to_string(),
+            key_hash: generated.hash,
+            key_prefix: generated.prefix,
+            tenant_id,
+        };
+        let key = self
+            .store
+            .create_api_key(&new, &self.actor)
+            .await
+            .map_err(conflict_in("name"))?;
+        Ok((key, generated.key))
+    }
+
+    /// Revokes an API key by id or name; requests with it are refused from then on.
+    pub async fn revoke_api_key(&self, key: &str) -> Result<ApiKey> {
+        match self.store.revoke_api_key(key, &self.actor).await {
+            Err(StoreError::NotFound { .. }) => Err(OpsError::invalid(
+                "key",
+                format!("no live API key {key:?} (see `hookline apikey list`)"),
+            )),
+            other => Ok(other?),
+        }
     }
 
     // --- tenants -------------------------------------------------------
@@ -399,6 +454,15 @@ impl Ops {
             .ok_or_else(|| OpsError::Store(StoreError::Conflict("publish returned nothing".into())))
     }
 
+    /// Publishes events already checked by [`Ops::validate_event`] in one
+    /// transaction (the API's group commit); results are in input order.
+    pub async fn publish_validated(&self, events: &[NewEvent]) -> Result<Vec<Published>> {
+        Ok(self
+            .store
+            .publish(events, self.retry_policy.first_delay_ms())
+            .await?)
+    }
+
     /// Validates one event for publishing: tenant or broadcast, topic,
     /// payload JSON and size, idempotency key.
     pub async fn validate_event(&self, input: &EventInput) -> Result<NewEvent> {
@@ -418,6 +482,17 @@ impl Ops {
             (Some(key), false) => Some(self.tenant(key).await?.id),
             (None, true) => None,
         };
+        self.validate_event_for(tenant_id, input)
+    }
+
+    /// [`Ops::validate_event`] for a caller that has already resolved the
+    /// audience: `tenant_id` of a live tenant, or `None` to broadcast
+    /// (`input.tenant` and `input.broadcast` are not looked at again).
+    pub fn validate_event_for(
+        &self,
+        tenant_id: Option<String>,
+        input: &EventInput,
+    ) -> Result<NewEvent> {
         let topic =
             Topic::parse(&input.topic).map_err(|e| OpsError::invalid("topic", e.to_string()))?;
         validate_payload(&input.payload, self.max_payload)?;

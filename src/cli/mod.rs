@@ -3,6 +3,7 @@
 //! through `hookline::ops`; output goes through [`output`].
 
 mod admin;
+mod apikey;
 mod demo;
 mod events;
 pub mod logs;
@@ -51,7 +52,7 @@ pub enum Command {
     Migrate,
     /// Run a dispatcher: deliver due deliveries until SIGINT/SIGTERM.
     Dispatch,
-    /// Run the dispatcher (and, later, the HTTP API) in one process.
+    /// Run the HTTP API and a dispatcher in one process (api.listen, default 127.0.0.1:8080).
     Serve,
     /// Open the operations console (a terminal UI) on the database.
     Console(ConsoleArgs),
@@ -80,6 +81,9 @@ pub enum Command {
     Dispatchers,
     /// Show the audit log of operator actions, newest first.
     Audit(AuditArgs),
+    /// Manage the API keys the HTTP API accepts.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
     /// Measure hookline on this machine (prints a table, or JSON with --json).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -91,6 +95,8 @@ pub enum BenchCommand {
     Pipeline(PipelineArgs),
     /// Healthy endpoints' latency alone, then beside one that times out with a large backlog.
     Isolation(IsolationArgs),
+    /// Publishing over HTTP to the API (serve in this process), delivered to local sinks.
+    Api(ApiBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +116,25 @@ pub struct IsolationArgs {
     /// The bad endpoint's attempt timeout.
     #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
     pub bad_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiBenchArgs {
+    /// Concurrent publishers, each with one request in flight.
+    #[arg(long, default_value_t = 32)]
+    pub publishers: usize,
+    /// Events to publish; each fans out to every endpoint.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    /// Sink endpoints, each its own local receiver.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints: usize,
+    /// Runs; the report gives each and their median.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Keep to this many events/s in all (default: as fast as the API answers).
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -410,6 +435,37 @@ pub struct RetryArgs {
     pub dry_run: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key (admin, or limited to one tenant) and print it once.
+    Create(ApikeyCreateArgs),
+    /// List keys (never the keys themselves: only a prefix of each).
+    List {
+        /// Include revoked keys.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a key: requests with it are refused from then on.
+    Revoke {
+        /// Key id (key_…) or name.
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("access").required(true).args(["admin", "tenant"])))]
+pub struct ApikeyCreateArgs {
+    /// Unique name; recorded as the actor of every change made with the key.
+    #[arg(long)]
+    pub name: String,
+    /// The key may do everything, for every tenant.
+    #[arg(long)]
+    pub admin: bool,
+    /// The key sees and manages only this tenant (id or name).
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Rows to show (1 to 10000).
@@ -444,11 +500,15 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Retry(args) => events::retry(args, &config, &out).await,
         Command::Dispatchers => events::dispatchers(&config, &out).await,
         Command::Audit(args) => events::audit(args, &config, &out).await,
+        Command::Apikey(command) => apikey::apikey(command, &config, &out).await,
         Command::Bench(BenchCommand::Pipeline(args)) => {
             run::bench_pipeline(args, cli.db, &config, &out).await
         }
         Command::Bench(BenchCommand::Isolation(args)) => {
             run::bench_isolation(args, cli.db, &config, &out).await
+        }
+        Command::Bench(BenchCommand::Api(args)) => {
+            run::bench_api(args, cli.db, &config, &out).await
         }
     }
 }

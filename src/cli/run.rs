@@ -9,7 +9,7 @@ use hookline::store::{OpenMode, Store};
 use serde_json::json;
 
 use super::output::Output;
-use super::{BenchMode, ConsoleArgs, PipelineArgs, SinkArgs};
+use super::{ApiBenchArgs, BenchMode, ConsoleArgs, PipelineArgs, SinkArgs};
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -61,9 +61,40 @@ pub async fn dispatch(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The dispatcher and the API in one process (the API arrives with its issue).
+/// The HTTP API and a dispatcher in one process, until SIGINT/SIGTERM. The
+/// dispatcher hears of new events at once (same process), without polling.
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
-    dispatch(config).await
+    let store = Store::open(&config.database.url, OpenMode::CreateAndMigrate).await?;
+    let dispatcher = Dispatcher::new(store.clone(), &config.dispatch)?;
+    let actor = hookline::model::Actor {
+        name: "hookline-api".to_string(),
+        client_addr: None,
+        source: hookline::model::Source::Api,
+    };
+    let ops = hookline::ops::Ops::new(store.clone(), config, actor);
+    let options = hookline::api::ApiOptions {
+        listen: config.api.listen,
+        open_health_metrics: config.api.open_health_metrics,
+    };
+    let api = hookline::api::start(ops, &options).await?;
+    println!("API listening on {}", api.url());
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.send_replace(true);
+    });
+    let mut dispatcher_stopping = stopping.clone();
+    let dispatched = dispatcher
+        .run(async move {
+            let _ = dispatcher_stopping.wait_for(|stop| *stop).await;
+        })
+        .await;
+    // The dispatcher only returns early on an error; stop the API either way.
+    let served = api.stop().await;
+    store.close().await;
+    dispatched?;
+    served?;
+    Ok(())
 }
 
 pub async fn sink(args: SinkArgs) -> anyhow::Result<()> {
@@ -138,6 +169,30 @@ pub async fn bench_isolation(
     out.result(
         serde_json::to_value(&report)?,
         hookline::bench::render_isolation(&report).trim_end(),
+    );
+    Ok(())
+}
+
+/// `bench api`: a fresh SQLite file per run unless `--db` names a database.
+pub async fn bench_api(
+    args: ApiBenchArgs,
+    db: Option<String>,
+    config: &Config,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let options = hookline::bench::api::ApiBenchOptions {
+        publishers: args.publishers,
+        events: args.events,
+        endpoints: args.endpoints,
+        runs: args.runs,
+        db,
+        rate: args.rate,
+        dispatch: config.dispatch.clone(),
+    };
+    let report = hookline::bench::api::run(&options).await?;
+    out.result(
+        serde_json::to_value(&report)?,
+        hookline::bench::api::render(&report).trim_end(),
     );
     Ok(())
 }

@@ -98,6 +98,8 @@ async fn listen_postgres(pool: sqlx::PgPool, changes: std::sync::Weak<watch::Sen
         };
         let mut listener = match listener.await {
             Ok(listener) => listener,
+            // The store was closed: there is nothing left to listen for.
+            Err(_) if pool.is_closed() => return,
             Err(err) => {
                 failures += 1;
                 tracing::warn!(error = %err, "cannot LISTEN for changes; retrying");
@@ -119,6 +121,7 @@ async fn listen_postgres(pool: sqlx::PgPool, changes: std::sync::Weak<watch::Sen
                         return;
                     }
                 }
+                Ok(Err(_)) if pool.is_closed() => return,
                 Ok(Err(err)) => {
                     tracing::warn!(error = %err, "lost the LISTEN connection; reconnecting");
                     let _ = bump(&changes);

@@ -8,6 +8,7 @@
 //! by the `on_db!` macro; where the SQL dialects differ, the statement comes
 //! from the backend's [`dialect::Dialect`].
 
+mod apikeys;
 mod audit;
 mod changes;
 mod deliveries;
@@ -15,6 +16,7 @@ mod dialect;
 mod dispatchers;
 mod endpoints;
 mod health;
+mod metrics;
 mod migrate;
 mod postgres;
 mod publish;
@@ -30,9 +32,11 @@ use std::fmt;
 
 use sqlx::{Pool, Postgres, Sqlite};
 
+pub use apikeys::NewApiKey;
 pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
 pub use endpoints::{EndpointPatch, NewEndpoint};
 pub use health::{EndpointHealth, HealthWindow};
+pub use metrics::AttemptTotals;
 pub use publish::{NewEvent, Published};
 pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,

@@ -121,7 +121,7 @@ impl Store {
             // Claim the keys first: a key another transaction already holds
             // makes its event a duplicate (on Postgres a concurrent holder
             // is waited for, so the same key never creates two events).
-            let keys: Vec<KeyRow> = planned
+            let mut keys: Vec<KeyRow> = planned
                 .iter()
                 .filter(|p| p.repeat_of.is_none())
                 .filter_map(|p| {
@@ -133,6 +133,9 @@ impl Store {
                     })
                 })
                 .collect();
+            // Concurrent batches (the API's group commit) claim keys in one
+            // order, so two of them never wait on each other's keys in a cycle.
+            keys.sort_unstable_by(|a, b| (a.scope, a.key).cmp(&(b.scope, b.key)));
             let mut originals: HashMap<(String, String), (String, i64)> = HashMap::new();
             if !keys.is_empty() {
                 let claimed: Vec<(String, String)> = sqlx::query_as(sql.insert_idempotency_keys)

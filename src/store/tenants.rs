@@ -106,6 +106,11 @@ impl Store {
                 .bind(tenant_id)
                 .fetch_all(&mut *tx)
                 .await?;
+            sqlx::query(super::apikeys::REVOKE_TENANT_KEYS)
+                .bind(tenant_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             let mut cancelled = 0;
             for endpoint_id in &endpoint_ids {
                 cancelled += super::endpoints::remove_endpoint!(sql, &mut *tx, endpoint_id, now);

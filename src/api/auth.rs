@@ -1,0 +1,187 @@
+//! Who is calling: the `Authorization: Bearer` API key, looked up by its
+//! hash, and what that key may see. An admin key sees everything; a tenant
+//! key sees only its tenant, and anything of another tenant answers exactly
+//! as if it did not exist (404).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::AppState;
+use super::problem::Problem;
+use crate::model::{Actor, ApiKey, Endpoint, IdKind, Source, Subscription, Tenant};
+use crate::ops::Ops;
+use crate::store::{DeliveryDetail, StoreError};
+
+/// An authenticated caller: its key, and the actions it does, recorded
+/// under the key's name.
+pub struct Caller {
+    pub key: ApiKey,
+    pub ops: Ops,
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Caller, Problem> {
+        let Peer(peer) = Peer::from_parts(parts);
+        authenticate(state, &parts.headers, peer).await
+    }
+}
+
+/// The client's IP address, for the audit log (absent when not served over TCP).
+pub struct Peer(pub Option<String>);
+
+impl Peer {
+    fn from_parts(parts: &Parts) -> Peer {
+        Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip().to_string()),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Peer, Self::Rejection> {
+        Ok(Peer::from_parts(parts))
+    }
+}
+
+/// Checks the bearer key in `headers`; 401 when it is missing, malformed,
+/// unknown or revoked (one message for all: nothing about keys leaks).
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<String>,
+) -> Result<Caller, Problem> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| Problem::unauthorized("send an API key as Authorization: Bearer <key>"))?;
+    let text = value.to_str().unwrap_or_default().trim();
+    let token = match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => {
+            return Err(Problem::unauthorized(
+                "the Authorization header must be Bearer <key>",
+            ));
+        }
+    };
+    let refused = || Problem::unauthorized("the API key is unknown or revoked");
+    let hash = crate::api_key::hash_presented(token).ok_or_else(refused)?;
+    let key = state
+        .ops
+        .store()
+        .api_key_by_hash(&hash)
+        .await?
+        .ok_or_else(refused)?;
+    let actor = Actor {
+        name: key.name.clone(),
+        client_addr: peer,
+        source: Source::Api,
+    };
+    Ok(Caller {
+        ops: state.ops.acting_as(actor),
+        key,
+    })
+}
+
+impl Caller {
+    /// The one tenant a tenant key is limited to; `None` for an admin key.
+    pub fn scope(&self) -> Option<&str> {
+        self.key.tenant_id.as_deref()
+    }
+
+    /// Whether this key may see things of `tenant_id`.
+    pub fn sees(&self, tenant_id: &str) -> bool {
+        self.scope().is_none_or(|own| own == tenant_id)
+    }
+
+    /// Refuses a tenant key (403) for what only an admin may do.
+    pub fn require_admin(&self, what: &str) -> Result<(), Problem> {
+        match self.scope() {
+            None => Ok(()),
+            Some(_) => Err(Problem::forbidden(format!(
+                "{what} needs an admin key; this key is limited to one tenant"
+            ))),
+        }
+    }
+
+    /// A tenant by id or name that this key may see; 404 otherwise. `field`
+    /// names the body field or query parameter it came from, if any.
+    pub async fn tenant(&self, key: &str, field: Option<&str>) -> Result<Tenant, Problem> {
+        let not_found = || match field {
+            Some(field) => Problem::unknown_reference(field, "tenant", key),
+            None => Problem::not_found("tenant", key),
+        };
+        match self.ops.store().find_tenant(key).await {
+            Ok(tenant) if self.sees(&tenant.id) => Ok(tenant),
+            Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The tenant a request is about: the one named, or a tenant key's own.
+    pub async fn tenant_or_own(&self, given: Option<&str>) -> Result<Tenant, Problem> {
+        match (given, self.scope()) {
+            (Some(key), _) => self.tenant(key, Some("tenant")).await,
+            (None, Some(own)) => self.tenant(own, Some("tenant")).await,
+            (None, None) => Err(Problem::invalid_field(
+                "tenant",
+                "missing: name the tenant (id or name); an admin key has no tenant of its own",
+            )),
+        }
+    }
+
+    /// A live endpoint by id that this key may see; 404 otherwise.
+    pub async fn endpoint(&self, id: &str, field: Option<&str>) -> Result<Endpoint, Problem> {
+        let not_found = || match field {
+            Some(field) => Problem::unknown_reference(field, "endpoint", id),
+            None => Problem::not_found("endpoint", id),
+        };
+        if IdKind::of(id) != Some(IdKind::Endpoint) {
+            return Err(not_found());
+        }
+        match self.ops.store().get_endpoint(id).await {
+            Ok(endpoint) if self.sees(&endpoint.tenant_id) => Ok(endpoint),
+            Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A subscription by id that this key may see; 404 otherwise.
+    pub async fn subscription(&self, id: &str) -> Result<Subscription, Problem> {
+        let not_found = || Problem::not_found("subscription", id);
+        if IdKind::of(id) != Some(IdKind::Subscription) {
+            return Err(not_found());
+        }
+        match self.ops.store().get_subscription(id).await {
+            Ok(subscription) if self.sees(&subscription.tenant_id) => Ok(subscription),
+            Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A delivery with its event and attempts that this key may see; 404 otherwise.
+    pub async fn delivery(&self, id: &str) -> Result<DeliveryDetail, Problem> {
+        let not_found = || Problem::not_found("delivery", id);
+        if IdKind::of(id) != Some(IdKind::Delivery) {
+            return Err(not_found());
+        }
+        match self.ops.store().get_delivery(id).await {
+            Ok(detail) if self.sees(&detail.delivery.tenant_id) => Ok(detail),
+            Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}

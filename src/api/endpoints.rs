@@ -1,0 +1,395 @@
+//! `/v1/endpoints`: where a tenant's events are POSTed, and the operator
+//! actions on one (pause, resume, rotate its secret, recover failures).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::body::{JsonBody, OptionalJsonBody, QueryParams};
+use super::problem::{ApiResult, Problem};
+use super::views::{Deleted, EndpointView, List};
+use crate::model::DeliveryState;
+use crate::ops::{BulkRetry, EndpointChanges, EndpointInput, parse_since};
+
+/// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a value.
+pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// An endpoint to register.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    /// Tenant id or name; a tenant key may leave it out.
+    pub tenant: Option<String>,
+    /// Unique within the tenant.
+    pub name: String,
+    /// The http(s) URL that receives the POSTs.
+    pub url: String,
+    /// `whsec_…`; generated when left out.
+    pub secret: Option<String>,
+    /// Per-attempt timeout, 100 to 300000 ms (default: the server's).
+    pub timeout_ms: Option<u64>,
+    /// Concurrent attempts, 1 to 1000 (default: the server's).
+    pub max_in_flight: Option<u32>,
+    /// Extra headers sent with every attempt.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub description: Option<String>,
+}
+
+/// Changes to an endpoint; fields left out stay as they are, `null` resets
+/// an optional one to its default.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u64>)]
+    pub timeout_ms: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub max_in_flight: Option<Option<u32>>,
+    /// Replaces every custom header (`{}` removes them all).
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
+/// Why an endpoint is paused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseEndpoint {
+    pub reason: Option<String>,
+}
+
+/// The new secret; generated when left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// `whsec_…`
+    pub secret: Option<String>,
+}
+
+/// Which of an endpoint's deliveries to revive.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recover {
+    /// Deliveries created at or after this RFC 3339 time (or this long ago, e.g. `2h`).
+    pub since: String,
+    /// Only deliveries created before this time.
+    pub until: Option<String>,
+    /// `dead` (default), `scheduled` or `succeeded`; several comma separated.
+    pub state: Option<String>,
+    /// Only count what would be queued.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// How many deliveries a recover queued (or would queue).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Recovered {
+    pub queued: u64,
+    pub dry_run: bool,
+}
+
+/// Filters of the endpoint list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EndpointQuery {
+    /// Only this tenant's endpoints (id or name).
+    pub tenant: Option<String>,
+}
+
+/// List endpoints (a tenant key sees its tenant's).
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints",
+    operation_id = "list_endpoints",
+    tag = "endpoints",
+    params(EndpointQuery),
+    responses(
+        (status = 200, description = "Endpoints by tenant and name", body = List<EndpointView>),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(
+    caller: Caller,
+    QueryParams(query): QueryParams<EndpointQuery>,
+) -> ApiResult<Json<List<EndpointView>>> {
+    let tenant = match (&query.tenant, caller.scope()) {
+        (None, None) => None,
+        (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
+    };
+    let endpoints = caller.ops.store().list_endpoints(tenant.as_deref()).await?;
+    Ok(Json(List {
+        data: endpoints.into_iter().map(EndpointView::from).collect(),
+    }))
+}
+
+/// Register an endpoint.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints",
+    operation_id = "create_endpoint",
+    tag = "endpoints",
+    request_body = CreateEndpoint,
+    responses(
+        (status = 201, description = "Created", body = EndpointView),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create(
+    caller: Caller,
+    JsonBody(request): JsonBody<CreateEndpoint>,
+) -> ApiResult<(StatusCode, Json<EndpointView>)> {
+    let tenant = caller.tenant_or_own(request.tenant.as_deref()).await?;
+    let input = EndpointInput {
+        tenant: tenant.id,
+        name: request.name,
+        url: request.url,
+        secret: request.secret,
+        timeout: request.timeout_ms.map(Duration::from_millis),
+        max_in_flight: request.max_in_flight,
+        headers: header_lines(&request.headers)?,
+        description: request.description,
+    };
+    let endpoint = caller.ops.add_endpoint(&input).await?;
+    Ok((StatusCode::CREATED, Json(endpoint.into())))
+}
+
+/// Get an endpoint.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}",
+    operation_id = "get_endpoint",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    responses(
+        (status = 200, description = "The endpoint", body = EndpointView),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
+    Ok(Json(caller.endpoint(&id, None).await?.into()))
+}
+
+/// Change an endpoint's settings.
+#[utoipa::path(
+    patch,
+    path = "/v1/endpoints/{id}",
+    operation_id = "update_endpoint",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    request_body = UpdateEndpoint,
+    responses(
+        (status = 200, description = "The endpoint as it now is", body = EndpointView),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn update(
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<UpdateEndpoint>,
+) -> ApiResult<Json<EndpointView>> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let changes = EndpointChanges {
+        name: request.name,
+        url: request.url,
+        timeout: request.timeout_ms.map(|t| t.map(Duration::from_millis)),
+        max_in_flight: request.max_in_flight,
+        headers: request.headers.as_ref().map(header_lines).transpose()?,
+        description: request.description,
+    };
+    Ok(Json(
+        caller
+            .ops
+            .update_endpoint(&endpoint.id, &changes)
+            .await?
+            .into(),
+    ))
+}
+
+/// Delete an endpoint and its subscriptions; unfinished deliveries are cancelled.
+#[utoipa::path(
+    delete,
+    path = "/v1/endpoints/{id}",
+    operation_id = "delete_endpoint",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let (endpoint, cancelled) = caller.ops.delete_endpoint(&endpoint.id).await?;
+    Ok(Json(Deleted {
+        id: endpoint.id,
+        cancelled_deliveries: cancelled,
+    }))
+}
+
+/// Hold an endpoint's deliveries (nothing is attempted or dropped) until resumed.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/pause",
+    operation_id = "pause_endpoint",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    request_body(content = Option<PauseEndpoint>, description = "Optional"),
+    responses(
+        (status = 200, description = "Paused", body = EndpointView),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn pause(
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJsonBody(request): OptionalJsonBody<PauseEndpoint>,
+) -> ApiResult<Json<EndpointView>> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let (endpoint, _was_paused) = caller
+        .ops
+        .pause_endpoint(&endpoint.id, request.reason.as_deref())
+        .await?;
+    Ok(Json(endpoint.into()))
+}
+
+/// Make a paused or disabled endpoint active; held deliveries flow oldest first.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/resume",
+    operation_id = "resume_endpoint",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    responses(
+        (status = 200, description = "Active", body = EndpointView),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn resume(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let (endpoint, _before) = caller.ops.resume_endpoint(&endpoint.id).await?;
+    Ok(Json(endpoint.into()))
+}
+
+/// Replace the signing secret; the old one keeps signing (both signatures
+/// sent) for the rotation grace period.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/rotate-secret",
+    operation_id = "rotate_endpoint_secret",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    request_body(content = Option<RotateSecret>, description = "Optional"),
+    responses(
+        (status = 200, description = "The endpoint with its new secret", body = EndpointView),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid secret", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn rotate_secret(
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJsonBody(request): OptionalJsonBody<RotateSecret>,
+) -> ApiResult<Json<EndpointView>> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let endpoint = caller
+        .ops
+        .rotate_secret(&endpoint.id, request.secret.as_deref())
+        .await?;
+    Ok(Json(endpoint.into()))
+}
+
+/// Queue an endpoint's failed deliveries again, each on a fresh schedule.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/recover",
+    operation_id = "recover_endpoint",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    request_body = Recover,
+    responses(
+        (status = 202, description = "Queued", body = Recovered),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn recover(
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<Recover>,
+) -> ApiResult<(StatusCode, Json<Recovered>)> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let since = parse_since("since", &request.since)?;
+    let until = request
+        .until
+        .as_deref()
+        .map(|t| parse_since("until", t))
+        .transpose()?;
+    let states = match &request.state {
+        None => vec![DeliveryState::Dead],
+        Some(text) => text
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<DeliveryState>()
+                    .map_err(|e| Problem::invalid_field("state", e.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let request = BulkRetry {
+        endpoint: endpoint.id,
+        states,
+        since: Some(since),
+        until,
+        dry_run: request.dry_run,
+    };
+    let (_endpoint, queued) = caller.ops.retry_bulk(&request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Recovered {
+            queued,
+            dry_run: request.dry_run,
+        }),
+    ))
+}
+
+/// Headers as the `Name: value` lines that `ops` validates (a colon in a
+/// name would move the split, so it is refused here).
+fn header_lines(headers: &BTreeMap<String, String>) -> ApiResult<Vec<String>> {
+    headers
+        .iter()
+        .map(|(name, value)| match name.contains(':') {
+            true => Err(Problem::invalid_field(
+                "headers",
+                format!("{name:?} is not a valid header name"),
+            )),
+            false => Ok(format!("{name}: {value}")),
+        })
+        .collect()
+}

@@ -1,0 +1,160 @@
+//! `POST /v1/events`: publish an event for a tenant, or broadcast it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::Caller;
+use super::body::JsonBody;
+use super::problem::{ApiResult, Problem};
+use crate::config::{ByteSize, format_size};
+use crate::ops::EventInput;
+
+/// The header a producer may send its idempotency key in instead of the body.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// An event to publish.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// The tenant it is for (id or name). A tenant key may leave it out.
+    pub tenant: Option<String>,
+    /// `true` sends it to every tenant's subscribed endpoints (admin keys only).
+    #[serde(default)]
+    pub broadcast: bool,
+    /// e.g. `resident.update`: dot-separated lowercase segments.
+    pub topic: String,
+    /// Any JSON value; receivers get exactly these bytes.
+    #[schema(value_type = serde_json::Value)]
+    pub payload: Box<RawValue>,
+    /// A repeated key (per tenant) returns the original event and creates
+    /// nothing. May be sent as the `Idempotency-Key` header instead.
+    pub idempotency_key: Option<String>,
+}
+
+/// What publishing did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PublishResponse {
+    /// `msg_…`: also the `webhook-id` receivers see.
+    pub id: String,
+    /// Deliveries created (for a duplicate: created by the original).
+    pub deliveries: i64,
+    /// The idempotency key was seen before; nothing new was created.
+    pub duplicate: bool,
+}
+
+/// Publish an event. Answered once the event and all its deliveries are
+/// committed; concurrent publishes share a commit.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    operation_id = "publish_event",
+    tag = "events",
+    request_body = PublishRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Idempotency key (instead of the body field)")),
+    responses(
+        (status = 202, description = "Committed", body = PublishResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Broadcast with a tenant key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Payload over the size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn publish(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<PublishRequest>,
+) -> ApiResult<(StatusCode, Json<PublishResponse>)> {
+    let idempotency_key = idempotency_key(&headers, request.idempotency_key)?;
+    let max = caller.ops.max_payload();
+    let size = request.payload.get().len() as u64;
+    if size > max {
+        return Err(Problem::too_large(
+            "payload",
+            format!(
+                "{size} bytes is over the limit of {} (limits.max_payload)",
+                format_size(ByteSize(max))
+            ),
+        ));
+    }
+    let tenant = if request.broadcast {
+        if caller.scope().is_some() {
+            return Err(Problem::forbidden(
+                "a tenant key cannot broadcast: broadcasts reach every tenant",
+            ));
+        }
+        match &request.tenant {
+            Some(_) => {
+                return Err(Problem::invalid_field(
+                    "tenant",
+                    "give a tenant or \"broadcast\": true, not both",
+                ));
+            }
+            None => None,
+        }
+    } else {
+        match (&request.tenant, caller.scope()) {
+            (None, None) => {
+                return Err(Problem::invalid_field(
+                    "tenant",
+                    "missing: an event is for one tenant (\"tenant\") or every tenant (\"broadcast\": true)",
+                ));
+            }
+            (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
+        }
+    };
+    let input = EventInput {
+        tenant,
+        broadcast: request.broadcast,
+        topic: request.topic,
+        payload: request.payload.get().to_string(),
+        idempotency_key,
+    };
+    // The tenant was resolved (and checked against the key) above.
+    let event = caller
+        .ops
+        .validate_event_for(input.tenant.clone(), &input)?;
+    let published = state.publisher.publish(event).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PublishResponse {
+            id: published.event_id,
+            deliveries: published.deliveries,
+            duplicate: published.duplicate,
+        }),
+    ))
+}
+
+/// The key from the body or the header; both given must agree.
+fn idempotency_key(headers: &HeaderMap, body: Option<String>) -> ApiResult<Option<String>> {
+    let header = match headers.get(IDEMPOTENCY_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    Problem::invalid_field(
+                        "Idempotency-Key",
+                        "must be visible ASCII (use the body field for other text)",
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    match (body, header) {
+        (Some(body), Some(header)) if body != header => Err(Problem::invalid_field(
+            "idempotency_key",
+            "differs from the Idempotency-Key header; send one or make them equal",
+        )),
+        (body, header) => Ok(body.or(header)),
+    }
+}

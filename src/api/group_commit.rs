@@ -1,0 +1,156 @@
+//! Group commit for publishing: concurrent publish requests are queued to a
+//! few committer tasks, and each commits everything waiting in one
+//! transaction. A request is answered only after the transaction holding
+//! its event has committed, yet a burst of requests shares one commit
+//! instead of each paying for its own.
+//!
+//! Requests are validated before they are queued, so a bad request fails
+//! alone. Should a whole batch still fail in the store, its events are
+//! retried one by one, so one event the database refuses cannot fail its
+//! neighbours. Idempotency holds across batches and inside one: the store
+//! treats a key repeated within a batch as a duplicate of its first use.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use super::problem::Problem;
+use crate::ops::{Ops, OpsError};
+use crate::store::{NewEvent, Published, StoreError};
+
+/// Most events committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Requests waiting for a committer; beyond this, publishers wait to queue.
+const QUEUE_DEPTH: usize = 4096;
+
+/// One queued publish and where its answer goes.
+struct Pending {
+    event: NewEvent,
+    reply: oneshot::Sender<Result<Published, OpsError>>,
+}
+
+/// The front of the group commit: hand it an event, get the committed result.
+#[derive(Clone)]
+pub struct GroupCommit {
+    queue: mpsc::Sender<Pending>,
+}
+
+/// The committer tasks; finish when every [`GroupCommit`] handle is dropped.
+pub struct Committers {
+    tasks: JoinSet<()>,
+}
+
+impl Committers {
+    /// Waits until every queued event is committed and the committers ended.
+    pub async fn finish(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Counters of the group commit, for benchmarks and tests.
+#[derive(Debug, Default)]
+pub struct GroupStats {
+    /// Transactions committed.
+    pub batches: std::sync::atomic::AtomicU64,
+    /// Events in those transactions.
+    pub events: std::sync::atomic::AtomicU64,
+}
+
+impl GroupCommit {
+    /// Starts `committers` tasks publishing through `ops` (at least one).
+    /// More than one lets a batch be collected and prepared while another
+    /// commits; on SQLite, whose one writer serialises commits anyway, one is enough.
+    pub fn start(ops: Ops, committers: usize, stats: Arc<GroupStats>) -> (GroupCommit, Committers) {
+        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let mut tasks = JoinSet::new();
+        for _ in 0..committers.max(1) {
+            let (ops, receiver, stats) = (ops.clone(), Arc::clone(&receiver), Arc::clone(&stats));
+            tasks.spawn(async move { commit_loop(ops, receiver, stats).await });
+        }
+        (GroupCommit { queue }, Committers { tasks })
+    }
+
+    /// Publishes a validated event; returns once it is committed.
+    pub async fn publish(&self, event: NewEvent) -> Result<Published, Problem> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Problem::unavailable("the server is shutting down; publish again");
+        self.queue
+            .send(Pending { event, reply })
+            .await
+            .map_err(|_| stopped())?;
+        Ok(answer.await.map_err(|_| stopped())??)
+    }
+}
+
+/// Takes whatever is queued (waiting for at least one), commits it, answers.
+async fn commit_loop(
+    ops: Ops,
+    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    stats: Arc<GroupStats>,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            // Holding the lock while waiting makes the other committers queue
+            // behind this one, so each batch takes everything that arrived
+            // while the previous one was committing.
+            let mut receiver = receiver.lock().await;
+            if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+        }
+        commit(&ops, batch, &stats).await;
+    }
+}
+
+async fn commit(ops: &Ops, batch: Vec<Pending>, stats: &GroupStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (events, replies): (Vec<NewEvent>, Vec<_>) =
+        batch.into_iter().map(|p| (p.event, p.reply)).unzip();
+    match ops.publish_validated(&events).await {
+        Ok(results) if results.len() == events.len() => {
+            stats.batches.fetch_add(1, Relaxed);
+            stats.events.fetch_add(events.len() as u64, Relaxed);
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(result));
+            }
+        }
+        outcome if events.len() > 1 => {
+            let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+            tracing::warn!(
+                events = events.len(),
+                %error,
+                "a publish batch failed; committing its events one by one"
+            );
+            for (event, reply) in events.into_iter().zip(replies) {
+                let result = ops
+                    .publish_validated(std::slice::from_ref(&event))
+                    .await
+                    .and_then(|mut results| results.pop().ok_or_else(nothing_published));
+                if result.is_ok() {
+                    stats.batches.fetch_add(1, Relaxed);
+                    stats.events.fetch_add(1, Relaxed);
+                }
+                let _ = reply.send(result);
+            }
+        }
+        // A batch of one: its own result is the answer.
+        Ok(_) => {
+            for reply in replies {
+                let _ = reply.send(Err(nothing_published()));
+            }
+        }
+        Err(err) => {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+}
+
+fn nothing_published() -> OpsError {
+    OpsError::Store(StoreError::Conflict("publish returned nothing".to_string()))
+}

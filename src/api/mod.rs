@@ -1,0 +1,202 @@
+//! The HTTP API that `hookline serve` runs next to the dispatcher: producers
+//! publish events, integrators manage tenants, endpoints and subscriptions
+//! and follow deliveries. JSON in and out, errors as RFC 9457 problems,
+//! `Authorization: Bearer` API keys, every change through [`crate::ops`]
+//! with the key's name as the actor. Routes and the OpenAPI document are
+//! built from one source (the handlers' `#[utoipa::path]` annotations).
+
+mod auth;
+mod body;
+mod deliveries;
+mod endpoints;
+mod events;
+pub mod group_commit;
+mod metrics;
+mod openapi;
+mod problem;
+mod subscriptions;
+mod tenants;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Uri;
+use tokio::sync::watch;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::ops::Ops;
+use crate::store::Backend;
+pub use events::PublishResponse;
+use group_commit::{Committers, GroupCommit, GroupStats};
+pub use problem::{FieldError, Problem};
+
+/// Room for the request envelope around a payload of the maximum size; the
+/// payload itself is checked against `limits.max_payload` exactly.
+const ENVELOPE_ALLOWANCE: u64 = 64 * 1024;
+
+/// How long shutdown waits for requests in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What every handler shares.
+pub struct AppState {
+    /// Actions as hookline itself; handlers act through the caller's [`auth::Caller`].
+    ops: Ops,
+    publisher: GroupCommit,
+    open_health_metrics: bool,
+    openapi_json: Bytes,
+}
+
+/// Why the API could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the API server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// How the API runs.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// `/healthz` and `/metrics` without a key.
+    pub open_health_metrics: bool,
+}
+
+/// Every route, with its OpenAPI description.
+fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(events::publish))
+        .routes(routes!(tenants::list, tenants::create))
+        .routes(routes!(tenants::get, tenants::delete))
+        .routes(routes!(endpoints::list, endpoints::create))
+        .routes(routes!(
+            endpoints::get,
+            endpoints::update,
+            endpoints::delete
+        ))
+        .routes(routes!(endpoints::pause))
+        .routes(routes!(endpoints::resume))
+        .routes(routes!(endpoints::rotate_secret))
+        .routes(routes!(endpoints::recover))
+        .routes(routes!(subscriptions::list, subscriptions::create))
+        .routes(routes!(
+            subscriptions::get,
+            subscriptions::update,
+            subscriptions::delete
+        ))
+        .routes(routes!(deliveries::list))
+        .routes(routes!(deliveries::get))
+        .routes(routes!(deliveries::retry))
+        .routes(routes!(metrics::healthz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::document))
+}
+
+/// The OpenAPI document, exactly as `GET /v1/openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The API serving on a background task, until [`RunningApi::stop`].
+pub struct RunningApi {
+    /// The address bound (with the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// Group commit counters.
+    pub stats: Arc<GroupStats>,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    committers: Committers,
+}
+
+impl RunningApi {
+    /// `http://ADDR`, the base URL of the API.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets requests in progress finish (for up to
+    /// [`SHUTDOWN_GRACE`]) and commits every publish already queued.
+    pub async fn stop(self) -> Result<(), ApiError> {
+        self.stop.send_replace(true);
+        let mut server = self.server;
+        let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(Ok(result)) => result.map_err(ApiError::Serve),
+            Ok(Err(join)) => Err(ApiError::Serve(std::io::Error::other(join))),
+            Err(_) => {
+                server.abort();
+                Ok(())
+            }
+        };
+        self.committers.finish().await;
+        served
+    }
+}
+
+/// Binds and serves the API on a background task, publishing through `ops`.
+pub async fn start(ops: Ops, options: &ApiOptions) -> Result<RunningApi, ApiError> {
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ApiError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ApiError::Bind {
+        addr: options.listen,
+        source,
+    })?;
+    // SQLite has one writer, so one committer; on Postgres a second one
+    // prepares its batch while the first waits for its commit.
+    let committers = match ops.store().backend() {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 2,
+    };
+    let stats = Arc::new(GroupStats::default());
+    let (publisher, committers) = GroupCommit::start(ops.clone(), committers, Arc::clone(&stats));
+    let body_limit =
+        usize::try_from(ops.max_payload().saturating_add(ENVELOPE_ALLOWANCE)).unwrap_or(usize::MAX);
+    let (router, document) = routes().split_for_parts();
+    let openapi_json = Bytes::from(document.to_json().unwrap_or_default());
+    let state = Arc::new(AppState {
+        ops,
+        publisher,
+        open_health_metrics: options.open_health_metrics,
+        openapi_json,
+    });
+    let app = router
+        .fallback(|uri: Uri| async move { Problem::no_route(uri.path()) })
+        .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state);
+    let (stop, mut stopping) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        let signal = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await
+    });
+    tracing::info!(%addr, "API listening");
+    Ok(RunningApi {
+        addr,
+        stats,
+        stop,
+        server,
+        committers,
+    })
+}

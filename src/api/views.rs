@@ -1,0 +1,281 @@
+//! What the API answers with: the model's records as JSON, times as RFC
+//! 3339, payloads as the exact JSON text published.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::model::{
+    Attempt, Delivery, Endpoint, Event, Millis, Subscription, Tenant, format_rfc3339,
+};
+use crate::store::DeliveryDetail;
+
+fn time(ms: Millis) -> String {
+    format_rfc3339(ms)
+}
+
+fn time_opt(ms: Option<Millis>) -> Option<String> {
+    ms.map(format_rfc3339)
+}
+
+/// A list of records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T: ToSchema> {
+    pub data: Vec<T>,
+}
+
+/// A customer of the producer platform.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    /// `ten_…`
+    pub id: String,
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(tenant: Tenant) -> TenantView {
+        TenantView {
+            id: tenant.id,
+            name: tenant.name,
+            created_at: time(tenant.created_at),
+        }
+    }
+}
+
+/// A URL that receives a tenant's events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    /// `ep_…`
+    pub id: String,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub name: String,
+    pub url: String,
+    /// The signing secret (`whsec_…`) receivers verify signatures with.
+    pub secret: String,
+    /// Until then the secret before the last rotation signs too.
+    pub previous_secret_expires_at: Option<String>,
+    /// `active`, `paused` or `disabled`.
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub state_changed_at: Option<String>,
+    /// Per-attempt timeout; `null` uses the server's default.
+    pub timeout_ms: Option<i64>,
+    /// Cap on concurrent attempts; `null` uses the server's default.
+    pub max_in_flight: Option<i64>,
+    /// Extra headers sent with every attempt.
+    pub headers: BTreeMap<String, String>,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Endpoint> for EndpointView {
+    fn from(e: Endpoint) -> EndpointView {
+        EndpointView {
+            id: e.id,
+            tenant_id: e.tenant_id,
+            tenant_name: e.tenant_name,
+            name: e.name,
+            url: e.url,
+            secret: e.secret,
+            previous_secret_expires_at: time_opt(
+                e.previous_secret.and(e.previous_secret_expires_at),
+            ),
+            state: e.state.to_string(),
+            state_reason: e.state_reason,
+            state_changed_at: time_opt(e.state_changed_at),
+            timeout_ms: e.timeout_ms,
+            max_in_flight: e.max_in_flight,
+            headers: e.headers.into_iter().collect(),
+            description: e.description,
+            created_at: time(e.created_at),
+            updated_at: time(e.updated_at),
+        }
+    }
+}
+
+/// An endpoint's interest in the topics matching a pattern.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    /// `sub_…`
+    pub id: String,
+    pub endpoint_id: String,
+    pub endpoint_name: String,
+    pub tenant_id: String,
+    /// The topic pattern: `resident.update`, `resident.*`, `resident.**` or `*`.
+    pub topic: String,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Subscription> for SubscriptionView {
+    fn from(s: Subscription) -> SubscriptionView {
+        SubscriptionView {
+            id: s.id,
+            endpoint_id: s.endpoint_id,
+            endpoint_name: s.endpoint_name,
+            tenant_id: s.tenant_id,
+            topic: s.pattern,
+            description: s.description,
+            created_at: time(s.created_at),
+            updated_at: time(s.updated_at),
+        }
+    }
+}
+
+/// One event on its way to one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// `dlv_…`
+    pub id: String,
+    /// `msg_…`, also the `webhook-id` header the receiver gets.
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub endpoint_name: String,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub topic: String,
+    /// `pending`, `in_flight`, `scheduled`, `succeeded`, `dead` or `cancelled`.
+    pub state: String,
+    /// Attempts made in the current schedule.
+    pub attempts: i64,
+    /// When a pending or scheduled delivery is due.
+    pub next_attempt_at: String,
+    pub last_attempt_at: Option<String>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> DeliveryView {
+        DeliveryView {
+            id: d.id,
+            event_id: d.event_id,
+            endpoint_id: d.endpoint_id,
+            endpoint_name: d.endpoint_name,
+            tenant_id: d.tenant_id,
+            tenant_name: d.tenant_name,
+            topic: d.topic,
+            state: d.state.to_string(),
+            attempts: d.attempts,
+            next_attempt_at: time(d.next_attempt_at),
+            last_attempt_at: time_opt(d.last_attempt_at),
+            last_status: d.last_status,
+            last_error: d.last_error,
+            created_at: time(d.created_at),
+            updated_at: time(d.updated_at),
+        }
+    }
+}
+
+/// A page of deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub data: Vec<DeliveryView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// An event as published.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// `msg_…`
+    pub id: String,
+    /// `null` for a broadcast.
+    pub tenant_id: Option<String>,
+    pub topic: String,
+    /// The payload exactly as published (byte for byte).
+    #[schema(value_type = serde_json::Value)]
+    pub payload: Box<RawValue>,
+    pub idempotency_key: Option<String>,
+    pub created_at: String,
+}
+
+impl From<Event> for EventView {
+    fn from(e: Event) -> EventView {
+        // The payload was checked to be JSON when published; should a row
+        // hold anything else, show it as a JSON string rather than fail.
+        let payload = RawValue::from_string(e.payload.clone()).unwrap_or_else(|_| {
+            RawValue::from_string(serde_json::Value::from(e.payload).to_string())
+                .unwrap_or_default()
+        });
+        EventView {
+            id: e.id,
+            tenant_id: e.tenant_id,
+            topic: e.topic,
+            payload,
+            idempotency_key: e.idempotency_key,
+            created_at: time(e.created_at),
+        }
+    }
+}
+
+/// One HTTP try of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    /// `att_…`
+    pub id: String,
+    /// 1-based position in the schedule it belonged to.
+    pub attempt_number: i64,
+    pub started_at: String,
+    pub duration_ms: i64,
+    pub status_code: Option<i64>,
+    /// `null` when the attempt succeeded; otherwise `timeout`, `connect`,
+    /// `dns`, `tls`, `http_status`, `too_large_response` or `network`.
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    /// Headers sent, with the signature masked.
+    pub request_headers: Vec<(String, String)>,
+    /// The first bytes of the answer's body.
+    pub response_body: Option<String>,
+}
+
+impl From<Attempt> for AttemptView {
+    fn from(a: Attempt) -> AttemptView {
+        AttemptView {
+            id: a.id,
+            attempt_number: a.attempt_number,
+            started_at: time(a.started_at),
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            error_kind: a.error_kind.map(|k| k.to_string()),
+            error_message: a.error_message,
+            request_headers: a.request_headers,
+            response_body: a.response_body,
+        }
+    }
+}
+
+/// A delivery with its event and every attempt, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetailView {
+    pub delivery: DeliveryView,
+    pub event: EventView,
+    pub attempts: Vec<AttemptView>,
+}
+
+impl From<DeliveryDetail> for DeliveryDetailView {
+    fn from(d: DeliveryDetail) -> DeliveryDetailView {
+        DeliveryDetailView {
+            delivery: d.delivery.into(),
+            event: d.event.into(),
+            attempts: d.attempts.into_iter().map(AttemptView::from).collect(),
+        }
+    }
+}
+
+/// What a deletion did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    /// Unfinished deliveries cancelled by the deletion.
+    pub cancelled_deliveries: u64,
+}

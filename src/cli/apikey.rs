@@ -1,0 +1,64 @@
+//! `hookline apikey …`: the keys the HTTP API accepts. A key is printed once,
+//! when created; only its hash is stored.
+
+use hookline::config::Config;
+use hookline::model::ApiKey;
+use serde_json::json;
+
+use super::ApikeyCommand;
+use super::admin::ops;
+use super::output::{Cell, Output, Record};
+
+fn key_record(key: &ApiKey) -> Record {
+    Record::new()
+        .field("id", &key.id)
+        .field("name", &key.name)
+        .field(
+            "access",
+            match &key.tenant_name {
+                Some(tenant) => format!("tenant {tenant}"),
+                None => "admin".to_string(),
+            },
+        )
+        .field("tenant_id", key.tenant_id.as_ref())
+        .field("prefix", format!("{}…", key.key_prefix))
+        .field("created_at", Cell::Time(key.created_at))
+        .field("revoked_at", Cell::time(key.revoked_at))
+}
+
+pub async fn apikey(command: ApikeyCommand, config: &Config, out: &Output) -> anyhow::Result<()> {
+    let ops = ops(config).await?;
+    match command {
+        ApikeyCommand::Create(args) => {
+            let tenant = if args.admin { None } else { args.tenant };
+            let (key, secret) = ops.create_api_key(&args.name, tenant.as_deref()).await?;
+            if out.is_json() {
+                let mut record = key_record(&key).to_json();
+                record["key"] = json!(secret);
+                out.result(record, "");
+            } else {
+                out.detail(&key_record(&key).field("key", &secret));
+                out.note("store the key now: it is shown this once and cannot be read back");
+            }
+        }
+        ApikeyCommand::List { all } => {
+            let keys = ops.store().list_api_keys(all).await?;
+            let records: Vec<Record> = keys.iter().map(key_record).collect();
+            out.table(
+                &records,
+                "no API keys yet: create one with `hookline apikey create --name N --admin`",
+            );
+        }
+        ApikeyCommand::Revoke { key } => {
+            let key = ops.revoke_api_key(&key).await?;
+            out.result(
+                json!({ "revoked": key.id, "name": key.name }),
+                &format!(
+                    "revoked API key {} ({}); requests with it are refused from now on",
+                    key.name, key.id
+                ),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1457 @@
+//! The HTTP API end to end, on SQLite and Postgres: the real server on a free
+//! 127.0.0.1 port, driven with reqwest; real sinks receive what a real
+//! dispatcher delivers; the database is compared row by row (`dump`) to
+//! prove that refused requests wrote nothing.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use common::{Backend, RunningDispatcher, TestDb, install_crypto, ok, test_config, test_ops};
+use hookline::api::{ApiOptions, RunningApi};
+use hookline::config::Config;
+use hookline::model::IdKind;
+use hookline::ops::Ops;
+use hookline::sink::{SinkHandle, SinkOptions};
+use hookline::store::Store;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+// --- the world a test runs in --------------------------------------------
+
+/// A fresh database, the API serving it, an admin key and an HTTP client.
+struct Server {
+    db: TestDb,
+    store: Store,
+    config: Config,
+    ops: Ops,
+    api: Option<RunningApi>,
+    base: String,
+    client: reqwest::Client,
+    admin: String,
+}
+
+/// An answer: status, content type and body.
+struct Reply {
+    status: u16,
+    content_type: String,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts a problem document with this status (and, if given, this field at fault).
+    #[track_caller]
+    fn assert_problem(&self, status: u16, field: Option<&str>) -> Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(
+            self.content_type,
+            "application/problem+json",
+            "{}",
+            self.text()
+        );
+        let problem = self.json();
+        assert_eq!(problem["status"], status, "{problem}");
+        assert!(
+            problem["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("urn:hookline:problem:")),
+            "{problem}"
+        );
+        assert!(problem["title"].is_string(), "{problem}");
+        assert!(problem["detail"].is_string(), "{problem}");
+        if let Some(field) = field {
+            assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+            assert!(problem["errors"][0]["reason"].is_string(), "{problem}");
+        }
+        problem
+    }
+}
+
+/// A request body.
+enum Body {
+    None,
+    Json(Value),
+    Raw(&'static str, Vec<u8>),
+}
+
+impl Server {
+    async fn start(backend: Backend) -> Server {
+        Server::start_with(backend, |_| {}).await
+    }
+
+    async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Server {
+        install_crypto();
+        let db = TestDb::new(backend);
+        let store = db.store().await;
+        let mut config = test_config(&db.url);
+        tweak(&mut config);
+        let ops = test_ops(&store, &config);
+        let (_, admin) = ops
+            .create_api_key("admin-key", None)
+            .await
+            .expect("create the admin key");
+        let api = hookline::api::start(
+            ops.clone(),
+            &ApiOptions {
+                listen: "127.0.0.1:0".parse().expect("address"),
+                open_health_metrics: config.api.open_health_metrics,
+            },
+        )
+        .await
+        .expect("start the API");
+        Server {
+            base: api.url(),
+            api: Some(api),
+            db,
+            store,
+            config,
+            ops,
+            client: reqwest::Client::new(),
+            admin,
+        }
+    }
+
+    /// A key limited to `tenant`.
+    async fn tenant_key(&self, name: &str, tenant: &str) -> String {
+        self.ops
+            .create_api_key(name, Some(tenant))
+            .await
+            .expect("create a tenant key")
+            .1
+    }
+
+    async fn send(&self, method: &str, path: &str, key: Option<&str>, body: Body) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request
+                .header("content-type", "application/json")
+                .body(value.to_string()),
+            Body::Raw(content_type, bytes) => {
+                request.header("content-type", content_type).body(bytes)
+            }
+        };
+        let response = request.send().await.expect("send the request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = response.bytes().await.expect("read the body").to_vec();
+        Reply {
+            status,
+            content_type,
+            headers,
+            body,
+        }
+    }
+
+    /// As the admin.
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let body = body.map_or(Body::None, Body::Json);
+        self.send(method, path, Some(&self.admin.clone()), body)
+            .await
+    }
+
+    /// As the admin, asserting the status; returns the JSON body.
+    async fn admin_ok(&self, method: &str, path: &str, body: Option<Value>, status: u16) -> Value {
+        let reply = self.admin(method, path, body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text());
+        reply.json()
+    }
+
+    async fn tenant(&self, name: &str) -> Value {
+        self.admin_ok("POST", "/v1/tenants", Some(json!({ "name": name })), 201)
+            .await
+    }
+
+    /// An endpoint of `tenant` at `url` subscribed to `pattern`.
+    async fn endpoint(&self, tenant: &str, name: &str, url: &str, pattern: &str) -> Value {
+        let endpoint = self
+            .admin_ok(
+                "POST",
+                "/v1/endpoints",
+                Some(json!({ "tenant": tenant, "name": name, "url": url })),
+                201,
+            )
+            .await;
+        self.admin_ok(
+            "POST",
+            "/v1/subscriptions",
+            Some(json!({ "endpoint": endpoint["id"], "topic": pattern })),
+            201,
+        )
+        .await;
+        endpoint
+    }
+
+    async fn publish(&self, tenant: &str, topic: &str, payload: Value) -> Value {
+        self.admin_ok(
+            "POST",
+            "/v1/events",
+            Some(json!({ "tenant": tenant, "topic": topic, "payload": payload })),
+            202,
+        )
+        .await
+    }
+
+    async fn stop(mut self) {
+        if let Some(api) = self.api.take() {
+            api.stop().await.expect("stop the API");
+        }
+    }
+}
+
+async fn sink() -> SinkHandle {
+    hookline::sink::start(SinkOptions {
+        keep: true,
+        ..SinkOptions::default()
+    })
+    .await
+    .expect("start a sink")
+}
+
+fn id_of(value: &Value) -> String {
+    value["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {value}"))
+        .to_string()
+}
+
+/// An id of the right shape that names nothing.
+fn unknown(kind: IdKind) -> String {
+    hookline::model::new_id(kind)
+}
+
+// --- 1. the whole flow ----------------------------------------------------
+
+async fn full_flow_delivers_to_a_real_sink(backend: Backend) {
+    let server = Server::start(backend).await;
+    let sink = sink().await;
+    let dispatcher = RunningDispatcher::start(&server.store, &server.config);
+    let tenant = server.tenant("acme").await;
+    assert!(id_of(&tenant).starts_with("ten_"));
+    let endpoint = server
+        .admin_ok(
+            "POST",
+            "/v1/endpoints",
+            Some(json!({
+                "tenant": "acme",
+                "name": "orders",
+                "url": sink.url(),
+                "headers": { "X-Team": "payments" },
+                "timeout_ms": 2000,
+                "description": "order events",
+            })),
+            201,
+        )
+        .await;
+    assert_eq!(endpoint["tenant_id"], tenant["id"]);
+    assert_eq!(endpoint["headers"]["x-team"], "payments");
+    assert_eq!(endpoint["timeout_ms"], 2000);
+    assert_eq!(endpoint["state"], "active");
+    assert!(
+        endpoint["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_"))
+    );
+    let subscription = server
+        .admin_ok(
+            "POST",
+            "/v1/subscriptions",
+            Some(json!({ "endpoint": endpoint["id"], "topic": "order.*" })),
+            201,
+        )
+        .await;
+    assert_eq!(subscription["topic"], "order.*");
+    assert_eq!(subscription["endpoint_id"], endpoint["id"]);
+
+    let published = server
+        .publish("acme", "order.created", json!({ "order": 42 }))
+        .await;
+    assert_eq!(published["deliveries"], 1);
+    assert_eq!(published["duplicate"], false);
+    let event_id = id_of(&published);
+    assert!(event_id.starts_with("msg_"), "{event_id}");
+
+    assert!(sink.wait_for(1, WAIT).await, "the sink got nothing");
+    let request = &sink.requests()[0];
+    assert_eq!(request.body, br#"{"order":42}"#);
+    assert_eq!(request.header("webhook-id"), Some(event_id.as_str()));
+    assert_eq!(request.header("x-team"), Some("payments"));
+
+    // The delivery's history over the API.
+    let delivered = common::wait_until(WAIT, || async {
+        let page = server
+            .admin_ok(
+                "GET",
+                &format!("/v1/deliveries?event={event_id}"),
+                None,
+                200,
+            )
+            .await;
+        page["data"][0]["state"] == "succeeded"
+    })
+    .await;
+    assert!(delivered, "the delivery never showed as succeeded");
+    let page = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/deliveries?event={event_id}"),
+            None,
+            200,
+        )
+        .await;
+    let delivery_id = id_of(&page["data"][0]);
+    let detail = server
+        .admin_ok("GET", &format!("/v1/deliveries/{delivery_id}"), None, 200)
+        .await;
+    assert_eq!(detail["delivery"]["endpoint_id"], endpoint["id"]);
+    assert_eq!(detail["event"]["payload"], json!({ "order": 42 }));
+    assert_eq!(detail["attempts"][0]["status_code"], 200);
+    assert_eq!(detail["attempts"][0]["attempt_number"], 1);
+
+    // A manual retry delivers it again.
+    let retried = server
+        .admin_ok(
+            "POST",
+            &format!("/v1/deliveries/{delivery_id}/retry"),
+            None,
+            202,
+        )
+        .await;
+    assert_eq!(retried["id"], delivery_id.as_str());
+    assert!(sink.wait_for(2, WAIT).await, "the retry never arrived");
+
+    // Pause holds, resume releases.
+    let endpoint_path = format!("/v1/endpoints/{}", id_of(&endpoint));
+    let paused = server
+        .admin_ok(
+            "POST",
+            &format!("{endpoint_path}/pause"),
+            Some(json!({ "reason": "maintenance" })),
+            200,
+        )
+        .await;
+    assert_eq!(paused["state"], "paused");
+    assert_eq!(paused["state_reason"], "maintenance");
+    server
+        .publish("acme", "order.created", json!({ "order": 43 }))
+        .await;
+    let resumed = server
+        .admin_ok("POST", &format!("{endpoint_path}/resume"), None, 200)
+        .await;
+    assert_eq!(resumed["state"], "active");
+    assert!(
+        sink.wait_for(3, WAIT).await,
+        "the held delivery never arrived"
+    );
+
+    // Patch, rotate, recover (nothing dead: zero queued), delete.
+    let patched = server
+        .admin_ok(
+            "PATCH",
+            &endpoint_path,
+            Some(json!({ "timeout_ms": null, "description": "renamed", "name": "orders-v2" })),
+            200,
+        )
+        .await;
+    assert_eq!(patched["timeout_ms"], Value::Null);
+    assert_eq!(patched["name"], "orders-v2");
+    let rotated = server
+        .admin_ok("POST", &format!("{endpoint_path}/rotate-secret"), None, 200)
+        .await;
+    assert_ne!(rotated["secret"], endpoint["secret"]);
+    assert!(
+        rotated["previous_secret_expires_at"].is_string(),
+        "{rotated}"
+    );
+    let recovered = server
+        .admin_ok(
+            "POST",
+            &format!("{endpoint_path}/recover"),
+            Some(json!({ "since": "1h" })),
+            202,
+        )
+        .await;
+    assert_eq!(recovered["queued"], 0);
+    let sub_path = format!("/v1/subscriptions/{}", id_of(&subscription));
+    let changed = server
+        .admin_ok(
+            "PATCH",
+            &sub_path,
+            Some(json!({ "topic": "order.**" })),
+            200,
+        )
+        .await;
+    assert_eq!(changed["topic"], "order.**");
+
+    // Health and metrics see it all.
+    let health = server.admin_ok("GET", "/healthz", None, 200).await;
+    assert_eq!(health["status"], "ok");
+    let metrics = server.admin("GET", "/metrics", None).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.content_type.starts_with("text/plain"),
+        "{}",
+        metrics.content_type
+    );
+    let text = metrics.text();
+    let succeeded_line = text
+        .lines()
+        .find(|l| l.starts_with("hookline_attempts_total{outcome=\"succeeded\"}"))
+        .unwrap_or_else(|| panic!("no succeeded counter in\n{text}"));
+    let succeeded: i64 = succeeded_line
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(succeeded >= 3, "{succeeded_line}");
+    assert!(
+        text.contains(&format!(
+            "hookline_endpoint_queue_depth{{endpoint_id=\"{}\"",
+            id_of(&endpoint)
+        )),
+        "{text}"
+    );
+    assert!(text.contains("hookline_attempt_duration_seconds_bucket{le=\"+Inf\"}"));
+
+    let deleted = server.admin_ok("DELETE", &sub_path, None, 200).await;
+    assert_eq!(deleted["id"], subscription["id"]);
+    let deleted = server.admin_ok("DELETE", &endpoint_path, None, 200).await;
+    assert_eq!(deleted["id"], endpoint["id"]);
+    server
+        .admin("GET", &endpoint_path, None)
+        .await
+        .assert_problem(404, None);
+
+    // Every change is in the audit log under the key's name, from the API.
+    let audit = server.store.list_audit(None, 100).await.expect("audit");
+    let api_actions: Vec<&str> = audit
+        .items
+        .iter()
+        .filter(|a| a.actor == "admin-key")
+        .map(|a| {
+            assert_eq!(a.source, hookline::model::Source::Api);
+            assert_eq!(a.client_addr.as_deref(), Some("127.0.0.1"));
+            a.action.as_str()
+        })
+        .collect();
+    for action in [
+        "tenant.create",
+        "endpoint.create",
+        "subscription.create",
+        "delivery.retry",
+        "endpoint.pause",
+        "endpoint.resume",
+        "endpoint.update",
+        "endpoint.rotate_secret",
+        "subscription.update",
+        "subscription.delete",
+        "endpoint.delete",
+    ] {
+        assert!(
+            api_actions.contains(&action),
+            "{action} missing from the audit log: {api_actions:?}"
+        );
+    }
+    dispatcher.stop().await;
+    server.stop().await;
+}
+
+// --- 2. the payload, byte for byte -----------------------------------------
+
+/// The payload of the engine's byte-for-byte test: unsorted keys, odd
+/// whitespace, `1.0`, `1e2`, a 30-digit integer, escapes next to raw
+/// characters, `-0.0` and a duplicate key. Inside a request body its
+/// surrounding whitespace is the envelope's, so the value is what is kept.
+const ODD_PAYLOAD: &str = " \n{ \"zeta\" :1.0,\"alpha\":  1e2,\n\t\"big\": 123456789012345678901234567890 ,\r\n  \"name\":\"caf\\u00e9\", \"raw\": \"caf\u{e9}\", \"alpha\" : \"again\", \"nested\":{\"b\":[ ],\"a\":-0.0}   }\n";
+
+async fn gnarly_payload_arrives_byte_identical(backend: Backend) {
+    let server = Server::start(backend).await;
+    let sink = sink().await;
+    let dispatcher = RunningDispatcher::start(&server.store, &server.config);
+    server.tenant("acme").await;
+    server
+        .endpoint("acme", "orders", &sink.url(), "order.*")
+        .await;
+    let body =
+        format!("{{\"tenant\":\"acme\",\"topic\":\"order.created\",\"payload\":{ODD_PAYLOAD}}}");
+    let admin = server.admin.clone();
+    let reply = server
+        .send(
+            "POST",
+            "/v1/events",
+            Some(&admin),
+            Body::Raw("application/json", body.into_bytes()),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let expected = ODD_PAYLOAD.trim();
+    assert!(sink.wait_for(1, WAIT).await, "nothing delivered");
+    let received = &sink.requests()[0];
+    assert_eq!(
+        received.body,
+        expected.as_bytes(),
+        "body changed in transit:\n got  {}\n sent {expected}",
+        String::from_utf8_lossy(&received.body)
+    );
+    // And the API shows it back exactly as published.
+    let event_id = id_of(&reply.json());
+    let page = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/deliveries?event={event_id}"),
+            None,
+            200,
+        )
+        .await;
+    let detail = server
+        .admin(
+            "GET",
+            &format!("/v1/deliveries/{}", id_of(&page["data"][0])),
+            None,
+        )
+        .await;
+    assert!(
+        detail.text().contains(&format!("\"payload\":{expected},")),
+        "{}",
+        detail.text()
+    );
+    dispatcher.stop().await;
+    server.stop().await;
+}
+
+// --- 3. bad input: a problem naming the field, nothing written -------------
+
+async fn every_error_answers_a_problem_and_changes_nothing(backend: Backend) {
+    let server = Server::start(backend).await;
+    server.tenant("acme").await;
+    let endpoint = server
+        .endpoint("acme", "orders", "http://127.0.0.1:9/", "order.*")
+        .await;
+    let ep = id_of(&endpoint);
+    let published = server
+        .publish("acme", "order.created", json!({ "n": 1 }))
+        .await;
+    let page = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/deliveries?event={}", id_of(&published)),
+            None,
+            200,
+        )
+        .await;
+    // No dispatcher runs: this delivery stays pending, so a retry conflicts.
+    let pending = id_of(&page["data"][0]);
+    let before = server.db.dump().await;
+
+    let json_body = |v: Value| Body::Json(v);
+    let big = "x".repeat(300 * 1024);
+    let huge = "x".repeat(400 * 1024);
+    #[rustfmt::skip]
+    let cases: Vec<(&str, String, Body, u16, Option<&str>)> = vec![
+        // Malformed JSON, wrong media type, unknown and missing fields, wrong types.
+        ("POST", "/v1/events".into(), Body::Raw("application/json", b"{\"tenant\": ".to_vec()), 400, Some("body")),
+        ("POST", "/v1/events".into(), Body::Raw("application/json", br#"{"tenant":"acme","topic":"a.b","payload":{}} {}"#.to_vec()), 400, Some("body")),
+        ("POST", "/v1/events".into(), Body::Raw("text/plain", b"{}".to_vec()), 415, None),
+        ("POST", "/v1/tenants".into(), Body::None, 415, None),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "http://a.example/", "colour": "red" })), 422, Some("colour")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": 5, "url": "http://a.example/" })), 422, Some("name")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "url": "http://a.example/" })), 422, Some("name")),
+        ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "order.created" })), 422, Some("payload")),
+        // Field validation.
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "ftp://a.example/" })), 422, Some("url")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "http://a.example/", "timeout_ms": 5 })), 422, Some("timeout")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "http://a.example/", "headers": { "webhook-id": "x" } })), 422, Some("header")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "orders", "url": "http://a.example/" })), 422, Some("name")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "http://a.example/", "secret": "nope" })), 422, Some("secret")),
+        ("POST", "/v1/tenants".into(), json_body(json!({ "name": "acme" })), 422, Some("name")),
+        ("POST", "/v1/tenants".into(), json_body(json!({ "name": "has space" })), 422, Some("name")),
+        ("POST", "/v1/subscriptions".into(), json_body(json!({ "endpoint": ep, "topic": "Order.*" })), 422, Some("topic")),
+        ("POST", "/v1/subscriptions".into(), json_body(json!({ "endpoint": ep, "topic": "order.*" })), 422, Some("topic")),
+        ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "Order Created", "payload": {} })), 422, Some("topic")),
+        ("POST", "/v1/events".into(), json_body(json!({ "topic": "order.created", "payload": {} })), 422, Some("tenant")),
+        ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "broadcast": true, "topic": "order.created", "payload": {} })), 422, Some("tenant")),
+        ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "order.created", "payload": {}, "idempotency_key": "" })), 422, Some("idempotency_key")),
+        ("PATCH", format!("/v1/endpoints/{ep}"), json_body(json!({})), 422, Some("changes")),
+        ("PATCH", format!("/v1/endpoints/{ep}"), json_body(json!({ "url": "mailto:x@example.com" })), 422, Some("url")),
+        ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "why": "x" })), 422, Some("why")),
+        ("POST", format!("/v1/endpoints/{ep}/rotate-secret"), json_body(json!({ "secret": "whsec_!!" })), 422, Some("secret")),
+        ("POST", format!("/v1/endpoints/{ep}/recover"), json_body(json!({ "since": "yesterday" })), 422, Some("since")),
+        ("POST", format!("/v1/endpoints/{ep}/recover"), json_body(json!({ "since": "1h", "state": "pending" })), 422, Some("state")),
+        ("POST", format!("/v1/endpoints/{ep}/recover"), json_body(json!({ "since": "1h", "state": "gone" })), 422, Some("state")),
+        // Sizes.
+        ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "order.created", "payload": big })), 413, Some("payload")),
+        ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "order.created", "payload": huge })), 413, Some("body")),
+        // Unknown ids: in the path, in a body, in a query.
+        ("GET", format!("/v1/endpoints/{}", unknown(IdKind::Endpoint)), Body::None, 404, None),
+        ("GET", "/v1/endpoints/not-an-id".into(), Body::None, 404, None),
+        ("GET", format!("/v1/tenants/{}", unknown(IdKind::Tenant)), Body::None, 404, None),
+        ("DELETE", "/v1/tenants/nobody".into(), Body::None, 404, None),
+        ("GET", format!("/v1/subscriptions/{}", unknown(IdKind::Subscription)), Body::None, 404, None),
+        ("DELETE", format!("/v1/subscriptions/{ep}"), Body::None, 404, None),
+        ("GET", format!("/v1/deliveries/{}", unknown(IdKind::Delivery)), Body::None, 404, None),
+        ("POST", format!("/v1/deliveries/{}/retry", unknown(IdKind::Delivery)), Body::None, 404, None),
+        ("POST", format!("/v1/endpoints/{}/pause", unknown(IdKind::Endpoint)), Body::None, 404, None),
+        ("POST", "/v1/subscriptions".into(), json_body(json!({ "endpoint": unknown(IdKind::Endpoint), "topic": "a.b" })), 404, Some("endpoint")),
+        ("POST", "/v1/events".into(), json_body(json!({ "tenant": "globex", "topic": "a.b", "payload": {} })), 404, Some("tenant")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "globex", "name": "x", "url": "http://a.example/" })), 404, Some("tenant")),
+        ("GET", format!("/v1/deliveries?endpoint={}", unknown(IdKind::Endpoint)), Body::None, 404, Some("endpoint")),
+        // Query parameters.
+        ("GET", "/v1/deliveries?limit=0".into(), Body::None, 400, Some("limit")),
+        ("GET", "/v1/deliveries?limit=lots".into(), Body::None, 400, Some("limit")),
+        ("GET", "/v1/deliveries?state=done".into(), Body::None, 400, Some("state")),
+        ("GET", "/v1/deliveries?cursor=garbage".into(), Body::None, 400, Some("cursor")),
+        ("GET", "/v1/deliveries?since=later".into(), Body::None, 400, Some("since")),
+        ("GET", "/v1/deliveries?event=dlv_x".into(), Body::None, 400, Some("event")),
+        ("GET", "/v1/deliveries?colour=red".into(), Body::None, 400, Some("colour")),
+        // State conflicts, unknown routes and methods.
+        ("POST", format!("/v1/deliveries/{pending}/retry"), Body::None, 409, None),
+        ("GET", "/v1/nothing-here".into(), Body::None, 404, None),
+        ("PUT", "/v1/events".into(), Body::None, 405, None),
+    ];
+    let admin = server.admin.clone();
+    for (method, path, body, status, field) in cases {
+        let reply = server.send(method, &path, Some(&admin), body).await;
+        let problem = reply.assert_problem(status, field);
+        assert!(
+            !problem["detail"].as_str().unwrap_or_default().is_empty(),
+            "{method} {path}: {problem}"
+        );
+    }
+    // The idempotency key in the header and the body must agree.
+    let reply = server
+        .client
+        .post(format!("{}/v1/events", server.base))
+        .header("authorization", format!("Bearer {admin}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "one")
+        .body(
+            json!({ "tenant": "acme", "topic": "a.b", "payload": {}, "idempotency_key": "two" })
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(reply.status().as_u16(), 422);
+    assert_eq!(
+        before,
+        server.db.dump().await,
+        "a refused request changed the database"
+    );
+    server.stop().await;
+}
+
+// --- 4. authentication -------------------------------------------------------
+
+async fn auth_refusals(backend: Backend) {
+    let server = Server::start(backend).await;
+    server.tenant("acme").await;
+    let before = server.db.dump().await;
+    let body = || Body::Json(json!({ "name": "globex" }));
+    for (key, why) in [
+        (None, "no header"),
+        (Some("hlk_nottherightkeyatall"), "unknown key"),
+        (Some("not even a key"), "malformed key"),
+    ] {
+        let reply = server.send("POST", "/v1/tenants", key, body()).await;
+        reply.assert_problem(401, None);
+        assert!(
+            reply.headers.contains_key("www-authenticate"),
+            "{why}: no WWW-Authenticate"
+        );
+        server
+            .send("GET", "/v1/tenants", key, Body::None)
+            .await
+            .assert_problem(401, None);
+        server
+            .send("GET", "/healthz", key, Body::None)
+            .await
+            .assert_problem(401, None);
+        server
+            .send("GET", "/metrics", key, Body::None)
+            .await
+            .assert_problem(401, None);
+    }
+    // Another scheme is refused too.
+    let reply = server
+        .client
+        .get(format!("{}/v1/tenants", server.base))
+        .header("authorization", format!("Basic {}", server.admin))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(reply.status().as_u16(), 401);
+    assert_eq!(before, server.db.dump().await, "a refused request wrote");
+
+    // The OpenAPI document needs no key.
+    let reply = server
+        .send("GET", "/v1/openapi.json", None, Body::None)
+        .await;
+    assert_eq!(reply.status, 200);
+
+    // A key created with the CLI works until it is revoked with the CLI.
+    let created = ok(server.db.hookline(&[
+        "apikey", "create", "--name", "ci-bot", "--tenant", "acme", "--json",
+    ]));
+    let created: Value = serde_json::from_str(&created).expect("JSON");
+    let key = created["key"]
+        .as_str()
+        .expect("the key is printed")
+        .to_string();
+    assert!(key.starts_with("hlk_"), "{key}");
+    assert_eq!(created["access"], "tenant acme");
+    let listed = ok(server.db.hookline(&["apikey", "list", "--json"]));
+    assert!(listed.contains("ci-bot"), "{listed}");
+    let dump = server.db.dump().await;
+    assert!(!dump.contains(&key), "a key was stored in clear");
+    assert!(!dump.contains(&server.admin), "a key was stored in clear");
+    assert!(
+        !listed.contains(&key),
+        "apikey list must never show a key: {listed}"
+    );
+    let reply = server
+        .send("GET", "/v1/tenants", Some(&key), Body::None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["data"][0]["name"], "acme");
+    ok(server.db.hookline(&["apikey", "revoke", "ci-bot"]));
+    server
+        .send("GET", "/v1/tenants", Some(&key), Body::None)
+        .await
+        .assert_problem(401, None);
+    let listed = ok(server.db.hookline(&["apikey", "list", "--json"]));
+    assert!(!listed.contains("ci-bot"), "{listed}");
+    let all = ok(server.db.hookline(&["apikey", "list", "--all", "--json"]));
+    assert!(all.contains("ci-bot"), "{all}");
+    // Both CLI actions are audited.
+    let audit = server.store.list_audit(None, 50).await.expect("audit");
+    let actions: Vec<&str> = audit.items.iter().map(|a| a.action.as_str()).collect();
+    assert!(
+        actions.contains(&"apikey.create") && actions.contains(&"apikey.revoke"),
+        "{actions:?}"
+    );
+
+    // Bad CLI input: neither --admin nor --tenant, an unknown tenant.
+    let output = server.db.hookline(&["apikey", "create", "--name", "x"]);
+    assert!(!output.status.success());
+    let output = server
+        .db
+        .hookline(&["apikey", "create", "--name", "x", "--tenant", "nobody"]);
+    assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
+
+    // Deleting a tenant ends its keys.
+    let key = server.tenant_key("acme-key", "acme").await;
+    server
+        .send("GET", "/v1/tenants", Some(&key), Body::None)
+        .await;
+    server
+        .admin_ok("DELETE", "/v1/tenants/acme", None, 200)
+        .await;
+    server
+        .send("GET", "/v1/tenants", Some(&key), Body::None)
+        .await
+        .assert_problem(401, None);
+    server.stop().await;
+}
+
+async fn health_and_metrics_may_be_open(backend: Backend) {
+    let server = Server::start_with(backend, |c| c.api.open_health_metrics = true).await;
+    let health = server.send("GET", "/healthz", None, Body::None).await;
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert_eq!(health.json()["schema_version"], 2);
+    let metrics = server.send("GET", "/metrics", None, Body::None).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .text()
+            .contains("# TYPE hookline_attempts_total counter")
+    );
+    // Everything else still needs a key.
+    server
+        .send("GET", "/v1/tenants", None, Body::None)
+        .await
+        .assert_problem(401, None);
+    server.stop().await;
+}
+
+// --- 5. tenant isolation ------------------------------------------------------
+
+/// Every route the API serves, as (method, path template).
+const ROUTES: [(&str, &str); 27] = [
+    ("POST", "/v1/events"),
+    ("GET", "/v1/tenants"),
+    ("POST", "/v1/tenants"),
+    ("GET", "/v1/tenants/{id}"),
+    ("DELETE", "/v1/tenants/{id}"),
+    ("GET", "/v1/endpoints"),
+    ("POST", "/v1/endpoints"),
+    ("GET", "/v1/endpoints/{id}"),
+    ("PATCH", "/v1/endpoints/{id}"),
+    ("DELETE", "/v1/endpoints/{id}"),
+    ("POST", "/v1/endpoints/{id}/pause"),
+    ("POST", "/v1/endpoints/{id}/resume"),
+    ("POST", "/v1/endpoints/{id}/rotate-secret"),
+    ("POST", "/v1/endpoints/{id}/recover"),
+    ("GET", "/v1/subscriptions"),
+    ("POST", "/v1/subscriptions"),
+    ("GET", "/v1/subscriptions/{id}"),
+    ("PATCH", "/v1/subscriptions/{id}"),
+    ("DELETE", "/v1/subscriptions/{id}"),
+    ("GET", "/v1/deliveries"),
+    ("GET", "/v1/deliveries/{id}"),
+    ("POST", "/v1/deliveries/{id}/retry"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/openapi.json"),
+    // Query forms of the list routes that name another tenant's things.
+    ("GET", "/v1/deliveries?endpoint"),
+    ("GET", "/v1/subscriptions?endpoint"),
+];
+
+/// Two tenants with an endpoint, a subscription and a delivery each.
+struct TwoTenants {
+    acme_key: String,
+    acme_endpoint: String,
+    acme_delivery: String,
+    globex_endpoint: String,
+    globex_subscription: String,
+    globex_delivery: String,
+}
+
+async fn two_tenants(server: &Server) -> TwoTenants {
+    server.tenant("acme").await;
+    server.tenant("globex").await;
+    let acme_endpoint = id_of(
+        &server
+            .endpoint("acme", "hooks", "http://127.0.0.1:9/", "order.*")
+            .await,
+    );
+    let globex_endpoint = id_of(
+        &server
+            .endpoint("globex", "hooks", "http://127.0.0.1:9/", "order.*")
+            .await,
+    );
+    let subs = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/subscriptions?endpoint={globex_endpoint}"),
+            None,
+            200,
+        )
+        .await;
+    let globex_subscription = id_of(&subs["data"][0]);
+    let delivery_of = |tenant: &'static str| async move {
+        let event = server.publish(tenant, "order.created", json!({})).await;
+        let page = server
+            .admin_ok(
+                "GET",
+                &format!("/v1/deliveries?event={}", id_of(&event)),
+                None,
+                200,
+            )
+            .await;
+        id_of(&page["data"][0])
+    };
+    let acme_delivery = delivery_of("acme").await;
+    let globex_delivery = delivery_of("globex").await;
+    TwoTenants {
+        acme_key: server.tenant_key("acme-key", "acme").await,
+        acme_endpoint,
+        acme_delivery,
+        globex_endpoint,
+        globex_subscription,
+        globex_delivery,
+    }
+}
+
+async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
+    let server = Server::start(backend).await;
+    let t = two_tenants(&server).await;
+    let globex_tenant = id_of(
+        &server
+            .admin_ok("GET", "/v1/tenants/globex", None, 200)
+            .await,
+    );
+    let before = server.db.dump().await;
+    let key = t.acme_key.clone();
+    let json_body = |v: Value| Body::Json(v);
+
+    // Each route, aimed at globex: refused as unknown (404), or as admin-only
+    // (403) where the route is not about one tenant's things.
+    let mut tried = BTreeSet::new();
+    let mut attempt =
+        |route: (&'static str, &'static str), path: String, body: Body, status: u16| {
+            tried.insert(route);
+            (route.0, path, body, status)
+        };
+    let ep = &t.globex_endpoint;
+    #[rustfmt::skip]
+    let cases = vec![
+        attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "tenant": "globex", "topic": "order.created", "payload": {} })), 404),
+        attempt(ROUTES[2], "/v1/tenants".into(), json_body(json!({ "name": "initech" })), 403),
+        attempt(ROUTES[3], format!("/v1/tenants/{globex_tenant}"), Body::None, 404),
+        attempt(ROUTES[3], "/v1/tenants/globex".into(), Body::None, 404),
+        attempt(ROUTES[4], format!("/v1/tenants/{globex_tenant}"), Body::None, 404),
+        attempt(ROUTES[5], "/v1/endpoints?tenant=globex".into(), Body::None, 404),
+        attempt(ROUTES[6], "/v1/endpoints".into(), json_body(json!({ "tenant": "globex", "name": "x", "url": "http://a.example/" })), 404),
+        attempt(ROUTES[7], format!("/v1/endpoints/{ep}"), Body::None, 404),
+        attempt(ROUTES[8], format!("/v1/endpoints/{ep}"), json_body(json!({ "name": "mine" })), 404),
+        attempt(ROUTES[9], format!("/v1/endpoints/{ep}"), Body::None, 404),
+        attempt(ROUTES[10], format!("/v1/endpoints/{ep}/pause"), Body::None, 404),
+        attempt(ROUTES[11], format!("/v1/endpoints/{ep}/resume"), Body::None, 404),
+        attempt(ROUTES[12], format!("/v1/endpoints/{ep}/rotate-secret"), Body::None, 404),
+        attempt(ROUTES[13], format!("/v1/endpoints/{ep}/recover"), json_body(json!({ "since": "1h" })), 404),
+        attempt(ROUTES[14], "/v1/subscriptions?tenant=globex".into(), Body::None, 404),
+        attempt(ROUTES[15], "/v1/subscriptions".into(), json_body(json!({ "endpoint": ep, "topic": "a.b" })), 404),
+        attempt(ROUTES[16], format!("/v1/subscriptions/{}", t.globex_subscription), Body::None, 404),
+        attempt(ROUTES[17], format!("/v1/subscriptions/{}", t.globex_subscription), json_body(json!({ "topic": "a.b" })), 404),
+        attempt(ROUTES[18], format!("/v1/subscriptions/{}", t.globex_subscription), Body::None, 404),
+        attempt(ROUTES[19], "/v1/deliveries?tenant=globex".into(), Body::None, 404),
+        attempt(ROUTES[20], format!("/v1/deliveries/{}", t.globex_delivery), Body::None, 404),
+        attempt(ROUTES[21], format!("/v1/deliveries/{}/retry", t.globex_delivery), Body::None, 404),
+        attempt(ROUTES[23], "/metrics".into(), Body::None, 403),
+        attempt(ROUTES[25], format!("/v1/deliveries?endpoint={ep}"), Body::None, 404),
+        attempt(ROUTES[26], format!("/v1/subscriptions?endpoint={ep}"), Body::None, 404),
+        // Broadcasts reach every tenant: not for a tenant key.
+        attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "broadcast": true, "topic": "order.created", "payload": {} })), 403),
+        // Its own tenant may not be deleted with its own key.
+        attempt(ROUTES[4], "/v1/tenants/acme".into(), Body::None, 403),
+    ];
+    for (method, path, body, status) in cases {
+        let reply = server.send(method, &path, Some(&key), body).await;
+        reply.assert_problem(status, None);
+    }
+    // Another tenant's id is answered exactly like an id that names nothing.
+    let nothing = unknown(IdKind::Endpoint);
+    let theirs = server
+        .send(
+            "GET",
+            &format!("/v1/endpoints/{ep}"),
+            Some(&key),
+            Body::None,
+        )
+        .await
+        .text()
+        .replace(ep.as_str(), "ID");
+    let unknown_one = server
+        .send(
+            "GET",
+            &format!("/v1/endpoints/{nothing}"),
+            Some(&key),
+            Body::None,
+        )
+        .await
+        .text()
+        .replace(&nothing, "ID");
+    assert_eq!(theirs, unknown_one);
+    assert_eq!(
+        before,
+        server.db.dump().await,
+        "a refused tenant-key request changed the database"
+    );
+
+    // The listings show only acme's things.
+    let list = |path: &'static str| {
+        let key = key.clone();
+        let server = &server;
+        async move {
+            let reply = server.send("GET", path, Some(&key), Body::None).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+            reply.json()["data"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    tried.insert(ROUTES[1]);
+    let tenants = list("/v1/tenants").await;
+    assert_eq!(tenants.len(), 1);
+    assert_eq!(tenants[0]["name"], "acme");
+    tried.insert(ROUTES[5]);
+    let endpoints = list("/v1/endpoints").await;
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0]["id"], t.acme_endpoint.as_str());
+    tried.insert(ROUTES[14]);
+    let subscriptions = list("/v1/subscriptions").await;
+    assert_eq!(subscriptions.len(), 1);
+    assert_eq!(subscriptions[0]["endpoint_id"], t.acme_endpoint.as_str());
+    tried.insert(ROUTES[19]);
+    let deliveries = list("/v1/deliveries").await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0]["id"], t.acme_delivery.as_str());
+    // Health and the document are not about any tenant.
+    tried.insert(ROUTES[22]);
+    assert_eq!(
+        server
+            .send("GET", "/healthz", Some(&key), Body::None)
+            .await
+            .status,
+        200
+    );
+    tried.insert(ROUTES[24]);
+    assert_eq!(
+        server
+            .send("GET", "/v1/openapi.json", Some(&key), Body::None)
+            .await
+            .status,
+        200
+    );
+    let every: BTreeSet<_> = ROUTES.iter().copied().collect();
+    assert_eq!(tried, every, "routes never tried with another tenant's ids");
+
+    // Its own things it may manage, with its tenant implied.
+    let created = server
+        .send(
+            "POST",
+            "/v1/endpoints",
+            Some(&key),
+            json_body(json!({ "name": "second", "url": "http://127.0.0.1:9/" })),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["tenant_name"], "acme");
+    let published = server
+        .send(
+            "POST",
+            "/v1/events",
+            Some(&key),
+            json_body(json!({ "topic": "order.created", "payload": { "mine": true } })),
+        )
+        .await;
+    assert_eq!(published.status, 202, "{}", published.text());
+    assert_eq!(published.json()["deliveries"], 1);
+    let audit = server.store.list_audit(None, 10).await.expect("audit");
+    assert_eq!(audit.items[0].actor, "acme-key");
+    assert_eq!(audit.items[0].action, "endpoint.create");
+    server.stop().await;
+}
+
+// --- 6. pagination ------------------------------------------------------------
+
+async fn pagination_walks_every_row_once(backend: Backend) {
+    let server = Server::start(backend).await;
+    server.tenant("acme").await;
+    let first = id_of(
+        &server
+            .endpoint("acme", "one", "http://127.0.0.1:9/", "*")
+            .await,
+    );
+    server
+        .endpoint("acme", "two", "http://127.0.0.1:9/", "*")
+        .await;
+    for n in 0..23 {
+        server
+            .publish("acme", "order.created", json!({ "n": n }))
+            .await;
+    }
+    let walk = |query: String| {
+        let server = &server;
+        async move {
+            let mut seen: Vec<String> = Vec::new();
+            let mut cursor: Option<String> = None;
+            for _ in 0..100 {
+                let path = match &cursor {
+                    None => format!("/v1/deliveries?limit=5{query}"),
+                    Some(c) => format!("/v1/deliveries?limit=5{query}&cursor={c}"),
+                };
+                let page = server.admin_ok("GET", &path, None, 200).await;
+                let rows = page["data"].as_array().cloned().unwrap_or_default();
+                assert!(rows.len() <= 5, "{page}");
+                seen.extend(rows.iter().map(id_of));
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_string()),
+                    None => return seen,
+                }
+            }
+            panic!("pagination never ended");
+        }
+    };
+    let all = walk(String::new()).await;
+    assert_eq!(all.len(), 46, "{all:?}");
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), 46, "a row was shown twice");
+    let mut newest_first = all.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(all, newest_first, "not newest first");
+    let stored = server
+        .store
+        .list_deliveries(&Default::default(), None, 1000)
+        .await
+        .expect("list");
+    let stored: HashSet<String> = stored.items.into_iter().map(|d| d.id).collect();
+    assert_eq!(stored, all.iter().cloned().collect::<HashSet<_>>());
+    let filtered = walk(format!("&endpoint={first}&state=pending")).await;
+    assert_eq!(filtered.len(), 23);
+    server.stop().await;
+}
+
+// --- 7. the OpenAPI document ------------------------------------------------
+
+async fn openapi_document_lists_every_route_served(backend: Backend) {
+    let server = Server::start(backend).await;
+    let reply = server
+        .send("GET", "/v1/openapi.json", None, Body::None)
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.content_type.starts_with("application/json"));
+    let document = reply.json();
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        document["openapi"]
+    );
+    assert_eq!(document["info"]["title"], "hookline");
+    assert!(document["components"]["securitySchemes"]["api_key"].is_object());
+    let mut documented = BTreeSet::new();
+    let mut operation_ids = HashSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            documented.insert((method.to_uppercase(), path.clone()));
+            assert!(operation["responses"].is_object(), "{method} {path}");
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(
+                operation_ids.insert(id.clone()),
+                "operationId {id} used twice"
+            );
+        }
+    }
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .filter(|(_, path)| !path.contains('?'))
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, served, "the document and the routes disagree");
+    // Every documented operation is answered by a route (not the fallbacks).
+    let admin = server.admin.clone();
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", "unknown");
+        let reply = server
+            .send(method, &concrete, Some(&admin), Body::None)
+            .await;
+        assert_ne!(reply.status, 405, "{method} {path}: {}", reply.text());
+        let text = reply.text();
+        assert!(!text.contains("no route"), "{method} {path}: {text}");
+    }
+    // And a route not in the document is not served.
+    server
+        .send("GET", "/v1/events", Some(&admin), Body::None)
+        .await
+        .assert_problem(405, None);
+    // The library's copy of the document is the one served.
+    let from_code = serde_json::to_value(hookline::api::openapi_document()).expect("JSON");
+    assert_eq!(from_code, document);
+    server.stop().await;
+}
+
+// --- 8. group commit ----------------------------------------------------------
+
+async fn concurrent_publishes_are_all_committed(backend: Backend) {
+    let server = Server::start(backend).await;
+    server.tenant("acme").await;
+    server
+        .endpoint("acme", "one", "http://127.0.0.1:9/", "*")
+        .await;
+    server
+        .endpoint("acme", "two", "http://127.0.0.1:9/", "order.*")
+        .await;
+    let admin = server.admin.clone();
+    let url = format!("{}/v1/events", server.base);
+    let post = |body: Value| {
+        let (client, url, admin) = (server.client.clone(), url.clone(), admin.clone());
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("send");
+            let status = response.status().as_u16();
+            let body: Value =
+                serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+            (status, body)
+        })
+    };
+    // 120 good events, 40 bad ones mixed in, 60 repeats of 6 idempotency keys.
+    let mut tasks = Vec::new();
+    for n in 0..120 {
+        tasks.push((
+            "good",
+            post(json!({ "tenant": "acme", "topic": "order.created", "payload": { "n": n } })),
+        ));
+        if n % 3 == 0 {
+            tasks.push((
+                "bad",
+                post(json!({ "tenant": "acme", "topic": "Not A Topic", "payload": {} })),
+            ));
+        }
+        if n % 2 == 0 {
+            let key = format!("key-{}", (n / 2) % 6);
+            tasks.push(("keyed", post(json!({ "tenant": "acme", "topic": "misc.thing", "payload": { "n": n }, "idempotency_key": key }))));
+        }
+    }
+    let mut good_ids = HashSet::new();
+    let mut keyed: std::collections::HashMap<String, Vec<(String, bool)>> = Default::default();
+    for (kind, task) in tasks {
+        let (status, body) = task.await.expect("task");
+        match kind {
+            "good" => {
+                assert_eq!(status, 202, "{body}");
+                assert_eq!(body["deliveries"], 2, "{body}");
+                assert!(good_ids.insert(id_of(&body)), "an id was handed out twice");
+            }
+            "bad" => {
+                assert_eq!(status, 422, "{body}");
+                assert_eq!(body["errors"][0]["field"], "topic");
+            }
+            _ => {
+                assert_eq!(status, 202, "{body}");
+                assert_eq!(body["deliveries"], 1, "{body}");
+                let n = body["duplicate"].as_bool().expect("duplicate flag");
+                keyed
+                    .entry(id_of(&body))
+                    .or_default()
+                    .push((id_of(&body), n));
+            }
+        }
+    }
+    assert_eq!(good_ids.len(), 120);
+    // Each key made exactly one event, whatever the interleaving.
+    assert_eq!(keyed.len(), 6, "{keyed:?}");
+    for (event, uses) in &keyed {
+        assert_eq!(uses.len(), 10, "{event}");
+        let originals = uses.iter().filter(|(_, duplicate)| !duplicate).count();
+        assert_eq!(originals, 1, "{event}: {uses:?}");
+    }
+    // Exactly that is in the database.
+    let deliveries = server
+        .store
+        .list_deliveries(&Default::default(), None, 10_000)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(deliveries.len(), 120 * 2 + 6);
+    let stats = &server.api.as_ref().expect("running").stats;
+    let events = stats.events.load(std::sync::atomic::Ordering::Relaxed);
+    let batches = stats.batches.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        events,
+        120 + 60,
+        "every valid publish went through the group commit"
+    );
+    assert!(batches >= 1 && batches <= events);
+    server.stop().await;
+}
+
+// --- 9. the real binary --------------------------------------------------------
+
+async fn serve_runs_the_api_and_a_dispatcher(backend: Backend) {
+    install_crypto();
+    let db = TestDb::new(backend);
+    ok(db.hookline(&["migrate"]));
+    ok(db.hookline(&["tenant", "add", "acme"]));
+    let created = ok(db.hookline(&["apikey", "create", "--name", "deploy", "--admin", "--json"]));
+    let key = serde_json::from_str::<Value>(&created).expect("JSON")["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let sink = sink().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = common::hookline_command(&db.url, &["serve"])
+        .env("HOOKLINE_API_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start hookline serve");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let auth = format!("Bearer {key}");
+    let up = common::wait_until(WAIT, || async {
+        client
+            .get(format!("{base}/healthz"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    })
+    .await;
+    assert!(up, "hookline serve never answered /healthz");
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let endpoint: Value = serde_json::from_slice(
+        &post(
+            "/v1/endpoints",
+            json!({ "tenant": "acme", "name": "hooks", "url": sink.url() }),
+        )
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("body"),
+    )
+    .expect("JSON");
+    let status = post(
+        "/v1/subscriptions",
+        json!({ "endpoint": endpoint["id"], "topic": "*" }),
+    )
+    .await
+    .expect("send")
+    .status();
+    assert_eq!(status.as_u16(), 201);
+    let status = post(
+        "/v1/events",
+        json!({ "tenant": "acme", "topic": "a.b", "payload": [1, 2] }),
+    )
+    .await
+    .expect("send")
+    .status();
+    assert_eq!(status.as_u16(), 202);
+    assert!(sink.wait_for(1, WAIT).await, "serve did not deliver");
+    assert_eq!(sink.requests()[0].body, b"[1,2]");
+    // SIGTERM: a clean exit.
+    // SAFETY: kill(2) on the child we started; no memory is involved.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "serve exited with {status}");
+}
+
+// --- 10. the benchmark harness, tiny --------------------------------------
+
+async fn api_bench_reports_every_figure(backend: Backend) {
+    let db = TestDb::new(backend);
+    let args = [
+        "bench",
+        "api",
+        "--publishers",
+        "4",
+        "--events",
+        "40",
+        "--endpoints",
+        "2",
+        "--runs",
+        "2",
+        "--json",
+    ];
+    // SQLite: the harness makes its own temp files; Postgres: an empty database.
+    let mut command = match backend {
+        Backend::Sqlite => {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+            command.env("HOOKLINE_LOG", "warn");
+            command
+        }
+        Backend::Postgres => common::hookline_command(&db.url, &[]),
+    };
+    let output = command.args(args).output().expect("run the bench");
+    let report: Value = serde_json::from_str(&ok(output)).expect("one JSON object");
+    assert_eq!(report["benchmark"], "api");
+    assert_eq!(report["publishers"], 4);
+    assert_eq!(report["deliveries"], 80);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for run in runs.iter().chain([&report["median"]]) {
+        assert_eq!(run["deliveries"], 80, "{run}");
+        for figure in [
+            "deliveries_per_sec",
+            "events_per_sec",
+            "seconds",
+            "events_per_commit",
+        ] {
+            let value = run[figure].as_f64().unwrap_or(-1.0);
+            assert!(value > 0.0, "{figure} must be positive: {run}");
+        }
+        let (p50, p99) = (
+            run["latency_p50_ms"].as_f64(),
+            run["latency_p99_ms"].as_f64(),
+        );
+        assert!(
+            p50.zip(p99).is_some_and(|(a, b)| a >= 0.0 && b >= a),
+            "{run}"
+        );
+        let (p50, p99) = (
+            run["publish_p50_ms"].as_f64(),
+            run["publish_p99_ms"].as_f64(),
+        );
+        assert!(
+            p50.zip(p99).is_some_and(|(a, b)| a > 0.0 && b >= a),
+            "{run}"
+        );
+    }
+    let expected = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert!(
+        report["database"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(expected)
+    );
+    // Bad sizes are refused before anything runs.
+    let output = common::hookline_command(&db.url, &["bench", "api", "--publishers", "0"])
+        .output()
+        .expect("run the bench");
+    assert!(!output.status.success());
+    assert!(
+        common::stderr(&output).contains("at least 1"),
+        "{}",
+        common::stderr(&output)
+    );
+}
+
+both_backends!(
+    full_flow_delivers_to_a_real_sink,
+    gnarly_payload_arrives_byte_identical,
+    every_error_answers_a_problem_and_changes_nothing,
+    auth_refusals,
+    health_and_metrics_may_be_open,
+    a_tenant_key_never_sees_another_tenant,
+    pagination_walks_every_row_once,
+    openapi_document_lists_every_route_served,
+    concurrent_publishes_are_all_committed,
+    serve_runs_the_api_and_a_dispatcher,
+    api_bench_reports_every_figure,
+);
