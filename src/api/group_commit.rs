@@ -11,6 +11,7 @@
 //! treats a key repeated within a batch as a duplicate of its first use.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -24,6 +25,16 @@ const MAX_BATCH: usize = 512;
 
 /// Requests waiting for a committer; beyond this, publishers wait to queue.
 const QUEUE_DEPTH: usize = 4096;
+
+/// Under load, how long a committer waits for more events before it commits
+/// a batch. A transaction's cost is mostly fixed (and on SQLite it holds the
+/// one writer the dispatcher needs too), so a little company saves more than
+/// it costs.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// "Under load": the previous commit ended less than this long ago. An
+/// occasional publish never lingers.
+const BUSY_WITHIN: Duration = Duration::from_millis(20);
 
 /// One queued publish and where its answer goes.
 struct Pending {
@@ -91,6 +102,7 @@ async fn commit_loop(
     receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
     stats: Arc<GroupStats>,
 ) {
+    let mut last_commit: Option<tokio::time::Instant> = None;
     loop {
         let mut batch = Vec::new();
         {
@@ -101,8 +113,20 @@ async fn commit_loop(
             if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
                 return;
             }
+            if last_commit.is_some_and(|at| at.elapsed() < BUSY_WITHIN) {
+                let deadline = tokio::time::Instant::now() + LINGER;
+                while batch.len() < MAX_BATCH {
+                    let room = MAX_BATCH - batch.len();
+                    let more = receiver.recv_many(&mut batch, room);
+                    match tokio::time::timeout_at(deadline, more).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            }
         }
         commit(&ops, batch, &stats).await;
+        last_commit = Some(tokio::time::Instant::now());
     }
 }
 
