@@ -152,19 +152,13 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
     let columns = EndpointColumns::for_width(area.width);
     let now = now_millis();
     let mut header = vec!["ENDPOINT", "STATE", "OK 5M"];
-    // Names are how operators know endpoints: as wide as the longest, up to
-    // a third of the screen; the last error takes what is left.
-    let longest = rows
+    let labels: Vec<String> = rows
         .items
         .iter()
-        .map(|r| endpoint_label(&r.endpoint).chars().count())
-        .max()
-        .unwrap_or(0);
-    let name_width = u16::try_from(longest)
-        .unwrap_or(u16::MAX)
-        .clamp(12, (area.width / 3).max(12));
+        .map(|r| endpoint_label(&r.endpoint))
+        .collect();
     let mut widths = vec![
-        Constraint::Length(name_width),
+        super::name_column(labels.iter().map(String::as_str), area.width),
         Constraint::Length(10),
         Constraint::Length(6),
     ];

@@ -315,6 +315,14 @@ fn table<T>(
 }
 
 /// `10:42:07` today, `11-19 10:42` otherwise (UTC, like the CLI).
+/// The width of a table's name column: as wide as its longest name (names
+/// are how operators know endpoints), at least 12, at most a third of `width`.
+pub fn name_column<'a>(names: impl Iterator<Item = &'a str>, width: u16) -> Constraint {
+    let longest = names.map(|n| n.chars().count()).max().unwrap_or(0);
+    let longest = u16::try_from(longest).unwrap_or(u16::MAX);
+    Constraint::Length(longest.clamp(12, (width / 3).max(12)))
+}
+
 pub fn short_time(ms: i64) -> String {
     let full = format_rfc3339(ms);
     let today = format_rfc3339(now_millis());

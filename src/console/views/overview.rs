@@ -195,7 +195,7 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
         })
         .collect();
     let widths = [
-        Constraint::Fill(2),
+        super::name_column(screen.worst.iter().map(|w| w.label.as_str()), area.width),
         Constraint::Length(10),
         Constraint::Length(8),
         Constraint::Length(8),
