@@ -84,6 +84,21 @@ pub enum Command {
 pub enum BenchCommand {
     /// Deliveries/s end to end against local sinks, versus the bare POST ceiling.
     Pipeline(PipelineArgs),
+    /// Refresh and frame times of every console screen on a seeded database.
+    Console(ConsoleBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleBenchArgs {
+    /// Deliveries to seed (over three days of realistic traffic).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub deliveries: usize,
+    /// Endpoints to seed, spread over up to eight tenants.
+    #[arg(long, default_value_t = 1_000)]
+    pub endpoints: usize,
+    /// Timed samples per screen; the report gives their median and p95.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -404,5 +419,6 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Pipeline(args)) => {
             run::bench_pipeline(args, cli.db, &config, &out).await
         }
+        Command::Bench(BenchCommand::Console(args)) => run::bench_console(args, cli.db, &out).await,
     }
 }

@@ -214,11 +214,17 @@ fn endpoint_row(row: &EndpointRow, wide: bool, now: i64, theme: Theme) -> Row<'s
         Cell::from(Span::styled(percent(rate_1h), theme.rate(rate_1h))),
         Cell::from(latency(health.and_then(|h| h.last_1h.p50_ms()))),
         Cell::from(latency(health.and_then(|h| h.last_1h.p95_ms()))),
-        Cell::from(row.queue.in_flight.to_string()),
-        Cell::from(Span::styled(
-            group_digits(row.queue.backlog().max(0) as u64),
-            count_style(theme, row.queue.backlog(), false),
-        )),
+        Cell::from(
+            row.queue
+                .map_or_else(|| "-".to_string(), |q| q.in_flight.to_string()),
+        ),
+        Cell::from(match row.queue {
+            Some(queue) => Span::styled(
+                group_digits(queue.backlog().max(0) as u64),
+                count_style(theme, queue.backlog(), false),
+            ),
+            None => Span::raw("-"),
+        }),
         Cell::from(Span::styled(
             fails.to_string(),
             count_style(theme, fails, true),

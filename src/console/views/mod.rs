@@ -88,12 +88,12 @@ fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled("  ", theme.dim()));
         spans.push(Span::raw(format!(
             "○ {} ◐ {} ↻ {} ",
-            group_digits(summary.pending.max(0) as u64),
+            queue_count(summary.pending),
             group_digits(summary.in_flight.max(0) as u64),
-            group_digits(summary.scheduled.max(0) as u64)
+            queue_count(summary.scheduled)
         )));
         spans.push(Span::styled(
-            format!("✗ {}", group_digits(summary.dead.max(0) as u64)),
+            format!("✗ {}", queue_count(summary.dead)),
             if summary.dead > 0 {
                 theme.bad()
             } else {
@@ -105,6 +105,18 @@ fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled("  READ-ONLY", theme.warn()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A queue count as the summary gives it: exact up to its limit, then "10,000+".
+pub fn queue_count(n: i64) -> String {
+    if n > crate::store::SUMMARY_COUNT_LIMIT {
+        format!(
+            "{}+",
+            group_digits(crate::store::SUMMARY_COUNT_LIMIT as u64)
+        )
+    } else {
+        group_digits(n.max(0) as u64)
+    }
 }
 
 fn render_crumbs(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
