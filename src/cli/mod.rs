@@ -97,6 +97,8 @@ pub enum BenchCommand {
     Isolation(IsolationArgs),
     /// Publishing over HTTP to the API (serve in this process), delivered to local sinks.
     Api(ApiBenchArgs),
+    /// Refresh and frame times of every console screen on a seeded database.
+    Console(ConsoleBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +137,19 @@ pub struct ApiBenchArgs {
     /// Keep to this many events/s in all (default: as fast as the API answers).
     #[arg(long)]
     pub rate: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleBenchArgs {
+    /// Deliveries to seed (over three days of realistic traffic).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub deliveries: usize,
+    /// Endpoints to seed, spread over up to eight tenants.
+    #[arg(long, default_value_t = 1_000)]
+    pub endpoints: usize,
+    /// Timed samples per screen; the report gives their median and p95.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -510,5 +525,6 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Api(args)) => {
             run::bench_api(args, cli.db, &config, &out).await
         }
+        Command::Bench(BenchCommand::Console(args)) => run::bench_console(args, cli.db, &out).await,
     }
 }

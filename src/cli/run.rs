@@ -1,4 +1,4 @@
-//! Long-running commands: `migrate`, `dispatch`, `serve`, `sink`.
+//! Long-running commands: `migrate`, `dispatch`, `serve`, `sink`, `console`, `bench`.
 
 use hookline::config::Config;
 use hookline::dispatch::Dispatcher;
@@ -9,7 +9,7 @@ use hookline::store::{OpenMode, Store};
 use serde_json::json;
 
 use super::output::Output;
-use super::{ApiBenchArgs, BenchMode, ConsoleArgs, PipelineArgs, SinkArgs};
+use super::{ApiBenchArgs, BenchMode, ConsoleArgs, ConsoleBenchArgs, PipelineArgs, SinkArgs};
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -193,6 +193,26 @@ pub async fn bench_api(
     out.result(
         serde_json::to_value(&report)?,
         hookline::bench::api::render(&report).trim_end(),
+    );
+    Ok(())
+}
+
+/// `bench console`: a fresh SQLite file unless `--db` names an empty database.
+pub async fn bench_console(
+    args: ConsoleBenchArgs,
+    db: Option<String>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let options = hookline::bench::ConsoleBenchOptions {
+        deliveries: args.deliveries,
+        endpoints: args.endpoints,
+        db,
+        runs: args.runs,
+    };
+    let report = hookline::bench::console(&options).await?;
+    out.result(
+        serde_json::to_value(&report)?,
+        hookline::bench::render_console(&report).trim_end(),
     );
     Ok(())
 }

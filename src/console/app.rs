@@ -1159,9 +1159,13 @@ impl App {
             }),
             Screen::Endpoints(s) => s.rows.selected_item().map(|row| Confirm {
                 question: format!(
-                    "Delete endpoint {} and its subscriptions? Its {} unfinished deliveries are cancelled.",
+                    "Delete endpoint {} and its subscriptions? Its {}unfinished deliveries are cancelled.",
                     endpoint_label(&row.endpoint),
-                    group_digits((row.queue.backlog() + row.queue.in_flight).max(0) as u64)
+                    // Counted for the rows around the selection (not yet after a long jump).
+                    row.queue.map_or_else(String::new, |q| format!(
+                        "{} ",
+                        group_digits((q.backlog() + q.in_flight).max(0) as u64)
+                    ))
                 ),
                 confirm_label: "Delete",
                 act: Act::DeleteEndpoint(row.endpoint.id.clone()),

@@ -95,7 +95,7 @@ fn endpoint(n: usize, name: &str, state: EndpointState) -> EndpointRow {
             created_at: 0,
             updated_at: 0,
         },
-        queue: EndpointQueue::default(),
+        queue: Some(EndpointQueue::default()),
         health: None,
     }
 }

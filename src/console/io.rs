@@ -3,6 +3,7 @@
 //! back as a message, so a slow query never holds up a key. Actions go
 //! through `ops`, which validates them and writes the audit row.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -12,7 +13,7 @@ use super::app::{
     group_digits,
 };
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
-use crate::model::{Delivery, DeliveryState};
+use crate::model::{Delivery, DeliveryState, Endpoint, Subscription};
 use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError};
 use crate::store::Store;
 
@@ -25,22 +26,21 @@ const WORST: usize = 10;
 /// Minutes of throughput the overview loads: the "succeeded last hour"
 /// count, and the sparklines (which show as many of them as fit).
 const SPARK_MINUTES: i64 = 60;
+/// Minutes over which the overview ranks endpoints by failure rate.
+const FAILURE_MINUTES: i64 = 5;
 
 /// Runs commands against the database, reporting to the console's loop.
 #[derive(Clone)]
 pub struct Io {
-    ops: Ops,
+    loader: Loader,
     sender: UnboundedSender<Msg>,
-    /// Dispatchers seen within this are alive.
-    alive_within: Duration,
 }
 
 impl Io {
     pub fn new(ops: Ops, sender: UnboundedSender<Msg>, alive_within: Duration) -> Io {
         Io {
-            ops,
+            loader: Loader::new(ops, alive_within),
             sender,
-            alive_within,
         }
     }
 
@@ -51,19 +51,102 @@ impl Io {
             let msg = match command {
                 Command::Load { token, load } => Msg::Loaded {
                     token,
-                    result: io.load(load).await.map_err(|e| e.to_string()),
+                    result: io.loader.load(load).await.map_err(|e| e.to_string()),
                 },
                 Command::Act(act) => Msg::Acted(io.act(act).await),
             };
             let _ = io.sender.send(msg);
         });
     }
+}
+
+/// Runs one [`Load`]: every query a screen's refresh issues. The console's
+/// background tasks call it, and so does `hookline bench console`, so the
+/// benchmark measures exactly what the console runs.
+#[derive(Clone)]
+pub struct Loader {
+    ops: Ops,
+    /// Dispatchers seen within this are alive.
+    alive_within: Duration,
+    /// The endpoint and subscription lists last read, shared by the
+    /// loader's clones: refreshed only when the configuration changed.
+    lists: Arc<Mutex<ListCache>>,
+}
+
+/// Lists that change only by operator action, with the configuration
+/// version (see [`Store::config_version`]) and scope they were read at.
+#[derive(Default)]
+struct ListCache {
+    endpoints: Option<(i64, Option<String>, Vec<Endpoint>)>,
+    subscriptions: Option<(i64, SubscriptionScope, Vec<Subscription>)>,
+}
+
+/// `(endpoint id, tenant id)` a subscription list was read for.
+type SubscriptionScope = (Option<String>, Option<String>);
+
+impl Loader {
+    pub fn new(ops: Ops, alive_within: Duration) -> Loader {
+        Loader {
+            ops,
+            alive_within,
+            lists: Arc::new(Mutex::new(ListCache::default())),
+        }
+    }
+
+    /// The cache, even if a panicking task poisoned it (it holds only copies).
+    fn cache(&self) -> std::sync::MutexGuard<'_, ListCache> {
+        self.lists
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every endpoint (of a tenant), from the cache unless the
+    /// configuration changed since it was read.
+    async fn endpoint_list(&self, tenant_id: Option<&str>) -> Result<Vec<Endpoint>, OpsError> {
+        let version = self.store().config_version().await?;
+        let scope = tenant_id.map(str::to_string);
+        if let Some((at, cached_scope, list)) = &self.cache().endpoints
+            && *at == version
+            && *cached_scope == scope
+        {
+            return Ok(list.clone());
+        }
+        let list = self.store().list_endpoints(tenant_id).await?;
+        self.cache().endpoints = Some((version, scope, list.clone()));
+        Ok(list)
+    }
+
+    /// Subscriptions (of an endpoint, or a tenant), cached like [`Self::endpoint_list`].
+    async fn subscription_list(
+        &self,
+        endpoint_id: Option<&str>,
+        tenant_id: Option<&str>,
+    ) -> Result<Vec<Subscription>, OpsError> {
+        let version = self.store().config_version().await?;
+        let scope = (
+            endpoint_id.map(str::to_string),
+            tenant_id.map(str::to_string),
+        );
+        if let Some((at, cached_scope, list)) = &self.cache().subscriptions
+            && *at == version
+            && *cached_scope == scope
+        {
+            return Ok(list.clone());
+        }
+        let list = self
+            .store()
+            .list_subscriptions(endpoint_id, tenant_id)
+            .await?;
+        self.cache().subscriptions = Some((version, scope, list.clone()));
+        Ok(list)
+    }
 
     fn store(&self) -> &Store {
         self.ops.store()
     }
 
-    async fn load(&self, load: Load) -> Result<Loaded, OpsError> {
+    /// Fetches what `load` asks for.
+    pub async fn load(&self, load: Load) -> Result<Loaded, OpsError> {
         Ok(match load {
             Load::Header => {
                 let summary = self.store().queue_summary().await?;
@@ -136,31 +219,9 @@ impl Io {
                     Some(name) => Some(self.ops.tenant(&name).await?.id),
                     None => None,
                 };
-                let mut endpoints = self.store().list_endpoints(tenant_id.as_deref()).await?;
-                if let Some(words) = &filter {
-                    endpoints.retain(|e| endpoint_label(e).to_lowercase().contains(words.as_str()));
-                }
-                // A first load has no selection yet: the top of the list is what shows.
-                let health_for = if health_for.is_empty() {
-                    endpoints
-                        .iter()
-                        .take(HEALTH_WINDOW)
-                        .map(|e| e.id.clone())
-                        .collect()
-                } else {
-                    health_for
-                };
-                let queues = self.store().endpoint_queues(None).await?;
-                let mut health = self.store().endpoint_health(Some(&health_for)).await?;
                 Loaded::Endpoints(
-                    endpoints
-                        .into_iter()
-                        .map(|endpoint| EndpointRow {
-                            queue: queues.get(&endpoint.id).copied().unwrap_or_default(),
-                            health: health.remove(&endpoint.id),
-                            endpoint,
-                        })
-                        .collect(),
+                    self.endpoints(tenant_id.as_deref(), filter.as_deref(), health_for)
+                        .await?,
                 )
             }
             Load::Subscriptions {
@@ -172,8 +233,7 @@ impl Io {
                     None => None,
                 };
                 Loaded::Subscriptions(
-                    self.store()
-                        .list_subscriptions(endpoint_id.as_deref(), tenant_id.as_deref())
+                    self.subscription_list(endpoint_id.as_deref(), tenant_id.as_deref())
                         .await?,
                 )
             }
@@ -211,39 +271,85 @@ impl Io {
         Ok(filter)
     }
 
-    async fn overview(&self) -> Result<Loaded, OpsError> {
+    /// Every endpoint (of a tenant), with the health and queue of those
+    /// around the selection (`window`; on a first load, the first rows):
+    /// only the rows on screen need them, and counting every endpoint's
+    /// queue costs as much as the queue is long.
+    async fn endpoints(
+        &self,
+        tenant_id: Option<&str>,
+        filter: Option<&str>,
+        window: Vec<String>,
+    ) -> Result<Vec<EndpointRow>, OpsError> {
         let store = self.store();
-        let throughput = store.throughput(SPARK_MINUTES).await?;
-        let queues = store.endpoint_queues(None).await?;
-        let health = store.endpoint_health(None).await?;
-        let endpoints = store.list_endpoints(None).await?;
-        let mut worst: Vec<WorstEndpoint> = endpoints
-            .iter()
-            .map(|e| {
-                let health = health.get(&e.id);
-                let window = health.map(|h| &h.last_5m);
-                WorstEndpoint {
-                    endpoint_id: e.id.clone(),
-                    label: endpoint_label(e),
-                    state: e.state,
-                    failure_rate_5m: window.and_then(|w| w.success_rate()).map(|r| 1.0 - r),
-                    backlog: queues.get(&e.id).map_or(0, |q| q.backlog()),
-                    last_error: health.and_then(|h| h.last_error.clone()),
+        // The name filter (`/` on the endpoints view), lowercased by the app.
+        let matches = |e: &crate::model::Endpoint| {
+            filter.is_none_or(|words| endpoint_label(e).to_lowercase().contains(words))
+        };
+        let (endpoints, window, mut queues, mut health) = if window.is_empty() {
+            let mut endpoints = self.endpoint_list(tenant_id).await?;
+            endpoints.retain(|e| matches(e));
+            let window: Vec<String> = endpoints
+                .iter()
+                .take(HEALTH_WINDOW)
+                .map(|e| e.id.clone())
+                .collect();
+            let (queues, health) = tokio::try_join!(
+                store.endpoint_queues(Some(&window)),
+                store.endpoint_health(Some(&window)),
+            )?;
+            (endpoints, window, queues, health)
+        } else {
+            let (endpoints, queues, health) = tokio::try_join!(
+                self.endpoint_list(tenant_id),
+                async { Ok(store.endpoint_queues(Some(&window)).await?) },
+                async { Ok(store.endpoint_health(Some(&window)).await?) },
+            )?;
+            (endpoints, window, queues, health)
+        };
+        Ok(endpoints
+            .into_iter()
+            .filter(|e| matches(e))
+            .map(|endpoint| {
+                let in_window = window.contains(&endpoint.id);
+                EndpointRow {
+                    queue: in_window.then(|| queues.remove(&endpoint.id).unwrap_or_default()),
+                    health: health.remove(&endpoint.id),
+                    endpoint,
                 }
             })
-            .filter(|w| w.failure_rate_5m.unwrap_or(0.0) > 0.0 || w.backlog > 0)
-            .collect();
-        worst.sort_by(|a, b| {
-            let rate = |w: &WorstEndpoint| w.failure_rate_5m.unwrap_or(0.0);
-            rate(b)
-                .total_cmp(&rate(a))
-                .then(b.backlog.cmp(&a.backlog))
-                .then(a.label.cmp(&b.label))
-        });
-        worst.truncate(WORST);
-        Ok(Loaded::Overview { throughput, worst })
+            .collect())
     }
 
+    /// Throughput and the worst endpoints, ranked in the database (only
+    /// the few shown leave it), then the last errors of those.
+    async fn overview(&self) -> Result<Loaded, OpsError> {
+        let store = self.store();
+        let (throughput, standings) = tokio::try_join!(
+            store.throughput(SPARK_MINUTES),
+            store.worst_endpoints(FAILURE_MINUTES, WORST),
+        )?;
+        let mut worst: Vec<WorstEndpoint> = standings
+            .into_iter()
+            .map(|s| WorstEndpoint {
+                failure_rate_5m: s.failure_rate(),
+                endpoint_id: s.endpoint_id,
+                label: s.label,
+                state: s.state,
+                backlog: s.backlog,
+                last_error: None,
+            })
+            .collect();
+        let shown: Vec<String> = worst.iter().map(|w| w.endpoint_id.clone()).collect();
+        let mut health = store.endpoint_health(Some(&shown)).await?;
+        for w in &mut worst {
+            w.last_error = health.remove(&w.endpoint_id).and_then(|h| h.last_error);
+        }
+        Ok(Loaded::Overview { throughput, worst })
+    }
+}
+
+impl Io {
     async fn act(&self, act: Act) -> Acted {
         match self.try_act(act).await {
             Ok(text) => Acted::Done(text),
@@ -256,7 +362,7 @@ impl Io {
     }
 
     async fn try_act(&self, act: Act) -> Result<String, OpsError> {
-        let ops = &self.ops;
+        let ops = &self.loader.ops;
         Ok(match act {
             Act::Retry(ids) => {
                 let report = ops.retry(&ids).await?;
@@ -369,6 +475,7 @@ impl Io {
         let mut done = 0;
         loop {
             let (_, count) = self
+                .loader
                 .ops
                 .retry_bulk_chunk(&request, Some(RETRY_CHUNK))
                 .await?;

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use crate::ops::Ops;
 use app::{App, Msg};
+pub use io::Loader;
 use theme::Theme;
 
 /// Shortest gap between two data-driven redraws: however busy the system,

@@ -137,7 +137,8 @@ pub struct DetailScreen {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointRow {
     pub endpoint: Endpoint,
-    pub queue: EndpointQueue,
+    /// Loaded for the rows around the selection only; `None` elsewhere.
+    pub queue: Option<EndpointQueue>,
     pub health: Option<EndpointHealth>,
 }
 

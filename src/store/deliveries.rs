@@ -50,7 +50,7 @@ pub struct RetryReport {
     pub skipped: Vec<(String, String)>,
 }
 
-/// The states of the partial index `deliveries_failed`.
+/// The states of the partial indexes `deliveries_failed` and `deliveries_failed_endpoint`.
 const FAILED_STATES: [DeliveryState; 2] = [DeliveryState::Dead, DeliveryState::Scheduled];
 
 /// A bind parameter of a query assembled from optional filters.
@@ -60,7 +60,9 @@ enum Param {
 }
 
 /// A WHERE clause assembled from fixed fragments; values only ever travel
-/// as bind parameters, never inside the SQL text.
+/// as bind parameters, never inside the SQL text. States are the exception:
+/// they are the enum's own spellings (never text from outside), written as
+/// literals so the planner can match the partial indexes they select.
 #[derive(Default)]
 struct Conditions {
     clauses: Vec<String>,
@@ -78,19 +80,20 @@ impl Conditions {
         if states.is_empty() {
             return;
         }
-        // Spelled exactly as the partial index `deliveries_failed` is, so the
-        // planner can read failures newest first from it.
-        if states.iter().all(|s| FAILED_STATES.contains(s)) {
+        // Spelled exactly as the partial indexes' conditions are, so the
+        // planner can read the rows newest first from them.
+        if is_failed_only(states) {
             self.clauses
                 .push("d.state IN ('dead', 'scheduled')".to_string());
         }
-        let mut placeholders = Vec::new();
-        for state in states {
-            self.params.push(Param::Text(state.as_str().to_string()));
-            placeholders.push(format!("${}", self.params.len()));
-        }
-        self.clauses
-            .push(format!("d.state IN ({})", placeholders.join(", ")));
+        let literals: Vec<String> = states
+            .iter()
+            .map(|state| format!("'{}'", state.as_str()))
+            .collect();
+        self.clauses.push(match literals.as_slice() {
+            [one] => format!("d.state = {one}"),
+            many => format!("d.state IN ({})", many.join(", ")),
+        });
     }
 
     fn sql(&self) -> String {
@@ -138,6 +141,39 @@ fn delivery_conditions(filter: &DeliveryFilter) -> Conditions {
         conditions.push("d.created_at < ?", Param::Int(until));
     }
     conditions
+}
+
+/// Whether every state is one of the failure indexes' states.
+fn is_failed_only(states: &[DeliveryState]) -> bool {
+    !states.is_empty() && states.iter().all(|s| FAILED_STATES.contains(s))
+}
+
+/// The index a filtered listing walks, newest first: the narrowest one the
+/// filter allows. SQLite is told (`INDEXED BY`), because without statistics
+/// it guesses, and a wrong guess reads a million rows to find a few;
+/// Postgres chooses well from its statistics.
+fn listing_index(filter: &DeliveryFilter) -> &'static str {
+    let only = |state: DeliveryState| filter.states == [state];
+    if filter.event_id.is_some() {
+        "deliveries_event"
+    } else if filter.endpoint_id.is_some() && is_failed_only(&filter.states) {
+        "deliveries_failed_endpoint"
+    } else if only(DeliveryState::InFlight) {
+        // At most the dispatchers' concurrency: sorted in memory.
+        "deliveries_in_flight"
+    } else if filter.endpoint_id.is_some() {
+        "deliveries_endpoint"
+    } else if is_failed_only(&filter.states) {
+        "deliveries_failed"
+    } else if only(DeliveryState::Pending) {
+        "deliveries_pending"
+    } else if filter.topic.is_some() {
+        "deliveries_topic"
+    } else if filter.tenant_id.is_some() {
+        "deliveries_tenant"
+    } else {
+        "deliveries_created"
+    }
 }
 
 fn retry_conditions(filter: &RetryFilter) -> Conditions {
@@ -213,16 +249,18 @@ impl Store {
                 .push(format!("(d.created_at, d.id) {compare} (${}, ${n})", n - 1));
         }
         conditions.params.push(Param::Int(limit as i64));
-        let text = format!(
-            "SELECT {} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-             JOIN tenants t ON t.id = d.tenant_id
-             WHERE {} ORDER BY d.created_at {order}, d.id {order} LIMIT ${}",
-            delivery_columns!(),
-            conditions.sql(),
-            conditions.params.len()
-        );
+        let index = listing_index(filter);
         let rows: Vec<DeliveryRow> = on_db!(self, |pools, sql| {
-            let query = sqlx::query_as(sqlx::AssertSqlSafe(text.clone()));
+            let text = format!(
+                "SELECT {} FROM deliveries d{} JOIN endpoints e ON e.id = d.endpoint_id
+                 JOIN tenants t ON t.id = d.tenant_id
+                 WHERE {} ORDER BY d.created_at {order}, d.id {order} LIMIT ${}",
+                delivery_columns!(),
+                sql.index_hint(index),
+                conditions.sql(),
+                conditions.params.len()
+            );
+            let query = sqlx::query_as(sqlx::AssertSqlSafe(text));
             bind_params!(query, &conditions.params)
                 .fetch_all(&pools.read)
                 .await?
@@ -380,13 +418,21 @@ impl Store {
         let filter = &filter;
         let mut conditions = retry_conditions(filter);
         let where_sql = conditions.sql();
+        // An endpoint's failures come from its failure index; anything else
+        // (succeeded ones) from all of its deliveries.
+        let index = if is_failed_only(&filter.states) {
+            "deliveries_failed_endpoint"
+        } else {
+            "deliveries_endpoint"
+        };
         if dry_run {
-            let text = format!(
-                "SELECT COUNT(*) FROM deliveries d
-                 JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL WHERE {where_sql}"
-            );
             let count: i64 = on_db!(self, |pools, sql| {
-                let query = sqlx::query_scalar(sqlx::AssertSqlSafe(text.clone()));
+                let text = format!(
+                    "SELECT COUNT(*) FROM deliveries d{}
+                     JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL WHERE {where_sql}",
+                    sql.index_hint(index)
+                );
+                let query = sqlx::query_scalar(sqlx::AssertSqlSafe(text));
                 bind_params!(query, &conditions.params)
                     .fetch_one(&pools.read)
                     .await?
@@ -400,20 +446,21 @@ impl Store {
             Some(limit) => format!(" ORDER BY d.created_at, d.id LIMIT {}", limit.max(1)),
             None => String::new(),
         };
-        let text = format!(
-            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ${}, \
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = ${n}
-             WHERE id IN (SELECT d.id FROM deliveries d
-                 JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
-                 WHERE {where_sql}{limit_sql})",
-            n - 1
-        );
         let count = on_db!(self, |pools, sql| {
+            let text = format!(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ${}, \
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = ${n}
+                 WHERE id IN (SELECT d.id FROM deliveries d{}
+                     JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
+                     WHERE {where_sql}{limit_sql})",
+                n - 1,
+                sql.index_hint(index)
+            );
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
             conditions.params[n - 2] = Param::Int(now + first_delay_ms);
             conditions.params[n - 1] = Param::Int(now);
-            let query = sqlx::query(sqlx::AssertSqlSafe(text.clone()));
+            let query = sqlx::query(sqlx::AssertSqlSafe(text));
             let count = bind_params!(query, &conditions.params)
                 .execute(&mut *tx)
                 .await?

@@ -63,6 +63,8 @@ pub(crate) struct Dialect {
     pub in_flight_of: &'static str,
     /// Claim: the index hint for the per-endpoint candidate scans.
     pub queue_index_hint: &'static str,
+    /// Whether statements may name the index to use (`INDEXED BY`, SQLite).
+    pub index_hints: bool,
     /// Claim: the row-lock clause of the candidate scans.
     pub skip_locked: &'static str,
     /// Claim: the index hint that makes updates by id use the primary key.
@@ -71,12 +73,18 @@ pub(crate) struct Dialect {
     pub greatest: &'static str,
     /// Claim: how to reach the endpoints in JSON list `$1`.
     pub endpoint_targets: &'static str,
-    /// Summary: `(pending, scheduled, oldest due by $1)` from the queue index alone.
+    /// Summary: `(pending, scheduled, dead, in flight, earliest due)`; the
+    /// first three counted up to `$1` only (a count costs as many index
+    /// entries as it counts), each from its own partial index, and the
+    /// earliest due time in one seek.
     pub queue_counts: &'static str,
-    /// Summary: deliveries in flight, from the in-flight index.
-    pub in_flight_count: &'static str,
-    /// Summary: dead deliveries, from the failures index.
-    pub dead_count: &'static str,
+    /// Summary: `(endpoint_id, "tenant/name", state, succeeded, failed,
+    /// backlog)` of the `$2` endpoints doing worst: by failure rate over the
+    /// rollups since `$1`, then backlog, then name; only endpoints with
+    /// failures or a backlog.
+    pub worst_endpoints: &'static str,
+    /// Health: rollup sums (see `health.rs`) of every endpoint since `$1`.
+    pub health_rollups_all: &'static str,
     /// Summary: `(endpoint_id, pending, scheduled)` of every endpoint with a queue.
     pub all_endpoint_queues: &'static str,
     /// Summary: `(endpoint_id, in flight)` of every endpoint with leases.
@@ -302,6 +310,7 @@ macro_rules! statements {
                 " GROUP BY endpoint_id"
             ),
             queue_index_hint: indexed_by!($d, "deliveries_queue"),
+            index_hints: !indexed_by!($d, "x").is_empty(),
             skip_locked: skip_locked!($d),
             primary_key_hint: indexed_by!($d, "sqlite_autoindex_deliveries_1"),
             greatest: greatest!($d),
@@ -311,24 +320,51 @@ macro_rules! statements {
                 json_list!($d, "1")
             ),
             queue_counts: concat!(
-                "SELECT CAST(COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT),
-                     CAST(COALESCE(SUM(CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END), 0) AS BIGINT),
-                     MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END)
-                 FROM deliveries",
-                indexed_by!($d, "deliveries_queue"),
-                " WHERE state IN ('pending', 'scheduled')"
-            ),
-            in_flight_count: concat!(
-                "SELECT COUNT(*) FROM deliveries",
+                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries",
+                indexed_by!($d, "deliveries_pending"),
+                " WHERE state = 'pending' LIMIT $1) AS x),
+                    (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries",
+                indexed_by!($d, "deliveries_failed_state"),
+                " WHERE state IN ('dead', 'scheduled') AND state = 'scheduled' LIMIT $1) AS x),
+                    (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries",
+                indexed_by!($d, "deliveries_failed_state"),
+                " WHERE state IN ('dead', 'scheduled') AND state = 'dead' LIMIT $1) AS x),
+                    (SELECT COUNT(*) FROM deliveries",
                 indexed_by!($d, "deliveries_in_flight"),
-                " WHERE state = 'in_flight'"
+                " WHERE state = 'in_flight'),
+                    (SELECT MIN(next_attempt_at) FROM deliveries",
+                indexed_by!($d, "deliveries_due"),
+                " WHERE state IN ('pending', 'scheduled'))"
             ),
-            dead_count: concat!(
-                "SELECT CAST(COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) AS BIGINT)
-                 FROM deliveries",
-                indexed_by!($d, "deliveries_failed"),
-                " WHERE state IN ('dead', 'scheduled')"
+            worst_endpoints: concat!(
+                "WITH recent AS (
+                    SELECT endpoint_id, SUM(succeeded) AS succeeded,
+                        SUM(status_4xx + status_5xx + timeout + network + other) AS failed
+                    FROM endpoint_health",
+                indexed_by!($d, "endpoint_health_minute"),
+                " WHERE minute >= $1 GROUP BY endpoint_id
+                ), queued AS (
+                    SELECT endpoint_id, COUNT(*) AS backlog FROM deliveries",
+                indexed_by!($d, "deliveries_queue"),
+                " WHERE state IN ('pending', 'scheduled') GROUP BY endpoint_id
+                ), standing AS (
+                    SELECT e.id, t.name || '/' || e.name AS label, e.state,
+                        CAST(COALESCE(r.succeeded, 0) AS BIGINT) AS succeeded,
+                        CAST(COALESCE(r.failed, 0) AS BIGINT) AS failed,
+                        CAST(COALESCE(q.backlog, 0) AS BIGINT) AS backlog
+                    FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
+                    LEFT JOIN recent r ON r.endpoint_id = e.id
+                    LEFT JOIN queued q ON q.endpoint_id = e.id
+                    WHERE e.deleted_at IS NULL
+                )
+                SELECT id, label, state, succeeded, failed, backlog FROM standing
+                WHERE failed > 0 OR backlog > 0
+                ORDER BY CASE WHEN succeeded + failed > 0
+                    THEN CAST(failed AS DOUBLE PRECISION) / (succeeded + failed) ELSE 0 END DESC,
+                    backlog DESC, label
+                LIMIT $2"
             ),
+            health_rollups_all: rollups_sql!(indexed_by!($d, "endpoint_health_minute"), ""),
             all_endpoint_queues: concat!(
                 "SELECT endpoint_id,
                      CAST(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS BIGINT),
@@ -484,6 +520,18 @@ macro_rules! statements {
             ),
         }
     };
+}
+
+impl Dialect {
+    /// ` INDEXED BY <index>` where the database takes index hints, else
+    /// nothing: for statements assembled at run time.
+    pub fn index_hint(&self, index: &str) -> String {
+        if self.index_hints {
+            format!(" INDEXED BY {index}")
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// SQLite: one writer at a time, this host's clock.

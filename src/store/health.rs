@@ -99,9 +99,13 @@ macro_rules! stats_sql {
 pub(crate) use stats_sql;
 
 /// Sums per endpoint of the rollups since `$1`, split at `$2` into the recent
-/// part (`recent = 1`) and the rest; `$filter` is appended to the WHERE clause.
+/// part (`recent = 1`) and the rest; `$filter` is appended to the WHERE
+/// clause, and `$hint` (an index hint, or nothing) to the table.
 macro_rules! rollups_sql {
     ($filter:expr) => {
+        rollups_sql!("", $filter)
+    };
+    ($hint:expr, $filter:expr) => {
         concat!(
             "SELECT endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END AS recent,
             CAST(SUM(succeeded) AS BIGINT), CAST(SUM(status_4xx) AS BIGINT), CAST(SUM(status_5xx) AS BIGINT),
@@ -111,7 +115,9 @@ macro_rules! rollups_sql {
             CAST(SUM(b3) AS BIGINT), CAST(SUM(b4) AS BIGINT), CAST(SUM(b5) AS BIGINT),
             CAST(SUM(b6) AS BIGINT), CAST(SUM(b7) AS BIGINT), CAST(SUM(b8) AS BIGINT),
             CAST(SUM(b9) AS BIGINT), CAST(SUM(b10) AS BIGINT), CAST(SUM(b11) AS BIGINT)
-            FROM endpoint_health WHERE minute >= $1",
+            FROM endpoint_health",
+            $hint,
+            " WHERE minute >= $1",
             $filter,
             " GROUP BY endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END"
         )
@@ -120,7 +126,6 @@ macro_rules! rollups_sql {
 pub(crate) use rollups_sql;
 
 const STATS: &str = stats_sql!("");
-const ROLLUPS: &str = rollups_sql!("");
 
 #[derive(sqlx::FromRow)]
 struct StatsRow {
@@ -164,36 +169,46 @@ impl Store {
                 ),
                 None => (
                     sqlx::query_as(STATS).fetch_all(&mut *conn).await?,
-                    sqlx::query(ROLLUPS)
+                    sqlx::query(sql.health_rollups_all)
                         .bind(since)
                         .bind(recent)
                         .fetch_all(&mut *conn)
                         .await?,
                 ),
             };
-            let mut windows: Vec<(String, bool, HealthWindow)> = Vec::with_capacity(rows.len());
-            for row in &rows {
-                use sqlx::Row;
-                let mut window = HealthWindow {
-                    succeeded: row.try_get(2)?,
-                    status_4xx: row.try_get(3)?,
-                    status_5xx: row.try_get(4)?,
-                    timeout: row.try_get(5)?,
-                    network: row.try_get(6)?,
-                    other: row.try_get(7)?,
-                    latency_sum_ms: row.try_get(8)?,
-                    buckets: [0; BUCKETS],
-                };
-                for (i, bucket) in window.buckets.iter_mut().enumerate() {
-                    *bucket = row.try_get(9 + i)?;
-                }
-                let recent: i32 = row.try_get(1)?;
-                windows.push((row.try_get(0)?, recent == 1, window));
-            }
-            (stats, windows)
+            (stats, windows_of(&rows)?)
         });
         Ok(merge(stats, windows))
     }
+}
+
+/// Rollup sums as [`rollups_sql!`] returns them: `(endpoint, recent, window)`.
+fn windows_of<R: sqlx::Row>(rows: &[R]) -> Result<Vec<(String, bool, HealthWindow)>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut windows = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut window = HealthWindow {
+            succeeded: row.try_get(2)?,
+            status_4xx: row.try_get(3)?,
+            status_5xx: row.try_get(4)?,
+            timeout: row.try_get(5)?,
+            network: row.try_get(6)?,
+            other: row.try_get(7)?,
+            latency_sum_ms: row.try_get(8)?,
+            buckets: [0; BUCKETS],
+        };
+        for (i, bucket) in window.buckets.iter_mut().enumerate() {
+            *bucket = row.try_get(9 + i)?;
+        }
+        let recent: i32 = row.try_get(1)?;
+        windows.push((row.try_get(0)?, recent == 1, window));
+    }
+    Ok(windows)
 }
 
 /// Folds per-dispatcher rows into one health record per endpoint.

@@ -24,6 +24,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_api_keys.sql"),
         postgres: include_str!("../../migrations/postgres/0002_api_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "console",
+        sqlite: include_str!("../../migrations/sqlite/0003_console.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_console.sql"),
+    },
 ];
 
 /// The schema version this build of hookline expects.

@@ -22,6 +22,7 @@ mod postgres;
 mod publish;
 mod queue;
 mod rows;
+mod seed;
 mod sqlite;
 mod subscriptions;
 mod summary;
@@ -42,8 +43,14 @@ pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,
     RecordSummary,
 };
+pub use seed::{
+    ColumnType, SeedAttempt, SeedAudit, SeedDelivery, SeedDispatcher, SeedEndpoint,
+    SeedEndpointStats, SeedEvent, SeedHealth, SeedRow, SeedSubscription, SeedTenant,
+};
 pub use subscriptions::{NewSubscription, SubscriptionPatch};
-pub use summary::{EndpointQueue, MinuteTotals, QueueSummary, SearchPage};
+pub use summary::{
+    EndpointQueue, EndpointStanding, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage,
+};
 pub use tally::{EndpointTally, Tally};
 
 /// How [`Store::open`] treats a database that does not exist yet.

@@ -2,7 +2,7 @@
 //! depths, throughput per minute, per-endpoint backlogs, and a streaming
 //! search of payloads.
 //!
-//! Every query here reads a partial index or the per-minute rollups, never
+//! Every query here reads a partial index or the per-minute totals, never
 //! the succeeded deliveries that make up most of a large database, so they
 //! stay fast however much history is kept.
 
@@ -10,14 +10,19 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::rows::{DeliveryRow, convert_all};
+use super::rows::{DeliveryRow, convert_all, parse_column};
 use super::{Cursor, Result, Store, db_now, json_list, on_db};
-use crate::model::Delivery;
+use crate::model::{Delivery, EndpointState};
+
+/// Where [`Store::queue_summary`] stops counting: a count of one more
+/// means "more than this".
+pub const SUMMARY_COUNT_LIMIT: i64 = 10_000;
 
 /// How deep the queue is right now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct QueueSummary {
     /// Never attempted in their current schedule (due now or soon).
+    /// Pending, scheduled and dead stop at [`SUMMARY_COUNT_LIMIT`] + 1.
     pub pending: i64,
     /// Waiting for a retry.
     pub scheduled: i64,
@@ -61,6 +66,28 @@ impl EndpointQueue {
     }
 }
 
+/// How one endpoint stands: recent attempts and its backlog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointStanding {
+    pub endpoint_id: String,
+    /// `tenant/name`.
+    pub label: String,
+    pub state: EndpointState,
+    /// Attempts in the window asked for, by outcome.
+    pub succeeded: i64,
+    pub failed: i64,
+    /// Pending and scheduled deliveries.
+    pub backlog: i64,
+}
+
+impl EndpointStanding {
+    /// Share of the window's attempts that failed; `None` without attempts.
+    pub fn failure_rate(&self) -> Option<f64> {
+        let attempts = self.succeeded + self.failed;
+        (attempts > 0).then(|| self.failed as f64 / attempts as f64)
+    }
+}
+
 /// A page of a payload search: what matched, and where to go on.
 #[derive(Debug, Clone, Default)]
 pub struct SearchPage {
@@ -73,40 +100,89 @@ pub struct SearchPage {
 
 const MINUTE_MS: i64 = 60_000;
 
+const CONFIG_VERSION: &str = "SELECT version FROM config_version WHERE id = 1";
+
 /// `(endpoint_id, pending, scheduled)`.
 type QueuedRow = (String, i64, i64);
 /// `(endpoint_id, in flight)`.
 type LeasedRow = (String, i64);
+/// `(pending, scheduled, dead, in flight, earliest due)`.
+type Counts = (i64, i64, i64, i64, Option<i64>);
+/// `(endpoint_id, label, state, succeeded, failed, backlog)`.
+type StandingRow = (String, String, String, i64, i64, i64);
 
-const THROUGHPUT: &str = "SELECT minute, CAST(SUM(succeeded) AS BIGINT),
-    CAST(SUM(status_4xx + status_5xx + timeout + network + other) AS BIGINT)
-    FROM endpoint_health WHERE minute >= $1 GROUP BY minute ORDER BY minute";
+/// From the per-minute totals (a row per minute and dispatcher), not the
+/// per-endpoint rollups, which hold a row per endpoint as well.
+const THROUGHPUT: &str =
+    "SELECT minute, CAST(SUM(succeeded) AS BIGINT), CAST(SUM(failed) AS BIGINT)
+    FROM health_totals WHERE minute >= $1 GROUP BY minute ORDER BY minute";
 
 impl Store {
-    /// Queue depths by state and how late the queue runs.
+    /// Queue depths by state and how late the queue runs. Pending,
+    /// scheduled and dead are exact up to [`SUMMARY_COUNT_LIMIT`] and read
+    /// one more beyond it, so this costs the same however large the backlog.
     pub async fn queue_summary(&self) -> Result<QueueSummary> {
         on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
             let now = db_now!(sql, &mut *conn)?;
-            let (pending, scheduled, oldest_due_at): (i64, i64, Option<i64>) =
+            let (pending, scheduled, dead, in_flight, earliest): Counts =
                 sqlx::query_as(sql.queue_counts)
-                    .bind(now)
+                    .bind(SUMMARY_COUNT_LIMIT + 1)
                     .fetch_one(&mut *conn)
                     .await?;
-            let in_flight: i64 = sqlx::query_scalar(sql.in_flight_count)
-                .fetch_one(&mut *conn)
-                .await?;
-            let dead: i64 = sqlx::query_scalar(sql.dead_count)
-                .fetch_one(&mut *conn)
-                .await?;
             Ok(QueueSummary {
                 pending,
                 scheduled,
                 in_flight,
                 dead,
-                oldest_due_at,
+                oldest_due_at: earliest.filter(|due| *due <= now),
                 now,
             })
+        })
+    }
+
+    /// The endpoints doing worst, at most `limit`: by failure rate over the
+    /// last `minutes` minutes, then by backlog, then by name. Only endpoints
+    /// with failures in that time or a backlog are ranked. Ranked in the
+    /// database, so only the few shown leave it.
+    pub async fn worst_endpoints(
+        &self,
+        minutes: i64,
+        limit: usize,
+    ) -> Result<Vec<EndpointStanding>> {
+        let minutes = minutes.clamp(1, 60);
+        let rows: Vec<StandingRow> = on_db!(self, |pools, sql| {
+            let mut conn = pools.read.acquire().await?;
+            let now = db_now!(sql, &mut *conn)?;
+            let since = now - now.rem_euclid(MINUTE_MS) - (minutes - 1) * MINUTE_MS;
+            sqlx::query_as(sql.worst_endpoints)
+                .bind(since)
+                .bind(limit.clamp(1, 10_000) as i64)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(endpoint_id, label, state, succeeded, failed, backlog)| {
+                Ok(EndpointStanding {
+                    endpoint_id,
+                    label,
+                    state: parse_column("endpoints", "state", &state)?,
+                    succeeded,
+                    failed,
+                    backlog,
+                })
+            })
+            .collect()
+    }
+
+    /// A number that changes whenever a tenant, endpoint or subscription
+    /// does (kept by triggers): a reader holding a list of them re-reads it
+    /// only when this moved.
+    pub async fn config_version(&self) -> Result<i64> {
+        on_db!(self, |pools, sql| {
+            Ok(sqlx::query_scalar(CONFIG_VERSION)
+                .fetch_one(&pools.read)
+                .await?)
         })
     }
 

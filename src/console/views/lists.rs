@@ -249,13 +249,19 @@ fn endpoint_row(
     }
     cells.push(Cell::from(latency(health.and_then(|h| h.last_1h.p95_ms()))));
     if columns.full {
-        cells.push(Cell::from(row.queue.in_flight.to_string()));
+        cells.push(Cell::from(
+            row.queue
+                .map_or_else(|| "-".to_string(), |q| q.in_flight.to_string()),
+        ));
     }
     cells.extend([
-        Cell::from(Span::styled(
-            group_digits(row.queue.backlog().max(0) as u64),
-            count_style(theme, row.queue.backlog(), false),
-        )),
+        Cell::from(match row.queue {
+            Some(queue) => Span::styled(
+                group_digits(queue.backlog().max(0) as u64),
+                count_style(theme, queue.backlog(), false),
+            ),
+            None => Span::raw("-"),
+        }),
         Cell::from(Span::styled(
             fails.to_string(),
             count_style(theme, fails, true),

@@ -89,12 +89,12 @@ fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         rest.push(Span::styled("  ", theme.dim()));
         rest.push(Span::raw(format!(
             "○ {} ◐ {} ↻ {} ",
-            group_digits(summary.pending.max(0) as u64),
+            queue_count(summary.pending),
             group_digits(summary.in_flight.max(0) as u64),
-            group_digits(summary.scheduled.max(0) as u64)
+            queue_count(summary.scheduled)
         )));
         rest.push(Span::styled(
-            format!("✗ {}", group_digits(summary.dead.max(0) as u64)),
+            format!("✗ {}", queue_count(summary.dead)),
             if summary.dead > 0 {
                 theme.bad()
             } else {
@@ -131,6 +131,18 @@ fn clip_left(text: &str, max: usize) -> String {
     let mut out = String::from("…");
     out.extend(text.chars().skip(count - keep));
     out
+}
+
+/// A queue count as the summary gives it: exact up to its limit, then "10,000+".
+pub fn queue_count(n: i64) -> String {
+    if n > crate::store::SUMMARY_COUNT_LIMIT {
+        format!(
+            "{}+",
+            group_digits(crate::store::SUMMARY_COUNT_LIMIT as u64)
+        )
+    } else {
+        group_digits(n.max(0) as u64)
+    }
 }
 
 fn render_crumbs(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {

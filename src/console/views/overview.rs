@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState};
 
-use super::{clip, human_duration, percent};
+use super::{clip, human_duration, percent, queue_count};
 use crate::console::app::{App, group_digits};
 use crate::console::screens::OverviewScreen;
 use crate::console::theme::{Theme, endpoint_state_label};
@@ -41,11 +41,11 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
     };
     let count = |n: i64| group_digits(n.max(0) as u64);
     let lines = vec![
-        line("○ pending", count(summary.pending), theme.plain()),
+        line("○ pending", queue_count(summary.pending), theme.plain()),
         line("◐ in flight", count(summary.in_flight), theme.plain()),
         line(
             "↻ retrying",
-            count(summary.scheduled),
+            queue_count(summary.scheduled),
             if summary.scheduled > 0 {
                 theme.warn()
             } else {
@@ -54,7 +54,7 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
         ),
         line(
             "✗ dead",
-            count(summary.dead),
+            queue_count(summary.dead),
             if summary.dead > 0 {
                 theme.bad()
             } else {

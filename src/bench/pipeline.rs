@@ -1,15 +1,8 @@
-//! `hookline bench`: the harness behind every speed claim hookline makes.
-//!
-//! `pipeline` publishes events to real local sinks through the whole system
-//! (database, claim, signed POST, outcome recording) and, in the same run,
-//! measures the bare ceiling: the same number of signed POSTs from the same
-//! client to the same sinks at the same concurrency, with no database. The
-//! ratio says how much the delivery machinery costs. Runs print a table or
-//! one JSON object, so results can be compared run to run.
-
-mod isolation;
-
-pub use isolation::{IsolationOptions, IsolationReport, Scenario, isolation, render_isolation};
+//! `bench pipeline`: publishes events to real local sinks through the whole
+//! system (database, claim, signed POST, outcome recording) and, in the same
+//! run, measures the bare ceiling: the same number of signed POSTs from the
+//! same client to the same sinks at the same concurrency, with no database.
+//! The ratio says how much the delivery machinery costs.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,41 +11,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use super::{BenchError, describe, peak_memory, percentile};
 use crate::config::{Config, DispatchConfig};
 use crate::dispatch::send::{PreparedTarget, Sender};
 use crate::dispatch::{DispatchStats, Dispatcher};
 use crate::model::{Actor, Source, now_millis};
 use crate::ops::{EndpointInput, EventInput, Ops};
 use crate::sink::{SinkHandle, SinkOptions};
-use crate::store::{Backend, EndpointTarget, NewEvent, OpenMode, Store, StoreError};
-
-/// `bench api`: publishing over HTTP to `serve`, delivered to local sinks.
-pub mod api;
-
-/// Why a benchmark could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Ops(#[from] crate::ops::OpsError),
-    #[error(transparent)]
-    Dispatch(#[from] crate::dispatch::DispatchError),
-    #[error(transparent)]
-    Sink(#[from] crate::sink::SinkError),
-    #[error(transparent)]
-    Client(#[from] crate::dispatch::send::ClientError),
-    #[error("could not create a temporary directory: {0}")]
-    TempDir(#[from] std::io::Error),
-    #[error("{0}")]
-    Setup(String),
-    #[error("the pipeline stalled: {done} of {total} deliveries succeeded after {waited:?}")]
-    Stalled {
-        done: u64,
-        total: u64,
-        waited: Duration,
-    },
-}
+use crate::store::{EndpointTarget, NewEvent, OpenMode, Store};
 
 /// When events are published relative to the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -148,13 +114,6 @@ pub async fn pipeline(options: &PipelineOptions) -> Result<PipelineReport, Bench
         runs,
         peak_memory_bytes: peak_memory(),
     })
-}
-
-pub(crate) fn describe(store: &Store) -> String {
-    match store.backend() {
-        Backend::Sqlite => format!("sqlite ({})", store.location()),
-        Backend::Postgres => format!("postgres ({})", store.location()),
-    }
 }
 
 /// A fresh SQLite file per run, or the given database, which must start empty
@@ -459,16 +418,6 @@ async fn bare_ceiling(
     Ok(total as f64 / seconds)
 }
 
-pub(crate) fn percentile(samples: &[f64], q: f64) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 pub(crate) fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.collect();
     values.sort_by(f64::total_cmp);
@@ -485,14 +434,6 @@ fn median_run(runs: &[PipelineRun]) -> PipelineRun {
         bare_posts_per_sec: median(runs.iter().map(|r| r.bare_posts_per_sec)),
         ratio: median(runs.iter().map(|r| r.ratio)),
     }
-}
-
-/// Peak resident memory of this process, from `/proc/self/status` (Linux).
-pub fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 fn duration_ms(duration: Duration) -> i64 {
