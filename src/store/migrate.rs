@@ -33,7 +33,7 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// The schema version this build of hookline expects.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
