@@ -76,6 +76,163 @@ async fn pipeline_bench_refuses_a_database_in_use(backend: Backend) {
     );
 }
 
+/// Every screen `bench console` measures, as its report names them.
+const CONSOLE_SCREENS: [&str; 12] = [
+    "header (queue totals, dispatchers)",
+    "overview",
+    "deliveries: live queue",
+    "deliveries: failed (dead)",
+    "deliveries: by tenant",
+    "deliveries: by endpoint",
+    "deliveries: by topic",
+    "deliveries: pending",
+    "delivery detail",
+    "endpoints",
+    "subscriptions",
+    "audit",
+];
+
+fn console_bench_command(db: &TestDb, extra: &[&str]) -> std::process::Command {
+    let args = [
+        "bench",
+        "console",
+        "--deliveries",
+        "2000",
+        "--endpoints",
+        "10",
+        "--runs",
+        "2",
+    ];
+    // SQLite: no --db, the harness seeds its own temp file; Postgres: an empty database.
+    let mut command = match db.backend {
+        Backend::Sqlite => {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+            command.env("HOOKLINE_LOG", "warn");
+            command
+        }
+        Backend::Postgres => hookline_command(&db.url, &[]),
+    };
+    command.args(args).args(extra);
+    command
+}
+
+#[track_caller]
+fn assert_figure(view: &serde_json::Value, name: &str) {
+    let median = view[name]["median_ms"].as_f64().unwrap_or(-1.0);
+    let p95 = view[name]["p95_ms"].as_f64().unwrap_or(-1.0);
+    assert!(
+        median > 0.0 && p95 >= median && p95.is_finite(),
+        "{name} of {view}"
+    );
+}
+
+async fn console_bench_reports_every_screen(backend: Backend) {
+    let db = TestDb::new(backend);
+    let output = console_bench_command(&db, &["--json"])
+        .output()
+        .expect("run the bench");
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(output)).expect("bench --json prints one JSON object");
+    assert_eq!(report["benchmark"], "console");
+    assert_eq!(report["runs"], 2);
+    assert_eq!(report["terminal"], "120x40");
+    let seed = &report["seed"];
+    assert_eq!(seed["deliveries"], 2000);
+    assert_eq!(seed["endpoints"], 10);
+    let by_state: u64 = seed["by_state"]
+        .as_object()
+        .expect("deliveries per state")
+        .values()
+        .map(|n| n.as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(by_state, 2000, "{seed}");
+    for state in ["succeeded", "pending", "dead"] {
+        assert!(
+            seed["by_state"][state].as_u64().unwrap_or(0) > 0,
+            "{state}: {seed}"
+        );
+    }
+    let views = report["views"].as_array().expect("views");
+    for screen in CONSOLE_SCREENS {
+        let view = views
+            .iter()
+            .find(|v| v["view"] == screen)
+            .unwrap_or_else(|| panic!("{screen} missing from {views:?}"));
+        assert_figure(view, "refresh");
+        assert_figure(view, "render");
+        for verdict in ["refresh_verdict", "render_verdict"] {
+            let verdict = view[verdict].as_str().unwrap_or_default();
+            assert!(["ok", "median", "MISS"].contains(&verdict), "{view}");
+        }
+        assert!(view["rows"].as_u64().is_some(), "{view}");
+    }
+    let rows = |screen: &str| {
+        views
+            .iter()
+            .find(|v| v["view"] == screen)
+            .and_then(|v| v["rows"].as_u64())
+            .unwrap_or(0)
+    };
+    assert_eq!(rows("endpoints"), 10, "every seeded endpoint is listed");
+    assert_eq!(rows("deliveries: live queue"), 100, "a full first page");
+    assert!(rows("delivery detail") > 0, "the dead delivery's attempts");
+    let search = &report["search"];
+    assert_figure(search, "first_result");
+    assert_figure(search, "full_scan");
+    assert_eq!(
+        search["events_scanned"], seed["events"],
+        "a search that matches nothing examines every event"
+    );
+    let within = report["all_within_targets"].as_bool();
+    assert!(within.is_some(), "the verdict over all screens");
+    let database = report["database"].as_str().unwrap_or_default();
+    let expected = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert!(database.starts_with(expected), "{database}");
+}
+
+async fn console_bench_prints_a_table_of_every_screen(backend: Backend) {
+    let db = TestDb::new(backend);
+    let output = console_bench_command(&db, &[])
+        .output()
+        .expect("run the bench");
+    let table = ok(output);
+    for screen in CONSOLE_SCREENS {
+        let line = table
+            .lines()
+            .find(|line| line.starts_with(screen))
+            .unwrap_or_else(|| panic!("no line for {screen} in\n{table}"));
+        assert_eq!(
+            line.matches(" ms").count(),
+            4,
+            "median and p95 twice: {line}"
+        );
+    }
+    assert!(table.contains("first result for"), "{table}");
+    assert!(
+        table.contains("targets: refresh < 20 ms, frame < 2 ms"),
+        "{table}"
+    );
+}
+
+async fn console_bench_refuses_a_database_in_use(backend: Backend) {
+    let db = TestDb::new(backend);
+    ok(db.hookline(&["migrate"]));
+    ok(db.hookline(&["tenant", "add", "acme"]));
+    let before = db.dump().await;
+    let output = db.hookline(&["bench", "console", "--deliveries", "10", "--endpoints", "1"]);
+    assert!(!output.status.success());
+    let stderr = common::stderr(&output);
+    assert!(stderr.contains("empty"), "{stderr}");
+    assert_eq!(
+        db.dump().await,
+        before,
+        "the refused bench must not touch the database"
+    );
+}
+
 async fn isolation_bench_reports_both_scenarios(backend: Backend) {
     let db = TestDb::new(backend);
     let args = [
@@ -132,7 +289,10 @@ async fn isolation_bench_reports_both_scenarios(backend: Backend) {
 }
 
 both_backends!(
+    isolation_bench_reports_both_scenarios,
     pipeline_bench_reports_every_figure,
     pipeline_bench_refuses_a_database_in_use,
-    isolation_bench_reports_both_scenarios
+    console_bench_reports_every_screen,
+    console_bench_prints_a_table_of_every_screen,
+    console_bench_refuses_a_database_in_use
 );

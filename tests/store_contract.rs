@@ -2933,6 +2933,596 @@ async fn concurrent_patches_to_different_fields_both_survive(backend: Backend) {
     }
 }
 
+// --- console summaries --------------------------------------------------
+
+/// Outcome of `delivery` attempted at `started_at` (instead of now).
+fn outcome_at(delivery: &ClaimedDelivery, next: NextStep, started_at: i64) -> Outcome {
+    let mut outcome = outcome(delivery, next);
+    outcome.attempt.started_at = started_at;
+    outcome
+}
+
+/// Start of the minute `minutes_ago` minutes before now, plus 30 s: safely
+/// inside that minute.
+fn mid_minute(minutes_ago: i64) -> i64 {
+    let now = now_millis();
+    now - now.rem_euclid(60_000) - minutes_ago * 60_000 + 30_000
+}
+
+async fn queue_summary_counts_each_state_and_how_late_the_queue_runs(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "hooks", &["order.*"]).await;
+    let empty = env.store.queue_summary().await.unwrap();
+    assert_eq!(
+        (empty.pending, empty.scheduled, empty.in_flight, empty.dead),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(empty.oldest_due_at, None, "nothing is waiting");
+    let states = env.one_of_each("acme", "order.paid").await;
+    let second_dead = env.publish_one("acme", "order.paid").await;
+    env.drive(&second_dead, NextStep::Dead).await;
+    let summary = env.store.queue_summary().await.unwrap();
+    assert_eq!(
+        (
+            summary.pending,
+            summary.scheduled,
+            summary.in_flight,
+            summary.dead
+        ),
+        (1, 1, 1, 2)
+    );
+    // The scheduled one is due in an hour: only the pending one is late.
+    let pending = env.delivery(&states.pending).await;
+    assert_eq!(summary.oldest_due_at, Some(pending.next_attempt_at));
+    assert_eq!(
+        summary.oldest_wait_ms(),
+        Some(summary.now - pending.next_attempt_at)
+    );
+    // Retrying the dead ones makes them pending (due now) and not dead.
+    env.ops
+        .retry(&[states.dead.clone(), second_dead])
+        .await
+        .unwrap();
+    let summary = env.store.queue_summary().await.unwrap();
+    assert_eq!((summary.pending, summary.dead), (3, 0));
+}
+
+async fn queue_summary_stops_counting_at_its_limit(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "hooks", &["order.*"]).await;
+    let template = env
+        .ops
+        .validate_event(&EventInput {
+            tenant: Some("acme".into()),
+            topic: "order.paid".into(),
+            payload: r#"{"n":1}"#.into(),
+            ..EventInput::default()
+        })
+        .await
+        .unwrap();
+    let total = hookline::store::SUMMARY_COUNT_LIMIT as usize + 5;
+    for start in (0..total).step_by(2_500) {
+        let events = vec![template.clone(); 2_500.min(total - start)];
+        env.store.publish(&events, 0).await.unwrap();
+    }
+    let summary = env.store.queue_summary().await.unwrap();
+    assert_eq!(
+        summary.pending,
+        hookline::store::SUMMARY_COUNT_LIMIT + 1,
+        "one more than the limit means more than the limit"
+    );
+    assert!(summary.oldest_due_at.is_some());
+}
+
+async fn throughput_counts_attempts_per_minute_with_quiet_minutes_as_zeros(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "hooks", &["*"]).await;
+    for _ in 0..4 {
+        env.publish("acme", "order.created").await;
+    }
+    let a = env.claim("dsp_a", 2).await.deliveries;
+    let b = env.claim("dsp_b", 2).await.deliveries;
+    assert_eq!((a.len(), b.len()), (2, 2));
+    let (earlier, later) = (mid_minute(3), mid_minute(1));
+    env.store
+        .record_outcomes(
+            "dsp_a",
+            &[
+                outcome_at(&a[0], NextStep::Succeeded, later),
+                outcome_at(&a[1], NextStep::Succeeded, later),
+            ],
+        )
+        .await
+        .unwrap();
+    env.store
+        .record_outcomes(
+            "dsp_b",
+            &[
+                outcome_at(&b[0], NextStep::RetryIn(HOUR_MS), earlier),
+                outcome_at(&b[1], NextStep::Dead, later),
+            ],
+        )
+        .await
+        .unwrap();
+    let minutes = env.store.throughput(10).await.unwrap();
+    assert_eq!(minutes.len(), 10);
+    for pair in minutes.windows(2) {
+        assert_eq!(
+            pair[1].minute - pair[0].minute,
+            60_000,
+            "oldest first, no gaps"
+        );
+    }
+    let now = now_millis();
+    let last = minutes.last().unwrap();
+    assert!(
+        last.minute <= now && now - last.minute < 2 * 60_000,
+        "ends now"
+    );
+    let at = |t: i64| {
+        minutes
+            .iter()
+            .find(|m| m.minute == t - t.rem_euclid(60_000))
+            .copied()
+            .unwrap_or_else(|| panic!("minute of {t} missing from {minutes:?}"))
+    };
+    let later_minute = at(later);
+    assert_eq!(
+        (later_minute.succeeded, later_minute.failed),
+        (2, 1),
+        "both dispatchers' attempts in that minute"
+    );
+    let earlier_minute = at(earlier);
+    assert_eq!((earlier_minute.succeeded, earlier_minute.failed), (0, 1));
+    let quiet: i64 = minutes
+        .iter()
+        .filter(|m| m.minute != later_minute.minute && m.minute != earlier_minute.minute)
+        .map(|m| m.succeeded + m.failed)
+        .sum();
+    assert_eq!(quiet, 0, "{minutes:?}");
+    assert_eq!(env.store.throughput(3).await.unwrap().len(), 3);
+}
+
+async fn health_windows_count_the_last_five_minutes_and_the_last_hour(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let hooks = env.endpoint("acme", "hooks", &["*"]).await;
+    for _ in 0..3 {
+        env.publish("acme", "order.created").await;
+    }
+    let claimed = env.claim("dsp_a", 3).await.deliveries;
+    assert_eq!(claimed.len(), 3);
+    env.store
+        .record_outcomes(
+            "dsp_a",
+            &[
+                outcome_at(&claimed[0], NextStep::RetryIn(HOUR_MS), mid_minute(120)),
+                outcome_at(&claimed[1], NextStep::RetryIn(HOUR_MS), mid_minute(20)),
+                outcome_at(&claimed[2], NextStep::Succeeded, mid_minute(2)),
+            ],
+        )
+        .await
+        .unwrap();
+    let health = env.store.endpoint_health(None).await.unwrap();
+    let hooks_health = health.get(&hooks.id).expect("attempted, so present");
+    assert_eq!(
+        (
+            hooks_health.last_5m.succeeded,
+            hooks_health.last_5m.failed()
+        ),
+        (1, 0),
+        "two minutes ago is recent; twenty is not"
+    );
+    assert_eq!(
+        (
+            hooks_health.last_1h.succeeded,
+            hooks_health.last_1h.failed()
+        ),
+        (1, 1),
+        "two hours ago is outside the hour"
+    );
+    assert_eq!(hooks_health.last_5m.success_rate(), Some(1.0));
+    assert_eq!(hooks_health.last_1h.success_rate(), Some(0.5));
+    let only = env
+        .store
+        .endpoint_health(Some(std::slice::from_ref(&hooks.id)))
+        .await
+        .unwrap();
+    assert_eq!(only.get(&hooks.id), Some(hooks_health), "by id, the same");
+}
+
+async fn worst_endpoints_rank_by_failure_rate_then_backlog(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let flaky = env.endpoint("acme", "flaky", &["flaky.*"]).await;
+    let down = env.endpoint("acme", "down", &["down.*"]).await;
+    let backlogged = env.endpoint("acme", "backlogged", &["backlog.*"]).await;
+    env.endpoint("acme", "healthy", &["healthy.*"]).await;
+    let ok = env.publish_one("acme", "flaky.x").await;
+    env.drive(&ok, NextStep::Succeeded).await;
+    let failed = env.publish_one("acme", "flaky.x").await;
+    env.drive(&failed, NextStep::Dead).await;
+    for _ in 0..2 {
+        let id = env.publish_one("acme", "down.x").await;
+        env.drive(&id, NextStep::Dead).await;
+    }
+    for _ in 0..3 {
+        env.publish_one("acme", "backlog.x").await;
+    }
+    let fine = env.publish_one("acme", "healthy.x").await;
+    env.drive(&fine, NextStep::Succeeded).await;
+    env.ops
+        .pause_endpoint(&backlogged.id, Some("maintenance"))
+        .await
+        .unwrap();
+
+    let worst = env.store.worst_endpoints(5, 10).await.unwrap();
+    let ranked: Vec<(&str, Option<f64>, i64)> = worst
+        .iter()
+        .map(|w| (w.label.as_str(), w.failure_rate(), w.backlog))
+        .collect();
+    assert_eq!(
+        ranked,
+        vec![
+            ("acme/down", Some(1.0), 0),
+            ("acme/flaky", Some(0.5), 0),
+            ("acme/backlogged", None, 3),
+        ],
+        "the healthy endpoint, with neither failures nor backlog, is not ranked"
+    );
+    assert_eq!(worst[0].endpoint_id, down.id);
+    assert_eq!((worst[1].succeeded, worst[1].failed), (1, 1));
+    assert_eq!(worst[1].endpoint_id, flaky.id);
+    assert_eq!(worst[2].state, EndpointState::Paused);
+    let top = env.store.worst_endpoints(5, 2).await.unwrap();
+    assert_eq!(top, worst[..2].to_vec(), "the limit keeps the worst");
+}
+
+async fn endpoint_queues_count_pending_scheduled_and_in_flight_per_endpoint(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let mixed = env.endpoint("acme", "mixed", &["order.*"]).await;
+    let waiting = env.endpoint("acme", "waiting", &["user.*"]).await;
+    let done = env.endpoint("acme", "done", &["invoice.*"]).await;
+    env.one_of_each("acme", "order.paid").await;
+    env.publish_one("acme", "user.created").await;
+    env.publish_one("acme", "user.created").await;
+    let finished = env.publish_one("acme", "invoice.paid").await;
+    env.drive(&finished, NextStep::Succeeded).await;
+
+    let all = env.store.endpoint_queues(None).await.unwrap();
+    assert_eq!(
+        sorted(all.keys().cloned().collect()),
+        sorted(vec![mixed.id.clone(), waiting.id.clone()]),
+        "endpoints with nothing queued or in flight are absent"
+    );
+    let queue = all[&mixed.id];
+    assert_eq!((queue.pending, queue.scheduled, queue.in_flight), (1, 1, 1));
+    assert_eq!(queue.backlog(), 2);
+    let queue = all[&waiting.id];
+    assert_eq!((queue.pending, queue.scheduled, queue.in_flight), (2, 0, 0));
+
+    let some = env
+        .store
+        .endpoint_queues(Some(&[waiting.id.clone(), done.id.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 1, "only the asked-for endpoints with a queue");
+    assert_eq!(some[&waiting.id], all[&waiting.id]);
+}
+
+/// Publishes an event for `acme` with `payload`; returns its id.
+async fn publish_payload(env: &Env, payload: &str) -> String {
+    env.ops
+        .publish(&EventInput {
+            tenant: Some("acme".into()),
+            topic: "order.paid".into(),
+            payload: payload.into(),
+            ..EventInput::default()
+        })
+        .await
+        .unwrap()
+        .event_id
+}
+
+async fn payload_search_streams_in_pages_newest_first_and_keeps_no_state(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "hooks", &["order.*"]).await;
+    env.endpoint("acme", "audit", &["order.*"]).await;
+    let mut needles = Vec::new();
+    for n in 0..7 {
+        let text = if [1, 4, 5].contains(&n) {
+            format!(r#"{{"n":{n},"note":"find the needle"}}"#)
+        } else {
+            format!(r#"{{"n":{n},"note":"hay"}}"#)
+        };
+        let event = publish_payload(&env, &text).await;
+        if text.contains("needle") {
+            needles.push(event);
+        }
+    }
+    // Three events a page: 3 + 3 + 1, every event examined once.
+    let mut pages = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let page = env
+            .store
+            .search_payloads("needle", cursor.as_ref(), 3)
+            .await
+            .unwrap();
+        let next = page.next.clone();
+        pages.push(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages.len() < 10, "the search must end");
+    }
+    let scanned: Vec<i64> = pages.iter().map(|p| p.scanned).collect();
+    assert_eq!(scanned, vec![3, 3, 1]);
+    let found: Vec<Delivery> = pages.into_iter().flat_map(|p| p.matches).collect();
+    assert_eq!(found.len(), 6, "two deliveries for each of three events");
+    let events: Vec<String> = found.iter().map(|d| d.event_id.clone()).collect();
+    let mut newest_first = needles.clone();
+    newest_first.reverse();
+    let mut seen: Vec<String> = events.clone();
+    seen.dedup();
+    assert_eq!(seen, newest_first, "newest event first");
+    for pair in found.windows(2) {
+        assert!(
+            (pair[0].created_at, &pair[0].id) > (pair[1].created_at, &pair[1].id),
+            "deliveries newest first"
+        );
+    }
+
+    // Abandoning a search costs nothing: the store holds no state, so
+    // another search runs on its own and the first can resume from its
+    // cursor later.
+    let first = env.store.search_payloads("needle", None, 2).await.unwrap();
+    let other = env.store.search_payloads("hay", None, 100).await.unwrap();
+    assert_eq!(
+        other.matches.len(),
+        8,
+        "four hay events, two deliveries each"
+    );
+    assert_eq!((other.scanned, other.next.is_none()), (7, true));
+    let resumed = env
+        .store
+        .search_payloads("needle", first.next.as_ref(), 100)
+        .await
+        .unwrap();
+    let mut both: Vec<String> = first
+        .matches
+        .iter()
+        .chain(&resumed.matches)
+        .map(|d| d.event_id.clone())
+        .collect();
+    both.dedup();
+    assert_eq!(both, newest_first, "resuming finds the rest, nothing twice");
+    assert_eq!(first.scanned + resumed.scanned, 7);
+    let nothing = env
+        .store
+        .search_payloads("absent", None, 100)
+        .await
+        .unwrap();
+    assert!(nothing.matches.is_empty() && nothing.next.is_none());
+}
+
+async fn newer_pages_walk_toward_the_newest_and_agree_with_older_pages(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "hooks", &["order.*"]).await;
+    let mut oldest_first = Vec::new();
+    for _ in 0..5 {
+        oldest_first.push(env.publish_one("acme", "order.paid").await);
+    }
+    let all = DeliveryFilter::default();
+    let page_ids = |page: &hookline::store::Page<Delivery>| -> Vec<String> {
+        page.items.iter().map(|d| d.id.clone()).collect()
+    };
+    let first = env
+        .store
+        .list_deliveries_newer(&all, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        page_ids(&first),
+        vec![oldest_first[1].clone(), oldest_first[0].clone()],
+        "without a cursor: the oldest page, newest first within it"
+    );
+    let second = env
+        .store
+        .list_deliveries_newer(&all, first.next.as_ref(), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        page_ids(&second),
+        vec![oldest_first[3].clone(), oldest_first[2].clone()]
+    );
+    let third = env
+        .store
+        .list_deliveries_newer(&all, second.next.as_ref(), 2)
+        .await
+        .unwrap();
+    assert_eq!(page_ids(&third), vec![oldest_first[4].clone()]);
+    assert!(third.next.is_none(), "the newest is reached");
+
+    // Paging back up from an older page lands on the rows just above it.
+    let newest = env.store.list_deliveries(&all, None, 2).await.unwrap();
+    let below = env
+        .store
+        .list_deliveries(&all, newest.next.as_ref(), 2)
+        .await
+        .unwrap();
+    let above = env
+        .store
+        .list_deliveries_newer(
+            &all,
+            Some(&Cursor {
+                created_at: below.items[0].created_at,
+                id: below.items[0].id.clone(),
+            }),
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page_ids(&above), page_ids(&newest));
+
+    // Filters apply the same way.
+    let states = env.one_of_each("acme", "order.paid").await;
+    let dead = env
+        .store
+        .list_deliveries_newer(
+            &DeliveryFilter {
+                states: vec![DeliveryState::Dead],
+                ..DeliveryFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page_ids(&dead), vec![states.dead]);
+}
+
+async fn chunked_bulk_retry_revives_oldest_first_and_only_what_matches(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "hooks", &["order.*"]).await;
+    env.endpoint("acme", "other", &["user.*"]).await;
+    let dead = dead_deliveries(&env, "order.paid", 5).await;
+    let others_dead = dead_deliveries(&env, "user.created", 2).await;
+    let states = env.one_of_each("acme", "order.paid").await;
+    let before = env.audit_ids().await;
+    let request = BulkRetry {
+        endpoint: "acme/hooks".into(),
+        states: vec![DeliveryState::Dead],
+        since: None,
+        until: None,
+        dry_run: false,
+    };
+    let (_, pending) = env
+        .ops
+        .retry_bulk(&BulkRetry {
+            dry_run: true,
+            ..request.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending, 6, "five dead, and one from one_of_each");
+    let mut counts = Vec::new();
+    let mut revived_after_first = Vec::new();
+    loop {
+        let (_, count) = env.ops.retry_bulk_chunk(&request, Some(2)).await.unwrap();
+        counts.push(count);
+        if revived_after_first.is_empty() {
+            for id in &dead {
+                revived_after_first.push(env.state(id).await == DeliveryState::Pending);
+            }
+        }
+        if count < 2 {
+            break;
+        }
+        assert!(counts.len() < 10, "chunks must end");
+    }
+    assert_eq!(counts, vec![2, 2, 2, 0]);
+    assert_eq!(
+        revived_after_first,
+        vec![true, true, false, false, false],
+        "the first chunk takes the oldest"
+    );
+    for id in dead.iter().chain([&states.dead]) {
+        assert_eq!(env.state(id).await, DeliveryState::Pending, "{id}");
+    }
+    for id in &others_dead {
+        assert_eq!(
+            env.state(id).await,
+            DeliveryState::Dead,
+            "another endpoint's"
+        );
+    }
+    for (id, state) in states.expected() {
+        if state != DeliveryState::Dead {
+            assert_eq!(env.state(&id).await, state, "{state} is not retried");
+        }
+    }
+    let audit = env.audit_after(&before).await;
+    let mut chunks: Vec<u64> = audit
+        .iter()
+        .filter(|a| a.action == "delivery.retry_bulk")
+        .map(|a| {
+            let detail: serde_json::Value = serde_json::from_str(&a.detail).unwrap();
+            detail["count"].as_u64().unwrap()
+        })
+        .collect();
+    chunks.sort();
+    assert_eq!(
+        chunks,
+        vec![2, 2, 2],
+        "one audit row per chunk that revived any"
+    );
+    assert_eq!(audit.len(), 3, "the empty chunk and the dry run write none");
+
+    // States that cannot be retried are ignored, not revived.
+    let snapshot = env.db.dump().await;
+    let count = env
+        .store
+        .retry_matching_limited(
+            &hookline::store::RetryFilter {
+                endpoint_id: env.ops.endpoint("acme/hooks").await.unwrap().id,
+                states: vec![DeliveryState::Pending, DeliveryState::InFlight],
+                since: None,
+                until: None,
+            },
+            false,
+            0,
+            &operator(),
+            Some(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    assert_eq!(env.db.dump().await, snapshot, "nothing written");
+}
+
+async fn the_config_version_moves_with_configuration_only(backend: Backend) {
+    let env = env(backend).await;
+    let start = env.store.config_version().await.unwrap();
+    env.tenant("acme").await;
+    let after_tenant = env.store.config_version().await.unwrap();
+    assert!(after_tenant > start, "a new tenant");
+    let hooks = env.endpoint("acme", "hooks", &["order.*"]).await;
+    let after_endpoint = env.store.config_version().await.unwrap();
+    assert!(
+        after_endpoint > after_tenant,
+        "a new endpoint and subscription"
+    );
+    let id = env.publish_one("acme", "order.paid").await;
+    env.drive(&id, NextStep::Dead).await;
+    env.ops.retry(&[id]).await.unwrap();
+    assert_eq!(
+        env.store.config_version().await.unwrap(),
+        after_endpoint,
+        "deliveries are not configuration"
+    );
+    env.ops.pause_endpoint(&hooks.id, None).await.unwrap();
+    let after_pause = env.store.config_version().await.unwrap();
+    assert!(after_pause > after_endpoint, "a paused endpoint");
+    let subscription = env
+        .ops
+        .add_subscription(&hooks.id, "user.*", None)
+        .await
+        .unwrap();
+    let after_subscription = env.store.config_version().await.unwrap();
+    assert!(after_subscription > after_pause);
+    env.ops.delete_subscription(&subscription.id).await.unwrap();
+    assert!(env.store.config_version().await.unwrap() > after_subscription);
+}
+
 both_backends!(
     tenants_are_created_and_listed,
     a_duplicate_tenant_name_is_refused_and_writes_nothing,
@@ -2995,6 +3585,16 @@ both_backends!(
     concurrent_pauses_report_and_audit_one_change,
     concurrent_patches_to_different_fields_both_survive,
     publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it,
+    queue_summary_counts_each_state_and_how_late_the_queue_runs,
+    queue_summary_stops_counting_at_its_limit,
+    throughput_counts_attempts_per_minute_with_quiet_minutes_as_zeros,
+    health_windows_count_the_last_five_minutes_and_the_last_hour,
+    worst_endpoints_rank_by_failure_rate_then_backlog,
+    endpoint_queues_count_pending_scheduled_and_in_flight_per_endpoint,
+    payload_search_streams_in_pages_newest_first_and_keeps_no_state,
+    newer_pages_walk_toward_the_newest_and_agree_with_older_pages,
+    chunked_bulk_retry_revives_oldest_first_and_only_what_matches,
+    the_config_version_moves_with_configuration_only,
 );
 
 /// Behaviours only one backend has.

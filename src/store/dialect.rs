@@ -132,6 +132,23 @@ macro_rules! json_list {
     };
 }
 
+/// `= any of the JSON array parameter $n`, for readers filtering by a list
+/// of ids. Postgres gets the list as an array it can probe an index with
+/// (a set-returning subquery makes it read every candidate row and hash the
+/// list instead); SQLite reads `IN (list)` that way already.
+macro_rules! any_of_json {
+    (sqlite, $n:literal) => {
+        concat!(" IN (SELECT value FROM json_each($", $n, "))")
+    };
+    (postgres, $n:literal) => {
+        concat!(
+            " = ANY (ARRAY(SELECT jsonb_array_elements_text($",
+            $n,
+            "::jsonb)))"
+        )
+    };
+}
+
 /// A FROM source yielding one JSON object per row in column `value`. Both
 /// use the binary JSON form (`jsonb_each`, `jsonb_array_elements`): it parses
 /// the parameter once, so each `value->>'field'` is a lookup, not a re-parse
@@ -341,7 +358,7 @@ macro_rules! statements {
                     SELECT endpoint_id, SUM(succeeded) AS succeeded,
                         SUM(status_4xx + status_5xx + timeout + network + other) AS failed
                     FROM endpoint_health",
-                indexed_by!($d, "endpoint_health_minute"),
+                indexed_by!($d, "endpoint_health_recent"),
                 " WHERE minute >= $1 GROUP BY endpoint_id
                 ), queued AS (
                     SELECT endpoint_id, COUNT(*) AS backlog FROM deliveries",
@@ -364,7 +381,7 @@ macro_rules! statements {
                     backlog DESC, label
                 LIMIT $2"
             ),
-            health_rollups_all: rollups_sql!(indexed_by!($d, "endpoint_health_minute"), ""),
+            health_rollups_all: rollups_sql!(indexed_by!($d, "endpoint_health_recent"), ""),
             all_endpoint_queues: concat!(
                 "SELECT endpoint_id,
                      CAST(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS BIGINT),
@@ -384,12 +401,12 @@ macro_rules! statements {
                      CAST(SUM(CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END) AS BIGINT)
                  FROM deliveries",
                 indexed_by!($d, "deliveries_queue"),
-                " WHERE state IN ('pending', 'scheduled') AND endpoint_id IN ",
-                json_list!($d, "1"),
+                " WHERE state IN ('pending', 'scheduled') AND endpoint_id",
+                any_of_json!($d, "1"),
                 " GROUP BY endpoint_id"
             ),
-            health_stats_of: stats_sql!(concat!(" AND endpoint_id IN ", json_list!($d, "1"))),
-            health_rollups_of: rollups_sql!(concat!(" AND endpoint_id IN ", json_list!($d, "3"))),
+            health_stats_of: stats_sql!(concat!(" AND endpoint_id", any_of_json!($d, "1"))),
+            health_rollups_of: rollups_sql!(concat!(" AND endpoint_id", any_of_json!($d, "3"))),
             search_window_end: "SELECT created_at, id FROM events
                  WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC
                  LIMIT 1 OFFSET $3",

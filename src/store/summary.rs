@@ -100,6 +100,10 @@ pub struct SearchPage {
 
 const MINUTE_MS: i64 = 60_000;
 
+/// How many events are left below `($1, $2)`, up to `$3`.
+const SEARCH_REMAINING: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM events
+    WHERE (created_at, id) < ($1, $2) LIMIT $3) AS left_over";
+
 const CONFIG_VERSION: &str = "SELECT version FROM config_version WHERE id = 1";
 
 /// `(endpoint_id, pending, scheduled)`.
@@ -270,7 +274,7 @@ impl Store {
         budget: i64,
     ) -> Result<SearchPage> {
         let budget = budget.clamp(1, 100_000);
-        let (cursor, matches): (Option<(i64, String)>, Vec<DeliveryRow>) =
+        let (cursor, matches, scanned): (Option<(i64, String)>, Vec<DeliveryRow>, i64) =
             on_db!(self, |pools, sql| {
                 let mut conn = pools.read.acquire().await?;
                 let (before_at, before_id) = after
@@ -287,6 +291,18 @@ impl Store {
                     Some((at, id)) => (*at, id.clone()),
                     None => (i64::MIN, String::new()),
                 };
+                // The last page: however many events were left.
+                let remaining: i64 = match &last {
+                    Some(_) => budget,
+                    None => {
+                        sqlx::query_scalar(SEARCH_REMAINING)
+                            .bind(before_at)
+                            .bind(&before_id)
+                            .bind(budget)
+                            .fetch_one(&mut *conn)
+                            .await?
+                    }
+                };
                 let matches = sqlx::query_as(sql.search_payloads)
                     .bind(text)
                     .bind(before_at)
@@ -295,12 +311,12 @@ impl Store {
                     .bind(&end_id)
                     .fetch_all(&mut *conn)
                     .await?;
-                (last, matches)
+                (last, matches, remaining)
             });
         let matches: Vec<Delivery> = convert_all(matches)?;
         Ok(SearchPage {
             matches,
-            scanned: if cursor.is_some() { budget } else { 0 },
+            scanned,
             next: cursor.map(|(created_at, id)| Cursor { created_at, id }),
         })
     }
