@@ -107,6 +107,16 @@ impl Console {
         self.tmux(&["capture-pane", "-p", "-t", "c"])
     }
 
+    /// Waits until the wrapper has printed the exit code and all of
+    /// `stty -a` (whose last line ends with `extproc`), so the terminal's
+    /// settings are read whole rather than half-printed.
+    #[track_caller]
+    fn wait_for_stty_report(&self) -> String {
+        self.wait_until("the exit code and stty's whole report", |s| {
+            s.contains("rc=") && s.contains("extproc")
+        })
+    }
+
     /// Waits until the screen shows `text`; returns the screen.
     #[track_caller]
     fn wait_for(&self, text: &str) -> String {
@@ -490,10 +500,8 @@ async fn q_quits_and_restores_the_terminal(backend: Backend) {
         "the console draws on the alternate screen"
     );
     console.keys(&["q"]);
-    // `stty -a` runs after the console; its first line ends with the size.
-    let screen = console.wait_until("the exit code and stty's report", |s| {
-        s.contains("rc=0") && s.contains("columns 120")
-    });
+    let screen = console.wait_for_stty_report();
+    assert!(screen.contains("rc=0"), "{screen}");
     assert!(!screen.contains("Worst endpoints"), "{screen}");
     assert_eq!(
         console
@@ -563,7 +571,7 @@ fn the_demo_opens_the_console_on_a_live_system_and_q_prints_the_summary() {
     console.wait_for("dispatchers 1 alive");
     console.wait_for("legacy-crm");
     console.keys(&["q"]);
-    let screen = console.wait_for("rc=");
+    let screen = console.wait_for_stty_report();
     assert!(screen.contains("rc=0"), "{screen}");
     assert!(screen.contains("counts agree"), "{screen}");
     assert!(
