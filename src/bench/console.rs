@@ -88,7 +88,8 @@ pub struct ViewFigures {
     pub input: String,
     /// What was timed: `refresh` (the periodic reload), `open` (screens
     /// that do not reload on their own), `cold` (opening the screen in a
-    /// console that has cached nothing), `key` (the load a key triggers),
+    /// console that has cached nothing, until its first rows show), `rest`
+    /// (from there until the whole list shows), `key` (the load a key triggers),
     /// or `header` (its load alone).
     pub timed: &'static str,
     /// Rows (or lines of detail) on the screen after the load.
@@ -227,8 +228,11 @@ enum Timed {
     /// The header's load alone (every refresh runs it beside the screen's).
     Header,
     /// Opening the screen in a console that has read nothing yet (the
-    /// loader's lists uncached).
+    /// loader's lists uncached): until its first rows show.
     OpenCold,
+    /// The same first open, from its first rows on screen until the whole
+    /// list is (the load those rows call for).
+    OpenColdRest,
 }
 
 /// One screen to measure and how to reach it.
@@ -354,6 +358,11 @@ fn scenarios(seeded: &SeedSummary) -> Vec<Scenario> {
             setup: vec![line(":endpoints")],
             timed: Timed::OpenCold,
         },
+        Scenario {
+            view: "endpoints: first open, the rest".to_string(),
+            setup: vec![line(":endpoints")],
+            timed: Timed::OpenColdRest,
+        },
         scenario(
             "endpoints: one tenant",
             &[&format!(":tenant {tenant}"), ":endpoints"],
@@ -371,6 +380,11 @@ fn scenarios(seeded: &SeedSummary) -> Vec<Scenario> {
             view: "subscriptions: first open".to_string(),
             setup: vec![line(":subs")],
             timed: Timed::OpenCold,
+        },
+        Scenario {
+            view: "subscriptions: first open, the rest".to_string(),
+            setup: vec![line(":subs")],
+            timed: Timed::OpenColdRest,
         },
         Scenario {
             view: "subscriptions: one endpoint".to_string(),
@@ -424,6 +438,7 @@ impl Harness {
             Timed::Header => "header",
             Timed::Key { .. } => "key",
             Timed::OpenCold => "cold",
+            Timed::OpenColdRest => "rest",
             // Screens that do not reload on a refresh are timed opening.
             Timed::Refresh if self.refresh_reloads_screen(view).await? => "refresh",
             Timed::Refresh => "open",
@@ -454,6 +469,20 @@ impl Harness {
                     self.type_and_settle(view, before).await?;
                     let commands = self.type_inputs(last);
                     self.run_timed(view, commands).await?
+                }
+                Timed::OpenColdRest => {
+                    self.loader = Loader::new(self.ops.clone(), ALIVE_WITHIN);
+                    self.type_and_settle(view, before).await?;
+                    let commands = self.type_inputs(last);
+                    let answers = self.run_loads(view, commands).await?;
+                    let mut rest = Vec::new();
+                    for (token, loaded) in answers {
+                        rest.extend(self.app.update(Msg::Loaded {
+                            token,
+                            result: Ok(loaded),
+                        }));
+                    }
+                    self.run_timed(view, rest).await?
                 }
                 Timed::Key { key, reset } => {
                     let mut commands = Vec::new();

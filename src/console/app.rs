@@ -63,6 +63,8 @@ pub enum Load {
     Subscriptions {
         endpoint_id: Option<String>,
         tenant: Option<String>,
+        /// Nothing shown yet: the first page will do, the rest follows.
+        first_page: bool,
     },
     Audit {
         after: Option<Cursor>,
@@ -96,8 +98,16 @@ pub enum Loaded {
         progress: SearchProgress,
     },
     Detail(Box<DeliveryDetail>),
-    Endpoints(Vec<EndpointRow>),
-    Subscriptions(Vec<Subscription>),
+    /// `complete` is false when only the first rows were read (a first
+    /// open); the screen then asks for the rest.
+    Endpoints {
+        rows: Vec<EndpointRow>,
+        complete: bool,
+    },
+    Subscriptions {
+        rows: Vec<Subscription>,
+        complete: bool,
+    },
     Audit {
         rows: Vec<AuditEntry>,
         older: Option<Cursor>,
@@ -345,6 +355,16 @@ impl App {
         Command::Load { token, load }
     }
 
+    /// After a list's first rows arrived (`changed`: the screen shows
+    /// them): the refresh that reads the whole list.
+    fn load_the_rest(&mut self, changed: bool) -> Vec<Command> {
+        self.dirty |= changed;
+        self.top_refresh(true)
+            .map(|load| self.load_top(load))
+            .into_iter()
+            .collect()
+    }
+
     fn top_loading_mut(&mut self) -> Option<&mut Option<u64>> {
         match self.top_mut() {
             Screen::Deliveries(s) => Some(&mut s.rows.loading),
@@ -466,6 +486,7 @@ impl App {
             Screen::Subscriptions(s) => Some(Load::Subscriptions {
                 endpoint_id: s.endpoint.as_ref().map(|(id, _)| id.clone()),
                 tenant,
+                first_page: !s.rows.loaded,
             }),
             Screen::Audit(s) => {
                 (all || s.rows.selected < self.body_rows()).then_some(Load::Audit { after: None })
@@ -1404,16 +1425,22 @@ impl App {
                 s.detail = Some(*detail);
                 changed
             }
-            (Loaded::Endpoints(rows), Screen::Endpoints(s)) => {
+            (Loaded::Endpoints { rows, complete }, Screen::Endpoints(s)) => {
                 s.rows.loading = None;
                 let changed = !s.rows.loaded || s.rows.items != rows;
                 s.rows.replace(rows, |r| &r.endpoint.id);
+                if !complete {
+                    return self.load_the_rest(changed);
+                }
                 changed
             }
-            (Loaded::Subscriptions(rows), Screen::Subscriptions(s)) => {
+            (Loaded::Subscriptions { rows, complete }, Screen::Subscriptions(s)) => {
                 s.rows.loading = None;
                 let changed = !s.rows.loaded || s.rows.items != rows;
                 s.rows.replace(rows, |r| &r.id);
+                if !complete {
+                    return self.load_the_rest(changed);
+                }
                 changed
             }
             (

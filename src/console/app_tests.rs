@@ -166,7 +166,13 @@ fn on_deliveries(count: usize, read_only: bool) -> App {
 fn on_endpoints(rows: Vec<EndpointRow>, read_only: bool) -> App {
     let mut app = app_with(read_only);
     key(&mut app, KeyCode::Char('3'));
-    answer(&mut app, Loaded::Endpoints(rows));
+    answer(
+        &mut app,
+        Loaded::Endpoints {
+            rows,
+            complete: true,
+        },
+    );
     app
 }
 
@@ -175,10 +181,10 @@ fn on_subscriptions(read_only: bool) -> App {
     key(&mut app, KeyCode::Char('4'));
     answer(
         &mut app,
-        Loaded::Subscriptions(vec![
-            subscription(1, "order.*"),
-            subscription(2, "invoice.*"),
-        ]),
+        Loaded::Subscriptions {
+            rows: vec![subscription(1, "order.*"), subscription(2, "invoice.*")],
+            complete: true,
+        },
     );
     app
 }
@@ -946,7 +952,13 @@ fn n_opens_a_new_subscription_for_the_endpoint_shown() {
     assert!(
         matches!(app.top(), Screen::Subscriptions(s) if s.endpoint.as_ref().map(|e| e.0.clone()) == Some(id("ep_", 1)))
     );
-    answer(&mut app, Loaded::Subscriptions(Vec::new()));
+    answer(
+        &mut app,
+        Loaded::Subscriptions {
+            rows: Vec::new(),
+            complete: true,
+        },
+    );
     key(&mut app, KeyCode::Char('n'));
     let Mode::Form(form) = &app.mode else {
         panic!("n opens a form");
@@ -1249,4 +1261,82 @@ fn q_and_ctrl_c_quit_but_not_while_typing() {
     let mut app = on_deliveries(3, false);
     ctrl(&mut app, 'c');
     assert!(app.quit);
+}
+
+/// A first open shows the first rows at once and then asks for the whole
+/// list, keeping the selection; a whole list asks for nothing more.
+#[test]
+fn a_first_page_of_endpoints_is_shown_and_the_rest_asked_for() {
+    let mut app = app_with(false);
+    key(&mut app, KeyCode::Char('3'));
+    let first: Vec<EndpointRow> = (1..=3)
+        .map(|n| endpoint(n, &format!("e{n}"), EndpointState::Active))
+        .collect();
+    let next = answer(
+        &mut app,
+        Loaded::Endpoints {
+            rows: first.clone(),
+            complete: false,
+        },
+    );
+    assert!(app.dirty, "the first rows are drawn");
+    assert!(
+        matches!(next.as_slice(), [Command::Load { load: Load::Endpoints { health_for, .. }, .. }] if health_for.len() == 3),
+        "asks for the whole list with the shown rows' health: {next:?}"
+    );
+    key(&mut app, KeyCode::Char('j'));
+    let mut whole = first;
+    whole.push(endpoint(4, "e4", EndpointState::Active));
+    let next = answer(
+        &mut app,
+        Loaded::Endpoints {
+            rows: whole,
+            complete: true,
+        },
+    );
+    assert!(next.is_empty(), "{next:?}");
+    let Screen::Endpoints(s) = app.top() else {
+        panic!("still on endpoints");
+    };
+    assert_eq!(s.rows.items.len(), 4);
+    assert_eq!(s.rows.selected, 1, "the selection stayed on its row");
+}
+
+#[test]
+fn subscriptions_ask_for_a_first_page_only_until_something_is_shown() {
+    let mut app = app_with(false);
+    let open = key(&mut app, KeyCode::Char('4'));
+    assert!(
+        open.iter().any(|c| matches!(
+            c,
+            Command::Load {
+                load: Load::Subscriptions {
+                    first_page: true,
+                    ..
+                },
+                ..
+            }
+        )),
+        "{open:?}"
+    );
+    let next = answer(
+        &mut app,
+        Loaded::Subscriptions {
+            rows: vec![subscription(1, "order.*")],
+            complete: false,
+        },
+    );
+    assert!(
+        matches!(
+            next.as_slice(),
+            [Command::Load {
+                load: Load::Subscriptions {
+                    first_page: false,
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{next:?}"
+    );
 }

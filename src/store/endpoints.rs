@@ -62,17 +62,18 @@ const BY_TENANT_AND_NAME: &str = concat!(
     " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
       WHERE e.deleted_at IS NULL AND e.name = $1 AND (t.id = $2 OR t.name = $2)"
 );
+// Lists end in `LIMIT`: the console reads the first screenful before the rest.
 const LIST_ALL: &str = concat!(
     "SELECT ",
     endpoint_columns!(),
     " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
-      WHERE e.deleted_at IS NULL ORDER BY t.name, e.name"
+      WHERE e.deleted_at IS NULL ORDER BY t.name, e.name LIMIT $1"
 );
 const LIST_TENANT: &str = concat!(
     "SELECT ",
     endpoint_columns!(),
     " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
-      WHERE e.deleted_at IS NULL AND e.tenant_id = $1 ORDER BY t.name, e.name"
+      WHERE e.deleted_at IS NULL AND e.tenant_id = $1 ORDER BY t.name, e.name LIMIT $2"
 );
 const INSERT: &str = "INSERT INTO endpoints
     (id, tenant_id, name, url, secret, state, timeout_ms, max_in_flight, headers, description, created_at, updated_at)
@@ -222,15 +223,40 @@ impl Store {
 
     /// Live endpoints, by tenant and name.
     pub async fn list_endpoints(&self, tenant: TenantScope<'_>) -> Result<Vec<Endpoint>> {
+        self.list_endpoints_upto(tenant, i64::MAX).await
+    }
+
+    /// The first `limit` endpoints of [`Self::list_endpoints`]: what a screen
+    /// shows first, without reading every row.
+    pub async fn first_endpoints(
+        &self,
+        tenant: TenantScope<'_>,
+        limit: usize,
+    ) -> Result<Vec<Endpoint>> {
+        self.list_endpoints_upto(tenant, i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+    }
+
+    async fn list_endpoints_upto(
+        &self,
+        tenant: TenantScope<'_>,
+        limit: i64,
+    ) -> Result<Vec<Endpoint>> {
         let rows: Vec<EndpointRow> = on_db!(self, |pools, sql| {
             match tenant {
                 Some(tenant_id) => {
                     sqlx::query_as(LIST_TENANT)
                         .bind(tenant_id)
+                        .bind(limit)
                         .fetch_all(&pools.read)
                         .await?
                 }
-                None => sqlx::query_as(LIST_ALL).fetch_all(&pools.read).await?,
+                None => {
+                    sqlx::query_as(LIST_ALL)
+                        .bind(limit)
+                        .fetch_all(&pools.read)
+                        .await?
+                }
             }
         });
         convert_all(rows)

@@ -29,17 +29,19 @@ const BY_ID: &str = concat!(
     " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
       WHERE s.id = $1 AND e.deleted_at IS NULL"
 );
+// The lists of many endpoints end in `LIMIT`: the console reads the first
+// screenful before the rest.
 const LIST_ALL: &str = concat!(
     "SELECT ",
     subscription_columns!(),
     " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
-      WHERE e.deleted_at IS NULL ORDER BY e.name, s.pattern"
+      WHERE e.deleted_at IS NULL ORDER BY e.name, s.pattern LIMIT $1"
 );
 const LIST_TENANT: &str = concat!(
     "SELECT ",
     subscription_columns!(),
     " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
-      WHERE e.deleted_at IS NULL AND s.tenant_id = $1 ORDER BY e.name, s.pattern"
+      WHERE e.deleted_at IS NULL AND s.tenant_id = $1 ORDER BY e.name, s.pattern LIMIT $2"
 );
 const LIST_ENDPOINT: &str = concat!(
     "SELECT ",
@@ -126,8 +128,30 @@ impl Store {
         endpoint_id: Option<&str>,
         tenant: TenantScope<'_>,
     ) -> Result<Vec<Subscription>> {
+        self.list_subscriptions_upto(endpoint_id, tenant, i64::MAX)
+            .await
+    }
+
+    /// The first `limit` subscriptions of [`Self::list_subscriptions`]
+    /// (of a tenant's endpoints, or all): what a screen shows first.
+    pub async fn first_subscriptions(
+        &self,
+        tenant: TenantScope<'_>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>> {
+        self.list_subscriptions_upto(None, tenant, i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+    }
+
+    async fn list_subscriptions_upto(
+        &self,
+        endpoint_id: Option<&str>,
+        tenant: TenantScope<'_>,
+        limit: i64,
+    ) -> Result<Vec<Subscription>> {
         let rows: Vec<SubscriptionRow> = on_db!(self, |pools, sql| {
             match (endpoint_id, tenant) {
+                // An endpoint has a few: read whole.
                 (Some(endpoint_id), _) => {
                     sqlx::query_as(LIST_ENDPOINT)
                         .bind(endpoint_id)
@@ -137,10 +161,16 @@ impl Store {
                 (None, Some(tenant_id)) => {
                     sqlx::query_as(LIST_TENANT)
                         .bind(tenant_id)
+                        .bind(limit)
                         .fetch_all(&pools.read)
                         .await?
                 }
-                (None, None) => sqlx::query_as(LIST_ALL).fetch_all(&pools.read).await?,
+                (None, None) => {
+                    sqlx::query_as(LIST_ALL)
+                        .bind(limit)
+                        .fetch_all(&pools.read)
+                        .await?
+                }
             }
         });
         Ok(rows.into_iter().map(Subscription::from).collect())

@@ -228,7 +228,9 @@ impl Store {
                         Param::Text(text) => query.bind(text),
                     };
                 }
-                let rows = query.fetch_all(&pools.read).await?;
+                // On the writers' connections: their plans are the ones the
+                // dispatcher runs (generic ones, on Postgres).
+                let rows = query.fetch_all(&pools.write).await?;
                 let lines: Vec<String> = rows
                     .iter()
                     .filter_map(|row| {
