@@ -506,6 +506,52 @@ async fn deleting_a_tenant_cascades_to_endpoints_subscriptions_and_unfinished_de
 
 // --- endpoints ----------------------------------------------------------
 
+/// The console's first screenful: the head of the whole list, in its
+/// order, scoped like it; asking for more than there are gives them all.
+async fn the_first_endpoints_and_subscriptions_are_the_head_of_the_lists(backend: Backend) {
+    let env = env(backend).await;
+    let acme = env.tenant("acme").await;
+    env.tenant("globex").await;
+    for name in ["d", "b", "a", "c"] {
+        env.endpoint("acme", name, &["order.*", "user.*"]).await;
+    }
+    env.endpoint("globex", "z", &["*"]).await;
+
+    let whole = env.store.list_endpoints(None).await.unwrap();
+    assert_eq!(
+        env.store.first_endpoints(None, 3).await.unwrap(),
+        whole[..3]
+    );
+    assert_eq!(env.store.first_endpoints(None, 50).await.unwrap(), whole);
+    let of_acme = env.store.list_endpoints(Some(&acme.id)).await.unwrap();
+    let names: Vec<&str> = of_acme.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c", "d"]);
+    assert_eq!(
+        env.store.first_endpoints(Some(&acme.id), 2).await.unwrap(),
+        of_acme[..2]
+    );
+
+    let subs = env.store.list_subscriptions(None, None).await.unwrap();
+    assert_eq!(subs.len(), 9);
+    assert_eq!(
+        env.store.first_subscriptions(None, 4).await.unwrap(),
+        subs[..4]
+    );
+    let acme_subs = env
+        .store
+        .list_subscriptions(None, Some(&acme.id))
+        .await
+        .unwrap();
+    assert_eq!(acme_subs.len(), 8);
+    assert_eq!(
+        env.store
+            .first_subscriptions(Some(&acme.id), 100)
+            .await
+            .unwrap(),
+        acme_subs
+    );
+}
+
 async fn endpoints_are_created_with_defaults(backend: Backend) {
     let env = env(backend).await;
     let acme = env.tenant("acme").await;
@@ -3525,6 +3571,7 @@ async fn the_config_version_moves_with_configuration_only(backend: Backend) {
 
 both_backends!(
     tenants_are_created_and_listed,
+    the_first_endpoints_and_subscriptions_are_the_head_of_the_lists,
     a_duplicate_tenant_name_is_refused_and_writes_nothing,
     tenants_are_found_by_id_and_by_name,
     deleting_a_tenant_cascades_to_endpoints_subscriptions_and_unfinished_deliveries,
