@@ -3223,6 +3223,21 @@ async fn worst_endpoints_rank_by_failure_rate_then_backlog(backend: Backend) {
     assert_eq!((worst[1].succeeded, worst[1].failed), (1, 1));
     assert_eq!(worst[1].endpoint_id, flaky.id);
     assert_eq!(worst[2].state, EndpointState::Paused);
+    let health = env
+        .store
+        .endpoint_health(Some(&[down.id.clone(), flaky.id.clone()]))
+        .await
+        .unwrap();
+    assert!(worst[0].last_error.is_some());
+    assert_eq!(
+        (worst[0].last_error.as_ref(), worst[1].last_error.as_ref()),
+        (
+            health[&down.id].last_error.as_ref(),
+            health[&flaky.id].last_error.as_ref()
+        ),
+        "the last error is the one the health view shows"
+    );
+    assert_eq!(worst[2].last_error, None, "never failed");
     let top = env.store.worst_endpoints(5, 2).await.unwrap();
     assert_eq!(top, worst[..2].to_vec(), "the limit keeps the worst");
 }

@@ -357,15 +357,15 @@ impl Loader {
         Ok((rows, complete))
     }
 
-    /// Throughput and the worst endpoints, ranked in the database (only
-    /// the few shown leave it), then the last errors of those.
+    /// Throughput and the worst endpoints with their last errors, ranked in
+    /// the database (only the few shown leave it).
     async fn overview(&self) -> Result<Loaded, OpsError> {
         let store = self.store();
         let (throughput, standings) = tokio::try_join!(
             store.throughput(SPARK_MINUTES),
             store.worst_endpoints(FAILURE_MINUTES, WORST),
         )?;
-        let mut worst: Vec<WorstEndpoint> = standings
+        let worst = standings
             .into_iter()
             .map(|s| WorstEndpoint {
                 failure_rate_5m: s.failure_rate(),
@@ -373,14 +373,9 @@ impl Loader {
                 label: s.label,
                 state: s.state,
                 backlog: s.backlog,
-                last_error: None,
+                last_error: s.last_error,
             })
             .collect();
-        let shown: Vec<String> = worst.iter().map(|w| w.endpoint_id.clone()).collect();
-        let mut health = store.endpoint_health(Some(&shown)).await?;
-        for w in &mut worst {
-            w.last_error = health.remove(&w.endpoint_id).and_then(|h| h.last_error);
-        }
         Ok(Loaded::Overview { throughput, worst })
     }
 }

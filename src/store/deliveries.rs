@@ -264,13 +264,21 @@ impl Store {
                 conditions.sql(),
                 conditions.params.len()
             );
-            // Not kept prepared: Postgres then plans with the values bound
-            // (a generic plan guesses a topic matches a seventh of the
-            // table, and walks a million rows for a rare one).
             let query = sqlx::query_as(sqlx::AssertSqlSafe(text)).persistent(false);
-            bind_params!(query, &conditions.params)
-                .fetch_all(&pools.read)
-                .await?
+            let query = bind_params!(query, &conditions.params);
+            match sql.plan_with_values {
+                // Planned with the values bound: a generic plan guesses a
+                // topic matches a seventh of the table, and walks 55,000
+                // rows to find 100 of a rare one (20 ms instead of 1).
+                Some(plan_with_values) => {
+                    let mut tx = pools.read.begin().await?;
+                    sqlx::query(plan_with_values).execute(&mut *tx).await?;
+                    let rows = query.fetch_all(&mut *tx).await?;
+                    tx.commit().await?;
+                    rows
+                }
+                None => query.fetch_all(&pools.read).await?,
+            }
         });
         let mut items: Vec<Delivery> = convert_all(rows)?;
         let cursor_of = |d: &Delivery| Cursor {

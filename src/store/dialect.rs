@@ -25,6 +25,10 @@ pub(crate) struct Dialect {
     pub explain: &'static str,
     /// The column of the plan rows that holds the text.
     pub explain_column: &'static str,
+    /// Makes the rest of a read transaction plan its statements with the
+    /// values bound (Postgres's connections plan once, generically);
+    /// `None` where statements are always planned with their values.
+    pub plan_with_values: Option<&'static str>,
     /// Counts `schema_migrations` tables (0 or 1).
     pub migrations_table_exists: &'static str,
     /// Locks the listed endpoints for a claim, skipping those another
@@ -79,9 +83,9 @@ pub(crate) struct Dialect {
     /// earliest due time in one seek.
     pub queue_counts: &'static str,
     /// Summary: `(endpoint_id, "tenant/name", state, succeeded, failed,
-    /// backlog)` of the `$2` endpoints doing worst: by failure rate over the
-    /// rollups since `$1`, then backlog, then name; only endpoints with
-    /// failures or a backlog.
+    /// backlog, last error)` of the `$2` endpoints doing worst: by failure
+    /// rate over the rollups since `$1`, then backlog, then name; only
+    /// endpoints with failures or a backlog.
     pub worst_endpoints: &'static str,
     /// Health: rollup sums (see `health.rs`) of every endpoint since `$1`.
     pub health_rollups_all: &'static str,
@@ -225,11 +229,12 @@ macro_rules! statements {
     ($d:ident, begin: $begin:literal, now: $now:expr, migration_lock: $lock:expr,
      migrations_table_exists: $exists:literal, lock_endpoints: $lock_endpoints:expr,
      explain: $explain:literal, explain_column: $explain_column:literal,
-     notify: $notify:expr) => {
+     plan_with_values: $plan_with_values:expr, notify: $notify:expr) => {
         Dialect {
             notify: $notify,
             explain: $explain,
             explain_column: $explain_column,
+            plan_with_values: $plan_with_values,
             begin_write: $begin,
             now: $now,
             migration_lock: $lock,
@@ -374,7 +379,11 @@ macro_rules! statements {
                     LEFT JOIN queued q ON q.endpoint_id = e.id
                     WHERE e.deleted_at IS NULL
                 )
-                SELECT id, label, state, succeeded, failed, backlog FROM standing
+                SELECT id, label, state, succeeded, failed, backlog,
+                    (SELECT last_error FROM endpoint_stats st
+                     WHERE st.endpoint_id = standing.id AND st.last_error IS NOT NULL
+                     ORDER BY st.last_failure_at DESC LIMIT 1) AS last_error
+                FROM standing
                 WHERE failed > 0 OR backlog > 0
                 ORDER BY CASE WHEN succeeded + failed > 0
                     THEN CAST(failed AS DOUBLE PRECISION) / (succeeded + failed) ELSE 0 END DESC,
@@ -562,6 +571,7 @@ pub(crate) const SQLITE: Dialect = statements!(
     lock_endpoints: None,
     explain: "EXPLAIN QUERY PLAN ",
     explain_column: "detail",
+    plan_with_values: None,
     notify: None
 );
 
@@ -584,5 +594,6 @@ pub(crate) const POSTGRES: Dialect = statements!(
     )),
     explain: "EXPLAIN ",
     explain_column: "QUERY PLAN",
+    plan_with_values: Some("SET LOCAL plan_cache_mode = force_custom_plan"),
     notify: Some("SELECT pg_notify('hookline_changes', '')")
 );

@@ -78,6 +78,8 @@ pub struct EndpointStanding {
     pub failed: i64,
     /// Pending and scheduled deliveries.
     pub backlog: i64,
+    /// The error of its latest failed attempt (any dispatcher's).
+    pub last_error: Option<String>,
 }
 
 impl EndpointStanding {
@@ -113,7 +115,7 @@ type LeasedRow = (String, i64);
 /// `(pending, scheduled, dead, in flight, earliest due)`.
 type Counts = (i64, i64, i64, i64, Option<i64>);
 /// `(endpoint_id, label, state, succeeded, failed, backlog)`.
-type StandingRow = (String, String, String, i64, i64, i64);
+type StandingRow = (String, String, String, i64, i64, i64, Option<String>);
 
 /// From the per-minute totals (a row per minute and dispatcher), not the
 /// per-endpoint rollups, which hold a row per endpoint as well.
@@ -166,16 +168,19 @@ impl Store {
                 .await?
         });
         rows.into_iter()
-            .map(|(endpoint_id, label, state, succeeded, failed, backlog)| {
-                Ok(EndpointStanding {
-                    endpoint_id,
-                    label,
-                    state: parse_column("endpoints", "state", &state)?,
-                    succeeded,
-                    failed,
-                    backlog,
-                })
-            })
+            .map(
+                |(endpoint_id, label, state, succeeded, failed, backlog, last_error)| {
+                    Ok(EndpointStanding {
+                        endpoint_id,
+                        label,
+                        state: parse_column("endpoints", "state", &state)?,
+                        succeeded,
+                        failed,
+                        backlog,
+                        last_error,
+                    })
+                },
+            )
             .collect()
     }
 
