@@ -338,6 +338,7 @@ pub struct Subscription {
     pub endpoint_id: String,
     pub endpoint_name: String,
     pub tenant_id: String,
+    pub tenant_name: String,
     pub pattern: String,
     pub description: Option<String>,
     pub created_at: Millis,

@@ -301,13 +301,15 @@ async fn pause_an_endpoint(backend: Backend) {
     assert_by_the_operator(&last_audit(&seeded).await, "endpoint.resume");
 }
 
-/// The subscriptions list is ordered by endpoint name: globex's `orders` is last.
+/// The subscriptions list is ordered by tenant and endpoint name:
+/// `globex/orders` is next to last, before `initech/audit-trail`.
 fn edit_orders_subscription(console: &Console) {
     console.keys(&["4"]);
     console.wait_for("order lifecycle for the ERP");
     console.keys(&["G"]);
+    console.keys(&["k"]);
     console.keys(&["e"]);
-    console.wait_for("Edit subscription of orders");
+    console.wait_for("Edit subscription of globex/orders");
     console.keys(&["C-u"]);
 }
 

@@ -146,11 +146,11 @@ const CONFIRM: Script = Script {
 };
 const FORM_ERROR: Script = Script {
     name: "edit_subscription_error",
-    keys: "4jjje<c-u>order..created<enter>",
+    keys: "4jje<c-u>order..created<enter>",
     read_only: false,
     sizes: &SIZES,
     must_show: &[
-        "Edit subscription of orders",
+        "Edit subscription of globex/orders",
         "order..created",
         "empty segment",
     ],

@@ -955,6 +955,7 @@ async fn subscriptions_are_created_listed_updated_and_deleted(backend: Backend) 
     assert_eq!(sub.endpoint_id, hooks.id);
     assert_eq!(sub.endpoint_name, "hooks");
     assert_eq!(sub.tenant_id, acme.id);
+    assert_eq!(sub.tenant_name, "acme");
     assert_eq!(sub.pattern, "order.*");
     assert_eq!(sub.description.as_deref(), Some("orders"));
     let second = env

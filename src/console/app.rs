@@ -1121,7 +1121,10 @@ impl App {
                 }
             }),
             Screen::Subscriptions(s) => s.rows.selected_item().map(|sub| Form {
-                title: format!("Edit subscription of {}", sub.endpoint_name),
+                title: format!(
+                    "Edit subscription of {}/{}",
+                    sub.tenant_name, sub.endpoint_name
+                ),
                 kind: FormKind::EditSubscription { id: sub.id.clone() },
                 fields: vec![
                     field("topic", "Topic pattern", &sub.pattern),
@@ -1173,7 +1176,10 @@ impl App {
     fn delete(&mut self) -> Vec<Command> {
         let confirm = match self.top() {
             Screen::Subscriptions(s) => s.rows.selected_item().map(|sub| Confirm {
-                question: format!("Delete the subscription of {} to {}?", sub.endpoint_name, sub.pattern),
+                question: format!(
+                    "Delete the subscription of {}/{} to {}?",
+                    sub.tenant_name, sub.endpoint_name, sub.pattern
+                ),
                 confirm_label: "Delete",
                 act: Act::DeleteSubscription(sub.id.clone()),
                 confirm_focused: false,

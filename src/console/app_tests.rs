@@ -106,6 +106,7 @@ fn subscription(n: usize, pattern: &str) -> Subscription {
         endpoint_id: id("ep_", 1),
         endpoint_name: "orders".to_string(),
         tenant_id: id("ten_", 1),
+        tenant_name: "acme".to_string(),
         pattern: pattern.to_string(),
         description: None,
         created_at: 0,

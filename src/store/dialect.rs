@@ -251,6 +251,7 @@ macro_rules! statements {
                 "SELECT ",
                 subscription_columns!(),
                 " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
+                  JOIN tenants t ON t.id = s.tenant_id
                   WHERE s.id = $1 AND e.deleted_at IS NULL",
                 row_lock!($d, "FOR NO KEY UPDATE OF s")
             ),

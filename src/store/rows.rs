@@ -113,10 +113,10 @@ impl TryFrom<EndpointRow> for Endpoint {
     }
 }
 
-/// Columns of [`SubscriptionRow`], for `… FROM subscriptions s JOIN endpoints e …`.
+/// Columns of [`SubscriptionRow`], for `… FROM subscriptions s JOIN endpoints e … JOIN tenants t …`.
 macro_rules! subscription_columns {
     () => {
-        "s.id, s.endpoint_id, e.name AS endpoint_name, s.tenant_id, s.pattern, \
+        "s.id, s.endpoint_id, e.name AS endpoint_name, s.tenant_id, t.name AS tenant_name, s.pattern, \
      s.description, s.created_at, s.updated_at"
     };
 }
@@ -128,6 +128,7 @@ pub(crate) struct SubscriptionRow {
     pub endpoint_id: String,
     pub endpoint_name: String,
     pub tenant_id: String,
+    pub tenant_name: String,
     pub pattern: String,
     pub description: Option<String>,
     pub created_at: i64,
@@ -141,6 +142,7 @@ impl From<SubscriptionRow> for Subscription {
             endpoint_id: row.endpoint_id,
             endpoint_name: row.endpoint_name,
             tenant_id: row.tenant_id,
+            tenant_name: row.tenant_name,
             pattern: row.pattern,
             description: row.description,
             created_at: row.created_at,

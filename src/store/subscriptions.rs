@@ -27,6 +27,7 @@ const BY_ID: &str = concat!(
     "SELECT ",
     subscription_columns!(),
     " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
+      JOIN tenants t ON t.id = s.tenant_id
       WHERE s.id = $1 AND e.deleted_at IS NULL"
 );
 // The lists of many endpoints end in `LIMIT`: the console reads the first
@@ -35,18 +36,21 @@ const LIST_ALL: &str = concat!(
     "SELECT ",
     subscription_columns!(),
     " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
-      WHERE e.deleted_at IS NULL ORDER BY e.name, s.pattern LIMIT $1"
+      JOIN tenants t ON t.id = s.tenant_id
+      WHERE e.deleted_at IS NULL ORDER BY t.name, e.name, s.pattern LIMIT $1"
 );
 const LIST_TENANT: &str = concat!(
     "SELECT ",
     subscription_columns!(),
     " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
-      WHERE e.deleted_at IS NULL AND s.tenant_id = $1 ORDER BY e.name, s.pattern LIMIT $2"
+      JOIN tenants t ON t.id = s.tenant_id
+      WHERE e.deleted_at IS NULL AND s.tenant_id = $1 ORDER BY t.name, e.name, s.pattern LIMIT $2"
 );
 const LIST_ENDPOINT: &str = concat!(
     "SELECT ",
     subscription_columns!(),
     " FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
+      JOIN tenants t ON t.id = s.tenant_id
       WHERE e.deleted_at IS NULL AND s.endpoint_id = $1 ORDER BY s.pattern"
 );
 const ENDPOINT_TENANT: &str =

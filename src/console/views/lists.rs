@@ -287,8 +287,15 @@ pub fn subscriptions(screen: &SubscriptionsScreen, theme: Theme, frame: &mut Fra
     };
     let with_ids = area.width >= 100;
     let mut header = vec!["ENDPOINT", "TOPIC PATTERN", "DESCRIPTION"];
+    // `tenant/name`: the same name can serve several tenants.
+    let labels: Vec<String> = screen
+        .rows
+        .items
+        .iter()
+        .map(|s| format!("{}/{}", s.tenant_name, s.endpoint_name))
+        .collect();
     let mut widths = vec![
-        Constraint::Fill(2),
+        super::name_column(labels.iter().map(String::as_str), area.width),
         Constraint::Fill(2),
         Constraint::Fill(3),
     ];
@@ -303,7 +310,7 @@ pub fn subscriptions(screen: &SubscriptionsScreen, theme: Theme, frame: &mut Fra
     };
     table(frame, area, theme, columns, &screen.rows, |s| {
         let mut cells = vec![
-            Cell::from(s.endpoint_name.clone()),
+            Cell::from(format!("{}/{}", s.tenant_name, s.endpoint_name)),
             Cell::from(Span::styled(s.pattern.clone(), theme.bold())),
             Cell::from(s.description.clone().unwrap_or_default()),
         ];
