@@ -153,7 +153,7 @@ impl Secret {
     }
 
     fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length, so this cannot fail.
+        // ok: HMAC takes a key of any length, so this cannot fail.
         <HmacSha256 as KeyInit>::new_from_slice(&self.key)
             .expect("HMAC-SHA256 accepts keys of any length")
     }
