@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use crate::config::{Config, format_size};
+use crate::dispatch::hand_off::HandOff;
 use crate::dispatch::retry::RetryPolicy;
 use crate::dispatch::sign::Secret;
 use crate::model::{
@@ -456,11 +457,32 @@ impl Ops {
 
     /// Publishes events already checked by [`Ops::validate_event`] in one
     /// transaction (the API's group commit); results are in input order.
-    pub async fn publish_validated(&self, events: &[NewEvent]) -> Result<Vec<Published>> {
-        Ok(self
+    /// With a dispatcher in this process, what it has room for of the new
+    /// deliveries is handed straight to it (see [`crate::dispatch::hand_off`]).
+    pub async fn publish_validated(
+        &self,
+        events: &[NewEvent],
+        hand_off: Option<&HandOff>,
+    ) -> Result<Vec<Published>> {
+        let first_delay_ms = self.retry_policy.first_delay_ms();
+        let Some(hand_off) = hand_off else {
+            return Ok(self.store.publish(events, first_delay_ms).await?);
+        };
+        let reservation = hand_off.reserve();
+        let (published, claimed) = self
             .store
-            .publish(events, self.retry_policy.first_delay_ms())
-            .await?)
+            .publish_handing_off(events, first_delay_ms, Some(&reservation.request()))
+            .await?;
+        if let Err(returned) = reservation.deliver(claimed) {
+            // The dispatcher stopped after the reservation: the deliveries
+            // are committed but leased to it, so give them back to the queue.
+            let ids: Vec<String> = returned.deliveries.into_iter().map(|d| d.id).collect();
+            if let Err(err) = self.store.release(hand_off.owner(), &ids).await {
+                // Not lost: their leases expire and any dispatcher reaps them.
+                tracing::warn!(%err, deliveries = ids.len(), "could not release handed-off deliveries");
+            }
+        }
+        Ok(published)
     }
 
     /// Validates one event for publishing: tenant or broadcast, topic,

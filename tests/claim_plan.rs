@@ -62,6 +62,7 @@ async fn seed(db: &TestDb) -> Store {
                 default_max_in_flight: 100,
                 default_timeout_ms: 1_000,
                 reap_expired: true,
+                slots: None,
             })
             .await
             .expect("claim");

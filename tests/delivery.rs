@@ -1402,6 +1402,131 @@ async fn in_flight_cap_holds_at_the_receiver(backend: Backend) {
     );
 }
 
+/// Publishes `count` events of `topic` for `tenant` in one transaction (as
+/// the API's group commit does), handing what it can to `dispatcher`.
+async fn publish_batch_handing_off(
+    world: &World,
+    tenant: &str,
+    topic: &str,
+    count: usize,
+    dispatcher: &RunningDispatcher,
+) -> Vec<Published> {
+    let mut events = Vec::new();
+    for n in 0..count {
+        let input = EventInput {
+            tenant: Some(tenant.to_string()),
+            topic: topic.to_string(),
+            payload: format!(r#"{{"n":{n}}}"#),
+            ..EventInput::default()
+        };
+        events.push(world.ops.validate_event(&input).await.expect("valid event"));
+    }
+    world
+        .ops
+        .publish_validated(&events, Some(&dispatcher.hand_off))
+        .await
+        .expect("publish handing off")
+}
+
+/// Deliveries handed straight to the dispatcher at publish arrive like any
+/// other, and the endpoint's in-flight cap still holds: a batch of 20 to an
+/// endpoint capped at 2 hands off 2, and the other 18 queue behind them.
+async fn handed_off_deliveries_arrive_and_caps_still_hold(backend: Backend) {
+    const LATENCY_MS: u64 = 300;
+    const EVENTS: usize = 20;
+    let world = World::new(backend).await;
+    let slow = sink(SinkOptions {
+        latency: Duration::from_millis(LATENCY_MS),
+        ..SinkOptions::default()
+    })
+    .await;
+    world.tenant("acme").await;
+    let endpoint = world
+        .endpoint("acme", "slow", &slow.url(), "order.created", |e| {
+            e.max_in_flight = Some(2);
+        })
+        .await;
+    let dispatcher = world.dispatcher();
+    let published =
+        publish_batch_handing_off(&world, "acme", "order.created", EVENTS, &dispatcher).await;
+    assert_eq!(published.len(), EVENTS);
+    let requests = expect_requests(&slow, EVENTS as u64, Duration::from_secs(20)).await;
+    world
+        .wait_all(
+            by_endpoint(&endpoint.id),
+            EVENTS,
+            DeliveryState::Succeeded,
+            WAIT,
+        )
+        .await;
+    let stats = dispatcher.stop().await;
+    assert_eq!(stats.handed_off, 2, "the cap's worth: {stats:?}");
+    assert_eq!(stats.succeeded, EVENTS as u64, "{stats:?}");
+    let times: Vec<u64> = requests.iter().map(|r| r.time_ms).collect();
+    let concurrent_at = |t: u64| {
+        times
+            .iter()
+            .filter(|&&s| s <= t && t < s + LATENCY_MS)
+            .count()
+    };
+    let peak = times.iter().map(|&t| concurrent_at(t)).max().unwrap_or(0);
+    assert_eq!(peak, 2, "at most 2 at once at the receiver: {times:?}");
+    let mut got = ids(&requests);
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), EVENTS, "every event once");
+    let mut bodies: Vec<String> = requests
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    bodies.sort();
+    let mut expected: Vec<String> = (0..EVENTS).map(|n| format!(r#"{{"n":{n}}}"#)).collect();
+    expected.sort();
+    assert_eq!(bodies, expected);
+}
+
+/// A publish through the handle of a dispatcher that has stopped leases
+/// nothing to it: its deliveries wait in the queue for the next dispatcher.
+async fn a_stopped_dispatcher_is_handed_nothing(backend: Backend) {
+    let world = World::new(backend).await;
+    let healthy = healthy_sink().await;
+    world.tenant("acme").await;
+    let endpoint = world
+        .endpoint("acme", "hooks", &healthy.url(), "order.created", |_| {})
+        .await;
+    let stopped = world.dispatcher();
+    let hand_off = stopped.hand_off.clone();
+    let stats = stopped.stop().await;
+    assert_eq!(stats.attempted, 0);
+    let event = world
+        .ops
+        .validate_event(&EventInput {
+            tenant: Some("acme".into()),
+            topic: "order.created".into(),
+            payload: "{}".into(),
+            ..EventInput::default()
+        })
+        .await
+        .expect("valid event");
+    let published = world
+        .ops
+        .publish_validated(&[event], Some(&hand_off))
+        .await
+        .expect("publish");
+    assert_eq!(published[0].deliveries, 1);
+    let delivery = world.only_delivery_of(&published[0].event_id).await;
+    assert_eq!(
+        world.lease_of(&delivery.id).await,
+        ("pending".to_string(), None, None),
+        "queued, not leased to the stopped dispatcher"
+    );
+    let next = world.dispatcher();
+    world
+        .wait_all(by_endpoint(&endpoint.id), 1, DeliveryState::Succeeded, WAIT)
+        .await;
+    assert_eq!(next.stop().await.succeeded, 1);
+}
+
 // --- 12. clean shutdown -----------------------------------------------------------
 
 async fn shutdown_releases_unfinished_attempts(backend: Backend) {
@@ -1575,6 +1700,8 @@ both_backends!(
     idempotency_key_delivers_once,
     rotation_sends_new_and_old_signatures,
     in_flight_cap_holds_at_the_receiver,
+    handed_off_deliveries_arrive_and_caps_still_hold,
+    a_stopped_dispatcher_is_handed_nothing,
     shutdown_releases_unfinished_attempts,
     concurrent_publishes_with_one_key_deliver_once,
     redirects_are_not_followed,

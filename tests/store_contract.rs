@@ -20,8 +20,8 @@ use hookline::model::{
 };
 use hookline::ops::{BulkRetry, EndpointChanges, EndpointInput, EventInput, Ops, OpsError};
 use hookline::store::{
-    ClaimRequest, Claimed, ClaimedDelivery, Cursor, DeliveryFilter, NewAttempt, NewEvent, NextStep,
-    OpenMode, Outcome, Published, Store, StoreError,
+    AttemptSlots, ClaimRequest, Claimed, ClaimedDelivery, Cursor, DeliveryFilter, HandOffRequest,
+    NewAttempt, NewEvent, NextStep, OpenMode, Outcome, Published, Store, StoreError,
 };
 
 /// A valid 24-byte Standard Webhooks secret.
@@ -73,6 +73,7 @@ fn request(owner: &str, limit: usize) -> ClaimRequest<'_> {
         default_max_in_flight: 8,
         default_timeout_ms: 1_000,
         reap_expired: true,
+        slots: None,
     }
 }
 
@@ -283,6 +284,7 @@ impl Env {
                     default_max_in_flight: 10_000,
                     default_timeout_ms: 1_000,
                     reap_expired: true,
+                    slots: None,
                 })
                 .await
                 .expect("claim");
@@ -1495,6 +1497,252 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(backend: Backe
 
 // --- claim --------------------------------------------------------------
 
+/// A dispatcher's free attempt slots, for publishes that hand off.
+#[derive(Debug)]
+struct TestSlots(std::sync::atomic::AtomicUsize);
+
+impl AttemptSlots for TestSlots {
+    fn take(&self, wanted: usize) -> usize {
+        use std::sync::atomic::Ordering::SeqCst;
+        let free = self.0.load(SeqCst);
+        let taken = free.min(wanted);
+        self.0.store(free - taken, SeqCst);
+        taken
+    }
+
+    fn give_back(&self, count: usize) {
+        self.0.fetch_add(count, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl TestSlots {
+    fn new(free: usize) -> TestSlots {
+        TestSlots(std::sync::atomic::AtomicUsize::new(free))
+    }
+
+    fn free(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Env {
+    /// Publishes `count` events of `topic` for `tenant` in one transaction,
+    /// handing off to `owner` what `slots` and the caps (3 by default) allow.
+    async fn publish_handing_off(
+        &self,
+        tenant: &str,
+        topic: &str,
+        count: usize,
+        owner: &str,
+        slots: &TestSlots,
+    ) -> (Vec<Published>, Claimed) {
+        let mut events = Vec::new();
+        for n in 0..count {
+            let input = EventInput {
+                tenant: Some(tenant.to_string()),
+                topic: topic.to_string(),
+                payload: format!(r#"{{"n":{n}}}"#),
+                ..EventInput::default()
+            };
+            events.push(self.ops.validate_event(&input).await.expect("valid event"));
+        }
+        let request = HandOffRequest {
+            owner,
+            lease_ms: 60_000,
+            default_max_in_flight: 3,
+            default_timeout_ms: 1_000,
+            slots,
+        };
+        self.store
+            .publish_handing_off(&events, 0, Some(&request))
+            .await
+            .expect("publish handing off")
+    }
+}
+
+async fn a_publish_hands_off_only_what_caps_queues_and_slots_allow(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let open = env.endpoint("acme", "open", &["order.*"]).await;
+    let paused = env.endpoint("acme", "paused", &["order.*"]).await;
+    env.ops.pause_endpoint(&paused.id, None).await.unwrap();
+    let busy = env
+        .ops
+        .add_endpoint(&EndpointInput {
+            tenant: "acme".into(),
+            name: "busy".into(),
+            url: "http://127.0.0.1:9/busy".into(),
+            max_in_flight: Some(1),
+            ..EndpointInput::default()
+        })
+        .await
+        .unwrap();
+    for pattern in ["order.*", "busy.*"] {
+        env.ops
+            .add_subscription(&busy.id, pattern, None)
+            .await
+            .unwrap();
+    }
+    // `busy` has its one slot taken by another dispatcher.
+    env.publish_one("acme", "busy.setup").await;
+    assert_eq!(env.claim("dsp_other", 10).await.deliveries.len(), 1);
+
+    let slots = TestSlots::new(10);
+    let (published, handed) = env
+        .publish_handing_off("acme", "order.created", 5, "dsp_a", &slots)
+        .await;
+    assert_eq!(published.iter().map(|p| p.deliveries).sum::<i64>(), 15);
+    assert!(
+        handed.deliveries.iter().all(|d| d.endpoint_id == open.id),
+        "not the paused endpoint, nor the one at its cap: {:?}",
+        handed.deliveries
+    );
+    let payloads: Vec<&str> = handed
+        .deliveries
+        .iter()
+        .map(|d| d.payload.as_str())
+        .collect();
+    assert_eq!(
+        payloads,
+        [r#"{"n":0}"#, r#"{"n":1}"#, r#"{"n":2}"#],
+        "up to the cap, in publish order"
+    );
+    assert_eq!(slots.free(), 7, "one slot per delivery handed off");
+    assert_eq!(
+        handed.endpoints.keys().collect::<Vec<_>>(),
+        [&open.id],
+        "with the target to send them to"
+    );
+    assert_eq!(handed.endpoints[&open.id].url, open.url);
+    for delivery in &handed.deliveries {
+        assert_eq!(delivery.attempts, 0);
+        assert_eq!(env.state(&delivery.id).await, DeliveryState::InFlight);
+    }
+    let queued = env
+        .list(&DeliveryFilter {
+            states: vec![DeliveryState::Pending],
+            ..DeliveryFilter::default()
+        })
+        .await;
+    assert_eq!(queued.len(), 12, "the rest wait in the queue: {queued:?}");
+
+    // The leases are dsp_a's: another owner's outcome is stale, its own applies.
+    let first = &handed.deliveries[0];
+    let summary = env
+        .store
+        .record_outcomes("dsp_intruder", &[outcome(first, NextStep::Succeeded)])
+        .await
+        .unwrap();
+    assert_eq!(summary.stale, 1);
+    let outcomes: Vec<Outcome> = handed
+        .deliveries
+        .iter()
+        .map(|d| outcome(d, NextStep::Succeeded))
+        .collect();
+    let summary = env.store.record_outcomes("dsp_a", &outcomes).await.unwrap();
+    assert_eq!(summary.applied, 3);
+
+    // `open` has free slots again, but two of its deliveries still queue:
+    // they go first, so a new one is not handed off ahead of them.
+    let (_, handed) = env
+        .publish_handing_off("acme", "order.created", 1, "dsp_a", &slots)
+        .await;
+    assert!(handed.deliveries.is_empty(), "{:?}", handed.deliveries);
+    assert_eq!(slots.free(), 7);
+
+    // Once its queue is drained, the dispatcher's free slots bound the hand-off.
+    let drained = env.claim("dsp_b", 100).await;
+    assert_eq!(
+        drained.deliveries.len(),
+        3,
+        "open's queue; the others are held or capped"
+    );
+    let outcomes: Vec<Outcome> = drained
+        .deliveries
+        .iter()
+        .map(|d| outcome(d, NextStep::Succeeded))
+        .collect();
+    env.store.record_outcomes("dsp_b", &outcomes).await.unwrap();
+    let two_slots = TestSlots::new(2);
+    let (_, handed) = env
+        .publish_handing_off("acme", "order.created", 3, "dsp_a", &two_slots)
+        .await;
+    assert_eq!(handed.deliveries.len(), 2);
+    assert_eq!(two_slots.free(), 0);
+
+    // Released (the dispatcher stopped before starting them): back in the queue.
+    let released = env
+        .store
+        .release("dsp_a", &ids(&handed.deliveries))
+        .await
+        .unwrap();
+    assert_eq!(released, 2);
+    for delivery in &handed.deliveries {
+        assert_eq!(env.state(&delivery.id).await, DeliveryState::Pending);
+    }
+}
+
+async fn a_claim_takes_only_the_slots_it_fills(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "a", &["order.*"]).await;
+    env.endpoint("acme", "b", &["order.*"]).await;
+    env.publish("acme", "order.created").await;
+    let slots = TestSlots::new(10);
+    let claimed = env
+        .store
+        .claim(&ClaimRequest {
+            slots: Some(&slots),
+            ..request("dsp_a", 10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.deliveries.len(), 2);
+    assert_eq!(slots.free(), 8, "two due deliveries, two slots");
+    env.publish("acme", "order.created").await;
+    env.publish("acme", "order.created").await;
+    let one_slot = TestSlots::new(1);
+    let claimed = env
+        .store
+        .claim(&ClaimRequest {
+            slots: Some(&one_slot),
+            ..request("dsp_a", 10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.deliveries.len(), 1, "no more than the slots free");
+    assert_eq!(one_slot.free(), 0);
+}
+
+async fn a_publish_that_delays_first_attempts_hands_off_nothing(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "open", &["order.*"]).await;
+    let input = EventInput {
+        tenant: Some("acme".into()),
+        topic: "order.created".into(),
+        payload: "{}".into(),
+        ..EventInput::default()
+    };
+    let event = env.ops.validate_event(&input).await.unwrap();
+    let slots = TestSlots::new(10);
+    let request = HandOffRequest {
+        owner: "dsp_a",
+        lease_ms: 60_000,
+        default_max_in_flight: 3,
+        default_timeout_ms: 1_000,
+        slots: &slots,
+    };
+    let (published, handed) = env
+        .store
+        .publish_handing_off(&[event], 60_000, Some(&request))
+        .await
+        .unwrap();
+    assert_eq!(published[0].deliveries, 1);
+    assert!(handed.deliveries.is_empty());
+    assert_eq!(slots.free(), 10);
+}
+
 async fn claim_respects_the_default_and_per_endpoint_in_flight_caps(backend: Backend) {
     let env = env(backend).await;
     env.tenant("acme").await;
@@ -1807,6 +2055,7 @@ async fn an_expired_lease_is_taken_back_and_its_late_outcome_is_stale(backend: B
         default_max_in_flight: 8,
         default_timeout_ms: 1,
         reap_expired: true,
+        slots: None,
     };
     let lost = env.store.claim(&short("dsp_dead")).await.unwrap();
     assert_eq!(ids(&lost.deliveries), vec![id.clone()]);
@@ -3614,6 +3863,9 @@ both_backends!(
     payloads_round_trip_byte_for_byte,
     bad_input_is_refused_naming_the_field_and_writes_nothing,
     claim_respects_the_default_and_per_endpoint_in_flight_caps,
+    a_publish_hands_off_only_what_caps_queues_and_slots_allow,
+    a_publish_that_delays_first_attempts_hands_off_nothing,
+    a_claim_takes_only_the_slots_it_fills,
     in_flight_caps_count_leases_held_by_other_owners,
     concurrent_claims_from_separate_stores_never_exceed_a_cap,
     the_claim_limit_caps_the_total,

@@ -17,6 +17,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::problem::Problem;
+use crate::dispatch::hand_off::HandOff;
 use crate::ops::{Ops, OpsError};
 use crate::store::{NewEvent, Published, StoreError};
 
@@ -73,13 +74,25 @@ impl GroupCommit {
     /// Starts `committers` tasks publishing through `ops` (at least one).
     /// More than one lets a batch be collected and prepared while another
     /// commits; on SQLite, whose one writer serialises commits anyway, one is enough.
-    pub fn start(ops: Ops, committers: usize, stats: Arc<GroupStats>) -> (GroupCommit, Committers) {
+    /// With `hand_off`, fresh deliveries the dispatcher has room for go
+    /// straight to it.
+    pub fn start(
+        ops: Ops,
+        committers: usize,
+        hand_off: Option<HandOff>,
+        stats: Arc<GroupStats>,
+    ) -> (GroupCommit, Committers) {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
         let mut tasks = JoinSet::new();
         for _ in 0..committers.max(1) {
-            let (ops, receiver, stats) = (ops.clone(), Arc::clone(&receiver), Arc::clone(&stats));
-            tasks.spawn(async move { commit_loop(ops, receiver, stats).await });
+            let committer = Committer {
+                hand_off: hand_off.clone(),
+                ops: ops.clone(),
+                stats: Arc::clone(&stats),
+            };
+            let receiver = Arc::clone(&receiver);
+            tasks.spawn(async move { committer.run(receiver).await });
         }
         (GroupCommit { queue }, Committers { tasks })
     }
@@ -96,80 +109,88 @@ impl GroupCommit {
     }
 }
 
-/// Takes whatever is queued (waiting for at least one), commits it, answers.
-async fn commit_loop(
+/// One committer task's means.
+struct Committer {
     ops: Ops,
-    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    /// The dispatcher in this process, if one runs.
+    hand_off: Option<HandOff>,
     stats: Arc<GroupStats>,
-) {
-    let mut last_commit: Option<tokio::time::Instant> = None;
-    loop {
-        let mut batch = Vec::new();
-        {
-            // Holding the lock while waiting makes the other committers queue
-            // behind this one, so each batch takes everything that arrived
-            // while the previous one was committing.
-            let mut receiver = receiver.lock().await;
-            if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                return;
-            }
-            if last_commit.is_some_and(|at| at.elapsed() < BUSY_WITHIN) {
-                let deadline = tokio::time::Instant::now() + LINGER;
-                while batch.len() < MAX_BATCH {
-                    let room = MAX_BATCH - batch.len();
-                    let more = receiver.recv_many(&mut batch, room);
-                    match tokio::time::timeout_at(deadline, more).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
+}
+
+impl Committer {
+    /// Takes whatever is queued (waiting for at least one), commits it, answers.
+    async fn run(&self, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+        let mut last_commit: Option<tokio::time::Instant> = None;
+        loop {
+            let mut batch = Vec::new();
+            {
+                // Holding the lock while waiting makes the other committers queue
+                // behind this one, so each batch takes everything that arrived
+                // while the previous one was committing.
+                let mut receiver = receiver.lock().await;
+                if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                    return;
+                }
+                if last_commit.is_some_and(|at| at.elapsed() < BUSY_WITHIN) {
+                    let deadline = tokio::time::Instant::now() + LINGER;
+                    while batch.len() < MAX_BATCH {
+                        let room = MAX_BATCH - batch.len();
+                        let more = receiver.recv_many(&mut batch, room);
+                        match tokio::time::timeout_at(deadline, more).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
                     }
                 }
             }
+            self.commit(batch).await;
+            last_commit = Some(tokio::time::Instant::now());
         }
-        commit(&ops, batch, &stats).await;
-        last_commit = Some(tokio::time::Instant::now());
     }
-}
 
-async fn commit(ops: &Ops, batch: Vec<Pending>, stats: &GroupStats) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let (events, replies): (Vec<NewEvent>, Vec<_>) =
-        batch.into_iter().map(|p| (p.event, p.reply)).unzip();
-    match ops.publish_validated(&events).await {
-        Ok(results) if results.len() == events.len() => {
-            stats.batches.fetch_add(1, Relaxed);
-            stats.events.fetch_add(events.len() as u64, Relaxed);
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
-            }
-        }
-        outcome if events.len() > 1 => {
-            let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
-            tracing::warn!(
-                events = events.len(),
-                %error,
-                "a publish batch failed; committing its events one by one"
-            );
-            for (event, reply) in events.into_iter().zip(replies) {
-                let result = ops
-                    .publish_validated(std::slice::from_ref(&event))
-                    .await
-                    .and_then(|mut results| results.pop().ok_or_else(nothing_published));
-                if result.is_ok() {
-                    stats.batches.fetch_add(1, Relaxed);
-                    stats.events.fetch_add(1, Relaxed);
+    async fn commit(&self, batch: Vec<Pending>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (ops, stats) = (&self.ops, &self.stats);
+        let hand_off = self.hand_off.as_ref();
+        let (events, replies): (Vec<NewEvent>, Vec<_>) =
+            batch.into_iter().map(|p| (p.event, p.reply)).unzip();
+        match ops.publish_validated(&events, hand_off).await {
+            Ok(results) if results.len() == events.len() => {
+                stats.batches.fetch_add(1, Relaxed);
+                stats.events.fetch_add(events.len() as u64, Relaxed);
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
                 }
-                let _ = reply.send(result);
             }
-        }
-        // A batch of one: its own result is the answer.
-        Ok(_) => {
-            for reply in replies {
-                let _ = reply.send(Err(nothing_published()));
+            outcome if events.len() > 1 => {
+                let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+                tracing::warn!(
+                    events = events.len(),
+                    %error,
+                    "a publish batch failed; committing its events one by one"
+                );
+                for (event, reply) in events.into_iter().zip(replies) {
+                    let result = ops
+                        .publish_validated(std::slice::from_ref(&event), hand_off)
+                        .await
+                        .and_then(|mut results| results.pop().ok_or_else(nothing_published));
+                    if result.is_ok() {
+                        stats.batches.fetch_add(1, Relaxed);
+                        stats.events.fetch_add(1, Relaxed);
+                    }
+                    let _ = reply.send(result);
+                }
             }
-        }
-        Err(err) => {
-            if let Some(reply) = replies.into_iter().next() {
-                let _ = reply.send(Err(err));
+            // A batch of one: its own result is the answer.
+            Ok(_) => {
+                for reply in replies {
+                    let _ = reply.send(Err(nothing_published()));
+                }
+            }
+            Err(err) => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(err));
+                }
             }
         }
     }

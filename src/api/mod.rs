@@ -30,6 +30,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::dispatch::hand_off::HandOff;
 use crate::ops::Ops;
 use crate::store::Backend;
 pub use events::PublishResponse;
@@ -72,6 +73,8 @@ pub struct ApiOptions {
     pub listen: SocketAddr,
     /// `/healthz` and `/metrics` without a key.
     pub open_health_metrics: bool,
+    /// The dispatcher running in this process, to hand fresh deliveries to.
+    pub hand_off: Option<HandOff>,
 }
 
 /// Every route, with its OpenAPI description.
@@ -163,7 +166,12 @@ pub async fn start(ops: Ops, options: &ApiOptions) -> Result<RunningApi, ApiErro
         Backend::Postgres => 2,
     };
     let stats = Arc::new(GroupStats::default());
-    let (publisher, committers) = GroupCommit::start(ops.clone(), committers, Arc::clone(&stats));
+    let (publisher, committers) = GroupCommit::start(
+        ops.clone(),
+        committers,
+        options.hand_off.clone(),
+        Arc::clone(&stats),
+    );
     let body_limit =
         usize::try_from(ops.max_payload().saturating_add(ENVELOPE_ALLOWANCE)).unwrap_or(usize::MAX);
     let (router, document) = routes().split_for_parts();

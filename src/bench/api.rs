@@ -55,6 +55,9 @@ pub struct ApiRun {
     pub latency_p99_ms: f64,
     /// Events per group-commit transaction, on average.
     pub events_per_commit: f64,
+    /// Share of deliveries handed straight to the dispatcher at publish, in
+    /// percent (the rest were queued and claimed).
+    pub handed_off_pct: f64,
 }
 
 /// Everything `bench api` reports.
@@ -185,16 +188,17 @@ async fn one_run(
     };
     let ops = Ops::new(store.clone(), &config, actor);
     let fixture = fixture(&ops, options.endpoints, run).await?;
+    let dispatcher = RunningDispatcher::start(store, &options.dispatch)?;
     let api = crate::api::start(
         ops,
         &ApiOptions {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             open_health_metrics: false,
+            hand_off: Some(dispatcher.hand_off.clone()),
         },
     )
     .await
     .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let dispatcher = RunningDispatcher::start(store, &options.dispatch)?;
     let total = (options.events * options.endpoints) as u64;
 
     let started = Instant::now();
@@ -207,6 +211,7 @@ async fn one_run(
     let seconds = started.elapsed().as_secs_f64();
     let batches = api.stats.batches.load(Ordering::Relaxed);
     let committed = api.stats.events.load(Ordering::Relaxed);
+    let handed_off = dispatcher.stats.handed_off.load(Ordering::Relaxed);
     dispatcher.stop().await;
     let _ = api.stop().await;
     let published = published?;
@@ -227,6 +232,7 @@ async fn one_run(
         latency_p50_ms: percentile(&latencies, 0.50),
         latency_p99_ms: percentile(&latencies, 0.99),
         events_per_commit: committed as f64 / batches.max(1) as f64,
+        handed_off_pct: 100.0 * handed_off as f64 / total.max(1) as f64,
     })
 }
 
@@ -366,6 +372,7 @@ fn median_run(runs: &[ApiRun]) -> ApiRun {
         latency_p50_ms: median(runs.iter().map(|r| r.latency_p50_ms)),
         latency_p99_ms: median(runs.iter().map(|r| r.latency_p99_ms)),
         events_per_commit: median(runs.iter().map(|r| r.events_per_commit)),
+        handed_off_pct: median(runs.iter().map(|r| r.handed_off_pct)),
     }
 }
 
@@ -381,11 +388,11 @@ pub fn render(report: &ApiReport) -> String {
     ));
     out.push_str(&format!("database: {}\n\n", report.database));
     out.push_str(
-        "run     deliveries/s  events/s  publish p50/p99 ms  delivered p50/p99 ms  events/commit  seconds\n",
+        "run     deliveries/s  events/s  publish p50/p99 ms  delivered p50/p99 ms  events/commit  handed off  seconds\n",
     );
     let row = |label: &str, r: &ApiRun| {
         format!(
-            "{label:<7} {:>12.0}  {:>8.0}  {:>8.1} / {:<8.1}  {:>9.1} / {:<9.1}  {:>13.1}  {:>7.2}\n",
+            "{label:<7} {:>12.0}  {:>8.0}  {:>8.1} / {:<8.1}  {:>9.1} / {:<9.1}  {:>13.1}  {:>9.0} %  {:>7.2}\n",
             r.deliveries_per_sec,
             r.events_per_sec,
             r.publish_p50_ms,
@@ -393,6 +400,7 @@ pub fn render(report: &ApiReport) -> String {
             r.latency_p50_ms,
             r.latency_p99_ms,
             r.events_per_commit,
+            r.handed_off_pct,
             r.seconds
         )
     };

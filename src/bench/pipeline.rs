@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::{BenchError, describe, peak_memory, percentile};
 use crate::config::{Config, DispatchConfig};
+use crate::dispatch::hand_off::HandOff;
 use crate::dispatch::send::{PreparedTarget, Sender};
 use crate::dispatch::{DispatchStats, Dispatcher};
 use crate::model::{Actor, Source, now_millis};
@@ -291,7 +292,9 @@ async fn pipeline_run(
 pub(crate) struct RunningDispatcher {
     stop: tokio::sync::oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<()>,
-    stats: Arc<DispatchStats>,
+    pub(crate) stats: Arc<DispatchStats>,
+    /// For publishes in the same process to hand deliveries to it.
+    pub(crate) hand_off: HandOff,
 }
 
 impl RunningDispatcher {
@@ -301,6 +304,7 @@ impl RunningDispatcher {
     ) -> Result<RunningDispatcher, BenchError> {
         let dispatcher = Dispatcher::new(store.clone(), config)?;
         let stats = dispatcher.stats();
+        let hand_off = dispatcher.hand_off();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let shutdown = async {
@@ -314,6 +318,7 @@ impl RunningDispatcher {
             stop,
             handle,
             stats,
+            hand_off,
         })
     }
 

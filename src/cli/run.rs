@@ -62,7 +62,8 @@ pub async fn dispatch(config: &Config) -> anyhow::Result<()> {
 }
 
 /// The HTTP API and a dispatcher in one process, until SIGINT/SIGTERM. The
-/// dispatcher hears of new events at once (same process), without polling.
+/// dispatcher hears of new events at once (same process), without polling,
+/// and takes what it has room for straight from the publishing transaction.
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let store = Store::open(&config.database.url, OpenMode::CreateAndMigrate).await?;
     let dispatcher = Dispatcher::new(store.clone(), &config.dispatch)?;
@@ -75,6 +76,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let options = hookline::api::ApiOptions {
         listen: config.api.listen,
         open_health_metrics: config.api.open_health_metrics,
+        hand_off: Some(dispatcher.hand_off()),
     };
     let api = hookline::api::start(ops, &options).await?;
     println!("API listening on {}", api.url());

@@ -8,7 +8,11 @@
 //! every outcome that arrived since the last cycle and leases new work for
 //! the free slots ([`Store::record_and_claim`]). While a cycle's transaction
 //! runs, outcomes pile up, so batches grow with load on their own.
+//!
+//! Deliveries published in the same process arrive already leased over a
+//! channel ([`hand_off`]) and start at once, without waiting for a claim.
 
+pub mod hand_off;
 pub mod health;
 pub mod retry;
 pub mod send;
@@ -29,6 +33,7 @@ use crate::model::{IdKind, new_id};
 use crate::store::{
     ClaimRequest, Claimed, ClaimedDelivery, NewAttempt, NextStep, Outcome, Store, StoreError,
 };
+use hand_off::{HandOff, Slots, Taken};
 use retry::RetryPolicy;
 use send::{PreparedTarget, Sender};
 
@@ -57,6 +62,9 @@ pub struct DispatchStats {
     pub dead: AtomicU64,
     /// Outcomes whose lease had been lost before they were recorded.
     pub stale: AtomicU64,
+    /// Deliveries a publish in this process handed straight over (the
+    /// others were claimed from the queue).
+    pub handed_off: AtomicU64,
 }
 
 /// A snapshot of [`DispatchStats`].
@@ -67,6 +75,7 @@ pub struct StatsSnapshot {
     pub failed: u64,
     pub dead: u64,
     pub stale: u64,
+    pub handed_off: u64,
 }
 
 impl DispatchStats {
@@ -78,6 +87,7 @@ impl DispatchStats {
             failed: self.failed.load(Ordering::Relaxed),
             dead: self.dead.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
+            handed_off: self.handed_off.load(Ordering::Relaxed),
         }
     }
 }
@@ -90,12 +100,20 @@ pub struct Dispatcher {
     sender: Sender,
     policy: Arc<RetryPolicy>,
     stats: Arc<DispatchStats>,
+    /// Attempt slots, shared with publishers handing off deliveries.
+    slots: Arc<Slots>,
+    hand_off_sender: mpsc::UnboundedSender<Claimed>,
+    hand_offs: Option<mpsc::UnboundedReceiver<Claimed>>,
 }
 
 /// The loop's working state between cycles.
 struct Cycle {
     /// Attempts in progress, and the delivery each one holds.
     running: Running,
+    /// Deliveries handed off by publishes in this process.
+    hand_offs: mpsc::UnboundedReceiver<Claimed>,
+    /// Handed-off deliveries that arrived while stopping: released, not started.
+    to_release: Vec<String>,
     /// Finished attempts not yet recorded.
     pending: Vec<Outcome>,
     /// Since when the oldest pending outcome has failed to record.
@@ -110,10 +128,25 @@ struct Cycle {
     last_reap: Option<Instant>,
 }
 
+impl Cycle {
+    /// A finished attempt's outcome, recorded by the next cycle.
+    fn outcome_arrived(&mut self, outcome: Outcome) {
+        self.pending.push(outcome);
+        // Its slot (and its endpoint's cap) may let queued work go, and the
+        // last claim cannot know when work behind the heads it took comes
+        // due: claim in the same cycle that records it.
+        self.claim_at = Some(Instant::now());
+    }
+}
+
 impl Dispatcher {
     /// A dispatcher for `store`, configured by `[dispatch]`.
     pub fn new(store: Store, config: &DispatchConfig) -> Result<Dispatcher, DispatchError> {
+        let (hand_off_sender, hand_offs) = mpsc::unbounded_channel();
         Ok(Dispatcher {
+            slots: Arc::new(Slots::new(config.concurrency)),
+            hand_off_sender,
+            hand_offs: Some(hand_offs),
             sender: Sender::new(config.max_response_body.0)?,
             policy: Arc::new(RetryPolicy::from_config(config)),
             store,
@@ -128,6 +161,17 @@ impl Dispatcher {
         &self.id
     }
 
+    /// A handle for publishers in this process to hand deliveries straight
+    /// to this dispatcher (see [`hand_off`]).
+    pub fn hand_off(&self) -> HandOff {
+        HandOff::new(
+            self.id.clone(),
+            Arc::clone(&self.slots),
+            self.hand_off_sender.clone(),
+            &self.config,
+        )
+    }
+
     /// Counters that stay readable while [`Dispatcher::run`] runs.
     pub fn stats(&self) -> Arc<DispatchStats> {
         Arc::clone(&self.stats)
@@ -137,9 +181,13 @@ impl Dispatcher {
     /// attempts `shutdown_grace` to finish (recording them), releases the
     /// leases of any that did not, and marks itself stopped.
     pub async fn run(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<StatsSnapshot, DispatchError> {
+        let hand_offs = match self.hand_offs.take() {
+            Some(receiver) => receiver,
+            None => mpsc::unbounded_channel().1,
+        };
         let host = hostname();
         self.store
             .register_dispatcher(
@@ -161,7 +209,9 @@ impl Dispatcher {
             self.config.heartbeat_interval,
         ));
         let mut cycle = Cycle {
-            running: Running::default(),
+            running: Running::new(Arc::clone(&self.slots)),
+            hand_offs,
+            to_release: Vec::new(),
             pending: Vec::new(),
             failing_since: None,
             failures: 0,
@@ -188,15 +238,15 @@ impl Dispatcher {
         tokio::pin!(shutdown);
         loop {
             while let Ok(outcome) = outcomes.try_recv() {
-                cycle.pending.push(outcome);
-                // A finished attempt frees a slot (and its endpoint's cap):
-                // claim in the same cycle that records it.
-                cycle.claim_at = Some(Instant::now());
+                cycle.outcome_arrived(outcome);
+            }
+            while let Ok(claimed) = cycle.hand_offs.try_recv() {
+                self.handed_off(cycle, claimed, &outcome_sender);
             }
             while let Some(done) = cycle.running.tasks.try_join_next_with_id() {
                 cycle.running.finished(done);
             }
-            let free = self.free_slots(cycle);
+            let free = self.free_slots();
             let claim_due = cycle.stopping_by.is_none()
                 && free > 0
                 && cycle.claim_at.is_some_and(|at| at <= Instant::now());
@@ -221,14 +271,15 @@ impl Dispatcher {
             };
             tokio::select! {
                 () = &mut shutdown, if cycle.stopping_by.is_none() => self.begin_stopping(cycle),
-                Some(outcome) = outcomes.recv() => {
-                    cycle.pending.push(outcome);
-                    // A freed slot may be usable at once (the endpoint's cap too).
-                    cycle.claim_at = Some(Instant::now());
+                Some(outcome) = outcomes.recv() => cycle.outcome_arrived(outcome),
+                Some(claimed) = cycle.hand_offs.recv() => {
+                    self.handed_off(cycle, claimed, &outcome_sender);
                 }
                 Some(done) = cycle.running.tasks.join_next_with_id(), if !cycle.running.tasks.is_empty() => {
                     cycle.running.finished(done);
                 }
+                // A publish reserved the slots a due claim waits for, and gave some back.
+                () = self.slots.returned(), if free == 0 && cycle.claim_at.is_some() => {}
                 _ = changes.changed(), if cycle.stopping_by.is_none() => {
                     cycle.claim_at = Some(Instant::now());
                 }
@@ -243,14 +294,33 @@ impl Dispatcher {
         }
     }
 
-    fn free_slots(&self, cycle: &Cycle) -> usize {
-        self.config
-            .concurrency
-            .saturating_sub(cycle.running.tasks.len())
-            .min(self.config.batch_size)
+    /// Slots a claim may fill now.
+    fn free_slots(&self) -> usize {
+        self.slots.free().min(self.config.batch_size)
+    }
+
+    /// Starts deliveries a publish in this process leased to us (their
+    /// slots are already taken), or keeps them for release when stopping.
+    fn handed_off(
+        &self,
+        cycle: &mut Cycle,
+        claimed: Claimed,
+        outcome_sender: &mpsc::UnboundedSender<Outcome>,
+    ) {
+        if cycle.stopping_by.is_some() {
+            self.slots.give_back(claimed.deliveries.len());
+            cycle
+                .to_release
+                .extend(claimed.deliveries.into_iter().map(|d| d.id));
+            return;
+        }
+        let count = claimed.deliveries.len() as u64;
+        self.stats.handed_off.fetch_add(count, Ordering::Relaxed);
+        self.start_attempts(claimed, &mut cycle.running, outcome_sender);
     }
 
     fn begin_stopping(&self, cycle: &mut Cycle) {
+        self.slots.close();
         if !cycle.running.tasks.is_empty() {
             tracing::info!(in_flight = cycle.running.tasks.len(), grace = ?self.config.shutdown_grace, "finishing in-flight attempts");
         }
@@ -268,6 +338,8 @@ impl Dispatcher {
         limit: usize,
         outcome_sender: &mpsc::UnboundedSender<Outcome>,
     ) -> Result<(), Duration> {
+        // The claim takes the slots it fills inside its transaction.
+        let taken = Taken::new(&self.slots);
         let reap_expired = limit > 0 && cycle.last_reap.is_none_or(|at| at.elapsed() >= REAP_EVERY);
         let request = ClaimRequest {
             owner: &self.id,
@@ -276,6 +348,7 @@ impl Dispatcher {
             default_max_in_flight: i64::from(self.config.max_in_flight_per_endpoint),
             default_timeout_ms: duration_ms(self.config.timeout),
             reap_expired,
+            slots: Some(&taken),
         };
         let clock = Instant::now();
         let result = self
@@ -300,6 +373,8 @@ impl Dispatcher {
                 }
                 if limit > 0 {
                     cycle.claim_at = self.next_claim(&claimed, limit);
+                    taken.keep(claimed.deliveries.len());
+                    drop(taken);
                     self.start_attempts(claimed, &mut cycle.running, outcome_sender);
                 }
                 Ok(())
@@ -354,6 +429,7 @@ impl Dispatcher {
             // A target is always returned with its deliveries; if one were
             // missing the lease would simply expire and the work return.
             let Some(target) = targets.get(&delivery.endpoint_id).cloned() else {
+                self.slots.give_back(1);
                 continue;
             };
             let delivery_id = delivery.id.clone();
@@ -377,7 +453,15 @@ impl Dispatcher {
         while let Some(done) = cycle.running.tasks.join_next_with_id().await {
             cycle.running.finished(done);
         }
-        let unfinished: Vec<String> = cycle.running.leased.drain().map(|(_, id)| id).collect();
+        // Publishes handing off from now on get their deliveries back to release.
+        cycle.hand_offs.close();
+        while let Ok(claimed) = cycle.hand_offs.try_recv() {
+            cycle
+                .to_release
+                .extend(claimed.deliveries.into_iter().map(|d| d.id));
+        }
+        let mut unfinished: Vec<String> = cycle.running.leased.drain().map(|(_, id)| id).collect();
+        unfinished.append(&mut cycle.to_release);
         if !unfinished.is_empty() {
             match self.store.release(&self.id, &unfinished).await {
                 Ok(released) => tracing::info!(released, "released leases of unfinished attempts"),
@@ -405,14 +489,24 @@ impl Dispatcher {
 }
 
 /// Attempt tasks in progress and the delivery each one holds.
-#[derive(Default)]
 struct Running {
     tasks: JoinSet<()>,
     leased: HashMap<tokio::task::Id, String>,
+    /// Each task holds one slot, given back when it ends.
+    slots: Arc<Slots>,
 }
 
 impl Running {
+    fn new(slots: Arc<Slots>) -> Running {
+        Running {
+            tasks: JoinSet::new(),
+            leased: HashMap::new(),
+            slots,
+        }
+    }
+
     fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        self.slots.give_back(1);
         match done {
             Ok((id, ())) => {
                 self.leased.remove(&id);

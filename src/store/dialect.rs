@@ -47,7 +47,8 @@ pub(crate) struct Dialect {
     pub all_subscriptions: &'static str,
     /// Publish: inserts the JSON rows `$1` as events created at `$2`.
     pub insert_events: &'static str,
-    /// Publish: inserts the JSON rows `$1` as pending deliveries created at `$2`, due at `$3`.
+    /// Publish: inserts the JSON rows `$1` as deliveries created at `$2`, due at `$3`:
+    /// pending, or already leased where a row carries its state and lease.
     pub insert_deliveries: &'static str,
     /// Publish: claims the idempotency keys in JSON rows `$1` (created at
     /// `$2`); returns `(scope, key)` of those that were free.
@@ -77,6 +78,10 @@ pub(crate) struct Dialect {
     pub greatest: &'static str,
     /// Claim: how to reach the endpoints in JSON list `$1`.
     pub endpoint_targets: &'static str,
+    /// Hand-off at publish: of the active endpoints in JSON list `$1`, each
+    /// one's cap (`$2` where it has none), deliveries leased now, whether
+    /// work due by `$3` waits in its queue, and how to reach it.
+    pub hand_off_heads: &'static str,
     /// Summary: `(pending, scheduled, dead, in flight, earliest due)`; the
     /// first three counted up to `$1` only (a count costs as many index
     /// entries as it counts), each from its own partial index, and the
@@ -276,9 +281,10 @@ macro_rules! statements {
             ),
             insert_deliveries: concat!(
                 "INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, topic, state, attempts,
-                     next_attempt_at, created_at, updated_at)
+                     next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
                  SELECT value->>'id', value->>'event_id', value->>'endpoint_id', value->>'tenant_id',
-                     value->>'topic', 'pending', 0, $3, $2, $2
+                     value->>'topic', COALESCE(value->>'state', 'pending'), 0, $3, $2, $2,
+                     value->>'lease_owner', CAST(value->>'lease_expires_at' AS BIGINT)
                  FROM ",
                 json_rows!($d, "1")
             ),
@@ -341,6 +347,22 @@ macro_rules! statements {
                 "SELECT id, url, secret, previous_secret, previous_secret_expires_at, timeout_ms, headers
                  FROM endpoints WHERE id IN ",
                 json_list!($d, "1")
+            ),
+            hand_off_heads: concat!(
+                "SELECT e.id, COALESCE(e.max_in_flight, $2) AS cap,
+                     (SELECT COUNT(*) FROM deliveries f",
+                indexed_by!($d, "deliveries_in_flight"),
+                " WHERE f.endpoint_id = e.id AND f.state = 'in_flight') AS in_flight,
+                     EXISTS (SELECT 1 FROM deliveries q",
+                indexed_by!($d, "deliveries_queue"),
+                " WHERE q.endpoint_id = e.id AND q.state IN ('pending', 'scheduled')
+                           AND q.next_attempt_at <= $3) AS queued,
+                     e.url, e.secret, e.previous_secret, e.previous_secret_expires_at, e.timeout_ms,
+                     e.headers
+                 FROM endpoints e
+                 WHERE e.id IN ",
+                json_list!($d, "1"),
+                " AND e.state = 'active' AND e.deleted_at IS NULL"
             ),
             queue_counts: concat!(
                 "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries",

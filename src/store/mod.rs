@@ -38,7 +38,7 @@ pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
 pub use endpoints::{EndpointPatch, NewEndpoint};
 pub use health::{EndpointHealth, HealthWindow};
 pub use metrics::AttemptTotals;
-pub use publish::{NewEvent, Published};
+pub use publish::{AttemptSlots, HandOffRequest, NewEvent, Published};
 pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,
     RecordSummary,

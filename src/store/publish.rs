@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::{Result, Store, db_now, notify_change, on_db};
+use super::queue::{LEASE_MARGIN_MS, TargetRow};
+use super::{Claimed, ClaimedDelivery, Result, Store, db_now, json_list};
+use super::{notify_change, on_db};
 use crate::model::{IdKind, new_id};
 use crate::topic::pattern_matches;
 
@@ -57,6 +59,51 @@ struct DeliveryRow<'a> {
     endpoint_id: &'a str,
     tenant_id: &'a str,
     topic: &'a str,
+    /// Set with the lease when the delivery is handed off (else pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_owner: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_expires_at: Option<i64>,
+    #[serde(skip)]
+    payload: &'a str,
+}
+
+/// An endpoint of a publish batch as the hand-off sees it.
+#[derive(sqlx::FromRow)]
+struct HandOffHead {
+    cap: i64,
+    in_flight: i64,
+    /// Due work already waits in its queue: it goes first, so no hand-off.
+    queued: bool,
+    #[sqlx(flatten)]
+    target: TargetRow,
+}
+
+/// What a publish needs to hand fresh deliveries straight to a dispatcher
+/// in its own process (see [`Store::publish_handing_off`]).
+pub struct HandOffRequest<'a> {
+    /// The dispatcher's id; leases carry it.
+    pub owner: &'a str,
+    /// How long the lease lasts unless the endpoint's timeout needs longer.
+    pub lease_ms: i64,
+    /// In-flight cap for endpoints without their own.
+    pub default_max_in_flight: i64,
+    /// Attempt timeout for endpoints without their own.
+    pub default_timeout_ms: i64,
+    /// The dispatcher's free attempt slots: one is taken per delivery handed off.
+    pub slots: &'a dyn AttemptSlots,
+}
+
+/// A dispatcher's free attempt slots, taken by the transaction that leases
+/// deliveries for them (a publish handing off, or a claim).
+pub trait AttemptSlots: Sync + std::fmt::Debug {
+    /// Takes up to `wanted` free slots; returns how many it got.
+    fn take(&self, wanted: usize) -> usize;
+
+    /// Returns `count` slots taken but not filled after all.
+    fn give_back(&self, count: usize);
 }
 
 /// An idempotency key row (also the lookup key for duplicates).
@@ -92,7 +139,27 @@ impl Store {
         events: &[NewEvent],
         first_delay_ms: i64,
     ) -> Result<Vec<Published>> {
-        let published = on_db!(self, |pools, sql| {
+        Ok(self
+            .publish_handing_off(events, first_delay_ms, None)
+            .await?
+            .0)
+    }
+
+    /// [`Store::publish`], leasing what it can of the new deliveries to the
+    /// dispatcher `hand_off.owner` in the same transaction, and returning
+    /// them to be attempted at once instead of waiting for a claim. A
+    /// delivery is handed off only when it is due at once, its endpoint is
+    /// active with a free slot under its cap (counted in the database, so
+    /// caps hold across dispatchers), nothing due waits ahead of it in that
+    /// endpoint's queue, and the dispatcher has a free slot for it.
+    pub async fn publish_handing_off(
+        &self,
+        events: &[NewEvent],
+        first_delay_ms: i64,
+        hand_off: Option<&HandOffRequest<'_>>,
+    ) -> Result<(Vec<Published>, Claimed)> {
+        let hand_off = hand_off.filter(|_| first_delay_ms <= 0);
+        let (published, handed_off, queued) = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
             // Subscriptions per scope, read once per transaction however many events share it.
@@ -192,6 +259,10 @@ impl Store {
                                 endpoint_id,
                                 tenant_id,
                                 topic: &p.event.topic,
+                                state: None,
+                                lease_owner: None,
+                                lease_expires_at: None,
+                                payload: &p.event.payload,
                             });
                         }
                         Published {
@@ -210,6 +281,34 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            let mut handed_off = Claimed::default();
+            if let Some(request) = hand_off
+                && !delivery_rows.is_empty()
+            {
+                let mut endpoint_ids: Vec<String> = delivery_rows
+                    .iter()
+                    .map(|row| row.endpoint_id.to_string())
+                    .collect();
+                endpoint_ids.sort_unstable();
+                endpoint_ids.dedup();
+                if let Some(lock) = sql.lock_endpoints {
+                    // Several dispatchers (Postgres): count leases only of
+                    // endpoints no claim is serving right now, locked until
+                    // commit, as a claim does; the others' deliveries queue.
+                    endpoint_ids = sqlx::query_scalar(lock)
+                        .bind(json_list(&endpoint_ids))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                }
+                let heads: Vec<HandOffHead> = sqlx::query_as(sql.hand_off_heads)
+                    .bind(json_list(&endpoint_ids))
+                    .bind(request.default_max_in_flight)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                handed_off = lease_fresh(&mut delivery_rows, heads, request, now)?;
+            }
+            let queued = delivery_rows.len() - handed_off.deliveries.len();
             if !delivery_rows.is_empty() {
                 sqlx::query(sql.insert_deliveries)
                     .bind(to_json(&delivery_rows))
@@ -217,16 +316,74 @@ impl Store {
                     .bind(now + first_delay_ms)
                     .execute(&mut *tx)
                     .await?;
-                notify_change!(sql, &mut *tx);
+                if queued > 0 {
+                    notify_change!(sql, &mut *tx);
+                }
             }
             tx.commit().await?;
-            results
+            (results, handed_off, queued)
         });
-        if published.iter().any(|p| p.deliveries > 0 && !p.duplicate) {
+        if queued > 0 {
+            // Handed-off deliveries need no claim; the others wake dispatchers.
             self.note_change();
         }
-        Ok(published)
+        Ok((published, handed_off))
     }
+}
+
+/// Leases to `request.owner` the fresh deliveries (in publish order) of
+/// endpoints in `heads` with free slots and no due work queued, as many as
+/// the dispatcher has slots for; marks their rows leased and returns them
+/// with their endpoints' targets.
+fn lease_fresh<'a>(
+    rows: &mut [DeliveryRow<'a>],
+    heads: Vec<HandOffHead>,
+    request: &HandOffRequest<'a>,
+    now: i64,
+) -> Result<Claimed> {
+    // Free slots and lease expiry per endpoint that may take deliveries.
+    let mut open: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut targets = HashMap::new();
+    for head in heads {
+        let free = head.cap - head.in_flight;
+        if head.queued || free <= 0 {
+            continue;
+        }
+        let timeout_ms = head.target.timeout_ms(request.default_timeout_ms);
+        let expires_at = now + request.lease_ms.max(timeout_ms + LEASE_MARGIN_MS);
+        let target = head.target.into_target(now, request.default_timeout_ms)?;
+        open.insert(target.id.clone(), (free, expires_at));
+        targets.insert(target.id.clone(), target);
+    }
+    // The rows the endpoints have room for, then as many as the dispatcher has.
+    let mut fits = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        if let Some((free, expires_at)) = open.get_mut(row.endpoint_id)
+            && *free > 0
+        {
+            *free -= 1;
+            fits.push((index, *expires_at));
+        }
+    }
+    fits.truncate(request.slots.take(fits.len()));
+    let mut claimed = Claimed::default();
+    for (index, expires_at) in fits {
+        let row = &mut rows[index];
+        row.state = Some("in_flight");
+        row.lease_owner = Some(request.owner);
+        row.lease_expires_at = Some(expires_at);
+        claimed.deliveries.push(ClaimedDelivery {
+            id: row.id.clone(),
+            event_id: row.event_id.to_string(),
+            endpoint_id: row.endpoint_id.to_string(),
+            attempts: 0,
+            topic: row.topic.to_string(),
+            payload: row.payload.to_string(),
+        });
+    }
+    targets.retain(|id, _| claimed.deliveries.iter().any(|d| &d.endpoint_id == id));
+    claimed.endpoints = targets;
+    Ok(claimed)
 }
 
 fn scope_of(event: &NewEvent) -> &str {

@@ -165,6 +165,8 @@ pub struct RunningDispatcher {
     handle: tokio::task::JoinHandle<hookline::dispatch::StatsSnapshot>,
     pub stats: Arc<hookline::dispatch::DispatchStats>,
     pub id: String,
+    /// For publishes in the test to hand deliveries straight to it.
+    pub hand_off: hookline::dispatch::hand_off::HandOff,
 }
 
 impl RunningDispatcher {
@@ -174,6 +176,7 @@ impl RunningDispatcher {
             Dispatcher::new(store.clone(), &config.dispatch).expect("build the dispatcher");
         let stats = dispatcher.stats();
         let id = dispatcher.id().to_string();
+        let hand_off = dispatcher.hand_off();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             dispatcher
@@ -188,6 +191,7 @@ impl RunningDispatcher {
             handle,
             stats,
             id,
+            hand_off,
         }
     }
 

@@ -264,6 +264,7 @@ async fn claim(store: &Store, owner: &str, limit: usize) -> Vec<(String, String,
             default_max_in_flight: 100,
             default_timeout_ms: 10_000,
             reap_expired: false,
+            slots: None,
         })
         .await
         .unwrap_or_else(|e| panic!("claim: {e}"));

@@ -24,12 +24,10 @@ use serde_json::json;
 
 use super::audit::{AuditRecord, write_audit};
 use super::rows::parse_json;
-use super::{Result, Store, db_now, json_list, notify_change, on_db};
+use super::{AttemptSlots, Result, Store, db_now, json_list, notify_change, on_db};
 use crate::model::{Actor, ErrorKind, Source};
-use claim::{
-    ENDPOINTS_PER_STATEMENT, Head, LEASE_MARGIN_MS, claim_sql, eligible_endpoints,
-    endpoints_to_lock,
-};
+pub(crate) use claim::LEASE_MARGIN_MS;
+use claim::{ENDPOINTS_PER_STATEMENT, Head, claim_sql, eligible_endpoints, endpoints_to_lock};
 use record::PreparedBatch;
 
 /// What a dispatcher asks of [`Store::claim`].
@@ -48,6 +46,11 @@ pub struct ClaimRequest<'a> {
     /// First take back leases that expired (their dispatcher died). Cheap,
     /// but not free: dispatchers ask about once a second, not every cycle.
     pub reap_expired: bool,
+    /// The dispatcher's free slots, shared with publishes handing off: the
+    /// claim takes what it can fill just before leasing (never more than
+    /// `limit`), inside its transaction, so it holds none while it waits
+    /// for the writer. `None`: `limit` alone bounds the claim.
+    pub slots: Option<&'a dyn AttemptSlots>,
 }
 
 /// A leased delivery with everything needed to attempt it.
@@ -152,8 +155,9 @@ struct ClaimedRow {
     payload: String,
 }
 
+/// An endpoint's row as a claim reads it, before it becomes an [`EndpointTarget`].
 #[derive(sqlx::FromRow)]
-struct TargetRow {
+pub(crate) struct TargetRow {
     id: String,
     url: String,
     secret: String,
@@ -163,15 +167,30 @@ struct TargetRow {
     headers: String,
 }
 
-/// The secrets that sign right now: current, then previous during its grace.
-fn signing_secrets(row: &TargetRow, now: i64) -> Vec<String> {
-    let mut secrets = vec![row.secret.clone()];
-    if let (Some(previous), Some(expires)) = (&row.previous_secret, row.previous_secret_expires_at)
-        && expires > now
-    {
-        secrets.push(previous.clone());
+impl TargetRow {
+    /// How long an attempt may take: the endpoint's timeout or the default.
+    pub(crate) fn timeout_ms(&self, default_timeout_ms: i64) -> i64 {
+        self.timeout_ms.unwrap_or(default_timeout_ms)
     }
-    secrets
+
+    /// The target as of `now` (its signing secrets depend on the time).
+    pub(crate) fn into_target(self, now: i64, default_timeout_ms: i64) -> Result<EndpointTarget> {
+        let mut secrets = vec![self.secret];
+        if let (Some(previous), Some(expires)) =
+            (self.previous_secret, self.previous_secret_expires_at)
+            && expires > now
+        {
+            // The previous secret signs too while its grace lasts.
+            secrets.push(previous);
+        }
+        Ok(EndpointTarget {
+            headers: parse_json("endpoints", "headers", &self.headers)?,
+            timeout_ms: self.timeout_ms.unwrap_or(default_timeout_ms),
+            secrets,
+            url: self.url,
+            id: self.id,
+        })
+    }
 }
 
 impl Store {
@@ -377,9 +396,16 @@ impl Store {
                 }
                 let (eligible, next_due_in_ms) = eligible_endpoints(&heads, now);
                 claimed.next_due_in_ms = next_due_in_ms;
+                let limit = match request.slots {
+                    Some(slots) => {
+                        let room: i64 = eligible.iter().map(|e| e.free).sum();
+                        slots.take(request.limit.min(usize::try_from(room).unwrap_or(0)))
+                    }
+                    None => request.limit,
+                };
                 let mut rows: Vec<ClaimedRow> = Vec::new();
                 for chunk in eligible.chunks(ENDPOINTS_PER_STATEMENT) {
-                    let remaining = request.limit.saturating_sub(rows.len());
+                    let remaining = limit.saturating_sub(rows.len());
                     if remaining == 0 {
                         break;
                     }
@@ -398,6 +424,10 @@ impl Store {
                     }
                     rows.extend(query.fetch_all(&mut *tx).await?);
                 }
+                if let Some(slots) = request.slots {
+                    // Endpoints may have had fewer due deliveries than free slots.
+                    slots.give_back(limit.saturating_sub(rows.len()));
+                }
                 if !rows.is_empty() {
                     rows.sort_by(|a, b| {
                         (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id))
@@ -411,14 +441,8 @@ impl Store {
                         .fetch_all(&mut *tx)
                         .await?;
                     for row in targets {
-                        let target = EndpointTarget {
-                            secrets: signing_secrets(&row, now),
-                            headers: parse_json("endpoints", "headers", &row.headers)?,
-                            timeout_ms: row.timeout_ms.unwrap_or(request.default_timeout_ms),
-                            url: row.url,
-                            id: row.id.clone(),
-                        };
-                        claimed.endpoints.insert(row.id, target);
+                        let target = row.into_target(now, request.default_timeout_ms)?;
+                        claimed.endpoints.insert(target.id.clone(), target);
                     }
                     claimed.deliveries = rows
                         .into_iter()
