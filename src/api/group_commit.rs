@@ -33,8 +33,9 @@ const QUEUE_DEPTH: usize = 4096;
 /// it costs.
 const LINGER: Duration = Duration::from_millis(2);
 
-/// "Under load": the previous commit ended less than this long ago. An
-/// occasional publish never lingers.
+/// "Under load": the previous commit carried more than one event (others
+/// arrived while one committed) and ended less than this long ago. A steady
+/// trickle of single publishes never lingers: it would only add the wait.
 const BUSY_WITHIN: Duration = Duration::from_millis(20);
 
 /// One queued publish and where its answer goes.
@@ -120,7 +121,8 @@ struct Committer {
 impl Committer {
     /// Takes whatever is queued (waiting for at least one), commits it, answers.
     async fn run(&self, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
-        let mut last_commit: Option<tokio::time::Instant> = None;
+        // When the last commit that carried company ended.
+        let mut last_shared_commit: Option<tokio::time::Instant> = None;
         loop {
             let mut batch = Vec::new();
             {
@@ -131,7 +133,7 @@ impl Committer {
                 if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
                     return;
                 }
-                if last_commit.is_some_and(|at| at.elapsed() < BUSY_WITHIN) {
+                if last_shared_commit.is_some_and(|at| at.elapsed() < BUSY_WITHIN) {
                     let deadline = tokio::time::Instant::now() + LINGER;
                     while batch.len() < MAX_BATCH {
                         let room = MAX_BATCH - batch.len();
@@ -143,8 +145,11 @@ impl Committer {
                     }
                 }
             }
+            let shared = batch.len() > 1;
             self.commit(batch).await;
-            last_commit = Some(tokio::time::Instant::now());
+            if shared {
+                last_shared_commit = Some(tokio::time::Instant::now());
+            }
         }
     }
 
