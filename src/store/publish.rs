@@ -291,21 +291,42 @@ impl Store {
                     .collect();
                 endpoint_ids.sort_unstable();
                 endpoint_ids.dedup();
-                if let Some(lock) = sql.lock_endpoints {
-                    // Several dispatchers (Postgres): count leases only of
-                    // endpoints no claim is serving right now, locked until
-                    // commit, as a claim does; the others' deliveries queue.
-                    endpoint_ids = sqlx::query_scalar(lock)
-                        .bind(json_list(&endpoint_ids))
-                        .fetch_all(&mut *tx)
-                        .await?;
-                }
-                let heads: Vec<HandOffHead> = sqlx::query_as(sql.hand_off_heads)
+                let mut heads: Vec<HandOffHead> = sqlx::query_as(sql.hand_off_heads)
                     .bind(json_list(&endpoint_ids))
                     .bind(request.default_max_in_flight)
                     .bind(now)
                     .fetch_all(&mut *tx)
                     .await?;
+                if let Some(lock) = sql.lock_endpoints {
+                    // Several dispatchers (Postgres): lock, as a claim does, the
+                    // endpoints that could take some (none under a backlog, so
+                    // claims are not kept waiting), skipping any a claim or
+                    // another publish holds; then count their leases again in
+                    // a statement that starts after the locks.
+                    let open: Vec<&str> = heads
+                        .iter()
+                        .filter(|head| !head.queued && head.cap > head.in_flight)
+                        .map(|head| head.target.id())
+                        .collect();
+                    let locked: Vec<String> = if open.is_empty() {
+                        Vec::new()
+                    } else {
+                        sqlx::query_scalar(lock)
+                            .bind(json_list(&open))
+                            .fetch_all(&mut *tx)
+                            .await?
+                    };
+                    heads = if locked.is_empty() {
+                        Vec::new()
+                    } else {
+                        sqlx::query_as(sql.hand_off_heads)
+                            .bind(json_list(&locked))
+                            .bind(request.default_max_in_flight)
+                            .bind(now)
+                            .fetch_all(&mut *tx)
+                            .await?
+                    };
+                }
                 handed_off = lease_fresh(&mut delivery_rows, heads, request, now)?;
             }
             let queued = delivery_rows.len() - handed_off.deliveries.len();

@@ -168,6 +168,11 @@ pub(crate) struct TargetRow {
 }
 
 impl TargetRow {
+    /// The endpoint's id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     /// How long an attempt may take: the endpoint's timeout or the default.
     pub(crate) fn timeout_ms(&self, default_timeout_ms: i64) -> i64 {
         self.timeout_ms.unwrap_or(default_timeout_ms)
