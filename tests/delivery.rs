@@ -1334,12 +1334,14 @@ async fn rotation_sends_new_and_old_signatures(backend: Backend) {
 
 // --- 11. per-endpoint concurrency cap ------------------------------------------
 
-async fn in_flight_cap_holds_at_the_receiver(backend: Backend) {
-    const LATENCY_MS: u64 = 300;
-    const EVENTS: usize = 20;
-    let world = World::new(backend).await;
+/// How long the slow sink of the cap tests holds each request.
+const SLOW_LATENCY_MS: u64 = 300;
+
+/// A sink answering after [`SLOW_LATENCY_MS`] and an endpoint of tenant
+/// `acme` at it, capped at 2 in flight, subscribed to `order.created`.
+async fn slow_endpoint_capped_at_two(world: &World) -> (SinkHandle, Endpoint) {
     let slow = sink(SinkOptions {
-        latency: Duration::from_millis(LATENCY_MS),
+        latency: Duration::from_millis(SLOW_LATENCY_MS),
         ..SinkOptions::default()
     })
     .await;
@@ -1349,6 +1351,26 @@ async fn in_flight_cap_holds_at_the_receiver(backend: Backend) {
             e.max_in_flight = Some(2);
         })
         .await;
+    (slow, endpoint)
+}
+
+/// The most requests the slow sink held at once: request i occupies
+/// `[t_i, t_i + SLOW_LATENCY_MS)` there.
+fn peak_at_slow_sink(requests: &[ReceivedRequest]) -> usize {
+    let times: Vec<u64> = requests.iter().map(|r| r.time_ms).collect();
+    let concurrent_at = |t: u64| {
+        times
+            .iter()
+            .filter(|&&s| s <= t && t < s + SLOW_LATENCY_MS)
+            .count()
+    };
+    times.iter().map(|&t| concurrent_at(t)).max().unwrap_or(0)
+}
+
+async fn in_flight_cap_holds_at_the_receiver(backend: Backend) {
+    const EVENTS: usize = 20;
+    let world = World::new(backend).await;
+    let (slow, endpoint) = slow_endpoint_capped_at_two(&world).await;
     let mut published = Vec::new();
     for n in 0..EVENTS {
         let payload = format!(r#"{{"n":{n}}}"#);
@@ -1374,21 +1396,14 @@ async fn in_flight_cap_holds_at_the_receiver(backend: Backend) {
     let [first, second] = dispatchers;
     let (a, b) = (first.stop().await, second.stop().await);
 
-    // The sink holds each request for LATENCY_MS before answering, and a
-    // delivery stays in_flight (counted against the cap) until its answer is
-    // recorded, so request i
-    // occupies [t_i, t_i + LATENCY) at the receiver. Count the overlap.
-    let times: Vec<u64> = requests.iter().map(|r| r.time_ms).collect();
-    let concurrent_at = |t: u64| {
-        times
-            .iter()
-            .filter(|&&s| s <= t && t < s + LATENCY_MS)
-            .count()
-    };
-    let peak = times.iter().map(|&t| concurrent_at(t)).max().unwrap_or(0);
+    // A delivery stays in_flight (counted against the cap) until its answer
+    // is recorded, so the receiver never holds more than the cap.
+    let peak = peak_at_slow_sink(&requests);
     assert_eq!(
-        peak, 2,
-        "the receiver should see at most (and, with 20 queued, exactly) 2 at once; arrivals: {times:?}"
+        peak,
+        2,
+        "the receiver should see at most (and, with 20 queued, exactly) 2 at once; arrivals: {:?}",
+        requests.iter().map(|r| r.time_ms).collect::<Vec<_>>()
     );
     let mut got = ids(&requests);
     got.sort();
@@ -1432,20 +1447,9 @@ async fn publish_batch_handing_off(
 /// other, and the endpoint's in-flight cap still holds: a batch of 20 to an
 /// endpoint capped at 2 hands off 2, and the other 18 queue behind them.
 async fn handed_off_deliveries_arrive_and_caps_still_hold(backend: Backend) {
-    const LATENCY_MS: u64 = 300;
     const EVENTS: usize = 20;
     let world = World::new(backend).await;
-    let slow = sink(SinkOptions {
-        latency: Duration::from_millis(LATENCY_MS),
-        ..SinkOptions::default()
-    })
-    .await;
-    world.tenant("acme").await;
-    let endpoint = world
-        .endpoint("acme", "slow", &slow.url(), "order.created", |e| {
-            e.max_in_flight = Some(2);
-        })
-        .await;
+    let (slow, endpoint) = slow_endpoint_capped_at_two(&world).await;
     let dispatcher = world.dispatcher();
     let published =
         publish_batch_handing_off(&world, "acme", "order.created", EVENTS, &dispatcher).await;
@@ -1462,15 +1466,8 @@ async fn handed_off_deliveries_arrive_and_caps_still_hold(backend: Backend) {
     let stats = dispatcher.stop().await;
     assert_eq!(stats.handed_off, 2, "the cap's worth: {stats:?}");
     assert_eq!(stats.succeeded, EVENTS as u64, "{stats:?}");
-    let times: Vec<u64> = requests.iter().map(|r| r.time_ms).collect();
-    let concurrent_at = |t: u64| {
-        times
-            .iter()
-            .filter(|&&s| s <= t && t < s + LATENCY_MS)
-            .count()
-    };
-    let peak = times.iter().map(|&t| concurrent_at(t)).max().unwrap_or(0);
-    assert_eq!(peak, 2, "at most 2 at once at the receiver: {times:?}");
+    let peak = peak_at_slow_sink(&requests);
+    assert_eq!(peak, 2, "at most 2 at once at the receiver");
     let mut got = ids(&requests);
     got.sort();
     got.dedup();
