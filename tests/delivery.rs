@@ -1367,6 +1367,26 @@ fn peak_at_slow_sink(requests: &[ReceivedRequest]) -> usize {
     times.iter().map(|&t| concurrent_at(t)).max().unwrap_or(0)
 }
 
+/// Waits until the slow sink has had `count` requests and the endpoint's
+/// `count` deliveries have all succeeded; returns the requests.
+async fn all_arrive_and_succeed(
+    world: &World,
+    slow: &SinkHandle,
+    endpoint: &Endpoint,
+    count: usize,
+) -> Vec<ReceivedRequest> {
+    let requests = expect_requests(slow, count as u64, Duration::from_secs(20)).await;
+    world
+        .wait_all(
+            by_endpoint(&endpoint.id),
+            count,
+            DeliveryState::Succeeded,
+            WAIT,
+        )
+        .await;
+    requests
+}
+
 async fn in_flight_cap_holds_at_the_receiver(backend: Backend) {
     const EVENTS: usize = 20;
     let world = World::new(backend).await;
@@ -1384,15 +1404,7 @@ async fn in_flight_cap_holds_at_the_receiver(backend: Backend) {
     // Everything is due before the dispatchers start: the cap alone limits
     // them, and it is counted in the database, so it holds across two.
     let dispatchers = [world.dispatcher(), world.dispatcher()];
-    let requests = expect_requests(&slow, EVENTS as u64, Duration::from_secs(20)).await;
-    world
-        .wait_all(
-            by_endpoint(&endpoint.id),
-            EVENTS,
-            DeliveryState::Succeeded,
-            WAIT,
-        )
-        .await;
+    let requests = all_arrive_and_succeed(&world, &slow, &endpoint, EVENTS).await;
     let [first, second] = dispatchers;
     let (a, b) = (first.stop().await, second.stop().await);
 
@@ -1426,16 +1438,7 @@ async fn publish_batch_handing_off(
     count: usize,
     dispatcher: &RunningDispatcher,
 ) -> Vec<Published> {
-    let mut events = Vec::new();
-    for n in 0..count {
-        let input = EventInput {
-            tenant: Some(tenant.to_string()),
-            topic: topic.to_string(),
-            payload: format!(r#"{{"n":{n}}}"#),
-            ..EventInput::default()
-        };
-        events.push(world.ops.validate_event(&input).await.expect("valid event"));
-    }
+    let events = common::numbered_events(&world.ops, tenant, topic, count).await;
     world
         .ops
         .publish_validated(&events, Some(&dispatcher.hand_off))
@@ -1454,15 +1457,7 @@ async fn handed_off_deliveries_arrive_and_caps_still_hold(backend: Backend) {
     let published =
         publish_batch_handing_off(&world, "acme", "order.created", EVENTS, &dispatcher).await;
     assert_eq!(published.len(), EVENTS);
-    let requests = expect_requests(&slow, EVENTS as u64, Duration::from_secs(20)).await;
-    world
-        .wait_all(
-            by_endpoint(&endpoint.id),
-            EVENTS,
-            DeliveryState::Succeeded,
-            WAIT,
-        )
-        .await;
+    let requests = all_arrive_and_succeed(&world, &slow, &endpoint, EVENTS).await;
     let stats = dispatcher.stop().await;
     assert_eq!(stats.handed_off, 2, "the cap's worth: {stats:?}");
     assert_eq!(stats.succeeded, EVENTS as u64, "{stats:?}");
@@ -1495,19 +1490,10 @@ async fn a_stopped_dispatcher_is_handed_nothing(backend: Backend) {
     let hand_off = stopped.hand_off.clone();
     let stats = stopped.stop().await;
     assert_eq!(stats.attempted, 0);
-    let event = world
-        .ops
-        .validate_event(&EventInput {
-            tenant: Some("acme".into()),
-            topic: "order.created".into(),
-            payload: "{}".into(),
-            ..EventInput::default()
-        })
-        .await
-        .expect("valid event");
+    let events = common::numbered_events(&world.ops, "acme", "order.created", 1).await;
     let published = world
         .ops
-        .publish_validated(&[event], Some(&hand_off))
+        .publish_validated(&events, Some(&hand_off))
         .await
         .expect("publish");
     assert_eq!(published[0].deliveries, 1);

@@ -1536,16 +1536,7 @@ impl Env {
         owner: &str,
         slots: &TestSlots,
     ) -> (Vec<Published>, Claimed) {
-        let mut events = Vec::new();
-        for n in 0..count {
-            let input = EventInput {
-                tenant: Some(tenant.to_string()),
-                topic: topic.to_string(),
-                payload: format!(r#"{{"n":{n}}}"#),
-                ..EventInput::default()
-            };
-            events.push(self.ops.validate_event(&input).await.expect("valid event"));
-        }
+        let events = common::numbered_events(&self.ops, tenant, topic, count).await;
         let request = HandOffRequest {
             owner,
             lease_ms: 60_000,

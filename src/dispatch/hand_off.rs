@@ -4,9 +4,9 @@
 //! the dispatcher's next claim (a transaction of its own on the one writer).
 //!
 //! The dispatcher's attempt slots are shared with publishers: a publish
-//! reserves free slots before its transaction, leases at most that many
-//! deliveries, and gives back what it did not use. Claims take slots the
-//! same way, so the two never start more attempts than `concurrency`.
+//! takes slots inside its transaction for exactly the deliveries it leases,
+//! and a claim does the same, so the two never start more attempts than
+//! `concurrency`, and neither holds slots while it waits for the writer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,8 +21,8 @@ pub(crate) struct Slots {
     free: AtomicUsize,
     /// Cleared when the dispatcher stops: no more hand-offs.
     open: AtomicBool,
-    /// Signalled when a publish gives back slots it reserved but did not
-    /// use: a claim that found none free may go ahead.
+    /// Signalled when a transaction that took slots failed and gave them
+    /// back: a claim that found none free may go ahead.
     returned: Notify,
 }
 
@@ -35,8 +35,8 @@ impl Slots {
         }
     }
 
-    /// Waits until a publish gives back unused slots (at once if one has
-    /// since the last wait).
+    /// Waits until a transaction gives back slots it took (at once if one
+    /// has since the last wait).
     pub(crate) async fn returned(&self) {
         self.returned.notified().await;
     }

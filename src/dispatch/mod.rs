@@ -184,10 +184,11 @@ impl Dispatcher {
         mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<StatsSnapshot, DispatchError> {
-        let hand_offs = match self.hand_offs.take() {
-            Some(receiver) => receiver,
-            None => mpsc::unbounded_channel().1,
-        };
+        // Always there: `run` takes the dispatcher, so it runs once.
+        let hand_offs = self
+            .hand_offs
+            .take()
+            .unwrap_or_else(|| mpsc::unbounded_channel().1);
         let host = hostname();
         self.store
             .register_dispatcher(
@@ -278,7 +279,7 @@ impl Dispatcher {
                 Some(done) = cycle.running.tasks.join_next_with_id(), if !cycle.running.tasks.is_empty() => {
                     cycle.running.finished(done);
                 }
-                // A publish reserved the slots a due claim waits for, and gave some back.
+                // A publish held the slots a due claim waits for, and gave some back.
                 () = self.slots.returned(), if free == 0 && cycle.claim_at.is_some() => {}
                 _ = changes.changed(), if cycle.stopping_by.is_none() => {
                     cycle.claim_at = Some(Instant::now());
@@ -374,7 +375,6 @@ impl Dispatcher {
                 if limit > 0 {
                     cycle.claim_at = self.next_claim(&claimed, limit);
                     taken.keep(claimed.deliveries.len());
-                    drop(taken);
                     self.start_attempts(claimed, &mut cycle.running, outcome_sender);
                 }
                 Ok(())

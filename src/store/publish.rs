@@ -81,6 +81,30 @@ struct HandOffHead {
     target: TargetRow,
 }
 
+impl HandOffHead {
+    /// How many fresh deliveries the endpoint may take now: none while due
+    /// work waits in its queue, else its room under the cap.
+    fn room(&self) -> i64 {
+        if self.queued {
+            0
+        } else {
+            (self.cap - self.in_flight).max(0)
+        }
+    }
+}
+
+/// Reads the [`HandOffHead`]s of the endpoints in `ids` on `conn`.
+macro_rules! hand_off_heads {
+    ($sql:expr, $conn:expr, $ids:expr, $request:expr, $now:expr) => {
+        sqlx::query_as::<_, HandOffHead>($sql.hand_off_heads)
+            .bind(json_list($ids))
+            .bind($request.default_max_in_flight)
+            .bind($now)
+            .fetch_all($conn)
+            .await
+    };
+}
+
 /// What a publish needs to hand fresh deliveries straight to a dispatcher
 /// in its own process (see [`Store::publish_handing_off`]).
 pub struct HandOffRequest<'a> {
@@ -291,12 +315,7 @@ impl Store {
                     .collect();
                 endpoint_ids.sort_unstable();
                 endpoint_ids.dedup();
-                let mut heads: Vec<HandOffHead> = sqlx::query_as(sql.hand_off_heads)
-                    .bind(json_list(&endpoint_ids))
-                    .bind(request.default_max_in_flight)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let mut heads = hand_off_heads!(sql, &mut *tx, &endpoint_ids, request, now)?;
                 if let Some(lock) = sql.lock_endpoints {
                     // Several dispatchers (Postgres): lock, as a claim does, the
                     // endpoints that could take some (none under a backlog, so
@@ -305,7 +324,7 @@ impl Store {
                     // a statement that starts after the locks.
                     let open: Vec<&str> = heads
                         .iter()
-                        .filter(|head| !head.queued && head.cap > head.in_flight)
+                        .filter(|head| head.room() > 0)
                         .map(|head| head.target.id())
                         .collect();
                     let locked: Vec<String> = if open.is_empty() {
@@ -319,12 +338,7 @@ impl Store {
                     heads = if locked.is_empty() {
                         Vec::new()
                     } else {
-                        sqlx::query_as(sql.hand_off_heads)
-                            .bind(json_list(&locked))
-                            .bind(request.default_max_in_flight)
-                            .bind(now)
-                            .fetch_all(&mut *tx)
-                            .await?
+                        hand_off_heads!(sql, &mut *tx, &locked, request, now)?
                     };
                 }
                 handed_off = lease_fresh(&mut delivery_rows, heads, request, now)?;
@@ -366,8 +380,8 @@ fn lease_fresh<'a>(
     let mut open: HashMap<String, (i64, i64)> = HashMap::new();
     let mut targets = HashMap::new();
     for head in heads {
-        let free = head.cap - head.in_flight;
-        if head.queued || free <= 0 {
+        let free = head.room();
+        if free == 0 {
             continue;
         }
         let timeout_ms = head.target.timeout_ms(request.default_timeout_ms);

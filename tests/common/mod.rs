@@ -146,6 +146,27 @@ pub fn test_config(url: &str) -> Config {
     config
 }
 
+/// `count` validated events of `topic` for `tenant`, with payloads
+/// `{"n":0}`, `{"n":1}`, …, ready for [`Ops::publish_validated`].
+pub async fn numbered_events(
+    ops: &Ops,
+    tenant: &str,
+    topic: &str,
+    count: usize,
+) -> Vec<hookline::store::NewEvent> {
+    let mut events = Vec::new();
+    for n in 0..count {
+        let input = hookline::ops::EventInput {
+            tenant: Some(tenant.to_string()),
+            topic: topic.to_string(),
+            payload: format!(r#"{{"n":{n}}}"#),
+            ..hookline::ops::EventInput::default()
+        };
+        events.push(ops.validate_event(&input).await.expect("valid event"));
+    }
+    events
+}
+
 /// Operator actions as the test operator, through the CLI source.
 pub fn test_ops(store: &Store, config: &Config) -> Ops {
     Ops::new(
