@@ -13,13 +13,16 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{BenchError, RunningDispatcher, describe, median, payload, peak_memory, percentile};
+use super::{
+    BenchError, RunningDispatcher, bench_ops, describe, median, open_database, payload,
+    peak_memory, percentile, sink_endpoints,
+};
 use crate::api::{ApiOptions, RunningApi};
-use crate::config::{Config, DispatchConfig};
-use crate::model::{Actor, Source, now_millis};
-use crate::ops::{EndpointInput, Ops};
-use crate::sink::{SinkHandle, SinkOptions};
-use crate::store::{OpenMode, Store};
+use crate::config::DispatchConfig;
+use crate::model::{Source, now_millis};
+use crate::ops::Ops;
+use crate::sink::SinkHandle;
+use crate::store::Store;
 
 /// What `bench api` runs.
 #[derive(Debug, Clone)]
@@ -94,7 +97,7 @@ pub async fn run(options: &ApiBenchOptions) -> Result<ApiReport, BenchError> {
     let mut runs = Vec::new();
     let mut database = String::new();
     for run in 0..options.runs {
-        let (store, _dir) = open_database(options.db.as_deref(), run).await?;
+        let (store, _dir) = open_database(options.db.as_deref(), run == 0).await?;
         database = describe(&store);
         let figures = one_run(options, &store, run).await?;
         store.close().await;
@@ -114,34 +117,6 @@ pub async fn run(options: &ApiBenchOptions) -> Result<ApiReport, BenchError> {
     })
 }
 
-/// A fresh SQLite file per run, or the given database, which must start
-/// empty (each run then adds its own tenant).
-async fn open_database(
-    db: Option<&str>,
-    run: usize,
-) -> Result<(Store, Option<tempfile::TempDir>), BenchError> {
-    match db {
-        None => {
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-            let store = Store::open(&url, OpenMode::CreateAndMigrate).await?;
-            Ok((store, Some(dir)))
-        }
-        Some(url) => {
-            let store = Store::open(url, OpenMode::CreateAndMigrate).await?;
-            let tenants = store.list_tenants().await?;
-            if run == 0 && !tenants.is_empty() {
-                return Err(BenchError::Setup(format!(
-                    "bench fills the database it is given; {} already has {} tenants: point --db at an empty one",
-                    store.location(),
-                    tenants.len()
-                )));
-            }
-            Ok((store, None))
-        }
-    }
-}
-
 /// The sinks and endpoints of one run, and an admin key for the publishers.
 struct Fixture {
     tenant: String,
@@ -152,20 +127,11 @@ struct Fixture {
 async fn fixture(ops: &Ops, endpoints: usize, run: usize) -> Result<Fixture, BenchError> {
     let tenant = format!("bench-api-{}", run + 1);
     ops.add_tenant(&tenant).await?;
-    let mut sinks = Vec::new();
-    for n in 0..endpoints {
-        let sink = crate::sink::start(SinkOptions::default()).await?;
-        let endpoint = ops
-            .add_endpoint(&EndpointInput {
-                tenant: tenant.clone(),
-                name: format!("sink-{n}"),
-                url: sink.url(),
-                ..EndpointInput::default()
-            })
-            .await?;
-        ops.add_subscription(&endpoint.id, "bench.*", None).await?;
-        sinks.push(sink);
-    }
+    let sinks = sink_endpoints(ops, &tenant, "sink", endpoints, "bench.*")
+        .await?
+        .into_iter()
+        .map(|(sink, _)| sink)
+        .collect();
     let (_, key) = ops
         .create_api_key(&format!("bench-publisher-{}", run + 1), None)
         .await?;
@@ -177,16 +143,7 @@ async fn one_run(
     store: &Store,
     run: usize,
 ) -> Result<ApiRun, BenchError> {
-    let config = Config {
-        dispatch: options.dispatch.clone(),
-        ..Config::default()
-    };
-    let actor = Actor {
-        name: "bench".to_string(),
-        client_addr: None,
-        source: Source::Api,
-    };
-    let ops = Ops::new(store.clone(), &config, actor);
+    let ops = bench_ops(store, &options.dispatch, Source::Api);
     let fixture = fixture(&ops, options.endpoints, run).await?;
     let dispatcher = RunningDispatcher::start(store, &options.dispatch)?;
     let api = crate::api::start(

@@ -21,7 +21,7 @@ use ratatui::backend::TestBackend;
 use serde::Serialize;
 
 use super::seed::{RARE_TOPIC, SeedPlan, SeedSummary, seed};
-use super::{BenchError, describe, peak_memory, percentile};
+use super::{BenchError, describe, open_database, peak_memory, percentile};
 use crate::config::Config;
 use crate::console::Loader;
 use crate::console::app::{App, Command, Load, Loaded, Msg};
@@ -30,7 +30,6 @@ use crate::console::theme::Theme;
 use crate::console::views;
 use crate::model::{Actor, Source};
 use crate::ops::Ops;
-use crate::store::{OpenMode, Store};
 
 /// Refresh target per screen (ms).
 pub const REFRESH_TARGET_MS: f64 = 20.0;
@@ -139,7 +138,7 @@ pub async fn console(options: &ConsoleBenchOptions) -> Result<ConsoleReport, Ben
             "deliveries, endpoints and runs must all be at least 1".to_string(),
         ));
     }
-    let (store, _dir) = open_empty(options.db.as_deref()).await?;
+    let (store, _dir) = open_database(options.db.as_deref(), true).await?;
     let summary = seed(
         &store,
         &SeedPlan {
@@ -183,30 +182,6 @@ pub async fn console(options: &ConsoleBenchOptions) -> Result<ConsoleReport, Ben
         all_within_targets,
         peak_memory_bytes: peak_memory(),
     })
-}
-
-/// A fresh SQLite file, or the given database, which must hold no tenants.
-async fn open_empty(url: Option<&str>) -> Result<(Store, Option<tempfile::TempDir>), BenchError> {
-    match url {
-        None => {
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}", dir.path().join("console-bench.db").display());
-            let store = Store::open(&url, OpenMode::CreateAndMigrate).await?;
-            Ok((store, Some(dir)))
-        }
-        Some(url) => {
-            let store = Store::open(url, OpenMode::CreateAndMigrate).await?;
-            let tenants = store.list_tenants().await?;
-            if !tenants.is_empty() {
-                return Err(BenchError::Setup(format!(
-                    "bench console fills the database it is given; {} already has {} tenants: point --db at an empty one",
-                    store.location(),
-                    tenants.len()
-                )));
-            }
-            Ok((store, None))
-        }
-    }
 }
 
 /// Something an operator types.

@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{BenchError, RunningDispatcher, describe, percentile};
-use crate::config::{Config, DispatchConfig};
-use crate::model::{Actor, Source, now_millis};
+use super::{
+    BenchError, RunningDispatcher, bench_ops, describe, open_database, percentile, sink_endpoints,
+};
+use crate::config::DispatchConfig;
+use crate::model::{Source, now_millis};
 use crate::ops::{EndpointInput, EventInput, Ops};
 use crate::sink::{SinkHandle, SinkOptions};
-use crate::store::{NewEvent, OpenMode, Store};
+use crate::store::{NewEvent, Store};
 
 /// Healthy endpoints, as the issue sets the scene.
 const HEALTHY: usize = 9;
@@ -77,11 +79,11 @@ pub async fn isolation(options: &IsolationOptions) -> Result<IsolationReport, Be
             "events and rate must be more than 0".to_string(),
         ));
     }
-    let (store, _dir) = open(options, 0).await?;
+    let (store, _dir) = open_database(options.db.as_deref(), true).await?;
     let database = describe(&store);
     let alone = scenario(options, &store, "alone", false).await?;
     store.close().await;
-    let (store, _dir2) = open(options, 1).await?;
+    let (store, _dir2) = open_database(options.db.as_deref(), false).await?;
     let beside_bad = scenario(options, &store, "beside_bad", true).await?;
     store.close().await;
     let p99_ratio = if alone.latency_p99_ms > 0.0 {
@@ -104,33 +106,6 @@ pub async fn isolation(options: &IsolationOptions) -> Result<IsolationReport, Be
     })
 }
 
-/// A fresh SQLite file, or the given database: empty for the first scenario.
-async fn open(
-    options: &IsolationOptions,
-    scenario: usize,
-) -> Result<(Store, Option<tempfile::TempDir>), BenchError> {
-    match &options.db {
-        None => {
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}", dir.path().join("isolation.db").display());
-            Ok((
-                Store::open(&url, OpenMode::CreateAndMigrate).await?,
-                Some(dir),
-            ))
-        }
-        Some(url) => {
-            let store = Store::open(url, OpenMode::CreateAndMigrate).await?;
-            if scenario == 0 && !store.list_tenants().await?.is_empty() {
-                return Err(BenchError::Setup(format!(
-                    "bench fills the database it is given; {} already has tenants: point --db at an empty one",
-                    store.location()
-                )));
-            }
-            Ok((store, None))
-        }
-    }
-}
-
 /// The healthy endpoints' sinks, and the bad one's if present.
 struct Stage {
     ops: Ops,
@@ -145,32 +120,14 @@ async fn stage(
     name: &str,
     with_bad: bool,
 ) -> Result<Stage, BenchError> {
-    let config = Config {
-        dispatch: options.dispatch.clone(),
-        ..Config::default()
-    };
-    let actor = Actor {
-        name: "bench".to_string(),
-        client_addr: None,
-        source: Source::Cli,
-    };
-    let ops = Ops::new(store.clone(), &config, actor);
+    let ops = bench_ops(store, &options.dispatch, Source::Cli);
     let tenant = format!("isolation-{name}");
     ops.add_tenant(&tenant).await?;
-    let mut healthy = Vec::new();
-    for n in 0..HEALTHY {
-        let sink = crate::sink::start(SinkOptions::default()).await?;
-        let endpoint = ops
-            .add_endpoint(&EndpointInput {
-                tenant: tenant.clone(),
-                name: format!("healthy-{n}"),
-                url: sink.url(),
-                ..EndpointInput::default()
-            })
-            .await?;
-        ops.add_subscription(&endpoint.id, "good.*", None).await?;
-        healthy.push(sink);
-    }
+    let healthy = sink_endpoints(&ops, &tenant, "healthy", HEALTHY, "good.*")
+        .await?
+        .into_iter()
+        .map(|(sink, _)| sink)
+        .collect();
     let bad = if with_bad {
         let sink = crate::sink::start(SinkOptions {
             latency: options.bad_latency,

@@ -26,7 +26,11 @@ pub use seed::{SeedPlan, SeedSummary};
 // Shared by the benchmarks beside the pipeline.
 use pipeline::{RunningDispatcher, median, payload, wait_for_successes};
 
-use crate::store::{Backend, Store, StoreError};
+use crate::config::{Config, DispatchConfig};
+use crate::model::{Actor, Endpoint, Source};
+use crate::ops::{EndpointInput, Ops};
+use crate::sink::{SinkHandle, SinkOptions};
+use crate::store::{Backend, OpenMode, Store, StoreError};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,73 @@ pub enum BenchError {
         total: u64,
         waited: Duration,
     },
+}
+
+/// A fresh SQLite file in a temporary directory (kept as long as the
+/// returned handle), or the database `db` names. Benchmarks fill what they
+/// are given, so on the `first` run it must hold no tenants yet; later runs
+/// find the earlier runs' tenants and add their own.
+async fn open_database(
+    db: Option<&str>,
+    first: bool,
+) -> Result<(Store, Option<tempfile::TempDir>), BenchError> {
+    let Some(url) = db else {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let store = Store::open(&url, OpenMode::CreateAndMigrate).await?;
+        return Ok((store, Some(dir)));
+    };
+    let store = Store::open(url, OpenMode::CreateAndMigrate).await?;
+    let tenants = store.list_tenants().await?;
+    if first && !tenants.is_empty() {
+        return Err(BenchError::Setup(format!(
+            "bench fills the database it is given; {} already has {} tenants: point --db at an empty one",
+            store.location(),
+            tenants.len()
+        )));
+    }
+    Ok((store, None))
+}
+
+/// The operations a benchmark sets itself up through, acting as "bench"
+/// from `source`, with the benchmark's dispatch settings.
+fn bench_ops(store: &Store, dispatch: &DispatchConfig, source: Source) -> Ops {
+    let config = Config {
+        dispatch: dispatch.clone(),
+        ..Config::default()
+    };
+    let actor = Actor {
+        name: "bench".to_string(),
+        client_addr: None,
+        source,
+    };
+    Ops::new(store.clone(), &config, actor)
+}
+
+/// Starts `count` healthy sinks, each with an endpoint of `tenant` named
+/// `{prefix}-{n}` and subscribed to `pattern`.
+async fn sink_endpoints(
+    ops: &Ops,
+    tenant: &str,
+    prefix: &str,
+    count: usize,
+    pattern: &str,
+) -> Result<Vec<(SinkHandle, Endpoint)>, BenchError> {
+    let mut sinks = Vec::with_capacity(count);
+    for n in 0..count {
+        let sink = crate::sink::start(SinkOptions::default()).await?;
+        let endpoint = ops
+            .add_endpoint(&EndpointInput {
+                tenant: tenant.to_string(),
+                name: format!("{prefix}-{n}"),
+                url: sink.url(),
+                ..EndpointInput::default()
+            })
+            .await?;
+        ops.add_subscription(&endpoint.id, pattern, None).await?;
+        sinks.push((sink, endpoint));
+    }
+    Ok(sinks)
 }
 
 /// The database a report is about, for its first lines.

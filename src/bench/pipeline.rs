@@ -11,15 +11,17 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::{BenchError, describe, peak_memory, percentile};
-use crate::config::{Config, DispatchConfig};
+use super::{
+    BenchError, bench_ops, describe, open_database, peak_memory, percentile, sink_endpoints,
+};
+use crate::config::DispatchConfig;
 use crate::dispatch::hand_off::HandOff;
 use crate::dispatch::send::{PreparedTarget, Sender};
 use crate::dispatch::{DispatchStats, Dispatcher};
-use crate::model::{Actor, Source, now_millis};
-use crate::ops::{EndpointInput, EventInput, Ops};
-use crate::sink::{SinkHandle, SinkOptions};
-use crate::store::{EndpointTarget, NewEvent, OpenMode, Store};
+use crate::model::{Source, now_millis};
+use crate::ops::{EventInput, Ops};
+use crate::sink::SinkHandle;
+use crate::store::{EndpointTarget, NewEvent, Store};
 
 /// When events are published relative to the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -96,7 +98,7 @@ pub async fn pipeline(options: &PipelineOptions) -> Result<PipelineReport, Bench
     let mut runs = Vec::new();
     let mut database = String::new();
     for run in 0..options.runs {
-        let (store, _dir) = open_database(options, run).await?;
+        let (store, _dir) = open_database(options.db.as_deref(), run == 0).await?;
         database = describe(&store);
         let figures = pipeline_run(options, &store, run, concurrency).await?;
         store.close().await;
@@ -117,34 +119,6 @@ pub async fn pipeline(options: &PipelineOptions) -> Result<PipelineReport, Bench
     })
 }
 
-/// A fresh SQLite file per run, or the given database, which must start empty
-/// (each run then adds its own tenant).
-async fn open_database(
-    options: &PipelineOptions,
-    run: usize,
-) -> Result<(Store, Option<tempfile::TempDir>), BenchError> {
-    match &options.db {
-        None => {
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-            let store = Store::open(&url, OpenMode::CreateAndMigrate).await?;
-            Ok((store, Some(dir)))
-        }
-        Some(url) => {
-            let store = Store::open(url, OpenMode::CreateAndMigrate).await?;
-            let tenants = store.list_tenants().await?;
-            if run == 0 && !tenants.is_empty() {
-                return Err(BenchError::Setup(format!(
-                    "bench fills the database it is given; {} already has {} tenants: point --db at an empty one",
-                    store.location(),
-                    tenants.len()
-                )));
-            }
-            Ok((store, None))
-        }
-    }
-}
-
 /// The sinks, their endpoints and the operator actions of one run.
 struct Fixture {
     ops: Ops,
@@ -158,31 +132,14 @@ async fn fixture(
     options: &PipelineOptions,
     run: usize,
 ) -> Result<Fixture, BenchError> {
-    let config = Config {
-        dispatch: options.dispatch.clone(),
-        ..Config::default()
-    };
-    let actor = Actor {
-        name: "bench".to_string(),
-        client_addr: None,
-        source: Source::Cli,
-    };
-    let ops = Ops::new(store.clone(), &config, actor);
+    let ops = bench_ops(store, &options.dispatch, Source::Cli);
     let tenant = format!("bench-run-{}", run + 1);
     ops.add_tenant(&tenant).await?;
     let mut sinks = Vec::new();
     let mut targets = Vec::new();
-    for n in 0..options.endpoints {
-        let sink = crate::sink::start(SinkOptions::default()).await?;
-        let endpoint = ops
-            .add_endpoint(&EndpointInput {
-                tenant: tenant.clone(),
-                name: format!("sink-{n}"),
-                url: sink.url(),
-                ..EndpointInput::default()
-            })
-            .await?;
-        ops.add_subscription(&endpoint.id, "bench.*", None).await?;
+    for (sink, endpoint) in
+        sink_endpoints(&ops, &tenant, "sink", options.endpoints, "bench.*").await?
+    {
         targets.push(PreparedTarget::new(&EndpointTarget {
             id: endpoint.id.clone(),
             url: endpoint.url.clone(),
