@@ -84,6 +84,27 @@ struct ListCache {
 /// `(endpoint id, tenant id)` a subscription list was read for.
 type SubscriptionScope = (Option<String>, Option<String>);
 
+/// The cached list, if it was read at `version` for `scope`.
+fn cached<S: PartialEq, T: Clone>(
+    slot: &Option<(i64, S, Vec<T>)>,
+    version: i64,
+    scope: &S,
+) -> Option<Vec<T>> {
+    match slot {
+        Some((at, cached_scope, list)) if *at == version && cached_scope == scope => {
+            Some(list.clone())
+        }
+        _ => None,
+    }
+}
+
+/// A list's first rows as read with `limit`, and whether that was all of
+/// them (fewer came back than asked for).
+fn first_rows<T>(list: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    let complete = list.len() < limit;
+    (list, complete)
+}
+
 impl Loader {
     pub fn new(ops: Ops, alive_within: Duration) -> Loader {
         Loader {
@@ -111,24 +132,17 @@ impl Loader {
     ) -> Result<(Vec<Endpoint>, bool), OpsError> {
         let version = self.store().config_version().await?;
         let scope = tenant_id.map(str::to_string);
-        if let Some((at, cached_scope, list)) = &self.cache().endpoints
-            && *at == version
-            && *cached_scope == scope
-        {
-            return Ok((list.clone(), true));
+        if let Some(list) = cached(&self.cache().endpoints, version, &scope) {
+            return Ok((list, true));
         }
-        if let Some(limit) = first {
-            let list = self.store().first_endpoints(tenant_id, limit).await?;
-            // Fewer than asked for: that was all of them.
-            let complete = list.len() < limit;
-            if complete {
-                self.cache().endpoints = Some((version, scope, list.clone()));
-            }
-            return Ok((list, complete));
+        let (list, complete) = match first {
+            Some(limit) => first_rows(self.store().first_endpoints(tenant_id, limit).await?, limit),
+            None => (self.store().list_endpoints(tenant_id).await?, true),
+        };
+        if complete {
+            self.cache().endpoints = Some((version, scope, list.clone()));
         }
-        let list = self.store().list_endpoints(tenant_id).await?;
-        self.cache().endpoints = Some((version, scope, list.clone()));
-        Ok((list, true))
+        Ok((list, complete))
     }
 
     /// Subscriptions (of an endpoint, or a tenant), cached and read first
@@ -144,26 +158,25 @@ impl Loader {
             endpoint_id.map(str::to_string),
             tenant_id.map(str::to_string),
         );
-        if let Some((at, cached_scope, list)) = &self.cache().subscriptions
-            && *at == version
-            && *cached_scope == scope
-        {
-            return Ok((list.clone(), true));
+        if let Some(list) = cached(&self.cache().subscriptions, version, &scope) {
+            return Ok((list, true));
         }
-        if let (Some(limit), None) = (first, endpoint_id) {
-            let list = self.store().first_subscriptions(tenant_id, limit).await?;
-            let complete = list.len() < limit;
-            if complete {
-                self.cache().subscriptions = Some((version, scope, list.clone()));
-            }
-            return Ok((list, complete));
+        let (list, complete) = match (first, endpoint_id) {
+            (Some(limit), None) => first_rows(
+                self.store().first_subscriptions(tenant_id, limit).await?,
+                limit,
+            ),
+            _ => (
+                self.store()
+                    .list_subscriptions(endpoint_id, tenant_id)
+                    .await?,
+                true,
+            ),
+        };
+        if complete {
+            self.cache().subscriptions = Some((version, scope, list.clone()));
         }
-        let list = self
-            .store()
-            .list_subscriptions(endpoint_id, tenant_id)
-            .await?;
-        self.cache().subscriptions = Some((version, scope, list.clone()));
-        Ok((list, true))
+        Ok((list, complete))
     }
 
     fn store(&self) -> &Store {
@@ -591,4 +604,25 @@ fn matches_filter(delivery: &Delivery, filter: &crate::store::DeliveryFilter) ->
             .event_id
             .as_ref()
             .is_none_or(|e| *e == delivery.event_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_list_serves_only_its_version_and_scope() {
+        let slot = Some((7, Some("ten_a".to_string()), vec![1, 2]));
+        let scope = Some("ten_a".to_string());
+        assert_eq!(cached(&slot, 7, &scope), Some(vec![1, 2]));
+        assert_eq!(cached(&slot, 8, &scope), None, "configuration changed");
+        assert_eq!(cached(&slot, 7, &None), None, "another scope");
+        assert_eq!(cached::<Option<String>, i32>(&None, 7, &scope), None);
+    }
+
+    #[test]
+    fn fewer_rows_than_asked_for_are_the_whole_list() {
+        assert_eq!(first_rows(vec![1, 2], 3), (vec![1, 2], true));
+        assert_eq!(first_rows(vec![1, 2, 3], 3), (vec![1, 2, 3], false));
+    }
 }
