@@ -1510,6 +1510,64 @@ async fn a_stopped_dispatcher_is_handed_nothing(backend: Backend) {
     assert_eq!(next.stop().await.succeeded, 1);
 }
 
+/// A busy dispatcher gathers endpoint stats and health counts over several
+/// cycles; once it goes quiet they are written, each attempt counted once,
+/// and stopping it adds nothing more.
+async fn health_counts_every_attempt_once_the_dispatcher_is_quiet(backend: Backend) {
+    let world = World::with_config(backend, |c| {
+        c.dispatch.retry_schedule = vec![Duration::ZERO];
+    })
+    .await;
+    let healthy = healthy_sink().await;
+    let failing = failing_sink(503).await;
+    world.tenant("acme").await;
+    let good = world
+        .endpoint("acme", "good", &healthy.url(), "order.created", |_| {})
+        .await;
+    let bad = world
+        .endpoint("acme", "bad", &failing.url(), "order.created", |_| {})
+        .await;
+    let dispatcher = world.dispatcher();
+    let events = common::numbered_events(&world.ops, "acme", "order.created", 60).await;
+    world
+        .ops
+        .publish_validated(&events, None)
+        .await
+        .expect("publish");
+    world
+        .wait_all(by_endpoint(&good.id), 60, DeliveryState::Succeeded, WAIT)
+        .await;
+    world
+        .wait_all(by_endpoint(&bad.id), 60, DeliveryState::Dead, WAIT)
+        .await;
+    let counts = || async {
+        let health = world.store.endpoint_health(None).await.expect("health");
+        let of = |id: &str| {
+            health.get(id).map(|h| {
+                (
+                    h.last_5m.succeeded,
+                    h.last_5m.attempts(),
+                    h.consecutive_failures,
+                )
+            })
+        };
+        (of(&good.id), of(&bad.id))
+    };
+    let expected = (Some((60, 60, 0)), Some((0, 60, 60)));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = counts().await;
+    while seen != expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = counts().await;
+    }
+    assert_eq!(
+        seen, expected,
+        "(succeeded, attempts, consecutive failures) per endpoint"
+    );
+    assert_eq!(dispatcher.stop().await.attempted, 120);
+    assert_eq!(counts().await, expected, "stopping writes nothing twice");
+}
+
 // --- 12. clean shutdown -----------------------------------------------------------
 
 async fn shutdown_releases_unfinished_attempts(backend: Backend) {
@@ -1685,6 +1743,7 @@ both_backends!(
     in_flight_cap_holds_at_the_receiver,
     handed_off_deliveries_arrive_and_caps_still_hold,
     a_stopped_dispatcher_is_handed_nothing,
+    health_counts_every_attempt_once_the_dispatcher_is_quiet,
     shutdown_releases_unfinished_attempts,
     concurrent_publishes_with_one_key_deliver_once,
     redirects_are_not_followed,

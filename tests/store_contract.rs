@@ -21,7 +21,7 @@ use hookline::model::{
 use hookline::ops::{BulkRetry, EndpointChanges, EndpointInput, EventInput, Ops, OpsError};
 use hookline::store::{
     AttemptSlots, ClaimRequest, Claimed, ClaimedDelivery, Cursor, DeliveryFilter, HandOffRequest,
-    NewAttempt, NewEvent, NextStep, OpenMode, Outcome, Published, Store, StoreError,
+    NewAttempt, NewEvent, NextStep, OpenMode, Outcome, Published, Rollups, Store, StoreError,
 };
 
 /// A valid 24-byte Standard Webhooks secret.
@@ -2422,6 +2422,60 @@ async fn health_merges_every_dispatchers_rollups(backend: Backend) {
     assert!(hooks_health.last_success_at < hooks_health.last_failure_at);
 }
 
+async fn rollups_gathered_over_cycles_are_written_once_and_count_every_attempt(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let hooks = env.endpoint("acme", "hooks", &["*"]).await;
+    for _ in 0..3 {
+        env.publish("acme", "order.created").await;
+    }
+    let claimed = env.claim("dsp_a", 3).await.deliveries;
+    assert_eq!(claimed.len(), 3);
+    let attempts_of = |health: &HashMap<String, hookline::store::EndpointHealth>| {
+        health.get(&hooks.id).map_or(0, |h| h.last_5m.attempts())
+    };
+    // A busy dispatcher records an outcome and holds its rollups back.
+    let first = outcome(&claimed[0], NextStep::RetryIn(HOUR_MS));
+    let (summary, _) = env
+        .store
+        .record_and_claim("dsp_a", std::slice::from_ref(&first), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.applied, 1,
+        "the attempt and its delivery are recorded"
+    );
+    let health = env.store.endpoint_health(None).await.unwrap();
+    assert_eq!(attempts_of(&health), 0, "no rollups written yet");
+
+    // The next cycle writes what it gathered together with its own outcome.
+    let second = outcome(&claimed[1], NextStep::Dead);
+    let mut rollups = Rollups::of("dsp_a", std::slice::from_ref(&first));
+    rollups.add("dsp_a", std::slice::from_ref(&second));
+    env.store
+        .record_and_claim("dsp_a", &[second], Some(&rollups), None)
+        .await
+        .unwrap();
+    let health = env.store.endpoint_health(None).await.unwrap();
+    assert_eq!(attempts_of(&health), 2);
+    assert_eq!(health[&hooks.id].consecutive_failures, 2);
+
+    // Rollups alone, with no outcome, are written too; a success resets the run.
+    let third = outcome(&claimed[2], NextStep::Succeeded);
+    env.store
+        .record_and_claim("dsp_a", std::slice::from_ref(&third), None, None)
+        .await
+        .unwrap();
+    env.store
+        .record_and_claim("dsp_a", &[], Some(&Rollups::of("dsp_a", &[third])), None)
+        .await
+        .unwrap();
+    let health = env.store.endpoint_health(None).await.unwrap();
+    assert_eq!(attempts_of(&health), 3, "each attempt counted once");
+    assert_eq!(health[&hooks.id].consecutive_failures, 0);
+    assert_eq!(health[&hooks.id].last_5m.succeeded, 1);
+}
+
 // --- release ------------------------------------------------------------
 
 async fn released_deliveries_go_back_to_pending_or_scheduled_due_at_once(backend: Backend) {
@@ -3873,6 +3927,7 @@ both_backends!(
     a_gone_answer_disables_the_endpoint_and_audits_as_the_system,
     consecutive_failures_count_up_and_reset_on_success,
     health_merges_every_dispatchers_rollups,
+    rollups_gathered_over_cycles_are_written_once_and_count_every_attempt,
     released_deliveries_go_back_to_pending_or_scheduled_due_at_once,
     retry_by_id_revives_finished_deliveries_and_explains_skips,
     bulk_retry_dry_run_counts_without_writing,

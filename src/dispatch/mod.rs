@@ -7,7 +7,10 @@
 //! outcome back; each cycle of the loop is one transaction that records
 //! every outcome that arrived since the last cycle and leases new work for
 //! the free slots ([`Store::record_and_claim`]). While a cycle's transaction
-//! runs, outcomes pile up, so batches grow with load on their own.
+//! runs, outcomes pile up, so batches grow with load on their own. The
+//! endpoint stats and health counts derived from outcomes are written with
+//! them when the dispatcher goes quiet, and every `ROLLUPS_EVERY` while it
+//! is busy.
 //!
 //! Deliveries published in the same process arrive already leased over a
 //! channel ([`hand_off`]) and start at once, without waiting for a claim.
@@ -31,7 +34,8 @@ use tokio::task::JoinSet;
 use crate::config::DispatchConfig;
 use crate::model::{IdKind, new_id};
 use crate::store::{
-    ClaimRequest, Claimed, ClaimedDelivery, NewAttempt, NextStep, Outcome, Store, StoreError,
+    ClaimRequest, Claimed, ClaimedDelivery, NewAttempt, NextStep, Outcome, Rollups, Store,
+    StoreError,
 };
 use hand_off::{HandOff, Slots, Taken};
 use retry::RetryPolicy;
@@ -42,6 +46,9 @@ const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// How soon to claim again when due work was held by another dispatcher.
 const CONTENDED_RETRY: Duration = Duration::from_millis(10);
+/// How long a busy dispatcher gathers endpoint stats and health counts
+/// before writing them; an idle one writes them with its last outcomes.
+const ROLLUPS_EVERY: Duration = Duration::from_millis(250);
 
 /// Why a dispatcher could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +133,10 @@ struct Cycle {
     stopping_by: Option<tokio::time::Instant>,
     /// When expired leases were last taken back.
     last_reap: Option<Instant>,
+    /// Stats and health of recorded outcomes, not yet written.
+    rollups: Rollups,
+    /// When `rollups` were last written.
+    rollups_written_at: Instant,
 }
 
 impl Cycle {
@@ -136,6 +147,40 @@ impl Cycle {
         // last claim cannot know when work behind the heads it took comes
         // due: claim in the same cycle that records it.
         self.claim_at = Some(Instant::now());
+    }
+
+    /// Whether this cycle writes the gathered rollups: when nothing else is
+    /// running (so the figures are current when the dispatcher goes quiet),
+    /// when stopping, or once they are `ROLLUPS_EVERY` old.
+    fn writes_rollups(&self) -> bool {
+        self.running.tasks.is_empty()
+            || self.stopping_by.is_some()
+            || self.rollups_written_at.elapsed() >= ROLLUPS_EVERY
+    }
+
+    /// Gathered rollups that are due to be written without waiting for an outcome.
+    fn rollups_due(&self) -> bool {
+        !self.rollups.is_empty() && self.writes_rollups()
+    }
+
+    /// The rollups a cycle recording `pending` writes, if it writes them.
+    fn rollups_to_write(&self, owner: &str) -> Option<Rollups> {
+        if !self.writes_rollups() {
+            return None;
+        }
+        let mut rollups = self.rollups.clone();
+        rollups.add(owner, &self.pending);
+        Some(rollups)
+    }
+
+    /// After a cycle committed `pending`: its rollups are written or gathered.
+    fn rollups_recorded(&mut self, owner: &str, written: bool) {
+        if written {
+            self.rollups = Rollups::default();
+            self.rollups_written_at = Instant::now();
+        } else {
+            self.rollups.add(owner, &self.pending);
+        }
     }
 }
 
@@ -219,6 +264,8 @@ impl Dispatcher {
             claim_at: Some(Instant::now()),
             stopping_by: None,
             last_reap: None,
+            rollups: Rollups::default(),
+            rollups_written_at: Instant::now(),
         };
         self.drive(&mut cycle, shutdown).await;
         self.finish(&mut cycle).await;
@@ -251,7 +298,7 @@ impl Dispatcher {
             let claim_due = cycle.stopping_by.is_none()
                 && free > 0
                 && cycle.claim_at.is_some_and(|at| at <= Instant::now());
-            if !cycle.pending.is_empty() || claim_due {
+            if !cycle.pending.is_empty() || claim_due || cycle.rollups_due() {
                 let limit = if claim_due { free } else { 0 };
                 if let Err(wait) = self.run_cycle(cycle, limit, &outcome_sender).await {
                     tokio::select! {
@@ -264,12 +311,17 @@ impl Dispatcher {
             if cycle.stopping_by.is_some() && cycle.running.tasks.is_empty() {
                 return;
             }
-            let wake_at = match (cycle.stopping_by, cycle.claim_at) {
+            let mut wake_at = match (cycle.stopping_by, cycle.claim_at) {
                 (Some(deadline), _) => deadline,
                 (None, Some(at)) if free > 0 => tokio::time::Instant::from_std(at),
                 // Nothing to claim for until a slot frees or something changes.
                 _ => tokio::time::Instant::now() + self.config.poll_interval,
             };
+            if !cycle.rollups.is_empty() {
+                let rollups_at =
+                    tokio::time::Instant::from_std(cycle.rollups_written_at + ROLLUPS_EVERY);
+                wake_at = wake_at.min(rollups_at);
+            }
             tokio::select! {
                 () = &mut shutdown, if cycle.stopping_by.is_none() => self.begin_stopping(cycle),
                 Some(outcome) = outcomes.recv() => cycle.outcome_arrived(outcome),
@@ -351,10 +403,16 @@ impl Dispatcher {
             reap_expired,
             slots: Some(&taken),
         };
+        let rollups = cycle.rollups_to_write(&self.id);
         let clock = Instant::now();
         let result = self
             .store
-            .record_and_claim(&self.id, &cycle.pending, (limit > 0).then_some(&request))
+            .record_and_claim(
+                &self.id,
+                &cycle.pending,
+                rollups.as_ref(),
+                (limit > 0).then_some(&request),
+            )
             .await;
         match result {
             Ok((summary, claimed)) => {
@@ -366,6 +424,7 @@ impl Dispatcher {
                     "cycle"
                 );
                 count_outcomes(&self.stats, &cycle.pending, summary.stale);
+                cycle.rollups_recorded(&self.id, rollups.is_some());
                 cycle.pending.clear();
                 cycle.failing_since = None;
                 cycle.failures = 0;
@@ -471,12 +530,19 @@ impl Dispatcher {
             }
         }
         for attempt in 1..=3 {
-            if cycle.pending.is_empty() {
+            if cycle.pending.is_empty() && cycle.rollups.is_empty() {
                 break;
             }
-            match self.store.record_outcomes(&self.id, &cycle.pending).await {
-                Ok(summary) => {
+            // Stopping: the cycle writes every rollup it gathered.
+            let rollups = cycle.rollups_to_write(&self.id);
+            let recorded = self
+                .store
+                .record_and_claim(&self.id, &cycle.pending, rollups.as_ref(), None)
+                .await;
+            match recorded {
+                Ok((summary, _)) => {
                     count_outcomes(&self.stats, &cycle.pending, summary.stale);
+                    cycle.rollups_recorded(&self.id, rollups.is_some());
                     cycle.pending.clear();
                 }
                 Err(err) => {

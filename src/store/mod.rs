@@ -41,7 +41,7 @@ pub use metrics::AttemptTotals;
 pub use publish::{AttemptSlots, HandOffRequest, NewEvent, Published};
 pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,
-    RecordSummary,
+    RecordSummary, Rollups,
 };
 pub use seed::{
     ColumnType, SeedAttempt, SeedAudit, SeedDelivery, SeedDispatcher, SeedEndpoint,

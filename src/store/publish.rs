@@ -149,7 +149,8 @@ struct Planned<'a> {
     repeat_of: Option<usize>,
 }
 
-fn to_json<T: Serialize>(rows: &[T]) -> String {
+/// Rows as the JSON array parameter the set-based statements read.
+pub(super) fn to_json<T: Serialize>(rows: &[T]) -> String {
     serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string()) // ok: plain data always serialises
 }
 

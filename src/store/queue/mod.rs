@@ -29,6 +29,7 @@ use crate::model::{Actor, ErrorKind, Source};
 pub(crate) use claim::LEASE_MARGIN_MS;
 use claim::{ENDPOINTS_PER_STATEMENT, Head, claim_sql, eligible_endpoints, endpoints_to_lock};
 use record::PreparedBatch;
+pub use record::Rollups;
 
 /// What a dispatcher asks of [`Store::claim`].
 #[derive(Debug, Clone)]
@@ -273,7 +274,7 @@ impl Store {
     /// across dispatcher processes). Expired leases are taken back first.
     pub async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claimed> {
         Ok(self
-            .record_and_claim(request.owner, &[], Some(request))
+            .record_and_claim(request.owner, &[], None, Some(request))
             .await?
             .1)
     }
@@ -287,23 +288,30 @@ impl Store {
         owner: &str,
         outcomes: &[Outcome],
     ) -> Result<RecordSummary> {
-        Ok(self.record_and_claim(owner, outcomes, None).await?.0)
+        let rollups = Rollups::of(owner, outcomes);
+        Ok(self
+            .record_and_claim(owner, outcomes, Some(&rollups), None)
+            .await?
+            .0)
     }
 
     /// One dispatcher cycle in one transaction: records `outcomes` (as
-    /// [`Store::record_outcomes`]) and then, when `request` is given, leases
-    /// new work (as [`Store::claim`]) for the slots they freed.
+    /// [`Store::record_outcomes`], but writing `rollups` for endpoint stats
+    /// and health, which the caller may have gathered over earlier cycles
+    /// or hold back for later ones) and then, when `request` is given,
+    /// leases new work (as [`Store::claim`]) for the slots they freed.
     pub async fn record_and_claim(
         &self,
         owner: &str,
         outcomes: &[Outcome],
+        rollups: Option<&Rollups>,
         request: Option<&ClaimRequest<'_>>,
     ) -> Result<(RecordSummary, Claimed)> {
         let request = request.filter(|r| r.limit > 0);
-        if outcomes.is_empty() && request.is_none() {
+        let batch = PreparedBatch::new(owner, outcomes, rollups);
+        if batch.is_empty() && request.is_none() {
             return Ok((RecordSummary::default(), Claimed::default()));
         }
-        let batch = (!outcomes.is_empty()).then(|| PreparedBatch::new(owner, outcomes));
         let system = Actor {
             name: "hookline".to_string(),
             client_addr: None,
@@ -313,26 +321,30 @@ impl Store {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
             let mut applied = 0;
-            if let Some(batch) = &batch {
+            if let Some(stats) = &batch.stats {
+                sqlx::query(sql.upsert_endpoint_stats)
+                    .bind(stats)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(health) = &batch.health {
+                sqlx::query(sql.upsert_health)
+                    .bind(health)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(rows) = &batch.rows {
                 sqlx::query(sql.insert_attempts)
-                    .bind(&batch.rows)
+                    .bind(rows)
                     .execute(&mut *tx)
                     .await?;
                 applied = sqlx::query(sql.apply_outcomes)
-                    .bind(&batch.rows)
+                    .bind(rows)
                     .bind(now)
                     .bind(owner)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                sqlx::query(sql.upsert_endpoint_stats)
-                    .bind(&batch.stats)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(sql.upsert_health)
-                    .bind(&batch.health)
-                    .execute(&mut *tx)
-                    .await?;
                 for outcome in outcomes {
                     let Some(reason) = &outcome.disable_endpoint else {
                         continue;
