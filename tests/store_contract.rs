@@ -269,6 +269,19 @@ impl Env {
             .expect("claim")
     }
 
+    /// Endpoint "hooks" of tenant "acme" and `count` of its deliveries
+    /// claimed by "dsp_a", ready for outcomes.
+    async fn hooks_with_claimed(&self, count: usize) -> (Endpoint, Vec<ClaimedDelivery>) {
+        self.tenant("acme").await;
+        let hooks = self.endpoint("acme", "hooks", &["*"]).await;
+        for _ in 0..count {
+            self.publish("acme", "order.created").await;
+        }
+        let claimed = self.claim("dsp_a", count).await.deliveries;
+        assert_eq!(claimed.len(), count);
+        (hooks, claimed)
+    }
+
     /// Claims `id` as `owner`, releasing whatever else came along. Claims
     /// repeatedly: one claim need not reach every endpoint with due work.
     async fn claim_one(&self, owner: &str, id: &str) -> ClaimedDelivery {
@@ -2424,13 +2437,7 @@ async fn health_merges_every_dispatchers_rollups(backend: Backend) {
 
 async fn rollups_gathered_over_cycles_are_written_once_and_count_every_attempt(backend: Backend) {
     let env = env(backend).await;
-    env.tenant("acme").await;
-    let hooks = env.endpoint("acme", "hooks", &["*"]).await;
-    for _ in 0..3 {
-        env.publish("acme", "order.created").await;
-    }
-    let claimed = env.claim("dsp_a", 3).await.deliveries;
-    assert_eq!(claimed.len(), 3);
+    let (hooks, claimed) = env.hooks_with_claimed(3).await;
     let attempts_of = |health: &HashMap<String, hookline::store::EndpointHealth>| {
         health.get(&hooks.id).map_or(0, |h| h.last_5m.attempts())
     };
@@ -3429,13 +3436,7 @@ async fn throughput_counts_attempts_per_minute_with_quiet_minutes_as_zeros(backe
 
 async fn health_windows_count_the_last_five_minutes_and_the_last_hour(backend: Backend) {
     let env = env(backend).await;
-    env.tenant("acme").await;
-    let hooks = env.endpoint("acme", "hooks", &["*"]).await;
-    for _ in 0..3 {
-        env.publish("acme", "order.created").await;
-    }
-    let claimed = env.claim("dsp_a", 3).await.deliveries;
-    assert_eq!(claimed.len(), 3);
+    let (hooks, claimed) = env.hooks_with_claimed(3).await;
     env.store
         .record_outcomes(
             "dsp_a",
