@@ -269,6 +269,17 @@ impl Env {
             .expect("claim")
     }
 
+    /// A claim of up to `limit` for `owner` that takes its slots from `slots`.
+    async fn claim_with_slots(&self, owner: &str, limit: usize, slots: &TestSlots) -> Claimed {
+        self.store
+            .claim(&ClaimRequest {
+                slots: Some(slots),
+                ..request(owner, limit)
+            })
+            .await
+            .expect("claim")
+    }
+
     /// Endpoint "hooks" of tenant "acme" and `count` of its deliveries
     /// claimed by "dsp_a", ready for outcomes.
     async fn hooks_with_claimed(&self, count: usize) -> (Endpoint, Vec<ClaimedDelivery>) {
@@ -1693,27 +1704,13 @@ async fn a_claim_takes_only_the_slots_it_fills(backend: Backend) {
     env.endpoint("acme", "b", &["order.*"]).await;
     env.publish("acme", "order.created").await;
     let slots = TestSlots::new(10);
-    let claimed = env
-        .store
-        .claim(&ClaimRequest {
-            slots: Some(&slots),
-            ..request("dsp_a", 10)
-        })
-        .await
-        .unwrap();
+    let claimed = env.claim_with_slots("dsp_a", 10, &slots).await;
     assert_eq!(claimed.deliveries.len(), 2);
     assert_eq!(slots.free(), 8, "two due deliveries, two slots");
     env.publish("acme", "order.created").await;
     env.publish("acme", "order.created").await;
     let one_slot = TestSlots::new(1);
-    let claimed = env
-        .store
-        .claim(&ClaimRequest {
-            slots: Some(&one_slot),
-            ..request("dsp_a", 10)
-        })
-        .await
-        .unwrap();
+    let claimed = env.claim_with_slots("dsp_a", 10, &one_slot).await;
     assert_eq!(claimed.deliveries.len(), 1, "no more than the slots free");
     assert_eq!(one_slot.free(), 0);
 }

@@ -153,9 +153,8 @@ impl Secret {
     }
 
     fn mac(&self) -> HmacSha256 {
-        // ok: HMAC takes a key of any length, so this cannot fail.
         <HmacSha256 as KeyInit>::new_from_slice(&self.key)
-            .expect("HMAC-SHA256 accepts keys of any length")
+            .expect("HMAC-SHA256 accepts keys of any length") // ok: HMAC takes a key of any length, so this cannot fail
     }
 }
 

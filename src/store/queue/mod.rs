@@ -321,18 +321,6 @@ impl Store {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
             let mut applied = 0;
-            if let Some(stats) = &batch.stats {
-                sqlx::query(sql.upsert_endpoint_stats)
-                    .bind(stats)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some(health) = &batch.health {
-                sqlx::query(sql.upsert_health)
-                    .bind(health)
-                    .execute(&mut *tx)
-                    .await?;
-            }
             if let Some(rows) = &batch.rows {
                 sqlx::query(sql.insert_attempts)
                     .bind(rows)
@@ -369,6 +357,16 @@ impl Store {
                         )?;
                     }
                 }
+            }
+            if let Some(rollups) = &batch.rollups {
+                sqlx::query(sql.upsert_endpoint_stats)
+                    .bind(&rollups.stats)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql.upsert_health)
+                    .bind(&rollups.health)
+                    .execute(&mut *tx)
+                    .await?;
             }
             let mut claimed = Claimed::default();
             if let Some(request) = request {

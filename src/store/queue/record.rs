@@ -16,26 +16,33 @@ use crate::store::publish::to_json;
 pub(crate) struct PreparedBatch {
     /// Attempts and delivery transitions, as JSON rows (`None`: no outcomes).
     pub rows: Option<String>,
+    /// The rollups to write with them, if any.
+    pub rollups: Option<RollupRows>,
+}
+
+/// [`Rollups`] as the upserts read them.
+pub(crate) struct RollupRows {
     /// Per-endpoint running stats, as JSON rows in endpoint order.
-    pub stats: Option<String>,
+    pub stats: String,
     /// Per-endpoint-minute health rollups, as JSON rows in key order.
-    pub health: Option<String>,
+    pub health: String,
 }
 
 impl PreparedBatch {
     pub fn new(owner: &str, outcomes: &[Outcome], rollups: Option<&Rollups>) -> PreparedBatch {
         let rows: Vec<OutcomeJson<'_>> = outcomes.iter().map(|o| outcome_json(o, owner)).collect();
-        let rollups = rollups.filter(|r| !r.is_empty());
         PreparedBatch {
             rows: (!rows.is_empty()).then(|| to_json(&rows)),
-            stats: rollups.map(Rollups::stats_json),
-            health: rollups.map(Rollups::health_json),
+            rollups: rollups.filter(|r| !r.is_empty()).map(|r| RollupRows {
+                stats: r.stats_json(),
+                health: r.health_json(),
+            }),
         }
     }
 
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_none() && self.stats.is_none()
+        self.rows.is_none() && self.rollups.is_none()
     }
 }
 
@@ -145,7 +152,7 @@ fn outcome_json<'a>(outcome: &'a Outcome, owner: &'a str) -> OutcomeJson<'a> {
     }
 }
 
-/// Per-endpoint running facts from one batch, folded in attempt order.
+/// Per-endpoint running facts of the outcomes folded in, in attempt order.
 #[derive(Debug, Clone, Serialize, Default)]
 struct StatsJson {
     endpoint_id: String,
