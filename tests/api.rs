@@ -420,17 +420,25 @@ async fn full_flow_delivers_to_a_real_sink(backend: Backend) {
         "{}",
         metrics.content_type
     );
-    let text = metrics.text();
-    let succeeded_line = text
-        .lines()
-        .find(|l| l.starts_with("hookline_attempts_total{outcome=\"succeeded\"}"))
-        .unwrap_or_else(|| panic!("no succeeded counter in\n{text}"));
-    let succeeded: i64 = succeeded_line
-        .rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("a count");
-    assert!(succeeded >= 3, "{succeeded_line}");
+    // Attempt counts come from the rollups, written up to 250 ms after the attempts.
+    let succeeded = |text: &str| -> Option<i64> {
+        text.lines()
+            .find(|l| l.starts_with("hookline_attempts_total{outcome=\"succeeded\"}"))?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let counted = common::wait_until(WAIT, || async {
+        let text = server.admin("GET", "/metrics", None).await.text();
+        succeeded(&text).is_some_and(|n| n >= 3)
+    })
+    .await;
+    let text = server.admin("GET", "/metrics", None).await.text();
+    assert!(
+        counted,
+        "fewer than 3 succeeded attempts counted in\n{text}"
+    );
     assert!(
         text.contains(&format!(
             "hookline_endpoint_queue_depth{{endpoint_id=\"{}\"",

@@ -8,9 +8,8 @@
 //! every outcome that arrived since the last cycle and leases new work for
 //! the free slots ([`Store::record_and_claim`]). While a cycle's transaction
 //! runs, outcomes pile up, so batches grow with load on their own. The
-//! endpoint stats and health counts derived from outcomes are written with
-//! them when the dispatcher goes quiet, and every `ROLLUPS_EVERY` while it
-//! is busy.
+//! endpoint stats and health counts derived from outcomes are gathered and
+//! written every `ROLLUPS_EVERY` (a quiet dispatcher wakes to write them).
 //!
 //! Deliveries published in the same process arrive already leased over a
 //! channel ([`hand_off`]) and start at once, without waiting for a claim.
@@ -46,8 +45,8 @@ const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// How soon to claim again when due work was held by another dispatcher.
 const CONTENDED_RETRY: Duration = Duration::from_millis(10);
-/// How long a busy dispatcher gathers endpoint stats and health counts
-/// before writing them; an idle one writes them with its last outcomes.
+/// How long a dispatcher gathers endpoint stats and health counts before
+/// writing them: how far the console's health figures may trail the attempts.
 const ROLLUPS_EVERY: Duration = Duration::from_millis(250);
 
 /// Why a dispatcher could not start or had to stop.
@@ -149,13 +148,12 @@ impl Cycle {
         self.claim_at = Some(Instant::now());
     }
 
-    /// Whether this cycle writes the gathered rollups: when nothing else is
-    /// running (so the figures are current when the dispatcher goes quiet),
-    /// when stopping, or once they are `ROLLUPS_EVERY` old.
+    /// Whether this cycle writes the gathered rollups: when stopping, or
+    /// once they are `ROLLUPS_EVERY` old. Not merely because nothing is
+    /// running: under a steady stream of hand-offs the dispatcher goes idle
+    /// between every publish, and writing then cost more than the outcomes.
     fn writes_rollups(&self) -> bool {
-        self.running.tasks.is_empty()
-            || self.stopping_by.is_some()
-            || self.rollups_written_at.elapsed() >= ROLLUPS_EVERY
+        self.stopping_by.is_some() || self.rollups_written_at.elapsed() >= ROLLUPS_EVERY
     }
 
     /// Gathered rollups that are due to be written without waiting for an outcome.
