@@ -33,9 +33,12 @@ const QUEUE_DEPTH: usize = 4096;
 /// it costs.
 const LINGER: Duration = Duration::from_millis(2);
 
-/// "Under load": the previous commit carried more than one event (others
-/// arrived while one committed) and ended less than this long ago. A steady
-/// trickle of single publishes never lingers: it would only add the wait.
+/// "Under load": the previous commit carried at least `BUSY_BATCH` events
+/// (that many arrived while one committed) and ended less than
+/// `BUSY_WITHIN` ago. Below that, publishes already find company without
+/// waiting for it, and a linger would only add its wait to every publish:
+/// at 400 events/s it doubled p50 publish->delivered (BENCHMARKS.md).
+const BUSY_BATCH: usize = 8;
 const BUSY_WITHIN: Duration = Duration::from_millis(20);
 
 /// One queued publish and where its answer goes.
@@ -121,8 +124,8 @@ struct Committer {
 impl Committer {
     /// Takes whatever is queued (waiting for at least one), commits it, answers.
     async fn run(&self, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
-        // When the last commit that carried company ended.
-        let mut last_shared_commit: Option<tokio::time::Instant> = None;
+        // When the last commit of a busy-sized batch ended.
+        let mut last_busy_commit: Option<tokio::time::Instant> = None;
         loop {
             let mut batch = Vec::new();
             {
@@ -133,7 +136,7 @@ impl Committer {
                 if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
                     return;
                 }
-                if last_shared_commit.is_some_and(|at| at.elapsed() < BUSY_WITHIN) {
+                if last_busy_commit.is_some_and(|at| at.elapsed() < BUSY_WITHIN) {
                     let deadline = tokio::time::Instant::now() + LINGER;
                     while batch.len() < MAX_BATCH {
                         let room = MAX_BATCH - batch.len();
@@ -145,10 +148,10 @@ impl Committer {
                     }
                 }
             }
-            let shared = batch.len() > 1;
+            let busy = batch.len() >= BUSY_BATCH;
             self.commit(batch).await;
-            if shared {
-                last_shared_commit = Some(tokio::time::Instant::now());
+            if busy {
+                last_busy_commit = Some(tokio::time::Instant::now());
             }
         }
     }
