@@ -39,6 +39,8 @@ const LINGER: Duration = Duration::from_millis(2);
 /// waiting for it, and a linger would only add its wait to every publish:
 /// at 400 events/s it doubled p50 publish->delivered (BENCHMARKS.md).
 const BUSY_BATCH: usize = 8;
+
+/// How recent that busy commit must be for the load to count as current.
 const BUSY_WITHIN: Duration = Duration::from_millis(20);
 
 /// One queued publish and where its answer goes.
