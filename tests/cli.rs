@@ -1524,3 +1524,35 @@ both_backends!(
     missing_database_is_refused,
     database_url_from_the_environment,
 );
+
+#[test]
+fn the_console_and_the_demo_without_a_terminal_say_so_and_start_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo_db = dir.path().join("demo.db");
+    let demo_url = format!("sqlite://{}", demo_db.display());
+    // `output()` pipes stdout: no terminal to draw on.
+    let err = fails(
+        hookline_command(&demo_url, &["demo"])
+            .output()
+            .expect("run hookline demo"),
+    );
+    assert!(
+        err.contains("needs a terminal") && err.contains("demo --headless"),
+        "the demo should name the headless way: {err}"
+    );
+    assert!(!demo_db.exists(), "the demo started before refusing");
+
+    let url = format!("sqlite://{}", dir.path().join("h.db").display());
+    ok(hookline_command(&url, &["migrate"])
+        .output()
+        .expect("migrate"));
+    let err = fails(
+        hookline_command(&url, &["console"])
+            .output()
+            .expect("run hookline console"),
+    );
+    assert!(
+        err.contains("the console needs a terminal"),
+        "the console should say why it cannot open: {err}"
+    );
+}

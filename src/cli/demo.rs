@@ -24,6 +24,13 @@ pub async fn demo(
         config: config.clone(),
     };
     demo::validate(&options)?;
+    // Refused before anything starts: the console could not open later.
+    if !args.headless && !hookline::console::has_terminal() {
+        anyhow::bail!(
+            "the demo opens the console, which needs a terminal, and standard output is not one; \
+             without a terminal run: hookline demo --headless --duration 30s"
+        );
+    }
     let running = demo::start(&options).await.map_err(|err| match err {
         // Refused input keeps its type, so the exit code says "invalid input".
         DemoError::Ops(err) => anyhow::Error::from(err),
@@ -65,9 +72,17 @@ pub async fn demo(
         options.notice = Some(running.notice());
         let store = running.store().clone();
         // SIGTERM (or a SIGINT sent from elsewhere) ends the demo like `q` does.
-        tokio::select! {
-            result = run_console(store, running.config(), options) => result?,
-            () = shutdown_signal() => {}
+        let console = tokio::select! {
+            result = run_console(store, running.config(), options) => result,
+            () = shutdown_signal() => Ok(()),
+        };
+        if let Err(err) = console {
+            // Stop the demo's parts and remove its files before reporting.
+            drop(log_redirect);
+            if let Err(stop) = running.stop().await {
+                tracing::warn!(error = %stop, "could not stop the demo cleanly");
+            }
+            return Err(err);
         }
     }
     let summary = running.stop().await?;

@@ -56,8 +56,17 @@ pub struct ConsoleOptions {
 /// Why the console stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
+    #[error(
+        "the console needs a terminal, and standard output is not one (run it in a terminal or over ssh -t)"
+    )]
+    NoTerminal,
     #[error("terminal error: {0}")]
     Terminal(#[from] std::io::Error),
+}
+
+/// Whether the console can draw here: standard output is a terminal.
+pub fn has_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
 }
 
 /// Raw mode and the alternate screen for as long as it lives.
@@ -67,6 +76,9 @@ struct TerminalGuard {
 
 impl TerminalGuard {
     fn enter() -> Result<TerminalGuard, ConsoleError> {
+        if !has_terminal() {
+            return Err(ConsoleError::NoTerminal);
+        }
         terminal::enable_raw_mode()?;
         let mut stdout = std::io::stdout();
         if let Err(err) = execute!(
