@@ -48,7 +48,7 @@ pub async fn demo(
         )),
         (false, None) => Some(Redirect::discard()),
     };
-    if args.headless {
+    let shown = if args.headless {
         out.note(&format!(
             "{} (database {}; stop with Ctrl-C)",
             running.notice().replace("; q quits", ""),
@@ -63,6 +63,7 @@ pub async fn demo(
             }
             None => shutdown_signal().await,
         }
+        Ok(())
     } else {
         let console = ConsoleArgs {
             read_only: false,
@@ -72,21 +73,19 @@ pub async fn demo(
         options.notice = Some(running.notice());
         let store = running.store().clone();
         // SIGTERM (or a SIGINT sent from elsewhere) ends the demo like `q` does.
-        let console = tokio::select! {
+        tokio::select! {
             result = run_console(store, running.config(), options) => result,
             () = shutdown_signal() => Ok(()),
-        };
-        if let Err(err) = console {
-            // Stop the demo's parts and remove its files before reporting.
-            drop(log_redirect);
-            if let Err(stop) = running.stop().await {
-                tracing::warn!(error = %stop, "could not stop the demo cleanly");
-            }
-            return Err(err);
         }
-    }
-    let summary = running.stop().await?;
+    };
+    // The demo's parts stop and its files go even when the console failed.
+    let stopped = running.stop().await;
     drop(log_redirect);
+    if let (Err(_), Err(stop)) = (&shown, &stopped) {
+        tracing::warn!(error = %stop, "could not stop the demo cleanly");
+    }
+    shown?;
+    let summary = stopped?;
     out.result(serde_json::to_value(&summary)?, summary.render().trim_end());
     if !summary.disagreements.is_empty() {
         anyhow::bail!(
