@@ -106,4 +106,23 @@ mod tests {
         assert!(file_path("sqlite::memory:").is_err());
         assert!(file_path("sqlite://").is_err());
     }
+
+    /// `.cargo/config.toml` passes these to the bundled SQLite's build; a
+    /// build that missed them would re-plan the claim on every cycle.
+    #[tokio::test]
+    async fn the_bundled_sqlite_has_stable_plans_and_no_memory_statistics() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("flags.db").display());
+        let (pools, _) = connect(&url, OpenMode::CreateAndMigrate)
+            .await
+            .expect("open");
+        for option in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+            let used: i64 = sqlx::query_scalar("SELECT sqlite_compileoption_used($1)")
+                .bind(option)
+                .fetch_one(&pools.write)
+                .await
+                .expect("query");
+            assert_eq!(used, 1, "SQLite built without SQLITE_{option}");
+        }
+    }
 }
