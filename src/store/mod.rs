@@ -158,6 +158,8 @@ pub struct Store {
     changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     watcher_started: std::sync::Arc<std::sync::Once>,
     checkpointer_started: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set by the background checkpointer when the WAL should start over.
+    wal_rewind_due: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for Store {
@@ -237,6 +239,7 @@ impl Store {
             changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             watcher_started: std::sync::Arc::new(std::sync::Once::new()),
             checkpointer_started: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            wal_rewind_due: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         match mode {
             OpenMode::CreateAndMigrate => {

@@ -312,6 +312,7 @@ impl Store {
         if batch.is_empty() && request.is_none() {
             return Ok((RecordSummary::default(), Claimed::default()));
         }
+        self.rewind_wal_if_due().await;
         let system = Actor {
             name: "hookline".to_string(),
             client_addr: None,
