@@ -206,10 +206,9 @@ async fn passive_checkpoint(conn: &mut sqlx::SqliteConnection) -> Result<(i64, i
 /// commit extended the file into fresh blocks the filesystem had to zero.
 /// Past `REWIND_AFTER_FRAMES`, the writer is asked to copy the few pages
 /// left itself, between two of its transactions ([`Store::rewind_wal_if_due`]).
-/// That copy, and its syncs, hold the writer up, so first this connection
-/// catches up until little is left: asked after one pass, the writer
-/// stalled publishes ~100 ms (the pages written during the pass); a
-/// blocking checkpoint from here stalled them as long.
+/// That copy and its syncs pause the writer (20–110 ms here), so first this
+/// connection catches up until little is left to copy. A blocking
+/// checkpoint from here instead would pause the writer for all of its syncs.
 async fn checkpoint(
     conn: &mut sqlx::SqliteConnection,
     rewind_due: &std::sync::atomic::AtomicBool,
