@@ -190,10 +190,12 @@ impl Store {
     }
 }
 
-/// Frames in the WAL and frames copied, after a passive checkpoint.
-async fn passive_checkpoint(conn: &mut sqlx::SqliteConnection) -> Result<(i64, i64), sqlx::Error> {
+/// Frames in the WAL and frames copied, after a passive checkpoint on `conn`.
+async fn passive_checkpoint<'c>(
+    conn: impl sqlx::SqliteExecutor<'c>,
+) -> Result<(i64, i64), sqlx::Error> {
     let (_busy, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(&mut *conn)
+        .fetch_one(conn)
         .await?;
     Ok((frames, copied))
 }
@@ -213,23 +215,19 @@ async fn checkpoint(
     conn: &mut sqlx::SqliteConnection,
     rewind_due: &std::sync::atomic::AtomicBool,
 ) -> Result<(), sqlx::Error> {
-    let (mut wal_frames, mut copied) = passive_checkpoint(conn).await?;
+    let (wal_frames, mut copied) = passive_checkpoint(&mut *conn).await?;
     if wal_frames < REWIND_AFTER_FRAMES {
         return Ok(());
     }
     for _ in 0..CATCH_UP_PASSES {
-        let (frames, now_copied) = passive_checkpoint(conn).await?;
+        let (frames, now_copied) = passive_checkpoint(&mut *conn).await?;
         let written_meanwhile = frames - copied;
-        (wal_frames, copied) = (frames, now_copied);
+        copied = now_copied;
         if written_meanwhile <= FEW_FRAMES {
             break;
         }
     }
-    tracing::debug!(
-        wal_frames,
-        copied,
-        "asking the writer to start the WAL over"
-    );
+    tracing::debug!(copied, "asking the writer to start the WAL over");
     rewind_due.store(true, std::sync::atomic::Ordering::Release);
     Ok(())
 }
@@ -250,10 +248,7 @@ impl Store {
             return;
         }
         let started = std::time::Instant::now();
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pools.write)
-            .await
-        {
+        match passive_checkpoint(&pools.write).await {
             Ok(_) => tracing::debug!(took = ?started.elapsed(), "writer finished a checkpoint"),
             Err(err) => tracing::warn!(error = %err, "could not finish a checkpoint on the writer"),
         }
