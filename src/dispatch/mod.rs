@@ -38,7 +38,7 @@ use crate::store::{
 };
 use hand_off::{HandOff, Slots, Taken};
 use retry::RetryPolicy;
-use send::{PreparedTarget, Sender};
+use send::{PreparedTarget, PreparedTargets, Sender};
 
 /// How often a dispatcher takes back leases that expired (a dead dispatcher's).
 const REAP_EVERY: Duration = Duration::from_secs(1);
@@ -477,15 +477,15 @@ impl Dispatcher {
         running: &mut Running,
         outcome_sender: &mpsc::UnboundedSender<Outcome>,
     ) {
-        let targets: HashMap<String, Arc<PreparedTarget>> = claimed
+        let targets: HashMap<&str, Arc<PreparedTarget>> = claimed
             .endpoints
             .iter()
-            .map(|(id, target)| (id.clone(), Arc::new(PreparedTarget::new(target))))
+            .map(|(id, target)| (id.as_str(), running.targets.get(target)))
             .collect();
         for delivery in claimed.deliveries {
             // A target is always returned with its deliveries; if one were
             // missing the lease would simply expire and the work return.
-            let Some(target) = targets.get(&delivery.endpoint_id).cloned() else {
+            let Some(target) = targets.get(delivery.endpoint_id.as_str()).cloned() else {
                 self.slots.give_back(1);
                 continue;
             };
@@ -558,6 +558,8 @@ struct Running {
     leased: HashMap<tokio::task::Id, String>,
     /// Each task holds one slot, given back when it ends.
     slots: Arc<Slots>,
+    /// The endpoints' targets as attempts use them, kept across claims.
+    targets: PreparedTargets,
 }
 
 impl Running {
@@ -566,6 +568,7 @@ impl Running {
             tasks: JoinSet::new(),
             leased: HashMap::new(),
             slots,
+            targets: PreparedTargets::default(),
         }
     }
 

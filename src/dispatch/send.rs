@@ -1,7 +1,9 @@
 //! One HTTP attempt: POST the payload signed per Standard Webhooks, read at
 //! most a bounded answer, and classify what happened.
 
+use std::collections::HashMap;
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
@@ -60,6 +62,37 @@ impl PreparedTarget {
             timeout: Duration::from_millis(target.timeout_ms.max(1) as u64),
             headers,
         }
+    }
+}
+
+/// Most endpoints whose prepared targets are kept; past this the cache
+/// starts over (deleted endpoints' entries go with it).
+const PREPARED_TARGETS_KEPT: usize = 4096;
+
+/// Prepared targets by endpoint, reused while the endpoint's target is
+/// unchanged: a hand-off brings the targets of every publish, and parsing
+/// the URL and decoding the secrets again for each one was measurable.
+#[derive(Debug, Default)]
+pub struct PreparedTargets {
+    by_endpoint: HashMap<String, (EndpointTarget, Arc<PreparedTarget>)>,
+}
+
+impl PreparedTargets {
+    /// `target` prepared: the kept one if the endpoint's target is unchanged
+    /// (a rotated secret or an edited URL makes it prepare again).
+    pub fn get(&mut self, target: &EndpointTarget) -> Arc<PreparedTarget> {
+        if let Some((kept, prepared)) = self.by_endpoint.get(&target.id)
+            && kept == target
+        {
+            return Arc::clone(prepared);
+        }
+        if self.by_endpoint.len() >= PREPARED_TARGETS_KEPT {
+            self.by_endpoint.clear();
+        }
+        let prepared = Arc::new(PreparedTarget::new(target));
+        self.by_endpoint
+            .insert(target.id.clone(), (target.clone(), Arc::clone(&prepared)));
+        prepared
     }
 }
 
@@ -305,5 +338,25 @@ mod tests {
     fn signatures_are_masked_but_versions_stay() {
         assert_eq!(mask_signature("v1,abc= v1,def="), "v1,**** v1,****");
         assert_eq!(mask_signature("garbage"), "****");
+    }
+
+    #[test]
+    fn a_prepared_target_is_reused_until_the_endpoint_changes() {
+        let mut target = EndpointTarget {
+            id: "ep_1".to_string(),
+            url: "http://127.0.0.1:9/hook".to_string(),
+            secrets: vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()],
+            timeout_ms: 1_000,
+            headers: Vec::new(),
+        };
+        let mut prepared = PreparedTargets::default();
+        let first = prepared.get(&target);
+        assert!(Arc::ptr_eq(&first, &prepared.get(&target)), "unchanged: kept");
+        target
+            .secrets
+            .push("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".to_string());
+        let rotated = prepared.get(&target);
+        assert!(!Arc::ptr_eq(&first, &rotated), "a new secret prepares again");
+        assert_eq!(rotated.secrets.as_ref().map(Vec::len).ok(), Some(2));
     }
 }
