@@ -233,8 +233,13 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         let (s, m, h) = (1, 60, 3600);
         DispatchConfig {
-            concurrency: 64,
-            max_in_flight_per_endpoint: 8,
+            // An endpoint's slot stays taken until the outcome is committed,
+            // a cycle or two after the answer: at 64 / 8, fast receivers
+            // left a dispatcher short of slots before it was short of CPU
+            // (BENCHMARKS.md, "Caps"). One endpoint may still take only an
+            // eighth of the slots, as before.
+            concurrency: 256,
+            max_in_flight_per_endpoint: 32,
             timeout: Duration::from_secs(15 * s),
             retry_schedule: [0, 5 * s, 5 * m, 30 * m, 2 * h, 5 * h, 10 * h, 10 * h]
                 .into_iter()
