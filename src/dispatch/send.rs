@@ -351,12 +351,18 @@ mod tests {
         };
         let mut prepared = PreparedTargets::default();
         let first = prepared.get(&target);
-        assert!(Arc::ptr_eq(&first, &prepared.get(&target)), "unchanged: kept");
+        assert!(
+            Arc::ptr_eq(&first, &prepared.get(&target)),
+            "unchanged: kept"
+        );
         target
             .secrets
             .push("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".to_string());
         let rotated = prepared.get(&target);
-        assert!(!Arc::ptr_eq(&first, &rotated), "a new secret prepares again");
+        assert!(
+            !Arc::ptr_eq(&first, &rotated),
+            "a new secret prepares again"
+        );
         assert_eq!(rotated.secrets.as_ref().map(Vec::len).ok(), Some(2));
     }
 }
