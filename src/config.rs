@@ -236,8 +236,8 @@ impl Default for DispatchConfig {
             // An endpoint's slot stays taken until the outcome is committed,
             // a cycle or two after the answer: at 64 / 8, fast receivers
             // left a dispatcher short of slots before it was short of CPU
-            // (BENCHMARKS.md, "Caps"). One endpoint may still take only an
-            // eighth of the slots, as before.
+            // (BENCHMARKS.md, "Larger default caps"). One endpoint may still
+            // take only an eighth of the slots, as before.
             concurrency: 256,
             max_in_flight_per_endpoint: 32,
             timeout: Duration::from_secs(15 * s),
