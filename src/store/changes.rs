@@ -8,6 +8,8 @@
 //! lookup, so polling every 100 ms is cheap), and on Postgres by LISTENing
 //! to the `hookline_changes` channel that writers NOTIFY in their transactions.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::Connection;
@@ -50,14 +52,14 @@ impl Store {
             Db::Sqlite(pools) => pools,
             Db::Postgres(pools) => {
                 let pool = pools.read.clone();
-                let changes = std::sync::Arc::downgrade(&self.changes);
+                let changes = Arc::downgrade(&self.changes);
                 tokio::spawn(listen_postgres(pool, changes));
                 return;
             }
         };
         let options = pools.read.connect_options();
         // Weak: the watcher ends when the last Store handle is dropped.
-        let changes = std::sync::Arc::downgrade(&self.changes);
+        let changes = Arc::downgrade(&self.changes);
         tokio::spawn(async move {
             let mut last: Option<i64> = None;
             loop {
@@ -92,8 +94,8 @@ const CHANNEL: &str = "hookline_changes";
 /// Moves the change counter on every notification. When the connection
 /// drops, notifications may have been missed, so that counts as a change too;
 /// the listener then reconnects with backoff.
-async fn listen_postgres(pool: sqlx::PgPool, changes: std::sync::Weak<watch::Sender<u64>>) {
-    let bump = |changes: &std::sync::Weak<watch::Sender<u64>>| match changes.upgrade() {
+async fn listen_postgres(pool: sqlx::PgPool, changes: Weak<watch::Sender<u64>>) {
+    let bump = |changes: &Weak<watch::Sender<u64>>| match changes.upgrade() {
         Some(changes) => {
             changes.send_modify(|n| *n = n.wrapping_add(1));
             true
@@ -154,18 +156,15 @@ impl Store {
         let Db::Sqlite(pools) = &*self.db else {
             return Ok(());
         };
-        if self
-            .checkpointer_started
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
+        if self.checkpointer_started.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         sqlx::query("PRAGMA wal_autocheckpoint = 0")
             .execute(&pools.write)
             .await?;
         let options = pools.write.connect_options();
-        let changes = std::sync::Arc::downgrade(&self.changes);
-        let rewind_due = std::sync::Arc::clone(&self.wal_rewind_due);
+        let changes = Arc::downgrade(&self.changes);
+        let rewind_due = Arc::clone(&self.wal_rewind_due);
         tokio::spawn(async move {
             loop {
                 let Ok(mut conn) = sqlx::sqlite::SqliteConnection::connect_with(&options).await
@@ -213,7 +212,7 @@ async fn passive_checkpoint<'c>(
 /// checkpoint from here instead would pause the writer for all of its syncs.
 async fn checkpoint(
     conn: &mut sqlx::SqliteConnection,
-    rewind_due: &std::sync::atomic::AtomicBool,
+    rewind_due: &AtomicBool,
 ) -> Result<(), sqlx::Error> {
     let (wal_frames, mut copied) = passive_checkpoint(&mut *conn).await?;
     if wal_frames < REWIND_AFTER_FRAMES {
@@ -228,7 +227,7 @@ async fn checkpoint(
         }
     }
     tracing::debug!(copied, "asking the writer to start the WAL over");
-    rewind_due.store(true, std::sync::atomic::Ordering::Release);
+    rewind_due.store(true, Ordering::Release);
     Ok(())
 }
 
@@ -241,10 +240,7 @@ impl Store {
         let Db::Sqlite(pools) = &*self.db else {
             return;
         };
-        if !self
-            .wal_rewind_due
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
+        if !self.wal_rewind_due.swap(false, Ordering::AcqRel) {
             return;
         }
         let started = std::time::Instant::now();
@@ -260,7 +256,7 @@ mod tests {
     use super::*;
     use crate::store::OpenMode;
 
-    async fn commit_rows(pools: &super::super::Pools<sqlx::Sqlite>, count: usize) {
+    async fn commit_rows(pools: &crate::store::Pools<sqlx::Sqlite>, count: usize) {
         for n in 0..count {
             sqlx::query("INSERT INTO scratch (n) VALUES ($1)")
                 .bind(n as i64)
@@ -299,9 +295,7 @@ mod tests {
 
         // Asked: the writer finishes the copy, and the next commits write
         // from the WAL's start again, inside the file as it is.
-        store
-            .wal_rewind_due
-            .store(true, std::sync::atomic::Ordering::Release);
+        store.wal_rewind_due.store(true, Ordering::Release);
         store.rewind_wal_if_due().await;
         commit_rows(pools, 50).await;
         assert_eq!(wal_size(), grown, "the WAL grew instead of starting over");
