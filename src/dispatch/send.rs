@@ -1,12 +1,24 @@
 //! One HTTP attempt: POST the payload signed per Standard Webhooks, read at
 //! most a bounded answer, and classify what happened.
+//!
+//! The client is hyper's pooled client with rustls, not reqwest: reqwest's
+//! per-request layers (a redirect policy that re-parses the URL even when
+//! redirects are off, the response URL parsed again) cost the dispatcher
+//! ~11 % of its CPU when flat out (BENCHMARKS.md, "The HTTP client").
 
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::{Instant as Deadline, timeout_at};
 
 use super::retry::parse_retry_after;
 use super::sign::{Secret, signature_header};
@@ -19,19 +31,24 @@ pub const KEPT_BODY_BYTES: usize = 4 * 1024;
 /// The `user-agent` every attempt sends.
 pub const USER_AGENT: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
 
+/// What a timed-out attempt records.
+const TIMEOUT_MESSAGE: &str = "no complete answer before the timeout";
+
 /// Failure to set up the HTTP client.
 #[derive(Debug, thiserror::Error)]
-#[error("could not build the HTTP client: {0}")]
-pub struct ClientError(#[from] reqwest::Error);
+#[error("could not set up TLS for the HTTP client: {0}")]
+pub struct ClientError(#[from] std::io::Error);
 
 /// An endpoint made ready to send to: URL parsed, secrets decoded, headers
 /// checked. Built once per claim, shared by that endpoint's attempts.
 #[derive(Debug, Clone)]
 pub struct PreparedTarget {
     pub id: String,
-    url: Result<reqwest::Url, String>,
+    uri: Result<http::Uri, String>,
     secrets: Result<Vec<Secret>, String>,
     timeout: Duration,
+    /// The endpoint's own headers, then `authorization` from the URL's
+    /// `user:password@`, if it has one and the endpoint sets none itself.
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -45,7 +62,7 @@ impl PreparedTarget {
             .iter()
             .map(|s| Secret::parse(s).map_err(|e| format!("unusable secret: {e}")))
             .collect();
-        let headers = target
+        let mut headers: Vec<(HeaderName, HeaderValue)> = target
             .headers
             .iter()
             .filter_map(|(name, value)| {
@@ -55,14 +72,49 @@ impl PreparedTarget {
                 ))
             })
             .collect();
+        let basic_auth = url.as_ref().ok().and_then(basic_auth);
+        if let Some(credentials) = basic_auth
+            && !headers.iter().any(|(name, _)| name == AUTHORIZATION)
+        {
+            headers.push((AUTHORIZATION, credentials));
+        }
         PreparedTarget {
             id: target.id.clone(),
-            url,
+            uri: url.and_then(|url| request_uri(&url)),
             secrets,
             timeout: Duration::from_millis(target.timeout_ms.max(1) as u64),
             headers,
         }
     }
+}
+
+/// The URI a request is sent to: the URL without credentials or fragment,
+/// neither of which goes on the wire.
+fn request_uri(url: &reqwest::Url) -> Result<http::Uri, String> {
+    let mut bare = url.clone();
+    // Both only fail for URLs that cannot have credentials, which then have none.
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    bare.set_fragment(None);
+    bare.as_str().parse().map_err(|e| format!("bad URL: {e}"))
+}
+
+/// `Basic …` from a URL's `user:password@`, as browsers and curl send it.
+fn basic_auth(url: &reqwest::Url) -> Option<HeaderValue> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(url.username());
+    let password = url.password().map(decode).unwrap_or_default();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Most endpoints whose prepared targets are kept; past this the cache
@@ -113,10 +165,13 @@ pub struct AttemptResult {
     pub retry_after: Option<Duration>,
 }
 
+/// The pooled client attempts go out on: plain HTTP or rustls.
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// Sends attempts over one shared connection pool.
 #[derive(Debug, Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    client: HttpClient,
     max_response_body: u64,
 }
 
@@ -128,17 +183,25 @@ pub fn install_crypto_provider() {
 
 impl Sender {
     /// A sender whose attempts refuse answers larger than `max_response_body`.
+    ///
+    /// It follows no redirects (one could point a signed payload anywhere;
+    /// receivers must answer directly) and uses no proxy from the
+    /// environment (that would silently reroute deliveries).
     pub fn new(max_response_body: u64) -> Result<Sender, ClientError> {
         install_crypto_provider();
-        let client = reqwest::Client::builder()
-            // A redirect could point a signed payload anywhere; receivers must answer directly.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(USER_AGENT)
-            .tcp_nodelay(true)
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        // The TLS connector wraps this one, so it must take https URLs too.
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            // Environment proxies would silently reroute deliveries (and tests on 127.0.0.1).
-            .no_proxy()
-            .build()?;
+            .pool_timer(TokioTimer::new())
+            .build(connector);
         Ok(Sender {
             client,
             max_response_body,
@@ -154,9 +217,10 @@ impl Sender {
     ) -> AttemptResult {
         let started_at = now_millis();
         let clock = Instant::now();
+        let deadline = Deadline::now() + target.timeout;
         let timestamp = started_at / 1000;
-        let (url, secrets) = match (&target.url, &target.secrets) {
-            (Ok(url), Ok(secrets)) => (url, secrets),
+        let (uri, secrets) = match (&target.uri, &target.secrets) {
+            (Ok(uri), Ok(secrets)) => (uri, secrets),
             (Err(problem), _) | (_, Err(problem)) => {
                 return AttemptResult::failed(started_at, 0, ErrorKind::Network, problem.clone());
             }
@@ -164,35 +228,39 @@ impl Sender {
         let secret_refs: Vec<&Secret> = secrets.iter().collect();
         let signature = signature_header(&secret_refs, msg_id, timestamp, payload.as_bytes());
         let request_headers = recorded_headers(target, msg_id, timestamp, &signature);
-        let mut request = self
-            .client
-            .post(url.clone())
-            .timeout(target.timeout)
-            .header(CONTENT_TYPE, "application/json");
-        for (name, value) in &target.headers {
-            request = request.header(name, value);
-        }
-        let request = request
-            .header("webhook-id", msg_id)
-            .header("webhook-timestamp", timestamp)
-            .header("webhook-signature", signature)
-            .body(payload);
-        let mut result = match request.send().await {
-            Err(err) => {
-                let (kind, message) = classify(&err);
-                AttemptResult::failed(started_at, 0, kind, message)
-            }
-            Ok(response) => self.read_answer(response, started_at).await,
+        let mut result = match signed_request(target, uri, msg_id, timestamp, &signature, payload) {
+            Err(err) => AttemptResult::failed(
+                started_at,
+                0,
+                ErrorKind::Network,
+                format!("could not build the request: {err}"),
+            ),
+            Ok(request) => match timeout_at(deadline, self.client.request(request)).await {
+                Err(_) => AttemptResult::failed(
+                    started_at,
+                    0,
+                    ErrorKind::Timeout,
+                    TIMEOUT_MESSAGE.to_string(),
+                ),
+                Ok(Err(err)) => {
+                    let (kind, message) = classify(&err);
+                    AttemptResult::failed(started_at, 0, kind, message)
+                }
+                Ok(Ok(response)) => self.read_answer(response, started_at, deadline).await,
+            },
         };
         result.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
         result.request_headers = request_headers;
         result
     }
 
+    /// Reads the answer's body until it ends, grows past the limit, fails or
+    /// runs past `deadline`; the status counts only if the body arrived whole.
     async fn read_answer(
         &self,
-        mut response: reqwest::Response,
+        response: http::Response<hyper::body::Incoming>,
         started_at: Millis,
+        deadline: Deadline,
     ) -> AttemptResult {
         let status = response.status();
         let retry_after = if matches!(status.as_u16(), 429 | 503) {
@@ -204,28 +272,35 @@ impl Sender {
         } else {
             None
         };
+        let mut body = response.into_body();
         let mut kept: Vec<u8> = Vec::new();
         let mut total: u64 = 0;
         let mut failure: Option<(ErrorKind, String)> = None;
         loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    total += chunk.len() as u64;
-                    let room = KEPT_BODY_BYTES.saturating_sub(kept.len());
-                    kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
-                    if total > self.max_response_body {
-                        failure = Some((
-                            ErrorKind::TooLargeResponse,
-                            format!("answer body exceeds {} bytes", self.max_response_body),
-                        ));
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    failure = Some(classify(&err));
+            let frame = match timeout_at(deadline, body.frame()).await {
+                Err(_) => {
+                    failure = Some((ErrorKind::Timeout, TIMEOUT_MESSAGE.to_string()));
                     break;
                 }
+                Ok(None) => break,
+                Ok(Some(Err(err))) => {
+                    failure = Some((ErrorKind::Network, chain_detail(&err)));
+                    break;
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(chunk) = frame.into_data() else {
+                continue; // trailers
+            };
+            total += chunk.len() as u64;
+            let room = KEPT_BODY_BYTES.saturating_sub(kept.len());
+            kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
+            if total > self.max_response_body {
+                failure = Some((
+                    ErrorKind::TooLargeResponse,
+                    format!("answer body exceeds {} bytes", self.max_response_body),
+                ));
+                break;
             }
         }
         let failure = failure.or_else(|| {
@@ -242,6 +317,28 @@ impl Sender {
             retry_after,
         }
     }
+}
+
+/// The POST of one attempt: JSON, the endpoint's headers, the signature.
+fn signed_request(
+    target: &PreparedTarget,
+    uri: &http::Uri,
+    msg_id: &str,
+    timestamp: i64,
+    signature: &str,
+    payload: String,
+) -> Result<http::Request<Full<Bytes>>, http::Error> {
+    let mut request = http::Request::post(uri.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .header(http::header::USER_AGENT, USER_AGENT);
+    for (name, value) in &target.headers {
+        request = request.header(name, value);
+    }
+    request
+        .header("webhook-id", msg_id)
+        .header("webhook-timestamp", timestamp)
+        .header("webhook-signature", signature)
+        .body(Full::new(Bytes::from(payload)))
 }
 
 impl AttemptResult {
@@ -299,21 +396,19 @@ pub fn mask_signature(header: &str) -> String {
         .join(" ")
 }
 
-/// Names a transport failure: timeout, DNS, TLS, connect, or another network error.
-fn classify(err: &reqwest::Error) -> (ErrorKind, String) {
-    let mut chain = Vec::new();
+/// Names a transport failure: DNS, TLS, connect, or another network error.
+/// (Timeouts never get here: the deadline around the request catches them.)
+fn classify(err: &hyper_util::client::legacy::Error) -> (ErrorKind, String) {
     let mut tls = false;
+    let mut chain = Vec::new();
     let mut source = err.source();
     while let Some(cause) = source {
-        tls |= cause.is::<rustls::Error>();
+        tls |= is_tls_error(cause);
         chain.push(cause.to_string());
         source = cause.source();
     }
-    let detail = chain.last().cloned().unwrap_or_else(|| err.to_string());
     let joined = chain.join(": ").to_lowercase();
-    let kind = if err.is_timeout() {
-        ErrorKind::Timeout
-    } else if tls || joined.contains("certificate") || joined.contains("tls") {
+    let kind = if tls || joined.contains("certificate") {
         ErrorKind::Tls
     } else if joined.contains("dns error") || joined.contains("failed to lookup address") {
         ErrorKind::Dns
@@ -322,13 +417,43 @@ fn classify(err: &reqwest::Error) -> (ErrorKind, String) {
     } else {
         ErrorKind::Network
     };
-    let message = if kind == ErrorKind::Timeout {
-        "no complete answer before the timeout".to_string()
-    } else {
-        detail.chars().take(300).collect()
-    };
-    (kind, message)
+    (kind, chain_detail(err))
 }
+
+/// A rustls error, bare or inside the I/O errors the TLS stream and its
+/// connector wrap it in (`io::Error::source` skips the error it wraps, so
+/// the chain alone never shows it).
+fn is_tls_error(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let mut error = cause;
+    loop {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => error = inner,
+            None => return false,
+        }
+    }
+}
+
+/// The innermost cause of `err` (the one that names what went wrong), at
+/// most 300 characters.
+fn chain_detail(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut innermost = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        innermost = cause.to_string();
+        source = cause.source();
+    }
+    innermost.chars().take(300).collect()
+}
+
+#[cfg(test)]
+#[path = "send_tests.rs"]
+mod transport_tests;
 
 #[cfg(test)]
 mod tests {
