@@ -1,13 +1,16 @@
 //! Where SQLite and Postgres SQL differ: how a write transaction begins,
-//! whose clock is "now", and how a set travels as one JSON parameter
-//! (`jsonb_each` on SQLite, `jsonb_array_elements` on Postgres). Every other
-//! statement is shared text in the module that uses it.
+//! whose clock is "now", how a set travels as one JSON parameter
+//! (`jsonb_each` on SQLite, `jsonb_array_elements` on Postgres), and how
+//! the per-delivery writes spell their rows of bound parameters
+//! ([`RowsStatement`]). Every other statement is shared text in the module
+//! that uses it.
 //!
 //! Each statement here is written once in the `statements!` template and
 //! instantiated per backend, so the two spellings cannot drift apart.
 
 use super::health::{rollups_sql, stats_sql};
 use super::rows::{delivery_columns, endpoint_columns, subscription_columns};
+use super::values::{RowsStatement, ValuesStatement};
 
 /// The statements that differ between backends.
 pub(crate) struct Dialect {
@@ -45,11 +48,12 @@ pub(crate) struct Dialect {
     pub tenant_subscriptions: &'static str,
     /// Publish: the same for every tenant (broadcasts).
     pub all_subscriptions: &'static str,
-    /// Publish: inserts the JSON rows `$1` as events created at `$2`.
-    pub insert_events: &'static str,
-    /// Publish: inserts the JSON rows `$1` as deliveries created at `$2`, due at `$3`:
-    /// pending, or already leased where a row carries its state and lease.
-    pub insert_deliveries: &'static str,
+    /// Publish: inserts event rows (`bind_event!`) created at "now".
+    pub insert_events: RowsStatement,
+    /// Publish: inserts delivery rows (`bind_delivery!`) created at "now",
+    /// due at "due": pending, or already leased where a row carries its
+    /// state and lease.
+    pub insert_deliveries: RowsStatement,
     /// Publish: claims the idempotency keys in JSON rows `$1` (created at
     /// `$2`); returns `(scope, key)` of those that were free.
     pub insert_idempotency_keys: &'static str,
@@ -110,10 +114,11 @@ pub(crate) struct Dialect {
     /// Search: deliveries of events in the window below `($2, $3)` down to
     /// `($4, $5)` whose payload contains `$1`.
     pub search_payloads: &'static str,
-    /// Outcomes: inserts the attempts in JSON rows `$1`.
-    pub insert_attempts: &'static str,
-    /// Outcomes: applies JSON rows `$1` to deliveries still leased by `$3`; `$2` is now.
-    pub apply_outcomes: &'static str,
+    /// Outcomes: inserts attempt rows (`bind_attempt!`).
+    pub insert_attempts: RowsStatement,
+    /// Outcomes: applies outcome rows (`bind_outcome!`) to the deliveries
+    /// still leased by "owner" as of "now".
+    pub apply_outcomes: RowsStatement,
     /// Outcomes: folds JSON rows `$1` into `endpoint_stats`.
     pub upsert_endpoint_stats: &'static str,
     /// Outcomes: adds JSON rows `$1` to the per-minute `endpoint_health` rollups.
@@ -170,6 +175,19 @@ macro_rules! json_rows {
     };
     (postgres, $n:literal) => {
         concat!("jsonb_array_elements($", $n, "::jsonb) AS r(value)")
+    };
+}
+
+/// A per-delivery write for dialect `$d`: on SQLite its rows as bound
+/// parameters (`$values`, a [`ValuesStatement`]), on Postgres as one JSON
+/// parameter (`$json`), where bound rows measured slower (BENCHMARKS.md,
+/// "Rows as bound parameters").
+macro_rules! rows_statement {
+    (sqlite, $values:expr, $json:expr) => {
+        RowsStatement::Values($values)
+    };
+    (postgres, $values:expr, $json:expr) => {
+        RowsStatement::Json($json)
     };
 }
 
@@ -272,14 +290,40 @@ macro_rules! statements {
                  WHERE e.deleted_at IS NULL ORDER BY s.endpoint_id",
                 row_lock!($d, "FOR SHARE OF e")
             ),
-            insert_events: concat!(
+            insert_events: rows_statement!(
+                $d,
+                ValuesStatement {
+                name: concat!(stringify!($d), ".insert_events"),
+                head: "WITH p (now) AS (VALUES (?))
+                     INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
+                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5, p.now
+                     FROM p, (VALUES ",
+                columns: 5,
+                tail: ") AS v WHERE v.column1 IS NOT NULL",
+            },
+                concat!(
                 "INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
                  SELECT value->>'id', value->>'tenant_id', value->>'topic', value->>'payload',
                      value->>'idempotency_key', $2
                  FROM ",
                 json_rows!($d, "1")
+            )
             ),
-            insert_deliveries: concat!(
+            insert_deliveries: rows_statement!(
+                $d,
+                ValuesStatement {
+                name: concat!(stringify!($d), ".insert_deliveries"),
+                head: "WITH p (now, due) AS (VALUES (?, ?))
+                     INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, topic, state,
+                         attempts, next_attempt_at, created_at, updated_at, lease_owner,
+                         lease_expires_at)
+                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5,
+                         COALESCE(v.column6, 'pending'), 0, p.due, p.now, p.now, v.column7, v.column8
+                     FROM p, (VALUES ",
+                columns: 8,
+                tail: ") AS v WHERE v.column1 IS NOT NULL",
+            },
+                concat!(
                 "INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, topic, state, attempts,
                      next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
                  SELECT value->>'id', value->>'event_id', value->>'endpoint_id', value->>'tenant_id',
@@ -287,6 +331,7 @@ macro_rules! statements {
                      value->>'lease_owner', CAST(value->>'lease_expires_at' AS BIGINT)
                  FROM ",
                 json_rows!($d, "1")
+            )
             ),
             insert_idempotency_keys: concat!(
                 "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
@@ -453,7 +498,18 @@ macro_rules! statements {
                 "(ev.payload, $1) > 0
                  ORDER BY d.created_at DESC, d.id DESC"
             ),
-            insert_attempts: concat!(
+            insert_attempts: rows_statement!(
+                $d,
+                ValuesStatement {
+                name: concat!(stringify!($d), ".insert_attempts"),
+                head: "INSERT INTO attempts (id, delivery_id, endpoint_id, attempt_number, started_at,
+                     duration_ms, status_code, error_kind, error_message, request_headers,
+                     response_body, dispatcher_id)
+                 SELECT * FROM (VALUES ",
+                columns: 12,
+                tail: ") AS v WHERE column1 IS NOT NULL",
+            },
+                concat!(
                 "INSERT INTO attempts (id, delivery_id, endpoint_id, attempt_number, started_at,
                      duration_ms, status_code, error_kind, error_message, request_headers,
                      response_body, dispatcher_id)
@@ -464,8 +520,33 @@ macro_rules! statements {
                      value->>'response_body', value->>'dispatcher_id'
                  FROM ",
                 json_rows!($d, "1")
+            )
             ),
-            apply_outcomes: concat!(
+            apply_outcomes: rows_statement!(
+                $d,
+                ValuesStatement {
+                name: concat!(stringify!($d), ".apply_outcomes"),
+                head: "WITH p (now, owner) AS (VALUES (?, ?)),
+                     o (id, state, attempt_number, retry_in, started_at, status_code, error)
+                     AS (VALUES ",
+                columns: 7,
+                tail: concat!(
+                    ") UPDATE deliveries",
+                    indexed_by!($d, "sqlite_autoindex_deliveries_1"),
+                    " SET
+                         state = o.state,
+                         attempts = o.attempt_number,
+                         next_attempt_at = CASE WHEN o.state = 'scheduled' THEN p.now + o.retry_in
+                                                ELSE deliveries.next_attempt_at END,
+                         lease_owner = NULL, lease_expires_at = NULL,
+                         last_attempt_at = o.started_at, last_status = o.status_code,
+                         last_error = o.error, updated_at = p.now
+                     FROM o, p
+                     WHERE deliveries.id = o.id AND deliveries.state = 'in_flight'
+                       AND deliveries.lease_owner = p.owner"
+                ),
+            },
+                concat!(
                 "UPDATE deliveries",
                 indexed_by!($d, "sqlite_autoindex_deliveries_1"),
                 " SET
@@ -487,6 +568,7 @@ macro_rules! statements {
                 ") AS o
                  WHERE deliveries.id = o.id AND deliveries.state = 'in_flight'
                    AND deliveries.lease_owner = $3"
+            )
             ),
             upsert_endpoint_stats: concat!(
                 "INSERT INTO endpoint_stats (endpoint_id, dispatcher_id, consecutive_failures,

@@ -28,6 +28,7 @@ mod subscriptions;
 mod summary;
 mod tally;
 mod tenants;
+mod values;
 
 use std::fmt;
 

@@ -39,7 +39,8 @@ pub(super) async fn connect(url: &str) -> Result<Pools<sqlx::Postgres>> {
         // re-planned the claim on every call (1.7 ms planning for 1 ms of
         // work). hookline's statements are index lookups by key whose best
         // plan does not depend on the values bound.
-        .options([("plan_cache_mode", "force_generic_plan")]);
+        .options([("plan_cache_mode", "force_generic_plan")])
+        .statement_cache_capacity(super::values::STATEMENT_CACHE);
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         // No ping before every checkout (a round trip per transaction): a

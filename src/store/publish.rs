@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use super::queue::{LEASE_MARGIN_MS, TargetRow};
+use super::values::execute_rows;
 use super::{Claimed, ClaimedDelivery, Result, Store, db_now, json_list};
 use super::{notify_change, on_db};
 use crate::model::{IdKind, new_id};
@@ -41,7 +42,8 @@ const BROADCAST_SCOPE: &str = "*";
 /// One subscription as fan-out needs it: (endpoint id, its tenant, pattern).
 type Target = (String, String, String);
 
-/// An event row for the insert statement's JSON parameter.
+/// An event row as the insert statement binds it (`bind_event!`) or
+/// reads it from JSON.
 #[derive(Serialize)]
 struct EventRow<'a> {
     id: &'a str,
@@ -51,7 +53,8 @@ struct EventRow<'a> {
     idempotency_key: Option<&'a str>,
 }
 
-/// A delivery row for the insert statement's JSON parameter.
+/// A delivery row as the insert statement binds it (`bind_delivery!`) or
+/// reads it from JSON.
 #[derive(Serialize)]
 struct DeliveryRow<'a> {
     id: String,
@@ -68,6 +71,37 @@ struct DeliveryRow<'a> {
     lease_expires_at: Option<i64>,
     #[serde(skip)]
     payload: &'a str,
+}
+
+/// Binds the columns of `insert_events` for one `Option<&EventRow>`
+/// (`None`: a pad row, all NULL).
+macro_rules! bind_event {
+    ($query:expr, $row:expr) => {{
+        let row: Option<&EventRow<'_>> = $row;
+        $query
+            .bind(row.map(|r| r.id))
+            .bind(row.and_then(|r| r.tenant_id))
+            .bind(row.map(|r| r.topic))
+            .bind(row.map(|r| r.payload))
+            .bind(row.and_then(|r| r.idempotency_key))
+    }};
+}
+
+/// Binds the columns of `insert_deliveries` for one `Option<&DeliveryRow>`
+/// (`None`: a pad row, all NULL).
+macro_rules! bind_delivery {
+    ($query:expr, $row:expr) => {{
+        let row: Option<&DeliveryRow<'_>> = $row;
+        $query
+            .bind(row.map(|r| r.id.as_str()))
+            .bind(row.map(|r| r.event_id))
+            .bind(row.map(|r| r.endpoint_id))
+            .bind(row.map(|r| r.tenant_id))
+            .bind(row.map(|r| r.topic))
+            .bind(row.and_then(|r| r.state))
+            .bind(row.and_then(|r| r.lease_owner))
+            .bind(row.and_then(|r| r.lease_expires_at))
+    }};
 }
 
 /// An endpoint of a publish batch as the hand-off sees it.
@@ -299,13 +333,7 @@ impl Store {
                 };
                 results.push(result);
             }
-            if !event_rows.is_empty() {
-                sqlx::query(sql.insert_events)
-                    .bind(to_json(&event_rows))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            execute_rows!(tx, sql.insert_events, event_rows, [now], bind_event);
             let mut handed_off = Claimed::default();
             if let Some(request) = hand_off
                 && !delivery_rows.is_empty()
@@ -346,12 +374,14 @@ impl Store {
             }
             let queued = delivery_rows.len() - handed_off.deliveries.len();
             if !delivery_rows.is_empty() {
-                sqlx::query(sql.insert_deliveries)
-                    .bind(to_json(&delivery_rows))
-                    .bind(now)
-                    .bind(now + first_delay_ms)
-                    .execute(&mut *tx)
-                    .await?;
+                let due = now + first_delay_ms;
+                execute_rows!(
+                    tx,
+                    sql.insert_deliveries,
+                    delivery_rows,
+                    [now, due],
+                    bind_delivery
+                );
                 if queued > 0 {
                     notify_change!(sql, &mut *tx);
                 }

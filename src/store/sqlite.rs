@@ -71,7 +71,8 @@ pub(super) async fn connect(url: &str, mode: OpenMode) -> Result<(Pools<sqlx::Sq
         // channel: at sqlx's 50 the worker stalls every 50 rows until the
         // caller drains them, and a list of 1,000 endpoints took 26 ms
         // instead of 9.
-        .row_buffer_size(ROW_BUFFER);
+        .row_buffer_size(ROW_BUFFER)
+        .statement_cache_capacity(super::values::STATEMENT_CACHE);
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)

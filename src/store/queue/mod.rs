@@ -24,12 +24,13 @@ use serde_json::json;
 
 use super::audit::{AuditRecord, write_audit};
 use super::rows::parse_json;
+use super::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Result, Store, db_now, json_list, notify_change, on_db};
 use crate::model::{Actor, ErrorKind, Source};
 pub(crate) use claim::LEASE_MARGIN_MS;
 use claim::{ENDPOINTS_PER_STATEMENT, Head, claim_sql, eligible_endpoints, endpoints_to_lock};
-use record::PreparedBatch;
 pub use record::Rollups;
+use record::{PreparedBatch, bind_attempt, bind_outcome};
 
 /// What a dispatcher asks of [`Store::claim`].
 #[derive(Debug, Clone)]
@@ -139,6 +140,7 @@ const DISABLE_ENDPOINT: &str = "UPDATE endpoints
     WHERE id = $1 AND state = 'active' AND deleted_at IS NULL";
 
 /// A representative parameter for [`Store::explain_queue`].
+#[derive(Clone, Copy)]
 enum Param {
     Now,
     Int(i64),
@@ -206,6 +208,33 @@ impl Store {
     /// index use, and for operators diagnosing a slow queue.
     pub async fn explain_queue(&self) -> Result<Vec<(&'static str, String)>> {
         on_db!(self, |pools, sql| {
+            let (apply_sql, apply_params) = match &sql.apply_outcomes {
+                RowsStatement::Json(text) => (
+                    text.to_string(),
+                    vec![
+                        Param::Text(r#"[{"delivery_id":"dlv_explain"}]"#),
+                        Param::Now,
+                        Param::Text("dsp_explain"),
+                    ],
+                ),
+                RowsStatement::Values(statement) => {
+                    let rows = padded_rows(1);
+                    let row = [
+                        Param::Text("dlv_explain"),
+                        Param::Text("succeeded"),
+                        Param::Int(1),
+                        Param::Int(0),
+                        Param::Now,
+                        Param::Int(200),
+                        Param::Text(""),
+                    ];
+                    let params = [Param::Now, Param::Text("dsp_explain")]
+                        .into_iter()
+                        .chain((0..rows).flat_map(|_| row))
+                        .collect();
+                    (statement.sql(rows).to_string(), params)
+                }
+            };
             // Each statement with representative values for its parameters.
             let statements: [(&'static str, String, Vec<Param>); 4] = [
                 (
@@ -232,15 +261,7 @@ impl Store {
                         Param::Int(8),
                     ],
                 ),
-                (
-                    "apply_outcomes",
-                    sql.apply_outcomes.to_string(),
-                    vec![
-                        Param::Text(r#"[{"delivery_id":"dlv_explain"}]"#),
-                        Param::Now,
-                        Param::Text("dsp_explain"),
-                    ],
-                ),
+                ("apply_outcomes", apply_sql, apply_params),
             ];
             let mut plans = Vec::new();
             for (name, statement, params) in statements {
@@ -322,18 +343,15 @@ impl Store {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
             let mut applied = 0;
-            if let Some(rows) = &batch.rows {
-                sqlx::query(sql.insert_attempts)
-                    .bind(rows)
-                    .execute(&mut *tx)
-                    .await?;
-                applied = sqlx::query(sql.apply_outcomes)
-                    .bind(rows)
-                    .bind(now)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            if !batch.rows.is_empty() {
+                execute_rows!(tx, sql.insert_attempts, batch.rows, [], bind_attempt);
+                applied = execute_rows!(
+                    tx,
+                    sql.apply_outcomes,
+                    batch.rows,
+                    [now, owner],
+                    bind_outcome
+                );
                 for outcome in outcomes {
                     let Some(reason) = &outcome.disable_endpoint else {
                         continue;

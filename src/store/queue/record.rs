@@ -12,10 +12,10 @@ use super::{NewAttempt, NextStep, Outcome};
 use crate::model::ErrorKind;
 use crate::store::publish::to_json;
 
-/// One outcome batch, serialised once before its transaction starts.
-pub(crate) struct PreparedBatch {
-    /// Attempts and delivery transitions, as JSON rows (`None`: no outcomes).
-    pub rows: Option<String>,
+/// One outcome batch, prepared before its transaction starts.
+pub(crate) struct PreparedBatch<'a> {
+    /// Attempts and delivery transitions, one row per outcome.
+    pub rows: Vec<OutcomeRow<'a>>,
     /// The rollups to write with them, if any.
     pub rollups: Option<RollupRows>,
 }
@@ -28,11 +28,14 @@ pub(crate) struct RollupRows {
     pub health: String,
 }
 
-impl PreparedBatch {
-    pub fn new(owner: &str, outcomes: &[Outcome], rollups: Option<&Rollups>) -> PreparedBatch {
-        let rows: Vec<OutcomeJson<'_>> = outcomes.iter().map(|o| outcome_json(o, owner)).collect();
+impl<'a> PreparedBatch<'a> {
+    pub fn new(
+        owner: &'a str,
+        outcomes: &'a [Outcome],
+        rollups: Option<&Rollups>,
+    ) -> PreparedBatch<'a> {
         PreparedBatch {
-            rows: (!rows.is_empty()).then(|| to_json(&rows)),
+            rows: outcomes.iter().map(|o| outcome_row(o, owner)).collect(),
             rollups: rollups.filter(|r| !r.is_empty()).map(|r| RollupRows {
                 stats: r.stats_json(),
                 health: r.health_json(),
@@ -42,7 +45,7 @@ impl PreparedBatch {
 
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_none() && self.rollups.is_none()
+        self.rows.is_empty() && self.rollups.is_none()
     }
 }
 
@@ -95,25 +98,65 @@ impl Rollups {
     }
 }
 
-/// An outcome as the recording statements read it from their JSON parameter.
+/// An outcome as the recording statements bind it (or read it from JSON):
+/// the attempt's columns and the delivery's transition.
 #[derive(Serialize)]
-struct OutcomeJson<'a> {
-    id: &'a str,
-    delivery_id: &'a str,
-    endpoint_id: &'a str,
-    attempt_number: i64,
-    started_at: i64,
-    duration_ms: i64,
-    status_code: Option<i64>,
-    error_kind: Option<&'static str>,
-    error_message: Option<&'a str>,
-    request_headers: String,
-    response_body: Option<&'a str>,
-    dispatcher_id: &'a str,
-    state: &'static str,
-    retry_in: i64,
-    error: Option<String>,
+pub(crate) struct OutcomeRow<'a> {
+    pub(super) id: &'a str,
+    pub(super) delivery_id: &'a str,
+    pub(super) endpoint_id: &'a str,
+    pub(super) attempt_number: i64,
+    pub(super) started_at: i64,
+    pub(super) duration_ms: i64,
+    pub(super) status_code: Option<i64>,
+    pub(super) error_kind: Option<&'static str>,
+    pub(super) error_message: Option<&'a str>,
+    pub(super) request_headers: String,
+    pub(super) response_body: Option<&'a str>,
+    pub(super) dispatcher_id: &'a str,
+    pub(super) state: &'static str,
+    pub(super) retry_in: i64,
+    pub(super) error: Option<String>,
 }
+
+/// Binds the attempt columns of `insert_attempts` for one
+/// `Option<&OutcomeRow>` (`None`: a pad row, all NULL).
+macro_rules! bind_attempt {
+    ($query:expr, $row:expr) => {{
+        let row: Option<&$crate::store::queue::record::OutcomeRow<'_>> = $row;
+        $query
+            .bind(row.map(|r| r.id))
+            .bind(row.map(|r| r.delivery_id))
+            .bind(row.map(|r| r.endpoint_id))
+            .bind(row.map(|r| r.attempt_number))
+            .bind(row.map(|r| r.started_at))
+            .bind(row.map(|r| r.duration_ms))
+            .bind(row.and_then(|r| r.status_code))
+            .bind(row.and_then(|r| r.error_kind))
+            .bind(row.and_then(|r| r.error_message))
+            .bind(row.map(|r| r.request_headers.as_str()))
+            .bind(row.and_then(|r| r.response_body))
+            .bind(row.map(|r| r.dispatcher_id))
+    }};
+}
+pub(super) use bind_attempt;
+
+/// Binds the columns of `apply_outcomes` for one `Option<&OutcomeRow>`
+/// (`None`: a pad row, whose NULL id matches no delivery).
+macro_rules! bind_outcome {
+    ($query:expr, $row:expr) => {{
+        let row: Option<&$crate::store::queue::record::OutcomeRow<'_>> = $row;
+        $query
+            .bind(row.map(|r| r.delivery_id))
+            .bind(row.map(|r| r.state))
+            .bind(row.map(|r| r.attempt_number))
+            .bind(row.map(|r| r.retry_in))
+            .bind(row.map(|r| r.started_at))
+            .bind(row.and_then(|r| r.status_code))
+            .bind(row.and_then(|r| r.error.as_deref()))
+    }};
+}
+pub(super) use bind_outcome;
 
 /// The short "last error" shown on a delivery: the kind and its message.
 fn summarise_error(attempt: &NewAttempt) -> Option<String> {
@@ -125,14 +168,14 @@ fn summarise_error(attempt: &NewAttempt) -> Option<String> {
     })
 }
 
-fn outcome_json<'a>(outcome: &'a Outcome, owner: &'a str) -> OutcomeJson<'a> {
+fn outcome_row<'a>(outcome: &'a Outcome, owner: &'a str) -> OutcomeRow<'a> {
     let attempt = &outcome.attempt;
     let (state, retry_in) = match outcome.next {
         NextStep::Succeeded => ("succeeded", 0),
         NextStep::RetryIn(ms) => ("scheduled", ms.max(0)),
         NextStep::Dead => ("dead", 0),
     };
-    OutcomeJson {
+    OutcomeRow {
         id: &attempt.id,
         delivery_id: &attempt.delivery_id,
         endpoint_id: &attempt.endpoint_id,
