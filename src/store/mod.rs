@@ -331,3 +331,8 @@ pub(crate) fn json_list<S: AsRef<str>>(items: &[S]) -> String {
     let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
     serde_json::Value::from(items).to_string()
 }
+
+/// Rows as the JSON array parameter the set-based statements read.
+pub(crate) fn to_json<T: serde::Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string()) // ok: plain data always serialises
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::queue::{LEASE_MARGIN_MS, TargetRow};
 use super::values::execute_rows;
-use super::{Claimed, ClaimedDelivery, Result, Store, db_now, json_list};
+use super::{Claimed, ClaimedDelivery, Result, Store, db_now, json_list, to_json};
 use super::{notify_change, on_db};
 use crate::model::{IdKind, new_id};
 use crate::topic::pattern_matches;
@@ -181,11 +181,6 @@ struct Planned<'a> {
     endpoints: Vec<(&'a str, &'a str)>,
     /// Index of an earlier event in the batch with the same key.
     repeat_of: Option<usize>,
-}
-
-/// Rows as the JSON array parameter the set-based statements read.
-pub(super) fn to_json<T: Serialize>(rows: &[T]) -> String {
-    serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string()) // ok: plain data always serialises
 }
 
 impl Store {

@@ -99,7 +99,7 @@ macro_rules! execute_rows {
             $crate::store::values::RowsStatement::Json(sql) => {
                 if !$rows.is_empty() {
                     affected = sqlx::query(*sql)
-                        .bind($crate::store::publish::to_json(&$rows))
+                        .bind($crate::store::to_json(&$rows))
                         $(.bind($shared))*
                         .execute(&mut *$conn)
                         .await?

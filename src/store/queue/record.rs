@@ -1,5 +1,5 @@
-//! Preparing a batch of attempt outcomes for recording: the JSON rows the
-//! set-based statements read, and the rollups (per-endpoint running stats
+//! Preparing a batch of attempt outcomes for recording: the rows the
+//! set-based statements bind (or read as JSON, on Postgres), and the rollups (per-endpoint running stats
 //! folded in attempt order, per-minute health counts) that a dispatcher may
 //! gather over several batches and write less often. Pure data; the
 //! statements live in the dialect and run in `queue/mod.rs`.
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{NewAttempt, NextStep, Outcome};
 use crate::model::ErrorKind;
-use crate::store::publish::to_json;
+use crate::store::to_json;
 
 /// One outcome batch, prepared before its transaction starts.
 pub(crate) struct PreparedBatch<'a> {
