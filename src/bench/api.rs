@@ -365,6 +365,9 @@ pub fn render(report: &ApiReport) -> String {
         out.push_str(&row(&format!("{}", i + 1), run));
     }
     out.push_str(&row("median", &report.median));
+    if let Some(note) = queueing_note(report) {
+        out.push_str(&note);
+    }
     if let Some(bytes) = report.peak_memory_bytes {
         out.push_str(&format!(
             "\npeak memory: {:.1} MiB\n",
@@ -372,4 +375,73 @@ pub fn render(report: &ApiReport) -> String {
         ));
     }
     out
+}
+
+/// When the publishers offered more than was delivered, the delivered
+/// latency is mostly time spent queued, not the pipeline's: says so, and
+/// which steady rate would measure the latter.
+fn queueing_note(report: &ApiReport) -> Option<String> {
+    let median = &report.median;
+    let offered = median.events_per_sec * report.endpoints as f64;
+    if offered <= median.deliveries_per_sec * 1.05 {
+        return None;
+    }
+    let steady_events = (median.deliveries_per_sec * 0.8 / report.endpoints as f64 / 100.0)
+        .floor()
+        .max(1.0)
+        * 100.0;
+    Some(format!(
+        "\nnote: publishing offered {offered:.0} deliveries/s and {:.0}/s were delivered, so \
+         the delivered latency above is mostly time queued; `--rate {steady_events:.0}` \
+         measures it at a steady rate the dispatcher keeps up with\n",
+        median.deliveries_per_sec
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(events_per_sec: f64, deliveries_per_sec: f64) -> ApiReport {
+        let run = ApiRun {
+            deliveries: 200_000,
+            seconds: 12.0,
+            deliveries_per_sec,
+            events_per_sec,
+            publish_p50_ms: 11.0,
+            publish_p99_ms: 25.0,
+            latency_p50_ms: 3_500.0,
+            latency_p99_ms: 3_800.0,
+            events_per_commit: 30.0,
+            handed_off_pct: 0.0,
+        };
+        ApiReport {
+            benchmark: "api",
+            database: "sqlite (bench.db)".to_string(),
+            publishers: 32,
+            events: 20_000,
+            endpoints: 10,
+            deliveries: 200_000,
+            rate: None,
+            runs: vec![run.clone()],
+            median: run,
+            peak_memory_bytes: None,
+        }
+    }
+
+    #[test]
+    fn a_run_whose_publishers_outran_delivery_says_its_latency_is_queueing() {
+        let rendered = render(&report(2_400.0, 16_000.0));
+        assert!(
+            rendered.contains("offered 24000 deliveries/s and 16000/s were delivered"),
+            "{rendered}"
+        );
+        assert!(rendered.contains("`--rate 1200`"), "{rendered}");
+    }
+
+    #[test]
+    fn a_run_that_kept_up_has_no_queueing_note() {
+        let rendered = render(&report(1_000.0, 9_994.0));
+        assert!(!rendered.contains("note:"), "{rendered}");
+    }
 }
