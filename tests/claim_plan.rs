@@ -124,7 +124,7 @@ fn assert_plans(plans: &[(&str, String)]) {
         "an endpoint's due work must be a range scan of the queue index:\n{claim}"
     );
     assert!(
-        claim.contains("USING INDEX sqlite_autoindex_deliveries_1 (id=?)"),
+        claim.contains("INDEX sqlite_autoindex_deliveries_1 (id=?)"),
         "the picked rows must be leased by primary key:\n{claim}"
     );
     let record = plan("apply_outcomes");
@@ -179,4 +179,86 @@ async fn claim_uses_the_queue_indexes_without_sorting_on_sqlite() {
         .expect("reopen");
     let after = fresh.explain_queue().await.expect("explain after analyze");
     assert_plans(&after);
+}
+
+/// The claim's plan as the dispatcher runs it, from a fresh connection.
+async fn claim_plan(url: &str) -> String {
+    let store = Store::open(url, hookline::store::OpenMode::Existing)
+        .await
+        .expect("reopen");
+    let plans = store.explain_queue().await.expect("explain");
+    store.close().await;
+    plans
+        .into_iter()
+        .find(|(name, _)| *name == "claim")
+        .map(|(_, plan)| plan)
+        .expect("a claim plan")
+}
+
+/// Postgres plans each statement once per connection, generically (not
+/// knowing which endpoint it claims for). With one endpoint's backlog
+/// dwarfing the rest, the generic claim once chose `deliveries_due` (every
+/// endpoint's due work in time order) and walked the whole backlog for each
+/// other endpoint: a second per claim beside 50,000 waiting deliveries. So
+/// the claim must read its endpoint's range of the queue index, and no other
+/// index may stand in for that one: even without it, the planner must not
+/// be able to pick `deliveries_due`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_index_but_the_queue_can_serve_the_claim_on_postgres() {
+    let db = TestDb::new(Backend::Postgres);
+    let store = seed(&db).await;
+    store.close().await;
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query("ANALYZE")
+        .execute(&mut conn)
+        .await
+        .expect("analyze");
+    let claim = claim_plan(&db.url).await;
+    assert!(
+        claim.contains("Index Scan using deliveries_queue") && claim.contains("endpoint_id = $"),
+        "the claim must be planned generically and read its endpoint's range of the queue index:\n{claim}"
+    );
+    sqlx::query("DROP INDEX deliveries_queue")
+        .execute(&mut conn)
+        .await
+        .expect("drop the queue index");
+    let without_queue = claim_plan(&db.url).await;
+    assert!(
+        !without_queue.contains("deliveries_due"),
+        "the earliest-due index must not be usable by the claim:\n{without_queue}"
+    );
+}
+
+/// Postgres keeps a connection's plan until the table's statistics change,
+/// so a plan made while the queue was empty meets the backlog that follows.
+/// The claim once reached the rows it leases by scanning the whole queue
+/// index (estimated empty) and matching each entry against the picked ids:
+/// half a second per claim beside 50,000 waiting deliveries. It must reach
+/// them by primary key whatever the statistics say about the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_planned_on_an_empty_queue_leases_by_primary_key_on_postgres() {
+    let db = TestDb::new(Backend::Postgres);
+    let store = seed(&db).await;
+    store.close().await;
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    for statement in [
+        "ALTER TABLE deliveries SET (autovacuum_enabled = false)",
+        "UPDATE deliveries SET state = 'succeeded', lease_owner = NULL, lease_expires_at = NULL",
+        "VACUUM ANALYZE deliveries",
+        // The backlog arrives after the statistics were taken.
+        "UPDATE deliveries SET state = 'pending'",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let claim = claim_plan(&db.url).await;
+    assert!(
+        claim.contains("Index Scan using deliveries_pkey on deliveries ")
+            && !claim.contains("Seq Scan on deliveries"),
+        "the claim must lease the rows it picked by primary key:\n{claim}"
+    );
 }

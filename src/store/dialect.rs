@@ -424,7 +424,9 @@ macro_rules! statements {
                 " WHERE state = 'in_flight'),
                     (SELECT MIN(next_attempt_at) FROM deliveries",
                 indexed_by!($d, "deliveries_due"),
-                " WHERE state IN ('pending', 'scheduled'))"
+                // The index's own condition (migration 0004): it serves only
+                // statements that state it.
+                " WHERE state IN ('pending', 'scheduled') AND next_attempt_at >= 0)"
             ),
             worst_endpoints: concat!(
                 "WITH recent AS (

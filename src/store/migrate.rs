@@ -30,6 +30,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_console.sql"),
         postgres: include_str!("../../migrations/postgres/0003_console.sql"),
     },
+    Migration {
+        version: 4,
+        name: "due_index",
+        sqlite: include_str!("../../migrations/sqlite/0004_due_index.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_due_index.sql"),
+    },
 ];
 
 /// The schema version this build of hookline expects.

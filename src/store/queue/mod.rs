@@ -147,6 +147,25 @@ enum Param {
     Text(&'static str),
 }
 
+impl Param {
+    /// The parameter's type where a statement is prepared by name.
+    fn sql_type(self) -> &'static str {
+        match self {
+            Param::Now | Param::Int(_) => "BIGINT",
+            Param::Text(_) => "TEXT",
+        }
+    }
+
+    /// The value as an SQL literal (the texts are this module's constants).
+    fn literal(self) -> String {
+        match self {
+            Param::Now => crate::model::now_millis().to_string(),
+            Param::Int(value) => value.to_string(),
+            Param::Text(text) => format!("'{}'", text.replace('\'', "''")),
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
     id: String,
@@ -265,18 +284,47 @@ impl Store {
             ];
             let mut plans = Vec::new();
             for (name, statement, params) in statements {
-                let text = format!("{}{statement}", sql.explain);
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
-                for param in params {
-                    query = match param {
-                        Param::Now => query.bind(crate::model::now_millis()),
-                        Param::Int(value) => query.bind(value),
-                        Param::Text(text) => query.bind(text),
-                    };
-                }
                 // On the writers' connections: their plans are the ones the
-                // dispatcher runs (generic ones, on Postgres).
-                let rows = query.fetch_all(&pools.write).await?;
+                // dispatcher runs.
+                let mut conn = pools.write.acquire().await?;
+                let rows = if sql.plan_with_values.is_some() {
+                    // These connections plan each statement once, generically
+                    // (not knowing the values); EXPLAIN with values bound
+                    // would show a plan for those values instead, so prepare
+                    // the statement and explain its execution.
+                    let types: Vec<&str> = params.iter().map(|p| p.sql_type()).collect();
+                    let values: Vec<String> = params.iter().map(|p| p.literal()).collect();
+                    let prepare = format!(
+                        "PREPARE hookline_explain ({}) AS {statement}",
+                        types.join(", ")
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(prepare))
+                        .execute(&mut *conn)
+                        .await?;
+                    let explain = format!(
+                        "{}EXECUTE hookline_explain ({})",
+                        sql.explain,
+                        values.join(", ")
+                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
+                        .fetch_all(&mut *conn)
+                        .await;
+                    sqlx::query("DEALLOCATE hookline_explain")
+                        .execute(&mut *conn)
+                        .await?;
+                    rows?
+                } else {
+                    let text = format!("{}{statement}", sql.explain);
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+                    for param in params {
+                        query = match param {
+                            Param::Now => query.bind(crate::model::now_millis()),
+                            Param::Int(value) => query.bind(value),
+                            Param::Text(text) => query.bind(text),
+                        };
+                    }
+                    query.fetch_all(&mut *conn).await?
+                };
                 let lines: Vec<String> = rows
                     .iter()
                     .filter_map(|row| {
