@@ -195,21 +195,25 @@ async fn claim_plan(url: &str) -> String {
         .expect("a claim plan")
 }
 
+/// A seeded Postgres database and a connection of its own to it.
+async fn seeded_postgres() -> (TestDb, sqlx::PgConnection) {
+    use sqlx::Connection;
+    let db = TestDb::new(Backend::Postgres);
+    seed(&db).await.close().await;
+    let conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    (db, conn)
+}
+
 /// Postgres plans each statement once per connection, generically (not
-/// knowing which endpoint it claims for). With one endpoint's backlog
-/// dwarfing the rest, the generic claim once chose `deliveries_due` (every
-/// endpoint's due work in time order) and walked the whole backlog for each
-/// other endpoint: a second per claim beside 50,000 waiting deliveries. So
-/// the claim must read its endpoint's range of the queue index, and no other
-/// index may stand in for that one: even without it, the planner must not
-/// be able to pick `deliveries_due`.
+/// knowing which endpoint it claims for), and a generic claim could choose
+/// `deliveries_due` (every endpoint's due work in time order), walking the
+/// other endpoints' backlogs to find one endpoint's work. So the claim must
+/// read its endpoint's range of the queue index, and no other index may
+/// stand in for that one: even without it, the planner must not be able to
+/// pick `deliveries_due`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_index_but_the_queue_can_serve_the_claim_on_postgres() {
-    let db = TestDb::new(Backend::Postgres);
-    let store = seed(&db).await;
-    store.close().await;
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let (db, mut conn) = seeded_postgres().await;
     sqlx::query("ANALYZE")
         .execute(&mut conn)
         .await
@@ -238,11 +242,7 @@ async fn no_index_but_the_queue_can_serve_the_claim_on_postgres() {
 /// them by primary key whatever the statistics say about the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_planned_on_an_empty_queue_leases_by_primary_key_on_postgres() {
-    let db = TestDb::new(Backend::Postgres);
-    let store = seed(&db).await;
-    store.close().await;
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let (db, mut conn) = seeded_postgres().await;
     for statement in [
         "ALTER TABLE deliveries SET (autovacuum_enabled = false)",
         "UPDATE deliveries SET state = 'succeeded', lease_owner = NULL, lease_expires_at = NULL",
