@@ -5,11 +5,10 @@
 -- entry is the earliest due time). Its rows are every endpoint's due work in
 -- time order, so a claim for one endpoint that reads it walks every other
 -- endpoint's backlog first. Postgres plans the claim once per connection,
--- without knowing the endpoint, and chose it when one endpoint had a large
--- backlog: a second per claim beside 50,000 waiting deliveries, and every
--- publish waited behind it. A condition that the claim never states (every
--- due time is a unix-millisecond clock reading, so never negative) makes it
--- unusable for anything but the queries that state it too.
+-- without knowing the endpoint, and could choose it (tests/claim_plan.rs).
+-- A condition that the claim never states (every due time is a
+-- unix-millisecond clock reading, so never negative) makes it unusable for
+-- anything but the queries that state it too.
 DROP INDEX deliveries_due;
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at, endpoint_id, state)
     WHERE state IN ('pending', 'scheduled') AND next_attempt_at >= 0;
