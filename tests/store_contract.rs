@@ -3239,6 +3239,62 @@ async fn publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it(ba
     );
 }
 
+/// Deleting a tenant while an event for it is being published must not leave
+/// deliveries queued for its (deleted) endpoints. The publish may lose the
+/// race and be refused (the tenant is gone); either way nothing waits.
+async fn publishing_while_a_tenant_is_deleted_leaves_nothing_queued(backend: Backend) {
+    let env = env(backend).await;
+    let mut orphans = Vec::new();
+    for round in 0..20 {
+        let tenant = format!("t{round}");
+        env.tenant(&tenant).await;
+        let endpoint = env.endpoint(&tenant, "hooks", &["*"]).await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let publish = {
+            let ops = env.ops.clone();
+            let barrier = barrier.clone();
+            let tenant = tenant.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                // Refused when the delete commits first: that is fine.
+                let _ = ops
+                    .publish(&EventInput {
+                        tenant: Some(tenant),
+                        topic: "order.created".into(),
+                        payload: "{}".into(),
+                        ..EventInput::default()
+                    })
+                    .await;
+            })
+        };
+        let delete = {
+            let ops = env.ops.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                ops.delete_tenant(&tenant).await.expect("delete");
+            })
+        };
+        publish.await.unwrap();
+        delete.await.unwrap();
+        let queued = env
+            .list(&DeliveryFilter {
+                endpoint_id: Some(endpoint.id.clone()),
+                states: vec![
+                    DeliveryState::Pending,
+                    DeliveryState::Scheduled,
+                    DeliveryState::InFlight,
+                ],
+                ..DeliveryFilter::default()
+            })
+            .await;
+        orphans.extend(queued.into_iter().map(|d| (round, d.id)));
+    }
+    assert!(
+        orphans.is_empty(),
+        "deliveries queued for a deleted tenant's endpoints: {orphans:?}"
+    );
+}
+
 async fn concurrent_patches_to_different_fields_both_survive(backend: Backend) {
     let env = env(backend).await;
     env.tenant("acme").await;
@@ -3944,6 +4000,7 @@ both_backends!(
     concurrent_pauses_report_and_audit_one_change,
     concurrent_patches_to_different_fields_both_survive,
     publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it,
+    publishing_while_a_tenant_is_deleted_leaves_nothing_queued,
     queue_summary_counts_each_state_and_how_late_the_queue_runs,
     queue_summary_stops_counting_at_its_limit,
     throughput_counts_attempts_per_minute_with_quiet_minutes_as_zeros,

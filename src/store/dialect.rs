@@ -40,11 +40,19 @@ pub(crate) struct Dialect {
     /// Reads live endpoint `$1` to change it; Postgres locks the row so
     /// concurrent read-modify-writes cannot lose each other's changes.
     pub endpoint_for_update: &'static str,
+    /// Reads live endpoint `$1` to delete it; Postgres locks the row against
+    /// publishes too (`FOR UPDATE` conflicts with their key-share locks), so
+    /// a delete waits for publishes in flight and then cancels what they made.
+    pub endpoint_for_delete: &'static str,
+    /// The ids of tenant `$1`'s live endpoints, locked as for a delete.
+    pub tenant_endpoints_for_delete: &'static str,
     /// Reads subscription `$1` to change it, locked like `endpoint_for_update`.
     pub subscription_for_update: &'static str,
     /// Publish: `(endpoint_id, tenant_id, pattern)` of tenant `$1`'s live
-    /// endpoints' subscriptions. Postgres share-locks the endpoints, so a
-    /// concurrent delete waits and then cancels what this publish created.
+    /// endpoints' subscriptions. Postgres key-share-locks the endpoints: a
+    /// concurrent delete (`endpoint_for_delete`) waits and then cancels what
+    /// this publish created, while claims and edits, which lock them
+    /// `FOR NO KEY UPDATE`, neither wait for publishes nor make them wait.
     pub tenant_subscriptions: &'static str,
     /// Publish: the same for every tenant (broadcasts).
     pub all_subscriptions: &'static str,
@@ -205,7 +213,7 @@ macro_rules! indexed_by {
     };
 }
 
-/// A row-lock clause (`FOR UPDATE OF e`, `FOR SHARE OF e`) where the
+/// A row-lock clause (`FOR UPDATE OF e`, `FOR KEY SHARE OF e`) where the
 /// database has row locks; SQLite's write transactions already exclude
 /// each other.
 macro_rules! row_lock {
@@ -270,6 +278,17 @@ macro_rules! statements {
                   WHERE e.deleted_at IS NULL AND e.id = $1",
                 row_lock!($d, "FOR NO KEY UPDATE OF e")
             ),
+            endpoint_for_delete: concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
+                  WHERE e.deleted_at IS NULL AND e.id = $1",
+                row_lock!($d, "FOR UPDATE OF e")
+            ),
+            tenant_endpoints_for_delete: concat!(
+                "SELECT id FROM endpoints WHERE tenant_id = $1 AND deleted_at IS NULL",
+                row_lock!($d, "FOR UPDATE")
+            ),
             subscription_for_update: concat!(
                 "SELECT ",
                 subscription_columns!(),
@@ -282,13 +301,13 @@ macro_rules! statements {
                 "SELECT s.endpoint_id, e.tenant_id, s.pattern
                  FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
                  WHERE s.tenant_id = $1 AND e.deleted_at IS NULL ORDER BY s.endpoint_id",
-                row_lock!($d, "FOR SHARE OF e")
+                row_lock!($d, "FOR KEY SHARE OF e")
             ),
             all_subscriptions: concat!(
                 "SELECT s.endpoint_id, e.tenant_id, s.pattern
                  FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
                  WHERE e.deleted_at IS NULL ORDER BY s.endpoint_id",
-                row_lock!($d, "FOR SHARE OF e")
+                row_lock!($d, "FOR KEY SHARE OF e")
             ),
             insert_events: rows_statement!(
                 $d,
@@ -692,8 +711,9 @@ pub(crate) const POSTGRES: Dialect = statements!(
     migrations_table_exists: "SELECT COUNT(*) FROM information_schema.tables
         WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
     // NO KEY UPDATE: strong enough to exclude other claims, and it does not
-    // conflict with the KEY SHARE locks that foreign-key checks take, so
-    // dispatchers recording outcomes for these endpoints never wait on it.
+    // conflict with the KEY SHARE locks that foreign-key checks and
+    // publishes take, so dispatchers recording outcomes for these endpoints
+    // never wait on it, and a claim never finds them taken by a publish.
     lock_endpoints: Some(concat!(
         "SELECT id FROM endpoints WHERE id IN ",
         json_list!(postgres, "1"),

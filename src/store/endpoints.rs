@@ -411,7 +411,7 @@ impl Store {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now!(sql, &mut *tx)?;
-            let exists: Option<EndpointRow> = sqlx::query_as(sql.endpoint_for_update)
+            let exists: Option<EndpointRow> = sqlx::query_as(sql.endpoint_for_delete)
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;

@@ -15,8 +15,6 @@ const LIST: &str =
     "SELECT id, name, created_at FROM tenants WHERE deleted_at IS NULL ORDER BY name";
 const INSERT: &str = "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
 const SOFT_DELETE: &str = "UPDATE tenants SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
-const TENANT_ENDPOINT_IDS: &str =
-    "SELECT id FROM endpoints WHERE tenant_id = $1 AND deleted_at IS NULL";
 
 /// Whether a database error is a unique-constraint violation (a duplicate name or key).
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -102,7 +100,7 @@ impl Store {
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::not_found("tenant", tenant_id));
             }
-            let endpoint_ids: Vec<String> = sqlx::query_scalar(TENANT_ENDPOINT_IDS)
+            let endpoint_ids: Vec<String> = sqlx::query_scalar(sql.tenant_endpoints_for_delete)
                 .bind(tenant_id)
                 .fetch_all(&mut *tx)
                 .await?;
