@@ -3186,6 +3186,20 @@ async fn concurrent_pauses_report_and_audit_one_change(backend: Backend) {
     }
 }
 
+/// An endpoint's deliveries still waiting or in flight.
+async fn unfinished_deliveries_of(env: &Env, endpoint_id: &str) -> Vec<Delivery> {
+    env.list(&DeliveryFilter {
+        endpoint_id: Some(endpoint_id.to_string()),
+        states: vec![
+            DeliveryState::Pending,
+            DeliveryState::Scheduled,
+            DeliveryState::InFlight,
+        ],
+        ..DeliveryFilter::default()
+    })
+    .await
+}
+
 /// Deleting an endpoint while an event for it is being published must not
 /// leave deliveries queued for the deleted endpoint.
 async fn publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it(backend: Backend) {
@@ -3220,17 +3234,7 @@ async fn publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it(ba
         };
         publish.await.unwrap();
         delete.await.unwrap();
-        let queued = env
-            .list(&DeliveryFilter {
-                endpoint_id: Some(endpoint.id.clone()),
-                states: vec![
-                    DeliveryState::Pending,
-                    DeliveryState::Scheduled,
-                    DeliveryState::InFlight,
-                ],
-                ..DeliveryFilter::default()
-            })
-            .await;
+        let queued = unfinished_deliveries_of(&env, &endpoint.id).await;
         orphans.extend(queued.into_iter().map(|d| (round, d.id)));
     }
     assert!(
@@ -3276,17 +3280,7 @@ async fn publishing_while_a_tenant_is_deleted_leaves_nothing_queued(backend: Bac
         };
         publish.await.unwrap();
         delete.await.unwrap();
-        let queued = env
-            .list(&DeliveryFilter {
-                endpoint_id: Some(endpoint.id.clone()),
-                states: vec![
-                    DeliveryState::Pending,
-                    DeliveryState::Scheduled,
-                    DeliveryState::InFlight,
-                ],
-                ..DeliveryFilter::default()
-            })
-            .await;
+        let queued = unfinished_deliveries_of(&env, &endpoint.id).await;
         orphans.extend(queued.into_iter().map(|d| (round, d.id)));
     }
     assert!(

@@ -213,6 +213,18 @@ macro_rules! indexed_by {
     };
 }
 
+/// Live endpoint `$1` with its tenant's name, as `EndpointRow` reads it.
+macro_rules! live_endpoint {
+    () => {
+        concat!(
+            "SELECT ",
+            endpoint_columns!(),
+            " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
+              WHERE e.deleted_at IS NULL AND e.id = $1"
+        )
+    };
+}
+
 /// A row-lock clause (`FOR UPDATE OF e`, `FOR KEY SHARE OF e`) where the
 /// database has row locks; SQLite's write transactions already exclude
 /// each other.
@@ -271,20 +283,8 @@ macro_rules! statements {
             migration_lock: $lock,
             migrations_table_exists: $exists,
             lock_endpoints: $lock_endpoints,
-            endpoint_for_update: concat!(
-                "SELECT ",
-                endpoint_columns!(),
-                " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
-                  WHERE e.deleted_at IS NULL AND e.id = $1",
-                row_lock!($d, "FOR NO KEY UPDATE OF e")
-            ),
-            endpoint_for_delete: concat!(
-                "SELECT ",
-                endpoint_columns!(),
-                " FROM endpoints e JOIN tenants t ON t.id = e.tenant_id
-                  WHERE e.deleted_at IS NULL AND e.id = $1",
-                row_lock!($d, "FOR UPDATE OF e")
-            ),
+            endpoint_for_update: concat!(live_endpoint!(), row_lock!($d, "FOR NO KEY UPDATE OF e")),
+            endpoint_for_delete: concat!(live_endpoint!(), row_lock!($d, "FOR UPDATE OF e")),
             tenant_endpoints_for_delete: concat!(
                 "SELECT id FROM endpoints WHERE tenant_id = $1 AND deleted_at IS NULL",
                 row_lock!($d, "FOR UPDATE")
