@@ -3200,6 +3200,27 @@ async fn unfinished_deliveries_of(env: &Env, endpoint_id: &str) -> Vec<Delivery>
     .await
 }
 
+/// Starts `a` and `b` at the same moment, each on a task of its own, and
+/// waits for both.
+async fn race<A, B>(a: A, b: B)
+where
+    A: std::future::Future<Output = ()> + Send + 'static,
+    B: std::future::Future<Output = ()> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let (for_a, for_b) = (barrier.clone(), barrier);
+    let a = tokio::spawn(async move {
+        for_a.wait().await;
+        a.await
+    });
+    let b = tokio::spawn(async move {
+        for_b.wait().await;
+        b.await
+    });
+    a.await.unwrap();
+    b.await.unwrap();
+}
+
 /// Deleting an endpoint while an event for it is being published must not
 /// leave deliveries queued for the deleted endpoint.
 async fn publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it(backend: Backend) {
@@ -3208,32 +3229,24 @@ async fn publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it(ba
     let mut orphans = Vec::new();
     for round in 0..20 {
         let endpoint = env.endpoint("acme", &format!("ep{round}"), &["*"]).await;
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let publish = {
-            let ops = env.ops.clone();
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                ops.publish(&EventInput {
-                    tenant: Some("acme".into()),
-                    topic: "order.created".into(),
-                    payload: "{}".into(),
-                    ..EventInput::default()
-                })
-                .await
-                .expect("publish");
-            })
-        };
-        let delete = {
-            let ops = env.ops.clone();
-            let id = endpoint.id.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                ops.delete_endpoint(&id).await.expect("delete");
-            })
-        };
-        publish.await.unwrap();
-        delete.await.unwrap();
+        let (publisher, deleter, id) = (env.ops.clone(), env.ops.clone(), endpoint.id.clone());
+        race(
+            async move {
+                publisher
+                    .publish(&EventInput {
+                        tenant: Some("acme".into()),
+                        topic: "order.created".into(),
+                        payload: "{}".into(),
+                        ..EventInput::default()
+                    })
+                    .await
+                    .expect("publish");
+            },
+            async move {
+                deleter.delete_endpoint(&id).await.expect("delete");
+            },
+        )
+        .await;
         let queued = unfinished_deliveries_of(&env, &endpoint.id).await;
         orphans.extend(queued.into_iter().map(|d| (round, d.id)));
     }
@@ -3253,15 +3266,11 @@ async fn publishing_while_a_tenant_is_deleted_leaves_nothing_queued(backend: Bac
         let tenant = format!("t{round}");
         env.tenant(&tenant).await;
         let endpoint = env.endpoint(&tenant, "hooks", &["*"]).await;
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let publish = {
-            let ops = env.ops.clone();
-            let barrier = barrier.clone();
-            let tenant = tenant.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
+        let (publisher, deleter, name) = (env.ops.clone(), env.ops.clone(), tenant.clone());
+        race(
+            async move {
                 // Refused when the delete commits first: that is fine.
-                let _ = ops
+                let _ = publisher
                     .publish(&EventInput {
                         tenant: Some(tenant),
                         topic: "order.created".into(),
@@ -3269,17 +3278,12 @@ async fn publishing_while_a_tenant_is_deleted_leaves_nothing_queued(backend: Bac
                         ..EventInput::default()
                     })
                     .await;
-            })
-        };
-        let delete = {
-            let ops = env.ops.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                ops.delete_tenant(&tenant).await.expect("delete");
-            })
-        };
-        publish.await.unwrap();
-        delete.await.unwrap();
+            },
+            async move {
+                deleter.delete_tenant(&name).await.expect("delete");
+            },
+        )
+        .await;
         let queued = unfinished_deliveries_of(&env, &endpoint.id).await;
         orphans.extend(queued.into_iter().map(|d| (round, d.id)));
     }

@@ -312,45 +312,45 @@ macro_rules! statements {
             insert_events: rows_statement!(
                 $d,
                 ValuesStatement {
-                name: concat!(stringify!($d), ".insert_events"),
-                head: "WITH p (now) AS (VALUES (?))
-                     INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
-                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5, p.now
-                     FROM p, (VALUES ",
-                columns: 5,
-                tail: ") AS v WHERE v.column1 IS NOT NULL",
-            },
+                    name: concat!(stringify!($d), ".insert_events"),
+                    head: "WITH p (now) AS (VALUES (?))
+                         INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
+                         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, p.now
+                         FROM p, (VALUES ",
+                    columns: 5,
+                    tail: ") AS v WHERE v.column1 IS NOT NULL",
+                },
                 concat!(
-                "INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
-                 SELECT value->>'id', value->>'tenant_id', value->>'topic', value->>'payload',
-                     value->>'idempotency_key', $2
-                 FROM ",
-                json_rows!($d, "1")
-            )
+                    "INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
+                     SELECT value->>'id', value->>'tenant_id', value->>'topic', value->>'payload',
+                         value->>'idempotency_key', $2
+                     FROM ",
+                    json_rows!($d, "1")
+                )
             ),
             insert_deliveries: rows_statement!(
                 $d,
                 ValuesStatement {
-                name: concat!(stringify!($d), ".insert_deliveries"),
-                head: "WITH p (now, due) AS (VALUES (?, ?))
-                     INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, topic, state,
-                         attempts, next_attempt_at, created_at, updated_at, lease_owner,
-                         lease_expires_at)
-                     SELECT v.column1, v.column2, v.column3, v.column4, v.column5,
-                         COALESCE(v.column6, 'pending'), 0, p.due, p.now, p.now, v.column7, v.column8
-                     FROM p, (VALUES ",
-                columns: 8,
-                tail: ") AS v WHERE v.column1 IS NOT NULL",
-            },
+                    name: concat!(stringify!($d), ".insert_deliveries"),
+                    head: "WITH p (now, due) AS (VALUES (?, ?))
+                         INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, topic, state,
+                             attempts, next_attempt_at, created_at, updated_at, lease_owner,
+                             lease_expires_at)
+                         SELECT v.column1, v.column2, v.column3, v.column4, v.column5,
+                             COALESCE(v.column6, 'pending'), 0, p.due, p.now, p.now, v.column7, v.column8
+                         FROM p, (VALUES ",
+                    columns: 8,
+                    tail: ") AS v WHERE v.column1 IS NOT NULL",
+                },
                 concat!(
-                "INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, topic, state, attempts,
-                     next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
-                 SELECT value->>'id', value->>'event_id', value->>'endpoint_id', value->>'tenant_id',
-                     value->>'topic', COALESCE(value->>'state', 'pending'), 0, $3, $2, $2,
-                     value->>'lease_owner', CAST(value->>'lease_expires_at' AS BIGINT)
-                 FROM ",
-                json_rows!($d, "1")
-            )
+                    "INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, topic, state, attempts,
+                         next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
+                     SELECT value->>'id', value->>'event_id', value->>'endpoint_id', value->>'tenant_id',
+                         value->>'topic', COALESCE(value->>'state', 'pending'), 0, $3, $2, $2,
+                         value->>'lease_owner', CAST(value->>'lease_expires_at' AS BIGINT)
+                     FROM ",
+                    json_rows!($d, "1")
+                )
             ),
             insert_idempotency_keys: concat!(
                 "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
@@ -522,74 +522,74 @@ macro_rules! statements {
             insert_attempts: rows_statement!(
                 $d,
                 ValuesStatement {
-                name: concat!(stringify!($d), ".insert_attempts"),
-                head: "INSERT INTO attempts (id, delivery_id, endpoint_id, attempt_number, started_at,
-                     duration_ms, status_code, error_kind, error_message, request_headers,
-                     response_body, dispatcher_id)
-                 SELECT * FROM (VALUES ",
-                columns: 12,
-                tail: ") AS v WHERE column1 IS NOT NULL",
-            },
+                    name: concat!(stringify!($d), ".insert_attempts"),
+                    head: "INSERT INTO attempts (id, delivery_id, endpoint_id, attempt_number, started_at,
+                         duration_ms, status_code, error_kind, error_message, request_headers,
+                         response_body, dispatcher_id)
+                     SELECT * FROM (VALUES ",
+                    columns: 12,
+                    tail: ") AS v WHERE column1 IS NOT NULL",
+                },
                 concat!(
-                "INSERT INTO attempts (id, delivery_id, endpoint_id, attempt_number, started_at,
-                     duration_ms, status_code, error_kind, error_message, request_headers,
-                     response_body, dispatcher_id)
-                 SELECT value->>'id', value->>'delivery_id', value->>'endpoint_id',
-                     CAST(value->>'attempt_number' AS BIGINT), CAST(value->>'started_at' AS BIGINT),
-                     CAST(value->>'duration_ms' AS BIGINT), CAST(value->>'status_code' AS BIGINT),
-                     value->>'error_kind', value->>'error_message', value->>'request_headers',
-                     value->>'response_body', value->>'dispatcher_id'
-                 FROM ",
-                json_rows!($d, "1")
-            )
+                    "INSERT INTO attempts (id, delivery_id, endpoint_id, attempt_number, started_at,
+                         duration_ms, status_code, error_kind, error_message, request_headers,
+                         response_body, dispatcher_id)
+                     SELECT value->>'id', value->>'delivery_id', value->>'endpoint_id',
+                         CAST(value->>'attempt_number' AS BIGINT), CAST(value->>'started_at' AS BIGINT),
+                         CAST(value->>'duration_ms' AS BIGINT), CAST(value->>'status_code' AS BIGINT),
+                         value->>'error_kind', value->>'error_message', value->>'request_headers',
+                         value->>'response_body', value->>'dispatcher_id'
+                     FROM ",
+                    json_rows!($d, "1")
+                )
             ),
             apply_outcomes: rows_statement!(
                 $d,
                 ValuesStatement {
-                name: concat!(stringify!($d), ".apply_outcomes"),
-                head: "WITH p (now, owner) AS (VALUES (?, ?)),
-                     o (id, state, attempt_number, retry_in, started_at, status_code, error)
-                     AS (VALUES ",
-                columns: 7,
-                tail: concat!(
-                    ") UPDATE deliveries",
+                    name: concat!(stringify!($d), ".apply_outcomes"),
+                    head: "WITH p (now, owner) AS (VALUES (?, ?)),
+                         o (id, state, attempt_number, retry_in, started_at, status_code, error)
+                         AS (VALUES ",
+                    columns: 7,
+                    tail: concat!(
+                        ") UPDATE deliveries",
+                        indexed_by!($d, "sqlite_autoindex_deliveries_1"),
+                        " SET
+                             state = o.state,
+                             attempts = o.attempt_number,
+                             next_attempt_at = CASE WHEN o.state = 'scheduled' THEN p.now + o.retry_in
+                                                    ELSE deliveries.next_attempt_at END,
+                             lease_owner = NULL, lease_expires_at = NULL,
+                             last_attempt_at = o.started_at, last_status = o.status_code,
+                             last_error = o.error, updated_at = p.now
+                         FROM o, p
+                         WHERE deliveries.id = o.id AND deliveries.state = 'in_flight'
+                           AND deliveries.lease_owner = p.owner"
+                    ),
+                },
+                concat!(
+                    "UPDATE deliveries",
                     indexed_by!($d, "sqlite_autoindex_deliveries_1"),
                     " SET
                          state = o.state,
                          attempts = o.attempt_number,
-                         next_attempt_at = CASE WHEN o.state = 'scheduled' THEN p.now + o.retry_in
+                         next_attempt_at = CASE WHEN o.state = 'scheduled' THEN $2 + o.retry_in
                                                 ELSE deliveries.next_attempt_at END,
                          lease_owner = NULL, lease_expires_at = NULL,
                          last_attempt_at = o.started_at, last_status = o.status_code,
-                         last_error = o.error, updated_at = p.now
-                     FROM o, p
+                         last_error = o.error, updated_at = $2
+                     FROM (SELECT value->>'delivery_id' AS id, value->>'state' AS state,
+                               CAST(value->>'attempt_number' AS BIGINT) AS attempt_number,
+                               CAST(value->>'retry_in' AS BIGINT) AS retry_in,
+                               CAST(value->>'started_at' AS BIGINT) AS started_at,
+                               CAST(value->>'status_code' AS BIGINT) AS status_code,
+                               value->>'error' AS error
+                           FROM ",
+                    json_rows!($d, "1"),
+                    ") AS o
                      WHERE deliveries.id = o.id AND deliveries.state = 'in_flight'
-                       AND deliveries.lease_owner = p.owner"
-                ),
-            },
-                concat!(
-                "UPDATE deliveries",
-                indexed_by!($d, "sqlite_autoindex_deliveries_1"),
-                " SET
-                     state = o.state,
-                     attempts = o.attempt_number,
-                     next_attempt_at = CASE WHEN o.state = 'scheduled' THEN $2 + o.retry_in
-                                            ELSE deliveries.next_attempt_at END,
-                     lease_owner = NULL, lease_expires_at = NULL,
-                     last_attempt_at = o.started_at, last_status = o.status_code,
-                     last_error = o.error, updated_at = $2
-                 FROM (SELECT value->>'delivery_id' AS id, value->>'state' AS state,
-                           CAST(value->>'attempt_number' AS BIGINT) AS attempt_number,
-                           CAST(value->>'retry_in' AS BIGINT) AS retry_in,
-                           CAST(value->>'started_at' AS BIGINT) AS started_at,
-                           CAST(value->>'status_code' AS BIGINT) AS status_code,
-                           value->>'error' AS error
-                       FROM ",
-                json_rows!($d, "1"),
-                ") AS o
-                 WHERE deliveries.id = o.id AND deliveries.state = 'in_flight'
-                   AND deliveries.lease_owner = $3"
-            )
+                       AND deliveries.lease_owner = $3"
+                )
             ),
             upsert_endpoint_stats: concat!(
                 "INSERT INTO endpoint_stats (endpoint_id, dispatcher_id, consecutive_failures,

@@ -1,8 +1,9 @@
 //! Preparing a batch of attempt outcomes for recording: the rows the
-//! set-based statements bind (or read as JSON, on Postgres), and the rollups (per-endpoint running stats
-//! folded in attempt order, per-minute health counts) that a dispatcher may
-//! gather over several batches and write less often. Pure data; the
-//! statements live in the dialect and run in `queue/mod.rs`.
+//! set-based statements bind (or read as JSON, on Postgres), and the
+//! rollups (per-endpoint running stats folded in attempt order, per-minute
+//! health counts) that a dispatcher may gather over several batches and
+//! write less often. Pure data; the statements live in the dialect and run
+//! in `queue/mod.rs`.
 
 use std::collections::HashMap;
 
