@@ -20,10 +20,14 @@ pub mod console;
 pub mod demo;
 /// The delivery engine: claim due deliveries, attempt them, record outcomes.
 pub mod dispatch;
+/// Per-endpoint health: outcome classes, latency buckets, percentiles.
+pub mod health;
 /// Tenants, endpoints, subscriptions, events, deliveries, attempts: plain data.
 pub mod model;
 /// Operator and producer actions, validated, audited; every interface calls these.
 pub mod ops;
+/// Standard Webhooks signatures and the `whsec_…` secrets behind them.
+pub mod sign;
 /// `hookline sink`: a local webhook receiver that verifies signatures.
 pub mod sink;
 /// The delivery database, SQLite or Postgres: the only code that speaks SQL.

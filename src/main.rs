@@ -58,11 +58,14 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            if matches!(
-                err.downcast_ref::<OpsError>(),
-                Some(OpsError::Invalid { .. })
-            ) {
+            let refused = err.downcast_ref::<OpsError>().filter(|e| e.is_refusal());
+            match refused {
+                Some(OpsError::NotFound { kind, .. }) => {
+                    eprintln!("error: {err:#} (see `hookline {kind} list`)")
+                }
+                _ => eprintln!("error: {err:#}"),
+            }
+            if refused.is_some() {
                 ExitCode::from(EXIT_INVALID)
             } else {
                 ExitCode::FAILURE

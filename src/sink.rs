@@ -33,7 +33,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::dispatch::sign::{self, Secret};
+use crate::sign::{self, Secret};
 
 /// Largest body the sink reads. Far above any sane webhook, so a payload-size
 /// test exercises hookline rather than tripping axum's 2 MiB default.

@@ -112,7 +112,6 @@ impl Server {
             &ApiOptions {
                 listen: "127.0.0.1:0".parse().expect("address"),
                 open_health_metrics: config.api.open_health_metrics,
-                hand_off: None,
             },
         )
         .await

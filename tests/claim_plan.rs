@@ -34,7 +34,7 @@ async fn seed(db: &TestDb) -> Store {
             .expect("subscription");
     }
     let template = ops
-        .validate_event(&EventInput {
+        .validate_event(EventInput {
             tenant: Some("acme".into()),
             topic: "topic.e0".into(),
             payload: r#"{"n":1}"#.into(),

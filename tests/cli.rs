@@ -930,7 +930,7 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
     let shown = ok_json(&db, &["endpoint", "show", "prod", "--show-secret"]);
     let secret = text(&shown, "secret").to_string();
     let healthy = hookline::sink::start(SinkOptions {
-        secrets: vec![hookline::dispatch::sign::Secret::parse(&secret).expect("a valid secret")],
+        secrets: vec![hookline::sign::Secret::parse(&secret).expect("a valid secret")],
         keep: true,
         ..SinkOptions::default()
     })

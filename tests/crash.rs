@@ -16,8 +16,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestDb, hookline_command, ok, test_config, test_ops, wait_until};
-use hookline::dispatch::sign::Secret;
 use hookline::ops::{EndpointInput, EventInput};
+use hookline::sign::Secret;
 use hookline::sink::{SinkOptions, Verdict};
 use hookline::store::{DeliveryFilter, Store};
 
@@ -191,10 +191,10 @@ async fn killed_dispatcher_loses_nothing(backend: Backend) {
     let mut events = Vec::with_capacity(EVENTS);
     for n in 0..EVENTS {
         let published = ops
-            .publish(&EventInput {
+            .publish(EventInput {
                 tenant: Some("acme".into()),
                 topic: "order.created".into(),
-                payload: format!("{{\"n\":{n}}}"),
+                payload: format!("{{\"n\":{n}}}").into(),
                 ..EventInput::default()
             })
             .await

@@ -100,7 +100,7 @@ impl World {
         self.publish_input(&EventInput {
             tenant: Some(tenant.to_string()),
             topic: topic.to_string(),
-            payload: payload.to_string(),
+            payload: payload.into(),
             ..EventInput::default()
         })
         .await
@@ -108,7 +108,7 @@ impl World {
 
     async fn publish_input(&self, input: &EventInput) -> Published {
         self.ops
-            .publish(input)
+            .publish(input.clone())
             .await
             .unwrap_or_else(|e| panic!("publish {input:?}: {e}"))
     }
@@ -497,7 +497,7 @@ async fn tenants_only_receive_their_own_events(backend: Backend) {
         .publish_input(&EventInput {
             broadcast: true,
             topic: "resident.update".to_string(),
-            payload: r#"{"for":"everyone"}"#.to_string(),
+            payload: r#"{"for":"everyone"}"#.into(),
             ..EventInput::default()
         })
         .await;
@@ -1119,7 +1119,7 @@ async fn idempotency_key_delivers_once(backend: Backend) {
     let keyed = |tenant: &str, payload: &str| EventInput {
         tenant: Some(tenant.to_string()),
         topic: "order.created".to_string(),
-        payload: payload.to_string(),
+        payload: payload.into(),
         idempotency_key: Some("order-42".to_string()),
         ..EventInput::default()
     };
@@ -1137,7 +1137,7 @@ async fn idempotency_key_delivers_once(backend: Backend) {
 
     let acme_id = world
         .ops
-        .store()
+        .reads()
         .find_tenant("acme")
         .await
         .expect("acme")
@@ -1187,10 +1187,10 @@ async fn concurrent_publishes_with_one_key_deliver_once(backend: Backend) {
         let barrier = std::sync::Arc::clone(&barrier);
         tasks.spawn(async move {
             barrier.wait().await;
-            ops.publish(&EventInput {
+            ops.publish(EventInput {
                 tenant: Some("acme".to_string()),
                 topic: "order.created".to_string(),
-                payload: format!(r#"{{"try":{n}}}"#),
+                payload: format!(r#"{{"try":{n}}}"#).into(),
                 idempotency_key: Some("order-42".to_string()),
                 ..EventInput::default()
             })
@@ -1430,7 +1430,7 @@ async fn in_flight_cap_holds_at_the_receiver(backend: Backend) {
 }
 
 /// Publishes `count` events of `topic` for `tenant` in one transaction (as
-/// the API's group commit does), handing what it can to `dispatcher`.
+/// the publisher's group commit does), handing what it can to `dispatcher`.
 async fn publish_batch_handing_off(
     world: &World,
     tenant: &str,
@@ -1441,7 +1441,9 @@ async fn publish_batch_handing_off(
     let events = common::numbered_events(&world.ops, tenant, topic, count).await;
     world
         .ops
-        .publish_validated(&events, Some(&dispatcher.hand_off))
+        .clone()
+        .handing_off_to(dispatcher.hand_off.clone())
+        .publish_batch(&events)
         .await
         .expect("publish handing off")
 }
@@ -1493,7 +1495,9 @@ async fn a_stopped_dispatcher_is_handed_nothing(backend: Backend) {
     let events = common::numbered_events(&world.ops, "acme", "order.created", 1).await;
     let published = world
         .ops
-        .publish_validated(&events, Some(&hand_off))
+        .clone()
+        .handing_off_to(hand_off)
+        .publish_batch(&events)
         .await
         .expect("publish");
     assert_eq!(published[0].deliveries, 1);
@@ -1529,11 +1533,7 @@ async fn health_counts_every_attempt_once_the_dispatcher_is_quiet(backend: Backe
         .await;
     let dispatcher = world.dispatcher();
     let events = common::numbered_events(&world.ops, "acme", "order.created", 60).await;
-    world
-        .ops
-        .publish_validated(&events, None)
-        .await
-        .expect("publish");
+    world.ops.publish_batch(&events).await.expect("publish");
     world
         .wait_all(by_endpoint(&good.id), 60, DeliveryState::Succeeded, WAIT)
         .await;

@@ -82,7 +82,7 @@ async fn sinks_and_endpoints(
 async fn publish(store: &Store, url: &str, events: usize) -> Vec<String> {
     let ops = test_ops(store, &test_config(url));
     let template = ops
-        .validate_event(&EventInput {
+        .validate_event(EventInput {
             tenant: Some("acme".into()),
             topic: "load.test".into(),
             payload: r#"{"n":0}"#.into(),

@@ -16,8 +16,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use common::{Backend, RunningDispatcher, TestDb, install_crypto, test_config, test_ops};
-use hookline::dispatch::sign::{self, Secret};
 use hookline::ops::{EndpointInput, EventInput};
+use hookline::sign::{self, Secret};
 use hookline::sink::{ReceivedRequest, SinkOptions};
 
 // The test vector from the Standard Webhooks spec (see RECIPES.md).
@@ -248,10 +248,10 @@ async fn capture_real_attempt(secret: &str, rotate_to: Option<&str>, payload: &s
     }
     let dispatcher = RunningDispatcher::start(&store, &config);
     let published = ops
-        .publish(&EventInput {
+        .publish(EventInput {
             tenant: Some("acme".to_string()),
             topic: "resident.update".to_string(),
-            payload: payload.to_string(),
+            payload: payload.into(),
             ..EventInput::default()
         })
         .await

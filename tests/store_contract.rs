@@ -109,9 +109,9 @@ fn sorted(mut items: Vec<String>) -> Vec<String> {
 }
 
 fn field_of(err: &OpsError) -> &'static str {
-    match err {
-        OpsError::Invalid { field, .. } => field,
-        other => panic!("expected an Invalid error, got {other:?}"),
+    match err.field() {
+        Some(field) => field,
+        None => panic!("expected a refusal of bad input, got {err:?}"),
     }
 }
 
@@ -195,10 +195,10 @@ impl Env {
 
     async fn publish(&self, tenant: &str, topic: &str) -> Published {
         self.ops
-            .publish(&EventInput {
+            .publish(EventInput {
                 tenant: Some(tenant.to_string()),
                 topic: topic.to_string(),
-                payload: r#"{"n":1}"#.to_string(),
+                payload: r#"{"n":1}"#.into(),
                 ..EventInput::default()
             })
             .await
@@ -1150,10 +1150,10 @@ async fn a_broadcast_reaches_every_tenant(backend: Backend) {
     env.endpoint("initech", "hooks", &["order.*"]).await;
     let published = env
         .ops
-        .publish(&EventInput {
+        .publish(EventInput {
             broadcast: true,
             topic: "catalog.updated".to_string(),
-            payload: "{}".to_string(),
+            payload: "{}".into(),
             ..EventInput::default()
         })
         .await
@@ -1214,20 +1214,20 @@ async fn a_repeated_idempotency_key_returns_the_original_and_creates_nothing(bac
     let input = EventInput {
         tenant: Some("acme".to_string()),
         topic: "order.created".to_string(),
-        payload: r#"{"order":1}"#.to_string(),
+        payload: r#"{"order":1}"#.into(),
         idempotency_key: Some("order-1".to_string()),
         ..EventInput::default()
     };
-    let first = env.ops.publish(&input).await.unwrap();
+    let first = env.ops.publish(input.clone()).await.unwrap();
     assert_eq!(first.deliveries, 2);
     assert!(!first.duplicate);
     let before = env.db.dump().await;
     // Even with another topic and payload, the key wins.
     let again = env
         .ops
-        .publish(&EventInput {
+        .publish(EventInput {
             topic: "user.created".to_string(),
-            payload: r#"{"other":true}"#.to_string(),
+            payload: r#"{"other":true}"#.into(),
             ..input.clone()
         })
         .await
@@ -1252,20 +1252,20 @@ async fn idempotency_keys_are_scoped_per_tenant(backend: Backend) {
         tenant: tenant.map(str::to_string),
         broadcast: tenant.is_none(),
         topic: "order.created".to_string(),
-        payload: "{}".to_string(),
+        payload: "{}".into(),
         idempotency_key: Some("k".to_string()),
     };
-    let acme = env.ops.publish(&with_key(Some("acme"))).await.unwrap();
-    let globex = env.ops.publish(&with_key(Some("globex"))).await.unwrap();
-    let broadcast = env.ops.publish(&with_key(None)).await.unwrap();
+    let acme = env.ops.publish(with_key(Some("acme"))).await.unwrap();
+    let globex = env.ops.publish(with_key(Some("globex"))).await.unwrap();
+    let broadcast = env.ops.publish(with_key(None)).await.unwrap();
     assert!(!acme.duplicate && !globex.duplicate && !broadcast.duplicate);
     assert_ne!(acme.event_id, globex.event_id);
     assert_ne!(acme.event_id, broadcast.event_id);
     assert_eq!(broadcast.deliveries, 2);
-    let acme_again = env.ops.publish(&with_key(Some("acme"))).await.unwrap();
+    let acme_again = env.ops.publish(with_key(Some("acme"))).await.unwrap();
     assert!(acme_again.duplicate);
     assert_eq!(acme_again.event_id, acme.event_id);
-    let broadcast_again = env.ops.publish(&with_key(None)).await.unwrap();
+    let broadcast_again = env.ops.publish(with_key(None)).await.unwrap();
     assert!(broadcast_again.duplicate);
     assert_eq!(broadcast_again.event_id, broadcast.event_id);
 }
@@ -1324,10 +1324,10 @@ async fn payloads_round_trip_byte_for_byte(backend: Backend) {
                    \"s\":\"\\u00e9 caf\u{e9} \u{1F600} \\\"q\\\" \\u0000\",\"a\":[ ],\"z\":null }";
     let published = env
         .ops
-        .publish(&EventInput {
+        .publish(EventInput {
             tenant: Some("acme".to_string()),
             topic: "order.created".to_string(),
-            payload: payload.to_string(),
+            payload: payload.into(),
             idempotency_key: Some("ключ-🔑".to_string()),
             ..EventInput::default()
         })
@@ -1371,7 +1371,7 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(backend: Backe
         let mut input = EventInput {
             tenant: Some("acme".to_string()),
             topic: "order.created".to_string(),
-            payload: "{}".to_string(),
+            payload: "{}".into(),
             ..EventInput::default()
         };
         f(&mut input);
@@ -1383,7 +1383,7 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(backend: Backe
         Ok(()) => panic!("{what} was accepted"),
     };
     let add = |input: EndpointInput| async move { ops.add_endpoint(&input).await.map(|_| ()) };
-    let publish = |input: EventInput| async move { ops.publish(&input).await.map(|_| ()) };
+    let publish = |input: EventInput| async move { ops.publish(input).await.map(|_| ()) };
 
     expect("name", ops.add_tenant("").await.map(|_| ()));
     expect("name", ops.add_tenant("a/b").await.map(|_| ()));
@@ -1469,7 +1469,7 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing(backend: Backe
     );
     expect(
         "payload",
-        publish(event(&|i| i.payload = too_big.clone())).await,
+        publish(event(&|i| i.payload = too_big.clone().into())).await,
     );
     expect("tenant", publish(event(&|i| i.tenant = None)).await);
     expect("tenant", publish(event(&|i| i.broadcast = true)).await);
@@ -1725,7 +1725,7 @@ async fn a_publish_that_delays_first_attempts_hands_off_nothing(backend: Backend
         payload: "{}".into(),
         ..EventInput::default()
     };
-    let event = env.ops.validate_event(&input).await.unwrap();
+    let event = env.ops.validate_event(input).await.unwrap();
     let slots = TestSlots::new(10);
     let request = HandOffRequest {
         owner: "dsp_a",
@@ -3119,10 +3119,10 @@ async fn concurrent_publishes_with_one_idempotency_key_make_one_event(backend: B
             let key = key.clone();
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                ops.publish(&EventInput {
+                ops.publish(EventInput {
                     tenant: Some("acme".into()),
                     topic: "order.created".into(),
-                    payload: format!(r#"{{"try":{i}}}"#),
+                    payload: format!(r#"{{"try":{i}}}"#).into(),
                     idempotency_key: Some(key),
                     ..EventInput::default()
                 })
@@ -3233,7 +3233,7 @@ async fn publishing_while_an_endpoint_is_deleted_leaves_nothing_queued_for_it(ba
         race(
             async move {
                 publisher
-                    .publish(&EventInput {
+                    .publish(EventInput {
                         tenant: Some("acme".into()),
                         topic: "order.created".into(),
                         payload: "{}".into(),
@@ -3271,7 +3271,7 @@ async fn publishing_while_a_tenant_is_deleted_leaves_nothing_queued(backend: Bac
             async move {
                 // Refused when the delete commits first: that is fine.
                 let _ = publisher
-                    .publish(&EventInput {
+                    .publish(EventInput {
                         tenant: Some(tenant),
                         topic: "order.created".into(),
                         payload: "{}".into(),
@@ -3393,7 +3393,7 @@ async fn queue_summary_stops_counting_at_its_limit(backend: Backend) {
     env.endpoint("acme", "hooks", &["order.*"]).await;
     let template = env
         .ops
-        .validate_event(&EventInput {
+        .validate_event(EventInput {
             tenant: Some("acme".into()),
             topic: "order.paid".into(),
             payload: r#"{"n":1}"#.into(),
@@ -3625,7 +3625,7 @@ async fn endpoint_queues_count_pending_scheduled_and_in_flight_per_endpoint(back
 /// Publishes an event for `acme` with `payload`; returns its id.
 async fn publish_payload(env: &Env, payload: &str) -> String {
     env.ops
-        .publish(&EventInput {
+        .publish(EventInput {
             tenant: Some("acme".into()),
             topic: "order.paid".into(),
             payload: payload.into(),

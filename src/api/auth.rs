@@ -18,7 +18,7 @@ use crate::ops::Ops;
 use crate::store::{DeliveryDetail, StoreError};
 
 /// An authenticated caller: its key, and the actions it does, recorded
-/// under the key's name.
+/// under the key's name and limited to the key's tenant, if it has one.
 pub struct Caller {
     pub key: ApiKey,
     pub ops: Ops,
@@ -81,7 +81,7 @@ pub async fn authenticate(
     let hash = crate::api_key::hash_presented(token).ok_or_else(refused)?;
     let key = state
         .ops
-        .store()
+        .reads()
         .api_key_by_hash(&hash)
         .await?
         .ok_or_else(refused)?;
@@ -91,7 +91,7 @@ pub async fn authenticate(
         source: Source::Api,
     };
     Ok(Caller {
-        ops: state.ops.acting_as(actor),
+        ops: state.ops.acting_as(actor).limited_to(key.tenant_id.clone()),
         key,
     })
 }
@@ -124,7 +124,7 @@ impl Caller {
             Some(field) => Problem::unknown_reference(field, "tenant", key),
             None => Problem::not_found("tenant", key),
         };
-        match self.ops.store().find_tenant(key).await {
+        match self.ops.reads().find_tenant(key).await {
             Ok(tenant) if self.sees(&tenant.id) => Ok(tenant),
             Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
             Err(err) => Err(err.into()),
@@ -152,7 +152,7 @@ impl Caller {
         if IdKind::of(id) != Some(IdKind::Endpoint) {
             return Err(not_found());
         }
-        match self.ops.store().get_endpoint(id).await {
+        match self.ops.reads().get_endpoint(id).await {
             Ok(endpoint) if self.sees(&endpoint.tenant_id) => Ok(endpoint),
             Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
             Err(err) => Err(err.into()),
@@ -165,7 +165,7 @@ impl Caller {
         if IdKind::of(id) != Some(IdKind::Subscription) {
             return Err(not_found());
         }
-        match self.ops.store().get_subscription(id).await {
+        match self.ops.reads().get_subscription(id).await {
             Ok(subscription) if self.sees(&subscription.tenant_id) => Ok(subscription),
             Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
             Err(err) => Err(err.into()),
@@ -178,7 +178,7 @@ impl Caller {
         if IdKind::of(id) != Some(IdKind::Delivery) {
             return Err(not_found());
         }
-        match self.ops.store().get_delivery(id).await {
+        match self.ops.reads().get_delivery(id).await {
             Ok(detail) if self.sees(&detail.delivery.tenant_id) => Ok(detail),
             Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
             Err(err) => Err(err.into()),

@@ -83,7 +83,7 @@ pub async fn list(
     let filter = filter(&caller, &query).await?;
     let page = caller
         .ops
-        .store()
+        .reads()
         .list_deliveries(&filter, cursor.as_ref(), limit)
         .await?;
     Ok(Json(DeliveryPage {

@@ -133,7 +133,7 @@ pub async fn list(
         (None, None) => None,
         (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
     };
-    let endpoints = caller.ops.store().list_endpoints(tenant.as_deref()).await?;
+    let endpoints = caller.ops.reads().list_endpoints(tenant.as_deref()).await?;
     Ok(Json(List {
         data: endpoints.into_iter().map(EndpointView::from).collect(),
     }))

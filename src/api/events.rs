@@ -13,8 +13,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::problem::{ApiResult, Problem};
-use crate::config::{ByteSize, format_size};
-use crate::ops::EventInput;
+use crate::ops::{EventInput, Payload};
 
 /// The header a producer may send its idempotency key in instead of the body.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -74,56 +73,14 @@ pub async fn publish(
     headers: HeaderMap,
     JsonBody(request): JsonBody<PublishRequest>,
 ) -> ApiResult<(StatusCode, Json<PublishResponse>)> {
-    let idempotency_key = idempotency_key(&headers, request.idempotency_key)?;
-    let max = caller.ops.max_payload();
-    let size = request.payload.get().len() as u64;
-    if size > max {
-        return Err(Problem::too_large(
-            "payload",
-            format!(
-                "{size} bytes is over the limit of {} (limits.max_payload)",
-                format_size(ByteSize(max))
-            ),
-        ));
-    }
-    let tenant = if request.broadcast {
-        if caller.scope().is_some() {
-            return Err(Problem::forbidden(
-                "a tenant key cannot broadcast: broadcasts reach every tenant",
-            ));
-        }
-        match &request.tenant {
-            Some(_) => {
-                return Err(Problem::invalid_field(
-                    "tenant",
-                    "give a tenant or \"broadcast\": true, not both",
-                ));
-            }
-            None => None,
-        }
-    } else {
-        match (&request.tenant, caller.scope()) {
-            (None, None) => {
-                return Err(Problem::invalid_field(
-                    "tenant",
-                    "missing: an event is for one tenant (\"tenant\") or every tenant (\"broadcast\": true)",
-                ));
-            }
-            (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
-        }
-    };
     let input = EventInput {
-        tenant,
+        idempotency_key: idempotency_key(&headers, request.idempotency_key)?,
+        tenant: request.tenant,
         broadcast: request.broadcast,
         topic: request.topic,
-        payload: request.payload.get().to_string(),
-        idempotency_key,
+        payload: Payload::Json(request.payload),
     };
-    // The tenant was resolved (and checked against the key) above.
-    let event = caller
-        .ops
-        .validate_event_for(input.tenant.clone(), &input)?;
-    let published = state.publisher.publish(event).await?;
+    let published = state.publisher.publish(&caller.ops, input).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(PublishResponse {

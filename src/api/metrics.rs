@@ -17,8 +17,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{Peer, authenticate};
 use super::problem::{ApiResult, Problem};
-use crate::dispatch::health::LATENCY_BOUNDS_MS;
-use crate::store::Store;
+use crate::health::LATENCY_BOUNDS_MS;
+use crate::store::Reads;
 
 /// The Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -54,7 +54,7 @@ pub async fn healthz(
     }
     let schema_version = state
         .ops
-        .store()
+        .reads()
         .schema_version()
         .await
         .map_err(|e| Problem::unavailable(format!("the database is unreachable: {e}")))?;
@@ -85,7 +85,7 @@ pub async fn metrics(
         let caller = authenticate(&state, &headers, peer).await?;
         caller.require_admin("reading metrics")?;
     }
-    let text = render(state.ops.store()).await?;
+    let text = render(state.ops.reads()).await?;
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -95,7 +95,7 @@ pub async fn metrics(
 }
 
 /// Reads the figures and writes them in the text exposition format.
-async fn render(store: &Store) -> ApiResult<String> {
+async fn render(store: &Reads) -> ApiResult<String> {
     let queue = store.queue_summary().await?;
     let totals = store.attempt_totals().await?;
     let endpoints = store.list_endpoints(None).await?;

@@ -10,7 +10,6 @@ mod body;
 mod deliveries;
 mod endpoints;
 mod events;
-pub mod group_commit;
 mod metrics;
 mod openapi;
 mod problem;
@@ -30,11 +29,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::dispatch::hand_off::HandOff;
-use crate::ops::Ops;
-use crate::store::Backend;
+use crate::ops::{Committers, Ops, PublishStats, Publisher};
 pub use events::PublishResponse;
-use group_commit::{Committers, GroupCommit, GroupStats};
 pub use problem::{FieldError, Problem};
 
 /// Room for the request envelope around a payload of the maximum size; the
@@ -48,7 +44,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct AppState {
     /// Actions as hookline itself; handlers act through the caller's [`auth::Caller`].
     ops: Ops,
-    publisher: GroupCommit,
+    publisher: Publisher,
     open_health_metrics: bool,
     openapi_json: Bytes,
 }
@@ -73,8 +69,6 @@ pub struct ApiOptions {
     pub listen: SocketAddr,
     /// `/healthz` and `/metrics` without a key.
     pub open_health_metrics: bool,
-    /// The dispatcher running in this process, to hand fresh deliveries to.
-    pub hand_off: Option<HandOff>,
 }
 
 /// Every route, with its OpenAPI description.
@@ -117,7 +111,7 @@ pub struct RunningApi {
     /// The address bound (with the real port when 0 was asked for).
     pub addr: SocketAddr,
     /// Group commit counters.
-    pub stats: Arc<GroupStats>,
+    pub stats: Arc<PublishStats>,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     committers: Committers,
@@ -147,7 +141,9 @@ impl RunningApi {
     }
 }
 
-/// Binds and serves the API on a background task, publishing through `ops`.
+/// Binds and serves the API on a background task, publishing through `ops`
+/// (which hands fresh deliveries to the dispatcher in this process, if it
+/// was given one).
 pub async fn start(ops: Ops, options: &ApiOptions) -> Result<RunningApi, ApiError> {
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -159,19 +155,8 @@ pub async fn start(ops: Ops, options: &ApiOptions) -> Result<RunningApi, ApiErro
         addr: options.listen,
         source,
     })?;
-    // SQLite has one writer, so one committer; on Postgres a second one
-    // prepares its batch while the first waits for its commit.
-    let committers = match ops.store().backend() {
-        Backend::Sqlite => 1,
-        Backend::Postgres => 2,
-    };
-    let stats = Arc::new(GroupStats::default());
-    let (publisher, committers) = GroupCommit::start(
-        ops.clone(),
-        committers,
-        options.hand_off.clone(),
-        Arc::clone(&stats),
-    );
+    let (publisher, committers) = Publisher::start(ops.clone());
+    let stats = publisher.stats();
     let body_limit =
         usize::try_from(ops.max_payload().saturating_add(ENVELOPE_ALLOWANCE)).unwrap_or(usize::MAX);
     let (router, document) = routes().split_for_parts();

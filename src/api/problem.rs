@@ -218,6 +218,12 @@ impl From<OpsError> for Problem {
     fn from(err: OpsError) -> Problem {
         match err {
             OpsError::Invalid { field, reason } => Problem::invalid_field(field, reason),
+            OpsError::TooLarge { field, reason } => Problem::too_large(field, reason),
+            OpsError::NotFound { field, kind, key } => {
+                Problem::unknown_reference(field, kind, &key)
+            }
+            OpsError::Forbidden(reason) => Problem::forbidden(reason),
+            OpsError::Unavailable(reason) => Problem::unavailable(reason),
             OpsError::Store(err) => err.into(),
         }
     }

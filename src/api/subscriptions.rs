@@ -72,7 +72,7 @@ pub async fn list(
     };
     let subscriptions = caller
         .ops
-        .store()
+        .reads()
         .list_subscriptions(endpoint.as_deref(), tenant.as_deref())
         .await?;
     let data = subscriptions

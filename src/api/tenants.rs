@@ -30,7 +30,7 @@ pub struct CreateTenant {
     security(("api_key" = []))
 )]
 pub async fn list(caller: Caller) -> ApiResult<Json<List<TenantView>>> {
-    let tenants = caller.ops.store().list_tenants().await?;
+    let tenants = caller.ops.reads().list_tenants().await?;
     let data = tenants
         .into_iter()
         .filter(|t| caller.sees(&t.id))

@@ -147,11 +147,10 @@ async fn one_run(
     let fixture = fixture(&ops, options.endpoints, run).await?;
     let dispatcher = RunningDispatcher::start(store, &options.dispatch)?;
     let api = crate::api::start(
-        ops,
+        ops.handing_off_to(dispatcher.hand_off.clone()),
         &ApiOptions {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             open_health_metrics: false,
-            hand_off: Some(dispatcher.hand_off.clone()),
         },
     )
     .await

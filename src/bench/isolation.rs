@@ -160,10 +160,10 @@ async fn stage(
 async fn template(stage: &Stage, topic: &str) -> Result<NewEvent, BenchError> {
     Ok(stage
         .ops
-        .validate_event(&EventInput {
+        .validate_event(EventInput {
             tenant: Some(stage.tenant.clone()),
             topic: topic.to_string(),
-            payload: super::payload(0),
+            payload: super::payload(0).into(),
             ..EventInput::default()
         })
         .await?)
@@ -243,7 +243,7 @@ async fn publish_steadily(
                 ..good.clone()
             })
             .collect();
-        let published = stage.ops.store().publish(&batch, 0).await?;
+        let published = stage.ops.publish_batch(&batch).await?;
         let at = now_millis();
         acked.extend(published.into_iter().map(|p| (p.event_id, at)));
     }

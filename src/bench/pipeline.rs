@@ -173,10 +173,10 @@ async fn publish_all(
 ) -> Result<Vec<(String, i64)>, BenchError> {
     let template = fixture
         .ops
-        .validate_event(&EventInput {
+        .validate_event(EventInput {
             tenant: Some(fixture.tenant.clone()),
             topic: "bench.price_changed".to_string(),
-            payload: payload(0),
+            payload: payload(0).into(),
             ..EventInput::default()
         })
         .await?;
@@ -188,7 +188,7 @@ async fn publish_all(
                 ..template.clone()
             })
             .collect();
-        let published = fixture.ops.store().publish(&events, 0).await?;
+        let published = fixture.ops.publish_batch(&events).await?;
         let at = now_millis();
         acked.extend(published.into_iter().map(|p| (p.event_id, at)));
     }

@@ -19,7 +19,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::BenchError;
-use crate::dispatch::health::bucket_of;
+use crate::health::bucket_of;
 use crate::model::now_millis;
 use crate::store::{
     SeedAttempt, SeedAudit, SeedDelivery, SeedDispatcher, SeedEndpoint, SeedEndpointStats,

@@ -98,7 +98,7 @@ pub async fn tenant(command: TenantCommand, config: &Config, out: &Output) -> an
             out.detail(&tenant_record(&tenant));
         }
         TenantCommand::List => {
-            let tenants = ops.store().list_tenants().await?;
+            let tenants = ops.reads().list_tenants().await?;
             let records: Vec<Record> = tenants.iter().map(tenant_record).collect();
             out.table(
                 &records,
@@ -149,7 +149,7 @@ pub async fn endpoint(
                 Some(key) => Some(ops.tenant(&key).await?.id),
                 None => None,
             };
-            let endpoints = ops.store().list_endpoints(tenant_id.as_deref()).await?;
+            let endpoints = ops.reads().list_endpoints(tenant_id.as_deref()).await?;
             let records: Vec<Record> = if out.is_json() {
                 endpoints.iter().map(|e| endpoint_record(e, out)).collect()
             } else {
@@ -163,7 +163,7 @@ pub async fn endpoint(
         EndpointCommand::Show { endpoint } => {
             let endpoint = ops.endpoint(&endpoint).await?;
             let subscriptions = ops
-                .store()
+                .reads()
                 .list_subscriptions(Some(&endpoint.id), None)
                 .await?;
             out.detail(&endpoint_detail(&endpoint, &subscriptions, out));
@@ -263,7 +263,7 @@ pub async fn subscription(
                 None => None,
             };
             let subscriptions = ops
-                .store()
+                .reads()
                 .list_subscriptions(endpoint_id.as_deref(), tenant_id.as_deref())
                 .await?;
             let records: Vec<Record> = subscriptions.iter().map(subscription_record).collect();

@@ -42,7 +42,7 @@ pub async fn apikey(command: ApikeyCommand, config: &Config, out: &Output) -> an
             }
         }
         ApikeyCommand::List { all } => {
-            let keys = ops.store().list_api_keys(all).await?;
+            let keys = ops.reads().list_api_keys(all).await?;
             let records: Vec<Record> = keys.iter().map(key_record).collect();
             out.table(
                 &records,

@@ -46,10 +46,10 @@ pub async fn publish(args: PublishArgs, config: &Config, out: &Output) -> anyhow
         tenant: args.tenant,
         broadcast: args.broadcast,
         topic: args.topic,
-        payload,
+        payload: payload.into(),
         idempotency_key: args.idempotency_key,
     };
-    let published = ops.publish(&input).await?;
+    let published = ops.publish(input).await?;
     let text = if published.duplicate {
         format!(
             "duplicate of {} (idempotency key seen before): nothing new created; it has {} deliveries",
@@ -183,7 +183,7 @@ pub async fn delivery(
     out: &Output,
 ) -> anyhow::Result<()> {
     let ops = ops(config).await?;
-    let store = ops.store();
+    let store = ops.reads();
     match command {
         DeliveryCommand::List(args) => list_deliveries(args, &ops, out).await,
         DeliveryCommand::Show { id } => match IdKind::of(&id) {
@@ -272,7 +272,7 @@ async fn list_deliveries(args: DeliveryListArgs, ops: &Ops, out: &Output) -> any
         until: None,
     };
     let page = ops
-        .store()
+        .reads()
         .list_deliveries(&filter, cursor.as_ref(), args.limit as usize)
         .await?;
     let rows: Vec<Record> = if out.is_json() {

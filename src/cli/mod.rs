@@ -375,7 +375,7 @@ pub enum SubscriptionCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("audience").args(["tenant", "broadcast"])))]
+#[command(group(clap::ArgGroup::new("audience").args(["tenant", "broadcast"]).required(true)))]
 pub struct PublishArgs {
     /// The tenant the event is for (id or name).
     #[arg(long)]

@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
-use hookline::dispatch::sign::Secret;
 use hookline::model::format_rfc3339;
+use hookline::sign::Secret;
 use serde_json::Value;
 
 /// One value in a record.

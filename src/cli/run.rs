@@ -2,8 +2,8 @@
 
 use hookline::config::Config;
 use hookline::dispatch::Dispatcher;
-use hookline::dispatch::sign::Secret;
 use hookline::ops::OpsError;
+use hookline::sign::Secret;
 use hookline::sink::{self, SinkOptions};
 use hookline::store::{OpenMode, Store};
 use serde_json::json;
@@ -72,11 +72,11 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
         client_addr: None,
         source: hookline::model::Source::Api,
     };
-    let ops = hookline::ops::Ops::new(store.clone(), config, actor);
+    let ops =
+        hookline::ops::Ops::new(store.clone(), config, actor).handing_off_to(dispatcher.hand_off());
     let options = hookline::api::ApiOptions {
         listen: config.api.listen,
         open_health_metrics: config.api.open_health_metrics,
-        hand_off: Some(dispatcher.hand_off()),
     };
     let api = hookline::api::start(ops, &options).await?;
     println!("API listening on {}", api.url());

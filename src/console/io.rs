@@ -15,7 +15,7 @@ use super::app::{
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
 use crate::model::{Delivery, DeliveryState, Endpoint, Subscription};
 use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError};
-use crate::store::Store;
+use crate::store::Reads;
 
 /// Events a payload search examines per page.
 const SEARCH_BUDGET: i64 = 2_000;
@@ -74,7 +74,7 @@ pub struct Loader {
 }
 
 /// Lists that change only by operator action, with the configuration
-/// version (see [`Store::config_version`]) and scope they were read at.
+/// version (see [`Reads::config_version`]) and scope they were read at.
 #[derive(Default)]
 struct ListCache {
     endpoints: Option<(i64, Option<String>, Vec<Endpoint>)>,
@@ -179,8 +179,8 @@ impl Loader {
         Ok((list, complete))
     }
 
-    fn store(&self) -> &Store {
-        self.ops.store()
+    fn store(&self) -> &Reads {
+        self.ops.reads()
     }
 
     /// Fetches what `load` asks for.
@@ -397,11 +397,13 @@ impl Io {
     async fn act(&self, act: Act) -> Acted {
         match self.try_act(act).await {
             Ok(text) => Acted::Done(text),
-            Err(OpsError::Invalid { field, reason }) => Acted::Refused {
-                field: field.to_string(),
-                reason,
+            Err(err) => match err.refusal() {
+                Some((field, reason)) => Acted::Refused {
+                    field: field.to_string(),
+                    reason,
+                },
+                None => Acted::Failed(err.to_string()),
             },
-            Err(err) => Acted::Failed(err.to_string()),
         }
     }
 

@@ -127,7 +127,7 @@ fn install_panic_hook() {
 
 /// Runs the console until the operator quits.
 pub async fn run(ops: Ops, options: ConsoleOptions) -> Result<(), ConsoleError> {
-    let store = ops.store().clone();
+    let store = ops.reads().clone();
     install_panic_hook();
     let mut guard = TerminalGuard::enter()?;
     let size = guard.terminal.size()?;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::DemoError;
-use crate::dispatch::sign::Secret;
 use crate::ops::{EndpointInput, Ops};
+use crate::sign::Secret;
 use crate::sink::{self, SinkHandle, SinkOptions};
 
 /// How a demo endpoint's receiver behaves.

@@ -41,10 +41,10 @@ pub async fn run(ops: Ops, rate: f64, mut stop: watch::Receiver<bool>) -> u64 {
         let input = EventInput {
             tenant: Some(tenant.to_string()),
             topic: topic.to_string(),
-            payload: payload(topic, published, &mut rng),
+            payload: payload(topic, published, &mut rng).into(),
             ..EventInput::default()
         };
-        match ops.publish(&input).await {
+        match ops.publish(input).await {
             Ok(_) => published += 1,
             Err(err) => tracing::warn!(%err, topic, "demo generator could not publish"),
         }

@@ -15,11 +15,8 @@
 //! channel ([`hand_off`]) and start at once, without waiting for a claim.
 
 pub mod hand_off;
-pub mod health;
 pub mod retry;
 pub mod send;
-/// Standard Webhooks signatures and secrets.
-pub mod sign;
 
 use std::collections::HashMap;
 use std::future::Future;

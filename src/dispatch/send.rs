@@ -21,8 +21,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::{Instant as Deadline, timeout_at};
 
 use super::retry::parse_retry_after;
-use super::sign::{Secret, signature_header};
 use crate::model::{ErrorKind, Millis, now_millis};
+use crate::sign::{Secret, signature_header};
 use crate::store::EndpointTarget;
 
 /// How much of an answer's body is kept in the attempt's history.

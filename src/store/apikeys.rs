@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::audit::{AuditRecord, write_audit};
 use super::tenants::is_unique_violation;
-use super::{Result, Store, StoreError, db_now, on_db};
+use super::{Reads, Result, Store, StoreError, db_now, on_db};
 use crate::model::{Actor, ApiKey, IdKind, new_id};
 
 /// A key to store: its hash, never the key.
@@ -78,6 +78,42 @@ impl From<ApiKeyRow> for ApiKey {
     }
 }
 
+impl Reads {
+    /// Live keys (and revoked ones too with `include_revoked`), oldest first.
+    pub async fn list_api_keys(&self, include_revoked: bool) -> Result<Vec<ApiKey>> {
+        let rows: Vec<ApiKeyRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(LIST)
+                .bind(include_revoked)
+                .fetch_all(&pools.read)
+                .await?
+        });
+        Ok(rows.into_iter().map(ApiKey::from).collect())
+    }
+
+    /// A live key by id (`key_…`) or name.
+    pub async fn find_api_key(&self, key: &str) -> Result<ApiKey> {
+        let row: Option<ApiKeyRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(BY_ID_OR_NAME)
+                .bind(key)
+                .fetch_optional(&pools.read)
+                .await?
+        });
+        row.map(ApiKey::from)
+            .ok_or_else(|| StoreError::not_found("API key", key))
+    }
+
+    /// The live key with this hash, if any: the check behind every API request.
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let row: Option<ApiKeyRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(BY_HASH)
+                .bind(key_hash)
+                .fetch_optional(&pools.read)
+                .await?
+        });
+        Ok(row.map(ApiKey::from))
+    }
+}
+
 impl Store {
     /// Stores a new key; names are unique among live keys.
     pub async fn create_api_key(&self, new: &NewApiKey, actor: &Actor) -> Result<ApiKey> {
@@ -117,40 +153,6 @@ impl Store {
             Ok::<(), StoreError>(())
         })?;
         self.find_api_key(&id).await
-    }
-
-    /// Live keys (and revoked ones too with `include_revoked`), oldest first.
-    pub async fn list_api_keys(&self, include_revoked: bool) -> Result<Vec<ApiKey>> {
-        let rows: Vec<ApiKeyRow> = on_db!(self, |pools, sql| {
-            sqlx::query_as(LIST)
-                .bind(include_revoked)
-                .fetch_all(&pools.read)
-                .await?
-        });
-        Ok(rows.into_iter().map(ApiKey::from).collect())
-    }
-
-    /// A live key by id (`key_…`) or name.
-    pub async fn find_api_key(&self, key: &str) -> Result<ApiKey> {
-        let row: Option<ApiKeyRow> = on_db!(self, |pools, sql| {
-            sqlx::query_as(BY_ID_OR_NAME)
-                .bind(key)
-                .fetch_optional(&pools.read)
-                .await?
-        });
-        row.map(ApiKey::from)
-            .ok_or_else(|| StoreError::not_found("API key", key))
-    }
-
-    /// The live key with this hash, if any: the check behind every API request.
-    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>> {
-        let row: Option<ApiKeyRow> = on_db!(self, |pools, sql| {
-            sqlx::query_as(BY_HASH)
-                .bind(key_hash)
-                .fetch_optional(&pools.read)
-                .await?
-        });
-        Ok(row.map(ApiKey::from))
     }
 
     /// Revokes a live key; it is refused from then on. Returns it as it was.

@@ -2,7 +2,7 @@
 //! as the change it records, and read back newest first.
 
 use super::rows::{AuditRow, convert_all};
-use super::{Cursor, Page, Result, Store, on_db};
+use super::{Cursor, Page, Reads, Result, on_db};
 use crate::model::{Actor, AuditEntry};
 
 /// At most this many ids are listed on one audit row; `detail` keeps the full
@@ -53,7 +53,7 @@ const LIST_FIRST: &str = "SELECT id, at, actor, client_addr, source, action, tar
 const LIST_AFTER: &str = "SELECT id, at, actor, client_addr, source, action, target_ids, detail
     FROM audit_log WHERE (at, id) < ($2, $3) ORDER BY at DESC, id DESC LIMIT $1";
 
-impl Store {
+impl Reads {
     /// One page of the audit log, newest first.
     pub async fn list_audit(
         &self,

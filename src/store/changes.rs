@@ -15,7 +15,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use tokio::sync::watch;
 
-use super::{Db, Store};
+use super::{Db, Reads, Store};
 
 /// How often SQLite is asked whether another connection committed.
 const SQLITE_POLL: Duration = Duration::from_millis(100);
@@ -34,12 +34,7 @@ const REWIND_AFTER_FRAMES: i64 = 262_144;
 const CATCH_UP_PASSES: usize = 4;
 const FEW_FRAMES: i64 = 256;
 
-impl Store {
-    /// Moves the change counter: called after commits that create due work.
-    pub(crate) fn note_change(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
+impl Reads {
     /// A receiver whose value moves when the database changes. The first
     /// call starts the cross-process watcher.
     pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
@@ -85,6 +80,13 @@ impl Store {
                 }
             }
         });
+    }
+}
+
+impl Store {
+    /// Moves the change counter: called after commits that create due work.
+    pub(crate) fn note_change(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 

@@ -6,7 +6,8 @@ use serde_json::json;
 use super::audit::{AuditRecord, write_audit};
 use super::rows::{AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns};
 use super::{
-    Backend, Cursor, Page, Result, Store, StoreError, db_now, json_list, notify_change, on_db,
+    Backend, Cursor, Page, Reads, Result, Store, StoreError, db_now, json_list, notify_change,
+    on_db,
 };
 use crate::model::{Actor, Attempt, Delivery, DeliveryState, Event};
 
@@ -208,7 +209,7 @@ const ATTEMPTS_OF: &str =
     status_code, error_kind, error_message, request_headers, response_body, dispatcher_id
     FROM attempts WHERE delivery_id = $1 ORDER BY started_at, id";
 
-impl Store {
+impl Reads {
     /// One page of deliveries matching `filter`, newest first.
     pub async fn list_deliveries(
         &self,
@@ -232,6 +233,60 @@ impl Store {
     ) -> Result<Page<Delivery>> {
         self.list_deliveries_toward(filter, before, limit, true)
             .await
+    }
+
+    /// How many deliveries are in each state (states with none are absent).
+    pub async fn count_by_state(&self) -> Result<Vec<(DeliveryState, i64)>> {
+        let rows: Vec<(String, i64)> = on_db!(self, |pools, sql| {
+            sqlx::query_as(COUNT_BY_STATE)
+                .fetch_all(&pools.read)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(state, count)| {
+                Ok((
+                    super::rows::parse_column("deliveries", "state", &state)?,
+                    count,
+                ))
+            })
+            .collect()
+    }
+
+    /// A delivery with its event and attempts.
+    pub async fn get_delivery(&self, id: &str) -> Result<DeliveryDetail> {
+        let (delivery, attempts): (Option<DeliveryRow>, Vec<AttemptRow>) =
+            on_db!(self, |pools, sql| {
+                let delivery = sqlx::query_as(DELIVERY_BY_ID)
+                    .bind(id)
+                    .fetch_optional(&pools.read)
+                    .await?;
+                let attempts = sqlx::query_as(ATTEMPTS_OF)
+                    .bind(id)
+                    .fetch_all(&pools.read)
+                    .await?;
+                (delivery, attempts)
+            });
+        let delivery: Delivery = delivery
+            .ok_or_else(|| StoreError::not_found("delivery", id))?
+            .try_into()?;
+        let event = self.get_event(&delivery.event_id).await?;
+        Ok(DeliveryDetail {
+            delivery,
+            event,
+            attempts: convert_all(attempts)?,
+        })
+    }
+
+    /// An event by id (`msg_…`).
+    pub async fn get_event(&self, id: &str) -> Result<Event> {
+        let row: Option<EventRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(EVENT_BY_ID)
+                .bind(id)
+                .fetch_optional(&pools.read)
+                .await?
+        });
+        row.map(Event::from)
+            .ok_or_else(|| StoreError::not_found("event", id))
     }
 
     async fn list_deliveries_toward(
@@ -295,61 +350,9 @@ impl Store {
         }
         Ok(Page::from_rows(items, limit, cursor_of))
     }
+}
 
-    /// How many deliveries are in each state (states with none are absent).
-    pub async fn count_by_state(&self) -> Result<Vec<(DeliveryState, i64)>> {
-        let rows: Vec<(String, i64)> = on_db!(self, |pools, sql| {
-            sqlx::query_as(COUNT_BY_STATE)
-                .fetch_all(&pools.read)
-                .await?
-        });
-        rows.into_iter()
-            .map(|(state, count)| {
-                Ok((
-                    super::rows::parse_column("deliveries", "state", &state)?,
-                    count,
-                ))
-            })
-            .collect()
-    }
-
-    /// A delivery with its event and attempts.
-    pub async fn get_delivery(&self, id: &str) -> Result<DeliveryDetail> {
-        let (delivery, attempts): (Option<DeliveryRow>, Vec<AttemptRow>) =
-            on_db!(self, |pools, sql| {
-                let delivery = sqlx::query_as(DELIVERY_BY_ID)
-                    .bind(id)
-                    .fetch_optional(&pools.read)
-                    .await?;
-                let attempts = sqlx::query_as(ATTEMPTS_OF)
-                    .bind(id)
-                    .fetch_all(&pools.read)
-                    .await?;
-                (delivery, attempts)
-            });
-        let delivery: Delivery = delivery
-            .ok_or_else(|| StoreError::not_found("delivery", id))?
-            .try_into()?;
-        let event = self.get_event(&delivery.event_id).await?;
-        Ok(DeliveryDetail {
-            delivery,
-            event,
-            attempts: convert_all(attempts)?,
-        })
-    }
-
-    /// An event by id (`msg_…`).
-    pub async fn get_event(&self, id: &str) -> Result<Event> {
-        let row: Option<EventRow> = on_db!(self, |pools, sql| {
-            sqlx::query_as(EVENT_BY_ID)
-                .bind(id)
-                .fetch_optional(&pools.read)
-                .await?
-        });
-        row.map(Event::from)
-            .ok_or_else(|| StoreError::not_found("event", id))
-    }
-
+impl Store {
     /// Starts a fresh schedule for each retryable delivery among `ids` (dead,
     /// scheduled or succeeded, of a live endpoint): due after
     /// `first_delay_ms`, attempt count back to zero, history kept.

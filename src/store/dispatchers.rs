@@ -1,7 +1,7 @@
 //! Dispatcher heartbeats, so operators can see which dispatchers are alive.
 
 use super::rows::DispatcherRow;
-use super::{Result, Store, db_now, on_db};
+use super::{Reads, Result, Store, db_now, on_db};
 use crate::model::DispatcherInfo;
 
 const REGISTER: &str = "INSERT INTO dispatchers (id, host, pid, version, started_at, last_seen_at)
@@ -11,6 +11,23 @@ const BEAT: &str =
 const STOPPED: &str = "UPDATE dispatchers SET stopped_at = $2, last_seen_at = $2, deliveries_per_sec = 0 WHERE id = $1";
 const LIST_RECENT: &str = "SELECT id, host, pid, version, started_at, last_seen_at, stopped_at,
     deliveries_per_sec FROM dispatchers WHERE last_seen_at >= $1 ORDER BY started_at";
+
+impl Reads {
+    /// Dispatchers seen in the last `within_ms`, oldest first, with the
+    /// database's current time so callers can judge who is alive.
+    pub async fn list_dispatchers(&self, within_ms: i64) -> Result<(Vec<DispatcherInfo>, i64)> {
+        let (rows, now): (Vec<DispatcherRow>, i64) = on_db!(self, |pools, sql| {
+            let mut conn = pools.read.acquire().await?;
+            let now = db_now!(sql, &mut *conn)?;
+            let rows = sqlx::query_as(LIST_RECENT)
+                .bind(now - within_ms)
+                .fetch_all(&mut *conn)
+                .await?;
+            (rows, now)
+        });
+        Ok((rows.into_iter().map(DispatcherInfo::from).collect(), now))
+    }
+}
 
 impl Store {
     /// Records a dispatcher starting; `started_at` and `last_seen_at` are set by the database.
@@ -66,20 +83,5 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
-    }
-
-    /// Dispatchers seen in the last `within_ms`, oldest first, with the
-    /// database's current time so callers can judge who is alive.
-    pub async fn list_dispatchers(&self, within_ms: i64) -> Result<(Vec<DispatcherInfo>, i64)> {
-        let (rows, now): (Vec<DispatcherRow>, i64) = on_db!(self, |pools, sql| {
-            let mut conn = pools.read.acquire().await?;
-            let now = db_now!(sql, &mut *conn)?;
-            let rows = sqlx::query_as(LIST_RECENT)
-                .bind(now - within_ms)
-                .fetch_all(&mut *conn)
-                .await?;
-            (rows, now)
-        });
-        Ok((rows.into_iter().map(DispatcherInfo::from).collect(), now))
     }
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::audit::{AuditRecord, write_audit};
 use super::rows::{EndpointRow, convert_all, endpoint_columns};
 use super::tenants::is_unique_violation;
-use super::{Result, Store, StoreError, TenantScope, db_now, notify_change, on_db};
+use super::{Reads, Result, Store, StoreError, TenantScope, db_now, notify_change, on_db};
 use crate::model::{Actor, Endpoint, EndpointState, IdKind, new_id};
 
 /// A validated endpoint to create.
@@ -128,46 +128,7 @@ fn duplicate_name(name: &str) -> StoreError {
     ))
 }
 
-impl Store {
-    /// Creates an endpoint; names are unique per tenant.
-    pub async fn create_endpoint(&self, new: &NewEndpoint, actor: &Actor) -> Result<Endpoint> {
-        let id = new_id(IdKind::Endpoint);
-        on_db!(self, |pools, sql| {
-            let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
-            let inserted = sqlx::query(INSERT)
-                .bind(&id)
-                .bind(&new.tenant_id)
-                .bind(&new.name)
-                .bind(&new.url)
-                .bind(&new.secret)
-                .bind(new.timeout_ms)
-                .bind(new.max_in_flight)
-                .bind(headers_json(&new.headers))
-                .bind(&new.description)
-                .bind(now)
-                .execute(&mut *tx)
-                .await;
-            match inserted {
-                Err(err) if is_unique_violation(&err) => return Err(duplicate_name(&new.name)),
-                other => other?,
-            };
-            write_audit!(
-                &mut *tx,
-                now,
-                AuditRecord {
-                    actor,
-                    action: "endpoint.create",
-                    target_ids: vec![id.clone()],
-                    detail: json!({ "tenant_id": new.tenant_id, "name": new.name, "url": new.url }),
-                }
-            )?;
-            tx.commit().await?;
-            Ok::<(), StoreError>(())
-        })?;
-        self.get_endpoint(&id).await
-    }
-
+impl Reads {
     /// A live endpoint by id.
     pub async fn get_endpoint(&self, id: &str) -> Result<Endpoint> {
         let row: Option<EndpointRow> = on_db!(self, |pools, sql| {
@@ -260,6 +221,47 @@ impl Store {
             }
         });
         convert_all(rows)
+    }
+}
+
+impl Store {
+    /// Creates an endpoint; names are unique per tenant.
+    pub async fn create_endpoint(&self, new: &NewEndpoint, actor: &Actor) -> Result<Endpoint> {
+        let id = new_id(IdKind::Endpoint);
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let inserted = sqlx::query(INSERT)
+                .bind(&id)
+                .bind(&new.tenant_id)
+                .bind(&new.name)
+                .bind(&new.url)
+                .bind(&new.secret)
+                .bind(new.timeout_ms)
+                .bind(new.max_in_flight)
+                .bind(headers_json(&new.headers))
+                .bind(&new.description)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Err(err) if is_unique_violation(&err) => return Err(duplicate_name(&new.name)),
+                other => other?,
+            };
+            write_audit!(
+                &mut *tx,
+                now,
+                AuditRecord {
+                    actor,
+                    action: "endpoint.create",
+                    target_ids: vec![id.clone()],
+                    detail: json!({ "tenant_id": new.tenant_id, "name": new.name, "url": new.url }),
+                }
+            )?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.get_endpoint(&id).await
     }
 
     /// Applies a patch; returns the endpoint as it now is.

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{Result, Store, db_now, json_list, on_db};
-use crate::dispatch::health::{BUCKETS, percentile};
+use super::{Reads, Result, db_now, json_list, on_db};
+use crate::health::{BUCKETS, percentile};
 
 /// Attempts of one endpoint over a time window.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -23,7 +23,7 @@ pub struct HealthWindow {
     pub network: i64,
     pub other: i64,
     pub latency_sum_ms: i64,
-    /// Attempt counts per latency bucket (`dispatch::health::LATENCY_BOUNDS_MS`).
+    /// Attempt counts per latency bucket (`health::LATENCY_BOUNDS_MS`).
     pub buckets: [i64; BUCKETS],
 }
 
@@ -140,48 +140,6 @@ struct StatsRow {
 
 const MINUTE_MS: i64 = 60_000;
 
-impl Store {
-    /// Health of the given endpoints, or of every endpoint that has been
-    /// attempted, by endpoint id (endpoints never attempted are absent).
-    pub async fn endpoint_health(
-        &self,
-        endpoint_ids: Option<&[String]>,
-    ) -> Result<HashMap<String, EndpointHealth>> {
-        let list = endpoint_ids.map(json_list);
-        let (stats, windows) = on_db!(self, |pools, sql| {
-            let mut conn = pools.read.acquire().await?;
-            let now = db_now!(sql, &mut *conn)?;
-            let this_minute = now - now.rem_euclid(MINUTE_MS);
-            let since = this_minute - 59 * MINUTE_MS;
-            let recent = this_minute - 4 * MINUTE_MS;
-            let (stats, rows): (Vec<StatsRow>, _) = match &list {
-                Some(list) => (
-                    sqlx::query_as(sql.health_stats_of)
-                        .bind(list)
-                        .fetch_all(&mut *conn)
-                        .await?,
-                    sqlx::query(sql.health_rollups_of)
-                        .bind(since)
-                        .bind(recent)
-                        .bind(list)
-                        .fetch_all(&mut *conn)
-                        .await?,
-                ),
-                None => (
-                    sqlx::query_as(STATS).fetch_all(&mut *conn).await?,
-                    sqlx::query(sql.health_rollups_all)
-                        .bind(since)
-                        .bind(recent)
-                        .fetch_all(&mut *conn)
-                        .await?,
-                ),
-            };
-            (stats, windows_of(&rows)?)
-        });
-        Ok(merge(stats, windows))
-    }
-}
-
 /// Rollup sums as [`rollups_sql!`] returns them: `(endpoint, recent, window)`.
 fn windows_of<R: sqlx::Row>(rows: &[R]) -> Result<Vec<(String, bool, HealthWindow)>, sqlx::Error>
 where
@@ -261,4 +219,46 @@ fn merge(
         }
     }
     health
+}
+
+impl Reads {
+    /// Health of the given endpoints, or of every endpoint that has been
+    /// attempted, by endpoint id (endpoints never attempted are absent).
+    pub async fn endpoint_health(
+        &self,
+        endpoint_ids: Option<&[String]>,
+    ) -> Result<HashMap<String, EndpointHealth>> {
+        let list = endpoint_ids.map(json_list);
+        let (stats, windows) = on_db!(self, |pools, sql| {
+            let mut conn = pools.read.acquire().await?;
+            let now = db_now!(sql, &mut *conn)?;
+            let this_minute = now - now.rem_euclid(MINUTE_MS);
+            let since = this_minute - 59 * MINUTE_MS;
+            let recent = this_minute - 4 * MINUTE_MS;
+            let (stats, rows): (Vec<StatsRow>, _) = match &list {
+                Some(list) => (
+                    sqlx::query_as(sql.health_stats_of)
+                        .bind(list)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                    sqlx::query(sql.health_rollups_of)
+                        .bind(since)
+                        .bind(recent)
+                        .bind(list)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                ),
+                None => (
+                    sqlx::query_as(STATS).fetch_all(&mut *conn).await?,
+                    sqlx::query(sql.health_rollups_all)
+                        .bind(since)
+                        .bind(recent)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                ),
+            };
+            (stats, windows_of(&rows)?)
+        });
+        Ok(merge(stats, windows))
+    }
 }

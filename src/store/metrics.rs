@@ -2,8 +2,8 @@
 //! bucket since the beginning (from the per-minute rollups) and how late
 //! each endpoint's queue runs (from the queue's partial index).
 
-use super::{Result, Store, db_now, on_db};
-use crate::dispatch::health::BUCKETS;
+use super::{Reads, Result, db_now, on_db};
+use crate::health::BUCKETS;
 
 /// Every attempt ever recorded, by outcome, with the latency histogram.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub struct AttemptTotals {
     pub network: i64,
     pub other: i64,
     pub latency_sum_ms: i64,
-    /// Counts per bucket of `dispatch::health::LATENCY_BOUNDS_MS` (not cumulative).
+    /// Counts per bucket of `health::LATENCY_BOUNDS_MS` (not cumulative).
     pub buckets: [i64; BUCKETS],
 }
 
@@ -37,7 +37,7 @@ const TOTALS: &str = "SELECT
 const OLDEST_DUE: &str = "SELECT endpoint_id, MIN(next_attempt_at) FROM deliveries
     WHERE state IN ('pending', 'scheduled') AND next_attempt_at <= $1 GROUP BY endpoint_id";
 
-impl Store {
+impl Reads {
     /// Attempts by outcome and latency bucket, over all recorded history.
     pub async fn attempt_totals(&self) -> Result<AttemptTotals> {
         on_db!(self, |pools, sql| {

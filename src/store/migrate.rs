@@ -1,7 +1,7 @@
 //! Schema migrations: numbered SQL files per backend with matching version
 //! numbers, embedded in the binary and applied in one transaction.
 
-use super::{Result, Store, StoreError, on_db};
+use super::{Reads, Result, Store, StoreError, on_db};
 
 /// One schema change, spelled for each backend.
 struct Migration {
@@ -48,6 +48,23 @@ const CURRENT_VERSION: &str =
 const RECORD: &str =
     "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)";
 
+impl Reads {
+    /// The schema version recorded in the database (0 when never migrated).
+    pub async fn schema_version(&self) -> Result<i64> {
+        on_db!(self, |pools, sql| {
+            let tables: i64 = sqlx::query_scalar(sql.migrations_table_exists)
+                .fetch_one(&pools.read)
+                .await?;
+            if tables == 0 {
+                return Ok(0);
+            }
+            Ok(sqlx::query_scalar(CURRENT_VERSION)
+                .fetch_one(&pools.read)
+                .await?)
+        })
+    }
+}
+
 impl Store {
     /// Brings the schema up to date; returns how many migrations ran. Safe to
     /// run from several processes at once: they serialize on a lock.
@@ -80,21 +97,6 @@ impl Store {
             }
             tx.commit().await?;
             Ok(applied)
-        })
-    }
-
-    /// The schema version recorded in the database (0 when never migrated).
-    pub async fn schema_version(&self) -> Result<i64> {
-        on_db!(self, |pools, sql| {
-            let tables: i64 = sqlx::query_scalar(sql.migrations_table_exists)
-                .fetch_one(&pools.read)
-                .await?;
-            if tables == 0 {
-                return Ok(0);
-            }
-            Ok(sqlx::query_scalar(CURRENT_VERSION)
-                .fetch_one(&pools.read)
-                .await?)
         })
     }
 

@@ -150,9 +150,21 @@ pub(crate) enum Db {
     Postgres(Pools<Postgres>),
 }
 
-/// Handle on the delivery database; cheap to clone.
+/// Handle on the delivery database, reading and writing; cheap to clone.
+///
+/// Everything a [`Reads`] can do, a `Store` can do too (it derefs to one);
+/// the writes are its own. Only the layers that change data (`ops`, the
+/// dispatcher, and the commands composing them) hold a `Store`; screens and
+/// listings get a [`Reads`].
 #[derive(Clone)]
 pub struct Store {
+    reads: Reads,
+}
+
+/// Read-only handle on the delivery database: every listing, lookup and
+/// read model, and not one method that writes. Cheap to clone.
+#[derive(Clone)]
+pub struct Reads {
     db: std::sync::Arc<Db>,
     location: std::sync::Arc<str>,
     /// Moves on every change that may create due work (see `changes.rs`).
@@ -163,9 +175,25 @@ pub struct Store {
     wal_rewind_due: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl std::ops::Deref for Store {
+    type Target = Reads;
+
+    fn deref(&self) -> &Reads {
+        &self.reads
+    }
+}
+
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Reads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reads")
             .field("location", &self.location)
             .finish()
     }
@@ -235,12 +263,16 @@ impl Store {
             return Err(StoreError::BadUrl(url.to_string()));
         };
         let store = Store {
-            db: std::sync::Arc::new(db),
-            location: location.into(),
-            changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
-            watcher_started: std::sync::Arc::new(std::sync::Once::new()),
-            checkpointer_started: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            wal_rewind_due: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            reads: Reads {
+                db: std::sync::Arc::new(db),
+                location: location.into(),
+                changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+                watcher_started: std::sync::Arc::new(std::sync::Once::new()),
+                checkpointer_started: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+                    false,
+                )),
+                wal_rewind_due: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            },
         };
         match mode {
             OpenMode::CreateAndMigrate => {
@@ -251,6 +283,21 @@ impl Store {
         Ok(store)
     }
 
+    /// A read-only handle on the same database.
+    pub fn reads(&self) -> Reads {
+        self.reads.clone()
+    }
+
+    /// Closes every connection, waiting for in-progress statements.
+    pub async fn close(&self) {
+        on_db!(self, |pools, sql| {
+            pools.write.close().await;
+            pools.read.close().await;
+        })
+    }
+}
+
+impl Reads {
     /// Which engine this store talks to.
     pub fn backend(&self) -> Backend {
         match &*self.db {
@@ -262,14 +309,6 @@ impl Store {
     /// Where the database is, for messages: a file path, or a URL without its password.
     pub fn location(&self) -> &str {
         &self.location
-    }
-
-    /// Closes every connection, waiting for in-progress statements.
-    pub async fn close(&self) {
-        on_db!(self, |pools, sql| {
-            pools.write.close().await;
-            pools.read.close().await;
-        })
     }
 }
 

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::audit::{AuditRecord, write_audit};
 use super::rows::{SubscriptionRow, subscription_columns};
 use super::tenants::is_unique_violation;
-use super::{Result, Store, StoreError, TenantScope, db_now, on_db};
+use super::{Reads, Result, Store, StoreError, TenantScope, db_now, on_db};
 use crate::model::{Actor, IdKind, Subscription, new_id};
 
 /// A validated subscription to create.
@@ -66,54 +66,7 @@ fn duplicate_pattern(pattern: &str) -> StoreError {
     StoreError::Conflict(format!("the endpoint already subscribes to {pattern:?}"))
 }
 
-impl Store {
-    /// Subscribes an endpoint to a topic pattern.
-    pub async fn create_subscription(
-        &self,
-        new: &NewSubscription,
-        actor: &Actor,
-    ) -> Result<Subscription> {
-        let id = new_id(IdKind::Subscription);
-        on_db!(self, |pools, sql| {
-            let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
-            let tenant_id: Option<String> = sqlx::query_scalar(ENDPOINT_TENANT)
-                .bind(&new.endpoint_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let tenant_id =
-                tenant_id.ok_or_else(|| StoreError::not_found("endpoint", &new.endpoint_id))?;
-            let inserted = sqlx::query(INSERT)
-                .bind(&id)
-                .bind(&new.endpoint_id)
-                .bind(&tenant_id)
-                .bind(&new.pattern)
-                .bind(&new.description)
-                .bind(now)
-                .execute(&mut *tx)
-                .await;
-            match inserted {
-                Err(err) if is_unique_violation(&err) => {
-                    return Err(duplicate_pattern(&new.pattern));
-                }
-                other => other?,
-            };
-            write_audit!(
-                &mut *tx,
-                now,
-                AuditRecord {
-                    actor,
-                    action: "subscription.create",
-                    target_ids: vec![id.clone()],
-                    detail: json!({ "endpoint_id": new.endpoint_id, "pattern": new.pattern }),
-                }
-            )?;
-            tx.commit().await?;
-            Ok::<(), StoreError>(())
-        })?;
-        self.get_subscription(&id).await
-    }
-
+impl Reads {
     /// A subscription of a live endpoint, by id.
     pub async fn get_subscription(&self, id: &str) -> Result<Subscription> {
         let row: Option<SubscriptionRow> = on_db!(self, |pools, sql| {
@@ -178,6 +131,55 @@ impl Store {
             }
         });
         Ok(rows.into_iter().map(Subscription::from).collect())
+    }
+}
+
+impl Store {
+    /// Subscribes an endpoint to a topic pattern.
+    pub async fn create_subscription(
+        &self,
+        new: &NewSubscription,
+        actor: &Actor,
+    ) -> Result<Subscription> {
+        let id = new_id(IdKind::Subscription);
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now!(sql, &mut *tx)?;
+            let tenant_id: Option<String> = sqlx::query_scalar(ENDPOINT_TENANT)
+                .bind(&new.endpoint_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let tenant_id =
+                tenant_id.ok_or_else(|| StoreError::not_found("endpoint", &new.endpoint_id))?;
+            let inserted = sqlx::query(INSERT)
+                .bind(&id)
+                .bind(&new.endpoint_id)
+                .bind(&tenant_id)
+                .bind(&new.pattern)
+                .bind(&new.description)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Err(err) if is_unique_violation(&err) => {
+                    return Err(duplicate_pattern(&new.pattern));
+                }
+                other => other?,
+            };
+            write_audit!(
+                &mut *tx,
+                now,
+                AuditRecord {
+                    actor,
+                    action: "subscription.create",
+                    target_ids: vec![id.clone()],
+                    detail: json!({ "endpoint_id": new.endpoint_id, "pattern": new.pattern }),
+                }
+            )?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.get_subscription(&id).await
     }
 
     /// Changes a subscription's pattern or description.

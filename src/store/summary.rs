@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::rows::{DeliveryRow, convert_all, parse_column};
-use super::{Cursor, Result, Store, db_now, json_list, on_db};
+use super::{Cursor, Reads, Result, db_now, json_list, on_db};
 use crate::model::{Delivery, EndpointState};
 
 /// Where [`Store::queue_summary`] stops counting: a count of one more
@@ -123,7 +123,7 @@ const THROUGHPUT: &str =
     "SELECT minute, CAST(SUM(succeeded) AS BIGINT), CAST(SUM(failed) AS BIGINT)
     FROM health_totals WHERE minute >= $1 GROUP BY minute ORDER BY minute";
 
-impl Store {
+impl Reads {
     /// Queue depths by state and how late the queue runs. Pending,
     /// scheduled and dead are exact up to [`SUMMARY_COUNT_LIMIT`] and read
     /// one more beyond it, so this costs the same however large the backlog.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Result, Store, on_db};
+use super::{Reads, Result, on_db};
 use crate::model::DeliveryState;
 
 const DELIVERIES_BY_ENDPOINT: &str = "SELECT endpoint_id, state, COUNT(*),
@@ -58,7 +58,7 @@ pub struct Tally {
     pub endpoints: BTreeMap<String, EndpointTally>,
 }
 
-impl Store {
+impl Reads {
     /// Counts every event, delivery and attempt (a full scan; see the module docs).
     pub async fn tally(&self) -> Result<Tally> {
         let (events, deliveries, attempts): (i64, Vec<StateRow>, Vec<AttemptRow>) =

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::audit::{AuditRecord, write_audit};
 use super::rows::TenantRow;
-use super::{Result, Store, StoreError, db_now, on_db};
+use super::{Reads, Result, Store, StoreError, db_now, on_db};
 use crate::model::{Actor, IdKind, Tenant, new_id};
 
 const FIND_BY_NAME: &str =
@@ -20,6 +20,33 @@ const SOFT_DELETE: &str = "UPDATE tenants SET deleted_at = $2 WHERE id = $1 AND 
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|e| e.is_unique_violation())
+}
+
+impl Reads {
+    /// Every live tenant, by name.
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows: Vec<TenantRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(LIST).fetch_all(&pools.read).await?
+        });
+        Ok(rows.into_iter().map(Tenant::from).collect())
+    }
+
+    /// A live tenant by id (`ten_…`) or name.
+    pub async fn find_tenant(&self, key: &str) -> Result<Tenant> {
+        let query = if key.starts_with(IdKind::Tenant.prefix()) {
+            FIND_BY_ID
+        } else {
+            FIND_BY_NAME
+        };
+        let row: Option<TenantRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(query)
+                .bind(key)
+                .fetch_optional(&pools.read)
+                .await?
+        });
+        row.map(Tenant::from)
+            .ok_or_else(|| StoreError::not_found("tenant", key))
+    }
 }
 
 impl Store {
@@ -59,31 +86,6 @@ impl Store {
             tx.commit().await?;
             Ok(tenant)
         })
-    }
-
-    /// Every live tenant, by name.
-    pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let rows: Vec<TenantRow> = on_db!(self, |pools, sql| {
-            sqlx::query_as(LIST).fetch_all(&pools.read).await?
-        });
-        Ok(rows.into_iter().map(Tenant::from).collect())
-    }
-
-    /// A live tenant by id (`ten_…`) or name.
-    pub async fn find_tenant(&self, key: &str) -> Result<Tenant> {
-        let query = if key.starts_with(IdKind::Tenant.prefix()) {
-            FIND_BY_ID
-        } else {
-            FIND_BY_NAME
-        };
-        let row: Option<TenantRow> = on_db!(self, |pools, sql| {
-            sqlx::query_as(query)
-                .bind(key)
-                .fetch_optional(&pools.read)
-                .await?
-        });
-        row.map(Tenant::from)
-            .ok_or_else(|| StoreError::not_found("tenant", key))
     }
 
     /// Deletes a tenant with its endpoints and subscriptions; their unfinished

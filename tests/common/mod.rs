@@ -147,7 +147,7 @@ pub fn test_config(url: &str) -> Config {
 }
 
 /// `count` validated events of `topic` for `tenant`, with payloads
-/// `{"n":0}`, `{"n":1}`, …, ready for [`Ops::publish_validated`].
+/// `{"n":0}`, `{"n":1}`, …, ready for [`Ops::publish_batch`].
 pub async fn numbered_events(
     ops: &Ops,
     tenant: &str,
@@ -159,10 +159,10 @@ pub async fn numbered_events(
         let input = hookline::ops::EventInput {
             tenant: Some(tenant.to_string()),
             topic: topic.to_string(),
-            payload: format!(r#"{{"n":{n}}}"#),
+            payload: format!(r#"{{"n":{n}}}"#).into(),
             ..hookline::ops::EventInput::default()
         };
-        events.push(ops.validate_event(&input).await.expect("valid event"));
+        events.push(ops.validate_event(input).await.expect("valid event"));
     }
     events
 }

@@ -243,11 +243,11 @@ pub async fn seed(backend: Backend) -> Seeded {
 }
 
 async fn publish(ops: &Ops, tenant: &str, topic: &str, payload: &str) {
-    ops.publish(&EventInput {
+    ops.publish(EventInput {
         tenant: Some(tenant.to_string()),
         broadcast: false,
         topic: topic.to_string(),
-        payload: payload.to_string(),
+        payload: payload.into(),
         idempotency_key: None,
     })
     .await

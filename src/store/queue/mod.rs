@@ -25,7 +25,7 @@ use serde_json::json;
 use super::audit::{AuditRecord, write_audit};
 use super::rows::parse_json;
 use super::values::{RowsStatement, execute_rows, padded_rows};
-use super::{AttemptSlots, Result, Store, db_now, json_list, notify_change, on_db};
+use super::{AttemptSlots, Reads, Result, Store, db_now, json_list, notify_change, on_db};
 use crate::model::{Actor, ErrorKind, Source};
 pub(crate) use claim::LEASE_MARGIN_MS;
 use claim::{ENDPOINTS_PER_STATEMENT, Head, claim_sql, eligible_endpoints, endpoints_to_lock};
@@ -220,7 +220,7 @@ impl TargetRow {
     }
 }
 
-impl Store {
+impl Reads {
     /// The query plan of each statement that claims deliveries or records
     /// outcomes, by name, as the database reports it (`EXPLAIN QUERY PLAN`
     /// on SQLite, `EXPLAIN` on Postgres): for tests that guard the queue's
@@ -337,7 +337,9 @@ impl Store {
             Ok(plans)
         })
     }
+}
 
+impl Store {
     /// Leases up to `request.limit` due deliveries, respecting every
     /// endpoint's in-flight cap as counted in the database (so caps hold
     /// across dispatcher processes). Expired leases are taken back first.

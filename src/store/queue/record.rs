@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::{NewAttempt, NextStep, Outcome};
+use crate::health::{BUCKETS, OutcomeClass, bucket_of};
 use crate::model::ErrorKind;
 use crate::store::to_json;
 
@@ -244,7 +245,7 @@ struct HealthJson {
     network: i64,
     other: i64,
     latency_sum_ms: i64,
-    buckets: [i64; crate::dispatch::health::BUCKETS],
+    buckets: [i64; BUCKETS],
 }
 
 /// Counts one attempt in its endpoint-minute.
@@ -262,18 +263,15 @@ fn fold_health(
             dispatcher_id: owner.to_string(),
             ..HealthJson::default()
         });
-    match (attempt.error_kind, attempt.status_code) {
-        (None, _) => rollup.succeeded += 1,
-        (Some(ErrorKind::HttpStatus), Some(status)) if (400..500).contains(&status) => {
-            rollup.status_4xx += 1
-        }
-        (Some(ErrorKind::HttpStatus), _) => rollup.status_5xx += 1,
-        (Some(ErrorKind::Timeout), _) => rollup.timeout += 1,
-        (Some(ErrorKind::Connect | ErrorKind::Dns | ErrorKind::Tls | ErrorKind::Network), _) => {
-            rollup.network += 1
-        }
-        (Some(ErrorKind::TooLargeResponse), _) => rollup.other += 1,
-    }
+    let count = match OutcomeClass::of(attempt.error_kind, attempt.status_code) {
+        OutcomeClass::Succeeded => &mut rollup.succeeded,
+        OutcomeClass::Status4xx => &mut rollup.status_4xx,
+        OutcomeClass::Status5xx => &mut rollup.status_5xx,
+        OutcomeClass::Timeout => &mut rollup.timeout,
+        OutcomeClass::Network => &mut rollup.network,
+        OutcomeClass::Other => &mut rollup.other,
+    };
+    *count += 1;
     rollup.latency_sum_ms += attempt.duration_ms;
-    rollup.buckets[crate::dispatch::health::bucket_of(attempt.duration_ms)] += 1;
+    rollup.buckets[bucket_of(attempt.duration_ms)] += 1;
 }

@@ -2,23 +2,28 @@
 //! the reason), resolve names to ids, and call the store, which writes the
 //! change and its audit row in one transaction. The CLI, the console and the
 //! API all come through here, so a rule enforced here holds everywhere.
+//! Every write goes through [`Ops`]; screens and listings read through the
+//! read-only [`Reads`] it hands out.
+
+mod publish;
+mod validate;
 
 use std::time::Duration;
 
-use serde_json::value::RawValue;
-
-use crate::config::{Config, format_size};
+use crate::config::Config;
 use crate::dispatch::hand_off::HandOff;
 use crate::dispatch::retry::RetryPolicy;
-use crate::dispatch::sign::Secret;
 use crate::model::{
-    Actor, ApiKey, DeliveryState, Endpoint, EndpointState, IdKind, Subscription, Tenant, now_millis,
+    Actor, ApiKey, DeliveryState, Endpoint, EndpointState, IdKind, Subscription, Tenant,
 };
+use crate::sign::Secret;
 use crate::store::{
-    EndpointPatch, NewApiKey, NewEndpoint, NewEvent, NewSubscription, Published, RetryFilter,
-    RetryReport, Store, StoreError, SubscriptionPatch,
+    EndpointPatch, NewApiKey, NewEndpoint, NewSubscription, Reads, RetryFilter, RetryReport, Store,
+    StoreError, SubscriptionPatch,
 };
-use crate::topic::{Topic, TopicPattern};
+pub use publish::{Committers, EventInput, Payload, PublishStats, Publisher};
+pub use validate::{parse_headers, parse_since, validate_name, validate_payload, validate_url};
+use validate::{validate_description, validate_max_in_flight, validate_pattern, validate_timeout};
 
 /// Why an action was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +31,23 @@ pub enum OpsError {
     /// Bad input: names the field and says what is wrong. Nothing was written.
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// Bad input over its size limit. Nothing was written.
+    #[error("{field}: {reason}")]
+    TooLarge { field: &'static str, reason: String },
+    /// The input names something that does not exist, or that the caller
+    /// may not see (which reads the same). Nothing was written.
+    #[error("{field}: no {kind} {key:?}")]
+    NotFound {
+        field: &'static str,
+        kind: &'static str,
+        key: String,
+    },
+    /// The caller may not do this at all, whatever the input. Nothing was written.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Publishing has stopped (the process is shutting down). Nothing was written.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -36,6 +58,41 @@ impl OpsError {
             field,
             reason: reason.into(),
         }
+    }
+
+    fn not_found(field: &'static str, kind: &'static str, key: &str) -> OpsError {
+        OpsError::NotFound {
+            field,
+            kind,
+            key: key.to_string(),
+        }
+    }
+
+    /// The field at fault, for the refusals of bad input.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            OpsError::Invalid { field, .. }
+            | OpsError::TooLarge { field, .. }
+            | OpsError::NotFound { field, .. } => Some(field),
+            OpsError::Forbidden(_) | OpsError::Unavailable(_) | OpsError::Store(_) => None,
+        }
+    }
+
+    /// For a refusal of bad input: the field at fault and what is wrong with it.
+    pub fn refusal(&self) -> Option<(&'static str, String)> {
+        match self {
+            OpsError::Invalid { field, reason } | OpsError::TooLarge { field, reason } => {
+                Some((field, reason.clone()))
+            }
+            OpsError::NotFound { field, kind, key } => Some((field, format!("no {kind} {key:?}"))),
+            OpsError::Forbidden(_) | OpsError::Unavailable(_) | OpsError::Store(_) => None,
+        }
+    }
+
+    /// Whether the request itself was refused (bad input, or not allowed),
+    /// as opposed to the system failing: retrying it unchanged cannot help.
+    pub fn is_refusal(&self) -> bool {
+        self.field().is_some() || matches!(self, OpsError::Forbidden(_))
     }
 }
 
@@ -49,31 +106,6 @@ fn conflict_in(field: &'static str) -> impl Fn(StoreError) -> OpsError {
 
 /// Result of an action.
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;
-
-/// Longest name of a tenant or endpoint.
-const MAX_NAME: usize = 64;
-/// Longest free-text description.
-const MAX_DESCRIPTION: usize = 500;
-/// Longest endpoint URL.
-const MAX_URL: usize = 2048;
-/// Longest idempotency key.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
-/// Range of per-endpoint timeouts.
-const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(300));
-/// Range of per-endpoint in-flight caps.
-const MAX_IN_FLIGHT_RANGE: (u32, u32) = (1, 1000);
-/// Headers hookline sets itself; an endpoint may not override them.
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "host",
-    "user-agent",
-    "transfer-encoding",
-    "connection",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-];
 
 /// An endpoint as an operator describes it (raw values, not yet validated).
 #[derive(Debug, Clone, Default)]
@@ -103,18 +135,6 @@ pub struct EndpointChanges {
     pub description: Option<Option<String>>,
 }
 
-/// An event as a producer gives it.
-#[derive(Debug, Clone, Default)]
-pub struct EventInput {
-    /// Tenant id or name; exclusive with `broadcast`.
-    pub tenant: Option<String>,
-    pub broadcast: bool,
-    pub topic: String,
-    /// JSON text, kept byte for byte.
-    pub payload: String,
-    pub idempotency_key: Option<String>,
-}
-
 /// A bulk retry as an operator asks for it.
 #[derive(Debug, Clone)]
 pub struct BulkRetry {
@@ -136,6 +156,10 @@ pub struct Ops {
     rotation_grace: Duration,
     retry_policy: RetryPolicy,
     actor: Actor,
+    /// The one tenant the actor may act for (a tenant API key); `None`: any.
+    scope: Option<String>,
+    /// The dispatcher in this process, which publishes hand fresh deliveries to.
+    hand_off: Option<HandOff>,
 }
 
 impl Ops {
@@ -147,11 +171,29 @@ impl Ops {
             rotation_grace: config.dispatch.secret_rotation_grace,
             retry_policy: RetryPolicy::from_config(&config.dispatch),
             actor,
+            scope: None,
+            hand_off: None,
         }
     }
 
-    /// The store these actions write to.
-    pub fn store(&self) -> &Store {
+    /// Publishes through these actions hand what the dispatcher running in
+    /// this process has room for straight to it (see
+    /// [`crate::dispatch::hand_off`]), instead of leaving it for its next claim.
+    pub fn handing_off_to(self, hand_off: HandOff) -> Ops {
+        Ops {
+            hand_off: Some(hand_off),
+            ..self
+        }
+    }
+
+    /// The same actions limited to one tenant (`Some(tenant id)`): other
+    /// tenants read as if they did not exist, and broadcasts are forbidden.
+    pub fn limited_to(self, scope: Option<String>) -> Ops {
+        Ops { scope, ..self }
+    }
+
+    /// The read side of the store, for screens and listings.
+    pub fn reads(&self) -> &Reads {
         &self.store
     }
 
@@ -271,14 +313,15 @@ impl Ops {
             .map_err(conflict_in("name"))
     }
 
-    /// Finds a live tenant by id or name; an unknown one is bad input.
+    /// Finds a live tenant by id or name; an unknown one, or one outside
+    /// the actor's scope, is bad input.
     pub async fn tenant(&self, key: &str) -> Result<Tenant> {
         match self.store.find_tenant(key).await {
-            Err(StoreError::NotFound { .. }) => Err(OpsError::invalid(
-                "tenant",
-                format!("no tenant {key:?} (see `hookline tenant list`)"),
-            )),
-            other => Ok(other?),
+            Ok(tenant) if self.may_act_for(&tenant.id) => Ok(tenant),
+            Ok(_) | Err(StoreError::NotFound { .. }) => {
+                Err(OpsError::not_found("tenant", "tenant", key))
+            }
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -286,13 +329,18 @@ impl Ops {
     /// or ambiguous one is bad input.
     pub async fn endpoint(&self, key: &str) -> Result<Endpoint> {
         match self.store.find_endpoint(key, None).await {
-            Err(StoreError::NotFound { .. }) => Err(OpsError::invalid(
-                "endpoint",
-                format!("no endpoint {key:?} (see `hookline endpoint list`)"),
-            )),
+            Ok(endpoint) if self.may_act_for(&endpoint.tenant_id) => Ok(endpoint),
+            Ok(_) | Err(StoreError::NotFound { .. }) => {
+                Err(OpsError::not_found("endpoint", "endpoint", key))
+            }
             Err(StoreError::Conflict(reason)) => Err(OpsError::invalid("endpoint", reason)),
-            other => Ok(other?),
+            Err(err) => Err(err.into()),
         }
+    }
+
+    /// Whether the actor's scope takes in `tenant_id`.
+    fn may_act_for(&self, tenant_id: &str) -> bool {
+        self.scope.as_ref().is_none_or(|own| own == tenant_id)
     }
 
     /// Changes an endpoint's settings.
@@ -440,95 +488,6 @@ impl Ops {
 
     // --- events and deliveries -----------------------------------------
 
-    /// Validates and publishes one event.
-    pub async fn publish(&self, input: &EventInput) -> Result<Published> {
-        let event = self.validate_event(input).await?;
-        let mut published = self
-            .store
-            .publish(
-                std::slice::from_ref(&event),
-                self.retry_policy.first_delay_ms(),
-            )
-            .await?;
-        published
-            .pop()
-            .ok_or_else(|| OpsError::Store(StoreError::Conflict("publish returned nothing".into())))
-    }
-
-    /// Publishes events already checked by [`Ops::validate_event`] in one
-    /// transaction (the API's group commit); results are in input order.
-    /// With a dispatcher in this process, what it has room for of the new
-    /// deliveries is handed straight to it (see [`crate::dispatch::hand_off`]).
-    pub async fn publish_validated(
-        &self,
-        events: &[NewEvent],
-        hand_off: Option<&HandOff>,
-    ) -> Result<Vec<Published>> {
-        let first_delay_ms = self.retry_policy.first_delay_ms();
-        let Some(hand_off) = hand_off else {
-            return Ok(self.store.publish(events, first_delay_ms).await?);
-        };
-        let reservation = hand_off.reserve();
-        let (published, claimed) = self
-            .store
-            .publish_handing_off(events, first_delay_ms, Some(&reservation.request()))
-            .await?;
-        if let Err(returned) = reservation.deliver(claimed) {
-            // The dispatcher stopped after the reservation: the deliveries
-            // are committed but leased to it, so give them back to the queue.
-            let ids: Vec<String> = returned.deliveries.into_iter().map(|d| d.id).collect();
-            if let Err(err) = self.store.release(hand_off.owner(), &ids).await {
-                // Not lost: their leases expire and any dispatcher reaps them.
-                tracing::warn!(%err, deliveries = ids.len(), "could not release handed-off deliveries");
-            }
-        }
-        Ok(published)
-    }
-
-    /// Validates one event for publishing: tenant or broadcast, topic,
-    /// payload JSON and size, idempotency key.
-    pub async fn validate_event(&self, input: &EventInput) -> Result<NewEvent> {
-        let tenant_id = match (&input.tenant, input.broadcast) {
-            (Some(_), true) => {
-                return Err(OpsError::invalid(
-                    "tenant",
-                    "give a tenant or broadcast, not both",
-                ));
-            }
-            (None, false) => {
-                return Err(OpsError::invalid(
-                    "tenant",
-                    "an event is published for one tenant (--tenant T) or to every tenant (--broadcast)",
-                ));
-            }
-            (Some(key), false) => Some(self.tenant(key).await?.id),
-            (None, true) => None,
-        };
-        self.validate_event_for(tenant_id, input)
-    }
-
-    /// [`Ops::validate_event`] for a caller that has already resolved the
-    /// audience: `tenant_id` of a live tenant, or `None` to broadcast
-    /// (`input.tenant` and `input.broadcast` are not looked at again).
-    pub fn validate_event_for(
-        &self,
-        tenant_id: Option<String>,
-        input: &EventInput,
-    ) -> Result<NewEvent> {
-        let topic =
-            Topic::parse(&input.topic).map_err(|e| OpsError::invalid("topic", e.to_string()))?;
-        validate_payload(&input.payload, self.max_payload)?;
-        if let Some(key) = &input.idempotency_key {
-            validate_idempotency_key(key)?;
-        }
-        Ok(NewEvent {
-            tenant_id,
-            topic: topic.as_str().to_string(),
-            payload: input.payload.clone(),
-            idempotency_key: input.idempotency_key.clone(),
-        })
-    }
-
     /// Starts a fresh schedule for each of the given deliveries.
     pub async fn retry(&self, delivery_ids: &[String]) -> Result<RetryReport> {
         if delivery_ids.is_empty() {
@@ -599,219 +558,5 @@ impl Ops {
             )
             .await?;
         Ok((endpoint, count))
-    }
-}
-
-/// Names of tenants and endpoints: short, no spaces or slashes (`tenant/name`
-/// addresses an endpoint), and never shaped like an id.
-pub fn validate_name(field: &'static str, name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(OpsError::invalid(field, "must not be empty"));
-    }
-    if name.len() > MAX_NAME {
-        return Err(OpsError::invalid(
-            field,
-            format!("longer than {MAX_NAME} characters"),
-        ));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(OpsError::invalid(
-            field,
-            format!("{name:?} contains {bad:?}; use letters, digits, '-', '_' and '.'"),
-        ));
-    }
-    if IdKind::of(name).is_some() {
-        return Err(OpsError::invalid(
-            field,
-            format!("{name:?} looks like an id; pick a name"),
-        ));
-    }
-    Ok(())
-}
-
-/// An absolute http(s) URL with a host.
-pub fn validate_url(url: &str) -> Result<String> {
-    if url.len() > MAX_URL {
-        return Err(OpsError::invalid(
-            "url",
-            format!("longer than {MAX_URL} characters"),
-        ));
-    }
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| OpsError::invalid("url", format!("{url:?} is not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(OpsError::invalid(
-            "url",
-            format!(
-                "{url:?} is not an HTTP(S) URL (scheme {:?})",
-                parsed.scheme()
-            ),
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(OpsError::invalid("url", format!("{url:?} has no host")));
-    }
-    Ok(url.to_string())
-}
-
-fn validate_timeout(timeout: Duration) -> Result<i64> {
-    let (low, high) = TIMEOUT_RANGE;
-    if timeout < low || timeout > high {
-        return Err(OpsError::invalid(
-            "timeout",
-            format!("must be between {low:?} and {high:?}, got {timeout:?}"),
-        ));
-    }
-    Ok(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn validate_max_in_flight(max: u32) -> Result<i64> {
-    let (low, high) = MAX_IN_FLIGHT_RANGE;
-    if max < low || max > high {
-        return Err(OpsError::invalid(
-            "max_in_flight",
-            format!("must be between {low} and {high}, got {max}"),
-        ));
-    }
-    Ok(i64::from(max))
-}
-
-fn validate_description(text: &str) -> Result<String> {
-    if text.chars().count() > MAX_DESCRIPTION {
-        return Err(OpsError::invalid(
-            "description",
-            format!("longer than {MAX_DESCRIPTION} characters"),
-        ));
-    }
-    Ok(text.to_string())
-}
-
-fn validate_pattern(pattern: &str) -> Result<String> {
-    TopicPattern::parse(pattern)
-        .map(|p| p.as_str().to_string())
-        .map_err(|e| OpsError::invalid("topic", e.to_string()))
-}
-
-/// Parses `Name: value` headers, refusing ones hookline sets itself.
-pub fn parse_headers(headers: &[String]) -> Result<Vec<(String, String)>> {
-    headers
-        .iter()
-        .map(|header| {
-            let (name, value) = header.split_once(':').ok_or_else(|| {
-                OpsError::invalid("header", format!("{header:?} is not NAME:VALUE"))
-            })?;
-            let name = name.trim().to_ascii_lowercase();
-            let value = value.trim().to_string();
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(OpsError::invalid(
-                    "header",
-                    format!("{name:?} is not a valid header name"),
-                ));
-            }
-            if reqwest::header::HeaderValue::from_str(&value).is_err() {
-                return Err(OpsError::invalid(
-                    "header",
-                    format!("the value of {name:?} has characters a header cannot carry"),
-                ));
-            }
-            if RESERVED_HEADERS.contains(&name.as_str()) {
-                return Err(OpsError::invalid(
-                    "header",
-                    format!("{name:?} is set by hookline and cannot be overridden"),
-                ));
-            }
-            Ok((name, value))
-        })
-        .collect()
-}
-
-/// A payload must be one JSON value within the size limit. It is checked,
-/// never re-serialised: the receiver gets exactly these bytes.
-pub fn validate_payload(payload: &str, max_payload: u64) -> Result<()> {
-    if payload.len() as u64 > max_payload {
-        return Err(OpsError::invalid(
-            "payload",
-            format!(
-                "{} bytes is over the limit of {} (limits.max_payload)",
-                payload.len(),
-                format_size(crate::config::ByteSize(max_payload))
-            ),
-        ));
-    }
-    serde_json::from_str::<&RawValue>(payload)
-        .map_err(|e| OpsError::invalid("payload", format!("not valid JSON: {e}")))?;
-    Ok(())
-}
-
-fn validate_idempotency_key(key: &str) -> Result<()> {
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-        return Err(OpsError::invalid(
-            "idempotency_key",
-            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
-        ));
-    }
-    if key.chars().any(char::is_control) {
-        return Err(OpsError::invalid(
-            "idempotency_key",
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
-}
-
-/// "2h" ago as unix ms, for `--since 2h`; an RFC 3339 time is taken as is.
-pub fn parse_since(field: &'static str, text: &str) -> Result<i64> {
-    if let Some(at) = crate::model::parse_rfc3339(text) {
-        return Ok(at);
-    }
-    let ago = crate::config::parse_duration(text).map_err(|e| {
-        OpsError::invalid(
-            field,
-            format!("{e}; or give an RFC 3339 time like 2026-11-23T08:00:00Z"),
-        )
-    })?;
-    Ok(now_millis() - i64::try_from(ago.as_millis()).unwrap_or(i64::MAX / 2))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_must_be_http() {
-        assert!(validate_url("https://example.com/hook").is_ok());
-        let err = validate_url("ftp://example.com/").unwrap_err().to_string();
-        assert!(err.starts_with("url: ") && err.contains("HTTP(S)"), "{err}");
-        assert!(validate_url("not a url").is_err());
-    }
-
-    #[test]
-    fn payloads_are_checked_not_rewritten() {
-        assert!(validate_payload(r#"{"b":1, "a":1.0e2}"#, 1024).is_ok());
-        let err = validate_payload("{nope", 1024).unwrap_err().to_string();
-        assert!(err.starts_with("payload: not valid JSON"), "{err}");
-        let err = validate_payload("[1,2,3]", 3).unwrap_err().to_string();
-        assert!(err.contains("over the limit"), "{err}");
-        assert!(validate_payload("{} trailing", 1024).is_err());
-    }
-
-    #[test]
-    fn headers_parse_and_reserved_ones_are_refused() {
-        let parsed = parse_headers(&["X-Team: payments".to_string()]).unwrap();
-        assert_eq!(parsed, [("x-team".to_string(), "payments".to_string())]);
-        assert!(parse_headers(&["webhook-id: x".to_string()]).is_err());
-        assert!(parse_headers(&["no-colon".to_string()]).is_err());
-    }
-
-    #[test]
-    fn names_are_plain_and_never_ids() {
-        assert!(validate_name("name", "acme-prod").is_ok());
-        assert!(validate_name("name", "acme/prod").is_err());
-        assert!(validate_name("name", "").is_err());
-        let id = crate::model::new_id(IdKind::Endpoint);
-        assert!(validate_name("name", &id).is_err());
     }
 }
