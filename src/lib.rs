@@ -10,7 +10,11 @@
 pub mod api;
 /// API key material: generation and the hash that is stored.
 pub mod api_key;
-/// `hookline bench`: the benchmark harness behind every speed claim.
+/// `hookline bench`: the benchmark harness behind every speed claim. Not
+/// part of the library's API (the `bench` feature, on by default, builds it
+/// for the binary).
+#[cfg(feature = "bench")]
+#[doc(hidden)]
 pub mod bench;
 /// Settings from TOML and `HOOKLINE_*` environment overrides, validated once.
 pub mod config;

@@ -119,8 +119,7 @@ async fn headless_demo_delivers_retries_dies_and_agrees(backend: Backend) {
     let store = Store::open(&database_url, OpenMode::Existing)
         .await
         .expect("open the demo's database");
-    let by_state: HashMap<DeliveryState, i64> = store
-        .count_by_state()
+    let by_state: HashMap<DeliveryState, i64> = common::count_by_state(&database_url)
         .await
         .expect("count")
         .into_iter()

@@ -104,9 +104,8 @@ async fn publish(store: &Store, url: &str, events: usize) -> Vec<String> {
     ids
 }
 
-async fn count(store: &Store, state: DeliveryState) -> i64 {
-    store
-        .count_by_state()
+async fn count(url: &str, state: DeliveryState) -> i64 {
+    common::count_by_state(url)
         .await
         .expect("count")
         .into_iter()
@@ -156,14 +155,14 @@ async fn three_dispatchers_deliver_20000_exactly_once_in_the_database() {
     let store = db.store().await;
     let sinks = sinks_and_endpoints(&store, &db.url, 10, Duration::ZERO).await;
     publish(&store, &db.url, 2_000).await;
-    assert_eq!(count(&store, DeliveryState::Pending).await, 20_000);
+    assert_eq!(count(&db.url, DeliveryState::Pending).await, 20_000);
     let started = Instant::now();
     let _dispatchers = Dispatchers::start(&db.url, 3, &[]);
     let done = wait_until(Duration::from_secs(180), || async {
-        count(&store, DeliveryState::Succeeded).await == 20_000
+        count(&db.url, DeliveryState::Succeeded).await == 20_000
     })
     .await;
-    let counts = store.count_by_state().await.expect("count");
+    let counts = common::count_by_state(&db.url).await.expect("count");
     assert!(done, "not every delivery succeeded: {counts:?}");
     let elapsed = started.elapsed();
     let duplicates = sink_duplicates(&sinks, 2_000);
@@ -194,7 +193,7 @@ async fn a_sigkilled_dispatcher_loses_nothing() {
     publish(&store, &db.url, 1_000).await;
     let mut dispatchers = Dispatchers::start(&db.url, 3, SHORT_LEASE);
     let some_done = wait_until(Duration::from_secs(60), || async {
-        count(&store, DeliveryState::Succeeded).await >= 600
+        count(&db.url, DeliveryState::Succeeded).await >= 600
     })
     .await;
     assert!(some_done, "dispatchers made no progress");
@@ -204,10 +203,10 @@ async fn a_sigkilled_dispatcher_loses_nothing() {
     let _ = victim.wait();
     let killed_at = Instant::now();
     let done = wait_until(Duration::from_secs(120), || async {
-        count(&store, DeliveryState::Succeeded).await == 4_000
+        count(&db.url, DeliveryState::Succeeded).await == 4_000
     })
     .await;
-    let counts = store.count_by_state().await.expect("count");
+    let counts = common::count_by_state(&db.url).await.expect("count");
     assert!(done, "the survivors did not finish: {counts:?}");
     let duplicates = sink_duplicates(&sinks, 1_000);
     eprintln!(
@@ -245,7 +244,7 @@ async fn a_dispatcher_survives_a_postgres_restart() {
     publish(&store, &url, 600).await;
     let _dispatcher = Dispatchers::start(&url, 1, SHORT_LEASE);
     let some_done = wait_until(Duration::from_secs(60), || async {
-        count(&store, DeliveryState::Succeeded).await >= 100
+        count(&url, DeliveryState::Succeeded).await >= 100
     })
     .await;
     assert!(
@@ -263,11 +262,11 @@ async fn a_dispatcher_survives_a_postgres_restart() {
         .expect("restart Postgres");
     }
     let done = wait_until(Duration::from_secs(120), || async {
-        matches!(store.count_by_state().await, Ok(counts)
+        matches!(common::count_by_state(&url).await, Ok(counts)
             if counts.iter().any(|(s, n)| *s == DeliveryState::Succeeded && *n == 1_200))
     })
     .await;
-    let counts = store.count_by_state().await;
+    let counts = common::count_by_state(&url).await;
     assert!(
         done,
         "the dispatcher did not finish after Postgres restarted: {counts:?}"

@@ -21,9 +21,10 @@ use serde::Serialize;
 use super::BenchError;
 use crate::health::bucket_of;
 use crate::model::now_millis;
-use crate::store::{
+use crate::store::Store;
+use crate::store::seed::{
     SeedAttempt, SeedAudit, SeedDelivery, SeedDispatcher, SeedEndpoint, SeedEndpointStats,
-    SeedEvent, SeedHealth, SeedSubscription, SeedTenant, Store,
+    SeedEvent, SeedHealth, SeedSubscription, SeedTenant,
 };
 
 const SECOND: i64 = 1_000;

@@ -4,7 +4,7 @@
 //! The client is hyper's pooled client with rustls, not reqwest: reqwest's
 //! per-request layers (a redirect policy that re-parses the URL even when
 //! redirects are off, the response URL parsed again) cost the dispatcher
-//! ~11 % of its CPU when flat out (BENCHMARKS.md, "The HTTP client").
+//! ~11 % of its CPU when delivering flat out.
 
 use std::collections::HashMap;
 use std::error::Error as _;

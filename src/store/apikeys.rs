@@ -3,9 +3,9 @@
 
 use serde_json::json;
 
-use super::audit::{AuditRecord, write_audit};
-use super::tenants::is_unique_violation;
-use super::{Reads, Result, Store, StoreError, db_now, on_db};
+use super::audit::AuditRecord;
+use super::tx::{db_now, is_unique_violation, write_audit};
+use super::{Reads, Result, Store, StoreError, on_db};
 use crate::model::{Actor, ApiKey, IdKind, new_id};
 
 /// A key to store: its hash, never the key.
@@ -49,9 +49,6 @@ const BY_HASH: &str = concat!(
         AND (k.tenant_id IS NULL OR t.deleted_at IS NULL)"
 );
 const REVOKE: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
-/// Revokes a deleted tenant's keys, inside the deletion's transaction.
-pub(crate) const REVOKE_TENANT_KEYS: &str =
-    "UPDATE api_keys SET revoked_at = $2 WHERE tenant_id = $1 AND revoked_at IS NULL";
 
 #[derive(sqlx::FromRow)]
 struct ApiKeyRow {
@@ -120,7 +117,7 @@ impl Store {
         let id = new_id(IdKind::ApiKey);
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let inserted = sqlx::query(INSERT)
                 .bind(&id)
                 .bind(&new.name)
@@ -139,7 +136,7 @@ impl Store {
                 }
                 other => other?,
             };
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -147,8 +144,9 @@ impl Store {
                     action: "apikey.create",
                     target_ids: vec![id.clone()],
                     detail: json!({ "name": new.name, "tenant_id": new.tenant_id }),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;
@@ -160,7 +158,7 @@ impl Store {
         let key = self.find_api_key(id).await?;
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let revoked = sqlx::query(REVOKE)
                 .bind(&key.id)
                 .bind(now)
@@ -169,7 +167,7 @@ impl Store {
             if revoked.rows_affected() == 0 {
                 return Err(StoreError::not_found("API key", id));
             }
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -177,8 +175,9 @@ impl Store {
                     action: "apikey.revoke",
                     target_ids: vec![key.id.clone()],
                     detail: json!({ "name": key.name }),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;

@@ -9,11 +9,7 @@ use crate::model::{Actor, AuditEntry};
 /// count, so a bulk retry of 50,000 deliveries stays a small row.
 pub(crate) const MAX_AUDIT_TARGETS: usize = 100;
 
-pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_log
-    (id, at, actor, client_addr, source, action, target_ids, detail)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
-/// What one audit row says; written with [`write_audit!`].
+/// What one audit row says; written with [`super::tx::write_audit`].
 pub(crate) struct AuditRecord<'a> {
     pub actor: &'a Actor,
     pub action: &'static str,
@@ -28,25 +24,6 @@ impl AuditRecord<'_> {
         serde_json::to_string(&shown).unwrap_or_else(|_| "[]".to_string()) // ok: strings always serialise
     }
 }
-
-/// Inserts an [`AuditRecord`] on `$conn` at time `$now`.
-macro_rules! write_audit {
-    ($conn:expr, $now:expr, $record:expr) => {{
-        let record: $crate::store::audit::AuditRecord = $record;
-        sqlx::query($crate::store::audit::INSERT_AUDIT)
-            .bind($crate::model::new_id($crate::model::IdKind::Audit))
-            .bind($now)
-            .bind(&record.actor.name)
-            .bind(&record.actor.client_addr)
-            .bind(record.actor.source.as_str())
-            .bind(record.action)
-            .bind(record.targets_json())
-            .bind(record.detail.to_string())
-            .execute($conn)
-            .await
-    }};
-}
-pub(crate) use write_audit;
 
 const LIST_FIRST: &str = "SELECT id, at, actor, client_addr, source, action, target_ids, detail
     FROM audit_log ORDER BY at DESC, id DESC LIMIT $1";

@@ -1,6 +1,6 @@
 //! The "something changed" signal: a counter that moves whenever the
-//! database may hold new work or new facts, so dispatchers (and later the
-//! console) wake at once instead of waiting for their next poll.
+//! database may hold new work or new facts, so dispatchers and the console
+//! wake at once instead of waiting for their next poll.
 //!
 //! Changes made through this process's [`Store`] signal directly. Changes by
 //! other processes are seen on SQLite by polling `PRAGMA data_version`

@@ -3,12 +3,10 @@
 
 use serde_json::json;
 
-use super::audit::{AuditRecord, write_audit};
+use super::audit::AuditRecord;
 use super::rows::{AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns};
-use super::{
-    Backend, Cursor, Page, Reads, Result, Store, StoreError, db_now, json_list, notify_change,
-    on_db,
-};
+use super::tx::{db_now, notify_change, write_audit};
+use super::{Backend, Cursor, Page, Reads, Result, Store, StoreError, json_list, on_db};
 use crate::model::{Actor, Attempt, Delivery, DeliveryState, Event};
 
 /// Which deliveries a listing shows; empty fields do not filter.
@@ -194,8 +192,6 @@ fn retry_conditions(filter: &RetryFilter, backend: Backend) -> Conditions {
     conditions
 }
 
-const COUNT_BY_STATE: &str = "SELECT state, COUNT(*) FROM deliveries GROUP BY state";
-
 const EVENT_BY_ID: &str =
     "SELECT id, tenant_id, topic, payload, idempotency_key, created_at FROM events WHERE id = $1";
 const DELIVERY_BY_ID: &str = concat!(
@@ -233,23 +229,6 @@ impl Reads {
     ) -> Result<Page<Delivery>> {
         self.list_deliveries_toward(filter, before, limit, true)
             .await
-    }
-
-    /// How many deliveries are in each state (states with none are absent).
-    pub async fn count_by_state(&self) -> Result<Vec<(DeliveryState, i64)>> {
-        let rows: Vec<(String, i64)> = on_db!(self, |pools, sql| {
-            sqlx::query_as(COUNT_BY_STATE)
-                .fetch_all(&pools.read)
-                .await?
-        });
-        rows.into_iter()
-            .map(|(state, count)| {
-                Ok((
-                    super::rows::parse_column("deliveries", "state", &state)?,
-                    count,
-                ))
-            })
-            .collect()
     }
 
     /// A delivery with its event and attempts.
@@ -364,7 +343,7 @@ impl Store {
     ) -> Result<RetryReport> {
         let report = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let list = json_list(ids);
             let states: Vec<(String, String, Option<i64>)> = sqlx::query_as(sql.delivery_states)
                 .bind(&list)
@@ -378,8 +357,8 @@ impl Store {
                 .await?;
             let report = retry_report(ids, &states, retried);
             if !report.retried.is_empty() {
-                notify_change!(sql, &mut *tx);
-                write_audit!(
+                notify_change(sql, &mut *tx).await?;
+                write_audit(
                     &mut *tx,
                     now,
                     AuditRecord {
@@ -388,7 +367,7 @@ impl Store {
                         target_ids: report.retried.clone(),
                         detail: json!({ "count": report.retried.len(), "skipped": report.skipped.len() }),
                     }
-                )?;
+                ).await?;
             }
             tx.commit().await?;
             report
@@ -475,7 +454,7 @@ impl Store {
                 sql.index_hint(index)
             );
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             conditions.params[n - 2] = Param::Int(now + first_delay_ms);
             conditions.params[n - 1] = Param::Int(now);
             let query = sqlx::query(sqlx::AssertSqlSafe(text));
@@ -484,8 +463,8 @@ impl Store {
                 .await?
                 .rows_affected();
             if count > 0 {
-                notify_change!(sql, &mut *tx);
-                write_audit!(
+                notify_change(sql, &mut *tx).await?;
+                write_audit(
                     &mut *tx,
                     now,
                     AuditRecord {
@@ -499,8 +478,9 @@ impl Store {
                             "since": filter.since,
                             "until": filter.until,
                         }),
-                    }
-                )?;
+                    },
+                )
+                .await?;
             }
             tx.commit().await?;
             count

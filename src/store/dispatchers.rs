@@ -1,7 +1,8 @@
 //! Dispatcher heartbeats, so operators can see which dispatchers are alive.
 
 use super::rows::DispatcherRow;
-use super::{Reads, Result, Store, db_now, on_db};
+use super::tx::db_now;
+use super::{Reads, Result, Store, on_db};
 use crate::model::DispatcherInfo;
 
 const REGISTER: &str = "INSERT INTO dispatchers (id, host, pid, version, started_at, last_seen_at)
@@ -18,7 +19,7 @@ impl Reads {
     pub async fn list_dispatchers(&self, within_ms: i64) -> Result<(Vec<DispatcherInfo>, i64)> {
         let (rows, now): (Vec<DispatcherRow>, i64) = on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
-            let now = db_now!(sql, &mut *conn)?;
+            let now = db_now(sql, &mut *conn).await?;
             let rows = sqlx::query_as(LIST_RECENT)
                 .bind(now - within_ms)
                 .fetch_all(&mut *conn)
@@ -40,7 +41,7 @@ impl Store {
     ) -> Result<()> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             sqlx::query(REGISTER)
                 .bind(id)
                 .bind(host)
@@ -58,7 +59,7 @@ impl Store {
     pub async fn heartbeat(&self, id: &str, deliveries_per_sec: f64) -> Result<()> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             sqlx::query(BEAT)
                 .bind(id)
                 .bind(now)
@@ -74,7 +75,7 @@ impl Store {
     pub async fn dispatcher_stopped(&self, id: &str) -> Result<()> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             sqlx::query(STOPPED)
                 .bind(id)
                 .bind(now)

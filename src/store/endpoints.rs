@@ -2,10 +2,10 @@
 
 use serde_json::json;
 
-use super::audit::{AuditRecord, write_audit};
+use super::audit::AuditRecord;
 use super::rows::{EndpointRow, convert_all, endpoint_columns};
-use super::tenants::is_unique_violation;
-use super::{Reads, Result, Store, StoreError, TenantScope, db_now, notify_change, on_db};
+use super::tx::{db_now, is_unique_violation, notify_change, remove_endpoint, write_audit};
+use super::{Reads, Result, Store, StoreError, TenantScope, on_db};
 use crate::model::{Actor, Endpoint, EndpointState, IdKind, new_id};
 
 /// A validated endpoint to create.
@@ -86,36 +86,6 @@ const SET_STATE: &str = "UPDATE endpoints SET state = $2, state_reason = $3, sta
 const ROTATE: &str =
     "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = $3,
     secret = $2, updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
-pub(crate) const SOFT_DELETE: &str =
-    "UPDATE endpoints SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL";
-pub(crate) const DELETE_SUBSCRIPTIONS: &str = "DELETE FROM subscriptions WHERE endpoint_id = $1";
-pub(crate) const CANCEL_DELIVERIES: &str = "UPDATE deliveries
-    SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
-    WHERE endpoint_id = $1 AND state IN ('pending', 'scheduled', 'in_flight')";
-
-/// Soft-deletes an endpoint inside the caller's transaction: its
-/// subscriptions go, its unfinished deliveries are cancelled. Evaluates to
-/// the number of deliveries cancelled.
-macro_rules! remove_endpoint {
-    ($sql:expr, $conn:expr, $endpoint_id:expr, $now:expr) => {{
-        sqlx::query($crate::store::endpoints::SOFT_DELETE)
-            .bind($endpoint_id)
-            .bind($now)
-            .execute(&mut *$conn)
-            .await?;
-        sqlx::query($crate::store::endpoints::DELETE_SUBSCRIPTIONS)
-            .bind($endpoint_id)
-            .execute(&mut *$conn)
-            .await?;
-        sqlx::query($crate::store::endpoints::CANCEL_DELIVERIES)
-            .bind($endpoint_id)
-            .bind($now)
-            .execute(&mut *$conn)
-            .await?
-            .rows_affected()
-    }};
-}
-pub(crate) use remove_endpoint;
 
 /// Encodes endpoint headers as stored: a JSON array of `[name, value]` pairs.
 fn headers_json(headers: &[(String, String)]) -> String {
@@ -230,7 +200,7 @@ impl Store {
         let id = new_id(IdKind::Endpoint);
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let inserted = sqlx::query(INSERT)
                 .bind(&id)
                 .bind(&new.tenant_id)
@@ -248,7 +218,7 @@ impl Store {
                 Err(err) if is_unique_violation(&err) => return Err(duplicate_name(&new.name)),
                 other => other?,
             };
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -256,8 +226,9 @@ impl Store {
                     action: "endpoint.create",
                     target_ids: vec![id.clone()],
                     detail: json!({ "tenant_id": new.tenant_id, "name": new.name, "url": new.url }),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;
@@ -273,7 +244,7 @@ impl Store {
     ) -> Result<Endpoint> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let row: Option<EndpointRow> = sqlx::query_as(sql.endpoint_for_update)
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -297,7 +268,7 @@ impl Store {
                 Err(err) if is_unique_violation(&err) => return Err(duplicate_name(&after.name)),
                 other => other?,
             };
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -305,8 +276,9 @@ impl Store {
                     action: "endpoint.update",
                     target_ids: vec![id.to_string()],
                     detail: patch_detail(&before, &after),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;
@@ -325,7 +297,7 @@ impl Store {
     ) -> Result<(Endpoint, EndpointState)> {
         let before = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let row: Option<EndpointRow> = sqlx::query_as(sql.endpoint_for_update)
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -344,14 +316,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if state == EndpointState::Active {
-                notify_change!(sql, &mut *tx);
+                notify_change(sql, &mut *tx).await?;
             }
             let action = match state {
                 EndpointState::Active => "endpoint.resume",
                 EndpointState::Paused => "endpoint.pause",
                 EndpointState::Disabled => "endpoint.disable",
             };
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -359,8 +331,9 @@ impl Store {
                     action,
                     target_ids: vec![id.to_string()],
                     detail: json!({ "from": before.state, "to": state, "reason": reason }),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok::<EndpointState, StoreError>(before.state)
         })?;
@@ -380,7 +353,7 @@ impl Store {
     ) -> Result<Endpoint> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let rotated = sqlx::query(ROTATE)
                 .bind(id)
                 .bind(new_secret)
@@ -391,7 +364,7 @@ impl Store {
             if rotated.rows_affected() == 0 {
                 return Err(StoreError::not_found("endpoint", id));
             }
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -399,8 +372,9 @@ impl Store {
                     action: "endpoint.rotate_secret",
                     target_ids: vec![id.to_string()],
                     detail: json!({ "previous_secret_valid_for_ms": grace_ms }),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;
@@ -412,7 +386,7 @@ impl Store {
     pub async fn delete_endpoint(&self, id: &str, actor: &Actor) -> Result<u64> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let exists: Option<EndpointRow> = sqlx::query_as(sql.endpoint_for_delete)
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -420,8 +394,8 @@ impl Store {
             let endpoint: Endpoint = exists
                 .ok_or_else(|| StoreError::not_found("endpoint", id))?
                 .try_into()?;
-            let cancelled = remove_endpoint!(sql, &mut *tx, id, now);
-            write_audit!(
+            let cancelled = remove_endpoint(&mut *tx, id, now).await?;
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -430,7 +404,7 @@ impl Store {
                     target_ids: vec![id.to_string()],
                     detail: json!({ "name": endpoint.name, "tenant_id": endpoint.tenant_id, "cancelled_deliveries": cancelled }),
                 }
-            )?;
+            ).await?;
             tx.commit().await?;
             Ok(cancelled)
         })

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{Reads, Result, db_now, json_list, on_db};
+use super::tx::db_now;
+use super::{Reads, Result, json_list, on_db};
 use crate::health::{BUCKETS, percentile};
 
 /// Attempts of one endpoint over a time window.
@@ -231,7 +232,7 @@ impl Reads {
         let list = endpoint_ids.map(json_list);
         let (stats, windows) = on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
-            let now = db_now!(sql, &mut *conn)?;
+            let now = db_now(sql, &mut *conn).await?;
             let this_minute = now - now.rem_euclid(MINUTE_MS);
             let since = this_minute - 59 * MINUTE_MS;
             let recent = this_minute - 4 * MINUTE_MS;

@@ -2,7 +2,8 @@
 //! bucket since the beginning (from the per-minute rollups) and how late
 //! each endpoint's queue runs (from the queue's partial index).
 
-use super::{Reads, Result, db_now, on_db};
+use super::tx::db_now;
+use super::{Reads, Result, on_db};
 use crate::health::BUCKETS;
 
 /// Every attempt ever recorded, by outcome, with the latency histogram.
@@ -65,7 +66,7 @@ impl Reads {
     pub async fn oldest_due_waits(&self) -> Result<Vec<(String, i64)>> {
         on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
-            let now = db_now!(sql, &mut *conn)?;
+            let now = db_now(sql, &mut *conn).await?;
             let rows: Vec<(String, i64)> = sqlx::query_as(OLDEST_DUE)
                 .bind(now)
                 .fetch_all(&mut *conn)

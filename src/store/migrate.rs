@@ -1,6 +1,7 @@
 //! Schema migrations: numbered SQL files per backend with matching version
 //! numbers, embedded in the binary and applied in one transaction.
 
+use super::tx::db_now;
 use super::{Reads, Result, Store, StoreError, on_db};
 
 /// One schema change, spelled for each backend.
@@ -79,7 +80,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             self.refuse_newer(current)?;
-            let now = super::db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let mut applied = 0;
             for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
                 let text = match self.backend() {

@@ -22,12 +22,16 @@ mod postgres;
 mod publish;
 mod queue;
 mod rows;
-mod seed;
+/// Bulk seeding for `hookline bench console`: not part of the library's API.
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod seed;
 mod sqlite;
 mod subscriptions;
 mod summary;
 mod tally;
 mod tenants;
+mod tx;
 mod values;
 
 use std::fmt;
@@ -43,10 +47,6 @@ pub use publish::{AttemptSlots, HandOffRequest, NewEvent, Published};
 pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,
     RecordSummary, Rollups,
-};
-pub use seed::{
-    ColumnType, SeedAttempt, SeedAudit, SeedDelivery, SeedDispatcher, SeedEndpoint,
-    SeedEndpointStats, SeedEvent, SeedHealth, SeedRow, SeedSubscription, SeedTenant,
 };
 pub use subscriptions::{NewSubscription, SubscriptionPatch};
 pub use summary::{
@@ -125,12 +125,6 @@ impl StoreError {
             kind,
             key: key.into(),
         }
-    }
-
-    /// Whether the database itself failed (as opposed to the request being wrong);
-    /// such errors are worth retrying later.
-    pub fn is_database(&self) -> bool {
-        matches!(self, StoreError::Database(_))
     }
 }
 
@@ -225,30 +219,6 @@ macro_rules! on_db {
     };
 }
 pub(crate) use on_db;
-
-/// The database's clock in unix milliseconds, read inside the transaction:
-/// SQLite lives on this host, so its clock is ours; on Postgres the server's
-/// clock judges due times and leases, because hosts' clocks drift.
-macro_rules! db_now {
-    ($sql:expr, $conn:expr) => {
-        match $sql.now {
-            None => Ok::<i64, sqlx::Error>($crate::model::now_millis()),
-            Some(query) => sqlx::query_scalar::<_, i64>(query).fetch_one($conn).await,
-        }
-    };
-}
-pub(crate) use db_now;
-
-/// Inside a write transaction: tells other processes (Postgres LISTENers)
-/// that due work may have appeared, once the transaction commits.
-macro_rules! notify_change {
-    ($sql:expr, $conn:expr) => {
-        if let Some(notify) = $sql.notify {
-            sqlx::query(notify).execute($conn).await?;
-        }
-    };
-}
-pub(crate) use notify_change;
 
 impl Store {
     /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`).

@@ -8,10 +8,11 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
+use super::on_db;
 use super::queue::{LEASE_MARGIN_MS, TargetRow};
+use super::tx::{db_now, notify_change};
 use super::values::execute_rows;
-use super::{Claimed, ClaimedDelivery, Result, Store, db_now, json_list, to_json};
-use super::{notify_change, on_db};
+use super::{Claimed, ClaimedDelivery, Result, Store, json_list, to_json};
 use crate::model::{IdKind, new_id};
 use crate::topic::pattern_matches;
 
@@ -215,7 +216,7 @@ impl Store {
         let hand_off = hand_off.filter(|_| first_delay_ms <= 0);
         let (published, handed_off, queued) = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             // Subscriptions per scope, read once per transaction however many events share it.
             let mut targets: HashMap<&str, Vec<Target>> = HashMap::new();
             for event in events {
@@ -378,7 +379,7 @@ impl Store {
                     bind_delivery
                 );
                 if queued > 0 {
-                    notify_change!(sql, &mut *tx);
+                    notify_change(sql, &mut *tx).await?;
                 }
             }
             tx.commit().await?;

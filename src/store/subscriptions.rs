@@ -2,10 +2,10 @@
 
 use serde_json::json;
 
-use super::audit::{AuditRecord, write_audit};
+use super::audit::AuditRecord;
 use super::rows::{SubscriptionRow, subscription_columns};
-use super::tenants::is_unique_violation;
-use super::{Reads, Result, Store, StoreError, TenantScope, db_now, on_db};
+use super::tx::{db_now, is_unique_violation, write_audit};
+use super::{Reads, Result, Store, StoreError, TenantScope, on_db};
 use crate::model::{Actor, IdKind, Subscription, new_id};
 
 /// A validated subscription to create.
@@ -144,7 +144,7 @@ impl Store {
         let id = new_id(IdKind::Subscription);
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let tenant_id: Option<String> = sqlx::query_scalar(ENDPOINT_TENANT)
                 .bind(&new.endpoint_id)
                 .fetch_optional(&mut *tx)
@@ -166,7 +166,7 @@ impl Store {
                 }
                 other => other?,
             };
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -174,8 +174,9 @@ impl Store {
                     action: "subscription.create",
                     target_ids: vec![id.clone()],
                     detail: json!({ "endpoint_id": new.endpoint_id, "pattern": new.pattern }),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;
@@ -191,7 +192,7 @@ impl Store {
     ) -> Result<Subscription> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let row: Option<SubscriptionRow> = sqlx::query_as(sql.subscription_for_update)
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -213,7 +214,7 @@ impl Store {
                 Err(err) if is_unique_violation(&err) => return Err(duplicate_pattern(&pattern)),
                 other => other?,
             };
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -224,8 +225,9 @@ impl Store {
                         "pattern": { "from": before.pattern, "to": pattern },
                         "description": { "from": before.description, "to": description },
                     }),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;
@@ -237,12 +239,12 @@ impl Store {
         let existing = self.get_subscription(id).await?;
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let deleted = sqlx::query(DELETE).bind(id).execute(&mut *tx).await?;
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::not_found("subscription", id));
             }
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -251,7 +253,7 @@ impl Store {
                     target_ids: vec![id.to_string()],
                     detail: json!({ "endpoint_id": existing.endpoint_id, "pattern": existing.pattern }),
                 }
-            )?;
+            ).await?;
             tx.commit().await?;
             Ok(existing)
         })

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::rows::{DeliveryRow, convert_all, parse_column};
-use super::{Cursor, Reads, Result, db_now, json_list, on_db};
+use super::tx::db_now;
+use super::{Cursor, Reads, Result, json_list, on_db};
 use crate::model::{Delivery, EndpointState};
 
 /// Where [`Store::queue_summary`] stops counting: a count of one more
@@ -130,7 +131,7 @@ impl Reads {
     pub async fn queue_summary(&self) -> Result<QueueSummary> {
         on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
-            let now = db_now!(sql, &mut *conn)?;
+            let now = db_now(sql, &mut *conn).await?;
             let (pending, scheduled, dead, in_flight, earliest): Counts =
                 sqlx::query_as(sql.queue_counts)
                     .bind(SUMMARY_COUNT_LIMIT + 1)
@@ -159,7 +160,7 @@ impl Reads {
         let minutes = minutes.clamp(1, 60);
         let rows: Vec<StandingRow> = on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
-            let now = db_now!(sql, &mut *conn)?;
+            let now = db_now(sql, &mut *conn).await?;
             let since = now - now.rem_euclid(MINUTE_MS) - (minutes - 1) * MINUTE_MS;
             sqlx::query_as(sql.worst_endpoints)
                 .bind(since)
@@ -201,7 +202,7 @@ impl Reads {
         let minutes = minutes.clamp(1, 24 * 60);
         let (first, rows): (i64, Vec<(i64, i64, i64)>) = on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
-            let now = db_now!(sql, &mut *conn)?;
+            let now = db_now(sql, &mut *conn).await?;
             let first = now - now.rem_euclid(MINUTE_MS) - (minutes - 1) * MINUTE_MS;
             let rows = sqlx::query_as(THROUGHPUT)
                 .bind(first)

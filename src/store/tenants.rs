@@ -2,9 +2,10 @@
 
 use serde_json::json;
 
-use super::audit::{AuditRecord, write_audit};
+use super::audit::AuditRecord;
 use super::rows::TenantRow;
-use super::{Reads, Result, Store, StoreError, db_now, on_db};
+use super::tx::{db_now, is_unique_violation, remove_endpoint, revoke_tenant_keys, write_audit};
+use super::{Reads, Result, Store, StoreError, on_db};
 use crate::model::{Actor, IdKind, Tenant, new_id};
 
 const FIND_BY_NAME: &str =
@@ -15,12 +16,6 @@ const LIST: &str =
     "SELECT id, name, created_at FROM tenants WHERE deleted_at IS NULL ORDER BY name";
 const INSERT: &str = "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
 const SOFT_DELETE: &str = "UPDATE tenants SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
-
-/// Whether a database error is a unique-constraint violation (a duplicate name or key).
-pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|e| e.is_unique_violation())
-}
 
 impl Reads {
     /// Every live tenant, by name.
@@ -54,7 +49,7 @@ impl Store {
     pub async fn create_tenant(&self, name: &str, actor: &Actor) -> Result<Tenant> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let tenant = Tenant {
                 id: new_id(IdKind::Tenant),
                 name: name.to_string(),
@@ -73,7 +68,7 @@ impl Store {
                     err.into()
                 });
             }
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -81,8 +76,9 @@ impl Store {
                     action: "tenant.create",
                     target_ids: vec![tenant.id.clone()],
                     detail: json!({ "name": name }),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok(tenant)
         })
@@ -93,7 +89,7 @@ impl Store {
     pub async fn delete_tenant(&self, tenant_id: &str, actor: &Actor) -> Result<u64> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let deleted = sqlx::query(SOFT_DELETE)
                 .bind(tenant_id)
                 .bind(now)
@@ -106,16 +102,12 @@ impl Store {
                 .bind(tenant_id)
                 .fetch_all(&mut *tx)
                 .await?;
-            sqlx::query(super::apikeys::REVOKE_TENANT_KEYS)
-                .bind(tenant_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            revoke_tenant_keys(&mut *tx, tenant_id, now).await?;
             let mut cancelled = 0;
             for endpoint_id in &endpoint_ids {
-                cancelled += super::endpoints::remove_endpoint!(sql, &mut *tx, endpoint_id, now);
+                cancelled += remove_endpoint(&mut *tx, endpoint_id, now).await?;
             }
-            write_audit!(
+            write_audit(
                 &mut *tx,
                 now,
                 AuditRecord {
@@ -123,8 +115,9 @@ impl Store {
                     action: "tenant.delete",
                     target_ids: vec![tenant_id.to_string()],
                     detail: json!({ "endpoints": endpoint_ids, "cancelled_deliveries": cancelled }),
-                }
-            )?;
+                },
+            )
+            .await?;
             tx.commit().await?;
             Ok(cancelled)
         })

@@ -1,9 +1,8 @@
 //! Batches of rows as one multi-row `VALUES` list of bound parameters, for
 //! the writes made once per delivery (its insert, its attempt, its outcome).
 //!
-//! Those statements used to read their rows out of one JSON parameter; on
-//! SQLite, looking each field up in the JSON took a fifth of the writer
-//! thread's time (BENCHMARKS.md, "Rows as bound parameters"). A batch is
+//! Bound rows rather than one JSON parameter: on SQLite, looking each field
+//! up in a JSON parameter took a fifth of the writer thread's time. A batch is
 //! padded with all-NULL rows to a power of two, so each statement has a
 //! handful of spellings for the prepared-statement caches to keep; the
 //! statements skip the padding (`column1 IS NOT NULL`, or a key that

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hookline::config::Config;
 use hookline::dispatch::Dispatcher;
-use hookline::model::{Actor, Source};
+use hookline::model::{Actor, DeliveryState, Source};
 use hookline::ops::Ops;
 use hookline::store::{OpenMode, Store};
 use postgres::TestPostgres;
@@ -81,6 +81,30 @@ impl TestDb {
             Backend::Postgres => dump_postgres(&self.url).await,
         }
     }
+}
+
+/// How many deliveries are in each state (states with none are absent): a
+/// scan of the whole table, which the product never needs but tests can afford.
+#[allow(dead_code)] // not every test binary counts states
+pub async fn count_by_state(url: &str) -> Result<Vec<(DeliveryState, i64)>, sqlx::Error> {
+    use sqlx::Connection;
+    const COUNT: &str = "SELECT state, COUNT(*) FROM deliveries GROUP BY state";
+    let rows: Vec<(String, i64)> = if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::query_as(COUNT).fetch_all(&mut conn).await?
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query_as(COUNT).fetch_all(&mut conn).await?
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(state, count)| {
+            let state = state
+                .parse()
+                .unwrap_or_else(|e| panic!("deliveries.state: {e}"));
+            (state, count)
+        })
+        .collect())
 }
 
 /// A `hookline` command with `--db url`, quiet logs and no inherited

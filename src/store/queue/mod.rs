@@ -22,11 +22,12 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::json;
 
-use super::audit::{AuditRecord, write_audit};
+use super::audit::AuditRecord;
 use super::rows::parse_json;
 use super::values::{RowsStatement, execute_rows, padded_rows};
-use super::{AttemptSlots, Reads, Result, Store, db_now, json_list, notify_change, on_db};
+use super::{AttemptSlots, Reads, Result, Store, json_list, on_db};
 use crate::model::{Actor, ErrorKind, Source};
+use crate::store::tx::{db_now, notify_change, write_audit};
 pub(crate) use claim::LEASE_MARGIN_MS;
 use claim::{ENDPOINTS_PER_STATEMENT, Head, claim_sql, eligible_endpoints, endpoints_to_lock};
 pub use record::Rollups;
@@ -391,7 +392,7 @@ impl Store {
         };
         let (applied, claimed) = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let mut applied = 0;
             if !batch.rows.is_empty() {
                 execute_rows!(tx, sql.insert_attempts, batch.rows, [], bind_attempt);
@@ -414,7 +415,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     if disabled.rows_affected() > 0 {
-                        write_audit!(
+                        write_audit(
                             &mut *tx,
                             now,
                             AuditRecord {
@@ -423,7 +424,7 @@ impl Store {
                                 target_ids: vec![endpoint_id.clone()],
                                 detail: json!({ "reason": reason, "delivery_id": outcome.attempt.delivery_id }),
                             }
-                        )?;
+                        ).await?;
                     }
                 }
             }
@@ -559,7 +560,7 @@ impl Store {
         }
         let released = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now!(sql, &mut *tx)?;
+            let now = db_now(sql, &mut *tx).await?;
             let released = sqlx::query(sql.release_leases)
                 .bind(owner)
                 .bind(now)
@@ -567,7 +568,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            notify_change!(sql, &mut *tx);
+            notify_change(sql, &mut *tx).await?;
             tx.commit().await?;
             released
         });

@@ -55,7 +55,7 @@ impl<'a> PreparedBatch<'a> {
 ///
 /// Recording writes them with the outcomes they come from, or, for a busy
 /// dispatcher, gathered over several cycles: rewriting a few rows per cycle
-/// cost it ~13 % of each cycle when flat out (see BENCHMARKS.md).
+/// cost it ~13 % of each cycle when delivering flat out.
 #[derive(Debug, Clone, Default)]
 pub struct Rollups {
     stats: HashMap<String, StatsJson>,
