@@ -7,13 +7,16 @@ use std::collections::HashMap;
 
 use crossterm::event::{KeyCode, KeyEvent};
 
+use super::filter::parse_filter;
+use super::format::{endpoint_label, group_digits};
 use super::input::LineInput;
 use super::keymap::{self, Action, ViewKind};
+// What `App::update` takes, so also named from here (as the snapshot tests do).
+pub use super::msg::Msg;
+use super::msg::{Act, Acted, Command, ListLoad, Load, Loaded};
 use super::screens::*;
-use crate::model::{
-    AuditEntry, Delivery, DeliveryState, EndpointState, IdKind, Subscription, now_millis,
-};
-use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
+use crate::model::{Delivery, EndpointState, IdKind, now_millis};
+use crate::store::QueueSummary;
 
 /// Rows fetched per page of a list.
 pub const PAGE: usize = 100;
@@ -21,179 +24,6 @@ pub const PAGE: usize = 100;
 pub const HEALTH_WINDOW: usize = 60;
 /// How long a flash message stays.
 const FLASH_MS: i64 = 6_000;
-
-/// Which way a list load goes from its cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListLoad {
-    /// The newest rows, replacing what is there.
-    Replace,
-    /// Older rows after the last one.
-    Older,
-    /// Newer rows before the first one.
-    Newer,
-    /// The oldest rows (the end of the list), replacing what is there.
-    Tail,
-}
-
-/// Data to fetch in the background.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Load {
-    Header,
-    Overview,
-    Deliveries {
-        query: DeliveryQuery,
-        cursor: Option<Cursor>,
-        how: ListLoad,
-    },
-    Search {
-        query: DeliveryQuery,
-        after: Option<Cursor>,
-    },
-    Detail {
-        id: String,
-    },
-    Endpoints {
-        tenant: Option<String>,
-        /// Words the `tenant/name` label must contain (the `/` filter).
-        filter: Option<String>,
-        /// Endpoints whose health to load (those near the selection);
-        /// empty on a first load: the first [`HEALTH_WINDOW`] listed.
-        health_for: Vec<String>,
-    },
-    Subscriptions {
-        endpoint_id: Option<String>,
-        tenant: Option<String>,
-        /// Nothing shown yet: the first page will do, the rest follows.
-        first_page: bool,
-    },
-    Audit {
-        after: Option<Cursor>,
-    },
-    /// How many dead deliveries an endpoint has (before "retry all dead").
-    DeadCount {
-        endpoint_id: String,
-        label: String,
-    },
-}
-
-/// What a load brought back.
-#[derive(Debug, Clone)]
-pub enum Loaded {
-    Header {
-        summary: QueueSummary,
-        dispatchers_alive: usize,
-    },
-    Overview {
-        throughput: Vec<MinuteTotals>,
-        worst: Vec<WorstEndpoint>,
-    },
-    Deliveries {
-        rows: Vec<Delivery>,
-        older: Option<Cursor>,
-        newer: Option<Cursor>,
-        how: ListLoad,
-    },
-    Search {
-        rows: Vec<Delivery>,
-        progress: SearchProgress,
-    },
-    Detail(Box<DeliveryDetail>),
-    /// `complete` is false when only the first rows were read (a first
-    /// open); the screen then asks for the rest.
-    Endpoints {
-        rows: Vec<EndpointRow>,
-        complete: bool,
-    },
-    Subscriptions {
-        rows: Vec<Subscription>,
-        complete: bool,
-    },
-    Audit {
-        rows: Vec<AuditEntry>,
-        older: Option<Cursor>,
-        append: bool,
-    },
-    DeadCount {
-        endpoint_id: String,
-        label: String,
-        count: u64,
-    },
-}
-
-/// An operator action for `io.rs` to run through `ops`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Act {
-    Retry(Vec<String>),
-    RetryAllDead {
-        endpoint_id: String,
-        label: String,
-        count: u64,
-    },
-    Pause(String),
-    Resume(String),
-    RotateSecret(String),
-    NewSubscription {
-        endpoint: String,
-        pattern: String,
-        description: String,
-    },
-    EditSubscription {
-        id: String,
-        pattern: String,
-        description: String,
-    },
-    DeleteSubscription(String),
-    EditEndpoint {
-        id: String,
-        url: String,
-        timeout: String,
-        max_in_flight: String,
-        headers: String,
-    },
-    DeleteEndpoint(String),
-}
-
-/// How an action ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Acted {
-    /// Done; a sentence for the flash line.
-    Done(String),
-    /// Refused as bad input in a form field: the form stays open.
-    Refused {
-        field: String,
-        reason: String,
-    },
-    Failed(String),
-}
-
-/// Everything that can happen to the console.
-#[derive(Debug, Clone)]
-pub enum Msg {
-    Key(KeyEvent),
-    Paste(String),
-    Resize(u16, u16),
-    /// A load's result, tagged with the token it was sent with.
-    Loaded {
-        token: u64,
-        result: Result<Loaded, String>,
-    },
-    Acted(Acted),
-    /// A long action moved on.
-    Progress {
-        label: String,
-        done: u64,
-        total: u64,
-    },
-    /// Time to refresh what is on screen (data may have changed).
-    Refresh,
-}
-
-/// What `update` asks the outside world to do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Load { token: u64, load: Load },
-    Act(Act),
-}
 
 /// A line under the body saying what just happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -1486,11 +1316,6 @@ fn health_window(rows: &Rows<EndpointRow>) -> Vec<String> {
         .collect()
 }
 
-/// `tenant/name`, how people name an endpoint.
-pub fn endpoint_label(endpoint: &crate::model::Endpoint) -> String {
-    format!("{}/{}", endpoint.tenant_name, endpoint.name)
-}
-
 fn deliveries_of_endpoint(endpoint_id: &str, label: &str) -> Screen {
     let mut screen = DeliveriesScreen {
         follow: true,
@@ -1572,38 +1397,6 @@ fn form_act(form: &Form) -> Act {
     }
 }
 
-/// Parses the `/` filter: `state:dead tenant:acme endpoint:prod topic:x`
-/// and `payload:text` (or bare words) for a payload search.
-pub fn parse_filter(text: &str) -> Result<DeliveryQuery, String> {
-    let mut query = DeliveryQuery {
-        label: text.to_string(),
-        ..DeliveryQuery::default()
-    };
-    let mut words = Vec::new();
-    for token in text.split_whitespace() {
-        match token.split_once(':') {
-            Some(("state", value)) => {
-                for state in value.split(',') {
-                    let state: DeliveryState = state
-                        .parse()
-                        .map_err(|e: crate::model::UnknownVariant| e.to_string())?;
-                    query.filter.states.push(state);
-                }
-            }
-            Some(("tenant", value)) => query.tenant_name = Some(value.to_string()),
-            Some(("endpoint", value)) | Some(("ep", value)) => {
-                query.endpoint_name = Some(value.to_string())
-            }
-            Some(("topic", value)) => query.filter.topic = Some(value.to_string()),
-            Some(("event", value)) => query.filter.event_id = Some(value.to_string()),
-            Some(("payload", value)) => words.push(value.to_string()),
-            _ => words.push(token.to_string()),
-        }
-    }
-    query.text = (!words.is_empty()).then(|| words.join(" "));
-    Ok(query)
-}
-
 /// The question before retrying `count` deliveries, of which `known` are
 /// loaded: "Retry 1 delivery (order.created, ✗ dead after 3 attempts) to
 /// globex/orders?" or "Retry 3 marked deliveries to 2 endpoints (…)?".
@@ -1633,19 +1426,6 @@ fn retry_question(count: usize, known: &[&Delivery]) -> String {
             group_digits(n as u64)
         ),
     }
-}
-
-/// `1204` as `1,204`.
-pub fn group_digits(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

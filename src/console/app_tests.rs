@@ -9,8 +9,8 @@ use ratatui::backend::TestBackend;
 use super::*;
 use crate::console::keymap::{KEYMAP, Scope};
 use crate::console::theme::Theme;
-use crate::model::{Endpoint, Event};
-use crate::store::EndpointQueue;
+use crate::model::{DeliveryState, Endpoint, Event, Subscription};
+use crate::store::{Cursor, DeliveryDetail, EndpointQueue};
 
 /// A valid ULID body, so ids made from it are recognised by kind.
 const ULID: &str = "01M83J88VCXN0XJAC6MYBWXRH7";

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::app::{
-    Act, Acted, Command, HEALTH_WINDOW, ListLoad, Load, Loaded, Msg, PAGE, endpoint_label,
-    group_digits,
-};
+use super::app::{HEALTH_WINDOW, PAGE};
+use super::format::{endpoint_label, group_digits};
+use super::msg::{Act, Acted, Command, ListLoad, Load, Loaded, Msg};
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
 use crate::model::{Delivery, DeliveryState, Endpoint, Subscription};
 use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError};

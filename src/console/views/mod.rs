@@ -15,7 +15,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 
-use super::app::{App, Mode, group_digits};
+use super::app::{App, Mode};
+use super::format::group_digits;
 use super::keymap;
 use super::screens::Screen;
 use super::theme::Theme;
