@@ -607,7 +607,7 @@ fn matches_filter(delivery: &Delivery, filter: &crate::store::DeliveryFilter) ->
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{cached, first_rows};
 
     #[test]
     fn a_cached_list_serves_only_its_version_and_scope() {

@@ -388,7 +388,7 @@ fn count_style(theme: Theme, n: i64, bad: bool) -> Style {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{clip_left, fit_hints, hint_width};
 
     #[test]
     fn hints_that_do_not_fit_make_way_but_help_stays() {
