@@ -6,11 +6,14 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::*;
-use crate::console::keymap::{KEYMAP, Scope};
+use super::confirm::Confirm;
+use super::{App, Mode, Slot};
+use crate::console::keymap::{self, KEYMAP, Scope, ViewKind};
+use crate::console::msg::{Act, Acted, Command, ListLoad, Load, Loaded, Msg};
+use crate::console::screens::{DeliveriesScreen, EndpointRow, Screen};
 use crate::console::theme::Theme;
-use crate::model::{Endpoint, Event};
-use crate::store::EndpointQueue;
+use crate::model::{Delivery, DeliveryState, Endpoint, EndpointState, Event, Subscription};
+use crate::store::{Cursor, DeliveryDetail, EndpointQueue};
 
 /// A valid ULID body, so ids made from it are recognised by kind.
 const ULID: &str = "01M83J88VCXN0XJAC6MYBWXRH7";

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use super::app::{App, Command, Msg};
+use super::app::App;
 use super::io::Io;
+use super::msg::{Command, Msg};
 use crate::ops::Ops;
 
 /// Commands were still outstanding when the time ran out.

@@ -86,7 +86,9 @@ impl LineInput {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::LineInput;
 
     fn press(input: &mut LineInput, code: KeyCode) {
         input.handle(&KeyEvent::new(code, KeyModifiers::NONE));

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::app::{
-    Act, Acted, Command, HEALTH_WINDOW, ListLoad, Load, Loaded, Msg, PAGE, endpoint_label,
-    group_digits,
-};
+use super::app::{HEALTH_WINDOW, PAGE};
+use super::format::{endpoint_label, group_digits};
+use super::msg::{Act, Acted, Command, ListLoad, Load, Loaded, Msg};
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
 use crate::model::{Delivery, DeliveryState, Endpoint, Subscription};
 use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError};
@@ -610,7 +609,7 @@ fn matches_filter(delivery: &Delivery, filter: &crate::store::DeliveryFilter) ->
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{cached, first_rows};
 
     #[test]
     fn a_cached_list_serves_only_its_version_and_scope() {

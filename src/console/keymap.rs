@@ -412,7 +412,9 @@ pub fn help(view: ViewKind, read_only: bool) -> Vec<&'static Binding> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::{Action, ViewKind, help, hints, lookup};
 
     fn key(c: char) -> KeyEvent {
         KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)

@@ -9,10 +9,13 @@
 //! always gives the terminal back, even after a panic.
 
 pub mod app;
+mod filter;
+mod format;
 pub mod headless;
 mod input;
 mod io;
 pub mod keymap;
+pub mod msg;
 pub mod screens;
 pub mod theme;
 pub mod views;
@@ -28,8 +31,9 @@ use ratatui::backend::CrosstermBackend;
 use tokio::time::Instant;
 
 use crate::ops::Ops;
-use app::{App, Msg};
+use app::App;
 pub use io::Loader;
+use msg::Msg;
 use theme::Theme;
 
 /// Shortest gap between two data-driven redraws: however busy the system,

@@ -236,7 +236,7 @@ pub type EndpointLabels = HashMap<String, String>;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Rows;
 
     fn rows(n: usize) -> Rows<String> {
         Rows {

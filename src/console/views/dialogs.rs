@@ -6,7 +6,8 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use crate::console::app::{Confirm, Form};
+use crate::console::app::confirm::Confirm;
+use crate::console::app::forms::Form;
 use crate::console::theme::Theme;
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row};
 
 use super::{Columns, clip, count_style, human_duration, percent, short_time, table};
-use crate::console::app::{endpoint_label, group_digits};
+use crate::console::format::{endpoint_label, group_digits};
 use crate::console::screens::{
     AuditScreen, DeliveriesScreen, EndpointRow, EndpointsScreen, SubscriptionsScreen,
 };

@@ -15,7 +15,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 
-use super::app::{App, Mode, group_digits};
+use super::app::{App, Mode};
+use super::format::group_digits;
 use super::keymap;
 use super::screens::Screen;
 use super::theme::Theme;
@@ -387,7 +388,7 @@ fn count_style(theme: Theme, n: i64, bad: bool) -> Style {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{clip_left, fit_hints, hint_width};
 
     #[test]
     fn hints_that_do_not_fit_make_way_but_help_stays() {

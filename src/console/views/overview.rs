@@ -7,7 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState};
 
 use super::{clip, human_duration, percent, queue_count};
-use crate::console::app::{App, group_digits};
+use crate::console::app::App;
+use crate::console::format::group_digits;
 use crate::console::screens::OverviewScreen;
 use crate::console::theme::{Theme, endpoint_state_label};
 

@@ -1,0 +1,240 @@
+//! The forms that create and edit subscriptions and endpoints: their
+//! fields, the checks made before sending, and the keys that fill them in.
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::{App, Mode};
+use crate::config::{format_duration, parse_duration};
+use crate::console::format::endpoint_label;
+use crate::console::input::LineInput;
+use crate::console::msg::{Act, Command};
+use crate::model::{Endpoint, Subscription};
+use crate::ops::{OpsError, validate_url};
+use crate::topic::TopicPattern;
+
+/// What a form edits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormKind {
+    NewSubscription,
+    EditSubscription { id: String },
+    EditEndpoint { id: String },
+}
+
+/// One field of a form, with its inline error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub input: LineInput,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Form {
+    pub title: String,
+    pub kind: FormKind,
+    pub fields: Vec<Field>,
+    pub focus: usize,
+    /// Sent, waiting for the result.
+    pub submitting: bool,
+}
+
+impl Form {
+    /// An endpoint's delivery settings as they are now, to be changed.
+    pub(super) fn edit_endpoint(e: &Endpoint) -> Form {
+        let headers: Vec<String> = e.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let timeout = e
+            .timeout_ms
+            .map(|ms| format_duration(Duration::from_millis(ms.max(0) as u64)))
+            .unwrap_or_default();
+        Form {
+            title: format!("Edit endpoint {}", endpoint_label(e)),
+            kind: FormKind::EditEndpoint { id: e.id.clone() },
+            fields: vec![
+                field("url", "URL", &e.url),
+                field("timeout", "Timeout (e.g. 15s; empty: default)", &timeout),
+                field(
+                    "max_in_flight",
+                    "Max in flight (empty: default)",
+                    &e.max_in_flight.map(|n| n.to_string()).unwrap_or_default(),
+                ),
+                field(
+                    "header",
+                    "Headers (Name: value; Name: value)",
+                    &headers.join("; "),
+                ),
+            ],
+            focus: 0,
+            submitting: false,
+        }
+    }
+
+    pub(super) fn edit_subscription(sub: &Subscription) -> Form {
+        Form {
+            title: format!(
+                "Edit subscription of {}/{}",
+                sub.tenant_name, sub.endpoint_name
+            ),
+            kind: FormKind::EditSubscription { id: sub.id.clone() },
+            fields: vec![
+                field("topic", "Topic pattern", &sub.pattern),
+                field(
+                    "description",
+                    "Description",
+                    sub.description.as_deref().unwrap_or_default(),
+                ),
+            ],
+            focus: 0,
+            submitting: false,
+        }
+    }
+
+    /// A new subscription of `endpoint` (id or name; empty: not known yet).
+    pub(super) fn new_subscription(endpoint: &str) -> Form {
+        Form {
+            title: "New subscription".to_string(),
+            kind: FormKind::NewSubscription,
+            fields: vec![
+                field("endpoint", "Endpoint (id, TENANT/NAME or name)", endpoint),
+                field(
+                    "topic",
+                    "Topic pattern (resident.update, resident.*, resident.**, *)",
+                    "",
+                ),
+                field("description", "Description", ""),
+            ],
+            // With the endpoint known, the operator starts where typing is needed.
+            focus: if endpoint.is_empty() { 0 } else { 1 },
+            submitting: false,
+        }
+    }
+
+    /// The store refused `field`: its reason goes next to it (or, for a
+    /// field the form lacks, on the first one, naming the field).
+    pub(super) fn refused(&mut self, field: &str, reason: String) {
+        self.submitting = false;
+        match self.fields.iter_mut().find(|f| f.name == field) {
+            Some(f) => f.error = Some(reason),
+            None => {
+                if let Some(f) = self.fields.first_mut() {
+                    f.error = Some(format!("{field}: {reason}"));
+                }
+            }
+        }
+    }
+
+    /// The action failed for a reason no field caused; the form stays open
+    /// so nothing typed is lost.
+    pub(super) fn failed(&mut self, reason: String) {
+        self.submitting = false;
+        if let Some(f) = self.fields.get_mut(self.focus) {
+            f.error = Some(reason);
+        }
+    }
+}
+
+impl App {
+    pub(super) fn on_form_key(&mut self, mut form: Form, key: KeyEvent) -> Vec<Command> {
+        if form.submitting {
+            self.mode = Mode::Form(form);
+            return Vec::new();
+        }
+        let count = form.fields.len();
+        match key.code {
+            KeyCode::Esc => {
+                self.flash("cancelled: nothing was saved", false);
+                return Vec::new();
+            }
+            KeyCode::Tab | KeyCode::Down => form.focus = (form.focus + 1) % count,
+            KeyCode::BackTab | KeyCode::Up => form.focus = (form.focus + count - 1) % count,
+            KeyCode::Enter => {
+                if validate_form(&mut form) {
+                    let act = form_act(&form);
+                    form.submitting = true;
+                    self.mode = Mode::Form(form);
+                    return vec![Command::Act(act)];
+                }
+            }
+            _ => {
+                if let Some(field) = form.fields.get_mut(form.focus)
+                    && field.input.handle(&key)
+                {
+                    field.error = None;
+                }
+            }
+        }
+        self.mode = Mode::Form(form);
+        Vec::new()
+    }
+}
+
+fn field(name: &'static str, label: &'static str, value: &str) -> Field {
+    Field {
+        name,
+        label,
+        input: LineInput::with_text(value),
+        error: None,
+    }
+}
+
+/// Checks what can be checked without the database, inline; returns
+/// whether the form may be sent.
+fn validate_form(form: &mut Form) -> bool {
+    let mut ok = true;
+    for field in &mut form.fields {
+        let value = field.input.text().trim();
+        let error = match field.name {
+            "topic" => TopicPattern::parse(value).err().map(|e| e.to_string()),
+            "url" => validate_url(value).err().map(|e| match e {
+                OpsError::Invalid { reason, .. } => reason,
+                other => other.to_string(),
+            }),
+            "endpoint" if value.is_empty() => {
+                Some("which endpoint? give its id or TENANT/NAME".to_string())
+            }
+            "timeout" if !value.is_empty() => parse_duration(value).err(),
+            "max_in_flight" if !value.is_empty() => value
+                .parse::<u32>()
+                .err()
+                .map(|_| format!("{value:?} is not a whole number")),
+            _ => None,
+        };
+        if error.is_some() {
+            ok = false;
+        }
+        field.error = error;
+    }
+    ok
+}
+
+fn form_value(form: &Form, name: &str) -> String {
+    form.fields
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.input.text().trim().to_string())
+        .unwrap_or_default()
+}
+
+fn form_act(form: &Form) -> Act {
+    match &form.kind {
+        FormKind::NewSubscription => Act::NewSubscription {
+            endpoint: form_value(form, "endpoint"),
+            pattern: form_value(form, "topic"),
+            description: form_value(form, "description"),
+        },
+        FormKind::EditSubscription { id } => Act::EditSubscription {
+            id: id.clone(),
+            pattern: form_value(form, "topic"),
+            description: form_value(form, "description"),
+        },
+        FormKind::EditEndpoint { id } => Act::EditEndpoint {
+            id: id.clone(),
+            url: form_value(form, "url"),
+            timeout: form_value(form, "timeout"),
+            max_in_flight: form_value(form, "max_in_flight"),
+            headers: form_value(form, "header"),
+        },
+    }
+}

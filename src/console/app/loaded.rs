@@ -1,0 +1,250 @@
+//! Applying what a load brought back: each kind of data to the screen it
+//! was for, marking the frame dirty only when what is shown changed.
+
+use super::{App, Slot};
+use crate::console::msg::{Command, ListLoad, Load, Loaded};
+use crate::console::screens::{EndpointRow, Screen, SearchProgress, WorstEndpoint};
+use crate::model::{AuditEntry, Delivery, Subscription};
+use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
+
+impl App {
+    pub(super) fn on_loaded(&mut self, token: u64, result: Result<Loaded, String>) -> Vec<Command> {
+        let slot = self.settle(token);
+        let loaded = match result {
+            Ok(loaded) => {
+                if self.db_error.take().is_some() {
+                    self.dirty = true;
+                }
+                loaded
+            }
+            Err(reason) => {
+                self.on_load_failed(reason);
+                return Vec::new();
+            }
+        };
+        match loaded {
+            // A count for a confirmation is answered whatever screen is on top.
+            Loaded::DeadCount {
+                endpoint_id,
+                label,
+                count,
+            } => self.ask_to_retry_all_dead(endpoint_id, label, count),
+            // A stale answer: the screen it was for is gone.
+            _ if slot.is_none() => Vec::new(),
+            Loaded::Header {
+                summary,
+                dispatchers_alive,
+            } => self.on_header(summary, dispatchers_alive),
+            Loaded::Overview { throughput, worst } => self.on_overview(throughput, worst),
+            Loaded::Deliveries {
+                rows,
+                older,
+                newer,
+                how,
+            } => self.on_deliveries(rows, older, newer, how),
+            Loaded::Search { rows, progress } => self.on_search(rows, progress),
+            Loaded::Detail(detail) => self.on_detail(*detail),
+            Loaded::Endpoints { rows, complete } => self.on_endpoints(rows, complete),
+            Loaded::Subscriptions { rows, complete } => self.on_subscriptions(rows, complete),
+            Loaded::Audit {
+                rows,
+                older,
+                append,
+            } => self.on_audit(rows, older, append),
+        }
+    }
+
+    /// The slot that was waiting for `token`, no longer waiting; `None` when
+    /// nothing waits for it (it was superseded, or never had a slot).
+    fn settle(&mut self, token: u64) -> Option<Slot> {
+        let slot = self
+            .pending
+            .iter()
+            .find(|(_, t)| **t == token)
+            .map(|(slot, _)| *slot);
+        if let Some(slot) = slot {
+            self.pending.remove(&slot);
+        }
+        slot
+    }
+
+    /// The database is unreachable: said once, until a load succeeds.
+    fn on_load_failed(&mut self, reason: String) {
+        if let Some(loading) = self.top_loading_mut() {
+            *loading = None;
+        }
+        if self.db_error.as_ref() != Some(&reason) {
+            self.db_error = Some(reason);
+            self.dirty = true;
+        }
+    }
+
+    fn on_header(&mut self, summary: QueueSummary, dispatchers_alive: usize) -> Vec<Command> {
+        // The summary's clock moves on every load; only the counts are news.
+        let mut compare = summary.clone();
+        compare.now = self.summary.as_ref().map_or(0, |s| s.now);
+        let changed =
+            self.summary.as_ref() != Some(&compare) || self.dispatchers_alive != dispatchers_alive;
+        self.summary = Some(summary);
+        self.dispatchers_alive = dispatchers_alive;
+        self.dirty |= changed;
+        Vec::new()
+    }
+
+    fn on_overview(
+        &mut self,
+        throughput: Vec<MinuteTotals>,
+        worst: Vec<WorstEndpoint>,
+    ) -> Vec<Command> {
+        let Screen::Overview(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        let changed = !s.loaded || s.throughput != throughput || s.worst != worst;
+        s.throughput = throughput;
+        s.worst = worst;
+        s.loaded = true;
+        s.selected = s.selected.min(s.worst.len().saturating_sub(1));
+        self.dirty |= changed;
+        Vec::new()
+    }
+
+    fn on_deliveries(
+        &mut self,
+        rows: Vec<Delivery>,
+        older: Option<Cursor>,
+        newer: Option<Cursor>,
+        how: ListLoad,
+    ) -> Vec<Command> {
+        let height = self.body_rows();
+        let Screen::Deliveries(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        s.rows.loading = None;
+        let before = (s.rows.items.clone(), s.rows.selected);
+        match how {
+            ListLoad::Replace => {
+                s.rows.replace(rows, |d| &d.id);
+                s.rows.older = older;
+                s.rows.newer = None;
+            }
+            ListLoad::Tail => {
+                s.rows.items = rows;
+                s.rows.selected = s.rows.items.len().saturating_sub(1);
+                s.rows.older = None;
+                s.rows.newer = newer;
+                s.rows.loaded = true;
+            }
+            ListLoad::Older => {
+                s.rows.items.extend(rows);
+                s.rows.older = older;
+            }
+            ListLoad::Newer => {
+                // Rows above the selection push it down, so the cursor
+                // stays on the delivery it was on.
+                let added = rows.len();
+                let mut items = rows;
+                items.append(&mut s.rows.items);
+                s.rows.items = items;
+                s.rows.selected += added;
+                s.rows.offset += added;
+                s.rows.newer = newer;
+            }
+        }
+        s.rows.scroll_into_view(height);
+        let changed = before != (s.rows.items.clone(), s.rows.selected) || !s.rows.loaded;
+        self.dirty |= changed;
+        Vec::new()
+    }
+
+    fn on_search(&mut self, rows: Vec<Delivery>, progress: SearchProgress) -> Vec<Command> {
+        let height = self.body_rows();
+        let Screen::Deliveries(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        s.rows.loading = None;
+        s.rows.loaded = true;
+        s.rows.items.extend(rows);
+        let done = progress.done;
+        let total = s.search.as_ref().map_or(0, |p| p.scanned) + progress.scanned;
+        s.search = Some(SearchProgress {
+            scanned: total,
+            next: progress.next.clone(),
+            done,
+        });
+        // Keep streaming until the screen is full; then on demand.
+        let scan_on = (!done && s.rows.items.len() < height).then(|| Load::Search {
+            query: s.query.clone(),
+            after: progress.next,
+        });
+        self.dirty = true;
+        scan_on
+            .map(|load| self.load_top(load))
+            .into_iter()
+            .collect()
+    }
+
+    fn on_detail(&mut self, detail: DeliveryDetail) -> Vec<Command> {
+        let Screen::Detail(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        let changed = s.detail.as_ref() != Some(&detail);
+        s.detail = Some(detail);
+        self.dirty |= changed;
+        Vec::new()
+    }
+
+    fn on_endpoints(&mut self, rows: Vec<EndpointRow>, complete: bool) -> Vec<Command> {
+        let Screen::Endpoints(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        s.rows.loading = None;
+        let changed = !s.rows.loaded || s.rows.items != rows;
+        s.rows.replace(rows, |r| &r.endpoint.id);
+        self.finish_list(changed, complete)
+    }
+
+    fn on_subscriptions(&mut self, rows: Vec<Subscription>, complete: bool) -> Vec<Command> {
+        let Screen::Subscriptions(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        s.rows.loading = None;
+        let changed = !s.rows.loaded || s.rows.items != rows;
+        s.rows.replace(rows, |r| &r.id);
+        self.finish_list(changed, complete)
+    }
+
+    /// A list's rows are in (`changed`: they differ from what was shown);
+    /// when only the first of them were read, the load that reads them all.
+    fn finish_list(&mut self, changed: bool, complete: bool) -> Vec<Command> {
+        self.dirty |= changed;
+        if complete {
+            return Vec::new();
+        }
+        self.top_refresh(true)
+            .map(|load| self.load_top(load))
+            .into_iter()
+            .collect()
+    }
+
+    fn on_audit(
+        &mut self,
+        rows: Vec<AuditEntry>,
+        older: Option<Cursor>,
+        append: bool,
+    ) -> Vec<Command> {
+        let Screen::Audit(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        s.rows.loading = None;
+        let changed = append || !s.rows.loaded || s.rows.items != rows;
+        if append {
+            s.rows.items.extend(rows);
+            s.rows.loaded = true;
+        } else {
+            s.rows.replace(rows, |r| &r.id);
+        }
+        s.rows.older = older;
+        self.dirty |= changed;
+        Vec::new()
+    }
+}

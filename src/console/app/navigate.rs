@@ -1,0 +1,303 @@
+//! Moving around: the selection and paging within a screen (loading more
+//! rows near either end), drilling in and backing out, marks and follow.
+
+use super::{App, Slot, health_window};
+use crate::console::format::endpoint_label;
+use crate::console::keymap::ViewKind;
+use crate::console::msg::{Command, ListLoad, Load};
+use crate::console::screens::{
+    AuditScreen, DeliveriesScreen, DetailScreen, EndpointsScreen, HelpScreen, OverviewScreen,
+    Screen, SubscriptionsScreen,
+};
+use crate::model::IdKind;
+
+impl App {
+    pub(super) fn move_selection(&mut self, delta: isize) -> Vec<Command> {
+        let height = self.body_rows();
+        match self.top_mut() {
+            Screen::Deliveries(_) => return self.move_in_deliveries(delta),
+            Screen::Endpoints(_) => return self.move_in_endpoints(delta),
+            Screen::Subscriptions(s) => {
+                s.rows.move_by(delta);
+                s.rows.scroll_into_view(height);
+            }
+            Screen::Audit(s) => {
+                s.rows.move_by(delta);
+                s.rows.scroll_into_view(height);
+                if s.rows.wants_older(height) {
+                    let after = s.rows.older.clone();
+                    return vec![self.load_top(Load::Audit { after })];
+                }
+            }
+            Screen::Overview(s) => {
+                let last = s.worst.len().saturating_sub(1);
+                s.selected = s.selected.saturating_add_signed(delta).min(last);
+            }
+            Screen::Detail(s) => {
+                s.scroll = s
+                    .scroll
+                    .saturating_add_signed(delta.clamp(-1000, 1000) as i16);
+            }
+            Screen::Help(s) => {
+                s.scroll = s
+                    .scroll
+                    .saturating_add_signed(delta.clamp(-1000, 1000) as i16);
+            }
+        }
+        Vec::new()
+    }
+
+    /// Near either end of the loaded rows the next page is loaded; a payload
+    /// search instead scans on once the selection nears what it has found.
+    fn move_in_deliveries(&mut self, delta: isize) -> Vec<Command> {
+        let height = self.body_rows();
+        let Screen::Deliveries(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        s.rows.move_by(delta);
+        s.rows.scroll_into_view(height);
+        let page = if s.rows.wants_older(height) && s.query.text.is_none() {
+            Some((s.query.clone(), s.rows.older.clone(), ListLoad::Older))
+        } else if delta < 0 && s.rows.wants_newer() {
+            Some((s.query.clone(), s.rows.newer.clone(), ListLoad::Newer))
+        } else {
+            None
+        };
+        let mut commands = Vec::new();
+        if s.query.text.is_some()
+            && s.rows.selected + height >= s.rows.items.len()
+            && s.rows.loading.is_none()
+            && let Some(progress) = &s.search
+            && !progress.done
+        {
+            let after = progress.next.clone();
+            let query = s.query.clone();
+            commands.push(self.load_top(Load::Search { query, after }));
+        }
+        if let Some((query, cursor, how)) = page {
+            let query = self.scoped(&query);
+            commands.push(self.load_top(Load::Deliveries { query, cursor, how }));
+        }
+        commands
+    }
+
+    /// Health is loaded only around the selection, so moving far enough
+    /// asks for the endpoints now near it.
+    fn move_in_endpoints(&mut self, delta: isize) -> Vec<Command> {
+        let height = self.body_rows();
+        let tenant = self.tenant.clone();
+        let Screen::Endpoints(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        let before = health_window(&s.rows);
+        s.rows.move_by(delta);
+        s.rows.scroll_into_view(height);
+        let after = health_window(&s.rows);
+        if before == after {
+            return Vec::new();
+        }
+        let filter = s.filter.clone();
+        vec![self.load_top(Load::Endpoints {
+            tenant,
+            filter,
+            health_for: after,
+        })]
+    }
+
+    /// `g` (top) and `G` (bottom): on a paged list the far end is loaded.
+    pub(super) fn jump(&mut self, top: bool) -> Vec<Command> {
+        let query = match self.top_mut() {
+            Screen::Deliveries(s) if s.query.text.is_none() => {
+                let far_end_loaded = if top {
+                    s.rows.newer.is_none()
+                } else {
+                    s.rows.older.is_none()
+                };
+                if far_end_loaded {
+                    s.rows.selected = if top {
+                        0
+                    } else {
+                        s.rows.items.len().saturating_sub(1)
+                    };
+                    s.follow &= top;
+                    None
+                } else {
+                    s.follow = top;
+                    Some(s.query.clone())
+                }
+            }
+            Screen::Detail(s) => {
+                s.scroll = if top { 0 } else { u16::MAX / 2 };
+                None
+            }
+            _ => {
+                let delta = if top { isize::MIN / 2 } else { isize::MAX / 2 };
+                return self.move_selection(delta);
+            }
+        };
+        let height = self.body_rows();
+        if let Screen::Deliveries(s) = self.top_mut() {
+            s.rows.scroll_into_view(height);
+        }
+        match query {
+            Some(query) => {
+                let query = self.scoped(&query);
+                vec![self.load_top(Load::Deliveries {
+                    query,
+                    cursor: None,
+                    how: if top {
+                        ListLoad::Replace
+                    } else {
+                        ListLoad::Tail
+                    },
+                })]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// `space`: marks the selected delivery for a bulk action (or unmarks
+    /// it) and moves on, so a run of rows is marked by holding the key.
+    pub(super) fn toggle_mark(&mut self) -> Vec<Command> {
+        if let Screen::Deliveries(s) = self.top_mut()
+            && let Some(id) = s.rows.selected_item().map(|d| d.id.clone())
+        {
+            if !s.marked.remove(&id) {
+                s.marked.insert(id);
+            }
+            s.rows.move_by(1);
+        }
+        Vec::new()
+    }
+
+    /// `f`: a frozen list holds still to be read while deliveries pour in.
+    pub(super) fn toggle_follow(&mut self) -> Vec<Command> {
+        if let Screen::Deliveries(s) = self.top_mut() {
+            s.follow = !s.follow;
+            let text = if s.follow {
+                "following: new deliveries appear at the top"
+            } else {
+                "frozen: the list stays as it is (f to follow again)"
+            };
+            self.flash(text, false);
+        }
+        self.refresh_commands(false)
+    }
+
+    /// `Esc`: back one level; it never changes data.
+    pub(super) fn back(&mut self) -> Vec<Command> {
+        if self.stack.len() > 1 {
+            self.stack.pop();
+            self.pending.remove(&Slot::Top);
+            return self.refresh_commands(false);
+        }
+        match self.top_mut() {
+            Screen::Deliveries(s) if !s.marked.is_empty() => {
+                s.marked.clear();
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn push(&mut self, screen: Screen) -> Vec<Command> {
+        self.stack.push(screen);
+        self.pending.remove(&Slot::Top);
+        self.refresh_commands(false)
+    }
+
+    /// Replaces the whole stack with a top-level view.
+    pub(super) fn go(&mut self, kind: ViewKind) -> Vec<Command> {
+        let screen = match kind {
+            ViewKind::Overview => Screen::Overview(OverviewScreen::default()),
+            ViewKind::Deliveries => Screen::Deliveries(DeliveriesScreen {
+                follow: true,
+                ..DeliveriesScreen::default()
+            }),
+            ViewKind::Endpoints => Screen::Endpoints(EndpointsScreen::default()),
+            ViewKind::Subscriptions => Screen::Subscriptions(SubscriptionsScreen::default()),
+            ViewKind::Audit => Screen::Audit(AuditScreen::default()),
+            ViewKind::Help => Screen::Help(HelpScreen {
+                view: self.view(),
+                scroll: 0,
+            }),
+            ViewKind::Detail => return Vec::new(),
+        };
+        self.stack = vec![screen];
+        self.pending.remove(&Slot::Top);
+        self.refresh_commands(false)
+    }
+
+    /// `?`: the keys of the view on top, over it, so `Esc` returns to it.
+    pub(super) fn open_help(&mut self) -> Vec<Command> {
+        let view = self.view();
+        if view != ViewKind::Help {
+            self.stack
+                .push(Screen::Help(HelpScreen { view, scroll: 0 }));
+        }
+        Vec::new()
+    }
+
+    /// `Enter`: drill into the selected row.
+    pub(super) fn open(&mut self) -> Vec<Command> {
+        let next = match self.top() {
+            Screen::Deliveries(s) => s.rows.selected_item().map(|d| {
+                Screen::Detail(DetailScreen {
+                    delivery_id: d.id.clone(),
+                    ..DetailScreen::default()
+                })
+            }),
+            Screen::Endpoints(s) => s.rows.selected_item().map(|row| {
+                deliveries_of_endpoint(&row.endpoint.id, &endpoint_label(&row.endpoint))
+            }),
+            Screen::Overview(s) => s
+                .worst
+                .get(s.selected)
+                .map(|w| deliveries_of_endpoint(&w.endpoint_id, &w.label)),
+            Screen::Subscriptions(s) => s
+                .rows
+                .selected_item()
+                .map(|sub| deliveries_of_endpoint(&sub.endpoint_id, &sub.endpoint_name)),
+            Screen::Audit(s) => s.rows.selected_item().and_then(|entry| {
+                let id = entry.target_ids.first()?;
+                match IdKind::of(id) {
+                    Some(IdKind::Delivery) => Some(Screen::Detail(DetailScreen {
+                        delivery_id: id.clone(),
+                        ..DetailScreen::default()
+                    })),
+                    Some(IdKind::Endpoint) => Some(deliveries_of_endpoint(id, id)),
+                    _ => None,
+                }
+            }),
+            Screen::Detail(_) | Screen::Help(_) => None,
+        };
+        match next {
+            Some(screen) => self.push(screen),
+            None => Vec::new(),
+        }
+    }
+
+    /// `s` on an endpoint: drill into its subscriptions.
+    pub(super) fn open_subscriptions(&mut self) -> Vec<Command> {
+        if let Screen::Endpoints(s) = self.top()
+            && let Some(row) = s.rows.selected_item()
+        {
+            let endpoint = (row.endpoint.id.clone(), endpoint_label(&row.endpoint));
+            return self.push(Screen::Subscriptions(SubscriptionsScreen {
+                endpoint: Some(endpoint),
+                ..SubscriptionsScreen::default()
+            }));
+        }
+        Vec::new()
+    }
+}
+
+pub(super) fn deliveries_of_endpoint(endpoint_id: &str, label: &str) -> Screen {
+    let mut screen = DeliveriesScreen {
+        follow: true,
+        context: Some(label.to_string()),
+        ..DeliveriesScreen::default()
+    };
+    screen.query.filter.endpoint_id = Some(endpoint_id.to_string());
+    Screen::Deliveries(screen)
+}

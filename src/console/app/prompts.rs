@@ -1,0 +1,142 @@
+//! What a line typed at the `/` filter or `:` command prompt does once
+//! Enter sends it.
+
+use super::navigate::deliveries_of_endpoint;
+use super::{App, Slot};
+use crate::console::filter::parse_filter;
+use crate::console::keymap::ViewKind;
+use crate::console::msg::Command;
+use crate::console::screens::{DeliveriesScreen, DetailScreen, Rows, Screen, SearchProgress};
+use crate::model::IdKind;
+
+impl App {
+    /// Filters the list on top; anywhere else the filter is for deliveries.
+    pub(super) fn apply_filter(&mut self, text: &str) -> Vec<Command> {
+        match self.top_mut() {
+            Screen::Deliveries(s) => {
+                match parse_filter(text) {
+                    Ok(query) => {
+                        s.query = query;
+                        s.rows = Rows::default();
+                        s.marked.clear();
+                        s.search = s.query.text.as_ref().map(|_| SearchProgress::default());
+                        s.follow = s.query.text.is_none();
+                    }
+                    Err(reason) => {
+                        self.flash(reason, true);
+                        return Vec::new();
+                    }
+                }
+                self.pending.remove(&Slot::Top);
+                self.refresh_commands(false)
+            }
+            Screen::Endpoints(s) => {
+                s.filter = (!text.is_empty()).then(|| text.to_lowercase());
+                s.rows = Rows::default();
+                self.pending.remove(&Slot::Top);
+                self.refresh_commands(false)
+            }
+            _ => {
+                let deliveries = Screen::Deliveries(DeliveriesScreen::default());
+                self.stack = vec![deliveries];
+                self.apply_filter(text)
+            }
+        }
+    }
+
+    pub(super) fn run_command(&mut self, line: &str) -> Vec<Command> {
+        let mut words = line.split_whitespace();
+        let verb = words.next().unwrap_or_default().trim_start_matches(':');
+        let argument = words.collect::<Vec<_>>().join(" ");
+        match verb {
+            "" => Vec::new(),
+            "q" | "quit" | "q!" => {
+                self.quit = true;
+                Vec::new()
+            }
+            "o" | "overview" => self.go(ViewKind::Overview),
+            "d" | "dlv" | "deliveries" => self.go(ViewKind::Deliveries),
+            "failed" | "dead" => {
+                self.stack = vec![Screen::Deliveries(DeliveriesScreen::default())];
+                self.apply_filter("state:dead")
+            }
+            "ep" | "endpoint" | "endpoints" if argument.is_empty() => self.go(ViewKind::Endpoints),
+            "ep" | "endpoint" => {
+                self.stack = vec![Screen::Deliveries(DeliveriesScreen::default())];
+                self.apply_filter(&format!("endpoint:{argument}"))
+            }
+            "s" | "subs" | "subscriptions" => self.go(ViewKind::Subscriptions),
+            "a" | "audit" => self.go(ViewKind::Audit),
+            "h" | "help" => self.go(ViewKind::Help),
+            "id" => self.jump_to_id(&argument),
+            "tenant" | "t" => self.set_tenant(&argument),
+            other if IdKind::of(other).is_some() => self.jump_to_id(other),
+            other => {
+                self.flash(
+                    format!("unknown command :{other} (try :deliveries :failed :endpoints :ep NAME :subs :audit :id ID :tenant NAME :q)"),
+                    true,
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// `:tenant NAME` scopes every list to one tenant; `:tenant all` (or
+    /// no name) shows them all again.
+    fn set_tenant(&mut self, argument: &str) -> Vec<Command> {
+        self.tenant = (!argument.is_empty() && argument != "all").then(|| argument.to_string());
+        let text = match &self.tenant {
+            Some(name) => {
+                format!("showing tenant {name} only (:tenant all to show every tenant)")
+            }
+            None => "showing every tenant".to_string(),
+        };
+        self.flash(text, false);
+        self.pending.remove(&Slot::Top);
+        if let Screen::Deliveries(s) = self.top_mut() {
+            s.rows = Rows::default();
+        }
+        self.refresh_commands(true)
+    }
+
+    /// `:id msg_…` shows an event's deliveries; `:id dlv_…` one delivery.
+    fn jump_to_id(&mut self, id: &str) -> Vec<Command> {
+        match IdKind::of(id) {
+            Some(IdKind::Delivery) => {
+                self.stack = vec![
+                    Screen::Deliveries(DeliveriesScreen::default()),
+                    Screen::Detail(DetailScreen {
+                        delivery_id: id.to_string(),
+                        ..DetailScreen::default()
+                    }),
+                ];
+                self.pending.remove(&Slot::Top);
+                self.refresh_commands(false)
+            }
+            Some(IdKind::Event) => {
+                let mut screen = DeliveriesScreen {
+                    context: Some(format!("event {id}")),
+                    ..DeliveriesScreen::default()
+                };
+                screen.query.filter.event_id = Some(id.to_string());
+                self.stack = vec![Screen::Deliveries(screen)];
+                self.pending.remove(&Slot::Top);
+                self.refresh_commands(false)
+            }
+            Some(IdKind::Endpoint) => {
+                self.stack = vec![deliveries_of_endpoint(id, id)];
+                self.pending.remove(&Slot::Top);
+                self.refresh_commands(false)
+            }
+            _ => {
+                self.flash(
+                    format!(
+                        "{id:?} is not an event (msg_…), delivery (dlv_…) or endpoint (ep_…) id"
+                    ),
+                    true,
+                );
+                Vec::new()
+            }
+        }
+    }
+}

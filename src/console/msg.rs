@@ -1,0 +1,183 @@
+//! The console's vocabulary: the messages [`App::update`](super::app::App::update)
+//! takes, the commands it returns, and the loads and actions those commands
+//! carry to `io.rs` and back.
+
+use crossterm::event::KeyEvent;
+
+use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
+use crate::model::{AuditEntry, Delivery, Subscription};
+use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
+
+/// Which way a list load goes from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListLoad {
+    /// The newest rows, replacing what is there.
+    Replace,
+    /// Older rows after the last one.
+    Older,
+    /// Newer rows before the first one.
+    Newer,
+    /// The oldest rows (the end of the list), replacing what is there.
+    Tail,
+}
+
+/// Data to fetch in the background.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    Header,
+    Overview,
+    Deliveries {
+        query: DeliveryQuery,
+        cursor: Option<Cursor>,
+        how: ListLoad,
+    },
+    Search {
+        query: DeliveryQuery,
+        after: Option<Cursor>,
+    },
+    Detail {
+        id: String,
+    },
+    Endpoints {
+        tenant: Option<String>,
+        /// Words the `tenant/name` label must contain (the `/` filter).
+        filter: Option<String>,
+        /// Endpoints whose health to load (those near the selection);
+        /// empty on a first load: the first
+        /// [`HEALTH_WINDOW`](super::app::HEALTH_WINDOW) listed.
+        health_for: Vec<String>,
+    },
+    Subscriptions {
+        endpoint_id: Option<String>,
+        tenant: Option<String>,
+        /// Nothing shown yet: the first page will do, the rest follows.
+        first_page: bool,
+    },
+    Audit {
+        after: Option<Cursor>,
+    },
+    /// How many dead deliveries an endpoint has (before "retry all dead").
+    DeadCount {
+        endpoint_id: String,
+        label: String,
+    },
+}
+
+/// What a load brought back.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    Header {
+        summary: QueueSummary,
+        dispatchers_alive: usize,
+    },
+    Overview {
+        throughput: Vec<MinuteTotals>,
+        worst: Vec<WorstEndpoint>,
+    },
+    Deliveries {
+        rows: Vec<Delivery>,
+        older: Option<Cursor>,
+        newer: Option<Cursor>,
+        how: ListLoad,
+    },
+    Search {
+        rows: Vec<Delivery>,
+        progress: SearchProgress,
+    },
+    Detail(Box<DeliveryDetail>),
+    /// `complete` is false when only the first rows were read (a first
+    /// open); the screen then asks for the rest.
+    Endpoints {
+        rows: Vec<EndpointRow>,
+        complete: bool,
+    },
+    Subscriptions {
+        rows: Vec<Subscription>,
+        complete: bool,
+    },
+    Audit {
+        rows: Vec<AuditEntry>,
+        older: Option<Cursor>,
+        append: bool,
+    },
+    DeadCount {
+        endpoint_id: String,
+        label: String,
+        count: u64,
+    },
+}
+
+/// An operator action for `io.rs` to run through `ops`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Act {
+    Retry(Vec<String>),
+    RetryAllDead {
+        endpoint_id: String,
+        label: String,
+        count: u64,
+    },
+    Pause(String),
+    Resume(String),
+    RotateSecret(String),
+    NewSubscription {
+        endpoint: String,
+        pattern: String,
+        description: String,
+    },
+    EditSubscription {
+        id: String,
+        pattern: String,
+        description: String,
+    },
+    DeleteSubscription(String),
+    EditEndpoint {
+        id: String,
+        url: String,
+        timeout: String,
+        max_in_flight: String,
+        headers: String,
+    },
+    DeleteEndpoint(String),
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Acted {
+    /// Done; a sentence for the flash line.
+    Done(String),
+    /// Refused as bad input in a form field: the form stays open.
+    Refused {
+        field: String,
+        reason: String,
+    },
+    Failed(String),
+}
+
+/// Everything that can happen to the console.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Paste(String),
+    Resize(u16, u16),
+    /// A load's result, tagged with the token it was sent with.
+    Loaded {
+        token: u64,
+        result: Result<Loaded, String>,
+    },
+    Acted(Acted),
+    /// A long action moved on.
+    Progress {
+        label: String,
+        done: u64,
+        total: u64,
+    },
+    /// Time to refresh what is on screen (data may have changed).
+    Refresh,
+}
+
+/// What `update` asks the outside world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Load { token: u64, load: Load },
+    Act(Act),
+}
