@@ -129,14 +129,14 @@ impl Loader {
         tenant_id: Option<&str>,
         first: Option<usize>,
     ) -> Result<(Vec<Endpoint>, bool), OpsError> {
-        let version = self.store().config_version().await?;
+        let version = self.reads().config_version().await?;
         let scope = tenant_id.map(str::to_string);
         if let Some(list) = cached(&self.cache().endpoints, version, &scope) {
             return Ok((list, true));
         }
         let (list, complete) = match first {
-            Some(limit) => first_rows(self.store().first_endpoints(tenant_id, limit).await?, limit),
-            None => (self.store().list_endpoints(tenant_id).await?, true),
+            Some(limit) => first_rows(self.reads().first_endpoints(tenant_id, limit).await?, limit),
+            None => (self.reads().list_endpoints(tenant_id).await?, true),
         };
         if complete {
             self.cache().endpoints = Some((version, scope, list.clone()));
@@ -152,7 +152,7 @@ impl Loader {
         tenant_id: Option<&str>,
         first: Option<usize>,
     ) -> Result<(Vec<Subscription>, bool), OpsError> {
-        let version = self.store().config_version().await?;
+        let version = self.reads().config_version().await?;
         let scope = (
             endpoint_id.map(str::to_string),
             tenant_id.map(str::to_string),
@@ -162,11 +162,11 @@ impl Loader {
         }
         let (list, complete) = match (first, endpoint_id) {
             (Some(limit), None) => first_rows(
-                self.store().first_subscriptions(tenant_id, limit).await?,
+                self.reads().first_subscriptions(tenant_id, limit).await?,
                 limit,
             ),
             _ => (
-                self.store()
+                self.reads()
                     .list_subscriptions(endpoint_id, tenant_id)
                     .await?,
                 true,
@@ -178,7 +178,7 @@ impl Loader {
         Ok((list, complete))
     }
 
-    fn store(&self) -> &Reads {
+    fn reads(&self) -> &Reads {
         self.ops.reads()
     }
 
@@ -186,9 +186,9 @@ impl Loader {
     pub async fn load(&self, load: Load) -> Result<Loaded, OpsError> {
         Ok(match load {
             Load::Header => {
-                let summary = self.store().queue_summary().await?;
+                let summary = self.reads().queue_summary().await?;
                 let within = i64::try_from(self.alive_within.as_millis()).unwrap_or(i64::MAX);
-                let (dispatchers, now) = self.store().list_dispatchers(within).await?;
+                let (dispatchers, now) = self.reads().list_dispatchers(within).await?;
                 let dispatchers_alive = dispatchers
                     .iter()
                     .filter(|d| d.stopped_at.is_none() && now - d.last_seen_at <= within)
@@ -201,15 +201,15 @@ impl Loader {
             Load::Overview => self.overview().await?,
             Load::Deliveries { query, cursor, how } => {
                 let filter = self.resolve(&query).await?;
-                let store = self.store();
+                let reads = self.reads();
                 let page = match how {
                     ListLoad::Replace | ListLoad::Older => {
-                        store
+                        reads
                             .list_deliveries(&filter, cursor.as_ref(), PAGE)
                             .await?
                     }
                     ListLoad::Newer | ListLoad::Tail => {
-                        store
+                        reads
                             .list_deliveries_newer(&filter, cursor.as_ref(), PAGE)
                             .await?
                     }
@@ -229,7 +229,7 @@ impl Loader {
                 let filter = self.resolve(&query).await?;
                 let text = query.text.clone().unwrap_or_default();
                 let page = self
-                    .store()
+                    .reads()
                     .search_payloads(&text, after.as_ref(), SEARCH_BUDGET)
                     .await?;
                 let rows = page
@@ -246,7 +246,7 @@ impl Loader {
                     },
                 }
             }
-            Load::Detail { id } => Loaded::Detail(Box::new(self.store().get_delivery(&id).await?)),
+            Load::Detail { id } => Loaded::Detail(Box::new(self.reads().get_delivery(&id).await?)),
             Load::Endpoints {
                 tenant,
                 filter,
@@ -278,7 +278,7 @@ impl Loader {
                 Loaded::Subscriptions { rows, complete }
             }
             Load::Audit { after } => {
-                let page = self.store().list_audit(after.as_ref(), PAGE).await?;
+                let page = self.reads().list_audit(after.as_ref(), PAGE).await?;
                 Loaded::Audit {
                     rows: page.items,
                     older: page.next,
@@ -326,7 +326,7 @@ impl Loader {
         filter: Option<&str>,
         window: Vec<String>,
     ) -> Result<(Vec<EndpointRow>, bool), OpsError> {
-        let store = self.store();
+        let reads = self.reads();
         // The name filter (`/` on the endpoints view), lowercased by the app.
         let matches = |e: &crate::model::Endpoint| {
             filter.is_none_or(|words| endpoint_label(e).to_lowercase().contains(words))
@@ -342,15 +342,15 @@ impl Loader {
                 .map(|e| e.id.clone())
                 .collect();
             let (queues, health) = tokio::try_join!(
-                store.endpoint_queues(Some(&window)),
-                store.endpoint_health(Some(&window)),
+                reads.endpoint_queues(Some(&window)),
+                reads.endpoint_health(Some(&window)),
             )?;
             (endpoints, complete, window, queues, health)
         } else {
             let ((endpoints, complete), queues, health) = tokio::try_join!(
                 self.endpoint_list(tenant_id, None),
-                async { Ok(store.endpoint_queues(Some(&window)).await?) },
-                async { Ok(store.endpoint_health(Some(&window)).await?) },
+                async { Ok(reads.endpoint_queues(Some(&window)).await?) },
+                async { Ok(reads.endpoint_health(Some(&window)).await?) },
             )?;
             (endpoints, complete, window, queues, health)
         };
@@ -372,10 +372,10 @@ impl Loader {
     /// Throughput and the worst endpoints with their last errors, ranked in
     /// the database (only the few shown leave it).
     async fn overview(&self) -> Result<Loaded, OpsError> {
-        let store = self.store();
+        let reads = self.reads();
         let (throughput, standings) = tokio::try_join!(
-            store.throughput(SPARK_MINUTES),
-            store.worst_endpoints(FAILURE_MINUTES, WORST),
+            reads.throughput(SPARK_MINUTES),
+            reads.worst_endpoints(FAILURE_MINUTES, WORST),
         )?;
         let worst = standings
             .into_iter()

@@ -131,13 +131,13 @@ fn install_panic_hook() {
 
 /// Runs the console until the operator quits.
 pub async fn run(ops: Ops, options: ConsoleOptions) -> Result<(), ConsoleError> {
-    let store = ops.reads().clone();
+    let reads = ops.reads().clone();
     install_panic_hook();
     let mut guard = TerminalGuard::enter()?;
     let size = guard.terminal.size()?;
     let theme = Theme::new(options.color);
     let mut app = App::new(
-        store.location().to_string(),
+        reads.location().to_string(),
         options.read_only,
         (size.width, size.height),
     );
@@ -148,7 +148,7 @@ pub async fn run(ops: Ops, options: ConsoleOptions) -> Result<(), ConsoleError> 
         io.run(command);
     }
     let mut events = EventStream::new();
-    let mut changes = store.subscribe_changes();
+    let mut changes = reads.subscribe_changes();
     let mut next_refresh = Instant::now() + options.refresh;
     let mut last_refresh = Instant::now();
     let mut last_draw = Instant::now();

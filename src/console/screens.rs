@@ -1,7 +1,7 @@
 //! What each console screen holds: its rows, cursor and scroll, and the
 //! list navigation they share. Plain data: loading and drawing live elsewhere.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::model::{AuditEntry, Delivery, Endpoint, Subscription};
 use crate::store::{
@@ -230,9 +230,6 @@ impl Screen {
         }
     }
 }
-
-/// Endpoint labels by id (`tenant/name`), for rows that only carry an id.
-pub type EndpointLabels = HashMap<String, String>;
 
 #[cfg(test)]
 mod tests {
