@@ -1,7 +1,7 @@
 //! The audit log: every operator mutation, written in the same transaction
 //! as the change it records, and read back newest first.
 
-use super::rows::{AuditRow, convert_all};
+use super::sql::rows::{AuditRow, convert_all};
 use super::{Cursor, Page, Reads, Result, on_db};
 use crate::model::{Actor, AuditEntry};
 

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::audit::AuditRecord;
-use super::rows::{AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns};
+use super::sql::rows::{AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns};
 use super::tx::{db_now, notify_change, write_audit};
 use super::{Backend, Cursor, Page, Reads, Result, Store, StoreError, json_list, on_db};
 use crate::model::{Actor, Attempt, Delivery, DeliveryState, Event};

@@ -1,6 +1,6 @@
 //! Dispatcher heartbeats, so operators can see which dispatchers are alive.
 
-use super::rows::DispatcherRow;
+use super::sql::rows::DispatcherRow;
 use super::tx::db_now;
 use super::{Reads, Result, Store, on_db};
 use crate::model::DispatcherInfo;

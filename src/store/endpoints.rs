@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::audit::AuditRecord;
-use super::rows::{EndpointRow, convert_all, endpoint_columns};
+use super::sql::rows::{EndpointRow, convert_all, endpoint_columns};
 use super::tx::{db_now, is_unique_violation, notify_change, remove_endpoint, write_audit};
 use super::{Reads, Result, Store, StoreError, TenantScope, on_db};
 use crate::model::{Actor, Endpoint, EndpointState, IdKind, new_id};

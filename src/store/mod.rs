@@ -10,29 +10,21 @@
 
 mod apikeys;
 mod audit;
-mod changes;
+mod backend;
 mod deliveries;
-mod dialect;
 mod dispatchers;
 mod endpoints;
-mod health;
-mod metrics;
-mod migrate;
-mod postgres;
 mod publish;
 mod queue;
-mod rows;
+mod read;
 /// Bulk seeding for `hookline bench console`: not part of the library's API.
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod seed;
-mod sqlite;
+mod sql;
 mod subscriptions;
-mod summary;
-mod tally;
 mod tenants;
 mod tx;
-mod values;
 
 use std::fmt;
 
@@ -41,18 +33,16 @@ use sqlx::{Pool, Postgres, Sqlite};
 pub use apikeys::NewApiKey;
 pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
 pub use endpoints::{EndpointPatch, NewEndpoint};
-pub use health::{EndpointHealth, HealthWindow};
-pub use metrics::AttemptTotals;
 pub use publish::{AttemptSlots, HandOffRequest, NewEvent, Published};
 pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,
     RecordSummary, Rollups,
 };
-pub use subscriptions::{NewSubscription, SubscriptionPatch};
-pub use summary::{
-    EndpointQueue, EndpointStanding, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage,
+pub use read::{
+    AttemptTotals, EndpointHealth, EndpointQueue, EndpointStanding, EndpointTally, HealthWindow,
+    MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage, Tally,
 };
-pub use tally::{EndpointTally, Tally};
+pub use subscriptions::{NewSubscription, SubscriptionPatch};
 
 /// How [`Store::open`] treats a database that does not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,16 +193,16 @@ macro_rules! on_db {
                 #[allow(unused_variables)]
                 let $pools = pools;
                 #[allow(unused_variables)]
-                let $sql: &'static $crate::store::dialect::Dialect =
-                    &$crate::store::dialect::SQLITE;
+                let $sql: &'static $crate::store::sql::dialect::Dialect =
+                    &$crate::store::sql::dialect::SQLITE;
                 $body
             }
             $crate::store::Db::Postgres(pools) => {
                 #[allow(unused_variables)]
                 let $pools = pools;
                 #[allow(unused_variables)]
-                let $sql: &'static $crate::store::dialect::Dialect =
-                    &$crate::store::dialect::POSTGRES;
+                let $sql: &'static $crate::store::sql::dialect::Dialect =
+                    &$crate::store::sql::dialect::POSTGRES;
                 $body
             }
         }
@@ -223,12 +213,12 @@ pub(crate) use on_db;
 impl Store {
     /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`).
     pub async fn open(url: &str, mode: OpenMode) -> Result<Store> {
-        let (db, location) = if sqlite::is_sqlite_url(url) {
-            let (pools, location) = sqlite::connect(url, mode).await?;
+        let (db, location) = if backend::sqlite::is_sqlite_url(url) {
+            let (pools, location) = backend::sqlite::connect(url, mode).await?;
             (Db::Sqlite(pools), location)
-        } else if postgres::is_postgres_url(url) {
-            let pools = postgres::connect(url).await?;
-            (Db::Postgres(pools), postgres::redacted(url))
+        } else if backend::postgres::is_postgres_url(url) {
+            let pools = backend::postgres::connect(url).await?;
+            (Db::Postgres(pools), backend::postgres::redacted(url))
         } else {
             return Err(StoreError::BadUrl(url.to_string()));
         };

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::on_db;
 use super::queue::{LEASE_MARGIN_MS, TargetRow};
+use super::sql::values::execute_rows;
 use super::tx::{db_now, notify_change};
-use super::values::execute_rows;
 use super::{Claimed, ClaimedDelivery, Result, Store, json_list, to_json};
 use crate::model::{IdKind, new_id};
 use crate::topic::pattern_matches;

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::audit::AuditRecord;
-use super::rows::{SubscriptionRow, subscription_columns};
+use super::sql::rows::{SubscriptionRow, subscription_columns};
 use super::tx::{db_now, is_unique_violation, write_audit};
 use super::{Reads, Result, Store, StoreError, TenantScope, on_db};
 use crate::model::{Actor, IdKind, Subscription, new_id};

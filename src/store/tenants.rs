@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::audit::AuditRecord;
-use super::rows::TenantRow;
+use super::sql::rows::TenantRow;
 use super::tx::{db_now, is_unique_violation, remove_endpoint, revoke_tenant_keys, write_audit};
 use super::{Reads, Result, Store, StoreError, on_db};
 use crate::model::{Actor, IdKind, Tenant, new_id};

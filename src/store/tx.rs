@@ -10,7 +10,7 @@
 use sqlx::{Connection, Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::AuditRecord;
-use super::dialect::Dialect;
+use super::sql::dialect::Dialect;
 use crate::model::{IdKind, new_id, now_millis};
 
 /// The database's clock in unix milliseconds, read inside the transaction:

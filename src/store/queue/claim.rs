@@ -2,7 +2,7 @@
 //! work (active, due, under their in-flight cap), and the statement that
 //! leases the globally oldest due deliveries across them.
 
-use crate::store::dialect::Dialect;
+use crate::store::sql::dialect::Dialect;
 
 /// Milliseconds a lease outlives the endpoint's timeout, so an attempt that
 /// runs its full timeout still records its outcome under its own lease.
@@ -179,13 +179,13 @@ mod tests {
 
     #[test]
     fn the_claim_statement_numbers_its_parameters_per_endpoint() {
-        let text = claim_sql(&crate::store::dialect::SQLITE, 2);
+        let text = claim_sql(&crate::store::sql::dialect::SQLITE, 2);
         assert!(text.contains("endpoint_id = $7") && text.contains("LIMIT $8"));
         assert!(text.contains("endpoint_id = $9") && text.contains("LIMIT $10"));
         assert_eq!(text.matches("UNION ALL").count(), 1);
         assert!(text.contains("INDEXED BY deliveries_queue"));
         assert!(text.contains("MAX($3"));
-        let text = claim_sql(&crate::store::dialect::POSTGRES, 1);
+        let text = claim_sql(&crate::store::sql::dialect::POSTGRES, 1);
         assert!(text.contains("FOR UPDATE SKIP LOCKED") && !text.contains("INDEXED BY"));
         assert!(text.contains("GREATEST($3"));
     }

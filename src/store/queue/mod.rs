@@ -23,8 +23,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::AuditRecord;
-use super::rows::parse_json;
-use super::values::{RowsStatement, execute_rows, padded_rows};
+use super::sql::rows::parse_json;
+use super::sql::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Reads, Result, Store, json_list, on_db};
 use crate::model::{Actor, ErrorKind, Source};
 use crate::store::tx::{db_now, notify_change, write_audit};

@@ -1,8 +1,8 @@
 //! Schema migrations: numbered SQL files per backend with matching version
 //! numbers, embedded in the binary and applied in one transaction.
 
-use super::tx::db_now;
-use super::{Reads, Result, Store, StoreError, on_db};
+use crate::store::tx::db_now;
+use crate::store::{Reads, Result, Store, StoreError, on_db};
 
 /// One schema change, spelled for each backend.
 struct Migration {
@@ -16,26 +16,26 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
-        sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
-        postgres: include_str!("../../migrations/postgres/0001_init.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
     },
     Migration {
         version: 2,
         name: "api_keys",
-        sqlite: include_str!("../../migrations/sqlite/0002_api_keys.sql"),
-        postgres: include_str!("../../migrations/postgres/0002_api_keys.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0002_api_keys.sql"),
+        postgres: include_str!("../../../migrations/postgres/0002_api_keys.sql"),
     },
     Migration {
         version: 3,
         name: "console",
-        sqlite: include_str!("../../migrations/sqlite/0003_console.sql"),
-        postgres: include_str!("../../migrations/postgres/0003_console.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0003_console.sql"),
+        postgres: include_str!("../../../migrations/postgres/0003_console.sql"),
     },
     Migration {
         version: 4,
         name: "due_index",
-        sqlite: include_str!("../../migrations/sqlite/0004_due_index.sql"),
-        postgres: include_str!("../../migrations/postgres/0004_due_index.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0004_due_index.sql"),
+        postgres: include_str!("../../../migrations/postgres/0004_due_index.sql"),
     },
 ];
 
@@ -84,8 +84,8 @@ impl Store {
             let mut applied = 0;
             for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
                 let text = match self.backend() {
-                    super::Backend::Sqlite => migration.sqlite,
-                    super::Backend::Postgres => migration.postgres,
+                    crate::store::Backend::Sqlite => migration.sqlite,
+                    crate::store::Backend::Postgres => migration.postgres,
                 };
                 sqlx::raw_sql(text).execute(&mut *tx).await?;
                 sqlx::query(RECORD)
@@ -102,7 +102,7 @@ impl Store {
     }
 
     /// Refuses a database whose schema is not exactly this build's.
-    pub(super) async fn check_schema(&self) -> Result<()> {
+    pub(crate) async fn check_schema(&self) -> Result<()> {
         let found = self.schema_version().await?;
         self.refuse_newer(found)?;
         if found < LATEST_VERSION {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Reads, Result, on_db};
 use crate::model::DeliveryState;
+use crate::store::{Reads, Result, on_db};
 
 const DELIVERIES_BY_ENDPOINT: &str = "SELECT endpoint_id, state, COUNT(*),
         CAST(SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END) AS BIGINT)
@@ -79,7 +79,8 @@ impl Reads {
         for (endpoint, state, count, retried) in deliveries {
             let entry = tally.endpoints.entry(endpoint).or_default();
             entry.retried += retried;
-            let state: DeliveryState = super::rows::parse_column("deliveries", "state", &state)?;
+            let state: DeliveryState =
+                crate::store::sql::rows::parse_column("deliveries", "state", &state)?;
             let slot = match state {
                 DeliveryState::Pending => &mut entry.pending,
                 DeliveryState::InFlight => &mut entry.in_flight,

@@ -95,7 +95,7 @@ macro_rules! execute_rows {
     ($conn:expr, $statement:expr, $rows:expr, [$($shared:expr),*], $bind:ident) => {{
         let mut affected: u64 = 0;
         match &$statement {
-            $crate::store::values::RowsStatement::Json(sql) => {
+            $crate::store::sql::values::RowsStatement::Json(sql) => {
                 if !$rows.is_empty() {
                     affected = sqlx::query(*sql)
                         .bind($crate::store::to_json(&$rows))
@@ -105,9 +105,9 @@ macro_rules! execute_rows {
                         .rows_affected();
                 }
             }
-            $crate::store::values::RowsStatement::Values(statement) => {
-                for chunk in $rows.chunks($crate::store::values::MAX_ROWS) {
-                    let size = $crate::store::values::padded_rows(chunk.len());
+            $crate::store::sql::values::RowsStatement::Values(statement) => {
+                for chunk in $rows.chunks($crate::store::sql::values::MAX_ROWS) {
+                    let size = $crate::store::sql::values::padded_rows(chunk.len());
                     let mut query = sqlx::query(statement.sql(size))$(.bind($shared))*;
                     for index in 0..size {
                         query = $bind!(query, chunk.get(index));

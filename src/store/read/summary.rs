@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::rows::{DeliveryRow, convert_all, parse_column};
-use super::tx::db_now;
-use super::{Cursor, Reads, Result, json_list, on_db};
 use crate::model::{Delivery, EndpointState};
+use crate::store::sql::rows::{DeliveryRow, convert_all, parse_column};
+use crate::store::tx::db_now;
+use crate::store::{Cursor, Reads, Result, json_list, on_db};
 
 /// Where [`Store::queue_summary`] stops counting: a count of one more
 /// means "more than this".

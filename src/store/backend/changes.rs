@@ -15,7 +15,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use tokio::sync::watch;
 
-use super::{Db, Reads, Store};
+use crate::store::{Db, Reads, Store};
 
 /// How often SQLite is asked whether another connection committed.
 const SQLITE_POLL: Duration = Duration::from_millis(100);
@@ -154,7 +154,7 @@ impl Store {
     /// stalling that transaction for tens of milliseconds; instead a
     /// background connection checkpoints passively (never blocking writers)
     /// a few times a second. No-op on Postgres; safe to call twice.
-    pub async fn checkpoint_in_background(&self) -> super::Result<()> {
+    pub async fn checkpoint_in_background(&self) -> crate::store::Result<()> {
         let Db::Sqlite(pools) = &*self.db else {
             return Ok(());
         };

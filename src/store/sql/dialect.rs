@@ -8,9 +8,9 @@
 //! Each statement here is written once in the `statements!` template and
 //! instantiated per backend, so the two spellings cannot drift apart.
 
-use super::health::{rollups_sql, stats_sql};
 use super::rows::{delivery_columns, endpoint_columns, subscription_columns};
 use super::values::{RowsStatement, ValuesStatement};
+use crate::store::read::health::{rollups_sql, stats_sql};
 
 /// The statements that differ between backends.
 pub(crate) struct Dialect {

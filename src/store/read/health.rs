@@ -10,9 +10,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::tx::db_now;
-use super::{Reads, Result, json_list, on_db};
 use crate::health::{BUCKETS, percentile};
+use crate::store::tx::db_now;
+use crate::store::{Reads, Result, json_list, on_db};
 
 /// Attempts of one endpoint over a time window.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

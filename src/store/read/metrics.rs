@@ -2,9 +2,9 @@
 //! bucket since the beginning (from the per-minute rollups) and how late
 //! each endpoint's queue runs (from the queue's partial index).
 
-use super::tx::db_now;
-use super::{Reads, Result, on_db};
 use crate::health::BUCKETS;
+use crate::store::tx::db_now;
+use crate::store::{Reads, Result, on_db};
 
 /// Every attempt ever recorded, by outcome, with the latency histogram.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

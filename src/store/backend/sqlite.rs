@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{OpenMode, Pools, Result, StoreError};
+use crate::store::{OpenMode, Pools, Result, StoreError};
 
 /// Reader connections per process; WAL lets them read while the writer writes.
 const READERS: u32 = 4;
@@ -19,7 +19,7 @@ const ROW_BUFFER: usize = 1024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether `url` names a SQLite database.
-pub(super) fn is_sqlite_url(url: &str) -> bool {
+pub(crate) fn is_sqlite_url(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
 
@@ -46,7 +46,7 @@ fn display_path(path: &Path) -> String {
 }
 
 /// Opens the writer and reader pools for the database at `url`.
-pub(super) async fn connect(url: &str, mode: OpenMode) -> Result<(Pools<sqlx::Sqlite>, String)> {
+pub(crate) async fn connect(url: &str, mode: OpenMode) -> Result<(Pools<sqlx::Sqlite>, String)> {
     let path = file_path(url)?;
     let location = display_path(&path);
     let exists = path.exists();
@@ -72,7 +72,7 @@ pub(super) async fn connect(url: &str, mode: OpenMode) -> Result<(Pools<sqlx::Sq
         // caller drains them, and a list of 1,000 endpoints took 26 ms
         // instead of 9.
         .row_buffer_size(ROW_BUFFER)
-        .statement_cache_capacity(super::values::STATEMENT_CACHE);
+        .statement_cache_capacity(crate::store::sql::values::STATEMENT_CACHE);
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)

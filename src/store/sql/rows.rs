@@ -6,10 +6,10 @@ use std::str::FromStr;
 
 use sqlx::FromRow;
 
-use super::StoreError;
 use crate::model::{
     Attempt, AuditEntry, Delivery, DispatcherInfo, Endpoint, Event, Subscription, Tenant,
 };
+use crate::store::StoreError;
 
 /// Parses a stored enum spelling, naming the column when it is not one we know.
 pub(crate) fn parse_column<T: FromStr>(

@@ -5,19 +5,19 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{Pools, Result, StoreError};
+use crate::store::{Pools, Result, StoreError};
 
 /// Connections per process; attempts are HTTP-bound, the database sees
 /// batched claims and outcomes, so a few connections suffice.
 const MAX_CONNECTIONS: u32 = 16;
 
 /// Whether `url` names a Postgres database.
-pub(super) fn is_postgres_url(url: &str) -> bool {
+pub(crate) fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// `url` with any password replaced, for messages and logs.
-pub(super) fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -31,7 +31,7 @@ pub(super) fn redacted(url: &str) -> String {
 }
 
 /// Opens the pool; on Postgres readers and writers share it.
-pub(super) async fn connect(url: &str) -> Result<Pools<sqlx::Postgres>> {
+pub(crate) async fn connect(url: &str) -> Result<Pools<sqlx::Postgres>> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|_| StoreError::BadUrl(redacted(url)))?
         .application_name("hookline")
@@ -40,7 +40,7 @@ pub(super) async fn connect(url: &str) -> Result<Pools<sqlx::Postgres>> {
         // work). hookline's statements are index lookups by key whose best
         // plan does not depend on the values bound.
         .options([("plan_cache_mode", "force_generic_plan")])
-        .statement_cache_capacity(super::values::STATEMENT_CACHE);
+        .statement_cache_capacity(crate::store::sql::values::STATEMENT_CACHE);
     let pool = PgPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         // No ping before every checkout (a round trip per transaction): a
