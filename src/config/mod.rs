@@ -185,11 +185,13 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         let (s, m, h) = (1, 60, 3600);
         DispatchConfig {
-            // An endpoint's slot stays taken until the outcome is committed,
-            // a cycle or two after the answer: at 64 / 8, fast receivers
-            // left a dispatcher short of slots before it was short of CPU
-            // (BENCHMARKS.md, "Larger default caps"). One endpoint may still
-            // take only an eighth of the slots, as before.
+            // An endpoint's slot stays taken until its outcome is committed,
+            // a cycle or two after the receiver answered. With fast receivers
+            // the earlier caps (64 slots, 8 per endpoint) ran out of slots
+            // before the dispatcher ran out of CPU; these delivered about a
+            // fifth more per second for less CPU per delivery, and doubling
+            // them again gained nothing. One endpoint may still take only an
+            // eighth of the slots, as before.
             concurrency: 256,
             max_in_flight_per_endpoint: 32,
             timeout: Duration::from_secs(15 * s),
