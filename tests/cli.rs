@@ -1556,3 +1556,51 @@ fn the_console_and_the_demo_without_a_terminal_say_so_and_start_nothing() {
         "the console should say why it cannot open: {err}"
     );
 }
+
+// --- log filters -----------------------------------------------------------
+
+/// A misspelt log level stops the command before it does anything (exit 2),
+/// naming where it came from and the valid levels: tracing alone would take
+/// the word for a target name and quietly log nothing.
+#[test]
+fn a_misspelt_log_level_is_refused_naming_the_key_and_the_levels() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("h.db").display());
+    ok(hookline_command(&url, &["migrate"])
+        .output()
+        .expect("migrate"));
+    let levels = "trace, debug, info, warn, error, off";
+
+    let output = hookline_command(&url, &["tenant", "list"])
+        .env("HOOKLINE_LOG", "nonsense")
+        .output()
+        .expect("run hookline");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: HOOKLINE_LOG: \"nonsense\"") && err.contains(levels),
+        "{err}"
+    );
+
+    let file = dir.path().join("verbose.toml");
+    std::fs::write(&file, "[log]\nlevel = \"verbose\"\n").expect("write config");
+    let output = hookline_command(
+        &url,
+        &["--config", file.to_str().expect("utf-8"), "tenant", "list"],
+    )
+    .env_remove("HOOKLINE_LOG")
+    .output()
+    .expect("run hookline");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: log.level: \"verbose\"") && err.contains(levels),
+        "{err}"
+    );
+
+    // Targets, with `::`, still filter.
+    ok(hookline_command(&url, &["tenant", "list"])
+        .env("HOOKLINE_LOG", "warn,hookline::dispatch=debug")
+        .output()
+        .expect("run hookline"));
+}

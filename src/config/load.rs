@@ -5,14 +5,18 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{ByteSize, Config, ConfigError, LogFormat, parse_duration, parse_size};
+use super::{
+    ByteSize, Config, ConfigError, LogFormat, parse_duration, parse_log_filter, parse_size,
+};
 
 /// Environment variable naming the config file that [`Config::load`] reads
 /// when it is given no path.
 pub const ENV_CONFIG: &str = "HOOKLINE_CONFIG";
 
-/// Environment variable reserved for the logging set-up (a `RUST_LOG`-style
-/// filter). [`Config`] does not read it; `log.level` is the setting.
+/// Environment variable with a log filter that overrides `log.level` (the
+/// logging set-up reads it). Not a setting, but [`Config::load`] checks it as
+/// it checks `log.level`, so a typo stops the command instead of silencing
+/// its logs.
 pub const ENV_LOG: &str = "HOOKLINE_LOG";
 
 /// `HOOKLINE_*` variables that are not settings, so they are not rejected as
@@ -79,9 +83,6 @@ impl Config {
             }
             if lossy == ENV_CONFIG {
                 config_var = Some(value);
-                continue;
-            }
-            if is_allowed(&lossy) {
                 continue;
             }
             match (name.into_string(), value.into_string()) {
@@ -162,6 +163,11 @@ impl Config {
         vars.sort();
         let mut origins = BTreeMap::<String, String>::new();
         for (var, value) in vars {
+            if var == ENV_LOG {
+                parse_log_filter(&value)
+                    .map_err(|message| ConfigError::InvalidVariable { var, message })?;
+                continue;
+            }
             if is_allowed(&var) {
                 continue;
             }
@@ -765,6 +771,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "log.level: expected a string, found a TOML integer");
+    }
+
+    #[test]
+    fn bad_log_filters_name_the_key_or_the_variable_and_the_levels() {
+        let levels = "(valid levels: trace, debug, info, warn, error, off)";
+        let cases = [
+            (
+                file_error("[log]\nlevel = \"verbose\""),
+                "log.level: \"verbose\" is not a log filter",
+            ),
+            (
+                env_error(&[("HOOKLINE_LOG_LEVEL", "verbose")]),
+                "HOOKLINE_LOG_LEVEL (log.level): \"verbose\" is not a log filter",
+            ),
+            (
+                env_error(&[("HOOKLINE_LOG", "nonsense")]),
+                "HOOKLINE_LOG: \"nonsense\" is not a log filter",
+            ),
+            (
+                env_error(&[("HOOKLINE_LOG", "hookline=loud")]),
+                "HOOKLINE_LOG: \"hookline=loud\" is not a log filter",
+            ),
+            (
+                env_error(&[("HOOKLINE_LOG", "")]),
+                "HOOKLINE_LOG: must not be empty",
+            ),
+        ];
+        for (got, want) in cases {
+            assert!(got.starts_with(want) && got.ends_with(levels), "{got}");
+        }
+        // HOOKLINE_LOG is checked, not stored: the logging set-up reads it.
+        let config = from_env(&[("HOOKLINE_LOG", "warn,hookline::dispatch=debug")]).unwrap();
+        assert_eq!(config, Config::default());
+
+        let vars = vec![(OsString::from(ENV_LOG), OsString::from("nonsense"))];
+        let err = Config::load_from(None, vars).unwrap_err().to_string();
+        assert!(
+            err.starts_with("HOOKLINE_LOG: \"nonsense\" is not a log filter"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_unicode_log_filter_is_an_error() {
+        use std::os::unix::ffi::OsStringExt;
+        let vars = vec![(OsString::from(ENV_LOG), OsString::from_vec(vec![0xff]))];
+        let err = Config::load_from(None, vars).unwrap_err().to_string();
+        assert_eq!(err, "HOOKLINE_LOG: not valid UTF-8");
     }
 
     #[cfg(unix)]

@@ -21,7 +21,10 @@ use std::time::Duration;
 
 use load::SECTIONS;
 pub use load::{ENV_CONFIG, ENV_LOG, ENV_NOT_SETTINGS};
-pub use values::{ByteSize, LogFormat, format_duration, format_size, parse_duration, parse_size};
+pub use values::{
+    ByteSize, LOG_LEVELS, LogFormat, format_duration, format_size, parse_duration,
+    parse_log_filter, parse_size,
+};
 
 /// No duration setting may exceed this: larger values are typos, and adding
 /// them to a timestamp could overflow.
@@ -105,8 +108,9 @@ pub struct ApiConfig {
 pub struct LogConfig {
     /// Line format.
     pub format: LogFormat,
-    /// A `tracing_subscriber::EnvFilter` directive, e.g. `info` or
-    /// `info,hookline::dispatch=debug`; validated to parse.
+    /// A log filter, e.g. `info` or `info,hookline::dispatch=debug`: each
+    /// comma-separated directive a level or `target=level`, as
+    /// [`parse_log_filter`] checks.
     pub level: String,
 }
 
@@ -157,6 +161,15 @@ pub enum ConfigError {
     NotUnicode {
         /// The variable's name, lossily decoded.
         var: String,
+    },
+    /// A `HOOKLINE_*` variable that is not a setting (`HOOKLINE_LOG`) holding
+    /// a value it cannot take.
+    #[error("{var}: {message}")]
+    InvalidVariable {
+        /// The variable's name.
+        var: String,
+        /// What is wrong, e.g. `"nonsense" is not a log filter: …`.
+        message: String,
     },
     /// A value of the wrong type or out of range, from the file or from `env`.
     #[error("{}: {message}", match env {
@@ -245,7 +258,7 @@ impl Config {
     }
 
     fn check(&self, origins: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-        let (d, level) = (&self.dispatch, self.log.level.trim());
+        let d = &self.dispatch;
         let zero = |n: u64| (n == 0).then(|| "must be at least 1, got 0".to_owned());
         let instant = |v: Duration| v.is_zero().then(|| "must be greater than 0s".to_owned());
         let too_long = |v: Duration| {
@@ -253,8 +266,7 @@ impl Config {
             (v > MAX_DURATION).then(|| format!("must be at most {max}, got {}", format_duration(v)))
         };
         // Checked in order; the first failure is reported.
-        let mut rules: Vec<(String, Option<String>)> =
-            vec![
+        let mut rules: Vec<(String, Option<String>)> = vec![
             ("database.url".into(), url_problem(&self.database.url)),
             ("dispatch.concurrency".into(), zero(d.concurrency as u64)),
             (
@@ -288,7 +300,9 @@ impl Config {
             (
                 "dispatch.timeout".into(),
                 (d.timeout >= d.lease).then(|| {
-                    let by = origins.get("dispatch.lease").map(|var| format!(", set by {var}"));
+                    let by = origins
+                        .get("dispatch.lease")
+                        .map(|var| format!(", set by {var}"));
                     format!(
                         "must be shorter than dispatch.lease ({}{}), got {}",
                         format_duration(d.lease),
@@ -302,22 +316,7 @@ impl Config {
                 (self.limits.max_payload.0 == 0)
                     .then(|| "must be at least 1 byte, got 0".to_owned()),
             ),
-            (
-                "log.level".into(),
-                level
-                    .is_empty()
-                    .then(|| "must not be empty (e.g. info)".to_owned()),
-            ),
-            (
-                "log.level".into(),
-                tracing_subscriber::EnvFilter::try_new(level)
-                    .err()
-                    .map(|e| {
-                        format!(
-                            "{level:?} is not a log filter (e.g. info, or info,hookline=debug): {e}"
-                        )
-                    }),
-            ),
+            ("log.level".into(), parse_log_filter(&self.log.level).err()),
         ];
         for (key, value) in [
             ("timeout", d.timeout),

@@ -4,6 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::EnvFilter;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -188,6 +191,59 @@ pub fn format_size(size: ByteSize) -> String {
     }
 }
 
+/// The levels a log filter may name, most verbose first; `off` logs nothing.
+pub const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Parses a log filter (`log.level`, `HOOKLINE_LOG`): comma-separated
+/// directives, each a level (`info`) or `target=level`
+/// (`hookline::dispatch=debug`; span filters such as
+/// `hookline[attempt{endpoint=acme}]=trace` too). Spaces around a directive
+/// are dropped. The error is a complete sentence quoting `s` and listing the
+/// levels.
+///
+/// Stricter than `EnvFilter` on its own, on purpose: it takes a bare word
+/// that is not a level for a target to log everything from, so a misspelt
+/// `verbose` would be accepted and would quietly log nothing.
+pub fn parse_log_filter(s: &str) -> Result<EnvFilter, String> {
+    let levels = LOG_LEVELS.join(", ");
+    let directives: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return Err(format!("must not be empty (valid levels: {levels})"));
+    }
+    if let Some(problem) = directives.iter().find_map(|d| directive_problem(d)) {
+        return Err(format!(
+            "{s:?} is not a log filter: {problem} (valid levels: {levels})"
+        ));
+    }
+    // EnvFilter would read " info" as a target, so it is given the trimmed
+    // directives; it still judges the rest of the syntax (spans, fields).
+    EnvFilter::try_new(directives.join(","))
+        .map_err(|e| format!("{s:?} is not a log filter (e.g. info, or info,hookline=debug): {e}"))
+}
+
+/// Why one directive is neither a level nor `target=level`, if it is not.
+fn directive_problem(directive: &str) -> Option<String> {
+    // LevelFilter reads "" as `error`; an empty level is a slip, not a choice.
+    let is_level = |word: &str| !word.is_empty() && word.parse::<LevelFilter>().is_ok();
+    // The level comes after a span filter's closing `]`: the `=` inside its
+    // `{field=value}` is not the one before the level.
+    let after_span = directive.rfind(']').map_or(0, |i| i + 1);
+    match directive[after_span..].split_once('=') {
+        Some((_, level)) if is_level(level) => None,
+        Some((_, "")) => Some(format!("{directive:?} has no level after \"=\"")),
+        Some((_, level)) => Some(format!("{level:?} in {directive:?} is not a level")),
+        None if after_span > 0 => Some(format!(
+            "{directive:?} names no level (write it as {directive}=LEVEL)"
+        )),
+        None if is_level(directive) => None,
+        None => Some(format!("{directive:?} is neither a level nor target=level")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +336,71 @@ mod tests {
             assert_eq!(format_size(ByteSize(n)), want);
             assert_eq!(ByteSize(n).to_string(), want);
         }
+    }
+
+    #[test]
+    fn log_filters_are_levels_or_target_equals_level() {
+        for good in [
+            "info",
+            "INFO",
+            "off",
+            "3",
+            "warn,hookline::dispatch=debug",
+            "info,",
+            "sqlx::query=debug,hookline-bench=trace",
+            "[request]=debug",
+            "hookline[attempt{endpoint=acme}]=trace",
+        ] {
+            assert!(parse_log_filter(good).is_ok(), "{good:?} refused");
+        }
+        // Spaces around a directive are dropped: EnvFilter alone would take
+        // " debug" for a target and log nothing at debug.
+        let spaced = parse_log_filter(" warn , hookline=debug ").unwrap();
+        assert_eq!(spaced.max_level_hint(), Some(LevelFilter::DEBUG));
+        assert_eq!(
+            parse_log_filter(" debug").unwrap().max_level_hint(),
+            Some(LevelFilter::DEBUG)
+        );
+
+        let levels = "(valid levels: trace, debug, info, warn, error, off)";
+        assert_eq!(
+            parse_log_filter("verbose").unwrap_err(),
+            format!(
+                "\"verbose\" is not a log filter: \"verbose\" is neither a level nor target=level {levels}"
+            )
+        );
+        let refused = [
+            (
+                "info,nonsense",
+                "\"nonsense\" is neither a level nor target=level",
+            ),
+            (
+                "hookline=loud",
+                "\"loud\" in \"hookline=loud\" is not a level",
+            ),
+            ("hookline=", "\"hookline=\" has no level after \"=\""),
+            (
+                "hookline[attempt]",
+                "names no level (write it as hookline[attempt]=LEVEL)",
+            ),
+            // The `=` inside the span's fields is not the one before a level.
+            ("[attempt{endpoint=acme}]", "names no level"),
+            ("", "must not be empty"),
+            (" , ", "must not be empty"),
+        ];
+        for (text, want) in refused {
+            let got = parse_log_filter(text).unwrap_err();
+            assert!(
+                got.contains(want) && got.ends_with(levels),
+                "{text:?}: {got}"
+            );
+        }
+        // What passes the level rule is still parsed by EnvFilter.
+        let got = parse_log_filter("hookline[=debug").unwrap_err();
+        assert!(
+            got.starts_with("\"hookline[=debug\" is not a log filter"),
+            "{got}"
+        );
     }
 
     proptest! {
