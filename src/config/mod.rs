@@ -379,8 +379,9 @@ impl fmt::Debug for DatabaseConfig {
 }
 
 /// Replaces the password of `scheme://user:password@host/…` and any
-/// `password=` query parameter with `***`.
-fn redact_url(url: &str) -> String {
+/// `password=` query parameter with `***`: the one redaction for database
+/// URLs, which the store uses too for the location it reports.
+pub fn redact_url(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(start) = url.find("://").map(|i| i + 3) {
         let end = url[start..]
@@ -421,5 +422,31 @@ mod tests {
         assert!(!format!("{db:?}").contains("s3cret"));
         let plain = DatabaseConfig::default();
         assert_eq!(plain.redacted_url(), "sqlite://hookline.db");
+    }
+
+    #[test]
+    fn redact_url_hides_a_password_in_the_query_without_userinfo() {
+        let cases = [
+            (
+                "postgres://u@h/db?password=secret",
+                "postgres://u@h/db?password=***",
+            ),
+            (
+                "postgresql://h/db?sslmode=require&PASSWORD=secret&application_name=x",
+                "postgresql://h/db?sslmode=require&PASSWORD=***&application_name=x",
+            ),
+            (
+                "postgres://u:secret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("postgres://u@db/h", "postgres://u@db/h"),
+            (
+                "sqlite://hookline.db?mode=rwc",
+                "sqlite://hookline.db?mode=rwc",
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want);
+        }
     }
 }
