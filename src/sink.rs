@@ -716,6 +716,19 @@ mod tests {
         Secret::parse(SECRET).unwrap()
     }
 
+    /// The record's `time` field, byte for byte; a time RFC 3339 cannot
+    /// write (past year 9999) is left empty.
+    #[test]
+    fn record_times_are_pinned() {
+        assert_eq!(rfc3339(1_795_420_800_123), "2026-11-23T08:00:00.123Z");
+        assert_eq!(rfc3339(1_795_420_800_120), "2026-11-23T08:00:00.12Z");
+        assert_eq!(rfc3339(1_795_420_800_000), "2026-11-23T08:00:00Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(253_402_300_800_000), "");
+        assert_eq!(rfc3339(u64::MAX), "");
+    }
+
     async fn post_signed(url: &str, id: &str, body: &[u8], secret: &Secret) -> reqwest::Response {
         let ts = unix_secs();
         client()
