@@ -67,9 +67,9 @@ fn text<'a>(value: &'a Value, key: &str) -> &'a str {
 
 /// Asserts that `value[key]` is an RFC 3339 time and returns it.
 #[track_caller]
-fn rfc3339(value: &Value, key: &str) -> time::OffsetDateTime {
+fn rfc3339(value: &Value, key: &str) -> chrono::DateTime<chrono::FixedOffset> {
     let raw = text(value, key);
-    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+    chrono::DateTime::parse_from_rfc3339(raw)
         .unwrap_or_else(|e| panic!("{key} = {raw:?} is not RFC 3339: {e}"))
 }
 
@@ -446,9 +446,10 @@ async fn endpoint_commands(backend: Backend) {
     assert_eq!(text(&shown, "secret"), OTHER_SECRET);
     assert_eq!(text(&shown, "previous_secret"), SECRET);
     let expires = rfc3339(&shown, "previous_secret_expires_at");
-    let ahead = expires - time::OffsetDateTime::now_utc();
+    let ahead =
+        expires.to_utc() - chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
     assert!(
-        ahead > time::Duration::hours(23) && ahead <= time::Duration::hours(24),
+        ahead > chrono::TimeDelta::hours(23) && ahead <= chrono::TimeDelta::hours(24),
         "the old secret keeps signing for 24 h, expires in {ahead}"
     );
     let masked = ok_json(&db, &["endpoint", "show", "acme/prod"]);
@@ -995,7 +996,8 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
         assert_eq!(text(entry, "actor"), "test-operator");
         assert_eq!(text(entry, "source"), "cli");
     }
-    let times: Vec<time::OffsetDateTime> = entries.iter().map(|e| rfc3339(e, "at")).collect();
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> =
+        entries.iter().map(|e| rfc3339(e, "at")).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
     let actions: Vec<&str> = entries.iter().map(|e| text(e, "action")).collect();
     assert_eq!(actions.last(), Some(&"tenant.create"), "{actions:?}");
