@@ -2,9 +2,11 @@
 //! deliveries, attempts, audit entries and dispatcher heartbeats, with their
 //! states and prefixed ULID ids. Plain data: no I/O here.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Datelike, Days, Timelike};
 use serde::Serialize;
 
 /// Milliseconds since the Unix epoch: the one time representation in the
@@ -19,23 +21,67 @@ pub fn now_millis() -> Millis {
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Formats unix milliseconds as RFC 3339 UTC (`2026-11-23T10:15:00.123Z`).
+/// Formats unix milliseconds as RFC 3339 UTC (`2026-11-23T10:15:00.123Z`;
+/// whole seconds have no fraction: `2026-11-23T10:15:00Z`). A time outside
+/// the years 0000–9999, which RFC 3339 cannot write, comes back as the number.
 pub fn format_rfc3339(ms: Millis) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
+    try_format_rfc3339(ms).unwrap_or_else(|| ms.to_string())
 }
 
-/// Parses an RFC 3339 timestamp into unix milliseconds.
+/// [`format_rfc3339`], or `None` outside the years 0000–9999.
+pub(crate) fn try_format_rfc3339(ms: Millis) -> Option<String> {
+    let t = DateTime::from_timestamp_millis(ms)?;
+    if !(0..=9999).contains(&t.year()) {
+        return None;
+    }
+    // The fraction only as far as it is not zero (`.12`, not `.120`), as
+    // the timestamps printed and stored so far were written.
+    let fraction = match t.timestamp_subsec_millis() {
+        0 => String::new(),
+        millis => format!(".{millis:03}").trim_end_matches('0').to_owned(),
+    };
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    ))
+}
+
+/// Parses an RFC 3339 timestamp into unix milliseconds: any offset, any
+/// number of fraction digits (those past the millisecond dropped, toward
+/// zero), any one character between date and time (`T`, a space, …), and a
+/// leap second (`23:59:60`) where one may fall, at the end of a month in
+/// UTC, read as the millisecond before it.
 pub fn parse_rfc3339(text: &str) -> Option<Millis> {
-    let t =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    // chrono takes only `T`, `t` or a space there; RFC 3339 lets
+    // applications choose, and any character was accepted so far.
+    let text = match text.as_bytes().get(10) {
+        Some(b) if b.is_ascii() && !matches!(b, b'T' | b't' | b' ') => {
+            Cow::Owned(format!("{}T{}", &text[..10], &text[11..]))
+        }
+        _ => Cow::Borrowed(text),
+    };
+    let t = DateTime::parse_from_rfc3339(&text).ok()?.to_utc();
+    let mut nanos = t.timestamp_subsec_nanos();
+    if nanos >= 1_000_000_000 {
+        // chrono reads `:60` as `:59` and a whole second more of nanoseconds,
+        // at any minute; a leap second only ever ends a month (in UTC), and
+        // was read, as here, as the last nanosecond of its `:59`.
+        let ends_a_month = t.hour() == 23
+            && t.minute() == 59
+            && t.checked_add_days(Days::new(1))
+                .is_some_and(|next| next.day() == 1);
+        if !ends_a_month {
+            return None;
+        }
+        nanos = 999_999_999;
+    }
+    let since_epoch = i128::from(t.timestamp()) * 1_000_000_000 + i128::from(nanos);
+    i64::try_from(since_epoch / 1_000_000).ok()
 }
 
 /// Re-indents JSON text for reading without re-serialising it: numbers,
@@ -541,5 +587,79 @@ mod tests {
         let text = format_rfc3339(ms);
         assert!(text.ends_with('Z'), "{text}");
         assert_eq!(parse_rfc3339(&text), Some(ms));
+    }
+
+    /// Every timestamp hookline prints, byte for byte, and what it reads
+    /// back: pinned so that a change of date library changes nothing.
+    #[test]
+    fn rfc3339_strings_are_pinned() {
+        let written = [
+            (1_795_420_800_123, "2026-11-23T08:00:00.123Z"),
+            // The fraction is written only as far as it is not zero.
+            (1_795_420_800_000, "2026-11-23T08:00:00Z"),
+            (1_795_420_800_120, "2026-11-23T08:00:00.12Z"),
+            (1_795_420_800_100, "2026-11-23T08:00:00.1Z"),
+            (1_795_420_800_001, "2026-11-23T08:00:00.001Z"),
+            (0, "1970-01-01T00:00:00Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+            (-1_000, "1969-12-31T23:59:59Z"),
+            (1_709_193_600_000, "2024-02-29T08:00:00Z"),
+            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+            (-62_167_219_200_000, "0000-01-01T00:00:00Z"),
+        ];
+        for (ms, text) in written {
+            assert_eq!(format_rfc3339(ms), text, "{ms}");
+            assert_eq!(parse_rfc3339(text), Some(ms), "{text}");
+        }
+        // RFC 3339 has four-digit years only: outside them, the number.
+        for ms in [253_402_300_800_000, -62_167_219_200_001, i64::MAX, i64::MIN] {
+            assert_eq!(format_rfc3339(ms), ms.to_string());
+        }
+
+        let read = [
+            ("2026-11-23T10:00:00+02:00", Some(1_795_420_800_000)),
+            ("2026-11-23T08:00:00-00:00", Some(1_795_420_800_000)),
+            ("2026-11-23T08:00:00.123+00:00", Some(1_795_420_800_123)),
+            ("2026-11-23T08:00:00.123-23:59", Some(1_795_507_140_123)),
+            ("2026-11-23T08:00:00+23:59", Some(1_795_334_460_000)),
+            ("0000-01-01T00:00:00+00:01", Some(-62_167_219_260_000)),
+            // Lower case, and another separator than `T`.
+            ("2026-11-23t08:00:00z", Some(1_795_420_800_000)),
+            ("2026-11-23 08:00:00Z", Some(1_795_420_800_000)),
+            ("2026-11-23_08:00:00Z", Some(1_795_420_800_000)),
+            // Digits past the millisecond are dropped, not rounded, and
+            // toward zero before 1970.
+            ("2026-11-23T08:00:00.9999Z", Some(1_795_420_800_999)),
+            ("2026-11-23T08:00:00.123456789Z", Some(1_795_420_800_123)),
+            ("2026-11-23T08:00:00.1234567891Z", Some(1_795_420_800_123)),
+            ("1969-12-31T23:59:59.9995Z", Some(0)),
+            // A leap second ends a month (in UTC) and reads as the last
+            // millisecond before it.
+            ("2026-12-31T23:59:60Z", Some(1_798_761_599_999)),
+            ("2026-12-31T23:59:60.5Z", Some(1_798_761_599_999)),
+            ("2027-01-01T00:59:60+01:00", Some(1_798_761_599_999)),
+            ("2026-11-23T23:59:60Z", None),
+            ("2026-12-31T22:59:60Z", None),
+            ("2026-11-23T08:00:00+24:00", None),
+            ("2026-11-23T08:00:00+01:60", None),
+            ("2026-11-23T08:00:00+0200", None),
+            ("2026-11-23T08:00:00", None),
+            ("2026-11-23", None),
+            ("2026-11-23T08:00:00.Z", None),
+            ("2026-11-23T08:00:00,5Z", None),
+            ("2026-02-29T08:00:00Z", None),
+            ("2026-11-23T24:00:00Z", None),
+            ("2026-1-23T08:00:00Z", None),
+            ("2026-11-23T8:00:00Z", None),
+            ("+2026-11-23T08:00:00Z", None),
+            ("12026-11-23T08:00:00Z", None),
+            (" 2026-11-23T08:00:00Z", None),
+            ("2026-11-23T08:00:00Z ", None),
+            ("2026-11-23é08:00:00Z", None),
+            ("", None),
+        ];
+        for (text, want) in read {
+            assert_eq!(parse_rfc3339(text), want, "{text:?}");
+        }
     }
 }

@@ -27,8 +27,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -690,11 +688,11 @@ fn unix_secs() -> i64 {
     i64::try_from(since_epoch().as_secs()).unwrap_or(i64::MAX)
 }
 
+/// The record's `time`: empty for a time RFC 3339 cannot write.
 fn rfc3339(time_ms: u64) -> String {
-    let nanos = i128::from(time_ms) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+    i64::try_from(time_ms)
         .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(crate::model::try_format_rfc3339)
         .unwrap_or_default()
 }
 
@@ -714,6 +712,19 @@ mod tests {
 
     fn secret() -> Secret {
         Secret::parse(SECRET).unwrap()
+    }
+
+    /// The record's `time` field, byte for byte; a time RFC 3339 cannot
+    /// write (past year 9999) is left empty.
+    #[test]
+    fn record_times_are_pinned() {
+        assert_eq!(rfc3339(1_795_420_800_123), "2026-11-23T08:00:00.123Z");
+        assert_eq!(rfc3339(1_795_420_800_120), "2026-11-23T08:00:00.12Z");
+        assert_eq!(rfc3339(1_795_420_800_000), "2026-11-23T08:00:00Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(253_402_300_800_000), "");
+        assert_eq!(rfc3339(u64::MAX), "");
     }
 
     async fn post_signed(url: &str, id: &str, body: &[u8], secret: &Secret) -> reqwest::Response {
@@ -845,7 +856,7 @@ mod tests {
         assert_eq!(lines[0]["verdict"], "ok");
         assert_eq!(lines[0]["status"], 200);
         assert_eq!(lines[0]["headers"]["webhook-id"], "msg_same");
-        assert!(OffsetDateTime::parse(lines[0]["time"].as_str().unwrap(), &Rfc3339).is_ok());
+        assert!(crate::model::parse_rfc3339(lines[0]["time"].as_str().unwrap()).is_some());
         let stats = sink.stats();
         assert_eq!((stats.unique_ids, stats.duplicates), (1, 2));
     }

@@ -67,9 +67,9 @@ fn text<'a>(value: &'a Value, key: &str) -> &'a str {
 
 /// Asserts that `value[key]` is an RFC 3339 time and returns it.
 #[track_caller]
-fn rfc3339(value: &Value, key: &str) -> time::OffsetDateTime {
+fn rfc3339(value: &Value, key: &str) -> chrono::DateTime<chrono::FixedOffset> {
     let raw = text(value, key);
-    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+    chrono::DateTime::parse_from_rfc3339(raw)
         .unwrap_or_else(|e| panic!("{key} = {raw:?} is not RFC 3339: {e}"))
 }
 
@@ -446,9 +446,10 @@ async fn endpoint_commands(backend: Backend) {
     assert_eq!(text(&shown, "secret"), OTHER_SECRET);
     assert_eq!(text(&shown, "previous_secret"), SECRET);
     let expires = rfc3339(&shown, "previous_secret_expires_at");
-    let ahead = expires - time::OffsetDateTime::now_utc();
+    let ahead =
+        expires.to_utc() - chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
     assert!(
-        ahead > time::Duration::hours(23) && ahead <= time::Duration::hours(24),
+        ahead > chrono::TimeDelta::hours(23) && ahead <= chrono::TimeDelta::hours(24),
         "the old secret keeps signing for 24 h, expires in {ahead}"
     );
     let masked = ok_json(&db, &["endpoint", "show", "acme/prod"]);
@@ -995,7 +996,8 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
         assert_eq!(text(entry, "actor"), "test-operator");
         assert_eq!(text(entry, "source"), "cli");
     }
-    let times: Vec<time::OffsetDateTime> = entries.iter().map(|e| rfc3339(e, "at")).collect();
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> =
+        entries.iter().map(|e| rfc3339(e, "at")).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
     let actions: Vec<&str> = entries.iter().map(|e| text(e, "action")).collect();
     assert_eq!(actions.last(), Some(&"tenant.create"), "{actions:?}");
@@ -1555,4 +1557,52 @@ fn the_console_and_the_demo_without_a_terminal_say_so_and_start_nothing() {
         err.contains("the console needs a terminal"),
         "the console should say why it cannot open: {err}"
     );
+}
+
+// --- log filters -----------------------------------------------------------
+
+/// A misspelt log level stops the command before it does anything (exit 2),
+/// naming where it came from and the valid levels: tracing alone would take
+/// the word for a target name and quietly log nothing.
+#[test]
+fn a_misspelt_log_level_is_refused_naming_the_key_and_the_levels() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("h.db").display());
+    ok(hookline_command(&url, &["migrate"])
+        .output()
+        .expect("migrate"));
+    let levels = "trace, debug, info, warn, error, off";
+
+    let output = hookline_command(&url, &["tenant", "list"])
+        .env("HOOKLINE_LOG", "nonsense")
+        .output()
+        .expect("run hookline");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: HOOKLINE_LOG: \"nonsense\"") && err.contains(levels),
+        "{err}"
+    );
+
+    let file = dir.path().join("verbose.toml");
+    std::fs::write(&file, "[log]\nlevel = \"verbose\"\n").expect("write config");
+    let output = hookline_command(
+        &url,
+        &["--config", file.to_str().expect("utf-8"), "tenant", "list"],
+    )
+    .env_remove("HOOKLINE_LOG")
+    .output()
+    .expect("run hookline");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: log.level: \"verbose\"") && err.contains(levels),
+        "{err}"
+    );
+
+    // Targets, with `::`, still filter.
+    ok(hookline_command(&url, &["tenant", "list"])
+        .env("HOOKLINE_LOG", "warn,hookline::dispatch=debug")
+        .output()
+        .expect("run hookline"));
 }

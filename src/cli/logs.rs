@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use hookline::config::{Config, LogFormat};
+use hookline::config::{Config, ENV_LOG, LogFormat, parse_log_filter};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Where log lines go instead of stderr, while a [`Redirect`] lives.
@@ -92,13 +92,20 @@ impl<'a> MakeWriter<'a> for LogWriterFactory {
 /// Hands tracing a [`LogWriter`] per line.
 pub struct LogWriterFactory;
 
-/// Logs go to stderr (or a redirect); `HOOKLINE_LOG` (an env-filter
-/// directive) overrides `log.level`.
+/// Logs go to stderr (or a redirect), filtered by `HOOKLINE_LOG` if it is
+/// set, else by `log.level`.
 pub fn init(config: &Config, colour_allowed: bool) {
-    let directive =
-        std::env::var(hookline::config::ENV_LOG).unwrap_or_else(|_| config.log.level.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(&directive)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (source, directive) = match std::env::var(ENV_LOG) {
+        Ok(directive) => (ENV_LOG, directive),
+        Err(_) => ("log.level", config.log.level.clone()),
+    };
+    let filter = parse_log_filter(&directive).unwrap_or_else(|reason| {
+        // Config::load has already refused a bad filter from either source,
+        // so only a config built in code gets here: say so, rather than log
+        // nothing or something else without a word.
+        eprintln!("warning: {source}: {reason}; logging at info instead");
+        tracing_subscriber::EnvFilter::new("info")
+    });
     // Colour only for a person at a terminal who has not asked for none.
     let ansi = colour_allowed
         && std::io::IsTerminal::is_terminal(&std::io::stderr())

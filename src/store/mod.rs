@@ -30,6 +30,8 @@ use std::fmt;
 
 use sqlx::{Pool, Postgres, Sqlite};
 
+use crate::config::redact_url;
+
 pub use apikeys::NewApiKey;
 pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
 pub use endpoints::{EndpointPatch, NewEndpoint};
@@ -218,9 +220,9 @@ impl Store {
             (Db::Sqlite(pools), location)
         } else if backend::postgres::is_postgres_url(url) {
             let pools = backend::postgres::connect(url).await?;
-            (Db::Postgres(pools), backend::postgres::redacted(url))
+            (Db::Postgres(pools), redact_url(url))
         } else {
-            return Err(StoreError::BadUrl(url.to_string()));
+            return Err(StoreError::BadUrl(redact_url(url)));
         };
         let store = Store {
             reads: Reads {
@@ -334,4 +336,20 @@ pub(crate) fn json_list<S: AsRef<str>>(items: &[S]) -> String {
 /// Rows as the JSON array parameter the set-based statements read.
 pub(crate) fn to_json<T: serde::Serialize>(rows: &[T]) -> String {
     serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string()) // ok: plain data always serialises
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unsupported_url_is_refused_without_its_password() {
+        let err = Store::open("mysql://u:s3cret@h/db", OpenMode::Existing)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("unsupported database URL"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::config::redact_url;
 use crate::store::{Pools, Result, StoreError};
 
 /// Connections per process; attempts are HTTP-bound, the database sees
@@ -16,24 +17,10 @@ pub(crate) fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// `url` with any password replaced, for messages and logs.
-pub(crate) fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
-
 /// Opens the pool; on Postgres readers and writers share it.
 pub(crate) async fn connect(url: &str) -> Result<Pools<sqlx::Postgres>> {
     let options = PgConnectOptions::from_str(url)
-        .map_err(|_| StoreError::BadUrl(redacted(url)))?
+        .map_err(|_| StoreError::BadUrl(redact_url(url)))?
         .application_name("hookline")
         // Plan each statement once per connection: with custom plans Postgres
         // re-planned the claim on every call (1.7 ms planning for 1 ms of
@@ -62,9 +49,24 @@ mod tests {
     #[test]
     fn passwords_never_reach_messages() {
         assert_eq!(
-            redacted("postgres://u:secret@db:5432/h"),
+            redact_url("postgres://u:secret@db:5432/h"),
             "postgres://u:***@db:5432/h"
         );
-        assert_eq!(redacted("postgres://u@db/h"), "postgres://u@db/h");
+        assert_eq!(redact_url("postgres://u@db/h"), "postgres://u@db/h");
+        // What Store::location shows for a password given as a parameter.
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=secret"),
+            "postgres://u@h/db?password=***"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_url_that_does_not_parse_is_refused_without_its_password() {
+        let url = "postgres://u:secret@h:notaport/db?password=secret";
+        let err = match connect(url).await {
+            Ok(_) => panic!("{url} connected"),
+            Err(err) => err.to_string(),
+        };
+        assert!(!err.contains("secret"), "{err}");
     }
 }
