@@ -225,7 +225,8 @@ pub struct UnknownVariant {
 }
 
 /// Declares a string-backed enum with its canonical spellings, `Display`,
-/// `FromStr` and serde serialisation as that spelling.
+/// `FromStr` and serde serialisation as that spelling. A macro: it declares
+/// the type and its impls from one list of variants and spellings.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*

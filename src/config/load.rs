@@ -294,6 +294,8 @@ impl Setting for String {
     }
 }
 
+/// [`Setting`] for each whole-number type. A macro: a blanket impl over
+/// `TryFrom<u64>` would overlap the other types' impls.
 macro_rules! whole_number_setting {
     ($($t:ty),*) => {$(
         impl Setting for $t {

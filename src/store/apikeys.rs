@@ -19,6 +19,7 @@ pub struct NewApiKey {
 }
 
 /// Columns of [`ApiKeyRow`], for `… FROM api_keys k LEFT JOIN tenants t …`.
+/// A macro so that `concat!` can splice it into the `const` statements.
 macro_rules! key_columns {
     () => {
         "k.id, k.name, k.tenant_id, t.name AS tenant_name, k.key_prefix, k.created_at, k.revoked_at"

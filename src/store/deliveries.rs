@@ -108,7 +108,9 @@ impl Conditions {
     }
 }
 
-/// Binds [`Param`]s in order onto a sqlx query inside `on_db!`.
+/// Binds [`Param`]s in order onto a sqlx query inside `on_db!`. A macro: it
+/// binds onto `query`, `query_as` and `query_scalar` builders alike, which
+/// share no trait.
 macro_rules! bind_params {
     ($query:expr, $params:expr) => {{
         let mut query = $query;

@@ -7,9 +7,11 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
+use sqlx::{Connection, Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::on_db;
 use super::queue::{LEASE_MARGIN_MS, TargetRow};
+use super::sql::dialect::Dialect;
 use super::sql::values::execute_rows;
 use super::tx::{db_now, notify_change};
 use super::{Claimed, ClaimedDelivery, Result, Store, json_list, to_json};
@@ -75,7 +77,8 @@ struct DeliveryRow<'a> {
 }
 
 /// Binds the columns of `insert_events` for one `Option<&EventRow>`
-/// (`None`: a pad row, all NULL).
+/// (`None`: a pad row, all NULL). A macro: it binds onto either backend's
+/// query type, for [`execute_rows!`].
 macro_rules! bind_event {
     ($query:expr, $row:expr) => {{
         let row: Option<&EventRow<'_>> = $row;
@@ -89,7 +92,8 @@ macro_rules! bind_event {
 }
 
 /// Binds the columns of `insert_deliveries` for one `Option<&DeliveryRow>`
-/// (`None`: a pad row, all NULL).
+/// (`None`: a pad row, all NULL). A macro: it binds onto either backend's
+/// query type, for [`execute_rows!`].
 macro_rules! bind_delivery {
     ($query:expr, $row:expr) => {{
         let row: Option<&DeliveryRow<'_>> = $row;
@@ -129,15 +133,27 @@ impl HandOffHead {
 }
 
 /// Reads the [`HandOffHead`]s of the endpoints in `ids` on `conn`.
-macro_rules! hand_off_heads {
-    ($sql:expr, $conn:expr, $ids:expr, $request:expr, $now:expr) => {
-        sqlx::query_as::<_, HandOffHead>($sql.hand_off_heads)
-            .bind(json_list($ids))
-            .bind($request.default_max_in_flight)
-            .bind($now)
-            .fetch_all($conn)
-            .await
-    };
+async fn hand_off_heads<C>(
+    sql: &Dialect,
+    conn: &mut C,
+    ids: &[String],
+    request: &HandOffRequest<'_>,
+    now: i64,
+) -> Result<Vec<HandOffHead>, sqlx::Error>
+where
+    C: Connection,
+    for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+    <C::Database as Database>::Arguments: IntoArguments<C::Database>,
+    for<'q> String: Encode<'q, C::Database> + Type<C::Database>,
+    for<'q> i64: Encode<'q, C::Database> + Type<C::Database>,
+    HandOffHead: for<'r> FromRow<'r, <C::Database as Database>::Row>,
+{
+    sqlx::query_as(sql.hand_off_heads)
+        .bind(json_list(ids))
+        .bind(request.default_max_in_flight)
+        .bind(now)
+        .fetch_all(conn)
+        .await
 }
 
 /// What a publish needs to hand fresh deliveries straight to a dispatcher
@@ -340,7 +356,7 @@ impl Store {
                     .collect();
                 endpoint_ids.sort_unstable();
                 endpoint_ids.dedup();
-                let mut heads = hand_off_heads!(sql, &mut *tx, &endpoint_ids, request, now)?;
+                let mut heads = hand_off_heads(sql, &mut *tx, &endpoint_ids, request, now).await?;
                 if let Some(lock) = sql.lock_endpoints {
                     // Several dispatchers (Postgres): lock, as a claim does, the
                     // endpoints that could take some (none under a backlog, so
@@ -363,7 +379,7 @@ impl Store {
                     heads = if locked.is_empty() {
                         Vec::new()
                     } else {
-                        hand_off_heads!(sql, &mut *tx, &locked, request, now)?
+                        hand_off_heads(sql, &mut *tx, &locked, request, now).await?
                     };
                 }
                 handed_off = lease_fresh(&mut delivery_rows, heads, request, now)?;

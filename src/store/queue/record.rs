@@ -122,7 +122,8 @@ pub(crate) struct OutcomeRow<'a> {
 }
 
 /// Binds the attempt columns of `insert_attempts` for one
-/// `Option<&OutcomeRow>` (`None`: a pad row, all NULL).
+/// `Option<&OutcomeRow>` (`None`: a pad row, all NULL). A macro: it binds
+/// onto either backend's query type, for `execute_rows!`.
 macro_rules! bind_attempt {
     ($query:expr, $row:expr) => {{
         let row: Option<&$crate::store::queue::record::OutcomeRow<'_>> = $row;
@@ -144,7 +145,8 @@ macro_rules! bind_attempt {
 pub(super) use bind_attempt;
 
 /// Binds the columns of `apply_outcomes` for one `Option<&OutcomeRow>`
-/// (`None`: a pad row, whose NULL id matches no delivery).
+/// (`None`: a pad row, whose NULL id matches no delivery). A macro: it
+/// binds onto either backend's query type, for `execute_rows!`.
 macro_rules! bind_outcome {
     ($query:expr, $row:expr) => {{
         let row: Option<&$crate::store::queue::record::OutcomeRow<'_>> = $row;

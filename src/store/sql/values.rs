@@ -91,6 +91,8 @@ impl ValuesStatement {
 /// (the rows serialised), or [`MAX_ROWS`] at a time as parameters, each
 /// row, and each pad row as `None`, bound by the macro
 /// `$bind!(query, Option<&row>)`. Evaluates to the rows affected in all.
+/// A macro: it runs on either backend's connection with any number of
+/// shared parameters, each bound with its own type.
 macro_rules! execute_rows {
     ($conn:expr, $statement:expr, $rows:expr, [$($shared:expr),*], $bind:ident) => {{
         let mut affected: u64 = 0;
