@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use super::AppState;
 use super::problem::Problem;
 use crate::model::{Actor, ApiKey, Endpoint, IdKind, Source, Subscription, Tenant};
-use crate::ops::Ops;
+use crate::ops::{Ops, OpsError};
 use crate::store::{DeliveryDetail, StoreError};
 
 /// An authenticated caller: its key, and the actions it does, recorded
@@ -120,14 +120,12 @@ impl Caller {
     /// A tenant by id or name that this key may see; 404 otherwise. `field`
     /// names the body field or query parameter it came from, if any.
     pub async fn tenant(&self, key: &str, field: Option<&str>) -> Result<Tenant, Problem> {
-        let not_found = || match field {
-            Some(field) => Problem::unknown_reference(field, "tenant", key),
-            None => Problem::not_found("tenant", key),
-        };
-        match self.ops.reads().find_tenant(key).await {
-            Ok(tenant) if self.sees(&tenant.id) => Ok(tenant),
-            Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
-            Err(err) => Err(err.into()),
+        match self.ops.tenant(key).await {
+            Err(OpsError::NotFound { .. }) => Err(match field {
+                Some(field) => Problem::unknown_reference(field, "tenant", key),
+                None => Problem::not_found("tenant", key),
+            }),
+            other => Ok(other?),
         }
     }
 

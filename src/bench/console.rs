@@ -8,7 +8,7 @@
 //! console runs them, and the results go back into the `App`. A refresh is
 //! timed from issuing its loads (the header's and the screen's) until all
 //! have answered; a frame is timed drawing the whole screen with the real
-//! renderer onto a 120x40 `TestBackend`. Targets (issue 4): a refresh under
+//! renderer onto a 120x40 `TestBackend`. Targets: a refresh under
 //! 20 ms, a frame under 2 ms. Payload search is exempt: it streams, so the
 //! harness reports its time to the first result and to the end of a search
 //! that matches nothing.
