@@ -724,3 +724,120 @@ pub(crate) const POSTGRES: Dialect = statements!(
     plan_with_values: Some("SET LOCAL plan_cache_mode = force_custom_plan"),
     notify: Some("SELECT pg_notify('hookline_changes', '')")
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text of a statement whose rows travel as JSON.
+    fn json(statement: &RowsStatement) -> &'static str {
+        match statement {
+            RowsStatement::Json(text) => text,
+            RowsStatement::Values(_) => panic!("rows as bound parameters, not JSON"),
+        }
+    }
+
+    /// `(name, head, columns, tail)` of a statement whose rows are bound parameters.
+    fn values(statement: &RowsStatement) -> (&'static str, &'static str, usize, &'static str) {
+        match statement {
+            RowsStatement::Values(v) => (v.name, v.head, v.columns, v.tail),
+            RowsStatement::Json(_) => panic!("rows as JSON, not bound parameters"),
+        }
+    }
+
+    /// One statement per helper the statements are built with, pinned to
+    /// its exact text: a change here is a change to the SQL sent.
+    #[test]
+    fn statements_keep_their_exact_text() {
+        assert_eq!(
+            SQLITE.release_leases,
+            "UPDATE deliveries INDEXED BY sqlite_autoindex_deliveries_1 SET state = CASE WHEN attempts = 0 THEN 'pending' ELSE 'scheduled' END,
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+                 WHERE lease_owner = $1 AND state = 'in_flight' AND id IN (SELECT value FROM json_each($3))"
+        );
+        assert_eq!(
+            POSTGRES.release_leases,
+            "UPDATE deliveries SET state = CASE WHEN attempts = 0 THEN 'pending' ELSE 'scheduled' END,
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+                 WHERE lease_owner = $1 AND state = 'in_flight' AND id IN (SELECT value FROM jsonb_array_elements_text($3::jsonb) AS l(value))"
+        );
+        assert_eq!(
+            SQLITE.endpoint_queues_of,
+            "SELECT endpoint_id,
+                     CAST(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS BIGINT),
+                     CAST(SUM(CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END) AS BIGINT)
+                 FROM deliveries INDEXED BY deliveries_queue WHERE state IN ('pending', 'scheduled') AND endpoint_id IN (SELECT value FROM json_each($1)) GROUP BY endpoint_id"
+        );
+        assert_eq!(
+            POSTGRES.endpoint_queues_of,
+            "SELECT endpoint_id,
+                     CAST(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END) AS BIGINT),
+                     CAST(SUM(CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END) AS BIGINT)
+                 FROM deliveries WHERE state IN ('pending', 'scheduled') AND endpoint_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) GROUP BY endpoint_id"
+        );
+        assert_eq!(
+            SQLITE.tenant_subscriptions,
+            "SELECT s.endpoint_id, e.tenant_id, s.pattern
+                 FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
+                 WHERE s.tenant_id = $1 AND e.deleted_at IS NULL ORDER BY s.endpoint_id"
+        );
+        assert_eq!(
+            POSTGRES.tenant_subscriptions,
+            "SELECT s.endpoint_id, e.tenant_id, s.pattern
+                 FROM subscriptions s JOIN endpoints e ON e.id = s.endpoint_id
+                 WHERE s.tenant_id = $1 AND e.deleted_at IS NULL ORDER BY s.endpoint_id FOR KEY SHARE OF e"
+        );
+        assert_eq!(
+            SQLITE.insert_idempotency_keys,
+            "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
+                 SELECT value->>'scope', value->>'key', value->>'event_id',
+                     CAST(value->>'delivery_count' AS BIGINT), $2
+                 FROM jsonb_each($1) WHERE TRUE ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key"
+        );
+        assert_eq!(
+            POSTGRES.insert_idempotency_keys,
+            "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
+                 SELECT value->>'scope', value->>'key', value->>'event_id',
+                     CAST(value->>'delivery_count' AS BIGINT), $2
+                 FROM jsonb_array_elements($1::jsonb) AS r(value) WHERE TRUE ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key"
+        );
+        assert_eq!(SQLITE.lock_endpoints, None);
+        assert_eq!(
+            POSTGRES.lock_endpoints,
+            Some(
+                "SELECT id FROM endpoints WHERE id IN (SELECT value FROM jsonb_array_elements_text($1::jsonb) AS l(value)) FOR NO KEY UPDATE SKIP LOCKED"
+            )
+        );
+        assert_eq!(
+            values(&SQLITE.insert_events),
+            (
+                "sqlite.insert_events",
+                "WITH p (now) AS (VALUES (?))
+                         INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
+                         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, p.now
+                         FROM p, (VALUES ",
+                5,
+                ") AS v WHERE v.column1 IS NOT NULL"
+            )
+        );
+        assert_eq!(
+            json(&POSTGRES.insert_events),
+            "INSERT INTO events (id, tenant_id, topic, payload, idempotency_key, created_at)
+                     SELECT value->>'id', value->>'tenant_id', value->>'topic', value->>'payload',
+                         value->>'idempotency_key', $2
+                     FROM jsonb_array_elements($1::jsonb) AS r(value)"
+        );
+        assert_eq!(
+            (SQLITE.queue_index_hint, SQLITE.skip_locked, SQLITE.greatest),
+            (" INDEXED BY deliveries_queue", "", "MAX")
+        );
+        assert_eq!(
+            (
+                POSTGRES.queue_index_hint,
+                POSTGRES.skip_locked,
+                POSTGRES.greatest
+            ),
+            ("", " FOR UPDATE SKIP LOCKED", "GREATEST")
+        );
+    }
+}
