@@ -210,7 +210,7 @@ macro_rules! on_db {
                 let $pools = pools;
                 #[allow(unused_variables)]
                 let $sql: &'static $crate::store::dialect::Dialect =
-                    &$crate::store::dialect::SQLITE;
+                    &*$crate::store::dialect::SQLITE;
                 $body
             }
             $crate::store::Db::Postgres(pools) => {
@@ -218,7 +218,7 @@ macro_rules! on_db {
                 let $pools = pools;
                 #[allow(unused_variables)]
                 let $sql: &'static $crate::store::dialect::Dialect =
-                    &$crate::store::dialect::POSTGRES;
+                    &*$crate::store::dialect::POSTGRES;
                 $body
             }
         }
