@@ -92,6 +92,7 @@ impl ValuesStatement {
 /// (the rows serialised), or [`MAX_ROWS`] at a time as parameters, each
 /// row, and each pad row as `None`, bound by the macro
 /// `$bind!(query, Option<&row>)`. Evaluates to the rows affected in all.
+/// A macro, not a function: like an `on_db!` body it is compiled once per sqlx database type.
 macro_rules! execute_rows {
     ($conn:expr, $statement:expr, $rows:expr, [$($shared:expr),*], $bind:ident) => {{
         let mut affected: u64 = 0;
