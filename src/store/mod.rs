@@ -186,8 +186,9 @@ impl fmt::Debug for Reads {
 }
 
 /// Runs `$body` with `$pools` bound to the backend's [`Pools`] and `$sql` to
-/// its [`dialect::Dialect`]: the body is written once and compiled for both
-/// databases, which keeps the two backends from drifting apart.
+/// its [`dialect::Dialect`]: the body is written once for both databases,
+/// which keeps the two backends from drifting apart.
+/// A macro, not a function: the body must be compiled once per sqlx database type.
 macro_rules! on_db {
     ($store:expr, |$pools:ident, $sql:ident| $body:expr) => {
         match &*$store.db {
@@ -196,7 +197,7 @@ macro_rules! on_db {
                 let $pools = pools;
                 #[allow(unused_variables)]
                 let $sql: &'static $crate::store::sql::dialect::Dialect =
-                    &$crate::store::sql::dialect::SQLITE;
+                    &*$crate::store::sql::dialect::SQLITE;
                 $body
             }
             $crate::store::Db::Postgres(pools) => {
@@ -204,7 +205,7 @@ macro_rules! on_db {
                 let $pools = pools;
                 #[allow(unused_variables)]
                 let $sql: &'static $crate::store::sql::dialect::Dialect =
-                    &$crate::store::sql::dialect::POSTGRES;
+                    &*$crate::store::sql::dialect::POSTGRES;
                 $body
             }
         }

@@ -87,28 +87,21 @@ pub struct EndpointHealth {
     pub last_1h: HealthWindow,
 }
 
-/// `endpoint_stats` rows, with `$filter` appended to the WHERE clause.
-macro_rules! stats_sql {
-    ($filter:expr) => {
-        concat!(
-            "SELECT endpoint_id, consecutive_failures, last_attempt_at, last_success_at,
-                last_failure_at, last_status, last_error FROM endpoint_stats WHERE TRUE",
-            $filter
-        )
-    };
+/// `endpoint_stats` rows of every endpoint.
+const STATS: &str = "SELECT endpoint_id, consecutive_failures, last_attempt_at, last_success_at,
+                last_failure_at, last_status, last_error FROM endpoint_stats WHERE TRUE";
+
+/// `endpoint_stats` rows, with `filter` appended to the WHERE clause.
+pub(crate) fn stats_sql(filter: &str) -> String {
+    format!("{STATS}{filter}")
 }
-pub(crate) use stats_sql;
 
 /// Sums per endpoint of the rollups since `$1`, split at `$2` into the recent
-/// part (`recent = 1`) and the rest; `$filter` is appended to the WHERE
-/// clause, and `$hint` (an index hint, or nothing) to the table.
-macro_rules! rollups_sql {
-    ($filter:expr) => {
-        rollups_sql!("", $filter)
-    };
-    ($hint:expr, $filter:expr) => {
-        concat!(
-            "SELECT endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END AS recent,
+/// part (`recent = 1`) and the rest; `filter` is appended to the WHERE
+/// clause, and `hint` (an index hint, or nothing) to the table.
+pub(crate) fn rollups_sql(hint: &str, filter: &str) -> String {
+    format!(
+        "SELECT endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END AS recent,
             CAST(SUM(succeeded) AS BIGINT), CAST(SUM(status_4xx) AS BIGINT), CAST(SUM(status_5xx) AS BIGINT),
             CAST(SUM(timeout) AS BIGINT), CAST(SUM(network) AS BIGINT), CAST(SUM(other) AS BIGINT),
             CAST(SUM(latency_sum_ms) AS BIGINT),
@@ -116,17 +109,9 @@ macro_rules! rollups_sql {
             CAST(SUM(b3) AS BIGINT), CAST(SUM(b4) AS BIGINT), CAST(SUM(b5) AS BIGINT),
             CAST(SUM(b6) AS BIGINT), CAST(SUM(b7) AS BIGINT), CAST(SUM(b8) AS BIGINT),
             CAST(SUM(b9) AS BIGINT), CAST(SUM(b10) AS BIGINT), CAST(SUM(b11) AS BIGINT)
-            FROM endpoint_health",
-            $hint,
-            " WHERE minute >= $1",
-            $filter,
-            " GROUP BY endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END"
-        )
-    };
+            FROM endpoint_health{hint} WHERE minute >= $1{filter} GROUP BY endpoint_id, CASE WHEN minute >= $2 THEN 1 ELSE 0 END"
+    )
 }
-pub(crate) use rollups_sql;
-
-const STATS: &str = stats_sql!("");
 
 #[derive(sqlx::FromRow)]
 struct StatsRow {
@@ -141,7 +126,7 @@ struct StatsRow {
 
 const MINUTE_MS: i64 = 60_000;
 
-/// Rollup sums as [`rollups_sql!`] returns them: `(endpoint, recent, window)`.
+/// Rollup sums as [`rollups_sql`] returns them: `(endpoint, recent, window)`.
 fn windows_of<R: sqlx::Row>(rows: &[R]) -> Result<Vec<(String, bool, HealthWindow)>, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,

@@ -58,6 +58,7 @@ impl From<TenantRow> for Tenant {
 }
 
 /// Columns of [`EndpointRow`], for `SELECT {ENDPOINT_COLUMNS} FROM endpoints e JOIN tenants t …`.
+/// A macro, not a const: `concat!` splices it into const SQL, and takes only literals.
 macro_rules! endpoint_columns {
     () => {
         "e.id, e.tenant_id, t.name AS tenant_name, e.name, e.url, e.secret, \
@@ -114,6 +115,7 @@ impl TryFrom<EndpointRow> for Endpoint {
 }
 
 /// Columns of [`SubscriptionRow`], for `… FROM subscriptions s JOIN endpoints e … JOIN tenants t …`.
+/// A macro, not a const: `concat!` splices it into const SQL, and takes only literals.
 macro_rules! subscription_columns {
     () => {
         "s.id, s.endpoint_id, e.name AS endpoint_name, s.tenant_id, t.name AS tenant_name, s.pattern, \
@@ -175,6 +177,7 @@ impl From<EventRow> for Event {
 }
 
 /// Columns of [`DeliveryRow`], for `… FROM deliveries d JOIN endpoints e … JOIN tenants t …`.
+/// A macro, not a const: `concat!` splices it into const SQL, and takes only literals.
 macro_rules! delivery_columns {
     () => {
         "d.id, d.event_id, d.endpoint_id, e.name AS endpoint_name, d.tenant_id, \
