@@ -124,7 +124,7 @@ impl RunningApi {
     }
 
     /// Stops accepting, lets requests in progress finish (for up to
-    /// [`SHUTDOWN_GRACE`]) and commits every publish already queued.
+    /// `SHUTDOWN_GRACE`) and commits every publish already queued.
     pub async fn stop(self) -> Result<(), ApiError> {
         self.stop.send_replace(true);
         let mut server = self.server;

@@ -1,6 +1,6 @@
-//! Settings: the [`Config`] structure, its sections, defaults and validation.
+//! Settings: the [`Config`](crate::config::Config) structure, its sections, defaults and validation.
 //!
-//! [`Config`] is read once from `hookline.toml` plus `HOOKLINE_*` environment
+//! [`Config`](crate::config::Config) is read once from `hookline.toml` plus `HOOKLINE_*` environment
 //! overrides (`load.rs`), validated once, and then only read, as typed values,
 //! by every other module.
 //!

@@ -1,9 +1,9 @@
 //! `hookline console`: the on-call operator's terminal UI.
 //!
-//! The Elm shape: [`app::App`] holds the state; keys, loaded data and
+//! The Elm shape: [`App`](crate::console::app::App) holds the state; keys, loaded data and
 //! action results arrive as messages; `App::update` changes the state and
-//! returns commands, which [`io::Io`] runs in background tasks; the pure
-//! [`views::render`] draws the state. The loop draws only when something
+//! returns commands, which `io::Io` runs in background tasks; the pure
+//! [`views::render`](crate::console::views::render) draws the state. The loop draws only when something
 //! changed (at most every 150 ms for data, at once for keys), wraps each
 //! frame in synchronized-update markers, never captures the mouse, and
 //! always gives the terminal back, even after a panic.

@@ -6,13 +6,13 @@
 //! Shape: one loop owns the attempt tasks. Each finished attempt sends its
 //! outcome back; each cycle of the loop is one transaction that records
 //! every outcome that arrived since the last cycle and leases new work for
-//! the free slots ([`Store::record_and_claim`]). While a cycle's transaction
+//! the free slots ([`Store::record_and_claim`](crate::store::Store::record_and_claim)). While a cycle's transaction
 //! runs, outcomes pile up, so batches grow with load on their own. The
 //! endpoint stats and health counts derived from outcomes are gathered and
 //! written every `ROLLUPS_EVERY` (a quiet dispatcher wakes to write them).
 //!
 //! Deliveries published in the same process arrive already leased over a
-//! channel ([`hand_off`]) and start at once, without waiting for a claim.
+//! channel ([`hand_off`](crate::dispatch::hand_off)) and start at once, without waiting for a claim.
 
 pub mod hand_off;
 pub mod retry;

@@ -2,8 +2,8 @@
 //! the reason), resolve names to ids, and call the store, which writes the
 //! change and its audit row in one transaction. The CLI, the console and the
 //! API all come through here, so a rule enforced here holds everywhere.
-//! Every write goes through [`Ops`]; screens and listings read through the
-//! read-only [`Reads`] it hands out.
+//! Every write goes through [`Ops`](crate::ops::Ops); screens and listings
+//! read through the read-only [`Reads`](crate::store::Reads) it hands out.
 
 mod publish;
 mod validate;

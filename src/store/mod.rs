@@ -1,12 +1,12 @@
 //! The delivery database: the only code in hookline that speaks SQL.
 //!
-//! [`Store`] offers coarse operations (publish, claim, record outcomes,
-//! retry, pause, list pages, health…); each runs as one transaction that
-//! includes its audit row. Two backends sit behind it: SQLite (the embedded
+//! [`Store`](crate::store::Store) offers coarse operations (publish, claim,
+//! record outcomes, retry, pause, list pages, health…); each runs as one
+//! transaction that includes its audit row. Two backends sit behind it: SQLite (the embedded
 //! default, WAL, one writer connection per process, `BEGIN IMMEDIATE`) and
 //! Postgres (scale-out). Each operation is written once and compiled for both
 //! by the `on_db!` macro; where the SQL dialects differ, the statement comes
-//! from the backend's [`dialect::Dialect`].
+//! from the backend's `sql::dialect::Dialect`.
 
 mod apikeys;
 mod audit;
@@ -186,7 +186,7 @@ impl fmt::Debug for Reads {
 }
 
 /// Runs `$body` with `$pools` bound to the backend's [`Pools`] and `$sql` to
-/// its [`dialect::Dialect`]: the body is written once for both databases,
+/// its `sql::dialect::Dialect`: the body is written once for both databases,
 /// which keeps the two backends from drifting apart.
 /// A macro, not a function: the body must be compiled once per sqlx database type.
 macro_rules! on_db {

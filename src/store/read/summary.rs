@@ -15,7 +15,7 @@ use crate::store::sql::rows::{DeliveryRow, convert_all, parse_column};
 use crate::store::tx::db_now;
 use crate::store::{Cursor, Reads, Result, json_list, on_db};
 
-/// Where [`Store::queue_summary`] stops counting: a count of one more
+/// Where [`Reads::queue_summary`](crate::store::Reads::queue_summary) stops counting: a count of one more
 /// means "more than this".
 pub const SUMMARY_COUNT_LIMIT: i64 = 10_000;
 
