@@ -8,14 +8,15 @@
 //! request are a sharded id set (for duplicate counting) and, when asked
 //! for, the in-memory list and the record file.
 
-use std::collections::{BTreeMap, HashMap};
+mod record;
+mod stats;
+
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -24,14 +25,14 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{ALLOW, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::sign::{self, Secret};
+use record::{open_record, record_line, write_line};
+pub use stats::StatsSnapshot;
+use stats::{SinkStats, lock};
 
 /// Largest body the sink reads. Far above any sane webhook, so a payload-size
 /// test exercises hookline rather than tripping axum's 2 MiB default.
@@ -40,8 +41,6 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often `wait_for` looks at the counter.
 const WAIT_POLL: Duration = Duration::from_millis(5);
-/// Shards of the id set; enough that concurrent requests rarely meet.
-const ID_SHARDS: usize = 16;
 
 /// How the sink behaves. `Default` is a healthy sink on a random local port
 /// that checks no signature.
@@ -152,139 +151,6 @@ impl ReceivedRequest {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-}
-
-/// Counters at one moment.
-///
-/// `duplicates` counts requests accepted (2xx) for a `webhook-id` that had
-/// already been accepted: the at-least-once overshoot. A retry after a
-/// deliberate failure is not a duplicate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct StatsSnapshot {
-    /// POST requests received.
-    pub received: u64,
-    /// Answered 2xx.
-    pub accepted: u64,
-    /// Answered with the configured failure status.
-    pub failed_on_purpose: u64,
-    /// Answered 401 for a missing or wrong signature.
-    pub bad_signature: u64,
-    /// Distinct `webhook-id` values seen, whatever the verdict.
-    pub unique_ids: u64,
-    /// Accepted again after an earlier acceptance of the same id.
-    pub duplicates: u64,
-}
-
-impl std::fmt::Display for StatsSnapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "received={} accepted={} failed_on_purpose={} bad_signature={} unique_ids={} duplicates={}",
-            self.received,
-            self.accepted,
-            self.failed_on_purpose,
-            self.bad_signature,
-            self.unique_ids,
-            self.duplicates
-        )
-    }
-}
-
-/// Everything the sink observed, shared by the handler and the handle.
-struct SinkStats {
-    received: AtomicU64,
-    accepted: AtomicU64,
-    failed_on_purpose: AtomicU64,
-    bad_signature: AtomicU64,
-    duplicates: AtomicU64,
-    ids: IdSet,
-    kept: Option<Mutex<Vec<ReceivedRequest>>>,
-}
-
-impl SinkStats {
-    fn new(keep: bool) -> Self {
-        Self {
-            received: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
-            failed_on_purpose: AtomicU64::new(0),
-            bad_signature: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            ids: IdSet::default(),
-            kept: keep.then(|| Mutex::new(Vec::new())),
-        }
-    }
-
-    fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            received: self.received.load(Ordering::Acquire),
-            accepted: self.accepted.load(Ordering::Relaxed),
-            failed_on_purpose: self.failed_on_purpose.load(Ordering::Relaxed),
-            bad_signature: self.bad_signature.load(Ordering::Relaxed),
-            unique_ids: self.ids.len(),
-            duplicates: self.duplicates.load(Ordering::Relaxed),
-        }
-    }
-
-    fn count(&self, verdict: Verdict, id: Option<&[u8]>) {
-        let counter = match verdict {
-            Verdict::Ok => &self.accepted,
-            Verdict::FailedOnPurpose => &self.failed_on_purpose,
-            Verdict::BadSignature => &self.bad_signature,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if let Some(id) = id
-            && self.ids.see(id, verdict == Verdict::Ok)
-        {
-            self.duplicates.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// `webhook-id`s seen, stored as 64-bit hashes (a collision among a few
-/// million ids is vanishingly unlikely) with when each was first accepted.
-#[derive(Default)]
-struct IdSet {
-    shards: [Mutex<HashMap<u64, Option<i64>>>; ID_SHARDS],
-}
-
-impl IdSet {
-    fn hash(id: &[u8]) -> u64 {
-        let mut hasher = DefaultHasher::new();
-        id.hash(&mut hasher);
-        hasher.finish()
-    }
-
-    fn shard(&self, hash: u64) -> &Mutex<HashMap<u64, Option<i64>>> {
-        &self.shards[usize::try_from(hash % ID_SHARDS as u64).unwrap_or(0)]
-    }
-
-    /// Records `id`; returns true if it was accepted now and before.
-    fn see(&self, id: &[u8], accepted: bool) -> bool {
-        let hash = Self::hash(id);
-        let mut map = lock(self.shard(hash));
-        let first_accepted = map.entry(hash).or_insert(None);
-        let duplicate = accepted && first_accepted.is_some();
-        if accepted && first_accepted.is_none() {
-            *first_accepted = Some(crate::model::now_millis());
-        }
-        duplicate
-    }
-
-    /// When `id` was first accepted (unix ms), if it was.
-    fn first_accepted(&self, id: &[u8]) -> Option<i64> {
-        let hash = Self::hash(id);
-        lock(self.shard(hash)).get(&hash).copied().flatten()
-    }
-
-    fn len(&self) -> u64 {
-        self.shards.iter().map(|s| lock(s).len() as u64).sum()
-    }
-}
-
-/// Locks a std mutex, recovering from poisoning: the data are counters and
-/// lists that stay consistent even if a holder panicked.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Configuration and shared state seen by every request.
@@ -436,18 +302,6 @@ pub async fn run(
     let stats = handle.shutdown().await?;
     println!("sink stopped: {stats}");
     Ok(stats)
-}
-
-async fn open_record(path: &Path) -> Result<tokio::fs::File, SinkError> {
-    tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .await
-        .map_err(|source| SinkError::Record {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 /// Resolves once the handle asks to stop (or is gone).
@@ -612,68 +466,6 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One line of the record file.
-#[derive(Serialize)]
-struct RecordLine<'a> {
-    time: String,
-    path: &'a str,
-    headers: BTreeMap<&'a str, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body_base64: Option<String>,
-    verdict: Verdict,
-    status: u16,
-}
-
-fn record_line(
-    time_ms: u64,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    outcome: &Outcome,
-) -> Vec<u8> {
-    let mut joined: BTreeMap<&str, String> = BTreeMap::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes());
-        joined
-            .entry(name.as_str())
-            .and_modify(|v| {
-                // Repeated headers fold into one, as HTTP allows.
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert_with(|| value.into_owned());
-    }
-    let text = std::str::from_utf8(body).ok();
-    let line = RecordLine {
-        time: rfc3339(time_ms),
-        path,
-        headers: joined,
-        body: text,
-        body_base64: text.is_none().then(|| BASE64.encode(body)),
-        verdict: outcome.verdict,
-        status: outcome.status.as_u16(),
-    };
-    // Serializing plain strings, maps and numbers cannot fail.
-    let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
-}
-
-/// Appends a whole line under the lock and flushes it, so a process killed
-/// right after answering still leaves complete lines on disk.
-async fn write_line(file: &tokio::sync::Mutex<tokio::fs::File>, line: &[u8]) {
-    let mut file = file.lock().await;
-    let written = async {
-        file.write_all(line).await?;
-        file.flush().await
-    };
-    if let Err(error) = written.await {
-        tracing::warn!(%error, "sink: cannot append to the record file");
-    }
-}
-
 fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -688,16 +480,12 @@ fn unix_secs() -> i64 {
     i64::try_from(since_epoch().as_secs()).unwrap_or(i64::MAX)
 }
 
-/// The record's `time`: empty for a time RFC 3339 cannot write.
-fn rfc3339(time_ms: u64) -> String {
-    i64::try_from(time_ms)
-        .ok()
-        .and_then(crate::model::try_format_rfc3339)
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+
+    use super::record::rfc3339;
     use super::*;
     use std::time::Instant;
 
