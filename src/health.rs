@@ -21,6 +21,10 @@ pub enum OutcomeClass {
     Network,
     /// Anything else (an answer too large to keep).
     Other,
+    /// Nothing was sent: the outbound guard refused the destination. Not
+    /// the receiver's doing, so it counts neither as an attempt nor as a
+    /// failure in the endpoint's health.
+    Blocked,
 }
 
 impl OutcomeClass {
@@ -39,6 +43,7 @@ impl OutcomeClass {
                 _,
             ) => OutcomeClass::Network,
             (Some(ErrorKind::TooLargeResponse), _) => OutcomeClass::Other,
+            (Some(ErrorKind::BlockedDestination), _) => OutcomeClass::Blocked,
         }
     }
 }

@@ -328,6 +328,9 @@ string_enum! {
         TooLargeResponse => "too_large_response",
         /// The connection broke mid-request or another transport error.
         Network => "network",
+        /// The URL's host resolves only to addresses the outbound guard does
+        /// not allow (`[network]`): nothing was sent, and retrying cannot help.
+        BlockedDestination => "blocked_destination",
     }
 }
 

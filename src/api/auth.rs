@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::problem::Problem;
+use super::views::ForTenant;
 use crate::model::{Actor, ApiKey, Endpoint, IdKind, Source, Subscription, Tenant};
 use crate::ops::{Ops, OpsError};
 use crate::store::{DeliveryDetail, StoreError};
@@ -105,6 +106,14 @@ impl Caller {
     /// Whether this key may see things of `tenant_id`.
     pub fn sees(&self, tenant_id: &str) -> bool {
         self.scope().is_none_or(|own| own == tenant_id)
+    }
+
+    /// `view` as this key may see it (see [`ForTenant`]).
+    pub fn present<V: ForTenant>(&self, view: V) -> V {
+        match self.scope() {
+            Some(_) => view.for_tenant(),
+            None => view,
+        }
     }
 
     /// Refuses a tenant key (403) for what only an admin may do.

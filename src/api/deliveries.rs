@@ -87,7 +87,11 @@ pub async fn list(
         .list_deliveries(&filter, cursor.as_ref(), limit)
         .await?;
     Ok(Json(DeliveryPage {
-        data: page.items.into_iter().map(DeliveryView::from).collect(),
+        data: page
+            .items
+            .into_iter()
+            .map(|d| caller.present(DeliveryView::from(d)))
+            .collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
 }
@@ -157,7 +161,8 @@ async fn filter(caller: &Caller, query: &DeliveryQuery) -> ApiResult<DeliveryFil
     security(("api_key" = []))
 )]
 pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<DeliveryDetailView>> {
-    Ok(Json(caller.delivery(&id).await?.into()))
+    let view = DeliveryDetailView::from(caller.delivery(&id).await?);
+    Ok(Json(caller.present(view)))
 }
 
 /// Retry a dead, scheduled or succeeded delivery on a fresh schedule.
@@ -187,5 +192,6 @@ pub async fn retry(
         return Err(Problem::conflict(format!("not retried: {reason}")));
     }
     let detail = caller.delivery(&id).await?;
-    Ok((StatusCode::ACCEPTED, Json(detail.delivery.into())))
+    let view = DeliveryView::from(detail.delivery);
+    Ok((StatusCode::ACCEPTED, Json(caller.present(view))))
 }

@@ -8,8 +8,9 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::model::{
-    Attempt, Delivery, Endpoint, Event, Millis, Subscription, Tenant, format_rfc3339,
+    Attempt, Delivery, Endpoint, ErrorKind, Event, Millis, Subscription, Tenant, format_rfc3339,
 };
+use crate::ops::BLOCKED_DESTINATION;
 use crate::store::DeliveryDetail;
 
 fn time(ms: Millis) -> String {
@@ -260,6 +261,50 @@ pub struct DeliveryDetailView {
     pub delivery: DeliveryView,
     pub event: EventView,
     pub attempts: Vec<AttemptView>,
+}
+
+/// A view as a tenant key may see it: where hookline refused to deliver is
+/// said, but not the address or the rule that refused it (that would map
+/// the operator's network); admin keys see those.
+pub trait ForTenant {
+    fn for_tenant(self) -> Self;
+}
+
+impl ForTenant for DeliveryView {
+    fn for_tenant(mut self) -> DeliveryView {
+        let blocked = ErrorKind::BlockedDestination.as_str();
+        if self
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(blocked))
+        {
+            self.last_error = Some(format!("{blocked}: {BLOCKED_DESTINATION}"));
+        }
+        self
+    }
+}
+
+impl ForTenant for AttemptView {
+    fn for_tenant(mut self) -> AttemptView {
+        if self.error_kind.as_deref() == Some(ErrorKind::BlockedDestination.as_str()) {
+            self.error_message = Some(BLOCKED_DESTINATION.to_string());
+        }
+        self
+    }
+}
+
+impl ForTenant for DeliveryDetailView {
+    fn for_tenant(self) -> DeliveryDetailView {
+        DeliveryDetailView {
+            delivery: self.delivery.for_tenant(),
+            event: self.event,
+            attempts: self
+                .attempts
+                .into_iter()
+                .map(ForTenant::for_tenant)
+                .collect(),
+        }
+    }
 }
 
 impl From<DeliveryDetail> for DeliveryDetailView {

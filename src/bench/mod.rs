@@ -12,6 +12,7 @@ mod isolation;
 mod pipeline;
 mod seed;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 pub use console::{
@@ -26,7 +27,8 @@ pub use seed::{SeedPlan, SeedSummary};
 // Shared by the benchmarks beside the pipeline.
 use pipeline::{RunningDispatcher, median, payload, wait_for_successes};
 
-use crate::config::{Config, DispatchConfig};
+use crate::config::{Config, DispatchConfig, IpNet, NetworkConfig};
+use crate::dispatch::guard::Guard;
 use crate::model::{Actor, Endpoint, Source};
 use crate::ops::{EndpointInput, Ops};
 use crate::sink::{SinkHandle, SinkOptions};
@@ -83,11 +85,25 @@ async fn open_database(
     Ok((store, None))
 }
 
+/// What a benchmark's run may reach: its own sinks on 127.0.0.1, nothing else.
+fn bench_network() -> NetworkConfig {
+    NetworkConfig {
+        allow: vec![IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST))],
+        ..NetworkConfig::default()
+    }
+}
+
+/// The outbound guard of a benchmark's run (see [`bench_network`]).
+pub(crate) fn bench_guard() -> Guard {
+    Guard::new(&bench_network())
+}
+
 /// The operations a benchmark sets itself up through, acting as "bench"
 /// from `source`, with the benchmark's dispatch settings.
 fn bench_ops(store: &Store, dispatch: &DispatchConfig, source: Source) -> Ops {
     let config = Config {
         dispatch: dispatch.clone(),
+        network: bench_network(),
         ..Config::default()
     };
     let actor = Actor {

@@ -259,7 +259,7 @@ impl RunningDispatcher {
         store: &Store,
         config: &DispatchConfig,
     ) -> Result<RunningDispatcher, BenchError> {
-        let dispatcher = Dispatcher::new(store.clone(), config)?;
+        let dispatcher = Dispatcher::new(store.clone(), config, super::bench_guard())?;
         let stats = dispatcher.stats();
         let hand_off = dispatcher.hand_off();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -335,7 +335,7 @@ async fn bare_ceiling(
     concurrency: usize,
     max_response_body: u64,
 ) -> Result<f64, BenchError> {
-    let sender = Sender::new(max_response_body)?;
+    let sender = Sender::new(max_response_body, super::bench_guard())?;
     let targets: Vec<Arc<PreparedTarget>> = fixture.targets.iter().cloned().map(Arc::new).collect();
     let mut requests: Vec<(Arc<PreparedTarget>, String, String)> = Vec::new();
     for (n, (event_id, _)) in acked.iter().enumerate() {

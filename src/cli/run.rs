@@ -2,6 +2,7 @@
 
 use hookline::config::Config;
 use hookline::dispatch::Dispatcher;
+use hookline::dispatch::guard::Guard;
 use hookline::ops::OpsError;
 use hookline::sign::Secret;
 use hookline::sink::{self, SinkOptions};
@@ -55,7 +56,7 @@ pub async fn migrate(config: &Config, out: &Output) -> anyhow::Result<()> {
 /// Runs a dispatcher until SIGINT/SIGTERM.
 pub async fn dispatch(config: &Config) -> anyhow::Result<()> {
     let store = Store::open(&config.database.url, OpenMode::CreateAndMigrate).await?;
-    let dispatcher = Dispatcher::new(store.clone(), &config.dispatch)?;
+    let dispatcher = Dispatcher::new(store.clone(), &config.dispatch, Guard::new(&config.network))?;
     dispatcher.run(shutdown_signal()).await?;
     store.close().await;
     Ok(())
@@ -66,7 +67,7 @@ pub async fn dispatch(config: &Config) -> anyhow::Result<()> {
 /// and takes what it has room for straight from the publishing transaction.
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let store = Store::open(&config.database.url, OpenMode::CreateAndMigrate).await?;
-    let dispatcher = Dispatcher::new(store.clone(), &config.dispatch)?;
+    let dispatcher = Dispatcher::new(store.clone(), &config.dispatch, Guard::new(&config.network))?;
     let actor = hookline::model::Actor {
         name: "hookline-api".to_string(),
         client_addr: None,

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    ByteSize, Config, ConfigError, LogFormat, parse_duration, parse_log_filter, parse_size,
+    ByteSize, Config, ConfigError, IpNet, LogFormat, ProxyUrl, parse_duration, parse_log_filter,
+    parse_network, parse_size,
 };
 
 /// Environment variable naming the config file that [`Config::load`] reads
@@ -27,11 +28,11 @@ const ENV_PREFIX: &str = "HOOKLINE_";
 
 /// The sections of the file; each is one word, so `HOOKLINE_<SECTION>_<KEY>`
 /// splits at the first `_` after the prefix.
-pub(super) const SECTIONS: [&str; 5] = ["database", "dispatch", "limits", "log", "api"];
+pub(super) const SECTIONS: [&str; 6] = ["database", "dispatch", "limits", "log", "api", "network"];
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 18] = [
+const KEYS: [(&str, &str); 21] = [
     ("database", "url"),
     ("dispatch", "concurrency"),
     ("dispatch", "max_in_flight_per_endpoint"),
@@ -50,6 +51,9 @@ const KEYS: [(&str, &str); 18] = [
     ("log", "level"),
     ("api", "listen"),
     ("api", "open_health_metrics"),
+    ("network", "allow"),
+    ("network", "deny"),
+    ("network", "proxy"),
 ];
 
 impl Config {
@@ -281,6 +285,9 @@ fn apply(
         ("log", "level") => set(&mut config.log.level, raw),
         ("api", "listen") => set(&mut config.api.listen, raw),
         ("api", "open_health_metrics") => set(&mut config.api.open_health_metrics, raw),
+        ("network", "allow") => set(&mut config.network.allow, raw),
+        ("network", "deny") => set(&mut config.network.deny, raw),
+        ("network", "proxy") => set(&mut config.network.proxy, raw),
         _ => return None,
     })
 }
@@ -403,6 +410,43 @@ impl Setting for bool {
             "true" | "1" | "yes" => Ok(true),
             "false" | "0" | "no" => Ok(false),
             _ => Err(format!("expected true or false, got {value:?}").into()),
+        }
+    }
+}
+
+impl Setting for Vec<IpNet> {
+    fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
+        let toml::Value::Array(items) = value else {
+            return Err(expected(
+                "a list of networks such as [\"10.1.0.0/16\", \"127.0.0.1\"]",
+                value,
+            ));
+        };
+        let each = items.iter().enumerate();
+        each.map(|(i, item)| match item {
+            toml::Value::String(text) => parse_network(text).map_err(|p| Problem::from(p).at(i)),
+            other => Err(expected("a network such as \"10.1.0.0/16\"", other).at(i)),
+        })
+        .collect()
+    }
+
+    fn from_env(value: &str) -> Result<Self, Problem> {
+        let each = value
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty());
+        each.enumerate()
+            .map(|(i, item)| parse_network(item).map_err(|p| Problem::from(p).at(i)))
+            .collect()
+    }
+}
+
+impl Setting for Option<ProxyUrl> {
+    fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
+        match value {
+            toml::Value::String(text) if text.trim().is_empty() => Ok(None),
+            toml::Value::String(text) => Ok(Some(text.parse::<ProxyUrl>()?)),
+            other => Err(expected("a proxy URL such as \"http://proxy:3128\"", other)),
         }
     }
 }

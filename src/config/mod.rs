@@ -19,11 +19,12 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use ipnet::IpNet;
 use load::SECTIONS;
 pub use load::{ENV_CONFIG, ENV_LOG, ENV_NOT_SETTINGS};
 pub use values::{
-    ByteSize, LOG_LEVELS, LogFormat, format_duration, format_size, parse_duration,
-    parse_log_filter, parse_size,
+    ByteSize, LOG_LEVELS, LogFormat, ProxyUrl, format_duration, format_size, parse_duration,
+    parse_log_filter, parse_network, parse_size,
 };
 
 /// No duration setting may exceed this: larger values are typos, and adding
@@ -44,6 +45,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[api]`: the HTTP API that `hookline serve` runs.
     pub api: ApiConfig,
+    /// `[network]`: where deliveries may go.
+    pub network: NetworkConfig,
 }
 
 /// `[database]` settings.
@@ -91,6 +94,19 @@ pub struct DispatchConfig {
 pub struct LimitsConfig {
     /// Largest event payload accepted from producers (≥ 1 byte).
     pub max_payload: ByteSize,
+}
+
+/// `[network]` settings: which addresses deliveries may reach, and how.
+/// The built-in block list (loopback, private, link-local… see
+/// `dispatch::guard`) applies unless `allow` lifts it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NetworkConfig {
+    /// Networks deliveries may reach although the block list covers them.
+    pub allow: Vec<IpNet>,
+    /// Networks blocked beyond the block list; these win over `allow`.
+    pub deny: Vec<IpNet>,
+    /// An HTTP egress proxy every delivery goes through.
+    pub proxy: Option<ProxyUrl>,
 }
 
 /// `[api]` settings.

@@ -143,6 +143,77 @@ const SIZE_UNITS: [(&str, u64); 6] = [
     ("KB", 1_000),
 ];
 
+/// Parses a network: a CIDR (`10.1.0.0/16`, `fd00::/8`) or a bare address,
+/// which means that one address (`127.0.0.1` is `127.0.0.1/32`). Host bits
+/// are cleared (`10.1.2.3/16` is `10.1.0.0/16`). The error quotes `s`.
+pub fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    let text = s.trim();
+    if let Ok(network) = text.parse::<ipnet::IpNet>() {
+        return Ok(network.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| {
+            format!(
+                "{s:?} is not a network such as \"10.1.0.0/16\" or an address such as \"127.0.0.1\""
+            )
+        })
+}
+
+/// An HTTP egress proxy, `http://HOST:PORT`: deliveries to `http://` URLs
+/// go to it as absolute-form requests, to `https://` URLs through `CONNECT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyUrl {
+    /// Host name or address of the proxy.
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "http://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "http://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl FromStr for ProxyUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ProxyUrl, String> {
+        let wrong =
+            |why: &str| format!("{s:?} is not a proxy URL such as \"http://proxy:3128\": {why}");
+        let uri: http::Uri = s.trim().parse().map_err(|_| wrong("it does not parse"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(wrong(
+                "the scheme must be http:// (the proxy tunnels https itself)",
+            ));
+        }
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| wrong("it has no host"))?;
+        if uri
+            .path_and_query()
+            .is_some_and(|p| !matches!(p.as_str(), "" | "/"))
+        {
+            return Err(wrong("a proxy URL has no path"));
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(wrong("proxy credentials are not supported"));
+        }
+        Ok(ProxyUrl {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port: uri.port_u16().unwrap_or(80),
+        })
+    }
+}
+
 /// Parses a size: bytes (`512`, `512B`), powers of 1024 (`4KiB`, `1MiB`,
 /// `1GiB`) or powers of 1000 (`4KB`, `1MB`, `1GB`); units ignore case and may
 /// follow a space. The error is a complete sentence quoting `s`.

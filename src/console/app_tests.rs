@@ -100,6 +100,7 @@ fn endpoint(n: usize, name: &str, state: EndpointState) -> EndpointRow {
         },
         queue: Some(EndpointQueue::default()),
         health: None,
+        blocked: None,
     }
 }
 

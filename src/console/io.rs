@@ -12,9 +12,9 @@ use super::app::{HEALTH_WINDOW, PAGE};
 use super::format::{endpoint_label, group_digits};
 use super::msg::{Act, Acted, Command, ListLoad, Load, Loaded, Msg};
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
-use crate::model::{Delivery, DeliveryState, Endpoint, Subscription};
+use crate::model::{Delivery, DeliveryState, Endpoint, ErrorKind, Subscription};
 use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError};
-use crate::store::Reads;
+use crate::store::{EndpointHealth, Reads};
 
 /// Events a payload search examines per page.
 const SEARCH_BUDGET: i64 = 2_000;
@@ -359,14 +359,34 @@ impl Loader {
             .filter(|e| matches(e))
             .map(|endpoint| {
                 let in_window = window.contains(&endpoint.id);
+                let health = health.remove(&endpoint.id);
                 EndpointRow {
                     queue: in_window.then(|| queues.remove(&endpoint.id).unwrap_or_default()),
-                    health: health.remove(&endpoint.id),
+                    blocked: self.blocked(&endpoint, health.as_ref()),
+                    health,
                     endpoint,
                 }
             })
             .collect();
         Ok((rows, complete))
+    }
+
+    /// Why the outbound guard refuses `endpoint`, if it does: judged from
+    /// its URL when the host is an IP literal (no lookup: a screen must not
+    /// wait on DNS), else from its last attempt, refused and not followed
+    /// by a success.
+    fn blocked(&self, endpoint: &Endpoint, health: Option<&EndpointHealth>) -> Option<String> {
+        if let Some(reason) = self.ops.literal_blocked(&endpoint.url) {
+            return Some(reason);
+        }
+        let health = health?;
+        let last_error = health.last_error.as_deref()?;
+        let reason = last_error.strip_prefix(ErrorKind::BlockedDestination.as_str())?;
+        let still = match (health.last_failure_at, health.last_success_at) {
+            (Some(failed), Some(succeeded)) => failed > succeeded,
+            (failed, _) => failed.is_some(),
+        };
+        still.then(|| reason.trim_start_matches(':').trim().to_string())
     }
 
     /// Throughput and the worst endpoints with their last errors, ranked in

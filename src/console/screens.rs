@@ -140,6 +140,9 @@ pub struct EndpointRow {
     /// Loaded for the rows around the selection only; `None` elsewhere.
     pub queue: Option<EndpointQueue>,
     pub health: Option<EndpointHealth>,
+    /// Why the outbound guard refuses this endpoint's URL, when it does: its
+    /// host is a blocked IP literal, or its last attempt was refused.
+    pub blocked: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

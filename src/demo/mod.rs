@@ -7,6 +7,7 @@
 mod cast;
 mod generator;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -16,7 +17,8 @@ use tokio::task::JoinHandle;
 pub use cast::Behaviour;
 use cast::Player;
 
-use crate::config::{Config, format_duration};
+use crate::config::{Config, IpNet, format_duration};
+use crate::dispatch::guard::Guard;
 use crate::dispatch::{DispatchError, Dispatcher};
 use crate::model::{Actor, Source};
 use crate::ops::{Ops, OpsError};
@@ -102,6 +104,8 @@ pub async fn start(options: &DemoOptions) -> Result<Demo, DemoError> {
         .map(|s| Duration::from_secs(*s))
         .collect();
     config.dispatch.timeout = DEMO_TIMEOUT;
+    // The demo's receivers listen on 127.0.0.1: exactly that, nothing more.
+    config.network.allow = vec![IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST))];
     let (store, dir) = open_database(options.db.as_deref()).await?;
     let actor = Actor {
         name: "demo".to_string(),
@@ -112,7 +116,7 @@ pub async fn start(options: &DemoOptions) -> Result<Demo, DemoError> {
     let players = cast::assemble(&ops).await?;
 
     let (stop_dispatcher, mut dispatcher_stop) = watch::channel(false);
-    let dispatcher = Dispatcher::new(store.clone(), &config.dispatch)?;
+    let dispatcher = Dispatcher::new(store.clone(), &config.dispatch, Guard::new(&config.network))?;
     let dispatcher = tokio::spawn(dispatcher.run(async move {
         let _ = dispatcher_stop.wait_for(|stop| *stop).await;
     }));

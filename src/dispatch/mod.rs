@@ -14,6 +14,7 @@
 //! Deliveries published in the same process arrive already leased over a
 //! channel ([`hand_off`](crate::dispatch::hand_off)) and start at once, without waiting for a claim.
 
+pub mod guard;
 pub mod hand_off;
 pub mod retry;
 pub mod send;
@@ -28,11 +29,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::config::DispatchConfig;
-use crate::model::{IdKind, new_id};
+use crate::model::{ErrorKind, IdKind, new_id};
 use crate::store::{
-    ClaimRequest, Claimed, ClaimedDelivery, NewAttempt, NextStep, Outcome, Rollups, Store,
+    ClaimRequest, Claimed, ClaimedDelivery, NewAttempt, NextStep, Outcome, Reads, Rollups, Store,
     StoreError,
 };
+use guard::Guard;
 use hand_off::{HandOff, Slots, Taken};
 use retry::RetryPolicy;
 use send::{PreparedTarget, PreparedTargets, Sender};
@@ -98,6 +100,8 @@ impl DispatchStats {
 /// One dispatcher process's engine.
 pub struct Dispatcher {
     store: Store,
+    /// Where attempts may connect; also judges the endpoints at start.
+    guard: Guard,
     config: DispatchConfig,
     id: String,
     sender: Sender,
@@ -180,14 +184,20 @@ impl Cycle {
 }
 
 impl Dispatcher {
-    /// A dispatcher for `store`, configured by `[dispatch]`.
-    pub fn new(store: Store, config: &DispatchConfig) -> Result<Dispatcher, DispatchError> {
+    /// A dispatcher for `store`, configured by `[dispatch]`, that connects
+    /// only where `guard` allows (see [`guard`]).
+    pub fn new(
+        store: Store,
+        config: &DispatchConfig,
+        guard: Guard,
+    ) -> Result<Dispatcher, DispatchError> {
         let (hand_off_sender, hand_offs) = mpsc::unbounded_channel();
         Ok(Dispatcher {
             slots: Arc::new(Slots::new(config.concurrency)),
             hand_off_sender,
             hand_offs: Some(hand_offs),
-            sender: Sender::new(config.max_response_body.0)?,
+            sender: Sender::new(config.max_response_body.0, guard.clone())?,
+            guard,
             policy: Arc::new(RetryPolicy::from_config(config)),
             store,
             config: config.clone(),
@@ -243,6 +253,11 @@ impl Dispatcher {
             tracing::warn!(error = %err, "could not move checkpoints off the commit path");
         }
         tracing::info!(dispatcher = %self.id, host = %host, database = %self.store.location(), "dispatcher started");
+        // Off the start path: resolving every endpoint's host may take a while.
+        let judging = tokio::spawn(warn_of_blocked_endpoints(
+            self.store.reads(),
+            self.guard.clone(),
+        ));
         let heartbeat = tokio::spawn(heartbeat_loop(
             self.store.clone(),
             self.id.clone(),
@@ -265,6 +280,7 @@ impl Dispatcher {
         self.drive(&mut cycle, shutdown).await;
         self.finish(&mut cycle).await;
         heartbeat.abort();
+        judging.abort();
         if let Err(err) = self.store.dispatcher_stopped(&self.id).await {
             tracing::warn!(error = %err, "could not mark the dispatcher stopped");
         }
@@ -601,10 +617,12 @@ async fn attempt_task(
         .attempt(&target, &delivery.event_id, delivery.payload)
         .await;
     stats.attempted.fetch_add(1, Ordering::Relaxed);
-    let next = if result.error_kind.is_none() {
-        NextStep::Succeeded
-    } else {
-        policy.after_failure(attempt_number, result.retry_after)
+    let next = match result.error_kind {
+        None => NextStep::Succeeded,
+        // Nothing was sent, and retrying cannot help until the policy or DNS
+        // changes; a manual retry then starts a fresh schedule.
+        Some(ErrorKind::BlockedDestination) => NextStep::Dead,
+        Some(_) => policy.after_failure(attempt_number, result.retry_after),
     };
     let disable_endpoint = (result.status == Some(410)).then(|| {
         format!(
@@ -643,6 +661,30 @@ fn count_outcomes(stats: &DispatchStats, outcomes: &[Outcome], stale: u64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
     stats.stale.fetch_add(stale, Ordering::Relaxed);
+}
+
+/// Logs each endpoint the guard would now refuse, so that an upgrade or a
+/// `[network]` change that starts blocking an internal receiver is never
+/// silent: its deliveries will end dead with `blocked_destination`.
+async fn warn_of_blocked_endpoints(reads: Reads, guard: Guard) {
+    let endpoints = match reads.list_endpoints(None).await {
+        Ok(endpoints) => endpoints,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not list endpoints to check them against the outbound guard");
+            return;
+        }
+    };
+    for endpoint in endpoints {
+        if let Err(blocked) = guard.check_url(&endpoint.url).await {
+            tracing::warn!(
+                endpoint = %endpoint.id,
+                tenant = %endpoint.tenant_name,
+                name = %endpoint.name,
+                reason = %blocked,
+                "the outbound guard blocks this endpoint: its deliveries will end dead (allow it with network.allow)"
+            );
+        }
+    }
 }
 
 /// Beats every `interval` with the recent delivery rate.

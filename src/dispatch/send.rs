@@ -16,10 +16,10 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::{Instant as Deadline, timeout_at};
 
+use super::guard::{ConnectError, Guard, GuardedConnector};
 use super::retry::parse_retry_after;
 use crate::model::{ErrorKind, Millis, now_millis};
 use crate::sign::{Secret, signature_header};
@@ -165,8 +165,9 @@ pub struct AttemptResult {
     pub retry_after: Option<Duration>,
 }
 
-/// The pooled client attempts go out on: plain HTTP or rustls.
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The pooled client attempts go out on: plain HTTP or rustls, over
+/// connections the outbound guard opened.
+type HttpClient = Client<hyper_rustls::HttpsConnector<GuardedConnector>, Full<Bytes>>;
 
 /// Sends attempts over one shared connection pool.
 #[derive(Debug, Clone)]
@@ -182,22 +183,20 @@ pub fn install_crypto_provider() {
 }
 
 impl Sender {
-    /// A sender whose attempts refuse answers larger than `max_response_body`.
+    /// A sender whose attempts refuse answers larger than `max_response_body`
+    /// and connect only where `guard` allows.
     ///
     /// It follows no redirects (one could point a signed payload anywhere;
     /// receivers must answer directly) and uses no proxy from the
-    /// environment (that would silently reroute deliveries).
-    pub fn new(max_response_body: u64) -> Result<Sender, ClientError> {
+    /// environment (that would silently reroute deliveries; `[network]
+    /// proxy` is the way to send through one).
+    pub fn new(max_response_body: u64, guard: Guard) -> Result<Sender, ClientError> {
         install_crypto_provider();
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        // The TLS connector wraps this one, so it must take https URLs too.
-        http.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_platform_verifier(rustls::crypto::ring::default_provider())?
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(GuardedConnector::new(guard));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_timer(TokioTimer::new())
@@ -396,13 +395,17 @@ pub fn mask_signature(header: &str) -> String {
         .join(" ")
 }
 
-/// Names a transport failure: DNS, TLS, connect, or another network error.
+/// Names a transport failure: a destination the guard refused, DNS, TLS,
+/// connect, or another network error.
 /// (Timeouts never get here: the deadline around the request catches them.)
 fn classify(err: &hyper_util::client::legacy::Error) -> (ErrorKind, String) {
     let mut tls = false;
     let mut chain = Vec::new();
     let mut source = err.source();
     while let Some(cause) = source {
+        if let Some(ConnectError::Blocked(blocked)) = cause.downcast_ref::<ConnectError>() {
+            return (ErrorKind::BlockedDestination, blocked.to_string());
+        }
         tls |= is_tls_error(cause);
         chain.push(cause.to_string());
         source = cause.source();

@@ -11,6 +11,9 @@ mod validate;
 use std::time::Duration;
 
 use crate::config::Config;
+/// What a tenant is told about a destination the outbound guard refused.
+pub use crate::dispatch::guard::TENANT_MESSAGE as BLOCKED_DESTINATION;
+use crate::dispatch::guard::{self, Guard};
 use crate::dispatch::hand_off::HandOff;
 use crate::dispatch::retry::RetryPolicy;
 use crate::model::{
@@ -160,6 +163,8 @@ pub struct Ops {
     scope: Option<String>,
     /// The dispatcher in this process, which publishes hand fresh deliveries to.
     hand_off: Option<HandOff>,
+    /// Judges endpoint URLs as the dispatcher will (`[network]`).
+    guard: Guard,
 }
 
 impl Ops {
@@ -173,6 +178,7 @@ impl Ops {
             actor,
             scope: None,
             hand_off: None,
+            guard: Guard::new(&config.network),
         }
     }
 
@@ -293,7 +299,7 @@ impl Ops {
         let new = NewEndpoint {
             tenant_id: tenant.id,
             name: input.name.clone(),
-            url: validate_url(&input.url)?,
+            url: self.reachable_url(&input.url).await?,
             secret,
             timeout_ms: input.timeout.map(validate_timeout).transpose()?,
             max_in_flight: input
@@ -338,6 +344,32 @@ impl Ops {
         }
     }
 
+    /// A valid endpoint URL that the outbound guard would let deliveries
+    /// reach. A tenant is not told which address or rule blocked it (that
+    /// would map the operator's network for them); operators are.
+    async fn reachable_url(&self, url: &str) -> Result<String> {
+        let url = validate_url(url)?;
+        match self.guard.check_url(&url).await {
+            Ok(()) => Ok(url),
+            Err(_) if self.scope.is_some() => Err(OpsError::invalid("url", guard::TENANT_MESSAGE)),
+            Err(blocked) => Err(OpsError::invalid(
+                "url",
+                format!(
+                    "{}: {blocked} (network.allow lifts the block)",
+                    guard::TENANT_MESSAGE
+                ),
+            )),
+        }
+    }
+
+    /// An endpoint URL's host is an IP literal the outbound guard blocks:
+    /// judged without a lookup, for screens that must not wait on DNS.
+    pub fn literal_blocked(&self, url: &str) -> Option<String> {
+        self.guard
+            .literal_blocked(url)
+            .map(|blocked| blocked.to_string())
+    }
+
     /// Whether the actor's scope takes in `tenant_id`.
     fn may_act_for(&self, tenant_id: &str) -> bool {
         self.scope.as_ref().is_none_or(|own| own == tenant_id)
@@ -351,7 +383,10 @@ impl Ops {
                 .as_deref()
                 .map(|n| validate_name("name", n).map(|()| n.to_string()))
                 .transpose()?,
-            url: changes.url.as_deref().map(validate_url).transpose()?,
+            url: match changes.url.as_deref() {
+                Some(url) => Some(self.reachable_url(url).await?),
+                None => None,
+            },
             timeout_ms: changes
                 .timeout
                 .map(|t| t.map(validate_timeout).transpose())

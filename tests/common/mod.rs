@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use hookline::config::Config;
 use hookline::dispatch::Dispatcher;
+use hookline::dispatch::guard::Guard;
 use hookline::model::{Actor, DeliveryState, Source};
 use hookline::ops::Ops;
 use hookline::store::{OpenMode, Store};
@@ -118,6 +119,8 @@ pub fn hookline_command(url: &str, args: &[&str]) -> Command {
     }
     command
         .env("HOOKLINE_LOG", "warn")
+        // The tests' receivers listen on 127.0.0.1; nothing else is allowed.
+        .env("HOOKLINE_NETWORK_ALLOW", "127.0.0.1/32")
         .env("USER", "test-operator")
         .arg("--db")
         .arg(url)
@@ -164,6 +167,8 @@ pub fn test_config(url: &str) -> Config {
     config.dispatch.poll_interval = Duration::from_millis(100);
     config.dispatch.heartbeat_interval = Duration::from_millis(200);
     config.dispatch.shutdown_grace = Duration::from_secs(2);
+    // The tests' receivers listen on 127.0.0.1; nothing else is allowed.
+    config.network.allow = vec!["127.0.0.1/32".parse().expect("a network")];
     config
         .validate()
         .unwrap_or_else(|e| panic!("test config invalid: {e}"));
@@ -218,7 +223,8 @@ impl RunningDispatcher {
     /// Starts a dispatcher on `store` with `config.dispatch`.
     pub fn start(store: &Store, config: &Config) -> RunningDispatcher {
         let dispatcher =
-            Dispatcher::new(store.clone(), &config.dispatch).expect("build the dispatcher");
+            Dispatcher::new(store.clone(), &config.dispatch, Guard::new(&config.network))
+                .expect("build the dispatcher");
         let stats = dispatcher.stats();
         let id = dispatcher.id().to_string();
         let hand_off = dispatcher.hand_off();

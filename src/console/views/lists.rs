@@ -12,7 +12,7 @@ use crate::console::screens::{
     AuditScreen, DeliveriesScreen, EndpointRow, EndpointsScreen, SubscriptionsScreen,
 };
 use crate::console::theme::{Theme, endpoint_state_label, state_label};
-use crate::model::{Delivery, DeliveryState, now_millis};
+use crate::model::{Delivery, DeliveryState, EndpointState, now_millis};
 
 pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, area: Rect) {
     let [info, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
@@ -209,6 +209,9 @@ impl EndpointColumns {
     }
 }
 
+/// The state column of an active endpoint the outbound guard refuses.
+const BLOCKED_LABEL: &str = "⊘ blocked";
+
 fn endpoint_row(
     row: &EndpointRow,
     columns: EndpointColumns,
@@ -221,23 +224,28 @@ fn endpoint_row(
     let rate_1h = health.and_then(|h| h.last_1h.success_rate());
     let latency = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), human_duration);
     let fails = health.map_or(0, |h| h.consecutive_failures);
-    let state = match &endpoint.state_reason {
-        Some(_) => format!("{}*", endpoint_state_label(endpoint.state)),
-        None => endpoint_state_label(endpoint.state).to_string(),
+    let state = match (&row.blocked, &endpoint.state_reason) {
+        (Some(_), _) if endpoint.state == EndpointState::Active => BLOCKED_LABEL.to_string(),
+        (_, Some(_)) => format!("{}*", endpoint_state_label(endpoint.state)),
+        (_, None) => endpoint_state_label(endpoint.state).to_string(),
+    };
+    let state_style = match &row.blocked {
+        Some(_) => theme.bad(),
+        None => theme.endpoint_state(endpoint.state),
     };
     let last_error = match (
         &endpoint.state_reason,
+        &row.blocked,
         health.and_then(|h| h.last_error.clone()),
     ) {
-        (Some(reason), _) if endpoint.state != crate::model::EndpointState::Active => {
-            reason.clone()
-        }
-        (_, Some(error)) => error,
+        (Some(reason), _, _) if endpoint.state != EndpointState::Active => reason.clone(),
+        (_, Some(reason), _) => format!("blocked_destination: {reason}"),
+        (_, _, Some(error)) => error,
         _ => String::new(),
     };
     let mut cells = vec![
         Cell::from(endpoint_label(endpoint)),
-        Cell::from(Span::styled(state, theme.endpoint_state(endpoint.state))),
+        Cell::from(Span::styled(state, state_style)),
         Cell::from(Span::styled(percent(rate_5m), theme.rate(rate_5m))),
     ];
     if columns.full {

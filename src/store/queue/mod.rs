@@ -17,7 +17,7 @@
 mod claim;
 mod record;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::json;
@@ -427,6 +427,19 @@ impl Store {
                         ).await?;
                     }
                 }
+                for (endpoint_id, (deliveries, reason)) in blocked_by_endpoint(outcomes) {
+                    write_audit(
+                        &mut *tx,
+                        now,
+                        AuditRecord {
+                            actor: &system,
+                            action: "delivery.blocked",
+                            detail: json!({ "endpoint_id": endpoint_id, "reason": reason, "deliveries": deliveries.len() }),
+                            target_ids: deliveries,
+                        },
+                    )
+                    .await?;
+                }
             }
             if let Some(rollups) = &batch.rollups {
                 sqlx::query(sql.upsert_endpoint_stats)
@@ -575,4 +588,23 @@ impl Store {
         self.note_change();
         Ok(released)
     }
+}
+
+/// The deliveries the outbound guard refused in `outcomes`, by endpoint,
+/// with the reason (the address and the rule): operators read it in the
+/// audit log; tenants are never shown it.
+fn blocked_by_endpoint(outcomes: &[Outcome]) -> BTreeMap<&str, (Vec<String>, &str)> {
+    let mut blocked: BTreeMap<&str, (Vec<String>, &str)> = BTreeMap::new();
+    for outcome in outcomes {
+        let attempt = &outcome.attempt;
+        if attempt.error_kind != Some(ErrorKind::BlockedDestination) {
+            continue;
+        }
+        let reason = attempt.error_message.as_deref().unwrap_or_default();
+        let entry = blocked
+            .entry(attempt.endpoint_id.as_str())
+            .or_insert_with(|| (Vec::new(), reason));
+        entry.0.push(attempt.delivery_id.clone());
+    }
+    blocked
 }

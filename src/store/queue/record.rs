@@ -224,13 +224,22 @@ fn fold_stats(stats: &mut HashMap<String, StatsJson>, owner: &str, attempt: &New
         });
     stats.last_attempt_at = Some(attempt.started_at);
     stats.last_status = attempt.status_code;
-    if attempt.error_kind.is_none() {
-        stats.failures = 0;
-        stats.last_success_at = Some(attempt.started_at);
-    } else {
-        stats.failures += 1;
-        stats.last_failure_at = Some(attempt.started_at);
-        stats.last_error = summarise_error(attempt);
+    match OutcomeClass::of(attempt.error_kind, attempt.status_code) {
+        OutcomeClass::Succeeded => {
+            stats.failures = 0;
+            stats.last_success_at = Some(attempt.started_at);
+        }
+        // Shown as the last error, so the operator sees why nothing moves,
+        // but not a failure of the receiver's.
+        OutcomeClass::Blocked => {
+            stats.last_failure_at = Some(attempt.started_at);
+            stats.last_error = summarise_error(attempt);
+        }
+        _ => {
+            stats.failures += 1;
+            stats.last_failure_at = Some(attempt.started_at);
+            stats.last_error = summarise_error(attempt);
+        }
     }
 }
 
@@ -256,6 +265,11 @@ fn fold_health(
     owner: &str,
     attempt: &NewAttempt,
 ) {
+    let class = OutcomeClass::of(attempt.error_kind, attempt.status_code);
+    if class == OutcomeClass::Blocked {
+        // Nothing reached the receiver: no attempt to count or time.
+        return;
+    }
     let minute = attempt.started_at - attempt.started_at.rem_euclid(60_000);
     let rollup = rollups
         .entry((attempt.endpoint_id.clone(), minute))
@@ -265,13 +279,13 @@ fn fold_health(
             dispatcher_id: owner.to_string(),
             ..HealthJson::default()
         });
-    let count = match OutcomeClass::of(attempt.error_kind, attempt.status_code) {
+    let count = match class {
         OutcomeClass::Succeeded => &mut rollup.succeeded,
         OutcomeClass::Status4xx => &mut rollup.status_4xx,
         OutcomeClass::Status5xx => &mut rollup.status_5xx,
         OutcomeClass::Timeout => &mut rollup.timeout,
         OutcomeClass::Network => &mut rollup.network,
-        OutcomeClass::Other => &mut rollup.other,
+        OutcomeClass::Other | OutcomeClass::Blocked => &mut rollup.other,
     };
     *count += 1;
     rollup.latency_sum_ms += attempt.duration_ms;
