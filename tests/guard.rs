@@ -268,7 +268,7 @@ async fn a_blocked_endpoint_ends_dead_without_a_connection(backend: Backend) {
         "{:?}",
         blocked.detail
     );
-    assert_eq!(blocked.target_ids, [delivery.id.clone()]);
+    assert_eq!(blocked.target_ids, std::slice::from_ref(&delivery.id));
 
     let health = api.store.endpoint_health(None).await.expect("health");
     let health = health.get(&endpoint_id).expect("the endpoint's health");
