@@ -550,6 +550,27 @@ fn slash_elsewhere_filters_the_deliveries() {
 }
 
 #[test]
+fn an_endpoint_the_guard_refuses_is_shown_blocked_with_the_reason() {
+    let mut blocked = endpoint(2, "internal", EndpointState::Active);
+    blocked.blocked = Some("127.0.0.1 (loopback 127.0.0.0/8)".to_string());
+    let app = on_endpoints(
+        vec![endpoint(1, "public", EndpointState::Active), blocked],
+        false,
+    );
+    let screen = screen(&app);
+    let line = |name: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{screen}"))
+            .to_string()
+    };
+    assert!(line("internal").contains("blocked"), "{screen}");
+    assert!(line("internal").contains("loopback"), "{screen}");
+    assert!(!line("public").contains("blocked"), "{screen}");
+}
+
+#[test]
 fn slash_on_endpoints_filters_by_name() {
     let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
     key(&mut app, KeyCode::Char('/'));

@@ -239,7 +239,7 @@ fn endpoint_row(
         health.and_then(|h| h.last_error.clone()),
     ) {
         (Some(reason), _, _) if endpoint.state != EndpointState::Active => reason.clone(),
-        (_, Some(reason), _) => format!("blocked_destination: {reason}"),
+        (_, Some(reason), _) => reason.clone(),
         (_, _, Some(error)) => error,
         _ => String::new(),
     };
