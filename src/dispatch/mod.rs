@@ -652,6 +652,7 @@ async fn attempt_task(
 }
 
 fn count_outcomes(stats: &DispatchStats, outcomes: &[Outcome], stale: u64) {
+    warn_of_blocked_outcomes(outcomes);
     for outcome in outcomes {
         let counter = match outcome.next {
             NextStep::Succeeded => &stats.succeeded,
@@ -684,6 +685,29 @@ async fn warn_of_blocked_endpoints(reads: Reads, guard: Guard) {
                 "the outbound guard blocks this endpoint: its deliveries will end dead (allow it with network.allow)"
             );
         }
+    }
+}
+
+/// Logs the deliveries the outbound guard refused, once per endpoint per
+/// batch, with the address and the rule (operators only ever read logs).
+fn warn_of_blocked_outcomes(outcomes: &[Outcome]) {
+    let mut blocked: HashMap<&str, (usize, &str)> = HashMap::new();
+    for outcome in outcomes {
+        let attempt = &outcome.attempt;
+        if attempt.error_kind == Some(ErrorKind::BlockedDestination) {
+            let entry = blocked
+                .entry(attempt.endpoint_id.as_str())
+                .or_insert((0, attempt.error_message.as_deref().unwrap_or_default()));
+            entry.0 += 1;
+        }
+    }
+    for (endpoint, (deliveries, reason)) in blocked {
+        tracing::warn!(
+            endpoint,
+            deliveries,
+            reason,
+            "the outbound guard refused deliveries; they end dead (network.allow lifts the block)"
+        );
     }
 }
 
