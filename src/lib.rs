@@ -30,6 +30,10 @@ pub mod health;
 pub mod model;
 /// Operator and producer actions, validated, audited; every interface calls these.
 pub mod ops;
+/// Which values are secrets (URL passwords, sensitive headers) and how they are masked.
+pub mod redact;
+/// Encryption at rest of endpoint secrets with `[secrets] key`.
+pub mod seal;
 /// Standard Webhooks signatures and the `whsec_…` secrets behind them.
 pub mod sign;
 /// `hookline sink`: a local webhook receiver that verifies signatures.

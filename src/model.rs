@@ -381,6 +381,45 @@ pub struct Endpoint {
     pub updated_at: Millis,
 }
 
+impl Endpoint {
+    /// The endpoint as shown to people: signing secrets as a hint
+    /// (`whsec_MfKQ…aSw`), the URL's password and sensitive header values
+    /// as `****` (see [`crate::redact`]). Only an audited reveal shows more.
+    pub fn masked(&self) -> Endpoint {
+        Endpoint {
+            url: crate::redact::mask_url_password(&self.url),
+            secret: secret_hint(&self.secret),
+            previous_secret: self.previous_secret.as_deref().map(secret_hint),
+            headers: crate::redact::mask_headers(&self.headers),
+            ..self.clone()
+        }
+    }
+
+    /// Which of the endpoint's values are secrets, by field: what a reveal
+    /// shows and its audit row names (`secret`, `previous_secret` while it
+    /// is kept, `url` with a password, `header:NAME` for sensitive headers).
+    pub fn secret_fields(&self) -> Vec<String> {
+        let mut fields = vec!["secret".to_string()];
+        if self.previous_secret.is_some() {
+            fields.push("previous_secret".to_string());
+        }
+        if crate::redact::url_password(&self.url).is_some() {
+            fields.push("url".to_string());
+        }
+        for (name, _) in &self.headers {
+            if crate::redact::is_sensitive_header(name) {
+                fields.push(format!("header:{name}"));
+            }
+        }
+        fields
+    }
+}
+
+/// A signing secret as shown: `whsec_` and a few characters of each end.
+pub fn secret_hint(secret: &str) -> String {
+    crate::sign::Secret::parse(secret).map_or_else(|_| "whsec_****".to_string(), |s| s.masked())
+}
+
 /// An endpoint's interest in topics matching a pattern.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Subscription {

@@ -389,6 +389,17 @@ async fn full_flow_delivers_to_a_real_sink(backend: Backend) {
         rotated["previous_secret_expires_at"].is_string(),
         "{rotated}"
     );
+    // Rotation answers with the new secret in full; the secret route shows
+    // it and the old one, which still signs.
+    let secrets = server
+        .admin_ok("GET", &format!("{endpoint_path}/secret"), None, 200)
+        .await;
+    assert_eq!(secrets["secret"], rotated["secret"]);
+    assert_eq!(secrets["previous_secret"], endpoint["secret"]);
+    assert_eq!(
+        secrets["previous_secret_expires_at"],
+        rotated["previous_secret_expires_at"]
+    );
     let recovered = server
         .admin_ok(
             "POST",
@@ -477,6 +488,7 @@ async fn full_flow_delivers_to_a_real_sink(backend: Backend) {
         "endpoint.resume",
         "endpoint.update",
         "endpoint.rotate_secret",
+        "endpoint.reveal_secrets",
         "subscription.update",
         "subscription.delete",
         "endpoint.delete",
@@ -486,6 +498,156 @@ async fn full_flow_delivers_to_a_real_sink(backend: Backend) {
             "{action} missing from the audit log: {api_actions:?}"
         );
     }
+    dispatcher.stop().await;
+    server.stop().await;
+}
+
+// --- secrets kept secret ------------------------------------------------------
+
+/// A URL with a password and `Authorization`/`X-Api-Key` headers: every
+/// answer shows them masked, the receiver gets them in plain, the history
+/// keeps them masked, the signing secret is shown only on create, rotate
+/// and the audited secret route, and an edit of what was shown keeps them.
+async fn secrets_are_masked_in_every_answer(backend: Backend) {
+    use common::{API_KEY, BEARER_TOKEN, URL_PASSWORD, assert_no_plain_secret, dump_of_table};
+    let server = Server::start(backend).await;
+    let sink = sink().await;
+    let dispatcher = RunningDispatcher::start(&server.store, &server.config);
+    server.tenant("acme").await;
+    let mut answers = String::new();
+    let created = server
+        .admin_ok(
+            "POST",
+            "/v1/endpoints",
+            Some(json!({
+                "tenant": "acme",
+                "name": "vault",
+                "url": common::with_userinfo(&sink.url()),
+                "headers": {
+                    "Authorization": format!("Bearer {BEARER_TOKEN}"),
+                    "X-Api-Key": API_KEY,
+                    "X-Team": "payments",
+                },
+            })),
+            201,
+        )
+        .await;
+    answers.push_str(&created.to_string());
+    let secret = created["secret"].as_str().expect("a secret").to_string();
+    assert!(
+        secret.starts_with("whsec_") && !secret.contains('…'),
+        "create shows it in full"
+    );
+    assert_eq!(
+        created["url"],
+        common::with_userinfo(&sink.url()).replace(URL_PASSWORD, "****")
+    );
+    assert_eq!(created["headers"]["authorization"], "Bearer ****");
+    assert_eq!(created["headers"]["x-api-key"], "****");
+    assert_eq!(created["headers"]["x-team"], "payments");
+    let path = format!("/v1/endpoints/{}", id_of(&created));
+
+    // GET and the list show a hint of the signing secret (breaking change).
+    let got = server.admin_ok("GET", &path, None, 200).await;
+    let listed = server.admin_ok("GET", "/v1/endpoints", None, 200).await;
+    for shown in [&got, &listed["data"][0]] {
+        let hint = shown["secret"].as_str().expect("a hint");
+        assert!(hint.starts_with("whsec_") && hint.contains('…'), "{hint}");
+        assert!(!listed.to_string().contains(&secret[6..]), "{listed}");
+        assert_eq!(shown["url"], created["url"]);
+        assert_eq!(shown["headers"], created["headers"]);
+    }
+    answers.push_str(&got.to_string());
+    answers.push_str(&listed.to_string());
+
+    // The receiver gets the real values; the history keeps them masked.
+    server
+        .admin_ok(
+            "POST",
+            "/v1/subscriptions",
+            Some(json!({ "endpoint": created["id"], "topic": "*" })),
+            201,
+        )
+        .await;
+    server
+        .publish("acme", "order.created", json!({ "n": 1 }))
+        .await;
+    assert!(sink.wait_for(1, WAIT).await, "the sink got nothing");
+    let received = &sink.requests()[0];
+    let bearer = format!("Bearer {BEARER_TOKEN}");
+    assert_eq!(received.header("authorization"), Some(bearer.as_str()));
+    assert_eq!(received.header("x-api-key"), Some(API_KEY));
+    let recorded = common::wait_until(WAIT, || async {
+        let page = server.admin_ok("GET", "/v1/deliveries", None, 200).await;
+        page["data"][0]["state"] == "succeeded"
+    })
+    .await;
+    assert!(recorded, "the delivery never showed as succeeded");
+    let page = server.admin_ok("GET", "/v1/deliveries", None, 200).await;
+    let detail = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/deliveries/{}", id_of(&page["data"][0])),
+            None,
+            200,
+        )
+        .await;
+    let headers = detail["attempts"][0]["request_headers"].to_string();
+    assert!(
+        headers.contains("Bearer ****") && headers.contains("payments"),
+        "{headers}"
+    );
+    answers.push_str(&detail.to_string());
+
+    // An edit that sends back what was shown keeps every secret.
+    let patched = server
+        .admin_ok(
+            "PATCH",
+            &path,
+            Some(json!({ "url": got["url"], "headers": got["headers"], "description": "kept" })),
+            200,
+        )
+        .await;
+    answers.push_str(&patched.to_string());
+    server
+        .publish("acme", "order.created", json!({ "n": 2 }))
+        .await;
+    assert!(
+        sink.wait_for(2, WAIT).await,
+        "the second delivery never arrived"
+    );
+    let received = &sink.requests()[1];
+    assert_eq!(received.header("authorization"), Some(bearer.as_str()));
+    assert_eq!(received.header("x-api-key"), Some(API_KEY));
+    // A mask with nothing behind it is refused, naming the field.
+    server
+        .admin(
+            "PATCH",
+            &path,
+            Some(json!({ "headers": { "X-Other-Token": "****" } })),
+        )
+        .await
+        .assert_problem(422, Some("header"));
+
+    // The secret route shows it in full, and says who looked.
+    let revealed = server
+        .admin_ok("GET", &format!("{path}/secret"), None, 200)
+        .await;
+    assert_eq!(revealed["secret"], secret.as_str());
+    assert_eq!(revealed["previous_secret"], Value::Null);
+    let audit = server.store.list_audit(None, 100).await.expect("audit");
+    let reveal = audit
+        .items
+        .iter()
+        .find(|a| a.action == "endpoint.reveal_secrets")
+        .expect("the reveal is audited");
+    assert_eq!(reveal.actor, "admin-key");
+    assert_eq!(reveal.target_ids, [id_of(&created)]);
+
+    assert_no_plain_secret(&answers, "an API answer");
+    let dump = server.db.dump().await;
+    assert_no_plain_secret(&dump_of_table(&dump, "audit_log"), "the audit log");
+    assert_no_plain_secret(&dump_of_table(&dump, "attempts"), "the attempts table");
     dispatcher.stop().await;
     server.stop().await;
 }
@@ -791,7 +953,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
     let server = Server::start_with(backend, |c| c.api.open_health_metrics = true).await;
     let health = server.send("GET", "/healthz", None, Body::None).await;
     assert_eq!(health.status, 200, "{}", health.text());
-    assert_eq!(health.json()["schema_version"], 4);
+    assert_eq!(health.json()["schema_version"], 5);
     let metrics = server.send("GET", "/metrics", None, Body::None).await;
     assert_eq!(metrics.status, 200);
     assert!(
@@ -810,7 +972,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
 // --- 5. tenant isolation ------------------------------------------------------
 
 /// Every route the API serves, as (method, path template).
-const ROUTES: [(&str, &str); 27] = [
+const ROUTES: [(&str, &str); 28] = [
     ("POST", "/v1/events"),
     ("GET", "/v1/tenants"),
     ("POST", "/v1/tenants"),
@@ -839,6 +1001,7 @@ const ROUTES: [(&str, &str); 27] = [
     // Query forms of the list routes that name another tenant's things.
     ("GET", "/v1/deliveries?endpoint"),
     ("GET", "/v1/subscriptions?endpoint"),
+    ("GET", "/v1/endpoints/{id}/secret"),
 ];
 
 /// Two tenants with an endpoint, a subscription and a delivery each.
@@ -945,6 +1108,7 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
         attempt(ROUTES[23], "/metrics".into(), Body::None, 403),
         attempt(ROUTES[25], format!("/v1/deliveries?endpoint={ep}"), Body::None, 404),
         attempt(ROUTES[26], format!("/v1/subscriptions?endpoint={ep}"), Body::None, 404),
+        attempt(ROUTES[27], format!("/v1/endpoints/{ep}/secret"), Body::None, 404),
         // Broadcasts reach every tenant: not for a tenant key.
         attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "broadcast": true, "topic": "order.created", "payload": {} })), 403),
         // Its own tenant may not be deleted with its own key.
@@ -1452,6 +1616,7 @@ async fn api_bench_reports_every_figure(backend: Backend) {
 
 both_backends!(
     full_flow_delivers_to_a_real_sink,
+    secrets_are_masked_in_every_answer,
     gnarly_payload_arrives_byte_identical,
     every_error_answers_a_problem_and_changes_nothing,
     auth_refusals,

@@ -1517,7 +1517,113 @@ fn sink_with_a_bad_secret_is_refused() {
     assert!(started.elapsed() < Duration::from_secs(20));
 }
 
+/// A URL password and `Authorization`/`X-Api-Key` headers never show in
+/// plain in tables or `--json`, nor in the audit log; `--show-secret` shows
+/// them and is itself audited; an update that gives the mask back keeps them.
+async fn secrets_are_masked_unless_shown_and_showing_is_audited(backend: Backend) {
+    use common::{API_KEY, BEARER_TOKEN, URL_PASSWORD, assert_no_plain_secret, dump_of_table};
+    let db = TestDb::new(backend);
+    migrated_with_acme(&db);
+    let url = common::with_userinfo("http://127.0.0.1:9/hook");
+    let bearer = format!("Authorization: Bearer {BEARER_TOKEN}");
+    let api_key = format!("X-Api-Key: {API_KEY}");
+    let add = [
+        "endpoint",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "vault",
+        "--url",
+        &url,
+        "--header",
+        &bearer,
+        "--header",
+        &api_key,
+        "--header",
+        "X-Team: payments",
+    ];
+    let mut printed = ok(db.hookline(&add));
+    let shown = ok_json(&db, &["endpoint", "show", "vault"]);
+    assert_eq!(
+        text(&shown, "url"),
+        "http://bob:****@127.0.0.1:9/hook",
+        "{shown}"
+    );
+    let headers = shown["headers"].to_string();
+    assert!(
+        headers.contains("authorization: Bearer ****")
+            && headers.contains("x-api-key: ****")
+            && headers.contains("x-team: payments"),
+        "{headers}"
+    );
+    printed.push_str(&shown.to_string());
+    for args in [
+        &["endpoint", "list"][..],
+        &["endpoint", "list", "--json"],
+        &["endpoint", "show", "vault"],
+        &[
+            "endpoint",
+            "update",
+            "vault",
+            "--description",
+            "kept",
+            "--json",
+        ],
+        &["endpoint", "pause", "vault"],
+        &["endpoint", "resume", "vault", "--json"],
+        &["endpoint", "rotate-secret", "vault"],
+        &["audit"],
+        &["audit", "--json"],
+    ] {
+        printed.push_str(&ok(db.hookline(args)));
+    }
+    assert_no_plain_secret(&printed, "the CLI's output");
+
+    // An update that passes the masks back keeps the values behind them.
+    ok(db.hookline(&[
+        "endpoint",
+        "update",
+        "vault",
+        "--url",
+        "http://bob:****@127.0.0.1:9/v2",
+        "--header",
+        "Authorization: Bearer ****",
+        "--header",
+        "X-Api-Key: ****",
+    ]));
+    let audits_before = objects(&ok_json(&db, &["audit", "--limit", "10000"])).len();
+    let revealed = ok_json(&db, &["endpoint", "show", "vault", "--show-secret"]);
+    assert_eq!(
+        text(&revealed, "url"),
+        format!("http://bob:{URL_PASSWORD}@127.0.0.1:9/v2")
+    );
+    let headers = revealed["headers"].to_string();
+    assert!(
+        headers.contains(&format!("Bearer {BEARER_TOKEN}")) && headers.contains(API_KEY),
+        "{headers}"
+    );
+    assert!(!text(&revealed, "secret").contains('…'), "{revealed}");
+
+    // Seeing them is in the audit log: who, which endpoint, which fields.
+    let audit = ok_json(&db, &["audit", "--limit", "10000"]);
+    assert_eq!(objects(&audit).len(), audits_before + 1);
+    let reveal = &audit[0];
+    assert_eq!(text(reveal, "action"), "endpoint.reveal_secrets");
+    assert_eq!(text(reveal, "source"), "cli");
+    assert!(!text(reveal, "actor").is_empty(), "{reveal}");
+    assert_eq!(text(reveal, "targets"), text(&revealed, "id"));
+    let fields = reveal["detail"].to_string();
+    assert!(
+        fields.contains("url") && fields.contains("header:authorization"),
+        "{fields}"
+    );
+    let dump = db.dump().await;
+    assert_no_plain_secret(&dump_of_table(&dump, "audit_log"), "the audit log");
+}
+
 both_backends!(
+    secrets_are_masked_unless_shown_and_showing_is_audited,
     tenant_commands,
     endpoint_commands,
     subscription_commands,

@@ -553,7 +553,66 @@ async fn refuses_a_database_that_does_not_exist(backend: Backend) {
     }
 }
 
+/// An endpoint's URL password and `Authorization`/`X-Api-Key` values are
+/// masked on every screen, the edit form included; `v` shows them until the
+/// next key and the audit log says the operator saw them.
+async fn secrets_are_masked_on_screen_until_revealed(backend: Backend) {
+    use common::{API_KEY, BEARER_TOKEN, URL_PASSWORD, assert_no_plain_secret, with_userinfo};
+    let seeded = seed(backend).await;
+    seeded
+        .ops
+        .update_endpoint(
+            "globex/orders",
+            &hookline::ops::EndpointChanges {
+                url: Some(with_userinfo("https://erp.globex.example/hooks")),
+                headers: Some(vec![
+                    format!("Authorization: Bearer {BEARER_TOKEN}"),
+                    format!("X-Api-Key: {API_KEY}"),
+                ]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("give globex/orders credentials: {e}"));
+    let console = Console::start(&seeded.db.url, &[]);
+    console.keys(&["3"]);
+    console.wait_for("initech/audit-trail");
+    assert_no_plain_secret(&console.screen(), "the endpoints screen");
+    console.keys(&["/"]);
+    console.type_text("orders");
+    console.keys(&["Enter"]);
+    wait_for_only_orders(&console);
+    console.keys(&["e"]);
+    let form = console.wait_for("Edit endpoint");
+    assert!(
+        form.contains("https://bob:****@erp.globex.example/hooks"),
+        "{form}"
+    );
+    assert!(form.contains("authorization: Bearer ****"), "{form}");
+    assert_no_plain_secret(&form, "the edit form");
+    console.keys(&["Escape"]);
+    console.wait_for("cancelled");
+
+    console.keys(&["v"]);
+    let revealed = console.wait_for("Secrets of globex/orders");
+    for plain in [URL_PASSWORD, BEARER_TOKEN, API_KEY] {
+        assert!(
+            revealed.contains(plain),
+            "{plain} not revealed:\n{revealed}"
+        );
+    }
+    let entry = last_audit(&seeded).await;
+    assert_by_the_operator(&entry, "endpoint.reveal_secrets");
+    assert!(entry.detail.contains("header:authorization"), "{entry:?}");
+    console.keys(&["Escape"]);
+    let hidden = console.wait_until("the secrets hidden again", |s| {
+        !s.contains("Secrets of globex/orders")
+    });
+    assert_no_plain_secret(&hidden, "the screen after the reveal");
+}
+
 both_backends!(
+    secrets_are_masked_on_screen_until_revealed,
     retry_a_dead_delivery,
     pause_an_endpoint,
     edit_a_subscription,

@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::body::{JsonBody, OptionalJsonBody, QueryParams};
 use super::problem::{ApiResult, Problem};
-use super::views::{Deleted, EndpointView, List};
-use crate::model::DeliveryState;
+use super::views::{Deleted, EndpointSecretView, EndpointView, List};
+use crate::model::{DeliveryState, now_millis};
 use crate::ops::{BulkRetry, EndpointChanges, EndpointInput, parse_since};
 
 /// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a value.
@@ -147,7 +147,7 @@ pub async fn list(
     tag = "endpoints",
     request_body = CreateEndpoint,
     responses(
-        (status = 201, description = "Created", body = EndpointView),
+        (status = 201, description = "Created, with the signing secret in full", body = EndpointView),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -169,7 +169,10 @@ pub async fn create(
         description: request.description,
     };
     let endpoint = caller.ops.add_endpoint(&input).await?;
-    Ok((StatusCode::CREATED, Json(endpoint.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointView::with_secret(endpoint)),
+    ))
 }
 
 /// Get an endpoint.
@@ -305,7 +308,7 @@ pub async fn resume(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<En
     params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
     request_body(content = Option<RotateSecret>, description = "Optional"),
     responses(
-        (status = 200, description = "The endpoint with its new secret", body = EndpointView),
+        (status = 200, description = "The endpoint with its new secret, in full", body = EndpointView),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid secret", body = Problem, content_type = "application/problem+json"),
     ),
@@ -321,7 +324,28 @@ pub async fn rotate_secret(
         .ops
         .rotate_secret(&endpoint.id, request.secret.as_deref())
         .await?;
-    Ok(Json(endpoint.into()))
+    Ok(Json(EndpointView::with_secret(endpoint)))
+}
+
+/// Reveal an endpoint's signing secrets: the current one, and the previous
+/// one while it still signs. Lists and GETs show only a hint; each call
+/// here is recorded in the audit log under the key's name.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}/secret",
+    operation_id = "get_endpoint_secret",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    responses(
+        (status = 200, description = "The signing secrets, in full", body = EndpointSecretView),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn secret(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EndpointSecretView>> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let endpoint = caller.ops.reveal_signing_secrets(&endpoint.id).await?;
+    Ok(Json(EndpointSecretView::new(endpoint, now_millis())))
 }
 
 /// Queue an endpoint's failed deliveries again, each on a fresh schedule.

@@ -86,6 +86,7 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(endpoints::pause))
         .routes(routes!(endpoints::resume))
         .routes(routes!(endpoints::rotate_secret))
+        .routes(routes!(endpoints::secret))
         .routes(routes!(endpoints::recover))
         .routes(routes!(subscriptions::list, subscriptions::create))
         .routes(routes!(

@@ -55,8 +55,11 @@ pub struct EndpointView {
     pub tenant_id: String,
     pub tenant_name: String,
     pub name: String,
+    /// The URL, its password (if any) masked: `https://bob:****@host/`.
     pub url: String,
-    /// The signing secret (`whsec_…`) receivers verify signatures with.
+    /// The signing secret (`whsec_…`) receivers verify signatures with: in
+    /// full only in the answers to create and rotate-secret; elsewhere a
+    /// hint (`whsec_MfKQ…aSw`). `GET /v1/endpoints/{id}/secret` reveals it.
     pub secret: String,
     /// Until then the secret before the last rotation signs too.
     pub previous_secret_expires_at: Option<String>,
@@ -68,7 +71,9 @@ pub struct EndpointView {
     pub timeout_ms: Option<i64>,
     /// Cap on concurrent attempts; `null` uses the server's default.
     pub max_in_flight: Option<i64>,
-    /// Extra headers sent with every attempt.
+    /// Extra headers sent with every attempt; the values of sensitive ones
+    /// (`Authorization`, `Cookie`, names containing `token`, `secret`,
+    /// `key`, `password` or `auth`) masked as `****`.
     pub headers: BTreeMap<String, String>,
     pub description: Option<String>,
     pub created_at: String,
@@ -76,7 +81,25 @@ pub struct EndpointView {
 }
 
 impl From<Endpoint> for EndpointView {
+    /// The endpoint as lists and GETs show it: every secret masked.
     fn from(e: Endpoint) -> EndpointView {
+        EndpointView::shown(e.masked())
+    }
+}
+
+impl EndpointView {
+    /// The answer to create and rotate-secret: the signing secret in full
+    /// (its owner needs it to verify), the URL's password and header values
+    /// masked as everywhere.
+    pub fn with_secret(e: Endpoint) -> EndpointView {
+        let secret = e.secret.clone();
+        EndpointView {
+            secret,
+            ..EndpointView::shown(e.masked())
+        }
+    }
+
+    fn shown(e: Endpoint) -> EndpointView {
         EndpointView {
             id: e.id,
             tenant_id: e.tenant_id,
@@ -96,6 +119,36 @@ impl From<Endpoint> for EndpointView {
             description: e.description,
             created_at: time(e.created_at),
             updated_at: time(e.updated_at),
+        }
+    }
+}
+
+/// An endpoint's signing secrets, in full.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointSecretView {
+    /// `ep_…`
+    pub endpoint_id: String,
+    /// The current signing secret (`whsec_…`).
+    pub secret: String,
+    /// The secret before the last rotation, while it still signs; `null` otherwise.
+    pub previous_secret: Option<String>,
+    /// When the previous secret stops signing (RFC 3339).
+    pub previous_secret_expires_at: Option<String>,
+}
+
+impl EndpointSecretView {
+    /// The endpoint's secrets as of `now` (a previous secret past its
+    /// grace no longer signs, so it is not shown).
+    pub fn new(e: Endpoint, now: Millis) -> EndpointSecretView {
+        let previous = match (e.previous_secret, e.previous_secret_expires_at) {
+            (Some(secret), Some(expires)) if expires > now => Some((secret, expires)),
+            _ => None,
+        };
+        EndpointSecretView {
+            endpoint_id: e.id,
+            secret: e.secret,
+            previous_secret_expires_at: previous.as_ref().map(|(_, at)| time(*at)),
+            previous_secret: previous.map(|(secret, _)| secret),
         }
     }
 }

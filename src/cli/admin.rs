@@ -3,7 +3,7 @@
 use hookline::config::Config;
 use hookline::model::{Actor, Endpoint, Source, Subscription, Tenant};
 use hookline::ops::{EndpointChanges, EndpointInput, Ops};
-use hookline::store::{OpenMode, Store};
+use hookline::store::{OpenMode, Store, StoreOptions};
 use serde_json::json;
 
 use super::output::{Cell, Output, Record};
@@ -11,7 +11,8 @@ use super::{EndpointCommand, SubscriptionCommand, TenantCommand};
 
 /// Opens the configured database, which must already exist and be migrated.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::open(&config.database.url, OpenMode::Existing).await?)
+    let options = StoreOptions::from_config(config);
+    Ok(Store::open_with(&config.database.url, OpenMode::Existing, options).await?)
 }
 
 /// The actions, recorded as the OS user (and SSH client) running the CLI.
@@ -31,8 +32,31 @@ fn tenant_record(tenant: &Tenant) -> Record {
         .field("created_at", Cell::Time(tenant.created_at))
 }
 
-/// The endpoint fields every listing shows.
-pub fn endpoint_record(endpoint: &Endpoint, out: &Output) -> Record {
+/// Endpoints as a command may print them: masked, or with `--show-secret`
+/// in plain, with an audit row naming the operator and the endpoints.
+async fn visible(
+    ops: &Ops,
+    out: &Output,
+    endpoints: Vec<Endpoint>,
+) -> anyhow::Result<Vec<Endpoint>> {
+    if out.shows_secrets() {
+        ops.audit_reveal(&endpoints).await?;
+        Ok(endpoints)
+    } else {
+        Ok(endpoints.iter().map(Endpoint::masked).collect())
+    }
+}
+
+/// One endpoint as [`visible`] shows it.
+async fn visible_one(ops: &Ops, out: &Output, endpoint: Endpoint) -> anyhow::Result<Endpoint> {
+    let mut shown = visible(ops, out, vec![endpoint]).await?;
+    shown
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no endpoint to show"))
+}
+
+/// The endpoint fields every listing shows; secrets as [`visible`] left them.
+pub fn endpoint_record(endpoint: &Endpoint) -> Record {
     let headers: Vec<String> = endpoint
         .headers
         .iter()
@@ -44,7 +68,7 @@ pub fn endpoint_record(endpoint: &Endpoint, out: &Output) -> Record {
         .field("name", &endpoint.name)
         .field("state", endpoint.state.as_str())
         .field("url", &endpoint.url)
-        .field("secret", out.secret(&endpoint.secret))
+        .field("secret", &endpoint.secret)
         .field("timeout_ms", endpoint.timeout_ms)
         .field("max_in_flight", endpoint.max_in_flight)
         .field("headers", Cell::Json(json!(headers)))
@@ -52,15 +76,11 @@ pub fn endpoint_record(endpoint: &Endpoint, out: &Output) -> Record {
         .field("created_at", Cell::Time(endpoint.created_at))
 }
 
-fn endpoint_detail(endpoint: &Endpoint, subscriptions: &[Subscription], out: &Output) -> Record {
-    let previous = endpoint
-        .previous_secret
-        .as_deref()
-        .map(|secret| out.secret(secret));
+fn endpoint_detail(endpoint: &Endpoint, subscriptions: &[Subscription]) -> Record {
     let patterns: Vec<&str> = subscriptions.iter().map(|s| s.pattern.as_str()).collect();
-    endpoint_record(endpoint, out)
+    endpoint_record(endpoint)
         .field("tenant_id", &endpoint.tenant_id)
-        .field("previous_secret", previous)
+        .field("previous_secret", endpoint.previous_secret.as_ref())
         .field(
             "previous_secret_expires_at",
             Cell::time(endpoint.previous_secret_expires_at),
@@ -137,8 +157,8 @@ pub async fn endpoint(
                 headers: args.header,
                 description: args.description,
             };
-            let endpoint = ops.add_endpoint(&input).await?;
-            out.detail(&endpoint_record(&endpoint, out));
+            let endpoint = visible_one(&ops, out, ops.add_endpoint(&input).await?).await?;
+            out.detail(&endpoint_record(&endpoint));
             out.note(&format!(
                 "next: hookline subscription add --endpoint {} --topic 'resident.*'",
                 endpoint.id
@@ -150,8 +170,9 @@ pub async fn endpoint(
                 None => None,
             };
             let endpoints = ops.reads().list_endpoints(tenant_id.as_deref()).await?;
+            let endpoints = visible(&ops, out, endpoints).await?;
             let records: Vec<Record> = if out.is_json() {
-                endpoints.iter().map(|e| endpoint_record(e, out)).collect()
+                endpoints.iter().map(endpoint_record).collect()
             } else {
                 endpoints.iter().map(endpoint_row).collect()
             };
@@ -166,7 +187,8 @@ pub async fn endpoint(
                 .reads()
                 .list_subscriptions(Some(&endpoint.id), None)
                 .await?;
-            out.detail(&endpoint_detail(&endpoint, &subscriptions, out));
+            let endpoint = visible_one(&ops, out, endpoint).await?;
+            out.detail(&endpoint_detail(&endpoint, &subscriptions));
         }
         EndpointCommand::Update(args) => {
             let changes = EndpointChanges {
@@ -192,10 +214,12 @@ pub async fn endpoint(
                 description: args.description.map(Some),
             };
             let endpoint = ops.update_endpoint(&args.endpoint, &changes).await?;
-            out.detail(&endpoint_record(&endpoint, out));
+            let endpoint = visible_one(&ops, out, endpoint).await?;
+            out.detail(&endpoint_record(&endpoint));
         }
         EndpointCommand::Pause { endpoint, reason } => {
             let (endpoint, already) = ops.pause_endpoint(&endpoint, reason.as_deref()).await?;
+            let endpoint = visible_one(&ops, out, endpoint).await?;
             let text = if already {
                 format!("endpoint {} was already paused", endpoint.name)
             } else {
@@ -204,15 +228,16 @@ pub async fn endpoint(
                     endpoint.name, endpoint.id, endpoint.id
                 )
             };
-            out.result(endpoint_record(&endpoint, out).to_json(), &text);
+            out.result(endpoint_record(&endpoint).to_json(), &text);
         }
         EndpointCommand::Resume { endpoint } => {
             let (endpoint, before) = ops.resume_endpoint(&endpoint).await?;
+            let endpoint = visible_one(&ops, out, endpoint).await?;
             let text = format!(
                 "endpoint {} ({}) is active (was {before}); held deliveries flow oldest first",
                 endpoint.name, endpoint.id
             );
-            out.result(endpoint_record(&endpoint, out).to_json(), &text);
+            out.result(endpoint_record(&endpoint).to_json(), &text);
         }
         EndpointCommand::Delete { endpoint } => {
             let (endpoint, cancelled) = ops.delete_endpoint(&endpoint).await?;
@@ -226,7 +251,8 @@ pub async fn endpoint(
         }
         EndpointCommand::RotateSecret { endpoint, secret } => {
             let endpoint = ops.rotate_secret(&endpoint, secret.as_deref()).await?;
-            out.detail(&endpoint_record(&endpoint, out).field(
+            let endpoint = visible_one(&ops, out, endpoint).await?;
+            out.detail(&endpoint_record(&endpoint).field(
                 "previous_secret_expires_at",
                 Cell::time(endpoint.previous_secret_expires_at),
             ));

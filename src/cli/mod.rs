@@ -29,7 +29,8 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Show signing secrets instead of masking them.
+    /// Show endpoints' secrets (signing secrets, URL passwords, sensitive
+    /// header values) instead of masking them; recorded in the audit log.
     #[arg(long, global = true)]
     pub show_secret: bool,
     /// Log format on stderr (overrides log.format).

@@ -5,7 +5,6 @@
 use std::io::Write;
 
 use hookline::model::format_rfc3339;
-use hookline::sign::Secret;
 use serde_json::Value;
 
 /// One value in a record.
@@ -124,12 +123,10 @@ impl Output {
         self.json
     }
 
-    /// A secret as it may be shown: masked unless `--show-secret`.
-    pub fn secret(&self, secret: &str) -> String {
-        if self.show_secret {
-            return secret.to_string();
-        }
-        Secret::parse(secret).map_or_else(|_| "whsec_****".to_string(), |s| s.masked())
+    /// Whether `--show-secret` was given: endpoints are printed with their
+    /// secrets in plain (and the reveal audited) instead of masked.
+    pub fn shows_secrets(&self) -> bool {
+        self.show_secret
     }
 
     /// Prints records as a table (or a JSON array); `empty` when there are none.

@@ -6,7 +6,7 @@ use hookline::dispatch::guard::Guard;
 use hookline::ops::OpsError;
 use hookline::sign::Secret;
 use hookline::sink::{self, SinkOptions};
-use hookline::store::{OpenMode, Store};
+use hookline::store::{OpenMode, Store, StoreOptions};
 use serde_json::json;
 
 use super::output::Output;
@@ -30,18 +30,35 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn migrate(config: &Config, out: &Output) -> anyhow::Result<()> {
-    let store = Store::open(&config.database.url, OpenMode::Existing).await;
+    let store = Store::open_with(
+        &config.database.url,
+        OpenMode::Existing,
+        StoreOptions::from_config(config),
+    )
+    .await;
     let store = match store {
         Ok(store) => {
             out.note(&format!("database at {} is up to date", store.location()));
             store
         }
         Err(_) => {
-            let store = Store::open(&config.database.url, OpenMode::CreateAndMigrate).await?;
+            let store = Store::open_with(
+                &config.database.url,
+                OpenMode::CreateAndMigrate,
+                StoreOptions::from_config(config),
+            )
+            .await?;
             out.note(&format!("database at {} migrated", store.location()));
             store
         }
     };
+    // A key set since the endpoints were written: seal what is still plain.
+    let sealed = store.seal_plain_secrets().await?;
+    if sealed > 0 {
+        out.note(&format!(
+            "encrypted the secrets of {sealed} endpoints with [secrets] key"
+        ));
+    }
     let version = store.schema_version().await?;
     if out.is_json() {
         out.result(
@@ -55,7 +72,15 @@ pub async fn migrate(config: &Config, out: &Output) -> anyhow::Result<()> {
 
 /// Runs a dispatcher until SIGINT/SIGTERM.
 pub async fn dispatch(config: &Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.database.url, OpenMode::CreateAndMigrate).await?;
+    let store = Store::open_with(
+        &config.database.url,
+        OpenMode::CreateAndMigrate,
+        StoreOptions::from_config(config),
+    )
+    .await?;
+    // A missing or wrong [secrets] key stops the process here, by name,
+    // rather than failing every claim once it runs.
+    store.check_secrets().await?;
     let dispatcher = Dispatcher::new(store.clone(), &config.dispatch, Guard::new(&config.network))?;
     dispatcher.run(shutdown_signal()).await?;
     store.close().await;
@@ -66,7 +91,15 @@ pub async fn dispatch(config: &Config) -> anyhow::Result<()> {
 /// dispatcher hears of new events at once (same process), without polling,
 /// and takes what it has room for straight from the publishing transaction.
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.database.url, OpenMode::CreateAndMigrate).await?;
+    let store = Store::open_with(
+        &config.database.url,
+        OpenMode::CreateAndMigrate,
+        StoreOptions::from_config(config),
+    )
+    .await?;
+    // A missing or wrong [secrets] key stops the process here, by name,
+    // rather than failing every claim once it runs.
+    store.check_secrets().await?;
     let dispatcher = Dispatcher::new(store.clone(), &config.dispatch, Guard::new(&config.network))?;
     let actor = hookline::model::Actor {
         name: "hookline-api".to_string(),
@@ -222,7 +255,12 @@ pub async fn bench_console(
 
 /// Opens the console on an existing database (it never creates one).
 pub async fn console(args: ConsoleArgs, config: &Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.database.url, OpenMode::Existing).await?;
+    let store = Store::open_with(
+        &config.database.url,
+        OpenMode::Existing,
+        StoreOptions::from_config(config),
+    )
+    .await?;
     run_console(store, config, console_options(&args, config)).await
 }
 

@@ -28,11 +28,13 @@ const ENV_PREFIX: &str = "HOOKLINE_";
 
 /// The sections of the file; each is one word, so `HOOKLINE_<SECTION>_<KEY>`
 /// splits at the first `_` after the prefix.
-pub(super) const SECTIONS: [&str; 6] = ["database", "dispatch", "limits", "log", "api", "network"];
+pub(super) const SECTIONS: [&str; 7] = [
+    "database", "dispatch", "limits", "log", "api", "network", "secrets",
+];
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 21] = [
+const KEYS: [(&str, &str); 22] = [
     ("database", "url"),
     ("dispatch", "concurrency"),
     ("dispatch", "max_in_flight_per_endpoint"),
@@ -54,6 +56,7 @@ const KEYS: [(&str, &str); 21] = [
     ("network", "allow"),
     ("network", "deny"),
     ("network", "proxy"),
+    ("secrets", "key"),
 ];
 
 impl Config {
@@ -288,8 +291,26 @@ fn apply(
         ("network", "allow") => set(&mut config.network.allow, raw),
         ("network", "deny") => set(&mut config.network.deny, raw),
         ("network", "proxy") => set(&mut config.network.proxy, raw),
+        ("secrets", "key") => set(&mut config.secrets.key, raw),
         _ => return None,
     })
+}
+
+/// `[secrets] key`: base64 of 32 bytes; empty means no key. The value is
+/// never repeated in an error (it is a secret, or a typo of one).
+impl Setting for Option<crate::seal::SecretsKey> {
+    fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
+        match value {
+            toml::Value::String(s) if s.trim().is_empty() => Ok(None),
+            toml::Value::String(s) => crate::seal::SecretsKey::parse(s)
+                .map(Some)
+                .map_err(|e| e.to_string().into()),
+            other => Err(expected(
+                "a base64 key such as from `openssl rand -base64 32`",
+                other,
+            )),
+        }
+    }
 }
 
 impl Setting for String {
@@ -535,6 +556,33 @@ mod tests {
     }
 
     #[test]
+    fn the_secrets_key_is_base64_of_32_bytes_and_never_echoed() {
+        let key = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+        let in_file = from_file(&format!("[secrets]\nkey = \"{key}\"")).unwrap();
+        let in_env = from_env(&[("HOOKLINE_SECRETS_KEY", key)]).unwrap();
+        assert!(in_file.secrets.key.is_some());
+        assert_eq!(in_file.secrets, in_env.secrets);
+        assert!(!format!("{in_file:?}").contains(key), "Debug shows the key");
+        assert_eq!(
+            from_env(&[("HOOKLINE_SECRETS_KEY", "")])
+                .unwrap()
+                .secrets
+                .key,
+            None
+        );
+        let short = "c2hvcnQta2V5LXZhbHVl";
+        let err = env_error(&[("HOOKLINE_SECRETS_KEY", short)]);
+        assert!(
+            err.starts_with("HOOKLINE_SECRETS_KEY (secrets.key): must be the base64 of 32"),
+            "{err}"
+        );
+        assert!(!err.contains(short), "echoed the key: {err}");
+        let err = file_error("[secrets]\nkey = \"not base64!\"");
+        assert!(err.starts_with("secrets.key: "), "{err}");
+        assert!(!err.contains("not base64!"), "echoed the key: {err}");
+    }
+
+    #[test]
     fn empty_input_gives_defaults() {
         assert_eq!(from_file("").unwrap(), Config::default());
         assert_eq!(from_file("[dispatch]\n").unwrap(), Config::default());
@@ -711,7 +759,7 @@ mod tests {
             ),
             ("[log]\nlevel = \" \"", "log.level: must not be empty"),
             (
-                "[database]\nurl = \"mysql://u:secret@h/db\"",
+                "[database]\nurl = \"mysql://u:pa55word@h/db\"",
                 "database.url: must start with sqlite:, postgres: or postgresql: (got \"mysql:\")",
             ),
             (
@@ -726,7 +774,7 @@ mod tests {
                 got.starts_with(want),
                 "for {toml:?}\n got: {got}\nwant: {want}…"
             );
-            assert!(!got.contains("secret"), "leaked a password: {got}");
+            assert!(!got.contains("pa55word"), "leaked a password: {got}");
         }
     }
 

@@ -47,6 +47,17 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[network]`: where deliveries may go.
     pub network: NetworkConfig,
+    /// `[secrets]`: encryption at rest of endpoint secrets.
+    pub secrets: SecretsConfig,
+}
+
+/// `[secrets]` settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SecretsConfig {
+    /// Seals signing secrets, URL passwords and sensitive header values in
+    /// the database (see [`crate::seal`]); `None` (the default, an empty
+    /// `key`) stores them plain.
+    pub key: Option<crate::seal::SecretsKey>,
 }
 
 /// `[database]` settings.

@@ -51,6 +51,8 @@ pub enum Mode {
     Command(LineInput),
     Confirm(Confirm),
     Form(Form),
+    /// An endpoint's secrets in plain, until any key hides them.
+    Reveal(Box<crate::model::Endpoint>),
 }
 
 /// A long action's progress.

@@ -1366,3 +1366,105 @@ fn subscriptions_ask_for_a_first_page_only_until_something_is_shown() {
         "{next:?}"
     );
 }
+
+// --- secrets -------------------------------------------------------------------
+
+/// An endpoint row whose URL has a password and whose headers carry tokens.
+fn endpoint_with_secrets() -> EndpointRow {
+    let mut row = endpoint(1, "vault", EndpointState::Active);
+    row.endpoint.url = "https://bob:hunter2-pw@erp.globex.example/hooks".to_string();
+    row.endpoint.headers = vec![
+        (
+            "authorization".to_string(),
+            "Bearer tok-secret-77".to_string(),
+        ),
+        ("x-api-key".to_string(), "key-secret-88".to_string()),
+        ("x-team".to_string(), "payments".to_string()),
+    ];
+    row
+}
+
+fn assert_nothing_plain(text: &str) {
+    for secret in [
+        "hunter2-pw",
+        "tok-secret-77",
+        "key-secret-88",
+        "PZIo2LaLaSw",
+    ] {
+        assert!(!text.contains(secret), "{secret} on screen:\n{text}");
+    }
+}
+
+#[test]
+fn the_edit_form_shows_secrets_masked_and_sends_what_it_shows() {
+    let mut app = on_endpoints(vec![endpoint_with_secrets()], false);
+    assert_nothing_plain(&screen(&app));
+    key(&mut app, KeyCode::Char('e'));
+    let shown = screen(&app);
+    assert!(
+        shown.contains("https://bob:****@erp.globex.example/hooks"),
+        "{shown}"
+    );
+    assert!(shown.contains("authorization: Bearer ****"), "{shown}");
+    assert!(shown.contains("x-team: payments"), "{shown}");
+    assert_nothing_plain(&shown);
+    // Saved unchanged, the masks go to `ops`, which keeps what is behind them.
+    let commands = key(&mut app, KeyCode::Enter);
+    match commands.as_slice() {
+        [Command::Act(Act::EditEndpoint { url, headers, .. })] => {
+            assert_eq!(url, "https://bob:****@erp.globex.example/hooks");
+            assert!(headers.contains("x-api-key: ****"), "{headers}");
+        }
+        other => panic!("expected one edit, got {other:?}"),
+    }
+}
+
+#[test]
+fn v_reveals_the_secrets_through_ops_until_the_next_key() {
+    let mut app = on_endpoints(vec![endpoint_with_secrets()], false);
+    let commands = key(&mut app, KeyCode::Char('v'));
+    assert_eq!(
+        commands,
+        [Command::Act(Act::RevealSecrets(id("ep_", 1)))],
+        "the reveal goes through ops, which audits it"
+    );
+    assert_nothing_plain(&screen(&app));
+    let revealed = endpoint_with_secrets().endpoint;
+    app.update(Msg::Acted(Acted::Revealed(Box::new(revealed))));
+    assert!(matches!(app.mode, Mode::Reveal(_)));
+    let shown = screen(&app);
+    for plain in [
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "https://bob:hunter2-pw@erp.globex.example/hooks",
+        "authorization: Bearer tok-secret-77",
+        "x-api-key: key-secret-88",
+    ] {
+        assert!(shown.contains(plain), "{plain} not shown:\n{shown}");
+    }
+    assert!(
+        flash_text(&app).contains("audit log"),
+        "{}",
+        flash_text(&app)
+    );
+    // Any key hides them again, and does nothing else.
+    let commands = key(&mut app, KeyCode::Char('d'));
+    assert!(commands.is_empty(), "{commands:?}");
+    assert_eq!(app.mode, Mode::Normal);
+    assert_nothing_plain(&screen(&app));
+}
+
+#[test]
+fn read_only_hides_and_refuses_the_reveal() {
+    let mut app = on_endpoints(vec![endpoint_with_secrets()], true);
+    assert!(key(&mut app, KeyCode::Char('v')).is_empty());
+    assert!(
+        flash_text(&app).contains("read-only"),
+        "{}",
+        flash_text(&app)
+    );
+    assert!(
+        !keymap::help(ViewKind::Endpoints, true)
+            .iter()
+            .any(|b| b.action == keymap::Action::RevealSecrets)
+    );
+}

@@ -414,6 +414,12 @@ impl Loader {
 
 impl Io {
     async fn act(&self, act: Act) -> Acted {
+        if let Act::RevealSecrets(id) = &act {
+            return match self.loader.ops.reveal_secrets(id).await {
+                Ok(endpoint) => Acted::Revealed(Box::new(endpoint)),
+                Err(err) => Acted::Failed(err.to_string()),
+            };
+        }
         match self.try_act(act).await {
             Ok(text) => Acted::Done(text),
             Err(err) => match err.refusal() {
@@ -471,6 +477,11 @@ impl Io {
                     "rotated the secret of {}; the old one keeps signing until it expires",
                     endpoint_label(&endpoint)
                 )
+            }
+            // Answered by `act` itself: its result is the endpoint, not a sentence.
+            Act::RevealSecrets(id) => {
+                ops.reveal_secrets(&id).await?;
+                String::new()
             }
             Act::NewSubscription {
                 endpoint,

@@ -52,6 +52,7 @@ pub enum Action {
     RetryAllDead,
     PauseResume,
     RotateSecret,
+    RevealSecrets,
     Edit,
     New,
     Delete,
@@ -179,6 +180,17 @@ pub const KEYMAP: &[Binding] = &[
         help: "rotate the endpoint's signing secret (the old one signs for the grace period)",
         hint: None,
         scope: Scope::Views(&[Endpoints]),
+        mutating: true,
+    },
+    Binding {
+        keys: &[Key::Char('v')],
+        action: Action::RevealSecrets,
+        help: "reveal the endpoint's secrets: signing secret, URL password, headers (audited)",
+        hint: None,
+        scope: Scope::Views(&[Endpoints]),
+        // Changes no data, but writes an audit row, and --read-only promises
+        // that nothing is written (and is what one hands to people who
+        // should not see credentials): hidden there.
         mutating: true,
     },
     Binding {

@@ -5,7 +5,7 @@
 use crossterm::event::KeyEvent;
 
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
-use crate::model::{AuditEntry, Delivery, Subscription};
+use crate::model::{AuditEntry, Delivery, Endpoint, Subscription};
 use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
 
 /// Which way a list load goes from its cursor.
@@ -119,6 +119,8 @@ pub enum Act {
     Pause(String),
     Resume(String),
     RotateSecret(String),
+    /// Show an endpoint's secrets in plain (audited).
+    RevealSecrets(String),
     NewSubscription {
         endpoint: String,
         pattern: String,
@@ -151,6 +153,9 @@ pub enum Acted {
         reason: String,
     },
     Failed(String),
+    /// An endpoint with its secrets in plain, for the reveal dialog; the
+    /// reveal is already in the audit log.
+    Revealed(Box<Endpoint>),
 }
 
 /// Everything that can happen to the console.

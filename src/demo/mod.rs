@@ -23,7 +23,7 @@ use crate::dispatch::{DispatchError, Dispatcher};
 use crate::model::{Actor, Source};
 use crate::ops::{Ops, OpsError};
 use crate::sink::SinkError;
-use crate::store::{OpenMode, Store, StoreError, Tally};
+use crate::store::{OpenMode, Store, StoreError, StoreOptions, Tally};
 
 /// The retry schedule the demo runs with: seconds instead of hours, so
 /// deliveries visibly retry and die while someone watches.
@@ -106,7 +106,8 @@ pub async fn start(options: &DemoOptions) -> Result<Demo, DemoError> {
     config.dispatch.timeout = DEMO_TIMEOUT;
     // The demo's receivers listen on 127.0.0.1: exactly that, nothing more.
     config.network.allow = vec![IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST))];
-    let (store, dir) = open_database(options.db.as_deref()).await?;
+    let store_options = StoreOptions::from_config(&options.config);
+    let (store, dir) = open_database(options.db.as_deref(), store_options).await?;
     let actor = Actor {
         name: "demo".to_string(),
         client_addr: None,
@@ -139,18 +140,21 @@ pub async fn start(options: &DemoOptions) -> Result<Demo, DemoError> {
 
 /// A temp SQLite file, or the given database if it holds no tenants yet
 /// (the demo never mixes its data into a database in use).
-async fn open_database(url: Option<&str>) -> Result<(Store, Option<tempfile::TempDir>), DemoError> {
+async fn open_database(
+    url: Option<&str>,
+    store_options: StoreOptions,
+) -> Result<(Store, Option<tempfile::TempDir>), DemoError> {
     match url {
         None => {
             let dir = tempfile::Builder::new()
                 .prefix("hookline-demo-")
                 .tempdir()?;
             let url = format!("sqlite://{}", dir.path().join("demo.db").display());
-            let store = Store::open(&url, OpenMode::CreateAndMigrate).await?;
+            let store = Store::open_with(&url, OpenMode::CreateAndMigrate, store_options).await?;
             Ok((store, Some(dir)))
         }
         Some(url) => {
-            let store = Store::open(url, OpenMode::CreateAndMigrate).await?;
+            let store = Store::open_with(url, OpenMode::CreateAndMigrate, store_options).await?;
             let tenants = store.list_tenants().await?;
             if !tenants.is_empty() {
                 return Err(OpsError::Invalid {

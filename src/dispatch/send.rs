@@ -372,10 +372,16 @@ fn recorded_headers(
         ("user-agent".to_string(), USER_AGENT.to_string()),
     ];
     for (name, value) in &target.headers {
-        headers.push((
-            name.as_str().to_string(),
-            value.to_str().unwrap_or_default().to_string(),
-        ));
+        let value = value.to_str().unwrap_or_default();
+        // History is read by people and kept for weeks: a credential the
+        // endpoint sends (its own header, or Basic auth from the URL) is
+        // kept masked, like the signature.
+        let value = if crate::redact::is_sensitive_header(name.as_str()) {
+            crate::redact::mask_header_value(value)
+        } else {
+            value.to_string()
+        };
+        headers.push((name.as_str().to_string(), value));
     }
     headers.push(("webhook-id".to_string(), msg_id.to_string()));
     headers.push(("webhook-timestamp".to_string(), timestamp.to_string()));

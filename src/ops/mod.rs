@@ -19,6 +19,7 @@ use crate::dispatch::retry::RetryPolicy;
 use crate::model::{
     Actor, ApiKey, DeliveryState, Endpoint, EndpointState, IdKind, Subscription, Tenant,
 };
+use crate::redact;
 use crate::sign::Secret;
 use crate::store::{
     EndpointPatch, NewApiKey, NewEndpoint, NewSubscription, Reads, RetryFilter, RetryReport, Store,
@@ -105,6 +106,49 @@ fn conflict_in(field: &'static str) -> impl Fn(StoreError) -> OpsError {
         StoreError::Conflict(reason) => OpsError::Invalid { field, reason },
         other => OpsError::Store(other),
     }
+}
+
+/// `url` as given, or, when its password is the mask (`****`), with the
+/// password of `current` in its place.
+fn keep_masked_password(url: &str, current: &str) -> Result<String> {
+    if redact::url_password(url) != Some(redact::MASK) {
+        return Ok(url.to_string());
+    }
+    match redact::url_password(current) {
+        Some(password) => Ok(redact::replace_url_password(url, password)),
+        None => Err(OpsError::invalid(
+            "url",
+            format!(
+                "the password {} is how hookline shows a hidden password, and the endpoint has none to keep: give the real one",
+                redact::MASK
+            ),
+        )),
+    }
+}
+
+/// Sensitive headers given as their mask (`****`, `Bearer ****`) take the
+/// current value of the header of that name.
+fn keep_masked_headers(
+    headers: &mut [(String, String)],
+    current: &[(String, String)],
+) -> Result<()> {
+    for (name, value) in headers.iter_mut() {
+        if !(redact::is_sensitive_header(name) && redact::is_masked_header_value(value)) {
+            continue;
+        }
+        match current.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            Some((_, kept)) => value.clone_from(kept),
+            None => {
+                return Err(OpsError::invalid(
+                    "header",
+                    format!(
+                        "the value of {name:?} is how hookline shows a hidden value, and the endpoint has no {name:?} header to keep: give the real one"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Result of an action.
@@ -375,9 +419,12 @@ impl Ops {
         self.scope.as_ref().is_none_or(|own| own == tenant_id)
     }
 
-    /// Changes an endpoint's settings.
+    /// Changes an endpoint's settings. A URL password or sensitive header
+    /// value given as its mask (`****`, `Bearer ****`: what listings show)
+    /// keeps the current value, so an edit of what was shown never
+    /// overwrites a secret with its mask.
     pub async fn update_endpoint(&self, key: &str, changes: &EndpointChanges) -> Result<Endpoint> {
-        let patch = EndpointPatch {
+        let mut patch = EndpointPatch {
             name: changes
                 .name
                 .as_deref()
@@ -406,6 +453,12 @@ impl Ops {
             return Err(OpsError::invalid("changes", "nothing to change was given"));
         }
         let endpoint = self.endpoint(key).await?;
+        if let Some(url) = &mut patch.url {
+            *url = keep_masked_password(url, &endpoint.url)?;
+        }
+        if let Some(headers) = &mut patch.headers {
+            keep_masked_headers(headers, &endpoint.headers)?;
+        }
         self.store
             .update_endpoint(&endpoint.id, &patch, &self.actor)
             .await
@@ -469,6 +522,56 @@ impl Ops {
             .store
             .rotate_secret(&endpoint.id, &secret.to_string(), grace_ms, &self.actor)
             .await?)
+    }
+
+    /// An endpoint with its secrets in plain (signing secrets, URL
+    /// password, header values), for an operator who asked to see them:
+    /// the audit log records who saw which endpoint's secrets.
+    pub async fn reveal_secrets(&self, key: &str) -> Result<Endpoint> {
+        let endpoint = self.endpoint(key).await?;
+        self.audit_reveal(std::slice::from_ref(&endpoint)).await?;
+        Ok(endpoint)
+    }
+
+    /// An endpoint's signing secrets in plain (the current one, and the
+    /// previous one while it still signs), audited as
+    /// [`Ops::reveal_secrets`] is; its URL password and headers are not
+    /// part of it. Returns the endpoint as stored.
+    pub async fn reveal_signing_secrets(&self, key: &str) -> Result<Endpoint> {
+        let endpoint = self.endpoint(key).await?;
+        let mut fields = vec!["secret".to_string()];
+        let still_signs = endpoint
+            .previous_secret_expires_at
+            .is_some_and(|at| at > crate::model::now_millis());
+        if endpoint.previous_secret.is_some() && still_signs {
+            fields.push("previous_secret".to_string());
+        }
+        self.store
+            .audit_secret_reveal(std::slice::from_ref(&endpoint.id), &fields, &self.actor)
+            .await?;
+        Ok(endpoint)
+    }
+
+    /// Records that the actor is shown these endpoints (already read, e.g.
+    /// a listing) with their secrets in plain: one audit row naming them all.
+    pub async fn audit_reveal(&self, endpoints: &[Endpoint]) -> Result<()> {
+        if endpoints.is_empty() {
+            return Ok(());
+        }
+        if let Some(other) = endpoints.iter().find(|e| !self.may_act_for(&e.tenant_id)) {
+            return Err(OpsError::not_found("endpoint", "endpoint", &other.id));
+        }
+        let ids: Vec<String> = endpoints.iter().map(|e| e.id.clone()).collect();
+        let mut fields: Vec<String> = Vec::new();
+        for field in endpoints.iter().flat_map(Endpoint::secret_fields) {
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+        self.store
+            .audit_secret_reveal(&ids, &fields, &self.actor)
+            .await?;
+        Ok(())
     }
 
     // --- subscriptions -------------------------------------------------

@@ -74,19 +74,31 @@ pub fn validate_url(url: &str) -> Result<String> {
             format!("longer than {MAX_URL} characters"),
         ));
     }
+    // Refusals echo the URL, and errors end up on screens and in logs: never
+    // with its password.
+    let shown = crate::redact::mask_url_password(url);
     let parsed = reqwest::Url::parse(url)
-        .map_err(|e| OpsError::invalid("url", format!("{url:?} is not a URL: {e}")))?;
+        .map_err(|e| OpsError::invalid("url", format!("{shown:?} is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(OpsError::invalid(
             "url",
             format!(
-                "{url:?} is not an HTTP(S) URL (scheme {:?})",
+                "{shown:?} is not an HTTP(S) URL (scheme {:?})",
                 parsed.scheme()
             ),
         ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(OpsError::invalid("url", format!("{url:?} has no host")));
+        return Err(OpsError::invalid("url", format!("{shown:?} has no host")));
+    }
+    if crate::redact::url_password(url).is_some_and(crate::seal::is_sealed) {
+        return Err(OpsError::invalid(
+            "url",
+            format!(
+                "the password starts with {}, which marks values hookline encrypted; give the real password",
+                crate::seal::PREFIX
+            ),
+        ));
     }
     Ok(url.to_string())
 }
@@ -149,6 +161,15 @@ pub fn parse_headers(headers: &[String]) -> Result<Vec<(String, String)>> {
                 return Err(OpsError::invalid(
                     "header",
                     format!("the value of {name:?} has characters a header cannot carry"),
+                ));
+            }
+            if crate::redact::is_sensitive_header(&name) && crate::seal::is_sealed(&value) {
+                return Err(OpsError::invalid(
+                    "header",
+                    format!(
+                        "the value of {name:?} starts with {}, which marks values hookline encrypted; give the real value",
+                        crate::seal::PREFIX
+                    ),
                 ));
             }
             if RESERVED_HEADERS.contains(&name.as_str()) {

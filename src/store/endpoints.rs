@@ -3,10 +3,12 @@
 use serde_json::json;
 
 use super::audit::AuditRecord;
-use super::sql::rows::{EndpointRow, convert_all, endpoint_columns};
+use super::sealing::Sealer;
+use super::sql::rows::{EndpointRow, endpoint_columns};
 use super::tx::{db_now, is_unique_violation, notify_change, remove_endpoint, write_audit};
 use super::{Reads, Result, Store, StoreError, TenantScope, on_db};
 use crate::model::{Actor, Endpoint, EndpointState, IdKind, new_id};
+use crate::redact::{mask_headers, mask_url_password, url_password};
 
 /// A validated endpoint to create.
 #[derive(Debug, Clone)]
@@ -99,6 +101,18 @@ fn duplicate_name(name: &str) -> StoreError {
 }
 
 impl Reads {
+    /// An endpoint from its row, its sealed secrets opened.
+    fn endpoint_from(&self, row: EndpointRow) -> Result<Endpoint> {
+        let endpoint: Endpoint = row.try_into()?;
+        Sealer::new(self.secrets_key(), &endpoint.id.clone()).open_endpoint(endpoint)
+    }
+
+    fn endpoints_from(&self, rows: Vec<EndpointRow>) -> Result<Vec<Endpoint>> {
+        rows.into_iter()
+            .map(|row| self.endpoint_from(row))
+            .collect()
+    }
+
     /// A live endpoint by id.
     pub async fn get_endpoint(&self, id: &str) -> Result<Endpoint> {
         let row: Option<EndpointRow> = on_db!(self, |pools, sql| {
@@ -107,8 +121,7 @@ impl Reads {
                 .fetch_optional(&pools.read)
                 .await?
         });
-        row.ok_or_else(|| StoreError::not_found("endpoint", id))?
-            .try_into()
+        self.endpoint_from(row.ok_or_else(|| StoreError::not_found("endpoint", id))?)
     }
 
     /// A live endpoint by id (`ep_…`), `tenant/name`, or a name that is
@@ -138,7 +151,7 @@ impl Reads {
                 }
             }
         });
-        let mut found: Vec<Endpoint> = convert_all(rows)?;
+        let mut found: Vec<Endpoint> = self.endpoints_from(rows)?;
         match found.len() {
             0 => Err(StoreError::not_found("endpoint", key)),
             1 => Ok(found.remove(0)),
@@ -150,6 +163,14 @@ impl Reads {
                 )))
             }
         }
+    }
+
+    /// Opens every live endpoint's secrets with this store's key: an error
+    /// names the first endpoint whose secrets are sealed and cannot be
+    /// opened (no key, or another one), so a process can refuse to start
+    /// instead of failing on its first delivery.
+    pub async fn check_secrets(&self) -> Result<()> {
+        self.list_endpoints(None).await.map(|_| ())
     }
 
     /// Live endpoints, by tenant and name.
@@ -190,14 +211,81 @@ impl Reads {
                 }
             }
         });
-        convert_all(rows)
+        self.endpoints_from(rows)
     }
 }
 
+/// An endpoint's stored secret values, for [`Store::seal_plain_secrets`].
+#[derive(sqlx::FromRow)]
+struct StoredSecrets {
+    id: String,
+    url: String,
+    secret: String,
+    previous_secret: Option<String>,
+    headers: String,
+}
+
+const STORED_SECRETS: &str =
+    "SELECT id, url, secret, previous_secret, headers FROM endpoints ORDER BY id";
+const RESEAL: &str = "UPDATE endpoints SET url = $2, secret = $3, previous_secret = $4,
+    headers = $5 WHERE id = $1";
+
 impl Store {
+    /// Seals, with this store's key, every endpoint value still stored
+    /// plain (written before the key was set), deleted endpoints included:
+    /// what `hookline migrate` does once a key is set. Returns how many
+    /// endpoints were rewritten; without a key, does nothing.
+    pub async fn seal_plain_secrets(&self) -> Result<u64> {
+        if self.secrets_key().is_none() {
+            return Ok(0);
+        }
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let rows: Vec<StoredSecrets> =
+                sqlx::query_as(STORED_SECRETS).fetch_all(&mut *tx).await?;
+            let mut sealed = 0;
+            for row in rows {
+                let sealer = Sealer::new(self.secrets_key(), &row.id);
+                let headers: Vec<(String, String)> =
+                    super::sql::rows::parse_json("endpoints", "headers", &row.headers)?;
+                let plain_header = headers.iter().any(|(name, value)| {
+                    crate::redact::is_sensitive_header(name) && !crate::seal::is_sealed(value)
+                });
+                let plain_url = url_password(&row.url).is_some_and(|p| !crate::seal::is_sealed(p));
+                let plain_secret = !crate::seal::is_sealed(&row.secret)
+                    || row
+                        .previous_secret
+                        .as_deref()
+                        .is_some_and(|s| !crate::seal::is_sealed(s));
+                if !(plain_header || plain_url || plain_secret) {
+                    continue;
+                }
+                let reseal = |value: &str| -> Result<String> {
+                    sealer.seal_secret(&sealer.open_secret(value)?)
+                };
+                let previous = row.previous_secret.as_deref().map(reseal).transpose()?;
+                let headers = sealer.seal_headers(&sealer.open_headers(headers)?)?;
+                sqlx::query(RESEAL)
+                    .bind(&row.id)
+                    .bind(sealer.seal_url(&sealer.open_url(&row.url)?)?)
+                    .bind(reseal(&row.secret)?)
+                    .bind(previous)
+                    .bind(headers_json(&headers))
+                    .execute(&mut *tx)
+                    .await?;
+                sealed += 1;
+            }
+            tx.commit().await?;
+            Ok(sealed)
+        })
+    }
+
     /// Creates an endpoint; names are unique per tenant.
     pub async fn create_endpoint(&self, new: &NewEndpoint, actor: &Actor) -> Result<Endpoint> {
         let id = new_id(IdKind::Endpoint);
+        let sealer = Sealer::new(self.secrets_key(), &id);
+        let (url, secret) = (sealer.seal_url(&new.url)?, sealer.seal_secret(&new.secret)?);
+        let headers = headers_json(&sealer.seal_headers(&new.headers)?);
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now(sql, &mut *tx).await?;
@@ -205,11 +293,11 @@ impl Store {
                 .bind(&id)
                 .bind(&new.tenant_id)
                 .bind(&new.name)
-                .bind(&new.url)
-                .bind(&new.secret)
+                .bind(&url)
+                .bind(&secret)
                 .bind(new.timeout_ms)
                 .bind(new.max_in_flight)
-                .bind(headers_json(&new.headers))
+                .bind(&headers)
                 .bind(&new.description)
                 .bind(now)
                 .execute(&mut *tx)
@@ -225,7 +313,14 @@ impl Store {
                     actor,
                     action: "endpoint.create",
                     target_ids: vec![id.clone()],
-                    detail: json!({ "tenant_id": new.tenant_id, "name": new.name, "url": new.url }),
+                    // The audit log is read by more people than the secrets
+                    // are meant for: the URL and headers go in masked.
+                    detail: json!({
+                        "tenant_id": new.tenant_id,
+                        "name": new.name,
+                        "url": mask_url_password(&new.url),
+                        "headers": mask_headers(&new.headers),
+                    }),
                 },
             )
             .await?;
@@ -249,17 +344,19 @@ impl Store {
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let before: Endpoint = row
-                .ok_or_else(|| StoreError::not_found("endpoint", id))?
-                .try_into()?;
+            let before =
+                self.endpoint_from(row.ok_or_else(|| StoreError::not_found("endpoint", id))?)?;
             let after = apply_patch(&before, patch);
+            let sealer = Sealer::new(self.secrets_key(), id);
+            let url = sealer.seal_url(&after.url)?;
+            let headers = headers_json(&sealer.seal_headers(&after.headers)?);
             let updated = sqlx::query(UPDATE)
                 .bind(id)
                 .bind(&after.name)
-                .bind(&after.url)
+                .bind(&url)
                 .bind(after.timeout_ms)
                 .bind(after.max_in_flight)
-                .bind(headers_json(&after.headers))
+                .bind(&headers)
                 .bind(&after.description)
                 .bind(now)
                 .execute(&mut *tx)
@@ -306,7 +403,11 @@ impl Store {
                 .ok_or_else(|| StoreError::not_found("endpoint", id))?
                 .try_into()?;
             if before.state == state {
-                return Ok((before.clone(), before.state));
+                let state = before.state;
+                return Ok((
+                    Sealer::new(self.secrets_key(), id).open_endpoint(before)?,
+                    state,
+                ));
             }
             sqlx::query(SET_STATE)
                 .bind(id)
@@ -351,12 +452,13 @@ impl Store {
         grace_ms: i64,
         actor: &Actor,
     ) -> Result<Endpoint> {
+        let new_secret = Sealer::new(self.secrets_key(), id).seal_secret(new_secret)?;
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now(sql, &mut *tx).await?;
             let rotated = sqlx::query(ROTATE)
                 .bind(id)
-                .bind(new_secret)
+                .bind(&new_secret)
                 .bind(now.saturating_add(grace_ms))
                 .bind(now)
                 .execute(&mut *tx)
@@ -379,6 +481,35 @@ impl Store {
             Ok::<(), StoreError>(())
         })?;
         self.get_endpoint(id).await
+    }
+
+    /// Records that `actor` was shown secrets of these endpoints in plain
+    /// (`fields` names which, as [`Endpoint::secret_fields`] does). Nothing
+    /// else is written: seeing a secret changes no data, but who saw which
+    /// endpoint's secrets is kept.
+    pub async fn audit_secret_reveal(
+        &self,
+        endpoint_ids: &[String],
+        fields: &[String],
+        actor: &Actor,
+    ) -> Result<()> {
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now(sql, &mut *tx).await?;
+            write_audit(
+                &mut *tx,
+                now,
+                AuditRecord {
+                    actor,
+                    action: "endpoint.reveal_secrets",
+                    target_ids: endpoint_ids.to_vec(),
+                    detail: json!({ "endpoints": endpoint_ids.len(), "revealed": fields }),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Deletes an endpoint and its subscriptions; its unfinished deliveries
@@ -434,7 +565,8 @@ fn apply_patch(before: &Endpoint, patch: &EndpointPatch) -> Endpoint {
     after
 }
 
-/// The changed fields as `{field: {from, to}}` for the audit log.
+/// The changed fields as `{field: {from, to}}` for the audit log, with the
+/// URL's password and sensitive header values masked.
 fn patch_detail(before: &Endpoint, after: &Endpoint) -> serde_json::Value {
     let mut changes = serde_json::Map::new();
     let mut note = |field: &str, from: serde_json::Value, to: serde_json::Value| {
@@ -443,7 +575,6 @@ fn patch_detail(before: &Endpoint, after: &Endpoint) -> serde_json::Value {
         }
     };
     note("name", json!(before.name), json!(after.name));
-    note("url", json!(before.url), json!(after.url));
     note(
         "timeout_ms",
         json!(before.timeout_ms),
@@ -454,11 +585,47 @@ fn patch_detail(before: &Endpoint, after: &Endpoint) -> serde_json::Value {
         json!(before.max_in_flight),
         json!(after.max_in_flight),
     );
-    note("headers", json!(before.headers), json!(after.headers));
     note(
         "description",
         json!(before.description),
         json!(after.description),
     );
+    if before.url != after.url {
+        let (from, to) = (
+            mask_url_password(&before.url),
+            mask_url_password(&after.url),
+        );
+        // Masked, a change of password alone would read as no change at all.
+        let detail = match url_password(&before.url) != url_password(&after.url) {
+            true => json!({ "from": from, "to": to, "password_changed": true }),
+            false => json!({ "from": from, "to": to }),
+        };
+        changes.insert("url".to_string(), detail);
+    }
+    if before.headers != after.headers {
+        // Which headers changed, by name, and the lists masked: a changed
+        // token is recorded as changed, never with its value.
+        let value_of = |list: &[(String, String)], name: &str| {
+            list.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let mut changed: Vec<&str> = Vec::new();
+        for (name, _) in before.headers.iter().chain(&after.headers) {
+            if value_of(&before.headers, name) != value_of(&after.headers, name)
+                && !changed.contains(&name.as_str())
+            {
+                changed.push(name);
+            }
+        }
+        changes.insert(
+            "headers".to_string(),
+            json!({
+                "from": mask_headers(&before.headers),
+                "to": mask_headers(&after.headers),
+                "changed": changed,
+            }),
+        );
+    }
     serde_json::Value::Object(changes)
 }

@@ -17,6 +17,7 @@ mod endpoints;
 mod publish;
 mod queue;
 mod read;
+mod sealing;
 /// Bulk seeding for `hookline bench console`: not part of the library's API.
 #[cfg(feature = "bench")]
 #[doc(hidden)]
@@ -31,6 +32,7 @@ use std::fmt;
 use sqlx::{Pool, Postgres, Sqlite};
 
 use crate::config::redact_url;
+use crate::seal::{SealError, SecretsKey};
 
 pub use apikeys::NewApiKey;
 pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
@@ -55,6 +57,24 @@ pub enum OpenMode {
     /// Refuse a database that does not exist or is not migrated (every other
     /// command: a typo in `--db` must not silently create an empty database).
     Existing,
+}
+
+/// How a [`Store`] is opened beyond its URL ([`Store::open_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Seals endpoint secrets in the database (`[secrets] key`, see
+    /// [`crate::seal`]); without it they are written plain, and sealed
+    /// ones cannot be read.
+    pub secrets_key: Option<SecretsKey>,
+}
+
+impl StoreOptions {
+    /// The options `config` asks for.
+    pub fn from_config(config: &crate::config::Config) -> StoreOptions {
+        StoreOptions {
+            secrets_key: config.secrets.key.clone(),
+        }
+    }
 }
 
 /// Which database engine a [`Store`] talks to.
@@ -102,6 +122,14 @@ pub enum StoreError {
     /// The URL names no supported database.
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     BadUrl(String),
+    /// An endpoint's secrets are sealed and cannot be opened (no key, or
+    /// another key): named, never guessed at or sent.
+    #[error("cannot read the secrets of endpoint {endpoint_id} ({field}): {reason}")]
+    Sealed {
+        endpoint_id: String,
+        field: String,
+        reason: SealError,
+    },
     /// A row holds a value hookline cannot have written.
     #[error("unexpected value in {table}.{column}: {reason}")]
     Corrupt {
@@ -159,6 +187,8 @@ pub struct Reads {
     checkpointer_started: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Set by the background checkpointer when the WAL should start over.
     wal_rewind_due: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Seals endpoint secrets on write and opens them on read.
+    secrets_key: Option<SecretsKey>,
 }
 
 impl std::ops::Deref for Store {
@@ -214,8 +244,14 @@ macro_rules! on_db {
 pub(crate) use on_db;
 
 impl Store {
-    /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`).
+    /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`),
+    /// without a secrets key.
     pub async fn open(url: &str, mode: OpenMode) -> Result<Store> {
+        Store::open_with(url, mode, StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with options (the secrets key).
+    pub async fn open_with(url: &str, mode: OpenMode, options: StoreOptions) -> Result<Store> {
         let (db, location) = if backend::sqlite::is_sqlite_url(url) {
             let (pools, location) = backend::sqlite::connect(url, mode).await?;
             (Db::Sqlite(pools), location)
@@ -235,6 +271,7 @@ impl Store {
                     false,
                 )),
                 wal_rewind_due: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                secrets_key: options.secrets_key,
             },
         };
         match mode {
@@ -267,6 +304,11 @@ impl Reads {
             Db::Sqlite(_) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// The key endpoint secrets are sealed with, if any.
+    pub(crate) fn secrets_key(&self) -> Option<&SecretsKey> {
+        self.secrets_key.as_ref()
     }
 
     /// Where the database is, for messages: a file path, or a URL without its password.

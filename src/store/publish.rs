@@ -382,7 +382,8 @@ impl Store {
                         hand_off_heads(sql, &mut *tx, &locked, request, now).await?
                     };
                 }
-                handed_off = lease_fresh(&mut delivery_rows, heads, request, now)?;
+                handed_off =
+                    lease_fresh(&mut delivery_rows, heads, request, now, self.secrets_key())?;
             }
             let queued = delivery_rows.len() - handed_off.deliveries.len();
             if !delivery_rows.is_empty() {
@@ -418,6 +419,7 @@ fn lease_fresh<'a>(
     heads: Vec<HandOffHead>,
     request: &HandOffRequest<'a>,
     now: i64,
+    key: Option<&crate::seal::SecretsKey>,
 ) -> Result<Claimed> {
     // Free slots and lease expiry per endpoint that may take deliveries.
     let mut open: HashMap<String, (i64, i64)> = HashMap::new();
@@ -429,7 +431,9 @@ fn lease_fresh<'a>(
         }
         let timeout_ms = head.target.timeout_ms(request.default_timeout_ms);
         let expires_at = now + request.lease_ms.max(timeout_ms + LEASE_MARGIN_MS);
-        let target = head.target.into_target(now, request.default_timeout_ms)?;
+        let target = head
+            .target
+            .into_target(now, request.default_timeout_ms, key)?;
         open.insert(target.id.clone(), (free, expires_at));
         targets.insert(target.id.clone(), target);
     }

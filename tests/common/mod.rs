@@ -368,3 +368,37 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// The rows of one table in a [`TestDb::dump`], as text.
+pub fn dump_of_table(dump: &str, table: &str) -> String {
+    let header = format!("## {table}\n");
+    let Some(start) = dump.find(&header).map(|at| at + header.len()) else {
+        panic!("no table {table} in the dump");
+    };
+    let end = dump[start..]
+        .find("## ")
+        .map_or(dump.len(), |at| start + at);
+    dump[start..end].to_string()
+}
+
+/// Credentials the secrets tests give endpoints, none of which may be
+/// found in plain where hookline shows or keeps them.
+pub const URL_PASSWORD: &str = "hunter2-url-pw";
+pub const BEARER_TOKEN: &str = "tok-7f3a9c-bearer";
+pub const API_KEY: &str = "key-51d2e8-apikey";
+
+/// `url` (`http://host/…`) with `bob:URL_PASSWORD@` in front of the host.
+pub fn with_userinfo(url: &str) -> String {
+    url.replacen("://", &format!("://bob:{URL_PASSWORD}@"), 1)
+}
+
+/// Asserts that `text` holds none of the test credentials.
+#[track_caller]
+pub fn assert_no_plain_secret(text: &str, where_: &str) {
+    for secret in [URL_PASSWORD, BEARER_TOKEN, API_KEY] {
+        assert!(
+            !text.contains(secret),
+            "{where_} shows {secret:?} in plain:\n{text}"
+        );
+    }
+}

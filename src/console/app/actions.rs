@@ -112,6 +112,17 @@ impl App {
         Vec::new()
     }
 
+    /// `v`: asks `ops` for the selected endpoint's secrets, which records
+    /// the reveal; they show in a dialog until the next key.
+    pub(super) fn reveal_secrets(&mut self) -> Vec<Command> {
+        let Some(endpoint) = self.selected_endpoint() else {
+            return Vec::new();
+        };
+        let act = Act::RevealSecrets(endpoint.id.clone());
+        self.flash("revealing secrets (recorded in the audit log)…", false);
+        vec![Command::Act(act)]
+    }
+
     pub(super) fn edit(&mut self) -> Vec<Command> {
         let form = match self.top() {
             Screen::Endpoints(s) => s
@@ -195,6 +206,17 @@ impl App {
                     form.failed(reason.clone());
                 }
                 self.flash(reason, true);
+                Vec::new()
+            }
+            Acted::Revealed(endpoint) => {
+                self.flash(
+                    format!(
+                        "secrets of {} shown; your view is in the audit log",
+                        endpoint_label(&endpoint)
+                    ),
+                    false,
+                );
+                self.mode = Mode::Reveal(endpoint);
                 Vec::new()
             }
             Acted::Done(text) => {

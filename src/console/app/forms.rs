@@ -44,7 +44,14 @@ pub struct Form {
 impl Form {
     /// An endpoint's delivery settings as they are now, to be changed.
     pub(super) fn edit_endpoint(e: &Endpoint) -> Form {
-        let headers: Vec<String> = e.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        // Shown masked; a masked value saved unchanged keeps the current
+        // one (`Ops::update_endpoint`), so editing never needs the secrets.
+        let shown = e.masked();
+        let headers: Vec<String> = shown
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
         let timeout = e
             .timeout_ms
             .map(|ms| format_duration(Duration::from_millis(ms.max(0) as u64)))
@@ -53,7 +60,11 @@ impl Form {
             title: format!("Edit endpoint {}", endpoint_label(e)),
             kind: FormKind::EditEndpoint { id: e.id.clone() },
             fields: vec![
-                field("url", "URL", &e.url),
+                field(
+                    "url",
+                    "URL (a **** password keeps the current one)",
+                    &shown.url,
+                ),
                 field("timeout", "Timeout (e.g. 15s; empty: default)", &timeout),
                 field(
                     "max_in_flight",

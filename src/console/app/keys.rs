@@ -19,6 +19,8 @@ impl App {
             Mode::Command(input) => self.on_command_key(input, key),
             Mode::Confirm(confirm) => self.on_confirm_key(confirm, key),
             Mode::Form(form) => self.on_form_key(form, key),
+            // Any key hides the secrets again (the mode, and so the values, are dropped).
+            Mode::Reveal(_) => Vec::new(),
         }
     }
 
@@ -98,6 +100,7 @@ impl App {
             Action::RetryAllDead => self.retry_all_dead(),
             Action::PauseResume => self.pause_resume(),
             Action::RotateSecret => self.rotate_secret(),
+            Action::RevealSecrets => self.reveal_secrets(),
             Action::Edit => self.edit(),
             Action::New => self.new_subscription(),
             Action::Delete => self.delete(),

@@ -9,6 +9,8 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use crate::console::app::confirm::Confirm;
 use crate::console::app::forms::Form;
 use crate::console::theme::Theme;
+use crate::model::Endpoint;
+use crate::redact::is_sensitive_header;
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
@@ -57,6 +59,43 @@ pub fn confirm(confirm: &Confirm, theme: Theme, frame: &mut Frame, body: Rect) {
         .centered(),
         buttons,
     );
+}
+
+/// An endpoint's secrets in plain, one per line, wrapped rather than cut
+/// (a secret cut short is useless to copy).
+pub fn reveal(endpoint: &Endpoint, theme: Theme, frame: &mut Frame, body: Rect) {
+    let mut lines = vec![
+        Line::from(Span::styled("Signing secret", theme.dim())),
+        Line::from(endpoint.secret.clone()),
+    ];
+    if let Some(previous) = &endpoint.previous_secret {
+        lines.push(Line::from(Span::styled(
+            "Previous secret (signs until it expires)",
+            theme.dim(),
+        )));
+        lines.push(Line::from(previous.clone()));
+    }
+    lines.push(Line::from(Span::styled("URL", theme.dim())));
+    lines.push(Line::from(endpoint.url.clone()));
+    let sensitive: Vec<&(String, String)> = endpoint
+        .headers
+        .iter()
+        .filter(|(name, _)| is_sensitive_header(name))
+        .collect();
+    if !sensitive.is_empty() {
+        lines.push(Line::from(Span::styled("Headers", theme.dim())));
+        for (name, value) in sensitive {
+            lines.push(Line::from(format!("{name}: {value}")));
+        }
+    }
+    let height = (lines.len() as u16).saturating_mul(2).saturating_add(2);
+    let area = centered(body, 76, height);
+    frame.render_widget(Clear, area);
+    let title = format!(" Secrets of {}/{} ", endpoint.tenant_name, endpoint.name);
+    let block = Block::bordered().title(Span::styled(title, theme.title()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
 pub fn form(form: &Form, theme: Theme, frame: &mut Frame, body: Rect) {

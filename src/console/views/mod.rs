@@ -64,6 +64,7 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
     match &app.mode {
         Mode::Confirm(confirm) => dialogs::confirm(confirm, theme, frame, body),
         Mode::Form(form) => dialogs::form(form, theme, frame, body),
+        Mode::Reveal(endpoint) => dialogs::reveal(endpoint, theme, frame, body),
         _ => {}
     }
 }
@@ -207,6 +208,7 @@ fn render_hints(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             &[("tab", "next field"), ("enter", "save"), ("esc", "cancel")],
             theme,
         ),
+        Mode::Reveal(_) => hint_line(&[("any key", "hide the secrets")], theme),
         Mode::Normal => {
             let hints = keymap::hints(app.view(), app.read_only);
             let pairs: Vec<(&str, &str)> = hints.iter().map(|(k, h)| (k.as_str(), *h)).collect();

@@ -1,6 +1,9 @@
 //! Schema migrations: numbered SQL files per backend with matching version
 //! numbers, embedded in the binary and applied in one transaction.
 
+use sqlx::{Connection, Database, Encode, Executor, FromRow, IntoArguments, Type};
+
+use crate::redact::scrub_json;
 use crate::store::tx::db_now;
 use crate::store::{Reads, Result, Store, StoreError, on_db};
 
@@ -10,6 +13,16 @@ struct Migration {
     name: &'static str,
     sqlite: &'static str,
     postgres: &'static str,
+    /// A step in Rust, run after the SQL in the same transaction, for what
+    /// the two dialects cannot say alike.
+    step: Option<Step>,
+}
+
+/// The migration steps written in Rust.
+#[derive(Clone, Copy)]
+enum Step {
+    /// v5: mask the secrets that attempts and audit rows kept in plain.
+    ScrubSecrets,
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -18,24 +31,35 @@ const MIGRATIONS: &[Migration] = &[
         name: "init",
         sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
         postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
+        step: None,
     },
     Migration {
         version: 2,
         name: "api_keys",
         sqlite: include_str!("../../../migrations/sqlite/0002_api_keys.sql"),
         postgres: include_str!("../../../migrations/postgres/0002_api_keys.sql"),
+        step: None,
     },
     Migration {
         version: 3,
         name: "console",
         sqlite: include_str!("../../../migrations/sqlite/0003_console.sql"),
         postgres: include_str!("../../../migrations/postgres/0003_console.sql"),
+        step: None,
     },
     Migration {
         version: 4,
         name: "due_index",
         sqlite: include_str!("../../../migrations/sqlite/0004_due_index.sql"),
         postgres: include_str!("../../../migrations/postgres/0004_due_index.sql"),
+        step: None,
+    },
+    Migration {
+        version: 5,
+        name: "secrets",
+        sqlite: include_str!("../../../migrations/sqlite/0005_secrets.sql"),
+        postgres: include_str!("../../../migrations/postgres/0005_secrets.sql"),
+        step: Some(Step::ScrubSecrets),
     },
 ];
 
@@ -88,6 +112,10 @@ impl Store {
                     crate::store::Backend::Postgres => migration.postgres,
                 };
                 sqlx::raw_sql(text).execute(&mut *tx).await?;
+                match migration.step {
+                    Some(Step::ScrubSecrets) => scrub_secrets(&mut *tx).await?,
+                    None => {}
+                }
                 sqlx::query(RECORD)
                     .bind(migration.version)
                     .bind(migration.name)
@@ -125,4 +153,68 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Rows read per round trip while scrubbing.
+const SCRUB_BATCH: i64 = 500;
+
+/// Attempts whose headers may hold a secret: the sensitive names and words
+/// of `crate::redact`, in any case. Rows without them are never read.
+const SCRUB_ATTEMPTS: &str = "SELECT id, request_headers FROM attempts
+    WHERE id > $1 AND (lower(request_headers) LIKE '%auth%'
+        OR lower(request_headers) LIKE '%cookie%' OR lower(request_headers) LIKE '%token%'
+        OR lower(request_headers) LIKE '%secret%' OR lower(request_headers) LIKE '%key%'
+        OR lower(request_headers) LIKE '%password%')
+    ORDER BY id LIMIT $2";
+const UPDATE_ATTEMPT: &str = "UPDATE attempts SET request_headers = $2 WHERE id = $1";
+/// The only audit rows that ever held an endpoint's URL or headers.
+const SCRUB_AUDIT: &str = "SELECT id, detail FROM audit_log
+    WHERE id > $1 AND action IN ('endpoint.create', 'endpoint.update')
+    ORDER BY id LIMIT $2";
+const UPDATE_AUDIT: &str = "UPDATE audit_log SET detail = $2 WHERE id = $1";
+
+/// Masks, in place, the URL passwords and sensitive header values that
+/// attempts (`request_headers`) and audit rows (`detail`) written before v5
+/// kept in plain, as `crate::redact` masks them now. Running it again
+/// changes nothing.
+async fn scrub_secrets<C>(conn: &mut C) -> Result<(), sqlx::Error>
+where
+    C: Connection,
+    for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+    <C::Database as Database>::Arguments: IntoArguments<C::Database>,
+    for<'q> String: Encode<'q, C::Database> + Type<C::Database>,
+    for<'q> i64: Encode<'q, C::Database> + Type<C::Database>,
+    (String, String): for<'r> FromRow<'r, <C::Database as Database>::Row>,
+{
+    for (select, update) in [
+        (SCRUB_ATTEMPTS, UPDATE_ATTEMPT),
+        (SCRUB_AUDIT, UPDATE_AUDIT),
+    ] {
+        let mut after = String::new();
+        loop {
+            let rows: Vec<(String, String)> = sqlx::query_as(select)
+                .bind(after.clone())
+                .bind(SCRUB_BATCH)
+                .fetch_all(&mut *conn)
+                .await?;
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            after = last.clone();
+            for (id, text) in rows {
+                // Text that is not JSON was not written by hookline: left as is.
+                let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&text) else {
+                    continue;
+                };
+                if scrub_json(&mut value) {
+                    sqlx::query(update)
+                        .bind(id)
+                        .bind(value.to_string())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(())
 }

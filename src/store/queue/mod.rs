@@ -23,10 +23,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::AuditRecord;
+use super::sealing::Sealer;
 use super::sql::rows::parse_json;
 use super::sql::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Reads, Result, Store, json_list, on_db};
 use crate::model::{Actor, ErrorKind, Source};
+use crate::seal::SecretsKey;
 use crate::store::tx::{db_now, notify_change, write_audit};
 pub(crate) use claim::LEASE_MARGIN_MS;
 use claim::{ENDPOINTS_PER_STATEMENT, Head, claim_sql, eligible_endpoints, endpoints_to_lock};
@@ -201,21 +203,30 @@ impl TargetRow {
         self.timeout_ms.unwrap_or(default_timeout_ms)
     }
 
-    /// The target as of `now` (its signing secrets depend on the time).
-    pub(crate) fn into_target(self, now: i64, default_timeout_ms: i64) -> Result<EndpointTarget> {
-        let mut secrets = vec![self.secret];
+    /// The target as of `now` (its signing secrets depend on the time), its
+    /// sealed values opened with `key`: one that cannot be opened fails the
+    /// read, so nothing unopened is ever sent.
+    pub(crate) fn into_target(
+        self,
+        now: i64,
+        default_timeout_ms: i64,
+        key: Option<&SecretsKey>,
+    ) -> Result<EndpointTarget> {
+        let sealer = Sealer::new(key, &self.id);
+        let mut secrets = vec![sealer.open_secret(&self.secret)?];
         if let (Some(previous), Some(expires)) =
             (self.previous_secret, self.previous_secret_expires_at)
             && expires > now
         {
             // The previous secret signs too while its grace lasts.
-            secrets.push(previous);
+            secrets.push(sealer.open_secret(&previous)?);
         }
+        let headers = parse_json("endpoints", "headers", &self.headers)?;
         Ok(EndpointTarget {
-            headers: parse_json("endpoints", "headers", &self.headers)?,
+            headers: sealer.open_headers(headers)?,
             timeout_ms: self.timeout_ms.unwrap_or(default_timeout_ms),
             secrets,
-            url: self.url,
+            url: sealer.open_url(&self.url)?,
             id: self.id,
         })
     }
@@ -539,7 +550,8 @@ impl Store {
                         .fetch_all(&mut *tx)
                         .await?;
                     for row in targets {
-                        let target = row.into_target(now, request.default_timeout_ms)?;
+                        let target =
+                            row.into_target(now, request.default_timeout_ms, self.secrets_key())?;
                         claimed.endpoints.insert(target.id.clone(), target);
                     }
                     claimed.deliveries = rows

@@ -1,0 +1,11 @@
+-- hookline schema v5 (SQLite): secrets kept secret.
+-- Keep in step with migrations/postgres/0005_secrets.sql.
+
+-- No change of schema. Attempts written before v5 keep the values of the
+-- sensitive headers they sent (Authorization, X-Api-Key, Basic auth from a
+-- URL's password…) in plain, and the audit log's endpoint.create and
+-- endpoint.update rows hold URLs with passwords and header values. Masking
+-- them means reading JSON, which the two backends' SQL spells differently,
+-- so the step is written once in Rust (src/store/backend/migrate.rs,
+-- scrub_secrets) and runs in this migration's transaction, right after
+-- this file.
