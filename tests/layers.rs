@@ -8,13 +8,15 @@
 use std::path::{Path, PathBuf};
 
 /// Plain data and pure functions: they may import only each other.
-const PLAIN: &[&str] = &["model", "topic", "api_key", "config", "health", "sign"];
+const PLAIN: &[&str] = &[
+    "model", "topic", "api_key", "config", "health", "sign", "text",
+];
 
 /// What each layer may import besides the plain modules; `None` means
 /// anything (the modules that compose the system).
 fn allowed(layer: &str) -> Option<&'static [&'static str]> {
     match layer {
-        "model" | "topic" | "api_key" | "config" | "health" | "sign" => Some(&[]),
+        "model" | "topic" | "api_key" | "config" | "health" | "sign" | "text" => Some(&[]),
         "store" => Some(&[]),
         "dispatch" => Some(&["store"]),
         "ops" => Some(&["dispatch", "store"]),
