@@ -137,6 +137,11 @@ pub fn width(text: &str) -> usize {
     UnicodeWidthStr::width(text)
 }
 
+/// Columns one character takes on a terminal (see [`width`]).
+pub fn char_width(c: char) -> usize {
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
 /// Whether `c` is shown as an escape.
 pub fn needs_escape(c: char, breaks: Breaks) -> bool {
     match c {
