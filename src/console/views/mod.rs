@@ -349,7 +349,8 @@ fn table<T>(
 /// shown (names are how operators know endpoints), at least 12, at most a
 /// third of `area_width`.
 pub fn name_column<'a>(names: impl Iterator<Item = &'a str>, area_width: u16) -> Constraint {
-    let longest = names.map(|n| width(&shown(n))).max().unwrap_or(0);
+    // Borrowed when clean: no allocation per row, per frame.
+    let longest = names.map(|n| width(&escape_controls(n))).max().unwrap_or(0);
     let longest = u16::try_from(longest).unwrap_or(u16::MAX);
     Constraint::Length(longest.clamp(12, (area_width / 3).max(12)))
 }
