@@ -40,5 +40,7 @@ pub mod sign;
 pub mod sink;
 /// The delivery database, SQLite or Postgres: the only code that speaks SQL.
 pub mod store;
+/// Untrusted text made safe for a terminal: visible escapes and display widths.
+pub mod text;
 /// Topic names and subscription patterns, and the matching between them.
 pub mod topic;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hookline::config::{Config, LogFormat};
 use hookline::ops::OpsError;
+use hookline::text::escape_controls_keep_newlines;
 
 // The dispatcher and the API allocate and free many short-lived buffers
 // (payloads, headers, JSON rows) across threads; glibc's allocator spent
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", escape_controls_keep_newlines(&err.to_string()));
             return ExitCode::from(EXIT_INVALID);
         }
     };
@@ -59,11 +60,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let refused = err.downcast_ref::<OpsError>().filter(|e| e.is_refusal());
+            // An error may quote what it refused or what a receiver said:
+            // its controls are shown escaped, like every other output.
+            let message = format!("{err:#}");
+            let message = escape_controls_keep_newlines(&message);
             match refused {
                 Some(OpsError::NotFound { kind, .. }) => {
-                    eprintln!("error: {err:#} (see `hookline {kind} list`)")
+                    eprintln!("error: {message} (see `hookline {kind} list`)")
                 }
-                _ => eprintln!("error: {err:#}"),
+                _ => eprintln!("error: {message}"),
             }
             if refused.is_some() {
                 ExitCode::from(EXIT_INVALID)

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestDb, hookline_command, stderr};
-use console_support::{Seeded, seed};
+use console_support::{
+    CLEAR_SHOWN, OSC52_SHOWN, RLO, RLO_SHOWN, Seeded, has_raw_controls, seed, seed_hostile,
+};
 use hookline::model::{DeliveryState, EndpointState, Source, now_millis};
 
 /// How long a screen may take to show what a test waits for (a busy
@@ -43,6 +45,17 @@ impl Console {
     /// Runs `hookline ARGS` (already shell-quoted) in the pane and waits for
     /// `first_screen` to show.
     fn launch(hookline_args: &str, first_screen: &str) -> Console {
+        Console::launch_in(hookline_args, first_screen, (120, 40), &[])
+    }
+
+    /// [`Console::launch`] in a pane of `size`, tmux set up with `options`
+    /// (lines of a tmux config file).
+    fn launch_in(
+        hookline_args: &str,
+        first_screen: &str,
+        size: (u16, u16),
+        options: &[&str],
+    ) -> Console {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let socket = format!(
             "hookline-e2e-{}-{}",
@@ -58,18 +71,20 @@ impl Console {
              '{bin}' {hookline_args}; echo \"rc=$?\"; stty -a; sleep 600",
             bin = env!("CARGO_BIN_EXE_hookline"),
         );
+        let config = dir.path().join("tmux.conf");
+        std::fs::write(&config, options.join("\n")).expect("write the tmux config");
         let console = Console { socket, dir };
         console.tmux(&[
             "-f",
-            "/dev/null",
+            &config.to_string_lossy(),
             "new-session",
             "-d",
             "-s",
             "c",
             "-x",
-            "120",
+            &size.0.to_string(),
             "-y",
-            "40",
+            &size.1.to_string(),
             &script,
         ]);
         console.wait_for(first_screen);
@@ -105,6 +120,11 @@ impl Console {
 
     fn screen(&self) -> String {
         self.tmux(&["capture-pane", "-p", "-t", "c"])
+    }
+
+    /// The screen with its attributes as escape sequences (`-e`).
+    fn screen_with_escapes(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-e", "-t", "c"])
     }
 
     /// Waits until the wrapper has printed the exit code and all of
@@ -643,5 +663,92 @@ fn the_demo_opens_the_console_on_a_live_system_and_q_prints_the_summary() {
     assert!(
         words.contains(&"icanon") && words.contains(&"echo"),
         "cooked mode:\n{screen}"
+    );
+}
+
+/// Outside text holding an OSC 52 clipboard write, a clear screen and a
+/// right-to-left override, through the real console at 80x24 in a tmux
+/// that accepts clipboard writes (`set-clipboard on`, as an operator's
+/// might): every screen shows the visible escapes, no raw control or bidi
+/// character reaches the pane, nothing cleared the console's header, and
+/// tmux never took a clipboard write (it would keep it as a paste buffer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_text_reaches_the_pane_only_as_visible_escapes() {
+    let hostile = seed_hostile(Backend::Sqlite).await;
+    let console = Console::launch_in(
+        &format!("--db '{}' console", hostile.db.url),
+        "Overview",
+        (80, 24),
+        &["set -g set-clipboard on"],
+    );
+    let check = |screen: &str, what: &str| {
+        let first = screen.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("hookline") && first.contains("dispatchers"),
+            "{what}: the header is gone:\n{screen}"
+        );
+        assert!(!has_raw_controls(screen), "{what}: raw controls:\n{screen}");
+        let attributes = console.screen_with_escapes();
+        assert!(
+            !attributes.contains("\x1b]") && !attributes.contains(RLO),
+            "{what}: an OSC or a bidi control in the pane:\n{attributes:?}"
+        );
+    };
+    let osc = format!("reset {OSC52_SHOWN}");
+    check(&console.wait_for(&osc[..20]), "overview");
+
+    console.keys(&["2"]);
+    check(&console.wait_for("network: reset"), "deliveries");
+    console.keys(&["Enter"]);
+    let answer = format!("answer {OSC52_SHOWN}{CLEAR_SHOWN}{RLO_SHOWN}gpj.exe");
+    let screen = console.wait_for(&answer);
+    assert!(
+        screen.contains(&format!(
+            "last error network: reset {OSC52_SHOWN} {CLEAR_SHOWN}"
+        )),
+        "{screen}"
+    );
+    check(&screen, "detail");
+    console.keys(&["j"; 12]);
+    let screen = console.wait_for(r#""bidi": "\u202egpj.exe""#);
+    assert!(screen.contains(r#""clear": "\u009b2J""#), "{screen}");
+    check(&screen, "payload");
+
+    console.keys(&["3"]);
+    check(&console.wait_for(r"paused \x1b]52;c;"), "endpoints");
+    console.keys(&["e"]);
+    let screen = console.wait_for("Edit endpoint hostile/receiver");
+    for shown in [
+        r"https://example.com/h/\x1b]52;c;aGVsbG8=\x07?q=\x1b[2J\u202egpj.exe",
+        r"x-note: v\u202e\u009b2J",
+    ] {
+        assert!(screen.contains(shown), "{shown} in the form:\n{screen}");
+    }
+    check(&screen, "endpoint form");
+    console.keys(&["Escape"]);
+    console.wait_for("cancelled: nothing was saved");
+
+    console.keys(&["4"]);
+    check(
+        &console.wait_for(r"sub \x1b]52;c;aGVsbG8=\x07\x1b[2J"),
+        "subscriptions",
+    );
+    console.keys(&["5"]);
+    check(&console.wait_for(r"ana\u202e\x1b["), "audit");
+
+    let buffers = console.tmux(&["list-buffers"]);
+    assert!(
+        buffers.trim().is_empty(),
+        "tmux took a clipboard write: {buffers:?}"
+    );
+    // The form was cancelled: what is stored is what was seeded.
+    let endpoint = hostile
+        .ops
+        .endpoint("hostile/receiver")
+        .await
+        .unwrap_or_else(|e| panic!("find the endpoint: {e}"));
+    assert!(
+        endpoint.url.contains(console_support::OSC52),
+        "{endpoint:?}"
     );
 }

@@ -26,13 +26,17 @@ use hookline::console::headless;
 use hookline::console::theme::Theme;
 use hookline::console::views;
 use hookline::model::now_millis;
+use hookline::ops::Ops;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier, Style};
 
 use common::Backend;
-use console_support::{Seeded, mask, mask_value_after, seed};
+use console_support::{
+    CLEAR_SHOWN, OSC52_SHOWN, RLO_SHOWN, has_raw_controls, mask, mask_value_after, seed,
+    seed_hostile,
+};
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
 /// Below the console's minimum size.
@@ -216,7 +220,7 @@ async fn shoot(backend: Backend, scripts: &[&Script]) -> Vec<Shot> {
         let mut shots = Vec::new();
         for script in scripts {
             for &size in script.sizes {
-                let app = drive(&seeded, size, script.read_only, script.keys).await;
+                let app = drive(&seeded.ops, size, script.read_only, script.keys).await;
                 for color in [true, false] {
                     shots.push(draw(&app, script.name, color));
                 }
@@ -229,17 +233,17 @@ async fn shoot(backend: Backend, scripts: &[&Script]) -> Vec<Shot> {
     panic!("three seed-and-draw runs each crossed a minute boundary: is the machine this slow?");
 }
 
-/// The console opened at `size` on the seeded database, after `keys`.
-async fn drive(seeded: &Seeded, size: (u16, u16), read_only: bool, keys: &str) -> App {
+/// The console opened at `size` on the database behind `ops`, after `keys`.
+async fn drive(ops: &Ops, size: (u16, u16), read_only: bool, keys: &str) -> App {
     let mut app = App::new(LOCATION.to_string(), read_only, size);
     let alive = Duration::from_secs(5);
     let start = app.start();
-    headless::settle(&mut app, &seeded.ops, alive, start, SETTLE)
+    headless::settle(&mut app, ops, alive, start, SETTLE)
         .await
         .unwrap_or_else(|e| panic!("open: {e}"));
     for key in parse_keys(keys) {
         let commands = app.update(Msg::Key(key));
-        headless::settle(&mut app, &seeded.ops, alive, commands, SETTLE)
+        headless::settle(&mut app, ops, alive, commands, SETTLE)
             .await
             .unwrap_or_else(|e| panic!("after {key:?} of {keys:?}: {e}"));
     }
@@ -466,4 +470,145 @@ async fn postgres_draws_the_same_screens() {
     for shot in &postgres {
         insta::assert_snapshot!(shot.name.clone(), shot.text);
     }
+}
+
+/// Outside text carrying an OSC 52 clipboard write, a clear screen and a
+/// right-to-left override, in every view at 80x24 and 120x40: no cell holds
+/// a raw control or bidi character, each field shows the visible escapes,
+/// and the escapes do not push the columns after them out of line. The
+/// 80x24 screens are snapshots, to review how they read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_text_is_shown_escaped_in_line() {
+    // (name, keys, the escaped fields it must show at every size, and at
+    // 120x40 only: at 80 columns the narrow columns cut them first)
+    type Screen<'a> = (&'a str, &'a str, &'a [&'a str], &'a [&'a str]);
+    let screens: &[Screen] = &[
+        (
+            "overview",
+            "",
+            &["hostile/receiver", r"reset \x1b]52;c;"],
+            &[],
+        ),
+        (
+            "deliveries",
+            "2",
+            &["order.created", "network: reset"],
+            &[r"network: reset \x1b]52;"],
+        ),
+        (
+            "detail",
+            "2<enter>",
+            &[
+                &format!("reset {OSC52_SHOWN} {CLEAR_SHOWN} {RLO_SHOWN}gpj.exe"),
+                &format!("answer {OSC52_SHOWN}{CLEAR_SHOWN}{RLO_SHOWN}gpj.exe"),
+            ],
+            &[r"x-note: v\u202e\u009b2J", r#""bidi": "\u202egpj.exe""#],
+        ),
+        (
+            "detail_scrolled",
+            "2<enter>jjjjjjjjjjjj",
+            &[
+                r#""c1": "\u009d52;c;aGVsbG8=\u009c""#,
+                r#""clear": "\u009b2J""#,
+                r#""bidi": "\u202egpj.exe""#,
+            ],
+            &[],
+        ),
+        (
+            "endpoints",
+            "3",
+            &["hostile/receiver", r"paused \x1b]52;c;"],
+            &[],
+        ),
+        (
+            "endpoint_form",
+            "3e",
+            &[
+                r"https://example.com/h/\x1b]52;c;aGVsbG8=\x07?q=\x1b[2J\u202egpj.exe",
+                r"x-note: v\u202e\u009b2J",
+            ],
+            &[],
+        ),
+        (
+            "subscriptions",
+            "4",
+            &[r"sub \x1b]52;c;aGVsbG8=\x07\x1b[2J"],
+            &[r"sub \x1b]52;c;aGVsbG8=\x07\x1b[2J\u202e"],
+        ),
+        ("audit", "5", &[r"ana\u202e\x1b[", r"203.0.113.9\x1b"], &[]),
+    ];
+    // Every screen drawn within the minute the seeding began, as `shoot`
+    // does, so the sparkline and the 5-minute rates read the same each run.
+    let mut shots = Vec::new();
+    for _ in 0..3 {
+        let hostile = seed_hostile(Backend::Sqlite).await;
+        shots.clear();
+        for &(name, keys, always, large) in screens {
+            for size in SIZES {
+                let app = drive(&hostile.ops, size, false, keys).await;
+                shots.push((
+                    name,
+                    always,
+                    large,
+                    draw(&app, &format!("hostile_{name}"), false),
+                ));
+            }
+        }
+        if now_millis() - hostile.minute < 60_000 {
+            break;
+        }
+    }
+    for (name, always, large, shot) in &shots {
+        let raw: Vec<(u16, u16, String)> = shot
+            .buffer
+            .content
+            .iter()
+            .enumerate()
+            .filter(|(_, cell)| has_raw_controls(cell.symbol()))
+            .map(|(i, cell)| {
+                let (x, y) = shot.buffer.pos_of(i);
+                (x, y, cell.symbol().to_string())
+            })
+            .collect();
+        assert!(raw.is_empty(), "{}: raw controls at {raw:?}", shot.name);
+        let screen = screen_text(&shot.buffer);
+        let wide = shot.buffer.area.width >= 100;
+        for text in always.iter().chain(large.iter().filter(|_| wide)) {
+            assert!(
+                screen.contains(text),
+                "{}: {text:?} is not on screen:\n{screen}",
+                shot.name
+            );
+        }
+        if *name == "deliveries" || *name == "endpoints" {
+            assert_columns_line_up(&screen, &shot.name);
+        }
+        if !wide {
+            insta::assert_snapshot!(shot.name.clone(), shot.text);
+        }
+    }
+}
+
+/// In a list, each column's values start where its header does: the
+/// escapes before them took exactly the columns ratatui gave them.
+#[track_caller]
+fn assert_columns_line_up(screen: &str, name: &str) {
+    let lines: Vec<&str> = screen.lines().collect();
+    let header_row = lines
+        .iter()
+        .position(|l| l.contains("STATE"))
+        .unwrap_or_else(|| panic!("{name}: no header row:\n{screen}"));
+    let column =
+        |line: &str, text: &str| line.find(text).map(|at| hookline::text::width(&line[..at]));
+    let header = lines[header_row];
+    let state = column(header, "STATE").expect("STATE in the header");
+    let row = lines[header_row + 1];
+    let value = ["✗ dead", "‖ paused"]
+        .iter()
+        .find_map(|v| column(row, v))
+        .unwrap_or_else(|| panic!("{name}: no state in the first row:\n{screen}"));
+    assert_eq!(
+        value, state,
+        "{name}: the state column moved:\n{header}\n{row}"
+    );
 }

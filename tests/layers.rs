@@ -9,16 +9,15 @@ use std::path::{Path, PathBuf};
 
 /// Plain data and pure functions: they may import only each other.
 const PLAIN: &[&str] = &[
-    "model", "topic", "api_key", "config", "health", "sign", "redact", "seal",
+    "model", "topic", "api_key", "config", "health", "sign", "redact", "seal", "text",
 ];
 
 /// What each layer may import besides the plain modules; `None` means
 /// anything (the modules that compose the system).
 fn allowed(layer: &str) -> Option<&'static [&'static str]> {
     match layer {
-        "model" | "topic" | "api_key" | "config" | "health" | "sign" | "redact" | "seal" => {
-            Some(&[])
-        }
+        "model" | "topic" | "api_key" | "config" | "health" | "sign" | "redact" | "seal"
+        | "text" => Some(&[]),
         "store" => Some(&[]),
         "dispatch" => Some(&["store"]),
         "ops" => Some(&["dispatch", "store"]),

@@ -172,7 +172,12 @@ fn print_delivery_detail(detail: &DeliveryDetail, out: &Output) {
         ));
         if let Some(body) = &attempt.response_body {
             let body: String = body.chars().take(200).collect();
-            out.line(format!("      response: {}", body.replace('\n', " ")));
+            // A preview on one line: line breaks become spaces, any other
+            // control is shown escaped by `line`.
+            out.line(format!(
+                "      response: {}",
+                body.replace(['\n', '\r'], " ")
+            ));
         }
     }
 }

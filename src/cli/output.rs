@@ -1,10 +1,18 @@
 //! How commands print: aligned tables and `key: value` blocks for people,
 //! JSON (arrays of objects with the same fields, RFC 3339 times) with
 //! `--json`. Secrets are masked unless `--show-secret`.
+//!
+//! Everything printed here may hold text from outside (names, URLs,
+//! payloads, receivers' answers), so this is the one place that makes it
+//! safe for a terminal: people's output shows control, C1 and bidi
+//! characters as visible escapes (`\x1b`, `\u202e`; see
+//! [`hookline::text`]), and JSON writes C1 and bidi characters as
+//! `\uXXXX`, the same JSON value. Clean text prints byte for byte.
 
 use std::io::Write;
 
 use hookline::model::format_rfc3339;
+use hookline::text::{escape_controls, escape_controls_keep_newlines, escape_json, width};
 use serde_json::Value;
 
 /// One value in a record.
@@ -141,18 +149,23 @@ impl Output {
             return;
         }
         let headers: Vec<&str> = records[0].0.iter().map(|(name, _)| *name).collect();
+        // A cell is one line whatever the data holds: line breaks and tabs
+        // are escaped too, so a value can neither break the row nor forge one.
         let rows: Vec<Vec<String>> = records
             .iter()
             .map(|r| {
                 r.0.iter()
-                    .map(|(_, cell)| one_line(&cell.to_text()))
+                    .map(|(_, cell)| {
+                        let text = cell.to_text();
+                        escape_controls(&text).into_owned()
+                    })
                     .collect()
             })
             .collect();
         let widths: Vec<usize> = (0..headers.len())
             .map(|i| {
                 rows.iter()
-                    .map(|row| row.get(i).map_or(0, |c| c.chars().count()))
+                    .map(|row| row.get(i).map_or(0, |c| width(c)))
                     .chain([headers[i].len()])
                     .max()
                     .unwrap_or(0)
@@ -166,7 +179,9 @@ impl Output {
         }
     }
 
-    /// Prints one record as `key: value` lines (or a JSON object).
+    /// Prints one record as `key: value` lines (or a JSON object). A value
+    /// with line breaks (a payload as published) keeps them, its further
+    /// lines indented under the values, so no line of it can pass for a key.
     pub fn detail(&self, record: &Record) {
         if self.json {
             print_json(&record.to_json());
@@ -178,11 +193,13 @@ impl Output {
             .map(|(name, _)| name.len())
             .max()
             .unwrap_or(0);
+        let indent = " ".repeat(width + 3);
         for (name, cell) in &record.0 {
-            self.line(format!(
-                "{:width$}  {}",
+            let text = cell.to_text();
+            let value = escape_controls_keep_newlines(&text).replace('\n', &format!("\n{indent}"));
+            self.write_line(&format!(
+                "{:width$}  {value}",
                 format!("{name}:"),
-                cell.to_text(),
                 width = width + 1
             ));
         }
@@ -204,30 +221,35 @@ impl Output {
         }
     }
 
-    /// Writes one line to stdout. A closed stdout (`| head -1`) is not an
-    /// error worth a panic: the command's work is done, the reader left.
+    /// Writes text to stdout as a line, its controls escaped (line breaks
+    /// kept: a sentence may span lines).
     pub fn line(&self, text: impl std::fmt::Display) {
+        let text = text.to_string();
+        self.write_line(&escape_controls_keep_newlines(&text));
+    }
+
+    /// Writes one line, already safe, to stdout. A closed stdout (`| head
+    /// -1`) is not an error worth a panic: the command's work is done, the
+    /// reader left.
+    fn write_line(&self, text: &str) {
         let _ = writeln!(std::io::stdout().lock(), "{text}");
     }
 }
 
 fn print_json(value: &Value) {
     let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()); // ok: Values always serialise
-    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    let _ = writeln!(std::io::stdout().lock(), "{}", escape_json(&text));
 }
 
-/// Table cells stay on one line whatever the data holds.
-fn one_line(text: &str) -> String {
-    text.replace(['\n', '\r', '\t'], " ")
-}
-
+/// Cells padded to their columns' widths in terminal columns (a CJK
+/// character or an emoji takes two, a combining accent none).
 fn pad_row(cells: &[String], widths: &[usize]) -> String {
     let mut line = String::new();
     for (i, cell) in cells.iter().enumerate() {
         if i + 1 == cells.len() {
             line.push_str(cell);
         } else {
-            let pad = widths[i].saturating_sub(cell.chars().count());
+            let pad = widths[i].saturating_sub(width(cell));
             line.push_str(cell);
             line.push_str(&" ".repeat(pad + 2));
         }

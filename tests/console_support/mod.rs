@@ -374,6 +374,137 @@ fn timeout(delivery: &str, endpoint: &(String, String), at: i64) -> Outcome {
     }
 }
 
+// --- hostile text ---------------------------------------------------------
+
+/// A terminal's clipboard write (OSC 52), as ESC sequences and in C1 form.
+pub const OSC52: &str = "\x1b]52;c;aGVsbG8=\x07";
+pub const OSC52_C1: &str = "\u{9d}52;c;aGVsbG8=\u{9c}";
+/// Clear the screen, as an ESC sequence and in C1 form.
+pub const CLEAR: &str = "\x1b[2J";
+pub const CLEAR_C1: &str = "\u{9b}2J";
+/// Right-to-left override: the rest of the line reads backwards.
+pub const RLO: &str = "\u{202e}";
+/// How each of them is shown: the visible escapes.
+pub const OSC52_SHOWN: &str = r"\x1b]52;c;aGVsbG8=\x07";
+pub const CLEAR_SHOWN: &str = r"\x1b[2J";
+pub const RLO_SHOWN: &str = r"\u202e";
+
+/// Whether `text` holds a character a terminal acts on or that reorders
+/// the line (line breaks aside): what must never reach the screen raw.
+pub fn has_raw_controls(text: &str) -> bool {
+    text.chars()
+        .any(|c| c != '\n' && hookline::text::needs_escape(c, hookline::text::Breaks::Keep))
+}
+
+/// A database where everything outside text can reach carries the three
+/// hostile strings: what the console must show escaped.
+pub struct Hostile {
+    pub db: TestDb,
+    pub store: Store,
+    pub ops: Ops,
+    pub delivery: String,
+    pub event: String,
+    /// The start of the minute the seeding began in (see [`Seeded::minute`]).
+    pub minute: i64,
+}
+
+/// One tenant `hostile` with endpoint `receiver`. Where a field takes any
+/// text, it holds OSC 52, a clear screen and U+202E: the endpoint's URL,
+/// description and pause reason, its subscription's description, the
+/// operator's name and address in the audit log, an attempt's error
+/// message and the receiver's answer. A header value takes no C0 control,
+/// so it carries U+202E and the C1 clear screen; the payload (JSON, whose
+/// strings escape C0) carries them and the C1 clipboard write raw. Names
+/// and topics refuse all of it.
+pub async fn seed_hostile(backend: Backend) -> Hostile {
+    crate::common::install_crypto();
+    let db = TestDb::new(backend);
+    let store = db.store().await;
+    let config = test_config(&db.url);
+    let ops = Ops::new(
+        store.clone(),
+        &config,
+        hookline::model::Actor {
+            name: format!("ana{RLO}{CLEAR}"),
+            client_addr: Some(format!("203.0.113.9{OSC52}")),
+            source: hookline::model::Source::Cli,
+        },
+    );
+    ops.add_tenant("hostile")
+        .await
+        .unwrap_or_else(|e| panic!("add tenant: {e}"));
+    let endpoint = ops
+        .add_endpoint(&EndpointInput {
+            tenant: "hostile".to_string(),
+            name: "receiver".to_string(),
+            url: format!("https://example.com/h/{OSC52}?q={CLEAR}{RLO}gpj.exe"),
+            secret: None,
+            timeout: None,
+            max_in_flight: None,
+            headers: vec![format!("X-Note: v{RLO}{CLEAR_C1}")],
+            description: Some(format!("desc {OSC52} {CLEAR} {RLO}")),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("add endpoint: {e}"));
+    ops.add_subscription(&endpoint.id, "*", Some(&format!("sub {OSC52}{CLEAR}{RLO}")))
+        .await
+        .unwrap_or_else(|e| panic!("subscribe: {e}"));
+    let payload = format!(
+        r#"{{"osc":"\u001b]52;c;aGVsbG8=\u0007","c1":"{OSC52_C1}","clear":"{CLEAR_C1}","bidi":"{RLO}gpj.exe"}}"#
+    );
+    publish(&ops, "hostile", "order.created", &payload).await;
+    let owner = new_id(IdKind::Dispatcher);
+    let minute = now_millis() - now_millis().rem_euclid(MINUTE);
+    let claimed = claim(&store, &owner, 10).await;
+    assert_eq!(claimed.len(), 1, "the one delivery is due");
+    let (delivery, _, event) = claimed[0].clone();
+    let target = claimed_endpoint(&store, &delivery).await;
+    let sent = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("x-note".to_string(), format!("v{RLO}{CLEAR_C1}")),
+        ("webhook-signature".to_string(), "v1,****".to_string()),
+    ];
+    let answer = Outcome {
+        attempt: NewAttempt {
+            duration_ms: 80,
+            status_code: Some(500),
+            error_kind: Some(ErrorKind::HttpStatus),
+            error_message: Some("500 Internal Server Error".to_string()),
+            response_body: Some(format!("{OSC52}{CLEAR}{RLO}gpj.exe")),
+            request_headers: sent.clone(),
+            ..attempt(&delivery, &target, 1, minute - 2 * MINUTE)
+        },
+        next: NextStep::RetryIn(0),
+        disable_endpoint: None,
+    };
+    record(&store, &owner, &[answer]).await;
+    let again = claim(&store, &owner, 10).await;
+    assert_eq!(again.len(), 1, "due again");
+    let reset = Outcome {
+        attempt: NewAttempt {
+            duration_ms: 12,
+            error_kind: Some(ErrorKind::Network),
+            error_message: Some(format!("reset {OSC52} {CLEAR} {RLO}gpj.exe")),
+            request_headers: sent,
+            ..attempt(&delivery, &target, 2, minute - MINUTE)
+        },
+        next: NextStep::Dead,
+        disable_endpoint: None,
+    };
+    record(&store, &owner, &[reset]).await;
+    ops.pause_endpoint(&endpoint.id, Some(&format!("paused {OSC52} {CLEAR} {RLO}")))
+        .await
+        .unwrap_or_else(|e| panic!("pause: {e}"));
+    Hostile {
+        db,
+        store,
+        ops,
+        delivery,
+        event,
+        minute,
+    }
+}
+
 // --- screens as text ------------------------------------------------------
 
 /// Id prefixes whose ULIDs are masked.

@@ -1,12 +1,13 @@
 //! One delivery: what it is, its payload (re-indented, never re-serialised),
 //! the headers sent (signature masked) and every attempt as a timeline.
+//! Everything from outside is [`shown`] with its controls escaped.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{human_duration, short_time};
+use super::{human_duration, short_time, shown};
 use crate::console::screens::DetailScreen;
 use crate::console::theme::{Theme, state_label};
 use crate::model::{DeliveryState, format_rfc3339, now_millis, reindent_json};
@@ -21,7 +22,7 @@ pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect
     let field = |name: &str, value: String| {
         Line::from(vec![
             Span::styled(format!("{name:<11}"), theme.dim()),
-            Span::raw(value),
+            Span::raw(shown(&value)),
         ])
     };
     lines.push(Line::from(vec![
@@ -52,7 +53,7 @@ pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect
     if let Some(error) = &d.last_error {
         lines.push(Line::from(vec![
             Span::styled(format!("{:<11}", "last error"), theme.dim()),
-            Span::styled(error.clone(), theme.bad()),
+            Span::styled(shown(error), theme.bad()),
         ]));
     }
     lines.push(Line::default());
@@ -83,16 +84,18 @@ pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect
                     .error_message
                     .as_deref()
                     .filter(|_| attempt.error_kind != Some(crate::model::ErrorKind::HttpStatus))
-                    .map(|m| format!("  {m}"))
+                    .map(|m| format!("  {}", shown(m)))
                     .unwrap_or_default(),
                 theme.dim(),
             ),
         ]));
         if let Some(body) = &attempt.response_body {
+            // A preview on one line: line breaks become spaces, any other
+            // control shows as its escape.
             let body: String = body.chars().take(160).collect();
             lines.push(Line::from(vec![
                 Span::styled("       answer ", theme.dim()),
-                Span::raw(body.replace(['\n', '\r'], " ")),
+                Span::raw(shown(&body.replace(['\n', '\r'], " "))),
             ]));
         }
     }
@@ -104,8 +107,8 @@ pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect
         )));
         for (name, value) in &last.request_headers {
             lines.push(Line::from(vec![
-                Span::styled(format!("  {name}: "), theme.dim()),
-                Span::raw(value.clone()),
+                Span::styled(format!("  {}: ", shown(name)), theme.dim()),
+                Span::raw(shown(value)),
             ]));
         }
     }
@@ -115,7 +118,7 @@ pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect
         theme.title(),
     )));
     for line in reindent_json(&detail.event.payload).lines() {
-        lines.push(Line::from(format!("  {line}")));
+        lines.push(Line::from(format!("  {}", shown(line))));
     }
     let max_scroll = (lines.len() as u16).saturating_sub(area.height);
     let scroll = screen.scroll.min(max_scroll);

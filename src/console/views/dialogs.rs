@@ -1,11 +1,13 @@
 //! Dialogs over the body: a confirmation (Cancel focused until moved) and
-//! the edit forms with their inline errors.
+//! the edit forms with their inline errors. A form shows what is stored,
+//! outside text's controls as escapes; the field itself edits the real text.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
+use super::{cursor_column, shown};
 use crate::console::app::confirm::Confirm;
 use crate::console::app::forms::Form;
 use crate::console::theme::Theme;
@@ -32,7 +34,7 @@ pub fn confirm(confirm: &Confirm, theme: Theme, frame: &mut Frame, body: Rect) {
     let [question, buttons] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     frame.render_widget(
-        Paragraph::new(confirm.question.clone()).wrap(Wrap { trim: true }),
+        Paragraph::new(shown(&confirm.question)).wrap(Wrap { trim: true }),
         question,
     );
     let button = |label: &str, focused: bool| {
@@ -102,7 +104,10 @@ pub fn form(form: &Form, theme: Theme, frame: &mut Frame, body: Rect) {
     let height = (form.fields.len() as u16) * 3 + 3;
     let area = centered(body, 76, height);
     frame.render_widget(Clear, area);
-    let block = Block::bordered().title(Span::styled(format!(" {} ", form.title), theme.title()));
+    let block = Block::bordered().title(Span::styled(
+        format!(" {} ", shown(&form.title)),
+        theme.title(),
+    ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let mut lines = Vec::new();
@@ -116,7 +121,7 @@ pub fn form(form: &Form, theme: Theme, frame: &mut Frame, body: Rect) {
         lines.push(Line::from(vec![
             Span::styled(marker, theme.key()),
             Span::styled(
-                field.input.text().to_string(),
+                shown(field.input.text()),
                 if focused {
                     theme.selected()
                 } else {
@@ -125,7 +130,7 @@ pub fn form(form: &Form, theme: Theme, frame: &mut Frame, body: Rect) {
             ),
         ]));
         lines.push(match &field.error {
-            Some(error) => Line::from(Span::styled(format!("  ✗ {error}"), theme.error())),
+            Some(error) => Line::from(Span::styled(format!("  ✗ {}", shown(error)), theme.error())),
             None => Line::default(),
         });
     }
@@ -134,7 +139,10 @@ pub fn form(form: &Form, theme: Theme, frame: &mut Frame, body: Rect) {
     }
     frame.render_widget(Paragraph::new(lines), inner);
     if let Some(field) = form.fields.get(form.focus) {
-        let x = inner.x + 2 + field.input.cursor() as u16;
+        let x = inner
+            .x
+            .saturating_add(2)
+            .saturating_add(cursor_column(field.input.text(), field.input.cursor()));
         let y = inner.y + (form.focus as u16) * 3 + 1;
         if x < inner.right() && y < inner.bottom() {
             frame.set_cursor_position((x, y));

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row};
 
-use super::{Columns, clip, count_style, human_duration, percent, short_time, table};
+use super::{Columns, clip, count_style, human_duration, percent, short_time, shown, table};
 use crate::console::format::{endpoint_label, group_digits};
 use crate::console::screens::{
     AuditScreen, DeliveriesScreen, EndpointRow, EndpointsScreen, SubscriptionsScreen,
@@ -19,7 +19,7 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
     let mut spans = Vec::new();
     if !screen.query.label.is_empty() {
         spans.push(Span::styled("filter ", theme.dim()));
-        spans.push(Span::raw(format!("{}  ", screen.query.label)));
+        spans.push(Span::raw(format!("{}  ", shown(&screen.query.label))));
     }
     if let Some(search) = &screen.search {
         let status = if search.done { "searched" } else { "searching" };
@@ -105,7 +105,7 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
 
 fn delivery_row(d: &Delivery, marked: bool, wide: bool, now: i64, theme: Theme) -> Row<'static> {
     let last = match (&d.last_error, d.last_status) {
-        (Some(error), _) => error.clone(),
+        (Some(error), _) => shown(error),
         (None, Some(status)) => status.to_string(),
         (None, None) => String::new(),
     };
@@ -129,11 +129,11 @@ fn delivery_row(d: &Delivery, marked: bool, wide: bool, now: i64, theme: Theme) 
     let mut cells = vec![
         mark,
         Cell::from(short_time(d.created_at)),
-        Cell::from(d.topic.clone()),
-        Cell::from(d.endpoint_name.clone()),
+        Cell::from(shown(&d.topic)),
+        Cell::from(shown(&d.endpoint_name)),
     ];
     if wide {
-        cells.push(Cell::from(d.tenant_name.clone()));
+        cells.push(Cell::from(shown(&d.tenant_name)));
     }
     cells.extend([
         state,
@@ -244,7 +244,7 @@ fn endpoint_row(
         _ => String::new(),
     };
     let mut cells = vec![
-        Cell::from(endpoint_label(endpoint)),
+        Cell::from(shown(&endpoint_label(endpoint))),
         Cell::from(Span::styled(state, state_style)),
         Cell::from(Span::styled(percent(rate_5m), theme.rate(rate_5m))),
     ];
@@ -318,12 +318,12 @@ pub fn subscriptions(screen: &SubscriptionsScreen, theme: Theme, frame: &mut Fra
     };
     table(frame, area, theme, columns, &screen.rows, |s| {
         let mut cells = vec![
-            Cell::from(format!("{}/{}", s.tenant_name, s.endpoint_name)),
-            Cell::from(Span::styled(s.pattern.clone(), theme.bold())),
-            Cell::from(s.description.clone().unwrap_or_default()),
+            Cell::from(shown(&format!("{}/{}", s.tenant_name, s.endpoint_name))),
+            Cell::from(Span::styled(shown(&s.pattern), theme.bold())),
+            Cell::from(shown(s.description.as_deref().unwrap_or_default())),
         ];
         if with_ids {
-            cells.push(Cell::from(Span::styled(s.id.clone(), theme.dim())));
+            cells.push(Cell::from(Span::styled(shown(&s.id), theme.dim())));
         }
         Row::new(cells)
     });
@@ -365,19 +365,23 @@ pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) 
         };
         let mut cells = vec![
             Cell::from(short_time(a.at)),
-            Cell::from(a.actor.clone()),
-            Cell::from(a.client_addr.clone().unwrap_or_else(|| "-".to_string())),
+            Cell::from(shown(&a.actor)),
+            Cell::from(
+                a.client_addr
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), shown),
+            ),
         ];
         if wide {
             cells.push(Cell::from(a.source.as_str()));
         }
         cells.extend([
-            Cell::from(Span::styled(a.action.clone(), theme.bold())),
-            Cell::from(targets),
+            Cell::from(Span::styled(shown(&a.action), theme.bold())),
+            Cell::from(shown(&targets)),
         ]);
         if wide {
             cells.push(Cell::from(Line::from(Span::styled(
-                a.detail.clone(),
+                shown(&a.detail),
                 theme.dim(),
             ))));
         }

@@ -2,6 +2,13 @@
 //! is a header (database, tenant filter, dispatchers, totals), breadcrumbs,
 //! the view's body, a status line (flash, errors, progress) and a hint bar
 //! generated from the keymap (or the filter/command line being typed).
+//!
+//! Text from outside (names, URLs, descriptions, errors, answers, payloads,
+//! even what the operator typed or pasted) goes through [`shown`] or
+//! [`clip`] on its way to the screen: control, C1 and bidi characters appear
+//! as the same visible escapes the CLI prints (`\x1b`, `\u202e`), so an
+//! operator sees that something odd is there instead of a terminal obeying
+//! it (ratatui drops C0 and C1 but lets bidi controls through).
 
 mod detail;
 mod dialogs;
@@ -21,6 +28,7 @@ use super::keymap;
 use super::screens::Screen;
 use super::theme::Theme;
 use crate::model::{format_rfc3339, now_millis};
+use crate::text::{char_width, escape_controls, width};
 
 /// Below this size the console asks for a bigger terminal.
 pub const MIN_WIDTH: u16 = 60;
@@ -75,7 +83,11 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
 fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     let mut rest = vec![
         Span::styled("  tenant ", theme.dim()),
-        Span::raw(app.tenant.clone().unwrap_or_else(|| "all".to_string())),
+        Span::raw(
+            app.tenant
+                .as_deref()
+                .map_or_else(|| "all".to_string(), shown),
+        ),
         Span::styled("  dispatchers ", theme.dim()),
     ];
     let alive = app.dispatchers_alive;
@@ -114,25 +126,30 @@ fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     };
     let used = title.width() + rest.iter().map(Span::width).sum::<usize>();
     let room = usize::from(area.width).saturating_sub(used);
-    let mut spans = vec![title, Span::raw(clip_left(&app.location, room))];
+    let mut spans = vec![title, Span::raw(clip_left(&shown(&app.location), room))];
     spans.extend(rest);
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// Shortens text to `max` characters by cutting its start (a path's end
+/// Shortens text to `max` columns by cutting its start (a path's end
 /// says the most).
 fn clip_left(text: &str, max: usize) -> String {
-    let count = text.chars().count();
-    if count <= max {
+    if width(text) <= max {
         return text.to_string();
     }
     if max == 0 {
         return String::new();
     }
-    let keep = max - 1;
-    let mut out = String::from("…");
-    out.extend(text.chars().skip(count - keep));
-    out
+    let mut room = max - 1;
+    let mut start = text.len();
+    for (at, c) in text.char_indices().rev() {
+        if char_width(c) > room {
+            break;
+        }
+        room -= char_width(c);
+        start = at;
+    }
+    format!("…{}", &text[start..])
 }
 
 /// A queue count as the summary gives it: exact up to its limit, then "10,000+".
@@ -158,7 +175,7 @@ fn render_crumbs(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         } else {
             theme.dim()
         };
-        spans.push(Span::styled(screen.crumb(), style));
+        spans.push(Span::styled(shown(&screen.crumb()), style));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -166,7 +183,7 @@ fn render_crumbs(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
 fn render_status(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     let line = if let Some(error) = &app.db_error {
         Line::from(Span::styled(
-            format!("database unreachable: {error} (retrying)"),
+            format!("database unreachable: {} (retrying)", shown(error)),
             theme.error(),
         ))
     } else if let Some(progress) = &app.progress {
@@ -174,7 +191,7 @@ fn render_status(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             .checked_div(progress.total)
             .unwrap_or(0);
         Line::from(vec![
-            Span::styled(format!("{} ", progress.label), theme.warn()),
+            Span::styled(format!("{} ", shown(&progress.label)), theme.warn()),
             Span::raw(format!(
                 "{} / {} ({percent}%)",
                 group_digits(progress.done),
@@ -187,9 +204,9 @@ fn render_status(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         } else {
             theme.good()
         };
-        Line::from(Span::styled(flash.text.clone(), style))
+        Line::from(Span::styled(shown(&flash.text), style))
     } else if let Some(notice) = &app.notice {
-        Line::from(Span::styled(notice.clone(), theme.warn()))
+        Line::from(Span::styled(shown(notice), theme.warn()))
     } else {
         Line::default()
     };
@@ -217,25 +234,25 @@ fn render_hints(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     };
     frame.render_widget(Paragraph::new(line), area);
     if let Mode::Filter(input) | Mode::Command(input) = &app.mode {
-        let x = area.x
-            + 1
-            + input.text()[..input_byte(input.text(), input.cursor())]
-                .chars()
-                .count() as u16;
+        let x = area.x + 1 + cursor_column(input.text(), input.cursor());
         frame.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
     }
 }
 
-fn input_byte(text: &str, chars: usize) -> usize {
-    text.char_indices()
+/// The screen column of an input's cursor (`chars` characters in), as the
+/// text is shown: escapes and wide characters take more than one.
+pub fn cursor_column(text: &str, chars: usize) -> u16 {
+    let byte = text
+        .char_indices()
         .nth(chars)
-        .map_or(text.len(), |(i, _)| i)
+        .map_or(text.len(), |(i, _)| i);
+    u16::try_from(width(&escape_controls(&text[..byte]))).unwrap_or(u16::MAX)
 }
 
 fn input_line(prompt: &'static str, text: &str, theme: Theme) -> Line<'static> {
     Line::from(vec![
         Span::styled(prompt, theme.key()),
-        Span::raw(text.to_string()),
+        Span::raw(shown(text)),
     ])
 }
 
@@ -330,12 +347,14 @@ fn table<T>(
 }
 
 /// `10:42:07` today, `11-19 10:42` otherwise (UTC, like the CLI).
-/// The width of a table's name column: as wide as its longest name (names
-/// are how operators know endpoints), at least 12, at most a third of `width`.
-pub fn name_column<'a>(names: impl Iterator<Item = &'a str>, width: u16) -> Constraint {
-    let longest = names.map(|n| n.chars().count()).max().unwrap_or(0);
+/// The width of a table's name column: as wide as its longest name as
+/// shown (names are how operators know endpoints), at least 12, at most a
+/// third of `area_width`.
+pub fn name_column<'a>(names: impl Iterator<Item = &'a str>, area_width: u16) -> Constraint {
+    // Borrowed when clean: no allocation per row, per frame.
+    let longest = names.map(|n| width(&escape_controls(n))).max().unwrap_or(0);
     let longest = u16::try_from(longest).unwrap_or(u16::MAX);
-    Constraint::Length(longest.clamp(12, (width / 3).max(12)))
+    Constraint::Length(longest.clamp(12, (area_width / 3).max(12)))
 }
 
 pub fn short_time(ms: i64) -> String {
@@ -369,12 +388,27 @@ pub fn percent(rate: Option<f64>) -> String {
     rate.map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0))
 }
 
-/// Shortens text to `max` characters with an ellipsis.
+/// Outside text as the console shows it: controls, C1 and bidi
+/// characters as visible escapes (see [`crate::text`]).
+pub fn shown(text: &str) -> String {
+    escape_controls(text).into_owned()
+}
+
+/// Outside text as shown, shortened to `max` columns with an ellipsis.
 pub fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
+    let text = escape_controls(text);
+    if width(&text) <= max {
+        return text.into_owned();
     }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    let mut room = max.saturating_sub(1);
+    let mut out = String::new();
+    for c in text.chars() {
+        if char_width(c) > room {
+            break;
+        }
+        room -= char_width(c);
+        out.push(c);
+    }
     out.push('…');
     out
 }
@@ -390,7 +424,32 @@ fn count_style(theme: Theme, n: i64, bad: bool) -> Style {
 
 #[cfg(test)]
 mod tests {
-    use super::{clip_left, fit_hints, hint_width};
+    use super::{clip, clip_left, cursor_column, fit_hints, hint_width, shown};
+    use crate::text::width;
+
+    #[test]
+    fn outside_text_is_shown_escaped_and_clipped_by_columns() {
+        assert_eq!(shown("a\x1b[2Jb\u{202e}c"), r"a\x1b[2Jb\u202ec");
+        assert_eq!(shown("plain/name"), "plain/name");
+        // The escape counts for what it takes on screen.
+        assert_eq!(clip("\x1b]52;c;aGk=\x07", 8), r"\x1b]52…");
+        assert_eq!(clip("東京東京", 5), "東京…");
+        assert_eq!(width(&clip("東京東京", 5)), 5);
+        assert_eq!(clip("short", 60), "short");
+        assert_eq!(clip_left("/srv/東京/hookline.db", 10), "…okline.db");
+        assert_eq!(clip_left("/srv/hook/東京.db", 8), "…東京.db");
+        assert_eq!(width(&clip_left("/srv/hook/東京.db", 8)), 8);
+    }
+
+    #[test]
+    fn the_cursor_sits_after_what_is_shown() {
+        // After "a", an ESC (shown as 4 columns), and a wide character.
+        assert_eq!(cursor_column("a\x1b東z", 0), 0);
+        assert_eq!(cursor_column("a\x1b東z", 1), 1);
+        assert_eq!(cursor_column("a\x1b東z", 2), 5);
+        assert_eq!(cursor_column("a\x1b東z", 3), 7);
+        assert_eq!(cursor_column("a\x1b東z", 9), 8, "past the end: at the end");
+    }
 
     #[test]
     fn hints_that_do_not_fit_make_way_but_help_stays() {

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState};
 
-use super::{clip, human_duration, percent, queue_count};
+use super::{clip, human_duration, percent, queue_count, shown};
 use crate::console::app::App;
 use crate::console::format::group_digits;
 use crate::console::screens::OverviewScreen;
@@ -181,7 +181,7 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
         .map(|w| {
             let ok = w.failure_rate_5m.map(|f| 1.0 - f);
             Row::new(vec![
-                Cell::from(w.label.clone()),
+                Cell::from(shown(&w.label)),
                 Cell::from(Span::styled(
                     endpoint_state_label(w.state),
                     theme.endpoint_state(w.state),
