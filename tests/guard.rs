@@ -329,7 +329,57 @@ async fn an_allowed_network_is_reachable(backend: Backend) {
     assert!(arrived, "the allowed receiver got the delivery");
 }
 
+/// `hookline dispatch` names, at start, an existing endpoint the guard now
+/// refuses, so a policy change never blocks an internal receiver silently.
+async fn dispatch_warns_of_blocked_endpoints_at_start(backend: Backend) {
+    use std::io::{BufRead, BufReader};
+    let db = TestDb::new(backend);
+    let api = Api::start(&db, &[]).await;
+    let (addr, _) = watched_listener().await;
+    let endpoint_id = api
+        .forced_endpoint(&format!("http://{addr}/internal"))
+        .await;
+    let mut command = common::hookline_command(&db.url, &["dispatch"]);
+    command
+        // This process's own policy: nothing allowed.
+        .env("HOOKLINE_NETWORK_ALLOW", "")
+        .env("HOOKLINE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn hookline dispatch");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut warning = None;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match seen.recv_timeout(left) {
+            Ok(line) if line.contains(&endpoint_id) => {
+                warning = Some(line);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let warning = warning.expect("a warning naming the endpoint");
+    assert!(
+        warning.contains("outbound guard blocks this endpoint"),
+        "{warning}"
+    );
+    assert!(warning.contains("loopback"), "{warning}");
+}
+
 both_backends!(
+    dispatch_warns_of_blocked_endpoints_at_start,
     registering_a_blocked_url_is_refused,
     a_blocked_endpoint_ends_dead_without_a_connection,
     an_allowed_network_is_reachable,

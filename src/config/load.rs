@@ -833,6 +833,51 @@ mod tests {
     }
 
     #[test]
+    fn network_settings_parse_and_bad_ones_name_the_key() {
+        let config = from_env(&[
+            ("HOOKLINE_NETWORK_ALLOW", "127.0.0.1/32, 10.1.2.3/16,::1"),
+            ("HOOKLINE_NETWORK_DENY", "10.1.9.0/24"),
+            ("HOOKLINE_NETWORK_PROXY", "http://proxy.internal:3128"),
+        ])
+        .unwrap();
+        let shown: Vec<String> = config.network.allow.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.1.0.0/16", "::1/128"]);
+        assert_eq!(config.network.deny.len(), 1);
+        let proxy = config.network.proxy.expect("a proxy");
+        assert_eq!((proxy.host.as_str(), proxy.port), ("proxy.internal", 3128));
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (
+                &[("HOOKLINE_NETWORK_ALLOW", "127.0.0.1/32,10.0.0/8")],
+                "HOOKLINE_NETWORK_ALLOW (network.allow[1]): \"10.0.0/8\" is not a network",
+            ),
+            (
+                &[("HOOKLINE_NETWORK_DENY", "everything")],
+                "HOOKLINE_NETWORK_DENY (network.deny[0]): \"everything\" is not a network",
+            ),
+            (
+                &[("HOOKLINE_NETWORK_PROXY", "https://proxy:3128")],
+                "HOOKLINE_NETWORK_PROXY (network.proxy): \"https://proxy:3128\" is not a proxy URL",
+            ),
+            (
+                &[("HOOKLINE_NETWORK_PROXY", "http://user:pw@proxy:3128")],
+                "HOOKLINE_NETWORK_PROXY (network.proxy): \"http://user:pw@proxy:3128\" is not a proxy URL",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let got = env_error(pairs);
+            assert!(
+                got.starts_with(want),
+                "for {pairs:?}\n got: {got}\nwant: {want}…"
+            );
+        }
+        let err = file_error("[network]\nallow = [\"10.0.0.0/33\"]\n");
+        assert!(
+            err.starts_with("network.allow[0]: \"10.0.0.0/33\" is not a network"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn load_reads_the_named_file_or_hookline_config() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("custom.toml");
