@@ -94,15 +94,27 @@ impl fmt::Display for Refusal {
 /// A destination the guard refused: every address its host resolves to is
 /// blocked. The detail is for operators (logs, audit, admin views).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{host} resolves only to addresses that are not allowed: {}", list(.refusals))]
 pub struct BlockedDestination {
     pub host: String,
     pub refusals: Vec<Refusal>,
 }
 
-fn list(refusals: &[Refusal]) -> String {
-    let shown: Vec<String> = refusals.iter().map(Refusal::to_string).collect();
-    shown.join(", ")
+impl fmt::Display for BlockedDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<String> = self.refusals.iter().map(Refusal::to_string).collect();
+        match self.refusals.as_slice() {
+            // The URL named the address itself.
+            [only] if only.address.to_string() == self.host => {
+                write!(f, "the address {only} is not allowed")
+            }
+            _ => write!(
+                f,
+                "{} resolves only to addresses that are not allowed: {}",
+                self.host,
+                shown.join(", ")
+            ),
+        }
+    }
 }
 
 /// Which addresses deliveries may reach: the block list, lifted by

@@ -398,10 +398,7 @@ impl Ops {
             Err(_) if self.scope.is_some() => Err(OpsError::invalid("url", guard::TENANT_MESSAGE)),
             Err(blocked) => Err(OpsError::invalid(
                 "url",
-                format!(
-                    "{}: {blocked} (network.allow lifts the block)",
-                    guard::TENANT_MESSAGE
-                ),
+                format!("{blocked}; network.allow lifts the block"),
             )),
         }
     }
