@@ -495,7 +495,7 @@ impl hyper::rt::Write for GuardedStream {
 }
 
 /// The guard as the HTTP client's connector: every new connection goes
-/// through [`Guard::connect`].
+/// through the guard: resolved, judged, then connected.
 #[derive(Clone, Debug)]
 pub struct GuardedConnector {
     guard: Guard,
