@@ -212,23 +212,67 @@ pub fn new_id(kind: IdKind) -> String {
     format!("{}{}", kind.prefix(), ulid)
 }
 
-/// A value could not be parsed from its database or command-line spelling.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a valid {what} (expected one of: {expected})")]
+/// A value could not be parsed from a user's word or a stored spelling.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownVariant {
-    /// The kind of value, e.g. "delivery state".
+    /// The kind of value, e.g. "state".
     pub what: &'static str,
     /// What was given.
     pub value: String,
-    /// The accepted spellings, comma separated.
-    pub expected: &'static str,
+    /// The words people use, in declaration order.
+    pub expected: &'static [&'static str],
 }
 
-/// Declares a string-backed enum with its canonical spellings, `Display`,
-/// `FromStr` and serde serialisation as that spelling. A macro: it declares
-/// the type and its impls from one list of variants and spellings.
+/// The widest an [`UnknownVariant`] message gets: it is shown on the
+/// console's status line and in 80-column terminals, in one line.
+pub const ERROR_LINE_WIDTH: usize = 80;
+
+impl fmt::Display for UnknownVariant {
+    /// `"foo" is not a state: pending, in_flight, …` on one line of at most
+    /// [`ERROR_LINE_WIDTH`] columns: the list of valid words is what helps,
+    /// so a long value is shortened rather than the list.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tail = format!(" is not a {}: {}", self.what, self.expected.join(", "));
+        let quoted = format!("{:?}", self.value);
+        let room = ERROR_LINE_WIDTH.saturating_sub(crate::text::width(&tail));
+        if crate::text::width(&quoted) <= room {
+            return write!(f, "{quoted}{tail}");
+        }
+        // Keep the start of the value: `"…"` and the ellipsis take 3 columns.
+        let mut short = String::new();
+        for c in quoted.chars().skip(1) {
+            if crate::text::width(&short) + crate::text::char_width(c) + 3 > room {
+                break;
+            }
+            short.push(c);
+        }
+        write!(f, "\"{short}…\"{tail}")
+    }
+}
+
+impl std::error::Error for UnknownVariant {}
+
+/// A value with a spelling of its own in the database, apart from the word
+/// people see; what the store reads and writes.
+pub trait Stored: Sized {
+    /// The spelling in the database.
+    fn as_db(&self) -> &'static str;
+    /// Parses the spelling in the database (never a user's word).
+    fn from_db(s: &str) -> Result<Self, UnknownVariant>;
+}
+
+/// Declares a string-backed enum: the word people see and type (`Display`,
+/// serde, `as_str`), the spelling the database stores (`as_db`, `from_db`;
+/// the same word unless given with `stored "…"`), and `FromStr` that takes
+/// the word or the stored spelling. Where the two differ, the stored one is
+/// what earlier versions showed, so it stays accepted as an alias. A macro:
+/// it declares the type and its impls from one list of variants.
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+    (@stored $text:literal) => { $text };
+    (@stored $text:literal $stored:literal) => { $stored };
+    ($(#[$meta:meta])* $name:ident, $what:literal {
+        $($(#[$vmeta:meta])* $variant:ident => $text:literal $(stored $stored:literal)?),+ $(,)?
+    }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
@@ -237,9 +281,35 @@ macro_rules! string_enum {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
-            /// The canonical spelling, as stored in the database.
+            /// The words people see and type, in declaration order.
+            pub const WORDS: &'static [&'static str] = &[$($text),+];
+
+            /// The word people see: screens, tables, JSON, metrics labels.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
+            }
+
+            /// The spelling stored in the database; only the store uses it.
+            pub fn as_db(self) -> &'static str {
+                match self { $($name::$variant => string_enum!(@stored $text $($stored)?)),+ }
+            }
+
+            /// Parses a stored spelling, and nothing else: a user's word
+            /// found in the database means the row was not written by us.
+            pub fn from_db(s: &str) -> Result<Self, UnknownVariant> {
+                $(if s == string_enum!(@stored $text $($stored)?) {
+                    return Ok($name::$variant);
+                })+
+                Err(UnknownVariant { what: $what, value: s.to_string(), expected: Self::WORDS })
+            }
+        }
+
+        impl Stored for $name {
+            fn as_db(&self) -> &'static str {
+                $name::as_db(*self)
+            }
+            fn from_db(s: &str) -> Result<Self, UnknownVariant> {
+                $name::from_db(s)
             }
         }
 
@@ -251,15 +321,12 @@ macro_rules! string_enum {
 
         impl FromStr for $name {
             type Err = UnknownVariant;
+            /// The word, or the stored spelling as an alias.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownVariant {
-                        what: $what,
-                        value: s.to_string(),
-                        expected: concat!($($text, " "),+),
-                    }),
-                }
+                $(if s == $text {
+                    return Ok($name::$variant);
+                })+
+                Self::from_db(s)
             }
         }
 
@@ -273,18 +340,18 @@ macro_rules! string_enum {
 
 string_enum! {
     /// Where a delivery is in its life.
-    DeliveryState, "delivery state" {
+    DeliveryState, "state" {
         /// Due now: never attempted in its current schedule, or manually retried.
         Pending => "pending",
         /// Leased by a dispatcher that is attempting it.
         InFlight => "in_flight",
         /// Failed at least once and waiting for its next retry.
-        Scheduled => "scheduled",
+        Retrying => "retrying" stored "scheduled",
         /// A 2xx answer was received.
-        Succeeded => "succeeded",
+        Delivered => "delivered" stored "succeeded",
         /// The retry schedule is exhausted.
         Dead => "dead",
-        /// Its endpoint was deleted before it succeeded.
+        /// Its endpoint or tenant was deleted before it was delivered.
         Cancelled => "cancelled",
     }
 }
@@ -294,7 +361,7 @@ impl DeliveryState {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            DeliveryState::Dead | DeliveryState::Scheduled | DeliveryState::Succeeded
+            DeliveryState::Dead | DeliveryState::Retrying | DeliveryState::Delivered
         )
     }
 }
@@ -461,7 +528,7 @@ pub struct Delivery {
     pub state: DeliveryState,
     /// Attempts made in the current schedule (a manual retry starts over).
     pub attempts: i64,
-    /// When a pending or scheduled delivery is due.
+    /// When a pending or retrying delivery is due.
     pub next_attempt_at: Millis,
     pub last_attempt_at: Option<Millis>,
     pub last_status: Option<i64>,
@@ -599,12 +666,84 @@ mod tests {
     }
 
     #[test]
-    fn states_round_trip_through_their_spelling() {
+    fn states_round_trip_through_their_word_and_stored_spelling() {
         for state in DeliveryState::ALL {
             assert_eq!(state.as_str().parse::<DeliveryState>(), Ok(*state));
+            assert_eq!(DeliveryState::from_db(state.as_db()), Ok(*state));
+            assert_eq!(state.to_string(), state.as_str());
         }
-        let err = "done".parse::<DeliveryState>().unwrap_err();
-        assert!(err.to_string().contains("pending"), "{err}");
+        assert_eq!(
+            DeliveryState::WORDS,
+            [
+                "pending",
+                "in_flight",
+                "retrying",
+                "delivered",
+                "dead",
+                "cancelled"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_database_keeps_its_own_spelling() {
+        assert_eq!(DeliveryState::Retrying.as_db(), "scheduled");
+        assert_eq!(DeliveryState::Delivered.as_db(), "succeeded");
+        assert_eq!(DeliveryState::Dead.as_db(), "dead");
+        // A user's word in the database is a row hookline did not write.
+        assert!(DeliveryState::from_db("retrying").is_err());
+        assert!(DeliveryState::from_db("delivered").is_err());
+    }
+
+    #[test]
+    fn old_state_words_are_accepted_as_aliases() {
+        assert_eq!("scheduled".parse(), Ok(DeliveryState::Retrying));
+        assert_eq!("succeeded".parse(), Ok(DeliveryState::Delivered));
+        assert_eq!("retrying".parse(), Ok(DeliveryState::Retrying));
+        assert_eq!("delivered".parse(), Ok(DeliveryState::Delivered));
+        assert!("ok".parse::<DeliveryState>().is_err());
+        assert!("Retrying".parse::<DeliveryState>().is_err(), "exact words");
+    }
+
+    #[test]
+    fn an_unknown_state_lists_the_words_in_one_line_of_80_columns() {
+        let err = "foo".parse::<DeliveryState>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"foo\" is not a state: pending, in_flight, retrying, delivered, dead, cancelled"
+        );
+        let long = "a-very-long-word-that-is-no-state-at-all-and-goes-on".repeat(3);
+        for given in [
+            "",
+            "x",
+            "scheduledd",
+            long.as_str(),
+            "zweiunddreißig",
+            "状態状態状態",
+        ] {
+            let line = given.parse::<DeliveryState>().unwrap_err().to_string();
+            assert!(!line.contains('\n'), "{line}");
+            assert!(
+                crate::text::width(&line) <= ERROR_LINE_WIDTH,
+                "{} columns: {line}",
+                crate::text::width(&line)
+            );
+            assert!(
+                line.ends_with("pending, in_flight, retrying, delivered, dead, cancelled"),
+                "{line}"
+            );
+            assert!(line.starts_with('"'), "{line}");
+        }
+        let cut = long.parse::<DeliveryState>().unwrap_err().to_string();
+        assert_eq!(
+            cut,
+            "\"a-ve…\" is not a state: pending, in_flight, retrying, delivered, dead, cancelled"
+        );
+        // The old words are not advertised: they are aliases, not the vocabulary.
+        assert!(
+            !cut.contains("scheduled") && !cut.contains("succeeded"),
+            "{cut}"
+        );
     }
 
     #[test]

@@ -313,10 +313,10 @@ async fn full_flow_delivers_to_a_real_sink(backend: Backend) {
                 200,
             )
             .await;
-        page["data"][0]["state"] == "succeeded"
+        page["data"][0]["state"] == "delivered"
     })
     .await;
-    assert!(delivered, "the delivery never showed as succeeded");
+    assert!(delivered, "the delivery never showed as delivered");
     let page = server
         .admin_ok(
             "GET",
@@ -579,10 +579,10 @@ async fn secrets_are_masked_in_every_answer(backend: Backend) {
     assert_eq!(received.header("x-api-key"), Some(API_KEY));
     let recorded = common::wait_until(WAIT, || async {
         let page = server.admin_ok("GET", "/v1/deliveries", None, 200).await;
-        page["data"][0]["state"] == "succeeded"
+        page["data"][0]["state"] == "delivered"
     })
     .await;
-    assert!(recorded, "the delivery never showed as succeeded");
+    assert!(recorded, "the delivery never showed as delivered");
     let page = server.admin_ok("GET", "/v1/deliveries", None, 200).await;
     let detail = server
         .admin_ok(
@@ -1279,6 +1279,146 @@ async fn pagination_walks_every_row_once(backend: Backend) {
     server.stop().await;
 }
 
+// --- 6b. one vocabulary of delivery states ---------------------------------
+
+/// The ids of a delivery list, sorted, and every state word it shows.
+async fn ids_and_states(server: &Server, query: &str) -> (Vec<String>, BTreeSet<String>) {
+    let page = server
+        .admin_ok("GET", &format!("/v1/deliveries?{query}"), None, 200)
+        .await;
+    let rows = page["data"].as_array().cloned().unwrap_or_default();
+    let mut ids: Vec<String> = rows.iter().map(id_of).collect();
+    ids.sort();
+    let states = rows
+        .iter()
+        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+        .collect();
+    (ids, states)
+}
+
+async fn state_words_and_their_aliases(backend: Backend) {
+    // A failed attempt waits an hour for the next: it stays `retrying`.
+    let server = Server::start_with(backend, |config| {
+        config.dispatch.retry_schedule = vec![Duration::ZERO, Duration::from_secs(3600)];
+    })
+    .await;
+    let healthy = sink().await;
+    let failing = hookline::sink::start(SinkOptions {
+        fail_rate: 1.0,
+        status: 500,
+        ..SinkOptions::default()
+    })
+    .await
+    .expect("start the failing sink");
+    server.tenant("acme").await;
+    let good = id_of(&server.endpoint("acme", "good", &healthy.url(), "*").await);
+    let bad = id_of(&server.endpoint("acme", "bad", &failing.url(), "*").await);
+    for n in 0..2 {
+        server
+            .publish("acme", "order.created", json!({ "n": n }))
+            .await;
+    }
+    let dispatcher = RunningDispatcher::start(&server.store, &server.config);
+    let settled = common::wait_until(WAIT, || async {
+        ids_and_states(&server, "state=retrying").await.0.len() == 2
+            && ids_and_states(&server, "state=delivered").await.0.len() == 2
+    })
+    .await;
+    dispatcher.stop().await;
+    assert!(settled, "two retrying and two delivered");
+
+    // Today's words and the old ones select the same rows; rows say today's.
+    for (word, alias, endpoint) in [
+        ("retrying", "scheduled", &bad),
+        ("delivered", "succeeded", &good),
+    ] {
+        let (ids, states) = ids_and_states(&server, &format!("state={word}")).await;
+        let (alias_ids, alias_states) = ids_and_states(&server, &format!("state={alias}")).await;
+        assert_eq!(ids.len(), 2, "{word}");
+        assert_eq!(ids, alias_ids, "?state={alias} is ?state={word}");
+        assert_eq!(states, BTreeSet::from([word.to_string()]), "{word}");
+        assert_eq!(alias_states, states, "{alias} rows say {word}");
+        let (of_endpoint, _) =
+            ids_and_states(&server, &format!("state={alias}&endpoint={endpoint}")).await;
+        assert_eq!(of_endpoint, ids, "{word} rows are {endpoint}'s");
+    }
+    let (mixed, states) = ids_and_states(&server, "state=retrying,succeeded").await;
+    assert_eq!(mixed.len(), 4, "a word and an alias together");
+    assert_eq!(
+        states,
+        BTreeSet::from(["delivered".to_string(), "retrying".to_string()])
+    );
+    let detail = server
+        .admin_ok("GET", &format!("/v1/deliveries/{}", mixed[0]), None, 200)
+        .await;
+    let shown = detail.to_string();
+    assert!(
+        !shown.contains("\"scheduled\"") && !shown.contains("\"succeeded\""),
+        "{shown}"
+    );
+
+    // An unknown word is refused with the valid ones, on one line of 80 columns.
+    let problem = server
+        .admin("GET", "/v1/deliveries?state=done", None)
+        .await
+        .assert_problem(400, Some("state"));
+    let reason = problem["errors"][0]["reason"].as_str().unwrap_or_default();
+    assert_eq!(
+        reason,
+        "\"done\" is not a state: pending, in_flight, retrying, delivered, dead, cancelled"
+    );
+    assert!(reason.chars().count() <= 80, "{reason}");
+
+    // The recover request takes the alias too.
+    let recovered = server
+        .admin_ok(
+            "POST",
+            &format!("/v1/endpoints/{bad}/recover"),
+            Some(json!({ "since": "1h", "state": "scheduled", "dry_run": true })),
+            202,
+        )
+        .await;
+    assert_eq!(recovered["queued"], 2, "{recovered}");
+
+    // The queue gauge is labelled with today's words.
+    let metrics = server.admin("GET", "/metrics", None).await.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "hookline_deliveries{state=\"retrying\"} 2"),
+        "{metrics}"
+    );
+    let labels: BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("hookline_deliveries{state=\""))
+        .filter_map(|l| l.split('"').next())
+        .collect();
+    assert_eq!(
+        labels,
+        BTreeSet::from(["dead", "in_flight", "pending", "retrying"])
+    );
+
+    // The OpenAPI document lists exactly the words as the state's enum.
+    let document = server
+        .send("GET", "/v1/openapi.json", None, Body::None)
+        .await
+        .json();
+    let state = &document["components"]["schemas"]["DeliveryView"]["properties"]["state"];
+    assert_eq!(
+        state["enum"],
+        json!([
+            "pending",
+            "in_flight",
+            "retrying",
+            "delivered",
+            "dead",
+            "cancelled"
+        ]),
+        "{state}"
+    );
+    server.stop().await;
+}
+
 // --- 7. the OpenAPI document ------------------------------------------------
 
 async fn openapi_document_lists_every_route_served(backend: Backend) {
@@ -1623,6 +1763,7 @@ both_backends!(
     health_and_metrics_may_be_open,
     a_tenant_key_never_sees_another_tenant,
     pagination_walks_every_row_once,
+    state_words_and_their_aliases,
     openapi_document_lists_every_route_served,
     concurrent_publishes_are_all_committed,
     serve_runs_the_api_and_a_dispatcher,

@@ -146,7 +146,7 @@ async fn console_bench_reports_every_screen(backend: Backend) {
         .map(|n| n.as_u64().unwrap_or(0))
         .sum();
     assert_eq!(by_state, 2000, "{seed}");
-    for state in ["succeeded", "pending", "dead"] {
+    for state in ["delivered", "pending", "dead"] {
         assert!(
             seed["by_state"][state].as_u64().unwrap_or(0) > 0,
             "{state}: {seed}"

@@ -731,7 +731,7 @@ async fn publish_and_inspect(backend: Backend) {
     assert_eq!(count(&["--topic", "resident.create"]), 1);
     assert_eq!(count(&["--event", &broadcast_id]), 2);
     assert_eq!(count(&["--state", "pending"]), 7);
-    assert_eq!(count(&["--state", "dead", "--state", "succeeded"]), 0);
+    assert_eq!(count(&["--state", "dead", "--state", "delivered"]), 0);
     assert_eq!(count(&["--since", "1h"]), 7);
     assert_eq!(
         count(&["--tenant", "acme", "--topic", "resident.delete"]),
@@ -940,7 +940,7 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
     ok(db.hookline(&["endpoint", "update", "prod", "--url", &healthy.url()]));
     let dispatcher = RunningDispatcher::start(&store, &config);
     let delivered = wait_until(Duration::from_secs(20), || async {
-        stored_in_state(&store, DeliveryState::Succeeded).await == 3
+        stored_in_state(&store, DeliveryState::Delivered).await == 3
     })
     .await;
     dispatcher.stop().await;
@@ -1007,6 +1007,127 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
     );
     let limited = ok_json(&db, &["audit", "--limit", "2"]);
     assert_eq!(objects(&limited).len(), 2);
+}
+
+/// The sorted ids of `delivery list --json` with `args`, and the state words it shows.
+fn listed(db: &TestDb, args: &[&str]) -> (Vec<String>, Vec<String>) {
+    let mut all = vec!["delivery", "list"];
+    all.extend_from_slice(args);
+    let list = ok_json(db, &all);
+    let mut ids: Vec<String> = objects(&list)
+        .iter()
+        .map(|d| text(d, "id").to_string())
+        .collect();
+    ids.sort();
+    let mut states: Vec<String> = objects(&list)
+        .iter()
+        .map(|d| text(d, "state").to_string())
+        .collect();
+    states.dedup();
+    (ids, states)
+}
+
+async fn state_words_and_their_aliases(backend: Backend) {
+    let db = TestDb::new(backend);
+    migrated_with_acme(&db);
+    let healthy = hookline::sink::start(SinkOptions::default())
+        .await
+        .expect("start the healthy sink");
+    let failing = hookline::sink::start(SinkOptions {
+        fail_rate: 1.0,
+        status: 500,
+        ..SinkOptions::default()
+    })
+    .await
+    .expect("start the failing sink");
+    for (name, url) in [("good", healthy.url()), ("bad", failing.url())] {
+        ok(db.hookline(&[
+            "endpoint", "add", "--tenant", "acme", "--name", name, "--url", &url,
+        ]));
+        ok(db.hookline(&["subscription", "add", "--endpoint", name, "--topic", "*"]));
+    }
+    for n in 0..2 {
+        ok(db.hookline(&[
+            "publish",
+            "--tenant",
+            "acme",
+            "--topic",
+            "order.created",
+            "--payload",
+            &format!("{{\"n\":{n}}}"),
+        ]));
+    }
+    // A failed attempt waits an hour for the next: it stays `retrying`.
+    let store = db.store().await;
+    let mut config = test_config(&db.url);
+    config.dispatch.retry_schedule = vec![Duration::ZERO, Duration::from_secs(3600)];
+    let dispatcher = RunningDispatcher::start(&store, &config);
+    let settled = wait_until(Duration::from_secs(20), || async {
+        stored_in_state(&store, DeliveryState::Retrying).await == 2
+            && stored_in_state(&store, DeliveryState::Delivered).await == 2
+    })
+    .await;
+    dispatcher.stop().await;
+    assert!(settled, "two retrying and two delivered");
+
+    for (word, alias) in [("retrying", "scheduled"), ("delivered", "succeeded")] {
+        let (ids, states) = listed(&db, &["--state", word]);
+        let (alias_ids, alias_states) = listed(&db, &["--state", alias]);
+        assert_eq!(ids.len(), 2, "{word}");
+        assert_eq!(ids, alias_ids, "--state {alias} is --state {word}");
+        assert_eq!(states, [word], "--json says {word}");
+        assert_eq!(alias_states, [word], "--state {alias} rows say {word}");
+        let shown = ok_json(&db, &["delivery", "show", &ids[0]]);
+        assert_eq!(text(&shown, "state"), word);
+    }
+    let (mixed, _) = listed(&db, &["--state", "scheduled", "--state", "delivered"]);
+    assert_eq!(mixed.len(), 4, "a word and an alias together");
+
+    // The table speaks the same words.
+    let table = ok(db.hookline(&["delivery", "list"]));
+    assert!(
+        table.contains("retrying") && table.contains("delivered"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("scheduled") && !table.contains("succeeded"),
+        "{table}"
+    );
+
+    // An unknown word is refused with the valid ones on one line of 80 columns.
+    let err = fails(db.hookline(&["delivery", "list", "--state", "done"]));
+    let line = "\"done\" is not a state: pending, in_flight, retrying, delivered, dead, cancelled";
+    assert!(err.contains(line), "{err}");
+    assert!(line.chars().count() <= 80);
+
+    // A bulk retry takes the alias too.
+    let dry = ok_json(
+        &db,
+        &[
+            "retry",
+            "--endpoint",
+            "bad",
+            "--state",
+            "scheduled",
+            "--since",
+            "2h",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(dry["count"], 2, "{dry}");
+    let refused = fails(db.hookline(&[
+        "retry",
+        "--endpoint",
+        "bad",
+        "--state",
+        "pending",
+        "--since",
+        "2h",
+    ]));
+    assert!(
+        refused.contains("only dead, retrying, delivered"),
+        "{refused}"
+    );
 }
 
 fn count_state(db: &TestDb, state: &str) -> usize {
@@ -1629,6 +1750,7 @@ both_backends!(
     subscription_commands,
     publish_and_inspect,
     retry_dispatchers_and_audit,
+    state_words_and_their_aliases,
     missing_database_is_refused,
     database_url_from_the_environment,
 );

@@ -367,7 +367,7 @@ async fn payload_arrives_byte_identical(backend: Backend) {
     let delivery = world.only_delivery_of(&published.event_id).await;
     assert_eq!(delivery.endpoint_id, endpoint.id);
     let detail = world
-        .wait_state(&delivery.id, DeliveryState::Succeeded, WAIT)
+        .wait_state(&delivery.id, DeliveryState::Delivered, WAIT)
         .await;
     assert_eq!(detail.event.payload, ODD_PAYLOAD, "stored payload changed");
     assert_eq!(detail.delivery.attempts, 1);
@@ -508,7 +508,7 @@ async fn tenants_only_receive_their_own_events(backend: Backend) {
 
     // Every delivery that exists must finish; then the sinks' logs are complete.
     let all = world
-        .wait_all(DeliveryFilter::default(), 4, DeliveryState::Succeeded, WAIT)
+        .wait_all(DeliveryFilter::default(), 4, DeliveryState::Delivered, WAIT)
         .await;
     let to = |event: &str| -> Vec<String> {
         let mut endpoints: Vec<String> = all
@@ -686,7 +686,7 @@ async fn manual_retry_revives_a_dead_delivery(backend: Backend) {
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
 
     let detail = world
-        .wait_state(&delivery.id, DeliveryState::Succeeded, WAIT)
+        .wait_state(&delivery.id, DeliveryState::Delivered, WAIT)
         .await;
     assert_eq!(
         detail.delivery.attempts, 1,
@@ -741,7 +741,7 @@ async fn manual_retry_revives_a_dead_delivery(backend: Backend) {
         && a.source == Source::Cli
         && a.target_ids == [delivery.id.clone()]));
     world
-        .wait_state(&delivery.id, DeliveryState::Succeeded, WAIT)
+        .wait_state(&delivery.id, DeliveryState::Delivered, WAIT)
         .await;
     expect_requests(&healthy, 2, WAIT).await;
     dispatcher.stop().await;
@@ -815,7 +815,7 @@ async fn bulk_retry_revives_an_endpoints_dead_deliveries(backend: Backend) {
         .expect("bulk retry");
     assert_eq!((endpoint.id.as_str(), revived), (flaky.id.as_str(), 3));
     let done = world
-        .wait_all(by_endpoint(&flaky.id), 3, DeliveryState::Succeeded, WAIT)
+        .wait_all(by_endpoint(&flaky.id), 3, DeliveryState::Delivered, WAIT)
         .await;
     for delivery in &done {
         assert_eq!(delivery.attempts, 1, "fresh schedule: {delivery:?}");
@@ -919,7 +919,7 @@ async fn pause_holds_and_resume_releases_in_order(backend: Backend) {
         "held deliveries flow oldest first"
     );
     world
-        .wait_all(by_endpoint(&endpoint.id), 5, DeliveryState::Succeeded, WAIT)
+        .wait_all(by_endpoint(&endpoint.id), 5, DeliveryState::Delivered, WAIT)
         .await;
     let audit = world.store.list_audit(None, 50).await.expect("audit");
     let actions: Vec<&str> = audit.items.iter().map(|a| a.action.as_str()).collect();
@@ -969,7 +969,7 @@ async fn gone_disables_the_endpoint_until_resumed(backend: Backend) {
     assert!(
         matches!(
             first_now.delivery.state,
-            DeliveryState::Scheduled | DeliveryState::Pending
+            DeliveryState::Retrying | DeliveryState::Pending
         ),
         "held, not dead or discarded: {:?}",
         first_now.delivery
@@ -1010,10 +1010,10 @@ async fn gone_disables_the_endpoint_until_resumed(backend: Backend) {
     assert_eq!(resumed.state_reason, None, "resume clears the reason");
 
     let a = world
-        .wait_state(&first_delivery.id, DeliveryState::Succeeded, WAIT)
+        .wait_state(&first_delivery.id, DeliveryState::Delivered, WAIT)
         .await;
     let b = world
-        .wait_state(&second_delivery.id, DeliveryState::Succeeded, WAIT)
+        .wait_state(&second_delivery.id, DeliveryState::Delivered, WAIT)
         .await;
     assert_eq!(a.delivery.attempts, 2, "the 410 attempt still counts");
     assert_eq!(b.delivery.attempts, 1);
@@ -1149,7 +1149,7 @@ async fn idempotency_key_delivers_once(backend: Backend) {
                 ..DeliveryFilter::default()
             },
             1,
-            DeliveryState::Succeeded,
+            DeliveryState::Delivered,
             WAIT,
         )
         .await;
@@ -1217,7 +1217,7 @@ async fn concurrent_publishes_with_one_key_deliver_once(backend: Backend) {
     );
 
     let all = world
-        .wait_all(DeliveryFilter::default(), 1, DeliveryState::Succeeded, WAIT)
+        .wait_all(DeliveryFilter::default(), 1, DeliveryState::Delivered, WAIT)
         .await;
     assert_eq!(&all[0].event_id, event_id);
     assert!(
@@ -1302,7 +1302,7 @@ async fn rotation_sends_new_and_old_signatures(backend: Backend) {
     let detail = world
         .wait_state(
             &world.only_delivery_of(&published.event_id).await.id,
-            DeliveryState::Succeeded,
+            DeliveryState::Delivered,
             WAIT,
         )
         .await;
@@ -1380,7 +1380,7 @@ async fn all_arrive_and_succeed(
         .wait_all(
             by_endpoint(&endpoint.id),
             count,
-            DeliveryState::Succeeded,
+            DeliveryState::Delivered,
             WAIT,
         )
         .await;
@@ -1509,7 +1509,7 @@ async fn a_stopped_dispatcher_is_handed_nothing(backend: Backend) {
     );
     let next = world.dispatcher();
     world
-        .wait_all(by_endpoint(&endpoint.id), 1, DeliveryState::Succeeded, WAIT)
+        .wait_all(by_endpoint(&endpoint.id), 1, DeliveryState::Delivered, WAIT)
         .await;
     assert_eq!(next.stop().await.succeeded, 1);
 }
@@ -1535,7 +1535,7 @@ async fn health_counts_every_attempt_once_the_dispatcher_is_quiet(backend: Backe
     let events = common::numbered_events(&world.ops, "acme", "order.created", 60).await;
     world.ops.publish_batch(&events).await.expect("publish");
     world
-        .wait_all(by_endpoint(&good.id), 60, DeliveryState::Succeeded, WAIT)
+        .wait_all(by_endpoint(&good.id), 60, DeliveryState::Delivered, WAIT)
         .await;
     world
         .wait_all(by_endpoint(&bad.id), 60, DeliveryState::Dead, WAIT)
@@ -1666,7 +1666,7 @@ async fn shutdown_releases_unfinished_attempts(backend: Backend) {
         .wait_all(
             by_endpoint(&endpoint.id),
             3,
-            DeliveryState::Succeeded,
+            DeliveryState::Delivered,
             Duration::from_secs(5),
         )
         .await;
@@ -1713,7 +1713,7 @@ async fn redirects_are_not_followed(backend: Backend) {
     let published = world.publish("acme", "order.created", r#"{"n":1}"#).await;
     let delivery = world.only_delivery_of(&published.event_id).await;
     let detail = world
-        .wait_state(&delivery.id, DeliveryState::Scheduled, WAIT)
+        .wait_state(&delivery.id, DeliveryState::Retrying, WAIT)
         .await;
     let first = &detail.attempts[0];
     assert_eq!(first.status_code, Some(307), "{first:#?}");

@@ -83,16 +83,19 @@ async fn headless_demo_delivers_retries_dies_and_agrees(backend: Backend) {
 
     for healthy in ["storefront-sync", "resident-portal"] {
         let e = endpoint(&summary, healthy);
-        assert!(count(&e["counts"]["succeeded"]) > 0, "{healthy}: {e:#}");
+        assert!(count(&e["counts"]["delivered"]) > 0, "{healthy}: {e:#}");
+        for old in ["succeeded", "scheduled"] {
+            assert!(e["counts"].get(old).is_none(), "old word {old}: {e:#}");
+        }
         assert_eq!(count(&e["counts"]["dead"]), 0, "{healthy}: {e:#}");
         assert_eq!(
-            count(&e["counts"]["succeeded"]),
+            count(&e["counts"]["delivered"]),
             count(&e["sink"]["accepted"]),
             "{healthy}"
         );
     }
     let down = endpoint(&summary, "legacy-crm");
-    assert_eq!(count(&down["counts"]["succeeded"]), 0, "{down:#}");
+    assert_eq!(count(&down["counts"]["delivered"]), 0, "{down:#}");
     assert!(count(&down["counts"]["retried"]) > 0, "{down:#}");
     assert!(count(&down["counts"]["dead"]) > 0, "{down:#}");
     assert!(
@@ -101,7 +104,7 @@ async fn headless_demo_delivers_retries_dies_and_agrees(backend: Backend) {
     );
     let flaky = endpoint(&summary, "billing");
     assert!(
-        count(&flaky["sink"]["failed_on_purpose"]) > 0 && count(&flaky["counts"]["succeeded"]) > 0,
+        count(&flaky["sink"]["failed_on_purpose"]) > 0 && count(&flaky["counts"]["delivered"]) > 0,
         "{flaky:#}"
     );
     assert_eq!(total(&summary, "in_flight"), 0, "nothing left in flight");
@@ -125,10 +128,10 @@ async fn headless_demo_delivers_retries_dies_and_agrees(backend: Backend) {
         .into_iter()
         .collect();
     for (state, field) in [
-        (DeliveryState::Succeeded, "succeeded"),
+        (DeliveryState::Delivered, "delivered"),
         (DeliveryState::Dead, "dead"),
         (DeliveryState::Pending, "pending"),
-        (DeliveryState::Scheduled, "scheduled"),
+        (DeliveryState::Retrying, "retrying"),
         (DeliveryState::InFlight, "in_flight"),
     ] {
         assert_eq!(

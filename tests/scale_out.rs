@@ -159,7 +159,7 @@ async fn three_dispatchers_deliver_20000_exactly_once_in_the_database() {
     let started = Instant::now();
     let _dispatchers = Dispatchers::start(&db.url, 3, &[]);
     let done = wait_until(Duration::from_secs(180), || async {
-        count(&db.url, DeliveryState::Succeeded).await == 20_000
+        count(&db.url, DeliveryState::Delivered).await == 20_000
     })
     .await;
     let counts = common::count_by_state(&db.url).await.expect("count");
@@ -193,7 +193,7 @@ async fn a_sigkilled_dispatcher_loses_nothing() {
     publish(&store, &db.url, 1_000).await;
     let mut dispatchers = Dispatchers::start(&db.url, 3, SHORT_LEASE);
     let some_done = wait_until(Duration::from_secs(60), || async {
-        count(&db.url, DeliveryState::Succeeded).await >= 600
+        count(&db.url, DeliveryState::Delivered).await >= 600
     })
     .await;
     assert!(some_done, "dispatchers made no progress");
@@ -203,7 +203,7 @@ async fn a_sigkilled_dispatcher_loses_nothing() {
     let _ = victim.wait();
     let killed_at = Instant::now();
     let done = wait_until(Duration::from_secs(120), || async {
-        count(&db.url, DeliveryState::Succeeded).await == 4_000
+        count(&db.url, DeliveryState::Delivered).await == 4_000
     })
     .await;
     let counts = common::count_by_state(&db.url).await.expect("count");
@@ -244,7 +244,7 @@ async fn a_dispatcher_survives_a_postgres_restart() {
     publish(&store, &url, 600).await;
     let _dispatcher = Dispatchers::start(&url, 1, SHORT_LEASE);
     let some_done = wait_until(Duration::from_secs(60), || async {
-        count(&url, DeliveryState::Succeeded).await >= 100
+        count(&url, DeliveryState::Delivered).await >= 100
     })
     .await;
     assert!(
@@ -263,7 +263,7 @@ async fn a_dispatcher_survives_a_postgres_restart() {
     }
     let done = wait_until(Duration::from_secs(120), || async {
         matches!(common::count_by_state(&url).await, Ok(counts)
-            if counts.iter().any(|(s, n)| *s == DeliveryState::Succeeded && *n == 1_200))
+            if counts.iter().any(|(s, n)| *s == DeliveryState::Delivered && *n == 1_200))
     })
     .await;
     let counts = common::count_by_state(&url).await;

@@ -416,8 +416,8 @@ impl States {
         [
             (self.pending.clone(), DeliveryState::Pending),
             (self.in_flight.clone(), DeliveryState::InFlight),
-            (self.scheduled.clone(), DeliveryState::Scheduled),
-            (self.succeeded.clone(), DeliveryState::Succeeded),
+            (self.scheduled.clone(), DeliveryState::Retrying),
+            (self.succeeded.clone(), DeliveryState::Delivered),
             (self.dead.clone(), DeliveryState::Dead),
         ]
     }
@@ -514,7 +514,7 @@ async fn deleting_a_tenant_cascades_to_endpoints_subscriptions_and_unfinished_de
     ] {
         assert_eq!(env.state(id).await, DeliveryState::Cancelled, "{id}");
     }
-    assert_eq!(env.state(&states.succeeded).await, DeliveryState::Succeeded);
+    assert_eq!(env.state(&states.succeeded).await, DeliveryState::Delivered);
     assert_eq!(env.state(&states.dead).await, DeliveryState::Dead);
     assert_eq!(env.state(&globex_pending).await, DeliveryState::Pending);
     assert_eq!(
@@ -936,7 +936,7 @@ async fn deleting_an_endpoint_cancels_its_unfinished_deliveries(backend: Backend
         let delivery = env.delivery(id).await;
         assert_eq!(delivery.state, DeliveryState::Cancelled, "{id}");
     }
-    assert_eq!(env.state(&states.succeeded).await, DeliveryState::Succeeded);
+    assert_eq!(env.state(&states.succeeded).await, DeliveryState::Delivered);
     assert_eq!(env.state(&states.dead).await, DeliveryState::Dead);
     assert_eq!(env.state(&kept).await, DeliveryState::Pending);
     assert_not_found(env.store.get_endpoint(&hooks.id).await);
@@ -2104,7 +2104,7 @@ async fn an_expired_lease_is_taken_back_and_its_late_outcome_is_stale(backend: B
         .await
         .unwrap();
     assert_eq!((live.applied, live.stale), (1, 0));
-    assert_eq!(env.state(&id).await, DeliveryState::Succeeded);
+    assert_eq!(env.state(&id).await, DeliveryState::Delivered);
 }
 
 async fn claimed_deliveries_carry_payload_and_endpoint_targets(backend: Backend) {
@@ -2175,7 +2175,7 @@ async fn a_success_marks_the_delivery_succeeded(backend: Backend) {
         .unwrap();
     assert_eq!((summary.applied, summary.stale), (1, 0));
     let delivery = env.delivery(&id).await;
-    assert_eq!(delivery.state, DeliveryState::Succeeded);
+    assert_eq!(delivery.state, DeliveryState::Delivered);
     assert_eq!(delivery.attempts, 1);
     assert_eq!(delivery.last_status, Some(200));
     assert_eq!(delivery.last_error, None);
@@ -2198,7 +2198,7 @@ async fn a_retry_schedules_the_delivery_and_it_is_claimable_only_when_due(backen
         .await
         .unwrap();
     let delivery = env.delivery(&id).await;
-    assert_eq!(delivery.state, DeliveryState::Scheduled);
+    assert_eq!(delivery.state, DeliveryState::Retrying);
     assert_eq!(delivery.attempts, 1);
     assert_eq!(delivery.last_status, Some(500));
     assert_eq!(delivery.last_error.as_deref(), Some("http_status 500"));
@@ -2512,7 +2512,7 @@ async fn released_deliveries_go_back_to_pending_or_scheduled_due_at_once(backend
     assert_eq!(released, 2);
     assert_eq!(env.state(&fresh).await, DeliveryState::Pending);
     let tried_now = env.delivery(&tried).await;
-    assert_eq!(tried_now.state, DeliveryState::Scheduled);
+    assert_eq!(tried_now.state, DeliveryState::Retrying);
     assert_eq!(tried_now.attempts, 1, "no attempt is counted");
     assert!(tried_now.next_attempt_at <= now_millis());
 
@@ -2624,7 +2624,7 @@ async fn bulk_retry_dry_run_counts_without_writing(backend: Backend) {
     assert_eq!(count, 3, "dead by default, this endpoint only");
     let (_, count) = env
         .ops
-        .retry_bulk(&dry(vec![DeliveryState::Dead, DeliveryState::Succeeded]))
+        .retry_bulk(&dry(vec![DeliveryState::Dead, DeliveryState::Delivered]))
         .await
         .unwrap();
     assert_eq!(count, 4);
@@ -2652,7 +2652,7 @@ async fn bulk_retry_revives_only_the_matching_states_window_and_endpoint(backend
         .ops
         .retry_bulk(&BulkRetry {
             endpoint: "acme/hooks".into(),
-            states: vec![DeliveryState::Dead, DeliveryState::Succeeded],
+            states: vec![DeliveryState::Dead, DeliveryState::Delivered],
             since: Some(since),
             until: None,
             dry_run: false,
@@ -2674,7 +2674,7 @@ async fn bulk_retry_revives_only_the_matching_states_window_and_endpoint(backend
     }
     assert_eq!(
         env.state(&new_scheduled).await,
-        DeliveryState::Scheduled,
+        DeliveryState::Retrying,
         "not asked for"
     );
     assert_eq!(
@@ -2736,12 +2736,12 @@ async fn delivery_listings_filter_by_state_tenant_endpoint_topic_event_and_since
         states,
         ..DeliveryFilter::default()
     };
-    assert_eq!(count(by_state(vec![DeliveryState::Succeeded])).await, 1);
+    assert_eq!(count(by_state(vec![DeliveryState::Delivered])).await, 1);
     assert_eq!(count(by_state(vec![DeliveryState::Pending])).await, 5);
     assert_eq!(
         count(by_state(vec![
             DeliveryState::Pending,
-            DeliveryState::Succeeded
+            DeliveryState::Delivered
         ]))
         .await,
         6
@@ -3192,7 +3192,7 @@ async fn unfinished_deliveries_of(env: &Env, endpoint_id: &str) -> Vec<Delivery>
         endpoint_id: Some(endpoint_id.to_string()),
         states: vec![
             DeliveryState::Pending,
-            DeliveryState::Scheduled,
+            DeliveryState::Retrying,
             DeliveryState::InFlight,
         ],
         ..DeliveryFilter::default()
@@ -3354,7 +3354,7 @@ async fn queue_summary_counts_each_state_and_how_late_the_queue_runs(backend: Ba
     env.endpoint("acme", "hooks", &["order.*"]).await;
     let empty = env.store.queue_summary().await.unwrap();
     assert_eq!(
-        (empty.pending, empty.scheduled, empty.in_flight, empty.dead),
+        (empty.pending, empty.retrying, empty.in_flight, empty.dead),
         (0, 0, 0, 0)
     );
     assert_eq!(empty.oldest_due_at, None, "nothing is waiting");
@@ -3365,7 +3365,7 @@ async fn queue_summary_counts_each_state_and_how_late_the_queue_runs(backend: Ba
     assert_eq!(
         (
             summary.pending,
-            summary.scheduled,
+            summary.retrying,
             summary.in_flight,
             summary.dead
         ),
@@ -3608,10 +3608,10 @@ async fn endpoint_queues_count_pending_scheduled_and_in_flight_per_endpoint(back
         "endpoints with nothing queued or in flight are absent"
     );
     let queue = all[&mixed.id];
-    assert_eq!((queue.pending, queue.scheduled, queue.in_flight), (1, 1, 1));
+    assert_eq!((queue.pending, queue.retrying, queue.in_flight), (1, 1, 1));
     assert_eq!(queue.backlog(), 2);
     let queue = all[&waiting.id];
-    assert_eq!((queue.pending, queue.scheduled, queue.in_flight), (2, 0, 0));
+    assert_eq!((queue.pending, queue.retrying, queue.in_flight), (2, 0, 0));
 
     let some = env
         .store

@@ -26,7 +26,8 @@ const MAX_LIMIT: usize = 1000;
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// One or more states, comma separated: `pending`, `in_flight`,
-    /// `scheduled`, `succeeded`, `dead`, `cancelled`.
+    /// `retrying`, `delivered`, `dead`, `cancelled` (`scheduled` and
+    /// `succeeded` are accepted as aliases of `retrying` and `delivered`).
     pub state: Option<String>,
     /// Only this tenant's (id or name).
     pub tenant: Option<String>,
@@ -165,7 +166,7 @@ pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Deliv
     Ok(Json(caller.present(view)))
 }
 
-/// Retry a dead, scheduled or succeeded delivery on a fresh schedule.
+/// Retry a dead, retrying or delivered delivery on a fresh schedule.
 #[utoipa::path(
     post,
     path = "/v1/deliveries/{id}/retry",

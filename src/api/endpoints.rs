@@ -89,7 +89,8 @@ pub struct Recover {
     pub since: String,
     /// Only deliveries created before this time.
     pub until: Option<String>,
-    /// `dead` (default), `scheduled` or `succeeded`; several comma separated.
+    /// `dead` (default), `retrying` or `delivered`; several comma separated
+    /// (`scheduled` and `succeeded` are accepted as aliases).
     pub state: Option<String>,
     /// Only count what would be queued.
     #[serde(default)]

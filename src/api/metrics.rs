@@ -18,6 +18,7 @@ use super::AppState;
 use super::auth::{Peer, authenticate};
 use super::problem::{ApiResult, Problem};
 use crate::health::LATENCY_BOUNDS_MS;
+use crate::model::DeliveryState;
 use crate::store::Reads;
 
 /// The Prometheus text exposition format.
@@ -108,13 +109,13 @@ async fn render(store: &Reads) -> ApiResult<String> {
         &mut out,
         "hookline_deliveries",
         "gauge",
-        "Deliveries in each unfinished state (succeeded ones are counted by hookline_attempts_total).",
+        "Deliveries in each unfinished state (delivered ones are counted by hookline_attempts_total).",
     );
     for (state, count) in [
-        ("pending", queue.pending),
-        ("scheduled", queue.scheduled),
-        ("in_flight", queue.in_flight),
-        ("dead", queue.dead),
+        (DeliveryState::Pending, queue.pending),
+        (DeliveryState::Retrying, queue.retrying),
+        (DeliveryState::InFlight, queue.in_flight),
+        (DeliveryState::Dead, queue.dead),
     ] {
         let _ = writeln!(out, "hookline_deliveries{{state=\"{state}\"}} {count}");
     }
@@ -179,7 +180,7 @@ async fn render(store: &Reads) -> ApiResult<String> {
         &mut out,
         "hookline_endpoint_queue_depth",
         "gauge",
-        "Deliveries of an endpoint waiting to be attempted (pending and scheduled).",
+        "Deliveries of an endpoint waiting to be attempted (pending and retrying).",
     );
     for endpoint in &endpoints {
         let depth = queues.get(&endpoint.id).map_or(0, |q| q.backlog());

@@ -8,7 +8,8 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::model::{
-    Attempt, Delivery, Endpoint, ErrorKind, Event, Millis, Subscription, Tenant, format_rfc3339,
+    Attempt, Delivery, DeliveryState, Endpoint, ErrorKind, Event, Millis, Subscription, Tenant,
+    format_rfc3339,
 };
 use crate::ops::BLOCKED_DESTINATION;
 use crate::store::DeliveryDetail;
@@ -20,6 +21,22 @@ fn time(ms: Millis) -> String {
 fn time_opt(ms: Option<Millis>) -> Option<String> {
     ms.map(format_rfc3339)
 }
+
+/// The schema of a delivery's `state`: a string enum of
+/// [`DeliveryState::WORDS`], so the document lists exactly the words the
+/// API writes.
+pub struct DeliveryStateWord;
+
+impl utoipa::PartialSchema for DeliveryStateWord {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(DeliveryState::WORDS.iter().copied()))
+            .into()
+    }
+}
+
+impl ToSchema for DeliveryStateWord {}
 
 /// A list of records.
 #[derive(Debug, Serialize, ToSchema)]
@@ -195,11 +212,14 @@ pub struct DeliveryView {
     pub tenant_id: String,
     pub tenant_name: String,
     pub topic: String,
-    /// `pending`, `in_flight`, `scheduled`, `succeeded`, `dead` or `cancelled`.
+    /// `pending` (due), `in_flight` (being attempted), `retrying` (failed,
+    /// next attempt scheduled), `delivered` (a 2xx was received), `dead`
+    /// (no attempts left) or `cancelled` (its endpoint or tenant was deleted).
+    #[schema(value_type = DeliveryStateWord, inline)]
     pub state: String,
     /// Attempts made in the current schedule.
     pub attempts: i64,
-    /// When a pending or scheduled delivery is due.
+    /// When a pending or retrying delivery is due.
     pub next_attempt_at: String,
     pub last_attempt_at: Option<String>,
     pub last_status: Option<i64>,

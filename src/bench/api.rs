@@ -45,7 +45,7 @@ pub struct ApiBenchOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiRun {
     pub deliveries: u64,
-    /// First request sent -> last delivery committed as succeeded.
+    /// First request sent -> last delivery committed as delivered.
     pub seconds: f64,
     pub deliveries_per_sec: f64,
     /// Events accepted (202) per second while publishing.

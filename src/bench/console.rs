@@ -267,21 +267,18 @@ fn scenarios(seeded: &SeedSummary) -> Vec<Scenario> {
         },
         scenario("deliveries: failed (dead)", &[":failed"]),
         scenario(
-            "deliveries: dead + scheduled",
-            &[":deliveries", "/state:dead,scheduled"],
+            "deliveries: dead + retrying",
+            &[":deliveries", "/state:dead,retrying"],
         ),
-        scenario(
-            "deliveries: scheduled",
-            &[":deliveries", "/state:scheduled"],
-        ),
+        scenario("deliveries: retrying", &[":deliveries", "/state:retrying"]),
         scenario("deliveries: pending", &[":deliveries", "/state:pending"]),
         scenario(
             "deliveries: in flight",
             &[":deliveries", "/state:in_flight"],
         ),
         scenario(
-            "deliveries: succeeded",
-            &[":deliveries", "/state:succeeded"],
+            "deliveries: delivered",
+            &[":deliveries", "/state:delivered"],
         ),
         scenario(
             "deliveries: by tenant",

@@ -51,7 +51,7 @@ pub enum BenchError {
     TempDir(#[from] std::io::Error),
     #[error("{0}")]
     Setup(String),
-    #[error("the pipeline stalled: {done} of {total} deliveries succeeded after {waited:?}")]
+    #[error("the pipeline stalled: {done} of {total} deliveries delivered after {waited:?}")]
     Stalled {
         done: u64,
         total: u64,

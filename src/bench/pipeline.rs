@@ -52,7 +52,7 @@ pub struct PipelineOptions {
 pub struct PipelineRun {
     pub deliveries: u64,
     pub seconds: f64,
-    /// Committed `succeeded` deliveries per second.
+    /// Deliveries committed as `delivered` per second.
     pub deliveries_per_sec: f64,
     /// Publish acknowledged -> first accepted at the sink.
     pub latency_p50_ms: f64,

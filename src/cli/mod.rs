@@ -405,7 +405,8 @@ pub enum DeliveryCommand {
 
 #[derive(Debug, Args)]
 pub struct DeliveryListArgs {
-    /// Only these states (repeatable).
+    /// Only these states (repeatable): pending, in_flight, retrying, delivered,
+    /// dead, cancelled; scheduled and succeeded are aliases of retrying and delivered.
     #[arg(long, value_parser = parse_state_arg)]
     pub state: Vec<DeliveryState>,
     #[arg(long)]
@@ -437,7 +438,7 @@ pub struct RetryArgs {
     /// Bulk: this endpoint's deliveries.
     #[arg(long, required_unless_present = "ids")]
     pub endpoint: Option<String>,
-    /// Bulk: states to revive (repeatable; default dead).
+    /// Bulk: states to revive: dead, retrying, delivered (repeatable; default dead).
     #[arg(long, value_parser = parse_state_arg, requires = "endpoint")]
     pub state: Vec<DeliveryState>,
     /// Bulk: created within this long (2h) or since an RFC 3339 time.

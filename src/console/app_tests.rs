@@ -487,7 +487,7 @@ fn slash_filters_by_state_tenant_endpoint_and_topic() {
     let query = &deliveries_screen(&app).query;
     assert_eq!(
         query.filter.states,
-        vec![DeliveryState::Dead, DeliveryState::Scheduled]
+        vec![DeliveryState::Dead, DeliveryState::Retrying]
     );
     assert_eq!(query.tenant_name.as_deref(), Some("globex"));
     assert_eq!(query.endpoint_name.as_deref(), Some("orders"));
@@ -500,7 +500,68 @@ fn slash_filters_by_state_tenant_endpoint_and_topic() {
         deliveries_screen(&app).rows.items.is_empty(),
         "old rows are dropped"
     );
-    assert!(app.top().crumb().contains("state:dead,scheduled"));
+    assert!(
+        app.top().crumb().contains("state:dead,retrying"),
+        "the old word is shown in today's: {}",
+        app.top().crumb()
+    );
+}
+
+#[test]
+fn state_filters_take_todays_words_and_the_old_ones() {
+    for (typed, want) in [
+        ("state:retrying", vec![DeliveryState::Retrying]),
+        ("state:scheduled", vec![DeliveryState::Retrying]),
+        ("state:delivered", vec![DeliveryState::Delivered]),
+        ("state:succeeded", vec![DeliveryState::Delivered]),
+        (
+            "state:pending,in_flight,dead,cancelled",
+            vec![
+                DeliveryState::Pending,
+                DeliveryState::InFlight,
+                DeliveryState::Dead,
+                DeliveryState::Cancelled,
+            ],
+        ),
+    ] {
+        let mut app = on_deliveries(3, false);
+        key(&mut app, KeyCode::Char('/'));
+        type_text(&mut app, typed);
+        key(&mut app, KeyCode::Enter);
+        let query = &deliveries_screen(&app).query;
+        assert_eq!(query.filter.states, want, "{typed}");
+        let crumb = app.top().crumb();
+        assert!(
+            !crumb.contains("scheduled") && !crumb.contains("succeeded"),
+            "{typed}: {crumb}"
+        );
+    }
+}
+
+#[test]
+fn colon_state_words_filter_the_deliveries() {
+    for (line, want) in [
+        ("retrying", DeliveryState::Retrying),
+        ("scheduled", DeliveryState::Retrying),
+        ("delivered", DeliveryState::Delivered),
+        ("succeeded", DeliveryState::Delivered),
+        ("pending", DeliveryState::Pending),
+        ("in_flight", DeliveryState::InFlight),
+        ("cancelled", DeliveryState::Cancelled),
+    ] {
+        let mut app = app_with(false);
+        let commands = command(&mut app, line);
+        assert_eq!(app.view(), ViewKind::Deliveries, ":{line}");
+        let query = &deliveries_screen(&app).query;
+        assert_eq!(query.filter.states, vec![want], ":{line}");
+        assert_eq!(query.label, format!("state:{want}"), ":{line}");
+        assert!(
+            loads(&commands).iter().any(
+                |l| matches!(l, Load::Deliveries { query: q, .. } if q.filter.states == [want])
+            ),
+            ":{line} loads the filtered list"
+        );
+    }
 }
 
 #[test]
@@ -526,7 +587,11 @@ fn a_bad_filter_says_why_and_changes_nothing() {
     type_text(&mut app, "state:bogus");
     let commands = key(&mut app, KeyCode::Enter);
     assert!(commands.is_empty());
-    assert!(flash_text(&app).contains("bogus"), "{}", flash_text(&app));
+    assert_eq!(
+        flash_text(&app),
+        "\"bogus\" is not a state: pending, in_flight, retrying, delivered, dead, cancelled"
+    );
+    assert!(flash_text(&app).chars().count() <= 80);
     assert!(app.flash.as_ref().is_some_and(|f| f.error));
     assert_eq!(
         deliveries_screen(&app).rows.items.len(),

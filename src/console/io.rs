@@ -22,7 +22,7 @@ const SEARCH_BUDGET: i64 = 2_000;
 const RETRY_CHUNK: u64 = 1_000;
 /// Endpoints the overview lists as worst.
 const WORST: usize = 10;
-/// Minutes of throughput the overview loads: the "succeeded last hour"
+/// Minutes of throughput the overview loads: the "delivered 1h"
 /// count, and the sparklines (which show as many of them as fit).
 const SPARK_MINUTES: i64 = 60;
 /// Minutes over which the overview ranks endpoints by failure rate.

@@ -137,7 +137,7 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[Key::Char('r')],
         action: Action::Retry,
-        help: "retry the selected (or marked) deliveries; redeliver a succeeded one",
+        help: "retry the selected (or marked) deliveries; redeliver a delivered one",
         hint: Some("retry"),
         scope: Scope::Views(&[Deliveries, Detail]),
         mutating: true,
@@ -292,7 +292,7 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[Key::Char('/')],
         action: Action::Filter,
-        help: "filter: state:dead tenant:acme endpoint:prod topic:x event:msg_…; other words search payloads",
+        help: "filter: state:dead,retrying tenant:acme endpoint:prod topic:x event:msg_…; other words search payloads",
         hint: Some("filter"),
         scope: Scope::Global,
         mutating: false,
@@ -300,7 +300,7 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[Key::Char(':')],
         action: Action::Command,
-        help: "command: :deliveries :failed :endpoints :ep NAME :subs :audit :id msg_… :tenant NAME :q",
+        help: "command: :deliveries :failed :retrying :endpoints :ep NAME :subs :audit :id msg_… :tenant NAME :q",
         hint: Some("cmd"),
         scope: Scope::Global,
         mutating: false,

@@ -78,9 +78,9 @@ impl Theme {
 
     pub fn state(self, state: DeliveryState) -> Style {
         match state {
-            DeliveryState::Succeeded => self.good(),
+            DeliveryState::Delivered => self.good(),
             DeliveryState::Dead => self.bad(),
-            DeliveryState::Scheduled => self.warn(),
+            DeliveryState::Retrying => self.warn(),
             DeliveryState::InFlight => self.fg(Color::Cyan),
             DeliveryState::Pending | DeliveryState::Cancelled => self.plain(),
         }
@@ -110,8 +110,8 @@ pub fn state_label(state: DeliveryState) -> &'static str {
     match state {
         DeliveryState::Pending => "○ pending",
         DeliveryState::InFlight => "◐ in flight",
-        DeliveryState::Scheduled => "↻ retrying",
-        DeliveryState::Succeeded => "✓ ok",
+        DeliveryState::Retrying => "↻ retrying",
+        DeliveryState::Delivered => "✓ delivered",
         DeliveryState::Dead => "✗ dead",
         DeliveryState::Cancelled => "⊘ cancelled",
     }

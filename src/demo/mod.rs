@@ -292,8 +292,8 @@ impl DemoSummary {
             let c = &e.counts;
             total.pending += c.pending;
             total.in_flight += c.in_flight;
-            total.scheduled += c.scheduled;
-            total.succeeded += c.succeeded;
+            total.retrying += c.retrying;
+            total.delivered += c.delivered;
             total.dead += c.dead;
             total.cancelled += c.cancelled;
             total.retried += c.retried;
@@ -313,18 +313,18 @@ impl DemoSummary {
             self.database,
             self.published,
             total.deliveries(),
-            total.succeeded,
+            total.delivered,
             total.retried,
             total.dead,
-            total.pending + total.scheduled,
+            total.pending + total.retrying,
             total.in_flight,
         );
         out.push_str(&format!(
-            "{:<34} {:<13} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>5} {:>7} {:>8}\n",
+            "{:<34} {:<13} {:>5} {:>9} {:>7} {:>5} {:>5} {:>6} {:>5} {:>7} {:>8}\n",
             "endpoint",
             "behaviour",
-            "deliv",
-            "ok",
+            "total",
+            "delivered",
             "retried",
             "dead",
             "wait",
@@ -343,14 +343,14 @@ impl DemoSummary {
                 None => ("-".to_string(), "-".to_string()),
             };
             out.push_str(&format!(
-                "{:<34} {:<13} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>5} {:>7} {:>8}\n",
+                "{:<34} {:<13} {:>5} {:>9} {:>7} {:>5} {:>5} {:>6} {:>5} {:>7} {:>8}\n",
                 format!("{}/{}", e.tenant, e.name),
                 e.behaviour.describe(),
                 c.deliveries(),
-                c.succeeded,
+                c.delivered,
                 c.retried,
                 c.dead,
-                c.pending + c.scheduled,
+                c.pending + c.retrying,
                 c.attempts,
                 c.attempts_failed(),
                 sink_ok,
@@ -413,10 +413,10 @@ fn disagreements(published: u64, tally: &Tally, endpoints: &[EndpointSummary]) -
                 c.attempts_ok
             ));
         }
-        if c.succeeded != unique_accepted {
+        if c.delivered != unique_accepted {
             found.push(format!(
-                "{who}: database has {} deliveries succeeded, the receiver accepted {unique_accepted} distinct ids",
-                c.succeeded
+                "{who}: database has {} delivered, the receiver accepted {unique_accepted} distinct ids",
+                c.delivered
             ));
         }
         if c.attempts_failed() != failed {

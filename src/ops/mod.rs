@@ -667,7 +667,7 @@ impl Ops {
         if let Some(state) = states.iter().find(|s| !s.is_retryable()) {
             return Err(OpsError::invalid(
                 "state",
-                format!("{state} deliveries cannot be retried (only dead, scheduled, succeeded)"),
+                format!("{state} deliveries cannot be retried (only dead, retrying, delivered)"),
             ));
         }
         if let (Some(since), Some(until)) = (request.since, request.until)

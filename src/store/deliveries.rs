@@ -29,7 +29,7 @@ pub struct DeliveryFilter {
 #[derive(Debug, Clone)]
 pub struct RetryFilter {
     pub endpoint_id: String,
-    /// States to revive: each must be retryable (dead, scheduled, succeeded).
+    /// States to revive: each must be retryable (dead, retrying, delivered).
     pub states: Vec<DeliveryState>,
     pub since: Option<i64>,
     pub until: Option<i64>,
@@ -52,7 +52,7 @@ pub struct RetryReport {
 }
 
 /// The states of the partial indexes `deliveries_failed` and `deliveries_failed_endpoint`.
-const FAILED_STATES: [DeliveryState; 2] = [DeliveryState::Dead, DeliveryState::Scheduled];
+const FAILED_STATES: [DeliveryState; 2] = [DeliveryState::Dead, DeliveryState::Retrying];
 
 /// A bind parameter of a query assembled from optional filters.
 enum Param {
@@ -91,7 +91,7 @@ impl Conditions {
         }
         let literals: Vec<String> = states
             .iter()
-            .map(|state| format!("'{}'", state.as_str()))
+            .map(|state| format!("'{}'", state.as_db()))
             .collect();
         self.clauses.push(match literals.as_slice() {
             [one] => format!("d.state = {one}"),
@@ -335,7 +335,7 @@ impl Reads {
 
 impl Store {
     /// Starts a fresh schedule for each retryable delivery among `ids` (dead,
-    /// scheduled or succeeded, of a live endpoint): due after
+    /// retrying or delivered, of a live endpoint): due after
     /// `first_delay_ms`, attempt count back to zero, history kept.
     pub async fn retry_deliveries(
         &self,
@@ -508,7 +508,7 @@ fn retry_report(
         let reason = match states.iter().find(|(found, _, _)| found == id) {
             None => "no such delivery".to_string(),
             Some((_, _, Some(_deleted_at))) => "its endpoint was deleted".to_string(),
-            Some((_, state, None)) => match state.parse::<DeliveryState>() {
+            Some((_, state, None)) => match DeliveryState::from_db(state) {
                 Ok(DeliveryState::Pending) => "already pending".to_string(),
                 Ok(DeliveryState::InFlight) => "being attempted right now".to_string(),
                 Ok(DeliveryState::Cancelled) => "cancelled (its endpoint was deleted)".to_string(),

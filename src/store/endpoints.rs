@@ -411,7 +411,7 @@ impl Store {
             }
             sqlx::query(SET_STATE)
                 .bind(id)
-                .bind(state.as_str())
+                .bind(state.as_db())
                 .bind(reason)
                 .bind(now)
                 .execute(&mut *tx)

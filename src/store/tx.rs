@@ -68,7 +68,7 @@ where
         .bind(now)
         .bind(record.actor.name.clone())
         .bind(record.actor.client_addr.clone())
-        .bind(record.actor.source.as_str())
+        .bind(record.actor.source.as_db())
         .bind(record.action)
         .bind(record.targets_json())
         .bind(record.detail.to_string())

@@ -100,9 +100,8 @@ pub async fn count_by_state(url: &str) -> Result<Vec<(DeliveryState, i64)>, sqlx
     Ok(rows
         .into_iter()
         .map(|(state, count)| {
-            let state = state
-                .parse()
-                .unwrap_or_else(|e| panic!("deliveries.state: {e}"));
+            let state =
+                DeliveryState::from_db(&state).unwrap_or_else(|e| panic!("deliveries.state: {e}"));
             (state, count)
         })
         .collect())

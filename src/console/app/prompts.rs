@@ -7,7 +7,7 @@ use crate::console::filter::parse_filter;
 use crate::console::keymap::ViewKind;
 use crate::console::msg::Command;
 use crate::console::screens::{DeliveriesScreen, DetailScreen, Rows, Screen, SearchProgress};
-use crate::model::IdKind;
+use crate::model::{DeliveryState, IdKind};
 
 impl App {
     /// Filters the list on top; anywhere else the filter is for deliveries.
@@ -71,9 +71,14 @@ impl App {
             "id" => self.jump_to_id(&argument),
             "tenant" | "t" => self.set_tenant(&argument),
             other if IdKind::of(other).is_some() => self.jump_to_id(other),
+            // `:retrying`, `:delivered`, `:pending`… (the old words too, as aliases).
+            other if other.parse::<DeliveryState>().is_ok() => {
+                self.stack = vec![Screen::Deliveries(DeliveriesScreen::default())];
+                self.apply_filter(&format!("state:{other}"))
+            }
             other => {
                 self.flash(
-                    format!("unknown command :{other} (try :deliveries :failed :endpoints :ep NAME :subs :audit :id ID :tenant NAME :q)"),
+                    format!("unknown command :{other} (try :deliveries :failed :retrying :endpoints :ep NAME :subs :audit :id ID :tenant NAME :q)"),
                     true,
                 );
                 Vec::new()

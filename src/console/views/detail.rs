@@ -38,7 +38,7 @@ pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect
         format!("{}/{}", d.tenant_name, d.endpoint_name),
     ));
     lines.push(field("created", format_rfc3339(d.created_at)));
-    if matches!(d.state, DeliveryState::Pending | DeliveryState::Scheduled) {
+    if matches!(d.state, DeliveryState::Pending | DeliveryState::Retrying) {
         let wait = d.next_attempt_at - now_millis();
         let when = if wait > 0 {
             format!("in {}", human_duration(wait))

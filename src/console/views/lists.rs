@@ -110,10 +110,10 @@ fn delivery_row(d: &Delivery, marked: bool, wide: bool, now: i64, theme: Theme) 
         (None, None) => String::new(),
     };
     let next = match d.state {
-        DeliveryState::Pending | DeliveryState::Scheduled if d.next_attempt_at > now => {
+        DeliveryState::Pending | DeliveryState::Retrying if d.next_attempt_at > now => {
             human_duration(d.next_attempt_at - now)
         }
-        DeliveryState::Pending | DeliveryState::Scheduled => "due".to_string(),
+        DeliveryState::Pending | DeliveryState::Retrying => "due".to_string(),
         _ => String::new(),
     };
     let mark = Cell::from(Span::styled(if marked { "*" } else { " " }, theme.marked()));

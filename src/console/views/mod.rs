@@ -105,7 +105,7 @@ fn render_header(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             "○ {} ◐ {} ↻ {} ",
             queue_count(summary.pending),
             group_digits(summary.in_flight.max(0) as u64),
-            queue_count(summary.scheduled)
+            queue_count(summary.retrying)
         )));
         rest.push(Span::styled(
             format!("✗ {}", queue_count(summary.dead)),

@@ -27,7 +27,8 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
         frame.render_widget(Paragraph::new("loading…").block(block), area);
         return;
     };
-    let succeeded_hour: i64 = screen
+    // Every 2xx attempt delivers its delivery, so these are deliveries delivered.
+    let delivered_hour: i64 = screen
         .throughput
         .iter()
         .rev()
@@ -46,8 +47,8 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
         line("◐ in flight", count(summary.in_flight), theme.plain()),
         line(
             "↻ retrying",
-            queue_count(summary.scheduled),
-            if summary.scheduled > 0 {
+            queue_count(summary.retrying),
+            if summary.retrying > 0 {
                 theme.warn()
             } else {
                 theme.plain()
@@ -62,7 +63,7 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
                 theme.plain()
             },
         ),
-        line("✓ ok last 1h", count(succeeded_hour), theme.good()),
+        line("✓ delivered 1h", count(delivered_hour), theme.good()),
         line(
             "oldest due",
             summary

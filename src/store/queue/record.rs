@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{NewAttempt, NextStep, Outcome};
 use crate::health::{BUCKETS, OutcomeClass, bucket_of};
-use crate::model::ErrorKind;
+use crate::model::{DeliveryState, ErrorKind};
 use crate::store::to_json;
 
 /// One outcome batch, prepared before its transaction starts.
@@ -175,9 +175,9 @@ fn summarise_error(attempt: &NewAttempt) -> Option<String> {
 fn outcome_row<'a>(outcome: &'a Outcome, owner: &'a str) -> OutcomeRow<'a> {
     let attempt = &outcome.attempt;
     let (state, retry_in) = match outcome.next {
-        NextStep::Succeeded => ("succeeded", 0),
-        NextStep::RetryIn(ms) => ("scheduled", ms.max(0)),
-        NextStep::Dead => ("dead", 0),
+        NextStep::Succeeded => (DeliveryState::Delivered.as_db(), 0),
+        NextStep::RetryIn(ms) => (DeliveryState::Retrying.as_db(), ms.max(0)),
+        NextStep::Dead => (DeliveryState::Dead.as_db(), 0),
     };
     OutcomeRow {
         id: &attempt.id,
@@ -187,7 +187,7 @@ fn outcome_row<'a>(outcome: &'a Outcome, owner: &'a str) -> OutcomeRow<'a> {
         started_at: attempt.started_at,
         duration_ms: attempt.duration_ms,
         status_code: attempt.status_code,
-        error_kind: attempt.error_kind.map(ErrorKind::as_str),
+        error_kind: attempt.error_kind.map(ErrorKind::as_db),
         error_message: attempt.error_message.as_deref(),
         request_headers: serde_json::to_string(&attempt.request_headers)
             .unwrap_or_else(|_| "[]".to_string()), // ok: strings always serialise

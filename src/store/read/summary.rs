@@ -23,13 +23,13 @@ pub const SUMMARY_COUNT_LIMIT: i64 = 10_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct QueueSummary {
     /// Never attempted in their current schedule (due now or soon).
-    /// Pending, scheduled and dead stop at [`SUMMARY_COUNT_LIMIT`] + 1.
+    /// Pending, retrying and dead stop at [`SUMMARY_COUNT_LIMIT`] + 1.
     pub pending: i64,
     /// Waiting for a retry.
-    pub scheduled: i64,
+    pub retrying: i64,
     pub in_flight: i64,
     pub dead: i64,
-    /// The oldest due time among pending and scheduled deliveries that are
+    /// The oldest due time among pending and retrying deliveries that are
     /// due: how late the queue is running.
     pub oldest_due_at: Option<i64>,
     /// The database clock when counted.
@@ -56,14 +56,14 @@ pub struct MinuteTotals {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct EndpointQueue {
     pub pending: i64,
-    pub scheduled: i64,
+    pub retrying: i64,
     pub in_flight: i64,
 }
 
 impl EndpointQueue {
     /// Deliveries waiting to be attempted.
     pub fn backlog(&self) -> i64 {
-        self.pending + self.scheduled
+        self.pending + self.retrying
     }
 }
 
@@ -77,7 +77,7 @@ pub struct EndpointStanding {
     /// Attempts in the window asked for, by outcome.
     pub succeeded: i64,
     pub failed: i64,
-    /// Pending and scheduled deliveries.
+    /// Pending and retrying deliveries.
     pub backlog: i64,
     /// The error of its latest failed attempt (any dispatcher's).
     pub last_error: Option<String>,
@@ -126,20 +126,20 @@ const THROUGHPUT: &str =
 
 impl Reads {
     /// Queue depths by state and how late the queue runs. Pending,
-    /// scheduled and dead are exact up to [`SUMMARY_COUNT_LIMIT`] and read
+    /// retrying and dead are exact up to [`SUMMARY_COUNT_LIMIT`] and read
     /// one more beyond it, so this costs the same however large the backlog.
     pub async fn queue_summary(&self) -> Result<QueueSummary> {
         on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
             let now = db_now(sql, &mut *conn).await?;
-            let (pending, scheduled, dead, in_flight, earliest): Counts =
+            let (pending, retrying, dead, in_flight, earliest): Counts =
                 sqlx::query_as(sql.queue_counts)
                     .bind(SUMMARY_COUNT_LIMIT + 1)
                     .fetch_one(&mut *conn)
                     .await?;
             Ok(QueueSummary {
                 pending,
-                scheduled,
+                retrying,
                 in_flight,
                 dead,
                 oldest_due_at: earliest.filter(|due| *due <= now),
@@ -258,10 +258,10 @@ impl Reads {
             }
         });
         let mut queues: HashMap<String, EndpointQueue> = HashMap::new();
-        for (endpoint_id, pending, scheduled) in queued {
+        for (endpoint_id, pending, retrying) in queued {
             let queue = queues.entry(endpoint_id).or_default();
             queue.pending = pending;
-            queue.scheduled = scheduled;
+            queue.retrying = retrying;
         }
         for (endpoint_id, in_flight) in leased {
             queues.entry(endpoint_id).or_default().in_flight = in_flight;

@@ -27,8 +27,8 @@ type AttemptRow = (String, i64, i64);
 pub struct EndpointTally {
     pub pending: i64,
     pub in_flight: i64,
-    pub scheduled: i64,
-    pub succeeded: i64,
+    pub retrying: i64,
+    pub delivered: i64,
     pub dead: i64,
     pub cancelled: i64,
     /// Deliveries that took more than one attempt (whatever became of them).
@@ -47,7 +47,7 @@ impl EndpointTally {
 
     /// Every delivery, whatever its state.
     pub fn deliveries(&self) -> i64 {
-        self.pending + self.in_flight + self.scheduled + self.succeeded + self.dead + self.cancelled
+        self.pending + self.in_flight + self.retrying + self.delivered + self.dead + self.cancelled
     }
 }
 
@@ -84,8 +84,8 @@ impl Reads {
             let slot = match state {
                 DeliveryState::Pending => &mut entry.pending,
                 DeliveryState::InFlight => &mut entry.in_flight,
-                DeliveryState::Scheduled => &mut entry.scheduled,
-                DeliveryState::Succeeded => &mut entry.succeeded,
+                DeliveryState::Retrying => &mut entry.retrying,
+                DeliveryState::Delivered => &mut entry.delivered,
                 DeliveryState::Dead => &mut entry.dead,
                 DeliveryState::Cancelled => &mut entry.cancelled,
             };

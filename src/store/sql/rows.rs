@@ -2,25 +2,21 @@
 //! [`crate::model`] types. A value hookline could not have written (an
 //! unknown state, broken JSON) becomes [`StoreError::Corrupt`], never a panic.
 
-use std::str::FromStr;
-
 use sqlx::FromRow;
 
 use crate::model::{
-    Attempt, AuditEntry, Delivery, DispatcherInfo, Endpoint, Event, Subscription, Tenant,
+    Attempt, AuditEntry, Delivery, DispatcherInfo, Endpoint, Event, Stored, Subscription, Tenant,
 };
 use crate::store::StoreError;
 
-/// Parses a stored enum spelling, naming the column when it is not one we know.
-pub(crate) fn parse_column<T: FromStr>(
+/// Parses a stored enum spelling (never the word people see: the two may
+/// differ), naming the column when it is not one we know.
+pub(crate) fn parse_column<T: Stored>(
     table: &'static str,
     column: &'static str,
     text: &str,
-) -> Result<T, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e: T::Err| StoreError::Corrupt {
+) -> Result<T, StoreError> {
+    T::from_db(text).map_err(|e| StoreError::Corrupt {
         table,
         column,
         reason: e.to_string(),
