@@ -32,6 +32,11 @@ impl utoipa::PartialSchema for DeliveryStateWord {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::String)
             .enum_values(Some(DeliveryState::WORDS.iter().copied()))
+            .description(Some(
+                "`pending` (due), `in_flight` (being attempted), `retrying` (failed, next \
+                 attempt scheduled), `delivered` (a 2xx was received), `dead` (no attempts \
+                 left) or `cancelled` (its endpoint or tenant was deleted).",
+            ))
             .into()
     }
 }
@@ -212,9 +217,8 @@ pub struct DeliveryView {
     pub tenant_id: String,
     pub tenant_name: String,
     pub topic: String,
-    /// `pending` (due), `in_flight` (being attempted), `retrying` (failed,
-    /// next attempt scheduled), `delivered` (a 2xx was received), `dead`
-    /// (no attempts left) or `cancelled` (its endpoint or tenant was deleted).
+    // No doc comment: the schema describes the words, and a description
+    // here would wrap the enum in an `allOf` with an object type.
     #[schema(value_type = DeliveryStateWord, inline)]
     pub state: String,
     /// Attempts made in the current schedule.

@@ -27,7 +27,7 @@ use super::sealing::Sealer;
 use super::sql::rows::parse_json;
 use super::sql::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Reads, Result, Store, json_list, on_db};
-use crate::model::{Actor, ErrorKind, Source};
+use crate::model::{Actor, DeliveryState, ErrorKind, Source};
 use crate::seal::SecretsKey;
 use crate::store::tx::{db_now, notify_change, write_audit};
 pub(crate) use claim::LEASE_MARGIN_MS;
@@ -252,7 +252,7 @@ impl Reads {
                     let rows = padded_rows(1);
                     let row = [
                         Param::Text("dlv_explain"),
-                        Param::Text("succeeded"),
+                        Param::Text(DeliveryState::Delivered.as_db()),
                         Param::Int(1),
                         Param::Int(0),
                         Param::Now,

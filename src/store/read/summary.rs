@@ -3,7 +3,7 @@
 //! search of payloads.
 //!
 //! Every query here reads a partial index or the per-minute totals, never
-//! the succeeded deliveries that make up most of a large database, so they
+//! the delivered deliveries that make up most of a large database, so they
 //! stay fast however much history is kept.
 
 use std::collections::HashMap;
