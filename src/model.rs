@@ -215,7 +215,7 @@ pub fn new_id(kind: IdKind) -> String {
 /// A value could not be parsed from a user's word or a stored spelling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownVariant {
-    /// The kind of value, e.g. "state".
+    /// The kind of value with its article, e.g. "a state".
     pub what: &'static str,
     /// What was given.
     pub value: String,
@@ -232,10 +232,11 @@ impl fmt::Display for UnknownVariant {
     /// [`ERROR_LINE_WIDTH`] columns: the list of valid words is what helps,
     /// so a long value is shortened rather than the list.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tail = format!(" is not a {}: {}", self.what, self.expected.join(", "));
+        let tail = format!(" is not {}: {}", self.what, self.expected.join(", "));
         let quoted = format!("{:?}", self.value);
         let room = ERROR_LINE_WIDTH.saturating_sub(crate::text::width(&tail));
-        if crate::text::width(&quoted) <= room {
+        // When even the list does not fit (error kinds), shortening helps nobody.
+        if crate::text::width(&quoted) <= room || room < 4 {
             return write!(f, "{quoted}{tail}");
         }
         // Keep the start of the value: `"…"` and the ellipsis take 3 columns.
@@ -340,7 +341,7 @@ macro_rules! string_enum {
 
 string_enum! {
     /// Where a delivery is in its life.
-    DeliveryState, "state" {
+    DeliveryState, "a state" {
         /// Due now: never attempted in its current schedule, or manually retried.
         Pending => "pending",
         /// Leased by a dispatcher that is attempting it.
@@ -368,7 +369,7 @@ impl DeliveryState {
 
 string_enum! {
     /// Whether an endpoint receives deliveries.
-    EndpointState, "endpoint state" {
+    EndpointState, "an endpoint state" {
         /// Deliveries flow.
         Active => "active",
         /// Held by an operator: deliveries wait, nothing is attempted or discarded.
@@ -380,7 +381,7 @@ string_enum! {
 
 string_enum! {
     /// Why an attempt failed; `None` on the attempt means it succeeded.
-    ErrorKind, "error kind" {
+    ErrorKind, "an error kind" {
         /// No complete answer within the endpoint's timeout.
         Timeout => "timeout",
         /// The TCP connection could not be made (refused, unreachable).
@@ -403,7 +404,7 @@ string_enum! {
 
 string_enum! {
     /// Which interface an operator used; recorded in the audit log.
-    Source, "source" {
+    Source, "a source" {
         Cli => "cli",
         Console => "console",
         Api => "api",
@@ -738,6 +739,11 @@ mod tests {
         assert_eq!(
             cut,
             "\"a-ve…\" is not a state: pending, in_flight, retrying, delivered, dead, cancelled"
+        );
+        let other = "on".parse::<ErrorKind>().unwrap_err().to_string();
+        assert!(
+            other.starts_with("\"on\" is not an error kind: timeout, connect"),
+            "the value is kept when the list alone is too wide: {other}"
         );
         // The old words are not advertised: they are aliases, not the vocabulary.
         assert!(
