@@ -219,7 +219,8 @@ pub struct UnknownVariant {
     pub what: &'static str,
     /// What was given.
     pub value: String,
-    /// The words people use, in declaration order.
+    /// The accepted spellings, in declaration order: the words people use,
+    /// or the stored ones when a database row was being read.
     pub expected: &'static [&'static str],
 }
 
@@ -285,6 +286,10 @@ macro_rules! string_enum {
             /// The words people see and type, in declaration order.
             pub const WORDS: &'static [&'static str] = &[$($text),+];
 
+            /// The spellings stored in the database, in declaration order.
+            pub const STORED: &'static [&'static str] =
+                &[$(string_enum!(@stored $text $($stored)?)),+];
+
             /// The word people see: screens, tables, JSON, metrics labels.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
@@ -301,7 +306,8 @@ macro_rules! string_enum {
                 $(if s == string_enum!(@stored $text $($stored)?) {
                     return Ok($name::$variant);
                 })+
-                Err(UnknownVariant { what: $what, value: s.to_string(), expected: Self::WORDS })
+                // The database's list: this is about a row, not what a person typed.
+                Err(UnknownVariant { what: $what, value: s.to_string(), expected: Self::STORED })
             }
         }
 
@@ -327,7 +333,8 @@ macro_rules! string_enum {
                 $(if s == $text {
                     return Ok($name::$variant);
                 })+
-                Self::from_db(s)
+                // The aliases are accepted, not advertised: the error lists the words.
+                Self::from_db(s).map_err(|e| UnknownVariant { expected: Self::WORDS, ..e })
             }
         }
 
@@ -692,7 +699,11 @@ mod tests {
         assert_eq!(DeliveryState::Delivered.as_db(), "succeeded");
         assert_eq!(DeliveryState::Dead.as_db(), "dead");
         // A user's word in the database is a row hookline did not write.
-        assert!(DeliveryState::from_db("retrying").is_err());
+        let corrupt = DeliveryState::from_db("retrying").unwrap_err().to_string();
+        assert!(
+            corrupt.ends_with("in_flight, scheduled, succeeded, dead, cancelled"),
+            "{corrupt}"
+        );
         assert!(DeliveryState::from_db("delivered").is_err());
     }
 
