@@ -510,7 +510,7 @@ fn cases(db: &TestDb, subscription_id: &str) -> Vec<Case> {
                 "--reason".into(),
                 "r".repeat(501),
             ],
-            &["description:", "longer than"],
+            &["reason:", "longer than"],
         ),
         case(
             "a broadcast with a payload that is not JSON",

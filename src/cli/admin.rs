@@ -1,8 +1,8 @@
 //! `hookline tenant|endpoint|subscription …`: managing who receives what.
 
 use hookline::config::Config;
-use hookline::model::{Actor, Endpoint, Source, Subscription, Tenant};
-use hookline::ops::{EndpointChanges, EndpointInput, Ops};
+use hookline::model::{Actor, Endpoint, Source, Subscription, Tenant, now_millis};
+use hookline::ops::{EndpointChanges, EndpointInput, Ops, from_now, local_time, parse_until};
 use hookline::store::{OpenMode, Store, StoreOptions};
 use serde_json::json;
 
@@ -73,6 +73,7 @@ pub fn endpoint_record(endpoint: &Endpoint) -> Record {
         .field("max_in_flight", endpoint.max_in_flight)
         .field("headers", Cell::Json(json!(headers)))
         .field("state_reason", endpoint.state_reason.as_ref())
+        .field("paused_until", Cell::time(endpoint.paused_until))
         .field("created_at", Cell::Time(endpoint.created_at))
 }
 
@@ -217,16 +218,39 @@ pub async fn endpoint(
             let endpoint = visible_one(&ops, out, endpoint).await?;
             out.detail(&endpoint_record(&endpoint));
         }
-        EndpointCommand::Pause { endpoint, reason } => {
-            let (endpoint, already) = ops.pause_endpoint(&endpoint, reason.as_deref()).await?;
+        EndpointCommand::Pause {
+            endpoint,
+            reason,
+            until,
+        } => {
+            let until = until.as_deref().map(parse_until).transpose()?;
+            let (endpoint, already) = ops
+                .pause_endpoint(&endpoint, reason.as_deref(), until)
+                .await?;
             let endpoint = visible_one(&ops, out, endpoint).await?;
-            let text = if already {
-                format!("endpoint {} was already paused", endpoint.name)
-            } else {
-                format!(
+            let text = match (already, endpoint.paused_until) {
+                (true, Some(at)) => format!(
+                    "endpoint {} was already paused, until {} ({}); nothing changed (resume it first to pause it differently)",
+                    endpoint.name,
+                    local_time(at),
+                    from_now(at, now_millis())
+                ),
+                (true, None) => format!(
+                    "endpoint {} was already paused, until resumed; nothing changed (resume it first to pause it differently)",
+                    endpoint.name
+                ),
+                (false, Some(at)) => format!(
+                    "paused endpoint {} ({}) until {} ({}): its deliveries are held until a dispatcher resumes it then, or `hookline endpoint resume {}` sooner",
+                    endpoint.name,
+                    endpoint.id,
+                    local_time(at),
+                    from_now(at, now_millis()),
+                    endpoint.id
+                ),
+                (false, None) => format!(
                     "paused endpoint {} ({}): its deliveries are held until `hookline endpoint resume {}`",
                     endpoint.name, endpoint.id, endpoint.id
-                )
+                ),
             };
             out.result(endpoint_record(&endpoint).to_json(), &text);
         }

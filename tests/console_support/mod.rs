@@ -203,7 +203,7 @@ pub async fn seed(backend: Backend) -> Seeded {
     let dead: Vec<String> = dead.into_iter().map(|(delivery, _)| delivery).collect();
     // What an operator did since: paused the CRM for its maintenance and
     // described the orders subscription; then more events arrived.
-    ops.pause_endpoint("acme/crm-sync", Some("vendor maintenance until 14:00 UTC"))
+    ops.pause_endpoint("acme/crm-sync", Some("vendor maintenance until 14:00 UTC"), None)
         .await
         .unwrap_or_else(|e| panic!("pause crm-sync: {e}"));
     ops.update_subscription(
@@ -492,7 +492,7 @@ pub async fn seed_hostile(backend: Backend) -> Hostile {
         disable_endpoint: None,
     };
     record(&store, &owner, &[reset]).await;
-    ops.pause_endpoint(&endpoint.id, Some(&format!("paused {OSC52} {CLEAR} {RLO}")))
+    ops.pause_endpoint(&endpoint.id, Some(&format!("paused {OSC52} {CLEAR} {RLO}")), None)
         .await
         .unwrap_or_else(|e| panic!("pause: {e}"));
     Hostile {
