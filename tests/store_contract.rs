@@ -721,7 +721,10 @@ async fn an_ambiguous_endpoint_name_is_a_conflict_naming_both_tenants(backend: B
         }
         other => panic!("expected a Conflict, got {other:?}"),
     }
-    assert_conflict(env.ops.pause_endpoint("shared", None, None).await, "endpoint");
+    assert_conflict(
+        env.ops.pause_endpoint("shared", None, None).await,
+        "endpoint",
+    );
 }
 
 async fn endpoint_updates_patch_only_given_fields_and_some_none_clears(backend: Backend) {
@@ -830,7 +833,11 @@ async fn pause_and_resume_report_the_previous_state_and_pausing_twice_audits_onc
     assert!(paused.state_changed_at.is_some());
 
     let dump = env.db.dump().await;
-    let (again, was_paused) = env.ops.pause_endpoint(&endpoint.id, None, None).await.unwrap();
+    let (again, was_paused) = env
+        .ops
+        .pause_endpoint(&endpoint.id, None, None)
+        .await
+        .unwrap();
     assert!(was_paused, "the second pause reports it was already paused");
     assert_eq!(again.state, EndpointState::Paused);
     assert_eq!(env.db.dump().await, dump, "pausing twice writes nothing");
@@ -909,7 +916,9 @@ async fn a_pause_until_a_time_ends_on_the_reap_and_is_audited_as_hookline(backen
     assert_eq!(pause.len(), 1, "{pause:?}");
     assert_eq!(pause[0].action, "endpoint.pause");
     assert!(
-        pause[0].detail.contains(&hookline::model::format_rfc3339(until)),
+        pause[0]
+            .detail
+            .contains(&hookline::model::format_rfc3339(until)),
         "the pause's audit row names its end: {:?}",
         pause[0]
     );
@@ -931,7 +940,10 @@ async fn a_pause_until_a_time_ends_on_the_reap_and_is_audited_as_hookline(backen
         })
         .await
         .unwrap();
-    assert!(quiet.deliveries.is_empty(), "a claim that does not reap resumes nothing");
+    assert!(
+        quiet.deliveries.is_empty(),
+        "a claim that does not reap resumes nothing"
+    );
     assert_eq!(
         env.ops.endpoint(&hooks.id).await.unwrap().state,
         EndpointState::Paused
@@ -1348,7 +1360,10 @@ async fn paused_and_disabled_endpoints_get_held_deliveries_but_deleted_ones_none
     let paused = env.endpoint("acme", "paused", &["*"]).await;
     let disabled = env.endpoint("acme", "disabled", &["*"]).await;
     let deleted = env.endpoint("acme", "deleted", &["*"]).await;
-    env.ops.pause_endpoint(&paused.id, None, None).await.unwrap();
+    env.ops
+        .pause_endpoint(&paused.id, None, None)
+        .await
+        .unwrap();
     env.store
         .set_endpoint_state(
             &disabled.id,
@@ -1748,7 +1763,10 @@ async fn a_publish_hands_off_only_what_caps_queues_and_slots_allow(backend: Back
     env.tenant("acme").await;
     let open = env.endpoint("acme", "open", &["order.*"]).await;
     let paused = env.endpoint("acme", "paused", &["order.*"]).await;
-    env.ops.pause_endpoint(&paused.id, None, None).await.unwrap();
+    env.ops
+        .pause_endpoint(&paused.id, None, None)
+        .await
+        .unwrap();
     let busy = env
         .ops
         .add_endpoint(&EndpointInput {
@@ -2152,7 +2170,10 @@ async fn held_and_deleted_endpoints_are_never_claimed(backend: Backend) {
     let deleted = env.endpoint("acme", "deleted", &["*"]).await;
     env.publish("acme", "order.created").await;
     env.publish("acme", "order.created").await;
-    env.ops.pause_endpoint(&paused.id, None, None).await.unwrap();
+    env.ops
+        .pause_endpoint(&paused.id, None, None)
+        .await
+        .unwrap();
     env.store
         .set_endpoint_state(&disabled.id, EndpointState::Disabled, None, &operator())
         .await
@@ -3089,7 +3110,10 @@ async fn every_operator_mutation_writes_one_audit_row_with_the_actor(backend: Ba
         .await
         .unwrap();
     expect_audit(&env, &mut seen, "endpoint.update", &endpoint.id).await;
-    env.ops.pause_endpoint(&endpoint.id, None, None).await.unwrap();
+    env.ops
+        .pause_endpoint(&endpoint.id, None, None)
+        .await
+        .unwrap();
     expect_audit(&env, &mut seen, "endpoint.pause", &endpoint.id).await;
     env.ops.resume_endpoint(&endpoint.id).await.unwrap();
     expect_audit(&env, &mut seen, "endpoint.resume", &endpoint.id).await;

@@ -899,7 +899,8 @@ fn p_on_an_active_endpoint_asks_why_and_how_long_then_to_confirm() {
     let names: Vec<&str> = form.fields.iter().map(|f| f.name).collect();
     assert_eq!(names, ["reason", "until"]);
     assert!(
-        form.fields[1].label.contains("04:00 local time (+") || form.fields[1].label.contains("04:00 local time (-"),
+        form.fields[1].label.contains("04:00 local time (+")
+            || form.fields[1].label.contains("04:00 local time (-"),
         "the until field names the local offset: {}",
         form.fields[1].label
     );
@@ -908,7 +909,10 @@ fn p_on_an_active_endpoint_asks_why_and_how_long_then_to_confirm() {
     type_text(&mut app, "vendor maintenance");
     key(&mut app, KeyCode::Tab);
     type_text(&mut app, "30m");
-    assert!(acts(&key(&mut app, KeyCode::Enter)).is_empty(), "Enter asks first");
+    assert!(
+        acts(&key(&mut app, KeyCode::Enter)).is_empty(),
+        "Enter asks first"
+    );
     let asked = confirm(&app).clone();
     assert!(!asked.confirm_focused, "Cancel has the focus");
     assert_eq!(asked.confirm_label, "Pause");
@@ -919,14 +923,22 @@ fn p_on_an_active_endpoint_asks_why_and_how_long_then_to_confirm() {
         "{}",
         asked.question
     );
-    let Act::Pause { id: paused, reason, until } = &asked.act else {
+    let Act::Pause {
+        id: paused,
+        reason,
+        until,
+    } = &asked.act
+    else {
         panic!("expected a pause, got {:?}", asked.act);
     };
     assert_eq!(paused, &id("ep_", 1));
     assert_eq!(reason.as_deref(), Some("vendor maintenance"));
     let until = until.expect("an end");
     let ahead = until - crate::model::now_millis();
-    assert!((29 * 60_000..=30 * 60_000).contains(&ahead), "{ahead} ms ahead");
+    assert!(
+        (29 * 60_000..=30 * 60_000).contains(&ahead),
+        "{ahead} ms ahead"
+    );
     let shown = screen(&app);
     assert!(shown.contains("[ Cancel ]"), "{shown}");
     assert!(shown.contains("vendor maintenance"), "{shown}");
@@ -943,7 +955,13 @@ fn p_on_an_active_endpoint_asks_why_and_how_long_then_to_confirm() {
     key(&mut app, KeyCode::Tab);
     let commands = key(&mut app, KeyCode::Enter);
     match acts(&commands).as_slice() {
-        [Act::Pause { id: paused, reason, until: None }] => {
+        [
+            Act::Pause {
+                id: paused,
+                reason,
+                until: None,
+            },
+        ] => {
             assert_eq!(paused, &id("ep_", 1));
             assert_eq!(reason.as_deref(), Some("vendor maintenance"));
         }
@@ -961,7 +979,11 @@ fn the_pause_form_refuses_a_bad_end_inline_and_sends_nothing() {
     let form = pause_form(&app);
     let error = form.fields[1].error.as_deref().unwrap_or_default();
     assert!(error.contains("neither a duration nor a time"), "{error}");
-    assert!(screen(&app).contains("✗ \"soon\" is neither"), "{}", screen(&app));
+    assert!(
+        screen(&app).contains("✗ \"soon\" is neither"),
+        "{}",
+        screen(&app)
+    );
     // A reason over the limit, named under its field.
     ctrl(&mut app, 'u');
     key(&mut app, KeyCode::BackTab);
@@ -969,7 +991,11 @@ fn the_pause_form_refuses_a_bad_end_inline_and_sends_nothing() {
     key(&mut app, KeyCode::Enter);
     let form = pause_form(&app);
     assert!(
-        form.fields[0].error.as_deref().unwrap_or_default().contains("longer than"),
+        form.fields[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("longer than"),
         "{:?}",
         form.fields[0].error
     );
@@ -1024,13 +1050,17 @@ fn p_on_a_paused_endpoint_counts_what_it_holds_then_asks_naming_it() {
     assert_eq!(asked.confirm_label, "Resume");
     assert_eq!(asked.act, Act::Resume(id("ep_", 2)));
     assert!(
-        asked
-            .question
-            .starts_with("Resume globex/billing? 32 held deliveries will be sent now, oldest first. Paused at "),
+        asked.question.starts_with(
+            "Resume globex/billing? 32 held deliveries will be sent now, oldest first. Paused at "
+        ),
         "{}",
         asked.question
     );
-    assert!(asked.question.ends_with(": vendor maintenance."), "{}", asked.question);
+    assert!(
+        asked.question.ends_with(": vendor maintenance."),
+        "{}",
+        asked.question
+    );
     // Enter on Cancel: nothing.
     assert!(acts(&key(&mut app, KeyCode::Enter)).is_empty());
     // Again, to Resume.
@@ -1042,7 +1072,11 @@ fn p_on_a_paused_endpoint_counts_what_it_holds_then_asks_naming_it() {
             held: 1,
         }),
     });
-    assert!(confirm(&app).question.contains("1 held delivery will be sent now."));
+    assert!(
+        confirm(&app)
+            .question
+            .contains("1 held delivery will be sent now.")
+    );
     key(&mut app, KeyCode::Tab);
     let commands = key(&mut app, KeyCode::Enter);
     assert_eq!(acts(&commands), vec![&Act::Resume(id("ep_", 2))]);
@@ -1070,7 +1104,9 @@ fn resuming_a_disabled_endpoint_says_it_re_enables_it_why_and_when() {
     );
     assert!(
         question.contains("This re-enables an endpoint that hookline disabled at ")
-            && question.ends_with(": answered 410 Gone to delivery dlv_01M83K1DCM2DM5CX7MHA4VBXBQ (attempt 1)."),
+            && question.ends_with(
+                ": answered 410 Gone to delivery dlv_01M83K1DCM2DM5CX7MHA4VBXBQ (attempt 1)."
+            ),
         "{question}"
     );
     // The whole question shows: the dialog grows to hold it.

@@ -63,7 +63,9 @@ pub enum Load {
     },
     /// An endpoint as it is now and how many deliveries it holds (before
     /// "resume", whose question names them).
-    ResumeCheck { endpoint_id: String },
+    ResumeCheck {
+        endpoint_id: String,
+    },
 }
 
 /// What a load brought back.

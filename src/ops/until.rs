@@ -92,7 +92,11 @@ fn next_local_time<Tz: TimeZone>(text: &str, now: &DateTime<Tz>) -> Result<Optio
         return Ok(None);
     };
     let today = now.date_naive();
-    for day in [today, today + TimeDelta::days(1), today + TimeDelta::days(2)] {
+    for day in [
+        today,
+        today + TimeDelta::days(1),
+        today + TimeDelta::days(2),
+    ] {
         let at = match now.timezone().from_local_datetime(&day.and_time(time)) {
             LocalResult::Single(at) => at,
             // Clocks went back: the first of the two.

@@ -5,9 +5,9 @@ use sqlx::{Connection, Database, Encode, Executor, FromRow, IntoArguments, Type}
 
 use super::audit::AuditRecord;
 use super::sealing::Sealer;
+use super::sql::dialect::Dialect;
 use super::sql::rows::{EndpointRow, endpoint_columns};
 use super::tx::{db_now, is_unique_violation, notify_change, remove_endpoint, write_audit};
-use super::sql::dialect::Dialect;
 use super::{Reads, Result, Store, StoreError, TenantScope, json_list, on_db};
 use crate::model::{Actor, Endpoint, EndpointState, IdKind, Millis, format_rfc3339, new_id};
 use crate::redact::{mask_headers, mask_url_password, url_password};

@@ -20,10 +20,17 @@ use crate::topic::TopicPattern;
 #[derive(Debug, Clone, PartialEq)]
 pub enum FormKind {
     NewSubscription,
-    EditSubscription { id: String },
-    EditEndpoint { id: String },
+    EditSubscription {
+        id: String,
+    },
+    EditEndpoint {
+        id: String,
+    },
     /// Why and how long; Enter asks to confirm rather than acting.
-    PauseEndpoint { id: String, label: String },
+    PauseEndpoint {
+        id: String,
+        label: String,
+    },
 }
 
 /// One field of a form, with its inline error.
@@ -101,11 +108,7 @@ impl Form {
                     "Reason (optional; kept with the endpoint, shown and audited)",
                     "",
                 ),
-                field(
-                    "until",
-                    until_label(offset),
-                    "",
-                ),
+                field("until", until_label(offset), ""),
             ],
             focus: 0,
             submitting: false,
@@ -301,9 +304,10 @@ fn form_act(form: &Form) -> Result<Act, (&'static str, String)> {
             let reason = form_value(form, "reason");
             let until = match form_value(form, "until").as_str() {
                 "" => None,
-                text => Some(parse_until(text).map_err(|e| {
-                    ("until", refusal(Some(e)).unwrap_or_default())
-                })?),
+                text => Some(
+                    parse_until(text)
+                        .map_err(|e| ("until", refusal(Some(e)).unwrap_or_default()))?,
+                ),
             };
             Act::Pause {
                 id: id.clone(),
