@@ -982,20 +982,44 @@ async fn a_pause_until_a_time_ends_on_the_reap_and_is_audited_as_hookline(backen
     assert!(paused.paused_until.is_some());
     let (resumed, _) = env.ops.resume_endpoint(&hooks.id).await.unwrap();
     assert_eq!(resumed.paused_until, None);
-    // And pausing a paused endpoint changes neither its reason nor its end.
+    // A new pause of a paused endpoint replaces what it gives, keeps the
+    // rest, and is audited once; one that gives nothing new writes nothing.
     let until = now_millis() + HOUR_MS;
     env.ops
         .pause_endpoint(&hooks.id, Some("first"), Some(until))
         .await
         .unwrap();
+    let before = env.audit_ids().await;
     let (again, was_paused) = env
         .ops
         .pause_endpoint(&hooks.id, Some("second"), None)
         .await
         .unwrap();
     assert!(was_paused);
-    assert_eq!(again.paused_until, Some(until));
-    assert_eq!(again.state_reason.as_deref(), Some("first"));
+    assert_eq!(again.state, EndpointState::Paused);
+    assert_eq!(again.paused_until, Some(until), "the end is kept");
+    assert_eq!(again.state_reason.as_deref(), Some("second"));
+    let later = until + HOUR_MS;
+    let (again, _) = env
+        .ops
+        .pause_endpoint(&hooks.id, None, Some(later))
+        .await
+        .unwrap();
+    assert_eq!(again.paused_until, Some(later), "the end is replaced");
+    assert_eq!(again.state_reason.as_deref(), Some("second"));
+    let audit = env.audit_after(&before).await;
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(
+        audit.iter().all(|a| a.action == "endpoint.pause"),
+        "{audit:?}"
+    );
+    let dump = env.db.dump().await;
+    env.ops
+        .pause_endpoint(&hooks.id, Some("second"), Some(later))
+        .await
+        .unwrap();
+    env.ops.pause_endpoint(&hooks.id, None, None).await.unwrap();
+    assert_eq!(env.db.dump().await, dump, "nothing new: nothing written");
 }
 
 /// Several dispatchers (separate stores, as separate processes) reaping at

@@ -259,7 +259,8 @@ pub async fn delete(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<De
 }
 
 /// Hold an endpoint's deliveries (nothing is attempted or dropped) until
-/// resumed, or until `until`. Pausing a paused endpoint changes nothing.
+/// resumed, or until `until`. Pausing a paused endpoint replaces the
+/// reason and the end given and keeps the others.
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/pause",

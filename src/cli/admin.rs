@@ -230,13 +230,13 @@ pub async fn endpoint(
             let endpoint = visible_one(&ops, out, endpoint).await?;
             let text = match (already, endpoint.paused_until) {
                 (true, Some(at)) => format!(
-                    "endpoint {} was already paused, until {} ({}); nothing changed (resume it first to pause it differently)",
+                    "endpoint {} was already paused; it is paused until {} ({}) (a --reason or --until given replaces the one it had)",
                     endpoint.name,
                     local_time(at),
                     from_now(at, now_millis())
                 ),
                 (true, None) => format!(
-                    "endpoint {} was already paused, until resumed; nothing changed (resume it first to pause it differently)",
+                    "endpoint {} was already paused; it is paused until resumed (a --reason or --until given replaces the one it had)",
                     endpoint.name
                 ),
                 (false, Some(at)) => format!(

@@ -474,7 +474,12 @@ impl Io {
                 let (endpoint, already) = ops.pause_endpoint(&id, reason.as_deref(), until).await?;
                 let label = endpoint_label(&endpoint);
                 match (already, endpoint.paused_until) {
-                    (true, _) => format!("{label} was already paused; nothing changed"),
+                    (true, Some(at)) => format!(
+                        "{label} was already paused; it is paused until {} ({})",
+                        local_time_short(at),
+                        from_now(at, now_millis())
+                    ),
+                    (true, None) => format!("{label} was already paused, until resumed"),
                     (false, Some(at)) => format!(
                         "paused {label}: its deliveries are held until {} ({}), or until you resume it (p)",
                         local_time_short(at),

@@ -472,8 +472,8 @@ impl Ops {
 
     /// Holds an endpoint's deliveries until it is resumed, or until `until`
     /// (unix ms, in the future): then a dispatcher resumes it. Returns the
-    /// endpoint and whether it was already paused (in which case nothing
-    /// changed: its reason and end stay as they were).
+    /// endpoint and whether it was already paused (then a reason or an end
+    /// given replaces the one it had; the rest stays as it was).
     pub async fn pause_endpoint(
         &self,
         key: &str,

@@ -399,8 +399,9 @@ impl Store {
 
     /// Pauses an endpoint, until `until` (unix ms) when given: then a
     /// dispatcher resumes it ([`end_due_pauses`]). Returns the endpoint
-    /// with the state it had before; pausing a paused endpoint writes
-    /// nothing (its reason and end stay as they are).
+    /// with the state it had before. Pausing a paused endpoint replaces
+    /// the reason and the end it gives and keeps the others; giving
+    /// nothing new writes nothing.
     pub async fn pause_endpoint(
         &self,
         id: &str,
@@ -433,13 +434,29 @@ impl Store {
             let before: Endpoint = row
                 .ok_or_else(|| StoreError::not_found("endpoint", id))?
                 .try_into()?;
-            if before.state == state {
+            // A new pause of a paused endpoint replaces the reason or end it
+            // gives (the operator changed their mind); one that gives
+            // nothing new writes nothing, like any other repeated change.
+            let replaces = state == EndpointState::Paused
+                && before.state == state
+                && (reason.is_some_and(|r| before.state_reason.as_deref() != Some(r))
+                    || until.is_some_and(|u| before.paused_until != Some(u)));
+            if before.state == state && !replaces {
                 let state = before.state;
                 return Ok((
                     Sealer::new(self.secrets_key(), id).open_endpoint(before)?,
                     state,
                 ));
             }
+            let (reason, until) = if replaces {
+                (
+                    reason.map(str::to_string).or(before.state_reason.clone()),
+                    until.or(before.paused_until),
+                )
+            } else {
+                (reason.map(str::to_string), until)
+            };
+            let reason = reason.as_deref();
             sqlx::query(SET_STATE)
                 .bind(id)
                 .bind(state.as_str())
