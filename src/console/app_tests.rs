@@ -1116,6 +1116,50 @@ fn resuming_a_disabled_endpoint_says_it_re_enables_it_why_and_when() {
 }
 
 #[test]
+fn a_paused_row_says_until_when_before_why() {
+    let until = crate::model::now_millis() + 30 * 60_000;
+    let mut row = endpoint(2, "billing", EndpointState::Paused);
+    row.endpoint.state_reason = Some("vendor maintenance".into());
+    row.endpoint.paused_until = Some(until);
+    let mut plain = endpoint(3, "crm", EndpointState::Paused);
+    plain.endpoint.state_reason = Some("until the vendor calls".into());
+    let app = on_endpoints(vec![row, plain], false);
+    let shown = screen(&app);
+    // The end comes first: the column clips a long reason.
+    let expected = format!("until {}: vendor main", crate::ops::local_time_short(until));
+    assert!(shown.contains(&expected), "{expected}\n{shown}");
+    assert!(
+        shown.contains("until the vendor calls") && !shown.contains("until until"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn resuming_a_timed_pause_says_it_would_end_by_itself() {
+    let now = crate::model::now_millis();
+    let mut row = endpoint(2, "billing", EndpointState::Paused);
+    row.endpoint.state_changed_at = Some(now - 60_000);
+    row.endpoint.paused_until = Some(now + 2 * 3_600_000);
+    let mut app = on_endpoints(vec![row.clone()], false);
+    let (token, _) = resume_check(&key(&mut app, KeyCode::Char('p')));
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::ResumeCheck {
+            endpoint: Box::new(row.endpoint.clone()),
+            held: 0,
+        }),
+    });
+    let question = confirm(&app).question.clone();
+    assert!(
+        question.starts_with(
+            "Resume globex/billing? No deliveries are held; new ones will be sent as they come. Paused at "
+        ) && question.contains("; it would resume by itself at ")
+            && question.ends_with("(in 2h)."),
+        "{question}"
+    );
+}
+
+#[test]
 fn an_endpoint_resumed_meanwhile_is_not_asked_about() {
     let row = endpoint(2, "billing", EndpointState::Paused);
     let mut app = on_endpoints(vec![row.clone()], false);
