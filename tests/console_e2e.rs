@@ -329,6 +329,8 @@ fn endpoints_filtered_to_orders(console: &Console) {
     console.type_text("orders");
     console.keys(&["Enter"]);
     wait_for_only_orders(console);
+    // Loads the filter started may still be arriving: act on a settled list.
+    console.wait_still();
 }
 
 /// globex/orders as stored now.

@@ -76,6 +76,7 @@ pub struct PauseEndpoint {
     /// (`2026-12-07T04:00:00+01:00`); a dispatcher resumes the endpoint
     /// then (audited as an automatic `endpoint.resume`). `null` or left
     /// out: paused until resumed.
+    #[schema(format = DateTime, example = "2026-12-07T04:00:00+01:00")]
     pub until: Option<String>,
 }
 
