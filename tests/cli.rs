@@ -449,6 +449,8 @@ async fn endpoint_commands(backend: Backend) {
     assert_eq!(text(&shown, "state_reason"), "deploy");
     let human = ok(db.hookline(&["endpoint", "show", "prod"]));
     assert!(human.contains("paused_until"), "{human}");
+    let listed = ok(db.hookline(&["endpoint", "list"]));
+    assert!(listed.contains("paused until "), "{listed}");
     let resumed = ok_json(&db, &["endpoint", "resume", "prod"]);
     assert_eq!(resumed["paused_until"], Value::Null, "{resumed}");
     let human = ok(db.hookline(&["endpoint", "pause", "prod", "--until", "2h"]));

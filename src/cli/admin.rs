@@ -2,7 +2,9 @@
 
 use hookline::config::Config;
 use hookline::model::{Actor, Endpoint, Source, Subscription, Tenant, now_millis};
-use hookline::ops::{EndpointChanges, EndpointInput, Ops, from_now, local_time, parse_until};
+use hookline::ops::{
+    EndpointChanges, EndpointInput, Ops, from_now, local_time, local_time_short, parse_until,
+};
 use hookline::store::{OpenMode, Store, StoreOptions};
 use serde_json::json;
 
@@ -94,11 +96,16 @@ fn endpoint_detail(endpoint: &Endpoint, subscriptions: &[Subscription]) -> Recor
 
 /// The short endpoint table (fits 100 columns).
 fn endpoint_row(endpoint: &Endpoint) -> Record {
+    // A pause that ends by itself says when, where the state is read.
+    let state = match endpoint.paused_until {
+        Some(at) => format!("{} until {}", endpoint.state.as_str(), local_time_short(at)),
+        None => endpoint.state.as_str().to_string(),
+    };
     Record::new()
         .field("id", &endpoint.id)
         .field("tenant", &endpoint.tenant_name)
         .field("name", &endpoint.name)
-        .field("state", endpoint.state.as_str())
+        .field("state", state)
         .field("url", &endpoint.url)
 }
 
