@@ -342,8 +342,8 @@ async fn orders(seeded: &Seeded) -> hookline::model::Endpoint {
         .unwrap_or_else(|e| panic!("find globex/orders: {e}"))
 }
 
-/// How many deliveries globex/orders holds (pending and retrying).
-async fn held_by_orders(seeded: &Seeded) -> i64 {
+/// How many deliveries globex/orders holds: pending and retrying.
+async fn held_by_orders(seeded: &Seeded) -> (i64, i64) {
     let id = orders(seeded).await.id;
     let queues = seeded
         .store
@@ -351,16 +351,7 @@ async fn held_by_orders(seeded: &Seeded) -> i64 {
         .endpoint_queues(Some(std::slice::from_ref(&id)))
         .await
         .unwrap_or_else(|e| panic!("queues: {e}"));
-    queues.get(&id).map_or(0, |q| q.backlog())
-}
-
-/// What a resume question says it sends, for `held` deliveries.
-fn will_be_sent(held: i64) -> String {
-    if held == 1 {
-        "1 held delivery will be sent now.".to_string()
-    } else {
-        format!("{held} held deliveries will be sent now, oldest first.")
-    }
+    queues.get(&id).map_or((0, 0), |q| (q.pending, q.scheduled))
 }
 
 /// `p` asks why and how long, then to confirm (Cancel focused): Cancel
@@ -413,12 +404,16 @@ async fn pause_with_a_reason_through_the_confirmation(backend: Backend) {
     assert!(screen.contains("ERP vendor maintenance"), "{screen}");
 
     // p again asks before resuming, naming what it sends and why it was held.
-    let held = held_by_orders(&seeded).await;
-    assert!(held > 0, "the seed holds deliveries for globex/orders");
+    assert_eq!(
+        held_by_orders(&seeded).await,
+        (0, 1),
+        "the seed: globex/orders holds one retrying delivery, none pending"
+    );
     console.keys(&["p"]);
     let screen = console.wait_for("[ Cancel ]");
     let question = dialog_text(&screen);
-    let sent = will_be_sent(held);
+    // Not "sent now": a retrying delivery waits for its next attempt.
+    let sent = "1 retrying delivery keeps its schedule.";
     assert!(
         question.starts_with(&format!("Resume globex/orders? {sent} Paused at "))
             && question.contains(": ERP vendor maintenance."),
@@ -452,7 +447,7 @@ async fn resume_a_disabled_endpoint_naming_why_and_when(backend: Backend) {
         .unwrap_or_else(|e| panic!("disable globex/orders: {e}"));
     let disabled = orders(&seeded).await;
     let at = disabled.state_changed_at.expect("when it was disabled");
-    let held = held_by_orders(&seeded).await;
+    assert_eq!(held_by_orders(&seeded).await, (0, 1), "the seed");
 
     let console = Console::start(&seeded.db.url, &[]);
     endpoints_filtered_to_orders(&console);
@@ -465,7 +460,7 @@ async fn resume_a_disabled_endpoint_naming_why_and_when(backend: Backend) {
     let when = hookline::ops::local_time_short(at);
     assert!(when.ends_with("+00:00"), "{when}");
     assert!(
-        question.starts_with(&format!("Resume globex/orders? {}", will_be_sent(held)))
+        question.starts_with("Resume globex/orders? 1 retrying delivery keeps its schedule. ")
             && question.contains(&format!(
                 "This re-enables an endpoint that hookline disabled at {when}: {why}."
             )),

@@ -1043,6 +1043,7 @@ fn p_on_a_paused_endpoint_counts_what_it_holds_then_asks_naming_it() {
         result: Ok(Loaded::ResumeCheck {
             endpoint: Box::new(row.endpoint.clone()),
             held: 32,
+            retrying: 0,
         }),
     });
     let asked = confirm(&app).clone();
@@ -1070,6 +1071,7 @@ fn p_on_a_paused_endpoint_counts_what_it_holds_then_asks_naming_it() {
         result: Ok(Loaded::ResumeCheck {
             endpoint: Box::new(row.endpoint.clone()),
             held: 1,
+            retrying: 0,
         }),
     });
     assert!(
@@ -1095,6 +1097,7 @@ fn resuming_a_disabled_endpoint_says_it_re_enables_it_why_and_when() {
         result: Ok(Loaded::ResumeCheck {
             endpoint: Box::new(row.endpoint.clone()),
             held: 1204,
+            retrying: 0,
         }),
     });
     let question = confirm(&app).question.clone();
@@ -1147,6 +1150,7 @@ fn resuming_a_timed_pause_says_it_would_end_by_itself() {
         result: Ok(Loaded::ResumeCheck {
             endpoint: Box::new(row.endpoint.clone()),
             held: 0,
+            retrying: 0,
         }),
     });
     let question = confirm(&app).question.clone();
@@ -1157,6 +1161,41 @@ fn resuming_a_timed_pause_says_it_would_end_by_itself() {
             && question.ends_with("(in 2h)."),
         "{question}"
     );
+}
+
+#[test]
+fn resuming_names_retrying_deliveries_apart_they_keep_their_schedule() {
+    let row = endpoint(2, "billing", EndpointState::Paused);
+    for (held, retrying, says) in [
+        (
+            0,
+            1,
+            "Resume globex/billing? 1 retrying delivery keeps its schedule. Paused",
+        ),
+        (
+            3,
+            2,
+            "Resume globex/billing? 3 held deliveries will be sent now, oldest first; 2 retrying deliveries keep their schedule. Paused",
+        ),
+        (
+            1,
+            0,
+            "Resume globex/billing? 1 held delivery will be sent now. Paused",
+        ),
+    ] {
+        let mut app = on_endpoints(vec![row.clone()], false);
+        let (token, _) = resume_check(&key(&mut app, KeyCode::Char('p')));
+        app.update(Msg::Loaded {
+            token,
+            result: Ok(Loaded::ResumeCheck {
+                endpoint: Box::new(row.endpoint.clone()),
+                held,
+                retrying,
+            }),
+        });
+        let question = &confirm(&app).question;
+        assert!(question.starts_with(says), "{question}");
+    }
 }
 
 #[test]
@@ -1171,6 +1210,7 @@ fn an_endpoint_resumed_meanwhile_is_not_asked_about() {
         result: Ok(Loaded::ResumeCheck {
             endpoint: Box::new(now_active),
             held: 3,
+            retrying: 0,
         }),
     });
     assert_eq!(app.mode, Mode::Normal);

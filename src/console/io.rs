@@ -291,13 +291,12 @@ impl Loader {
                     .reads()
                     .endpoint_queues(Some(std::slice::from_ref(&endpoint.id)))
                     .await?;
-                let held = queues
-                    .get(&endpoint.id)
-                    .map_or(0, |q| u64::try_from(q.backlog()).unwrap_or(0));
+                let queue = queues.get(&endpoint.id).copied().unwrap_or_default();
                 Loaded::ResumeCheck {
                     // Only its name, state and why are asked about: no secrets kept.
                     endpoint: Box::new(endpoint.masked()),
-                    held,
+                    held: u64::try_from(queue.pending).unwrap_or(0),
+                    retrying: u64::try_from(queue.scheduled).unwrap_or(0),
                 }
             }
             Load::DeadCount { endpoint_id, label } => {

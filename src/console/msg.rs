@@ -112,8 +112,10 @@ pub enum Loaded {
     },
     ResumeCheck {
         endpoint: Box<Endpoint>,
-        /// Its pending and retrying deliveries: sent once it is resumed.
+        /// Its pending deliveries: sent as soon as it is resumed.
         held: u64,
+        /// Its retrying deliveries: they keep their schedule.
+        retrying: u64,
     },
 }
 

@@ -126,7 +126,12 @@ impl App {
 
     /// Asks before resuming `endpoint`, naming how many held deliveries
     /// go out at once and, for one hookline disabled, why and when.
-    pub(super) fn ask_to_resume(&mut self, endpoint: &Endpoint, held: u64) -> Vec<Command> {
+    pub(super) fn ask_to_resume(
+        &mut self,
+        endpoint: &Endpoint,
+        held: u64,
+        retrying: u64,
+    ) -> Vec<Command> {
         if endpoint.state == EndpointState::Active {
             self.flash(
                 format!("{} is already active", endpoint_label(endpoint)),
@@ -135,7 +140,7 @@ impl App {
             return Vec::new();
         }
         self.mode = Mode::Confirm(Confirm::ask(
-            resume_question(endpoint, held, now_millis()),
+            resume_question(endpoint, held, retrying, now_millis()),
             "Resume",
             Act::Resume(endpoint.id.clone()),
         ));
@@ -299,19 +304,33 @@ fn pause_question(label: &str, reason: Option<&str>, until: Option<Millis>, now:
     }
 }
 
-/// The question before resuming an endpoint that holds `held` deliveries:
-/// "Resume acme/storefront-sync? 32 held deliveries will be sent now.",
-/// then for a disabled endpoint that resuming re-enables it, why and when
-/// hookline disabled it; for a paused one, since when and why.
-fn resume_question(endpoint: &Endpoint, held: u64, now: Millis) -> String {
+/// The question before resuming an endpoint that holds `held` pending and
+/// `retrying` deliveries: "Resume acme/storefront-sync? 32 held deliveries
+/// will be sent now.", then for a disabled endpoint that resuming
+/// re-enables it, why and when hookline disabled it; for a paused one,
+/// since when and why. Retrying ones are named apart: they go when their
+/// next attempt is due, which may be later.
+fn resume_question(endpoint: &Endpoint, held: u64, retrying: u64, now: Millis) -> String {
     let label = endpoint_label(endpoint);
-    let sent = match held {
-        0 => "No deliveries are held; new ones will be sent as they come.".to_string(),
-        1 => "1 held delivery will be sent now.".to_string(),
+    let now_sent = match held {
+        1 => "1 held delivery will be sent now".to_string(),
         n => format!(
-            "{} held deliveries will be sent now, oldest first.",
+            "{} held deliveries will be sent now, oldest first",
             group_digits(n)
         ),
+    };
+    let later = match retrying {
+        1 => "1 retrying delivery keeps its schedule.".to_string(),
+        n => format!(
+            "{} retrying deliveries keep their schedule.",
+            group_digits(n)
+        ),
+    };
+    let sent = match (held, retrying) {
+        (0, 0) => "No deliveries are held; new ones will be sent as they come.".to_string(),
+        (0, _) => later,
+        (_, 0) => format!("{now_sent}."),
+        _ => format!("{now_sent}; {later}"),
     };
     let when = endpoint
         .state_changed_at

@@ -29,7 +29,11 @@ impl App {
                 label,
                 count,
             } => self.ask_to_retry_all_dead(endpoint_id, label, count),
-            Loaded::ResumeCheck { endpoint, held } => self.ask_to_resume(&endpoint, held),
+            Loaded::ResumeCheck {
+                endpoint,
+                held,
+                retrying,
+            } => self.ask_to_resume(&endpoint, held, retrying),
             // A stale answer: the screen it was for is gone.
             _ if slot.is_none() => Vec::new(),
             Loaded::Header {
