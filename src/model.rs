@@ -445,6 +445,9 @@ pub struct Endpoint {
     /// Why the endpoint is paused or disabled.
     pub state_reason: Option<String>,
     pub state_changed_at: Option<Millis>,
+    /// When an operator's pause ends by itself: a dispatcher resumes the
+    /// endpoint then (by the database's clock). `None` unless paused so.
+    pub paused_until: Option<Millis>,
     /// Per-attempt timeout; `None` uses `dispatch.timeout`.
     pub timeout_ms: Option<i64>,
     /// Concurrent attempts cap; `None` uses `dispatch.max_in_flight_per_endpoint`.

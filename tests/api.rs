@@ -358,6 +358,7 @@ async fn full_flow_delivers_to_a_real_sink(backend: Backend) {
         .await;
     assert_eq!(paused["state"], "paused");
     assert_eq!(paused["state_reason"], "maintenance");
+    assert_eq!(paused["paused_until"], Value::Null, "paused until resumed");
     server
         .publish("acme", "order.created", json!({ "order": 43 }))
         .await;
@@ -369,6 +370,32 @@ async fn full_flow_delivers_to_a_real_sink(backend: Backend) {
         sink.wait_for(3, WAIT).await,
         "the held delivery never arrived"
     );
+
+    // A pause with an end keeps it, shows it, and a resume by hand clears it.
+    let until = hookline::model::format_rfc3339(hookline::model::now_millis() + 3_600_000);
+    let paused = server
+        .admin_ok(
+            "POST",
+            &format!("{endpoint_path}/pause"),
+            Some(json!({ "reason": "deploy window", "until": until })),
+            200,
+        )
+        .await;
+    assert_eq!(paused["state"], "paused");
+    assert_eq!(paused["state_reason"], "deploy window");
+    let shown_until = paused["paused_until"].as_str().unwrap_or_default();
+    assert_eq!(
+        hookline::model::parse_rfc3339(shown_until),
+        hookline::model::parse_rfc3339(&until),
+        "{paused}"
+    );
+    let shown = server.admin_ok("GET", &endpoint_path, None, 200).await;
+    assert_eq!(shown["paused_until"], paused["paused_until"]);
+    let resumed = server
+        .admin_ok("POST", &format!("{endpoint_path}/resume"), None, 200)
+        .await;
+    assert_eq!(resumed["state"], "active");
+    assert_eq!(resumed["paused_until"], Value::Null);
 
     // Patch, rotate, recover (nothing dead: zero queued), delete.
     let patched = server
@@ -770,6 +797,9 @@ async fn every_error_answers_a_problem_and_changes_nothing(backend: Backend) {
         ("PATCH", format!("/v1/endpoints/{ep}"), json_body(json!({})), 422, Some("changes")),
         ("PATCH", format!("/v1/endpoints/{ep}"), json_body(json!({ "url": "mailto:x@example.com" })), 422, Some("url")),
         ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "why": "x" })), 422, Some("why")),
+        ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "until": "2020-01-01T00:00:00Z" })), 422, Some("until")),
+        ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "until": "in a bit" })), 422, Some("until")),
+        ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "reason": "x", "until": "04:00" })), 422, Some("until")),
         ("POST", format!("/v1/endpoints/{ep}/rotate-secret"), json_body(json!({ "secret": "whsec_!!" })), 422, Some("secret")),
         ("POST", format!("/v1/endpoints/{ep}/recover"), json_body(json!({ "since": "yesterday" })), 422, Some("since")),
         ("POST", format!("/v1/endpoints/{ep}/recover"), json_body(json!({ "since": "1h", "state": "pending" })), 422, Some("state")),
@@ -953,7 +983,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
     let server = Server::start_with(backend, |c| c.api.open_health_metrics = true).await;
     let health = server.send("GET", "/healthz", None, Body::None).await;
     assert_eq!(health.status, 200, "{}", health.text());
-    assert_eq!(health.json()["schema_version"], 5);
+    assert_eq!(health.json()["schema_version"], 6);
     let metrics = server.send("GET", "/metrics", None, Body::None).await;
     assert_eq!(metrics.status, 200);
     assert!(
@@ -1438,6 +1468,14 @@ async fn openapi_document_lists_every_route_served(backend: Backend) {
     );
     assert_eq!(document["info"]["title"], "hookline");
     assert!(document["components"]["securitySchemes"]["api_key"].is_object());
+    let pause = &document["components"]["schemas"]["PauseEndpoint"]["properties"];
+    assert_eq!(
+        pause["until"]["format"], "date-time",
+        "the pause call documents until: {pause}"
+    );
+    assert!(pause["reason"].is_object(), "{pause}");
+    let view = &document["components"]["schemas"]["EndpointView"]["properties"];
+    assert!(view["paused_until"].is_object(), "{view}");
     let mut documented = BTreeSet::new();
     let mut operation_ids = HashSet::new();
     for (path, item) in document["paths"].as_object().expect("paths") {

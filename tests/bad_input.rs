@@ -510,7 +510,23 @@ fn cases(db: &TestDb, subscription_id: &str) -> Vec<Case> {
                 "--reason".into(),
                 "r".repeat(501),
             ],
-            &["description:", "longer than"],
+            &["reason:", "longer than"],
+        ),
+        case(
+            "a pause that would end in the past",
+            &[
+                "endpoint",
+                "pause",
+                "prod",
+                "--until",
+                "2020-01-01T00:00:00Z",
+            ],
+            &["until:", "not in the future"],
+        ),
+        case(
+            "a pause end that is neither a duration nor a time",
+            &["endpoint", "pause", "prod", "--until", "soon"],
+            &["until:", "neither a duration nor a time"],
         ),
         case(
             "a broadcast with a payload that is not JSON",

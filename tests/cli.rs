@@ -429,6 +429,37 @@ async fn endpoint_commands(backend: Backend) {
         "{human}"
     );
 
+    // --until: kept and shown (JSON and table), cleared by a resume.
+    let before = hookline::model::now_millis();
+    let paused = ok_json(
+        &db,
+        &[
+            "endpoint", "pause", "prod", "--reason", "deploy", "--until", "30m",
+        ],
+    );
+    assert_eq!(text(&paused, "state"), "paused");
+    let until = rfc3339(&paused, "paused_until").timestamp_millis();
+    let ahead = until - before;
+    assert!(
+        (29 * 60_000..=31 * 60_000).contains(&ahead),
+        "30m from now: {ahead} ms"
+    );
+    let shown = ok_json(&db, &["endpoint", "show", "prod"]);
+    assert_eq!(shown["paused_until"], paused["paused_until"]);
+    assert_eq!(text(&shown, "state_reason"), "deploy");
+    let human = ok(db.hookline(&["endpoint", "show", "prod"]));
+    assert!(human.contains("paused_until"), "{human}");
+    let listed = ok(db.hookline(&["endpoint", "list"]));
+    assert!(listed.contains("paused until "), "{listed}");
+    let resumed = ok_json(&db, &["endpoint", "resume", "prod"]);
+    assert_eq!(resumed["paused_until"], Value::Null, "{resumed}");
+    let human = ok(db.hookline(&["endpoint", "pause", "prod", "--until", "2h"]));
+    assert!(
+        human.contains("until ") && human.contains("(in 2h)"),
+        "{human}"
+    );
+    ok(db.hookline(&["endpoint", "resume", "prod"]));
+
     // rotate-secret: masked output; the old secret stays for the grace period.
     let rotated = ok(db.hookline(&[
         "endpoint",

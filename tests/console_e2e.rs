@@ -4,8 +4,9 @@
 //! for what the keys should (and should not) have changed.
 //!
 //! Each test gets its own tmux server (`tmux -L NAME`, killed on drop) at
-//! 120x40. No dispatcher runs, so the database is quiet: only the console's
-//! actions change it. Waits poll the screen with a bounded timeout; the one
+//! 120x40. No dispatcher runs (except where a test starts one to see it
+//! end a pause), so the database is quiet: only the console's actions
+//! change it. Waits poll the screen with a bounded timeout; the one
 //! fixed wait is the idle test's 5-second observation window.
 
 mod common;
@@ -289,36 +290,298 @@ async fn retry_a_dead_delivery(backend: Backend) {
     console.wait_for("○ pending  after 0 attempts");
 }
 
-async fn pause_an_endpoint(backend: Backend) {
-    let seeded = seed(backend).await;
-    let console = Console::start(&seeded.db.url, &[]);
+/// The text inside the confirmation dialog, its wrapped lines joined with
+/// spaces (the list around it left out), so a test can read a long
+/// question whole.
+fn dialog_text(screen: &str) -> String {
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let Some((top, left)) = lines.iter().enumerate().find_map(|(i, line)| {
+        let text: String = line.iter().collect();
+        let at = text.find("┌ Confirm")?;
+        Some((i, text[..at].chars().count()))
+    }) else {
+        return String::new();
+    };
+    let right = lines[top][left..]
+        .iter()
+        .position(|&c| c == '┐')
+        .map_or(lines[top].len(), |w| left + w);
+    let mut words = Vec::new();
+    for line in &lines[top + 1..] {
+        if line.get(left) == Some(&'└') {
+            break;
+        }
+        let inside: String = line
+            .get(left + 1..right.min(line.len()))
+            .unwrap_or_default()
+            .iter()
+            .collect();
+        words.extend(inside.split_whitespace().map(str::to_string));
+    }
+    words.join(" ")
+}
+
+/// Opens the endpoints list filtered to globex/orders.
+fn endpoints_filtered_to_orders(console: &Console) {
     console.keys(&["3"]);
     console.wait_for("initech/audit-trail");
     console.keys(&["/"]);
     console.type_text("orders");
     console.keys(&["Enter"]);
-    wait_for_only_orders(&console);
-    console.keys(&["p"]);
-    console.wait_for("paused globex/orders");
-    let endpoint = seeded
+    wait_for_only_orders(console);
+    // Loads the filter started may still be arriving: act on a settled list.
+    console.wait_still();
+}
+
+/// globex/orders as stored now.
+async fn orders(seeded: &Seeded) -> hookline::model::Endpoint {
+    seeded
         .ops
         .endpoint("globex/orders")
         .await
-        .unwrap_or_else(|e| panic!("find globex/orders: {e}"));
+        .unwrap_or_else(|e| panic!("find globex/orders: {e}"))
+}
+
+/// How many deliveries globex/orders holds: pending and retrying.
+async fn held_by_orders(seeded: &Seeded) -> (i64, i64) {
+    let id = orders(seeded).await.id;
+    let queues = seeded
+        .store
+        .reads()
+        .endpoint_queues(Some(std::slice::from_ref(&id)))
+        .await
+        .unwrap_or_else(|e| panic!("queues: {e}"));
+    queues.get(&id).map_or((0, 0), |q| (q.pending, q.retrying))
+}
+
+/// `p` asks why and how long, then to confirm (Cancel focused): Cancel
+/// changes nothing; confirming pauses with the reason typed, kept and
+/// audited. `p` again asks before resuming, naming what it will send.
+async fn pause_with_a_reason_through_the_confirmation(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &[]);
+    endpoints_filtered_to_orders(&console);
+
+    let before = seeded.db.dump().await;
+    console.keys(&["p"]);
+    console.wait_for("Reason (optional");
+    console.type_text("ERP vendor maintenance");
+    console.keys(&["Enter"]);
+    let screen = console.wait_for("[ Cancel ]");
+    let question = dialog_text(&screen);
+    assert_eq!(
+        question,
+        "Pause globex/orders? Its deliveries are held, none sent or dropped, \
+         until someone resumes it. Reason: ERP vendor maintenance \
+         [ Cancel ] Pause",
+        "{screen}"
+    );
+    console.keys(&["Enter"]);
+    console.wait_for("cancelled: nothing was changed");
+    assert_eq!(seeded.db.dump().await, before, "a cancelled pause wrote");
+
+    console.keys(&["p"]);
+    console.wait_for("Reason (optional");
+    console.type_text("ERP vendor maintenance");
+    console.keys(&["Enter"]);
+    console.wait_for("[ Cancel ]");
+    console.keys(&["Tab"]);
+    console.wait_for("[ Pause ]");
+    console.keys(&["Enter"]);
+    console.wait_for("paused globex/orders");
+    let endpoint = orders(&seeded).await;
     assert_eq!(endpoint.state, EndpointState::Paused);
-    assert_by_the_operator(&last_audit(&seeded).await, "endpoint.pause");
+    assert_eq!(
+        endpoint.state_reason.as_deref(),
+        Some("ERP vendor maintenance")
+    );
+    assert_eq!(endpoint.paused_until, None);
+    let entry = last_audit(&seeded).await;
+    assert_by_the_operator(&entry, "endpoint.pause");
+    assert!(entry.detail.contains("ERP vendor maintenance"), "{entry:?}");
+    // The row shows the state and why.
+    let screen = console.wait_for("‖ paused");
+    assert!(screen.contains("ERP vendor maintenance"), "{screen}");
+
+    // p again asks before resuming, naming what it sends and why it was held.
+    assert_eq!(
+        held_by_orders(&seeded).await,
+        (0, 1),
+        "the seed: globex/orders holds one retrying delivery, none pending"
+    );
+    console.keys(&["p"]);
+    let screen = console.wait_for("[ Cancel ]");
+    let question = dialog_text(&screen);
+    // Not "sent now": a retrying delivery waits for its next attempt.
+    let sent = "1 retrying delivery keeps its schedule.";
+    assert!(
+        question.starts_with(&format!("Resume globex/orders? {sent} Paused at "))
+            && question.contains(": ERP vendor maintenance."),
+        "{question}"
+    );
+    console.keys(&["Tab"]);
+    console.wait_for("[ Resume ]");
+    console.keys(&["Enter"]);
+    console.wait_for("resumed globex/orders");
+    let endpoint = orders(&seeded).await;
+    assert_eq!(endpoint.state, EndpointState::Active);
+    assert_eq!(endpoint.state_reason, None);
+    assert_by_the_operator(&last_audit(&seeded).await, "endpoint.resume");
+}
+
+/// Resuming an endpoint hookline disabled after a 410 says that it
+/// re-enables it, why and when, before anything changes.
+async fn resume_a_disabled_endpoint_naming_why_and_when(backend: Backend) {
+    let seeded = seed(backend).await;
+    let endpoint = orders(&seeded).await;
+    let why = "answered 410 Gone to delivery dlv_01M83K1DCM2DM5CX7MHA4VBXBQ (attempt 1)";
+    let hookline = hookline::model::Actor {
+        name: "hookline".into(),
+        client_addr: None,
+        source: Source::System,
+    };
+    seeded
+        .store
+        .set_endpoint_state(&endpoint.id, EndpointState::Disabled, Some(why), &hookline)
+        .await
+        .unwrap_or_else(|e| panic!("disable globex/orders: {e}"));
+    let disabled = orders(&seeded).await;
+    let at = disabled.state_changed_at.expect("when it was disabled");
+    assert_eq!(held_by_orders(&seeded).await, (0, 1), "the seed");
+
+    let console = Console::start(&seeded.db.url, &[]);
+    endpoints_filtered_to_orders(&console);
+    console.wait_for("⊘ disabled");
+    let before = seeded.db.dump().await;
+    console.keys(&["p"]);
+    let screen = console.wait_for("[ Cancel ]");
+    let question = dialog_text(&screen);
+    // The pane runs without TZ: local time is UTC.
+    let when = hookline::ops::local_time_short(at);
+    assert!(when.ends_with("+00:00"), "{when}");
+    assert!(
+        question.starts_with("Resume globex/orders? 1 retrying delivery keeps its schedule. ")
+            && question.contains(&format!(
+                "This re-enables an endpoint that hookline disabled at {when}: {why}."
+            )),
+        "{question}"
+    );
+    console.keys(&["Enter"]);
+    console.wait_for("cancelled: nothing was changed");
+    assert_eq!(seeded.db.dump().await, before, "a cancelled resume wrote");
+    assert_eq!(orders(&seeded).await.state, EndpointState::Disabled);
+
+    console.keys(&["p"]);
+    console.wait_for("[ Cancel ]");
+    console.keys(&["Tab"]);
+    console.wait_for("[ Resume ]");
+    console.keys(&["Enter"]);
+    console.wait_for("resumed globex/orders");
+    assert_eq!(orders(&seeded).await.state, EndpointState::Active);
+    assert_by_the_operator(&last_audit(&seeded).await, "endpoint.resume");
+}
+
+/// A `hookline dispatch` process, stopped when dropped.
+struct DispatchProcess(std::process::Child);
+
+impl DispatchProcess {
+    fn start(url: &str) -> DispatchProcess {
+        let child = hookline_command(url, &["dispatch"])
+            .env("HOOKLINE_DISPATCH_POLL_INTERVAL", "100ms")
+            .env("HOOKLINE_DISPATCH_HEARTBEAT_INTERVAL", "200ms")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn hookline dispatch");
+        DispatchProcess(child)
+    }
+}
+
+impl Drop for DispatchProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A pause for a few seconds, typed in the console, is ended by a real
+/// dispatcher when due: once, audited as hookline's automatic resume, and
+/// the console shows the endpoint active again.
+async fn pause_until_a_time_ahead_is_ended_by_a_dispatcher(backend: Backend) {
+    let seeded = seed(backend).await;
+    let _dispatcher = DispatchProcess::start(&seeded.db.url);
+    let console = Console::start(&seeded.db.url, &[]);
+    console.wait_for("dispatchers 1 alive");
+    endpoints_filtered_to_orders(&console);
+
+    console.keys(&["p"]);
+    console.wait_for("Reason (optional");
+    console.type_text("deploy window");
+    console.keys(&["Tab"]);
+    console.type_text("for 10s");
+    console.keys(&["Enter"]);
+    let screen = console.wait_for("[ Cancel ]");
+    let question = dialog_text(&screen);
+    assert!(
+        question.starts_with("Pause globex/orders until ")
+            && question.contains("+00:00 (in ")
+            && question.contains("until a running dispatcher resumes it then")
+            && question.contains("Reason: deploy window"),
+        "{question}"
+    );
+    console.keys(&["Tab"]);
+    console.wait_for("[ Pause ]");
+    let asked_at = now_millis();
+    console.keys(&["Enter"]);
+    console.wait_for("paused globex/orders");
+    let paused = orders(&seeded).await;
+    assert_eq!(paused.state, EndpointState::Paused);
+    assert_eq!(paused.state_reason.as_deref(), Some("deploy window"));
+    let until = paused.paused_until.expect("the pause's end is stored");
+    assert!(
+        (asked_at..=asked_at + 10_000).contains(&until),
+        "ends about 10s after it was asked for: {until} vs {asked_at}"
+    );
     console.wait_for("‖ paused");
 
-    // p again resumes it.
-    console.keys(&["p"]);
-    console.wait_for("resumed globex/orders");
-    let endpoint = seeded
-        .ops
-        .endpoint("globex/orders")
+    // The dispatcher resumes it once its time has come (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let resumed = loop {
+        let endpoint = orders(&seeded).await;
+        if endpoint.state == EndpointState::Active {
+            break endpoint;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not resumed 40s after a 10s pause: {endpoint:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(now_millis() >= until, "resumed before its time");
+    assert_eq!(resumed.paused_until, None);
+    let audit = seeded
+        .store
+        .list_audit(None, 20)
         .await
-        .unwrap_or_else(|e| panic!("find globex/orders: {e}"));
-    assert_eq!(endpoint.state, EndpointState::Active);
-    assert_by_the_operator(&last_audit(&seeded).await, "endpoint.resume");
+        .unwrap_or_else(|e| panic!("list audit: {e}"))
+        .items;
+    let automatic: Vec<_> = audit
+        .iter()
+        .filter(|a| a.action == "endpoint.resume" && a.target_ids == vec![paused.id.clone()])
+        .collect();
+    assert_eq!(automatic.len(), 1, "one resume: {automatic:?}");
+    assert_eq!(automatic[0].actor, "hookline", "{:?}", automatic[0]);
+    assert_eq!(automatic[0].source, Source::System);
+    assert!(
+        automatic[0].detail.contains("automatic"),
+        "{:?}",
+        automatic[0]
+    );
+    // The console follows without a key pressed.
+    console.wait_until("globex/orders active again", |s| {
+        s.contains("globex/orders") && s.contains("● active") && !s.contains("‖ paused")
+    });
 }
 
 /// The subscriptions list is ordered by tenant and endpoint name:
@@ -634,7 +897,9 @@ async fn secrets_are_masked_on_screen_until_revealed(backend: Backend) {
 both_backends!(
     secrets_are_masked_on_screen_until_revealed,
     retry_a_dead_delivery,
-    pause_an_endpoint,
+    pause_with_a_reason_through_the_confirmation,
+    resume_a_disabled_endpoint_naming_why_and_when,
+    pause_until_a_time_ahead_is_ended_by_a_dispatcher,
     edit_a_subscription,
     a_bad_edit_changes_nothing,
     read_only_refuses_the_same_keys,

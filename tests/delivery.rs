@@ -872,7 +872,7 @@ async fn pause_holds_and_resume_releases_in_order(backend: Backend) {
         .await;
     let (paused, already) = world
         .ops
-        .pause_endpoint(&endpoint.id, Some("receiver maintenance"))
+        .pause_endpoint(&endpoint.id, Some("receiver maintenance"), None)
         .await
         .expect("pause");
     assert!(!already);

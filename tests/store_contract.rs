@@ -721,7 +721,10 @@ async fn an_ambiguous_endpoint_name_is_a_conflict_naming_both_tenants(backend: B
         }
         other => panic!("expected a Conflict, got {other:?}"),
     }
-    assert_conflict(env.ops.pause_endpoint("shared", None).await, "endpoint");
+    assert_conflict(
+        env.ops.pause_endpoint("shared", None, None).await,
+        "endpoint",
+    );
 }
 
 async fn endpoint_updates_patch_only_given_fields_and_some_none_clears(backend: Backend) {
@@ -821,7 +824,7 @@ async fn pause_and_resume_report_the_previous_state_and_pausing_twice_audits_onc
 
     let (paused, was_paused) = env
         .ops
-        .pause_endpoint("acme/hooks", Some("maintenance"))
+        .pause_endpoint("acme/hooks", Some("maintenance"), None)
         .await
         .unwrap();
     assert!(!was_paused);
@@ -830,7 +833,11 @@ async fn pause_and_resume_report_the_previous_state_and_pausing_twice_audits_onc
     assert!(paused.state_changed_at.is_some());
 
     let dump = env.db.dump().await;
-    let (again, was_paused) = env.ops.pause_endpoint(&endpoint.id, None).await.unwrap();
+    let (again, was_paused) = env
+        .ops
+        .pause_endpoint(&endpoint.id, None, None)
+        .await
+        .unwrap();
     assert!(was_paused, "the second pause reports it was already paused");
     assert_eq!(again.state, EndpointState::Paused);
     assert_eq!(env.db.dump().await, dump, "pausing twice writes nothing");
@@ -872,6 +879,203 @@ async fn resume_makes_a_disabled_endpoint_active(backend: Backend) {
     let (resumed, left) = env.ops.resume_endpoint(&endpoint.id).await.unwrap();
     assert_eq!(left, EndpointState::Disabled);
     assert_eq!(resumed.state, EndpointState::Active);
+}
+
+/// A pause with an end keeps it, holds the endpoint's deliveries until
+/// then, and ends on a claim that reaps (a dispatcher's once-a-second
+/// step) once due, audited as hookline's automatic resume; claims that do
+/// not reap leave it alone. An end in the past is refused, naming `until`.
+async fn a_pause_until_a_time_ends_on_the_reap_and_is_audited_as_hookline(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let hooks = env.endpoint("acme", "hooks", &["*"]).await;
+    let held = env.publish_one("acme", "order.created").await;
+
+    let dump = env.db.dump().await;
+    let past = env
+        .ops
+        .pause_endpoint(&hooks.id, None, Some(now_millis() - 1_000))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&past), "until", "{past}");
+    assert!(past.to_string().contains("not in the future"), "{past}");
+    assert_eq!(env.db.dump().await, dump, "a refused pause wrote");
+
+    let before = env.audit_ids().await;
+    let until = now_millis() + 700;
+    let (paused, was_paused) = env
+        .ops
+        .pause_endpoint(&hooks.id, Some("maintenance"), Some(until))
+        .await
+        .unwrap();
+    assert!(!was_paused);
+    assert_eq!(paused.state, EndpointState::Paused);
+    assert_eq!(paused.paused_until, Some(until));
+    assert_eq!(paused.state_reason.as_deref(), Some("maintenance"));
+    let pause = env.audit_after(&before).await;
+    assert_eq!(pause.len(), 1, "{pause:?}");
+    assert_eq!(pause[0].action, "endpoint.pause");
+    assert!(
+        pause[0]
+            .detail
+            .contains(&hookline::model::format_rfc3339(until)),
+        "the pause's audit row names its end: {:?}",
+        pause[0]
+    );
+
+    // Not yet due: a reaping claim takes nothing and the pause stands.
+    assert!(env.claim("dsp_a", 10).await.deliveries.is_empty());
+    assert_eq!(
+        env.ops.endpoint(&hooks.id).await.unwrap().state,
+        EndpointState::Paused
+    );
+
+    let wait = u64::try_from(until - now_millis() + 50).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let quiet = env
+        .store
+        .claim(&ClaimRequest {
+            reap_expired: false,
+            ..request("dsp_a", 10)
+        })
+        .await
+        .unwrap();
+    assert!(
+        quiet.deliveries.is_empty(),
+        "a claim that does not reap resumes nothing"
+    );
+    assert_eq!(
+        env.ops.endpoint(&hooks.id).await.unwrap().state,
+        EndpointState::Paused
+    );
+
+    let before = env.audit_ids().await;
+    let claimed = env.claim("dsp_a", 10).await;
+    assert_eq!(
+        ids(&claimed.deliveries),
+        vec![held],
+        "the held delivery goes in the cycle that resumed its endpoint"
+    );
+    let resumed = env.ops.endpoint(&hooks.id).await.unwrap();
+    assert_eq!(resumed.state, EndpointState::Active);
+    assert_eq!(resumed.paused_until, None);
+    assert_eq!(resumed.state_reason, None);
+    let audit = env.audit_after(&before).await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    let entry = &audit[0];
+    assert_eq!(entry.action, "endpoint.resume");
+    assert_eq!(entry.actor, "hookline");
+    assert_eq!(entry.source, Source::System);
+    assert_eq!(entry.target_ids, vec![hooks.id.clone()]);
+    let automatic = format!(
+        "automatic: paused until {}",
+        hookline::model::format_rfc3339(until)
+    );
+    assert!(entry.detail.contains(&automatic), "{entry:?}");
+
+    // Resumed by hand before its end: the end is gone with the pause.
+    let (paused, _) = env
+        .ops
+        .pause_endpoint(&hooks.id, None, Some(now_millis() + HOUR_MS))
+        .await
+        .unwrap();
+    assert!(paused.paused_until.is_some());
+    let (resumed, _) = env.ops.resume_endpoint(&hooks.id).await.unwrap();
+    assert_eq!(resumed.paused_until, None);
+    // A new pause of a paused endpoint replaces what it gives, keeps the
+    // rest, and is audited once; one that gives nothing new writes nothing.
+    let until = now_millis() + HOUR_MS;
+    env.ops
+        .pause_endpoint(&hooks.id, Some("first"), Some(until))
+        .await
+        .unwrap();
+    let before = env.audit_ids().await;
+    let (again, was_paused) = env
+        .ops
+        .pause_endpoint(&hooks.id, Some("second"), None)
+        .await
+        .unwrap();
+    assert!(was_paused);
+    assert_eq!(again.state, EndpointState::Paused);
+    assert_eq!(again.paused_until, Some(until), "the end is kept");
+    assert_eq!(again.state_reason.as_deref(), Some("second"));
+    let later = until + HOUR_MS;
+    let (again, _) = env
+        .ops
+        .pause_endpoint(&hooks.id, None, Some(later))
+        .await
+        .unwrap();
+    assert_eq!(again.paused_until, Some(later), "the end is replaced");
+    assert_eq!(again.state_reason.as_deref(), Some("second"));
+    let audit = env.audit_after(&before).await;
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(
+        audit.iter().all(|a| a.action == "endpoint.pause"),
+        "{audit:?}"
+    );
+    let dump = env.db.dump().await;
+    env.ops
+        .pause_endpoint(&hooks.id, Some("second"), Some(later))
+        .await
+        .unwrap();
+    env.ops.pause_endpoint(&hooks.id, None, None).await.unwrap();
+    assert_eq!(env.db.dump().await, dump, "nothing new: nothing written");
+}
+
+/// Several dispatchers (separate stores, as separate processes) reaping at
+/// the same moment after a pause ended: it is resumed once, with one
+/// audit row, whoever wins.
+async fn several_dispatchers_end_a_due_pause_once(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let hooks = env.endpoint("acme", "hooks", &["*"]).await;
+    for _ in 0..3 {
+        env.publish("acme", "order.created").await;
+    }
+    let stores = [
+        env.db.store().await,
+        env.db.store().await,
+        env.db.store().await,
+    ];
+    for round in 0..4 {
+        let until = now_millis() + 300;
+        env.ops
+            .pause_endpoint(&hooks.id, None, Some(until))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let before = env.audit_ids().await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(6));
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let store = stores[i % 3].clone();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                let owner = format!("dsp_{i}");
+                barrier.wait().await;
+                // Limit 0 would skip the claim (and the reap) altogether.
+                let claimed = store.claim(&request(&owner, 1)).await.expect("claim");
+                // Give back what was taken, so the next round finds it queued.
+                store
+                    .release(&owner, &ids(&claimed.deliveries))
+                    .await
+                    .expect("release");
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let endpoint = env.ops.endpoint(&hooks.id).await.unwrap();
+        assert_eq!(endpoint.state, EndpointState::Active, "round {round}");
+        let resumes: Vec<AuditEntry> = env
+            .audit_after(&before)
+            .await
+            .into_iter()
+            .filter(|a| a.action == "endpoint.resume")
+            .collect();
+        assert_eq!(resumes.len(), 1, "round {round}: {resumes:?}");
+        assert_eq!(resumes[0].actor, "hookline");
+    }
 }
 
 async fn rotating_a_secret_keeps_the_previous_one_signing_during_its_grace(backend: Backend) {
@@ -1180,7 +1384,10 @@ async fn paused_and_disabled_endpoints_get_held_deliveries_but_deleted_ones_none
     let paused = env.endpoint("acme", "paused", &["*"]).await;
     let disabled = env.endpoint("acme", "disabled", &["*"]).await;
     let deleted = env.endpoint("acme", "deleted", &["*"]).await;
-    env.ops.pause_endpoint(&paused.id, None).await.unwrap();
+    env.ops
+        .pause_endpoint(&paused.id, None, None)
+        .await
+        .unwrap();
     env.store
         .set_endpoint_state(
             &disabled.id,
@@ -1580,7 +1787,10 @@ async fn a_publish_hands_off_only_what_caps_queues_and_slots_allow(backend: Back
     env.tenant("acme").await;
     let open = env.endpoint("acme", "open", &["order.*"]).await;
     let paused = env.endpoint("acme", "paused", &["order.*"]).await;
-    env.ops.pause_endpoint(&paused.id, None).await.unwrap();
+    env.ops
+        .pause_endpoint(&paused.id, None, None)
+        .await
+        .unwrap();
     let busy = env
         .ops
         .add_endpoint(&EndpointInput {
@@ -1984,7 +2194,10 @@ async fn held_and_deleted_endpoints_are_never_claimed(backend: Backend) {
     let deleted = env.endpoint("acme", "deleted", &["*"]).await;
     env.publish("acme", "order.created").await;
     env.publish("acme", "order.created").await;
-    env.ops.pause_endpoint(&paused.id, None).await.unwrap();
+    env.ops
+        .pause_endpoint(&paused.id, None, None)
+        .await
+        .unwrap();
     env.store
         .set_endpoint_state(&disabled.id, EndpointState::Disabled, None, &operator())
         .await
@@ -2921,7 +3134,10 @@ async fn every_operator_mutation_writes_one_audit_row_with_the_actor(backend: Ba
         .await
         .unwrap();
     expect_audit(&env, &mut seen, "endpoint.update", &endpoint.id).await;
-    env.ops.pause_endpoint(&endpoint.id, None).await.unwrap();
+    env.ops
+        .pause_endpoint(&endpoint.id, None, None)
+        .await
+        .unwrap();
     expect_audit(&env, &mut seen, "endpoint.pause", &endpoint.id).await;
     env.ops.resume_endpoint(&endpoint.id).await.unwrap();
     expect_audit(&env, &mut seen, "endpoint.resume", &endpoint.id).await;
@@ -3167,7 +3383,7 @@ async fn concurrent_pauses_report_and_audit_one_change(backend: Backend) {
             let id = endpoint.id.clone();
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                ops.pause_endpoint(&id, None).await.expect("pause").1
+                ops.pause_endpoint(&id, None, None).await.expect("pause").1
             }));
         }
         let mut changed = 0;
@@ -3548,7 +3764,7 @@ async fn worst_endpoints_rank_by_failure_rate_then_backlog(backend: Backend) {
     let fine = env.publish_one("acme", "healthy.x").await;
     env.drive(&fine, NextStep::Succeeded).await;
     env.ops
-        .pause_endpoint(&backlogged.id, Some("maintenance"))
+        .pause_endpoint(&backlogged.id, Some("maintenance"), None)
         .await
         .unwrap();
 
@@ -3917,7 +4133,7 @@ async fn the_config_version_moves_with_configuration_only(backend: Backend) {
         after_endpoint,
         "deliveries are not configuration"
     );
-    env.ops.pause_endpoint(&hooks.id, None).await.unwrap();
+    env.ops.pause_endpoint(&hooks.id, None, None).await.unwrap();
     let after_pause = env.store.config_version().await.unwrap();
     assert!(after_pause > after_endpoint, "a paused endpoint");
     let subscription = env
@@ -3946,6 +4162,8 @@ both_backends!(
     renaming_an_endpoint_onto_a_taken_name_is_refused_and_writes_nothing,
     pause_and_resume_report_the_previous_state_and_pausing_twice_audits_once,
     resume_makes_a_disabled_endpoint_active,
+    a_pause_until_a_time_ends_on_the_reap_and_is_audited_as_hookline,
+    several_dispatchers_end_a_due_pause_once,
     rotating_a_secret_keeps_the_previous_one_signing_during_its_grace,
     deleting_an_endpoint_cancels_its_unfinished_deliveries,
     subscriptions_are_created_listed_updated_and_deleted,

@@ -15,7 +15,7 @@ use super::body::{JsonBody, OptionalJsonBody, QueryParams};
 use super::problem::{ApiResult, Problem};
 use super::views::{Deleted, EndpointSecretView, EndpointView, List};
 use crate::model::{DeliveryState, now_millis};
-use crate::ops::{BulkRetry, EndpointChanges, EndpointInput, parse_since};
+use crate::ops::{BulkRetry, EndpointChanges, EndpointInput, parse_since, parse_until_rfc3339};
 
 /// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a value.
 pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
@@ -66,11 +66,18 @@ pub struct UpdateEndpoint {
     pub description: Option<Option<String>>,
 }
 
-/// Why an endpoint is paused.
+/// Why an endpoint is paused, and when the pause ends by itself.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseEndpoint {
+    /// Why: kept with the endpoint, shown, and written to the audit log.
     pub reason: Option<String>,
+    /// When the pause ends: an RFC 3339 time in the future
+    /// (`2026-12-07T04:00:00+01:00`); a dispatcher resumes the endpoint
+    /// then (audited as an automatic `endpoint.resume`). `null` or left
+    /// out: paused until resumed.
+    #[schema(format = DateTime, example = "2026-12-07T04:00:00+01:00")]
+    pub until: Option<String>,
 }
 
 /// The new secret; generated when left out.
@@ -253,7 +260,9 @@ pub async fn delete(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<De
     }))
 }
 
-/// Hold an endpoint's deliveries (nothing is attempted or dropped) until resumed.
+/// Hold an endpoint's deliveries (nothing is attempted or dropped) until
+/// resumed, or until `until`. Pausing a paused endpoint replaces the
+/// reason and the end given and keeps the others.
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/pause",
@@ -264,6 +273,7 @@ pub async fn delete(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<De
     responses(
         (status = 200, description = "Paused", body = EndpointView),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad reason or until (named in the problem)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -273,9 +283,14 @@ pub async fn pause(
     OptionalJsonBody(request): OptionalJsonBody<PauseEndpoint>,
 ) -> ApiResult<Json<EndpointView>> {
     let endpoint = caller.endpoint(&id, None).await?;
+    let until = request
+        .until
+        .as_deref()
+        .map(parse_until_rfc3339)
+        .transpose()?;
     let (endpoint, _was_paused) = caller
         .ops
-        .pause_endpoint(&endpoint.id, request.reason.as_deref())
+        .pause_endpoint(&endpoint.id, request.reason.as_deref(), until)
         .await?;
     Ok(Json(endpoint.into()))
 }

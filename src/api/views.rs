@@ -89,6 +89,9 @@ pub struct EndpointView {
     pub state: String,
     pub state_reason: Option<String>,
     pub state_changed_at: Option<String>,
+    /// When a pause ends by itself (a dispatcher resumes the endpoint);
+    /// `null` unless paused with an end.
+    pub paused_until: Option<String>,
     /// Per-attempt timeout; `null` uses the server's default.
     pub timeout_ms: Option<i64>,
     /// Cap on concurrent attempts; `null` uses the server's default.
@@ -135,6 +138,7 @@ impl EndpointView {
             state: e.state.to_string(),
             state_reason: e.state_reason,
             state_changed_at: time_opt(e.state_changed_at),
+            paused_until: time_opt(e.paused_until),
             timeout_ms: e.timeout_ms,
             max_in_flight: e.max_in_flight,
             headers: e.headers.into_iter().collect(),

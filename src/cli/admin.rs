@@ -1,8 +1,10 @@
 //! `hookline tenant|endpoint|subscription …`: managing who receives what.
 
 use hookline::config::Config;
-use hookline::model::{Actor, Endpoint, Source, Subscription, Tenant};
-use hookline::ops::{EndpointChanges, EndpointInput, Ops};
+use hookline::model::{Actor, Endpoint, Source, Subscription, Tenant, now_millis};
+use hookline::ops::{
+    EndpointChanges, EndpointInput, Ops, from_now, local_time, local_time_short, parse_until,
+};
 use hookline::store::{OpenMode, Store, StoreOptions};
 use serde_json::json;
 
@@ -73,6 +75,7 @@ pub fn endpoint_record(endpoint: &Endpoint) -> Record {
         .field("max_in_flight", endpoint.max_in_flight)
         .field("headers", Cell::Json(json!(headers)))
         .field("state_reason", endpoint.state_reason.as_ref())
+        .field("paused_until", Cell::time(endpoint.paused_until))
         .field("created_at", Cell::Time(endpoint.created_at))
 }
 
@@ -93,11 +96,16 @@ fn endpoint_detail(endpoint: &Endpoint, subscriptions: &[Subscription]) -> Recor
 
 /// The short endpoint table (fits 100 columns).
 fn endpoint_row(endpoint: &Endpoint) -> Record {
+    // A pause that ends by itself says when, where the state is read.
+    let state = match endpoint.paused_until {
+        Some(at) => format!("{} until {}", endpoint.state.as_str(), local_time_short(at)),
+        None => endpoint.state.as_str().to_string(),
+    };
     Record::new()
         .field("id", &endpoint.id)
         .field("tenant", &endpoint.tenant_name)
         .field("name", &endpoint.name)
-        .field("state", endpoint.state.as_str())
+        .field("state", state)
         .field("url", &endpoint.url)
 }
 
@@ -217,16 +225,39 @@ pub async fn endpoint(
             let endpoint = visible_one(&ops, out, endpoint).await?;
             out.detail(&endpoint_record(&endpoint));
         }
-        EndpointCommand::Pause { endpoint, reason } => {
-            let (endpoint, already) = ops.pause_endpoint(&endpoint, reason.as_deref()).await?;
+        EndpointCommand::Pause {
+            endpoint,
+            reason,
+            until,
+        } => {
+            let until = until.as_deref().map(parse_until).transpose()?;
+            let (endpoint, already) = ops
+                .pause_endpoint(&endpoint, reason.as_deref(), until)
+                .await?;
             let endpoint = visible_one(&ops, out, endpoint).await?;
-            let text = if already {
-                format!("endpoint {} was already paused", endpoint.name)
-            } else {
-                format!(
+            let text = match (already, endpoint.paused_until) {
+                (true, Some(at)) => format!(
+                    "endpoint {} was already paused; it is paused until {} ({}) (a --reason or --until given replaces the one it had)",
+                    endpoint.name,
+                    local_time(at),
+                    from_now(at, now_millis())
+                ),
+                (true, None) => format!(
+                    "endpoint {} was already paused; it is paused until resumed (a --reason or --until given replaces the one it had)",
+                    endpoint.name
+                ),
+                (false, Some(at)) => format!(
+                    "paused endpoint {} ({}) until {} ({}): its deliveries are held until a dispatcher resumes it then, or `hookline endpoint resume {}` sooner",
+                    endpoint.name,
+                    endpoint.id,
+                    local_time(at),
+                    from_now(at, now_millis()),
+                    endpoint.id
+                ),
+                (false, None) => format!(
                     "paused endpoint {} ({}): its deliveries are held until `hookline endpoint resume {}`",
                     endpoint.name, endpoint.id, endpoint.id
-                )
+                ),
             };
             out.result(endpoint_record(&endpoint).to_json(), &text);
         }

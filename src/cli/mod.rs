@@ -269,6 +269,12 @@ pub enum EndpointCommand {
         /// Why, for the audit log and the console.
         #[arg(long)]
         reason: Option<String>,
+        /// End the pause by itself: after a duration (30m, 2h), at the next
+        /// local HH:MM (04:00, in this machine's time zone), or at an RFC 3339
+        /// time (2026-12-07T04:00:00+01:00). A dispatcher resumes it then.
+        /// Pausing a paused endpoint replaces the reason and end given.
+        #[arg(long)]
+        until: Option<String>,
     },
     /// Make a paused or disabled endpoint active again; held deliveries flow oldest first.
     Resume { endpoint: String },

@@ -91,6 +91,7 @@ fn endpoint(n: usize, name: &str, state: EndpointState) -> EndpointRow {
             state,
             state_reason: None,
             state_changed_at: None,
+            paused_until: None,
             timeout_ms: None,
             max_in_flight: None,
             headers: Vec::new(),
@@ -936,24 +937,349 @@ fn a_long_action_shows_its_progress_until_it_ends() {
     assert!(app.progress.is_none());
 }
 
+/// The load `p` sent to count what resuming would send, and its token.
+fn resume_check(commands: &[Command]) -> (u64, Load) {
+    match commands {
+        [Command::Load { token, load }] => (*token, load.clone()),
+        other => panic!("expected one resume check, got {other:?}"),
+    }
+}
+
+fn pause_form(app: &App) -> &super::forms::Form {
+    match &app.mode {
+        Mode::Form(form) => form,
+        other => panic!("expected the pause form, got {other:?}"),
+    }
+}
+
 #[test]
-fn p_pauses_an_active_endpoint_and_resumes_a_paused_one() {
-    let mut app = on_endpoints(
-        vec![
-            endpoint(1, "orders", EndpointState::Active),
-            endpoint(2, "billing", EndpointState::Paused),
-            endpoint(3, "crm", EndpointState::Disabled),
-        ],
-        false,
+fn p_on_an_active_endpoint_asks_why_and_how_long_then_to_confirm() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    assert!(
+        acts(&key(&mut app, KeyCode::Char('p'))).is_empty(),
+        "p never acts at once"
     );
+    let form = pause_form(&app);
+    assert_eq!(form.title, "Pause globex/orders");
+    let names: Vec<&str> = form.fields.iter().map(|f| f.name).collect();
+    assert_eq!(names, ["reason", "until"]);
+    assert!(
+        form.fields[1].label.contains("04:00 local time (+")
+            || form.fields[1].label.contains("04:00 local time (-"),
+        "the until field names the local offset: {}",
+        form.fields[1].label
+    );
+    assert!(screen(&app).contains("Pause globex/orders"));
+
+    type_text(&mut app, "vendor maintenance");
+    key(&mut app, KeyCode::Tab);
+    type_text(&mut app, "30m");
+    assert!(
+        acts(&key(&mut app, KeyCode::Enter)).is_empty(),
+        "Enter asks first"
+    );
+    let asked = confirm(&app).clone();
+    assert!(!asked.confirm_focused, "Cancel has the focus");
+    assert_eq!(asked.confirm_label, "Pause");
+    assert!(
+        asked.question.starts_with("Pause globex/orders until ")
+            && asked.question.contains("(in 30m)?")
+            && asked.question.ends_with("Reason: vendor maintenance"),
+        "{}",
+        asked.question
+    );
+    let Act::Pause {
+        id: paused,
+        reason,
+        until,
+    } = &asked.act
+    else {
+        panic!("expected a pause, got {:?}", asked.act);
+    };
+    assert_eq!(paused, &id("ep_", 1));
+    assert_eq!(reason.as_deref(), Some("vendor maintenance"));
+    let until = until.expect("an end");
+    let ahead = until - crate::model::now_millis();
+    assert!(
+        (29 * 60_000..=30 * 60_000).contains(&ahead),
+        "{ahead} ms ahead"
+    );
+    let shown = screen(&app);
+    assert!(shown.contains("[ Cancel ]"), "{shown}");
+    assert!(shown.contains("vendor maintenance"), "{shown}");
+
+    // Enter on Cancel changes nothing.
+    assert!(acts(&key(&mut app, KeyCode::Enter)).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(flash_text(&app).contains("nothing was changed"));
+
+    // Tab to Pause, Enter: the pause as confirmed.
+    key(&mut app, KeyCode::Char('p'));
+    type_text(&mut app, "vendor maintenance");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Tab);
+    let commands = key(&mut app, KeyCode::Enter);
+    match acts(&commands).as_slice() {
+        [
+            Act::Pause {
+                id: paused,
+                reason,
+                until: None,
+            },
+        ] => {
+            assert_eq!(paused, &id("ep_", 1));
+            assert_eq!(reason.as_deref(), Some("vendor maintenance"));
+        }
+        other => panic!("expected a pause without an end, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_pause_form_refuses_a_bad_end_inline_and_sends_nothing() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    key(&mut app, KeyCode::Char('p'));
+    key(&mut app, KeyCode::Tab);
+    type_text(&mut app, "soon");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    let form = pause_form(&app);
+    let error = form.fields[1].error.as_deref().unwrap_or_default();
+    assert!(error.contains("neither a duration nor a time"), "{error}");
+    assert!(
+        screen(&app).contains("✗ \"soon\" is neither"),
+        "{}",
+        screen(&app)
+    );
+    // A reason over the limit, named under its field.
+    ctrl(&mut app, 'u');
+    key(&mut app, KeyCode::BackTab);
+    type_text(&mut app, &"r".repeat(501));
+    key(&mut app, KeyCode::Enter);
+    let form = pause_form(&app);
+    assert!(
+        form.fields[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("longer than"),
+        "{:?}",
+        form.fields[0].error
+    );
+    // Esc: nothing was changed.
+    assert!(key(&mut app, KeyCode::Esc).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn the_pause_question_without_a_reason_or_an_end_says_so() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    key(&mut app, KeyCode::Char('p'));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        confirm(&app).question,
+        "Pause globex/orders? Its deliveries are held, none sent or dropped, until someone resumes it. No reason given."
+    );
+    assert_eq!(
+        confirm(&app).act,
+        Act::Pause {
+            id: id("ep_", 1),
+            reason: None,
+            until: None
+        }
+    );
+}
+
+#[test]
+fn p_on_a_paused_endpoint_counts_what_it_holds_then_asks_naming_it() {
+    let mut row = endpoint(2, "billing", EndpointState::Paused);
+    row.endpoint.state_reason = Some("vendor maintenance".into());
+    row.endpoint.state_changed_at = Some(crate::model::now_millis() - 60_000);
+    let mut app = on_endpoints(vec![row.clone()], false);
     let commands = key(&mut app, KeyCode::Char('p'));
-    assert_eq!(acts(&commands), vec![&Act::Pause(id("ep_", 1))]);
-    key(&mut app, KeyCode::Char('j'));
-    let commands = key(&mut app, KeyCode::Char('p'));
+    assert!(acts(&commands).is_empty(), "p never acts at once");
+    let (token, load) = resume_check(&commands);
+    assert_eq!(
+        load,
+        Load::ResumeCheck {
+            endpoint_id: id("ep_", 2)
+        }
+    );
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::ResumeCheck {
+            endpoint: Box::new(row.endpoint.clone()),
+            held: 32,
+            retrying: 0,
+        }),
+    });
+    let asked = confirm(&app).clone();
+    assert!(!asked.confirm_focused, "Cancel has the focus");
+    assert_eq!(asked.confirm_label, "Resume");
+    assert_eq!(asked.act, Act::Resume(id("ep_", 2)));
+    assert!(
+        asked.question.starts_with(
+            "Resume globex/billing? 32 held deliveries will be sent now, oldest first. Paused at "
+        ),
+        "{}",
+        asked.question
+    );
+    assert!(
+        asked.question.ends_with(": vendor maintenance."),
+        "{}",
+        asked.question
+    );
+    // Enter on Cancel: nothing.
+    assert!(acts(&key(&mut app, KeyCode::Enter)).is_empty());
+    // Again, to Resume.
+    let (token, _) = resume_check(&key(&mut app, KeyCode::Char('p')));
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::ResumeCheck {
+            endpoint: Box::new(row.endpoint.clone()),
+            held: 1,
+            retrying: 0,
+        }),
+    });
+    assert!(
+        confirm(&app)
+            .question
+            .contains("1 held delivery will be sent now.")
+    );
+    key(&mut app, KeyCode::Tab);
+    let commands = key(&mut app, KeyCode::Enter);
     assert_eq!(acts(&commands), vec![&Act::Resume(id("ep_", 2))]);
-    key(&mut app, KeyCode::Char('j'));
-    let commands = key(&mut app, KeyCode::Char('p'));
-    assert_eq!(acts(&commands), vec![&Act::Resume(id("ep_", 3))]);
+}
+
+#[test]
+fn resuming_a_disabled_endpoint_says_it_re_enables_it_why_and_when() {
+    let mut row = endpoint(3, "archive", EndpointState::Disabled);
+    row.endpoint.state_reason =
+        Some("answered 410 Gone to delivery dlv_01M83K1DCM2DM5CX7MHA4VBXBQ (attempt 1)".into());
+    row.endpoint.state_changed_at = Some(crate::model::now_millis() - 5 * 60_000);
+    let mut app = on_endpoints(vec![row.clone()], false);
+    let (token, _) = resume_check(&key(&mut app, KeyCode::Char('p')));
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::ResumeCheck {
+            endpoint: Box::new(row.endpoint.clone()),
+            held: 1204,
+            retrying: 0,
+        }),
+    });
+    let question = confirm(&app).question.clone();
+    assert!(
+        question.starts_with("Resume globex/archive? 1,204 held deliveries will be sent now"),
+        "{question}"
+    );
+    assert!(
+        question.contains("This re-enables an endpoint that hookline disabled at ")
+            && question.ends_with(
+                ": answered 410 Gone to delivery dlv_01M83K1DCM2DM5CX7MHA4VBXBQ (attempt 1)."
+            ),
+        "{question}"
+    );
+    // The whole question shows: the dialog grows to hold it.
+    let shown = screen(&app);
+    assert!(shown.contains("(attempt 1)."), "{shown}");
+    assert!(shown.contains("[ Cancel ]"), "{shown}");
+}
+
+#[test]
+fn a_paused_row_says_until_when_before_why() {
+    let until = crate::model::now_millis() + 30 * 60_000;
+    let mut row = endpoint(2, "billing", EndpointState::Paused);
+    row.endpoint.state_reason = Some("vendor maintenance".into());
+    row.endpoint.paused_until = Some(until);
+    let mut plain = endpoint(3, "crm", EndpointState::Paused);
+    plain.endpoint.state_reason = Some("until the vendor calls".into());
+    let app = on_endpoints(vec![row, plain], false);
+    let shown = screen(&app);
+    // The end comes first: the column clips a long reason.
+    let expected = format!("until {}: vendor main", crate::ops::local_time_short(until));
+    assert!(shown.contains(&expected), "{expected}\n{shown}");
+    assert!(
+        shown.contains("until the vendor calls") && !shown.contains("until until"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn resuming_a_timed_pause_says_it_would_end_by_itself() {
+    let now = crate::model::now_millis();
+    let mut row = endpoint(2, "billing", EndpointState::Paused);
+    row.endpoint.state_changed_at = Some(now - 60_000);
+    row.endpoint.paused_until = Some(now + 2 * 3_600_000);
+    let mut app = on_endpoints(vec![row.clone()], false);
+    let (token, _) = resume_check(&key(&mut app, KeyCode::Char('p')));
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::ResumeCheck {
+            endpoint: Box::new(row.endpoint.clone()),
+            held: 0,
+            retrying: 0,
+        }),
+    });
+    let question = confirm(&app).question.clone();
+    assert!(
+        question.starts_with(
+            "Resume globex/billing? No deliveries are held; new ones will be sent as they come. Paused at "
+        ) && question.contains("; it would resume by itself at ")
+            && question.ends_with("(in 2h)."),
+        "{question}"
+    );
+}
+
+#[test]
+fn resuming_names_retrying_deliveries_apart_they_keep_their_schedule() {
+    let row = endpoint(2, "billing", EndpointState::Paused);
+    for (held, retrying, says) in [
+        (
+            0,
+            1,
+            "Resume globex/billing? 1 retrying delivery keeps its schedule. Paused",
+        ),
+        (
+            3,
+            2,
+            "Resume globex/billing? 3 held deliveries will be sent now, oldest first; 2 retrying deliveries keep their schedule. Paused",
+        ),
+        (
+            1,
+            0,
+            "Resume globex/billing? 1 held delivery will be sent now. Paused",
+        ),
+    ] {
+        let mut app = on_endpoints(vec![row.clone()], false);
+        let (token, _) = resume_check(&key(&mut app, KeyCode::Char('p')));
+        app.update(Msg::Loaded {
+            token,
+            result: Ok(Loaded::ResumeCheck {
+                endpoint: Box::new(row.endpoint.clone()),
+                held,
+                retrying,
+            }),
+        });
+        let question = &confirm(&app).question;
+        assert!(question.starts_with(says), "{question}");
+    }
+}
+
+#[test]
+fn an_endpoint_resumed_meanwhile_is_not_asked_about() {
+    let row = endpoint(2, "billing", EndpointState::Paused);
+    let mut app = on_endpoints(vec![row.clone()], false);
+    let (token, _) = resume_check(&key(&mut app, KeyCode::Char('p')));
+    let mut now_active = row.endpoint.clone();
+    now_active.state = EndpointState::Active;
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::ResumeCheck {
+            endpoint: Box::new(now_active),
+            held: 3,
+            retrying: 0,
+        }),
+    });
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(flash_text(&app).contains("globex/billing is already active"));
 }
 
 #[test]

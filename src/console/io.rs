@@ -12,8 +12,8 @@ use super::app::{HEALTH_WINDOW, PAGE};
 use super::format::{endpoint_label, group_digits};
 use super::msg::{Act, Acted, Command, ListLoad, Load, Loaded, Msg};
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
-use crate::model::{Delivery, DeliveryState, Endpoint, ErrorKind, Subscription};
-use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError};
+use crate::model::{Delivery, DeliveryState, Endpoint, ErrorKind, Subscription, now_millis};
+use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError, from_now, local_time_short};
 use crate::store::{EndpointHealth, Reads};
 
 /// Events a payload search examines per page.
@@ -285,6 +285,20 @@ impl Loader {
                     append: after.is_some(),
                 }
             }
+            Load::ResumeCheck { endpoint_id } => {
+                let endpoint = self.ops.endpoint(&endpoint_id).await?;
+                let queues = self
+                    .reads()
+                    .endpoint_queues(Some(std::slice::from_ref(&endpoint.id)))
+                    .await?;
+                let queue = queues.get(&endpoint.id).copied().unwrap_or_default();
+                Loaded::ResumeCheck {
+                    // Only its name, state and why are asked about: no secrets kept.
+                    endpoint: Box::new(endpoint.masked()),
+                    held: u64::try_from(queue.pending).unwrap_or(0),
+                    retrying: u64::try_from(queue.retrying).unwrap_or(0),
+                }
+            }
             Load::DeadCount { endpoint_id, label } => {
                 let (_, count) = self.ops.retry_bulk(&dead_of(&endpoint_id, true)).await?;
                 Loaded::DeadCount {
@@ -455,14 +469,25 @@ impl Io {
                 label,
                 count,
             } => self.retry_all_dead(&endpoint_id, &label, count).await?,
-            Act::Pause(id) => {
-                let (endpoint, _) = ops
-                    .pause_endpoint(&id, Some("paused from the console"))
-                    .await?;
-                format!(
-                    "paused {}: its deliveries are held until you resume it (p)",
-                    endpoint_label(&endpoint)
-                )
+            Act::Pause { id, reason, until } => {
+                let (endpoint, already) = ops.pause_endpoint(&id, reason.as_deref(), until).await?;
+                let label = endpoint_label(&endpoint);
+                match (already, endpoint.paused_until) {
+                    (true, Some(at)) => format!(
+                        "{label} was already paused; it is paused until {} ({})",
+                        local_time_short(at),
+                        from_now(at, now_millis())
+                    ),
+                    (true, None) => format!("{label} was already paused, until resumed"),
+                    (false, Some(at)) => format!(
+                        "paused {label}: its deliveries are held until {} ({}), or until you resume it (p)",
+                        local_time_short(at),
+                        from_now(at, now_millis())
+                    ),
+                    (false, None) => {
+                        format!("paused {label}: its deliveries are held until you resume it (p)")
+                    }
+                }
             }
             Act::Resume(id) => {
                 let (endpoint, before) = ops.resume_endpoint(&id).await?;

@@ -161,7 +161,7 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[Key::Char('p')],
         action: Action::PauseResume,
-        help: "pause the endpoint (hold its deliveries) or resume it",
+        help: "pause the endpoint (asks why and until when) or resume it (asks first)",
         hint: Some("pause/resume"),
         scope: Scope::Views(&[Endpoints]),
         mutating: true,

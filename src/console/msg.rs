@@ -5,7 +5,7 @@
 use crossterm::event::KeyEvent;
 
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
-use crate::model::{AuditEntry, Delivery, Endpoint, Subscription};
+use crate::model::{AuditEntry, Delivery, Endpoint, Millis, Subscription};
 use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
 
 /// Which way a list load goes from its cursor.
@@ -61,6 +61,11 @@ pub enum Load {
         endpoint_id: String,
         label: String,
     },
+    /// An endpoint as it is now and how many deliveries it holds (before
+    /// "resume", whose question names them).
+    ResumeCheck {
+        endpoint_id: String,
+    },
 }
 
 /// What a load brought back.
@@ -105,6 +110,13 @@ pub enum Loaded {
         label: String,
         count: u64,
     },
+    ResumeCheck {
+        endpoint: Box<Endpoint>,
+        /// Its pending deliveries: sent as soon as it is resumed.
+        held: u64,
+        /// Its retrying deliveries: they keep their schedule.
+        retrying: u64,
+    },
 }
 
 /// An operator action for `io.rs` to run through `ops`.
@@ -116,7 +128,13 @@ pub enum Act {
         label: String,
         count: u64,
     },
-    Pause(String),
+    Pause {
+        id: String,
+        /// Why, as the operator typed it (`None`: none given).
+        reason: Option<String>,
+        /// When a dispatcher resumes it (unix ms); `None`: until resumed.
+        until: Option<Millis>,
+    },
     Resume(String),
     RotateSecret(String),
     /// Show an endpoint's secrets in plain (audited).

@@ -39,7 +39,8 @@ use hand_off::{HandOff, Slots, Taken};
 use retry::RetryPolicy;
 use send::{PreparedTarget, PreparedTargets, Sender};
 
-/// How often a dispatcher takes back leases that expired (a dead dispatcher's).
+/// How often a dispatcher takes back leases that expired (a dead
+/// dispatcher's) and resumes the endpoints whose pause has ended.
 const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// How soon to claim again when due work was held by another dispatcher.

@@ -6,6 +6,7 @@
 //! read through the read-only [`Reads`](crate::store::Reads) it hands out.
 
 mod publish;
+mod until;
 mod validate;
 
 use std::time::Duration;
@@ -17,7 +18,8 @@ use crate::dispatch::guard::{self, Guard};
 use crate::dispatch::hand_off::HandOff;
 use crate::dispatch::retry::RetryPolicy;
 use crate::model::{
-    Actor, ApiKey, DeliveryState, Endpoint, EndpointState, IdKind, Subscription, Tenant,
+    Actor, ApiKey, DeliveryState, Endpoint, EndpointState, IdKind, Millis, Subscription, Tenant,
+    now_millis,
 };
 use crate::redact;
 use crate::sign::Secret;
@@ -26,7 +28,13 @@ use crate::store::{
     StoreError, SubscriptionPatch,
 };
 pub use publish::{Committers, EventInput, Payload, PublishStats, Publisher};
-pub use validate::{parse_headers, parse_since, validate_name, validate_payload, validate_url};
+pub use until::{
+    from_now, local_time, local_time_short, local_time_short_from, parse_until, parse_until_from,
+    parse_until_rfc3339,
+};
+pub use validate::{
+    parse_headers, parse_since, validate_name, validate_payload, validate_reason, validate_url,
+};
 use validate::{validate_description, validate_max_in_flight, validate_pattern, validate_timeout};
 
 /// Why an action was refused or failed.
@@ -462,23 +470,24 @@ impl Ops {
             .map_err(conflict_in("name"))
     }
 
-    /// Holds an endpoint's deliveries until it is resumed. Returns the
-    /// endpoint and whether it was already paused.
+    /// Holds an endpoint's deliveries until it is resumed, or until `until`
+    /// (unix ms, in the future): then a dispatcher resumes it. Returns the
+    /// endpoint and whether it was already paused (then a reason or an end
+    /// given replaces the one it had; the rest stays as it was).
     pub async fn pause_endpoint(
         &self,
         key: &str,
         reason: Option<&str>,
+        until: Option<Millis>,
     ) -> Result<(Endpoint, bool)> {
+        let reason = reason.map(validate_reason).transpose()?;
+        if let Some(until) = until {
+            until::check_future(until, now_millis())?;
+        }
         let endpoint = self.endpoint(key).await?;
-        let reason = reason.map(validate_description).transpose()?;
         let (endpoint, before) = self
             .store
-            .set_endpoint_state(
-                &endpoint.id,
-                EndpointState::Paused,
-                reason.as_deref(),
-                &self.actor,
-            )
+            .pause_endpoint(&endpoint.id, reason.as_deref(), until, &self.actor)
             .await?;
         Ok((endpoint, before == EndpointState::Paused))
     }

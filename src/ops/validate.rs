@@ -135,6 +135,17 @@ pub(super) fn validate_description(text: &str) -> Result<String> {
     Ok(text.to_string())
 }
 
+/// Why an endpoint is paused: free text, kept, shown and audited.
+pub fn validate_reason(text: &str) -> Result<String> {
+    if text.chars().count() > MAX_DESCRIPTION {
+        return Err(OpsError::invalid(
+            "reason",
+            format!("longer than {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
 pub(super) fn validate_pattern(pattern: &str) -> Result<String> {
     TopicPattern::parse(pattern)
         .map(|p| p.as_str().to_string())

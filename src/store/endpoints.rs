@@ -1,13 +1,15 @@
 //! Endpoints: where a tenant's events are POSTed, with secrets, limits and state.
 
 use serde_json::json;
+use sqlx::{Connection, Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::AuditRecord;
 use super::sealing::Sealer;
+use super::sql::dialect::Dialect;
 use super::sql::rows::{EndpointRow, endpoint_columns};
 use super::tx::{db_now, is_unique_violation, notify_change, remove_endpoint, write_audit};
-use super::{Reads, Result, Store, StoreError, TenantScope, on_db};
-use crate::model::{Actor, Endpoint, EndpointState, IdKind, new_id};
+use super::{Reads, Result, Store, StoreError, TenantScope, json_list, on_db};
+use crate::model::{Actor, Endpoint, EndpointState, IdKind, Millis, format_rfc3339, new_id};
 use crate::redact::{mask_headers, mask_url_password, url_password};
 
 /// A validated endpoint to create.
@@ -84,7 +86,7 @@ const UPDATE: &str =
     "UPDATE endpoints SET name = $2, url = $3, timeout_ms = $4, max_in_flight = $5,
     headers = $6, description = $7, updated_at = $8 WHERE id = $1 AND deleted_at IS NULL";
 const SET_STATE: &str = "UPDATE endpoints SET state = $2, state_reason = $3, state_changed_at = $4,
-    updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
+    paused_until = $5, updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
 const ROTATE: &str =
     "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = $3,
     secret = $2, updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
@@ -392,6 +394,36 @@ impl Store {
         reason: Option<&str>,
         actor: &Actor,
     ) -> Result<(Endpoint, EndpointState)> {
+        self.change_state(id, state, reason, None, actor).await
+    }
+
+    /// Pauses an endpoint, until `until` (unix ms) when given: then a
+    /// dispatcher resumes it ([`end_due_pauses`]). Returns the endpoint
+    /// with the state it had before. Pausing a paused endpoint replaces
+    /// the reason and the end it gives and keeps the others; giving
+    /// nothing new writes nothing.
+    pub async fn pause_endpoint(
+        &self,
+        id: &str,
+        reason: Option<&str>,
+        until: Option<Millis>,
+        actor: &Actor,
+    ) -> Result<(Endpoint, EndpointState)> {
+        self.change_state(id, EndpointState::Paused, reason, until, actor)
+            .await
+    }
+
+    /// Moves an endpoint to `state` with its reason, and for a pause its end.
+    async fn change_state(
+        &self,
+        id: &str,
+        state: EndpointState,
+        reason: Option<&str>,
+        until: Option<Millis>,
+        actor: &Actor,
+    ) -> Result<(Endpoint, EndpointState)> {
+        // Only a pause ends by itself.
+        let until = until.filter(|_| state == EndpointState::Paused);
         let before = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now(sql, &mut *tx).await?;
@@ -402,18 +434,35 @@ impl Store {
             let before: Endpoint = row
                 .ok_or_else(|| StoreError::not_found("endpoint", id))?
                 .try_into()?;
-            if before.state == state {
+            // A new pause of a paused endpoint replaces the reason or end it
+            // gives (the operator changed their mind); one that gives
+            // nothing new writes nothing, like any other repeated change.
+            let replaces = state == EndpointState::Paused
+                && before.state == state
+                && (reason.is_some_and(|r| before.state_reason.as_deref() != Some(r))
+                    || until.is_some_and(|u| before.paused_until != Some(u)));
+            if before.state == state && !replaces {
                 let state = before.state;
                 return Ok((
                     Sealer::new(self.secrets_key(), id).open_endpoint(before)?,
                     state,
                 ));
             }
+            let (reason, until) = if replaces {
+                (
+                    reason.map(str::to_string).or(before.state_reason.clone()),
+                    until.or(before.paused_until),
+                )
+            } else {
+                (reason.map(str::to_string), until)
+            };
+            let reason = reason.as_deref();
             sqlx::query(SET_STATE)
                 .bind(id)
                 .bind(state.as_db())
                 .bind(reason)
                 .bind(now)
+                .bind(until)
                 .execute(&mut *tx)
                 .await?;
             if state == EndpointState::Active {
@@ -424,6 +473,10 @@ impl Store {
                 EndpointState::Paused => "endpoint.pause",
                 EndpointState::Disabled => "endpoint.disable",
             };
+            let mut detail = json!({ "from": before.state, "to": state, "reason": reason });
+            if let Some(until) = until {
+                detail["until"] = json!(format_rfc3339(until));
+            }
             write_audit(
                 &mut *tx,
                 now,
@@ -431,7 +484,7 @@ impl Store {
                     actor,
                     action,
                     target_ids: vec![id.to_string()],
-                    detail: json!({ "from": before.state, "to": state, "reason": reason }),
+                    detail,
                 },
             )
             .await?;
@@ -628,4 +681,70 @@ fn patch_detail(before: &Endpoint, after: &Endpoint) -> serde_json::Value {
         );
     }
     serde_json::Value::Object(changes)
+}
+
+/// Resumes, in the caller's transaction at `now` (the database's clock),
+/// every paused endpoint whose pause has ended, each audited as `actor`
+/// (hookline itself) with the end it reached; other processes hear of it
+/// when the transaction commits. Returns how many were resumed. A
+/// dispatcher calls it on its reap cadence: when nothing is due it costs
+/// one look-up in an index of the few pauses with an end. On Postgres
+/// several dispatchers may run it at once: each endpoint is locked by one
+/// of them (the others skip it), so it is resumed and audited once.
+pub(crate) async fn end_due_pauses<C>(
+    sql: &Dialect,
+    conn: &mut C,
+    now: i64,
+    actor: &Actor,
+) -> std::result::Result<u64, sqlx::Error>
+where
+    C: Connection,
+    for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+    <C::Database as Database>::Arguments: IntoArguments<C::Database>,
+    (String, i64): for<'r> FromRow<'r, <C::Database as Database>::Row>,
+    (String,): for<'r> FromRow<'r, <C::Database as Database>::Row>,
+    for<'q> String: Encode<'q, C::Database> + Type<C::Database>,
+    for<'q> Option<String>: Encode<'q, C::Database> + Type<C::Database>,
+    for<'q> &'static str: Encode<'q, C::Database> + Type<C::Database>,
+    for<'q> i64: Encode<'q, C::Database> + Type<C::Database>,
+{
+    let due: Vec<(String, i64)> = sqlx::query_as(sql.due_pauses)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
+    let resumed: Vec<(String,)> = sqlx::query_as(sql.end_pauses)
+        .bind(now)
+        .bind(json_list(&ids))
+        .fetch_all(&mut *conn)
+        .await?;
+    for (id,) in &resumed {
+        let Some((_, until)) = due.iter().find(|(due_id, _)| due_id == id) else {
+            continue;
+        };
+        let until = format_rfc3339(*until);
+        write_audit(
+            &mut *conn,
+            now,
+            AuditRecord {
+                actor,
+                action: "endpoint.resume",
+                target_ids: vec![id.clone()],
+                detail: json!({
+                    "from": EndpointState::Paused,
+                    "to": EndpointState::Active,
+                    "reason": format!("automatic: paused until {until}"),
+                    "until": until,
+                }),
+            },
+        )
+        .await?;
+    }
+    if !resumed.is_empty() {
+        notify_change(sql, &mut *conn).await?;
+    }
+    Ok(resumed.len() as u64)
 }

@@ -203,9 +203,13 @@ pub async fn seed(backend: Backend) -> Seeded {
     let dead: Vec<String> = dead.into_iter().map(|(delivery, _)| delivery).collect();
     // What an operator did since: paused the CRM for its maintenance and
     // described the orders subscription; then more events arrived.
-    ops.pause_endpoint("acme/crm-sync", Some("vendor maintenance until 14:00 UTC"))
-        .await
-        .unwrap_or_else(|e| panic!("pause crm-sync: {e}"));
+    ops.pause_endpoint(
+        "acme/crm-sync",
+        Some("vendor maintenance until 14:00 UTC"),
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("pause crm-sync: {e}"));
     ops.update_subscription(
         &orders_subscription,
         None,
@@ -492,9 +496,13 @@ pub async fn seed_hostile(backend: Backend) -> Hostile {
         disable_endpoint: None,
     };
     record(&store, &owner, &[reset]).await;
-    ops.pause_endpoint(&endpoint.id, Some(&format!("paused {OSC52} {CLEAR} {RLO}")))
-        .await
-        .unwrap_or_else(|e| panic!("pause: {e}"));
+    ops.pause_endpoint(
+        &endpoint.id,
+        Some(&format!("paused {OSC52} {CLEAR} {RLO}")),
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("pause: {e}"));
     Hostile {
         db,
         store,

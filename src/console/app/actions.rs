@@ -9,7 +9,8 @@ use crate::console::format::{endpoint_label, group_digits};
 use crate::console::msg::{Act, Acted, Command, Load};
 use crate::console::screens::Screen;
 use crate::console::theme::state_label;
-use crate::model::{Delivery, Endpoint, EndpointState};
+use crate::model::{Delivery, Endpoint, EndpointState, Millis, now_millis};
+use crate::ops::{from_now, local_time_short};
 
 impl App {
     /// `r`: asks first, naming the deliveries' endpoint and how many, since
@@ -86,15 +87,65 @@ impl App {
         Vec::new()
     }
 
+    /// `p`: never acts at once. Pausing asks why and for how long, then to
+    /// confirm; resuming first counts what it would send (only the
+    /// database knows), and [`App::ask_to_resume`] asks once that arrives.
     pub(super) fn pause_resume(&mut self) -> Vec<Command> {
         let Some(endpoint) = self.selected_endpoint() else {
             return Vec::new();
         };
-        let act = match endpoint.state {
-            EndpointState::Active => Act::Pause(endpoint.id.clone()),
-            EndpointState::Paused | EndpointState::Disabled => Act::Resume(endpoint.id.clone()),
+        match endpoint.state {
+            EndpointState::Active => {
+                self.mode = Mode::Form(Form::pause_endpoint(endpoint));
+                Vec::new()
+            }
+            EndpointState::Paused | EndpointState::Disabled => {
+                let load = Load::ResumeCheck {
+                    endpoint_id: endpoint.id.clone(),
+                };
+                // No slot: the answer is wanted whatever the screen shows meanwhile.
+                let token = self.next_token;
+                self.next_token += 1;
+                self.flash("counting held deliveries…", false);
+                vec![Command::Load { token, load }]
+            }
+        }
+    }
+
+    /// The pause form was filled in: asks to confirm, saying what pausing
+    /// holds, until when and why.
+    pub(super) fn confirm_pause(&mut self, label: &str, act: Act) -> Vec<Command> {
+        let Act::Pause { reason, until, .. } = &act else {
+            return Vec::new();
         };
-        vec![Command::Act(act)]
+        let question = pause_question(label, reason.as_deref(), *until, now_millis());
+        self.mode = Mode::Confirm(Confirm::ask(question, "Pause", act));
+        self.dirty = true;
+        Vec::new()
+    }
+
+    /// Asks before resuming `endpoint`, naming how many held deliveries
+    /// go out at once and, for one hookline disabled, why and when.
+    pub(super) fn ask_to_resume(
+        &mut self,
+        endpoint: &Endpoint,
+        held: u64,
+        retrying: u64,
+    ) -> Vec<Command> {
+        if endpoint.state == EndpointState::Active {
+            self.flash(
+                format!("{} is already active", endpoint_label(endpoint)),
+                false,
+            );
+            return Vec::new();
+        }
+        self.mode = Mode::Confirm(Confirm::ask(
+            resume_question(endpoint, held, retrying, now_millis()),
+            "Resume",
+            Act::Resume(endpoint.id.clone()),
+        ));
+        self.dirty = true;
+        Vec::new()
     }
 
     pub(super) fn rotate_secret(&mut self) -> Vec<Command> {
@@ -232,6 +283,84 @@ impl App {
             }
         }
     }
+}
+
+/// The question before pausing `label`: "Pause globex/orders until 04:00
+/// +01:00 (in 4h50m)? Its deliveries are held …".
+fn pause_question(label: &str, reason: Option<&str>, until: Option<Millis>, now: Millis) -> String {
+    let held = match until {
+        Some(at) => format!(
+            "Pause {label} until {} ({})? Its deliveries are held, none sent or dropped, until a running dispatcher resumes it then.",
+            local_time_short(at),
+            from_now(at, now)
+        ),
+        None => format!(
+            "Pause {label}? Its deliveries are held, none sent or dropped, until someone resumes it."
+        ),
+    };
+    match reason {
+        Some(reason) => format!("{held} Reason: {reason}"),
+        None => format!("{held} No reason given."),
+    }
+}
+
+/// The question before resuming an endpoint that holds `held` pending and
+/// `retrying` deliveries: "Resume acme/storefront-sync? 32 held deliveries
+/// will be sent now.", then for a disabled endpoint that resuming
+/// re-enables it, why and when hookline disabled it; for a paused one,
+/// since when and why. Retrying ones are named apart: they go when their
+/// next attempt is due, which may be later.
+fn resume_question(endpoint: &Endpoint, held: u64, retrying: u64, now: Millis) -> String {
+    let label = endpoint_label(endpoint);
+    let now_sent = match held {
+        1 => "1 held delivery will be sent now".to_string(),
+        n => format!(
+            "{} held deliveries will be sent now, oldest first",
+            group_digits(n)
+        ),
+    };
+    let later = match retrying {
+        1 => "1 retrying delivery keeps its schedule.".to_string(),
+        n => format!(
+            "{} retrying deliveries keep their schedule.",
+            group_digits(n)
+        ),
+    };
+    let sent = match (held, retrying) {
+        (0, 0) => "No deliveries are held; new ones will be sent as they come.".to_string(),
+        (0, _) => later,
+        (_, 0) => format!("{now_sent}."),
+        _ => format!("{now_sent}; {later}"),
+    };
+    let when = endpoint
+        .state_changed_at
+        .map(|at| format!(" at {}", local_time_short(at)))
+        .unwrap_or_default();
+    let why = match endpoint.state {
+        EndpointState::Disabled => format!(
+            "This re-enables an endpoint that hookline disabled{when}: {}.",
+            endpoint
+                .state_reason
+                .as_deref()
+                .unwrap_or("no reason was recorded")
+        ),
+        _ => {
+            let mut why = format!("Paused{when}");
+            if let Some(reason) = &endpoint.state_reason {
+                why.push_str(&format!(": {reason}"));
+            }
+            if let Some(at) = endpoint.paused_until {
+                why.push_str(&format!(
+                    "; it would resume by itself at {} ({})",
+                    local_time_short(at),
+                    from_now(at, now)
+                ));
+            }
+            why.push('.');
+            why
+        }
+    };
+    format!("Resume {label}? {sent} {why}")
 }
 
 /// The question before retrying `count` deliveries, of which `known` are

@@ -1,8 +1,10 @@
-//! The forms that create and edit subscriptions and endpoints: their
-//! fields, the checks made before sending, and the keys that fill them in.
+//! The forms that create and edit subscriptions and endpoints, and the one
+//! that asks why and how long to pause an endpoint: their fields, the
+//! checks made before sending, and the keys that fill them in.
 
 use std::time::Duration;
 
+use chrono::{FixedOffset, Local, Offset};
 use crossterm::event::{KeyCode, KeyEvent};
 
 use super::{App, Mode};
@@ -11,22 +13,31 @@ use crate::console::format::endpoint_label;
 use crate::console::input::LineInput;
 use crate::console::msg::{Act, Command};
 use crate::model::{Endpoint, Subscription};
-use crate::ops::{OpsError, validate_url};
+use crate::ops::{OpsError, parse_until, validate_reason, validate_url};
 use crate::topic::TopicPattern;
 
 /// What a form edits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FormKind {
     NewSubscription,
-    EditSubscription { id: String },
-    EditEndpoint { id: String },
+    EditSubscription {
+        id: String,
+    },
+    EditEndpoint {
+        id: String,
+    },
+    /// Why and how long; Enter asks to confirm rather than acting.
+    PauseEndpoint {
+        id: String,
+        label: String,
+    },
 }
 
 /// One field of a form, with its inline error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
     pub name: &'static str,
-    pub label: &'static str,
+    pub label: String,
     pub input: LineInput,
     pub error: Option<String>,
 }
@@ -76,6 +87,28 @@ impl Form {
                     "Headers (Name: value; Name: value)",
                     &headers.join("; "),
                 ),
+            ],
+            focus: 0,
+            submitting: false,
+        }
+    }
+
+    /// Why to pause an endpoint and for how long, both optional.
+    pub(super) fn pause_endpoint(e: &Endpoint) -> Form {
+        let offset = Local::now().offset().fix();
+        Form {
+            title: format!("Pause {}", endpoint_label(e)),
+            kind: FormKind::PauseEndpoint {
+                id: e.id.clone(),
+                label: endpoint_label(e),
+            },
+            fields: vec![
+                field(
+                    "reason",
+                    "Reason (optional; kept with the endpoint, shown and audited)",
+                    "",
+                ),
+                field("until", until_label(offset), ""),
             ],
             focus: 0,
             submitting: false,
@@ -162,10 +195,22 @@ impl App {
             KeyCode::BackTab | KeyCode::Up => form.focus = (form.focus + count - 1) % count,
             KeyCode::Enter => {
                 if validate_form(&mut form) {
-                    let act = form_act(&form);
-                    form.submitting = true;
-                    self.mode = Mode::Form(form);
-                    return vec![Command::Act(act)];
+                    let pausing = match &form.kind {
+                        FormKind::PauseEndpoint { label, .. } => Some(label.clone()),
+                        _ => None,
+                    };
+                    match form_act(&form) {
+                        Err((field, reason)) => form.refused(field, reason),
+                        Ok(act) => {
+                            if let Some(label) = pausing {
+                                // Nothing changes until the operator confirms.
+                                return self.confirm_pause(&label, act);
+                            }
+                            form.submitting = true;
+                            self.mode = Mode::Form(form);
+                            return vec![Command::Act(act)];
+                        }
+                    }
                 }
             }
             _ => {
@@ -181,10 +226,15 @@ impl App {
     }
 }
 
-fn field(name: &'static str, label: &'static str, value: &str) -> Field {
+/// The pause form's label for its end, naming the local zone's offset.
+fn until_label(offset: FixedOffset) -> String {
+    format!("For or until (optional): 30m, 2h, 04:00 local time ({offset}), or RFC 3339")
+}
+
+fn field(name: &'static str, label: impl Into<String>, value: &str) -> Field {
     Field {
         name,
-        label,
+        label: label.into(),
         input: LineInput::with_text(value),
         error: None,
     }
@@ -198,10 +248,7 @@ fn validate_form(form: &mut Form) -> bool {
         let value = field.input.text().trim();
         let error = match field.name {
             "topic" => TopicPattern::parse(value).err().map(|e| e.to_string()),
-            "url" => validate_url(value).err().map(|e| match e {
-                OpsError::Invalid { reason, .. } => reason,
-                other => other.to_string(),
-            }),
+            "url" => refusal(validate_url(value).err()),
             "endpoint" if value.is_empty() => {
                 Some("which endpoint? give its id or TENANT/NAME".to_string())
             }
@@ -210,6 +257,8 @@ fn validate_form(form: &mut Form) -> bool {
                 .parse::<u32>()
                 .err()
                 .map(|_| format!("{value:?} is not a whole number")),
+            "reason" => refusal(validate_reason(value).err()),
+            "until" if !value.is_empty() => refusal(parse_until(value).err()),
             _ => None,
         };
         if error.is_some() {
@@ -220,6 +269,15 @@ fn validate_form(form: &mut Form) -> bool {
     ok
 }
 
+/// What a refusal says, without the field it names (the form shows it
+/// under that field).
+fn refusal(err: Option<OpsError>) -> Option<String> {
+    err.map(|e| match e.refusal() {
+        Some((_, reason)) => reason,
+        None => e.to_string(),
+    })
+}
+
 fn form_value(form: &Form, name: &str) -> String {
     form.fields
         .iter()
@@ -228,8 +286,10 @@ fn form_value(form: &Form, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn form_act(form: &Form) -> Act {
-    match &form.kind {
+/// The action a valid form asks for, or the field whose value turned
+/// out bad after all (a time of day that passed since it was checked).
+fn form_act(form: &Form) -> Result<Act, (&'static str, String)> {
+    Ok(match &form.kind {
         FormKind::NewSubscription => Act::NewSubscription {
             endpoint: form_value(form, "endpoint"),
             pattern: form_value(form, "topic"),
@@ -240,6 +300,21 @@ fn form_act(form: &Form) -> Act {
             pattern: form_value(form, "topic"),
             description: form_value(form, "description"),
         },
+        FormKind::PauseEndpoint { id, .. } => {
+            let reason = form_value(form, "reason");
+            let until = match form_value(form, "until").as_str() {
+                "" => None,
+                text => Some(
+                    parse_until(text)
+                        .map_err(|e| ("until", refusal(Some(e)).unwrap_or_default()))?,
+                ),
+            };
+            Act::Pause {
+                id: id.clone(),
+                reason: (!reason.is_empty()).then_some(reason),
+                until,
+            }
+        }
         FormKind::EditEndpoint { id } => Act::EditEndpoint {
             id: id.clone(),
             url: form_value(form, "url"),
@@ -247,5 +322,5 @@ fn form_act(form: &Form) -> Act {
             max_in_flight: form_value(form, "max_in_flight"),
             headers: form_value(form, "header"),
         },
-    }
+    })
 }

@@ -23,12 +23,17 @@ impl App {
             }
         };
         match loaded {
-            // A count for a confirmation is answered whatever screen is on top.
+            // Counts for a confirmation are answered whatever screen is on top.
             Loaded::DeadCount {
                 endpoint_id,
                 label,
                 count,
             } => self.ask_to_retry_all_dead(endpoint_id, label, count),
+            Loaded::ResumeCheck {
+                endpoint,
+                held,
+                retrying,
+            } => self.ask_to_resume(&endpoint, held, retrying),
             // A stale answer: the screen it was for is gone.
             _ if slot.is_none() => Vec::new(),
             Loaded::Header {

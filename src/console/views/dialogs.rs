@@ -1,6 +1,7 @@
-//! Dialogs over the body: a confirmation (Cancel focused until moved) and
-//! the edit forms with their inline errors. A form shows what is stored,
-//! outside text's controls as escapes; the field itself edits the real text.
+//! Dialogs over the body: a confirmation (Cancel focused until moved, as
+//! tall as its question) and the forms with their inline errors. A form
+//! shows what is stored, outside text's controls as escapes; the field
+//! itself edits the real text.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -25,8 +26,39 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
+/// How many lines `text` takes wrapped at word boundaries to `width`
+/// columns (as the dialog's paragraph wraps it; a word wider than a line
+/// is cut across lines).
+fn wrapped_lines(text: &str, width: usize) -> usize {
+    let width = width.max(1);
+    let mut lines = 1;
+    let mut used = 0;
+    for word in text.split_whitespace() {
+        let w = crate::text::width(word);
+        let needed = if used == 0 { w } else { used + 1 + w };
+        if needed <= width {
+            used = needed;
+        } else {
+            if used > 0 {
+                lines += 1;
+            }
+            lines += w.saturating_sub(1) / width;
+            used = match w % width {
+                0 => width,
+                rest => rest,
+            };
+        }
+    }
+    lines
+}
+
 pub fn confirm(confirm: &Confirm, theme: Theme, frame: &mut Frame, body: Rect) {
-    let area = centered(body, 64, 7);
+    // Tall enough for the question (a resume names why and what it sends),
+    // never less than the usual seven lines.
+    let question_width = usize::from(body.width.min(64)).saturating_sub(2);
+    let lines = wrapped_lines(&shown(&confirm.question), question_width);
+    let height = u16::try_from(lines + 3).unwrap_or(u16::MAX).max(7);
+    let area = centered(body, 64, height);
     frame.render_widget(Clear, area);
     let block = Block::bordered().title(Span::styled(" Confirm ", theme.title()));
     let inner = block.inner(area);
@@ -114,7 +146,7 @@ pub fn form(form: &Form, theme: Theme, frame: &mut Frame, body: Rect) {
     for (i, field) in form.fields.iter().enumerate() {
         let focused = i == form.focus;
         lines.push(Line::from(Span::styled(
-            field.label,
+            field.label.as_str(),
             if focused { theme.bold() } else { theme.dim() },
         )));
         let marker = if focused { "› " } else { "  " };

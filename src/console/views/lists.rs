@@ -13,6 +13,7 @@ use crate::console::screens::{
 };
 use crate::console::theme::{Theme, endpoint_state_label, state_label};
 use crate::model::{Delivery, DeliveryState, EndpointState, now_millis};
+use crate::ops::local_time_short;
 
 pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, area: Rect) {
     let [info, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
@@ -233,14 +234,22 @@ fn endpoint_row(
         Some(_) => theme.bad(),
         None => theme.endpoint_state(endpoint.state),
     };
+    // A pause that ends by itself says when first: a long reason is clipped.
+    let paused_until = endpoint
+        .paused_until
+        .filter(|_| endpoint.state == EndpointState::Paused)
+        .map(|at| format!("until {}", local_time_short(at)));
     let last_error = match (
+        paused_until,
         &endpoint.state_reason,
         &row.blocked,
         health.and_then(|h| h.last_error.clone()),
     ) {
-        (Some(reason), _, _) if endpoint.state != EndpointState::Active => reason.clone(),
-        (_, Some(reason), _) => reason.clone(),
-        (_, _, Some(error)) => error,
+        (Some(until), Some(reason), _, _) => format!("{until}: {reason}"),
+        (Some(until), None, _, _) => until,
+        (None, Some(reason), _, _) if endpoint.state != EndpointState::Active => reason.clone(),
+        (None, _, Some(reason), _) => reason.clone(),
+        (None, _, _, Some(error)) => error,
         _ => String::new(),
     };
     let mut cells = vec![

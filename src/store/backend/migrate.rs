@@ -61,6 +61,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0005_secrets.sql"),
         step: Some(Step::ScrubSecrets),
     },
+    Migration {
+        version: 6,
+        name: "pause_until",
+        sqlite: include_str!("../../../migrations/sqlite/0006_pause_until.sql"),
+        postgres: include_str!("../../../migrations/postgres/0006_pause_until.sql"),
+        step: None,
+    },
 ];
 
 /// The schema version this build of hookline expects.

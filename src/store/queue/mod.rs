@@ -29,6 +29,7 @@ use super::sql::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Reads, Result, Store, json_list, on_db};
 use crate::model::{Actor, DeliveryState, ErrorKind, Source};
 use crate::seal::SecretsKey;
+use crate::store::endpoints::end_due_pauses;
 use crate::store::tx::{db_now, notify_change, write_audit};
 pub(crate) use claim::LEASE_MARGIN_MS;
 use claim::{ENDPOINTS_PER_STATEMENT, Head, claim_sql, eligible_endpoints, endpoints_to_lock};
@@ -48,8 +49,9 @@ pub struct ClaimRequest<'a> {
     pub default_max_in_flight: i64,
     /// Attempt timeout for endpoints without their own.
     pub default_timeout_ms: i64,
-    /// First take back leases that expired (their dispatcher died). Cheap,
-    /// but not free: dispatchers ask about once a second, not every cycle.
+    /// First take back leases that expired (their dispatcher died) and
+    /// resume the endpoints whose pause has ended. Cheap, but not free:
+    /// dispatchers ask about once a second, not every cycle.
     pub reap_expired: bool,
     /// The dispatcher's free slots, shared with publishes handing off: the
     /// claim takes what it can fill just before leasing (never more than
@@ -401,10 +403,11 @@ impl Store {
             client_addr: None,
             source: Source::System,
         };
-        let (applied, claimed) = on_db!(self, |pools, sql| {
+        let (applied, claimed, resumed) = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now(sql, &mut *tx).await?;
             let mut applied = 0;
+            let mut resumed = 0;
             if !batch.rows.is_empty() {
                 execute_rows!(tx, sql.insert_attempts, batch.rows, [], bind_attempt);
                 applied = execute_rows!(
@@ -469,6 +472,9 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                    // On the same cadence, pauses whose time is up end, before
+                    // the claim: their held deliveries may go in this cycle.
+                    resumed = end_due_pauses(sql, &mut *tx, now, &system).await?;
                 }
                 let mut heads: Vec<Head> = sqlx::query_as(sql.queue_heads)
                     .bind(request.default_max_in_flight)
@@ -568,8 +574,11 @@ impl Store {
                 }
             }
             tx.commit().await?;
-            (applied, claimed)
+            (applied, claimed, resumed)
         });
+        if resumed > 0 {
+            self.note_change();
+        }
         let summary = RecordSummary {
             applied,
             stale: (outcomes.len() as u64).saturating_sub(applied),

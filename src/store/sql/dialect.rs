@@ -63,6 +63,8 @@ pub(crate) struct Dialect {
     pub insert_idempotency_keys: &'static str,
     pub find_idempotency_keys: &'static str,
     pub reap_expired: &'static str,
+    pub due_pauses: &'static str,
+    pub end_pauses: &'static str,
     pub queue_heads: &'static str,
     pub in_flight_of: &'static str,
     /// Claim: the index hint for the per-endpoint candidate scans.
@@ -128,6 +130,8 @@ impl Dialect {
             insert_idempotency_keys: insert_idempotency_keys(f).leak(),
             find_idempotency_keys: find_idempotency_keys(f).leak(),
             reap_expired: reap_expired(f).leak(),
+            due_pauses: due_pauses(f).leak(),
+            end_pauses: end_pauses(f).leak(),
             queue_heads: queue_heads(f).leak(),
             in_flight_of: in_flight_of(f).leak(),
             queue_index_hint: f.indexed_by("deliveries_queue").leak(),
@@ -459,6 +463,32 @@ fn reap_expired(f: Flavor) -> String {
                      lease_owner = NULL, lease_expires_at = NULL, updated_at = $1
                  WHERE state = 'in_flight' AND lease_expires_at <= $1",
         f.indexed_by("deliveries_in_flight")
+    )
+}
+
+/// The paused endpoints whose pause ended at or before `$1`, with when it
+/// ended, from the index that holds only pauses with an end. Postgres
+/// locks them and skips any that another dispatcher (or an operator's
+/// change) holds: each is resumed once, by whoever got it.
+fn due_pauses(f: Flavor) -> String {
+    format!(
+        "SELECT id, paused_until FROM endpoints{}
+          WHERE paused_until IS NOT NULL AND paused_until <= $1
+            AND state = 'paused' AND deleted_at IS NULL{}",
+        f.indexed_by("endpoints_paused_until"),
+        f.row_lock("FOR NO KEY UPDATE SKIP LOCKED")
+    )
+}
+
+/// Makes the endpoints in the JSON list `$2` (found by [`due_pauses`])
+/// active at `$1`, if still paused with an ended pause; returns their ids.
+fn end_pauses(f: Flavor) -> String {
+    format!(
+        "UPDATE endpoints SET state = 'active', state_reason = NULL, state_changed_at = $1,
+                paused_until = NULL, updated_at = $1
+          WHERE id IN {} AND state = 'paused' AND paused_until <= $1 AND deleted_at IS NULL
+          RETURNING id",
+        f.json_list(2)
     )
 }
 

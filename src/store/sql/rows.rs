@@ -58,7 +58,7 @@ impl From<TenantRow> for Tenant {
 macro_rules! endpoint_columns {
     () => {
         "e.id, e.tenant_id, t.name AS tenant_name, e.name, e.url, e.secret, \
-     e.previous_secret, e.previous_secret_expires_at, e.state, e.state_reason, e.state_changed_at, \
+     e.previous_secret, e.previous_secret_expires_at, e.state, e.state_reason, e.state_changed_at, e.paused_until, \
      e.timeout_ms, e.max_in_flight, e.headers, e.description, e.created_at, e.updated_at"
     };
 }
@@ -77,6 +77,7 @@ pub(crate) struct EndpointRow {
     pub state: String,
     pub state_reason: Option<String>,
     pub state_changed_at: Option<i64>,
+    pub paused_until: Option<i64>,
     pub timeout_ms: Option<i64>,
     pub max_in_flight: Option<i64>,
     pub headers: String,
@@ -101,6 +102,7 @@ impl TryFrom<EndpointRow> for Endpoint {
             previous_secret_expires_at: row.previous_secret_expires_at,
             state_reason: row.state_reason,
             state_changed_at: row.state_changed_at,
+            paused_until: row.paused_until,
             timeout_ms: row.timeout_ms,
             max_in_flight: row.max_in_flight,
             description: row.description,
