@@ -32,6 +32,8 @@ use crate::store::QueueSummary;
 pub const PAGE: usize = 100;
 /// How many endpoints around the selection get their health loaded.
 pub const HEALTH_WINDOW: usize = 60;
+/// Lines of the detail strip, on the screens that list rows.
+pub const STRIP_LINES: u16 = 2;
 /// How long a flash message stays.
 const FLASH_MS: i64 = 6_000;
 
@@ -139,10 +141,17 @@ impl App {
         self.top().kind()
     }
 
-    /// Rows the body can show (header, breadcrumbs, table header, flash and
-    /// hint lines taken off).
+    /// Rows the body can show (header, breadcrumbs, table header, the
+    /// detail strip, status and hint lines taken off).
     pub fn body_rows(&self) -> usize {
-        usize::from(self.size.1).saturating_sub(6).max(1)
+        let strip = if has_strip(self.view()) {
+            STRIP_LINES
+        } else {
+            0
+        };
+        usize::from(self.size.1)
+            .saturating_sub(6 + usize::from(strip))
+            .max(1)
     }
 
     fn token(&mut self, slot: Slot) -> u64 {
@@ -298,6 +307,18 @@ impl App {
         }
         query
     }
+}
+
+/// Whether `view` lists rows, and so has a detail strip for the selected one.
+pub fn has_strip(view: ViewKind) -> bool {
+    matches!(
+        view,
+        ViewKind::Overview
+            | ViewKind::Deliveries
+            | ViewKind::Endpoints
+            | ViewKind::Subscriptions
+            | ViewKind::Audit
+    )
 }
 
 /// The endpoints near the selection whose health is worth loading.
