@@ -87,6 +87,9 @@ pub struct App {
     pub dirty: bool,
     /// Shown in the status bar when nothing more urgent is.
     pub notice: Option<String>,
+    /// Each top-level view as it was left, to return to (cursor, scroll,
+    /// filter, marks); the screen on the stack is not in here.
+    saved: HashMap<ViewKind, Screen>,
     next_token: u64,
     /// The token of the load each screen or the header is waiting for.
     pending: HashMap<Slot, u64>,
@@ -116,6 +119,7 @@ impl App {
             quit: false,
             dirty: true,
             notice: None,
+            saved: HashMap::new(),
             next_token: 1,
             pending: HashMap::new(),
         }
@@ -193,6 +197,10 @@ impl App {
         match msg {
             Msg::Key(key) => {
                 self.dirty = true;
+                // An error stays until the operator has seen it and moved on.
+                if self.flash.as_ref().is_some_and(|f| f.error) {
+                    self.flash = None;
+                }
                 self.expire_flash();
                 self.on_key(key)
             }
@@ -229,11 +237,12 @@ impl App {
         }
     }
 
+    /// Drops an information message once it is old; errors wait for a key.
     fn expire_flash(&mut self) -> bool {
         let stale = self
             .flash
             .as_ref()
-            .is_some_and(|f| now_millis() - f.at > FLASH_MS);
+            .is_some_and(|f| !f.error && now_millis() - f.at > FLASH_MS);
         if stale {
             self.flash = None;
         }

@@ -65,7 +65,9 @@ fn needed(columns: &[Column], kept: &[bool], spacing: u16) -> u32 {
         .iter()
         .zip(kept)
         .filter(|(_, keep)| **keep)
-        .fold((0u32, 0u32), |(n, sum), (c, _)| (n + 1, sum + u32::from(c.min)));
+        .fold((0u32, 0u32), |(n, sum), (c, _)| {
+            (n + 1, sum + u32::from(c.min))
+        });
     sum + count.saturating_sub(1) * u32::from(spacing)
 }
 
@@ -134,7 +136,10 @@ mod tests {
             Column::fixed(2, 10),
         ];
         // All four need 53; 42 keeps three: the rightmost priority 2 goes.
-        assert_eq!(fit(&columns, 42, 1), vec![Some(20), Some(10), Some(10), None]);
+        assert_eq!(
+            fit(&columns, 42, 1),
+            vec![Some(20), Some(10), Some(10), None]
+        );
         // 31 keeps two: the other priority 2 goes next.
         assert_eq!(fit(&columns, 31, 1), vec![Some(20), None, Some(10), None]);
         // Too narrow for the most important: it is dropped too, never cut.

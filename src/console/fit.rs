@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(lines.join(" "), message);
         assert_eq!(wrap("short", 30), vec!["short"]);
         let long_word = wrap("x".repeat(25).as_str(), 10);
-        assert_eq!(long_word, vec!["x".repeat(10), "x".repeat(10), "x".repeat(5)]);
+        assert_eq!(
+            long_word,
+            vec!["x".repeat(10), "x".repeat(10), "x".repeat(5)]
+        );
         assert_eq!(wrap("東京東京", 3), vec!["東", "京", "東", "京"]);
     }
 }

@@ -11,12 +11,15 @@ use crate::console::columns::{self, Column};
 /// Column spacing in every list.
 pub const SPACING: u16 = 1;
 
+/// Draws one row's value in a column of the given width.
+pub type CellFn<'a, T> = Box<dyn Fn(&T, usize) -> Cell<'static> + 'a>;
+
 /// One column of a list: its title, how it fits, and how it draws a row's
 /// value in the columns it got.
 pub struct ListColumn<'a, T> {
     pub title: &'static str,
     pub fit: Column,
-    pub cell: Box<dyn Fn(&T, usize) -> Cell<'static> + 'a>,
+    pub cell: CellFn<'a, T>,
 }
 
 impl<'a, T> ListColumn<'a, T> {

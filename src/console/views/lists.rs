@@ -60,7 +60,7 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
     frame.render_widget(Paragraph::new(Line::from(spans)), info);
     let now = now_millis();
     let visible = visible_slice(&screen.rows, list);
-    let longest = |f: fn(&Delivery) -> &str| longest_shown(visible.iter().map(|d| f(d)));
+    let longest = |f: fn(&Delivery) -> &str| longest_shown(visible.iter().map(f));
     let time_width = visible
         .iter()
         .map(|d| width(&short_time(d.created_at)))
@@ -122,7 +122,7 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
 }
 
 /// The rows a list of `area`'s height shows (its header line taken off).
-fn visible_slice<'r, T>(rows: &'r Rows<T>, area: Rect) -> &'r [T] {
+fn visible_slice<T>(rows: &Rows<T>, area: Rect) -> &[T] {
     let height = usize::from(area.height.saturating_sub(1));
     let start = rows.offset.min(rows.items.len());
     let end = start.saturating_add(height).min(rows.items.len());
@@ -131,10 +131,7 @@ fn visible_slice<'r, T>(rows: &'r Rows<T>, area: Rect) -> &'r [T] {
 
 /// The widest of `texts` as shown (escapes take their real width).
 fn longest_shown<'t>(texts: impl Iterator<Item = &'t str>) -> usize {
-    texts
-        .map(|t| width(&escape_controls(t)))
-        .max()
-        .unwrap_or(0)
+    texts.map(|t| width(&escape_controls(t))).max().unwrap_or(0)
 }
 
 /// The last error (cut at its end: the strip shows it whole) or status.
@@ -163,7 +160,10 @@ fn next_attempt(d: &Delivery, now: i64) -> String {
 pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area: Rect) {
     let now = now_millis();
     let visible = visible_slice(&screen.rows, area);
-    let labels: Vec<String> = visible.iter().map(|r| endpoint_label(&r.endpoint)).collect();
+    let labels: Vec<String> = visible
+        .iter()
+        .map(|r| endpoint_label(&r.endpoint))
+        .collect();
     let longest = longest_shown(labels.iter().map(String::as_str));
     let latency = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), human_duration);
     let columns = vec![
@@ -172,9 +172,11 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
             name_fit(0, "ENDPOINT", longest, 20, 2),
             |row: &EndpointRow, w| Cell::from(shorten_middle(&endpoint_label(&row.endpoint), w)),
         ),
-        ListColumn::new("STATE", Column::fixed(0, 11), move |row: &EndpointRow, _| {
-            endpoint_state_cell(row, theme)
-        }),
+        ListColumn::new(
+            "STATE",
+            Column::fixed(0, 11),
+            move |row: &EndpointRow, _| endpoint_state_cell(row, theme),
+        ),
         ListColumn::new("OK 5M", Column::fixed(1, 6), move |row: &EndpointRow, _| {
             let rate = row.health.as_ref().and_then(|h| h.last_5m.success_rate());
             Cell::from(Span::styled(percent(rate), theme.rate(rate)))
@@ -184,10 +186,14 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
             Cell::from(Span::styled(percent(rate), theme.rate(rate)))
         }),
         ListColumn::new("P50", Column::fixed(6, 6), move |row: &EndpointRow, _| {
-            Cell::from(latency(row.health.as_ref().and_then(|h| h.last_1h.p50_ms())))
+            Cell::from(latency(
+                row.health.as_ref().and_then(|h| h.last_1h.p50_ms()),
+            ))
         }),
         ListColumn::new("P95", Column::fixed(3, 6), move |row: &EndpointRow, _| {
-            Cell::from(latency(row.health.as_ref().and_then(|h| h.last_1h.p95_ms())))
+            Cell::from(latency(
+                row.health.as_ref().and_then(|h| h.last_1h.p95_ms()),
+            ))
         }),
         ListColumn::new("INFL", Column::fixed(6, 4), |row: &EndpointRow, _| {
             Cell::from(
@@ -195,15 +201,19 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
                     .map_or_else(|| "-".to_string(), |q| q.in_flight.to_string()),
             )
         }),
-        ListColumn::new("BACKLOG", Column::fixed(2, 7), move |row: &EndpointRow, _| {
-            Cell::from(match row.queue {
-                Some(queue) => Span::styled(
-                    group_digits(queue.backlog().max(0) as u64),
-                    count_style(theme, queue.backlog(), false),
-                ),
-                None => Span::raw("-"),
-            })
-        }),
+        ListColumn::new(
+            "BACKLOG",
+            Column::fixed(2, 7),
+            move |row: &EndpointRow, _| {
+                Cell::from(match row.queue {
+                    Some(queue) => Span::styled(
+                        group_digits(queue.backlog().max(0) as u64),
+                        count_style(theme, queue.backlog(), false),
+                    ),
+                    None => Span::raw("-"),
+                })
+            },
+        ),
         ListColumn::new("FAILS", Column::fixed(2, 5), move |row: &EndpointRow, _| {
             let fails = row.health.as_ref().map_or(0, |h| h.consecutive_failures);
             Cell::from(Span::styled(
@@ -218,13 +228,17 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
                 Cell::from(Span::styled(clip(&endpoint_problem(row), w), theme.bad()))
             },
         ),
-        ListColumn::new("LAST OK", Column::fixed(7, 9), move |row: &EndpointRow, _| {
-            let at = row.health.as_ref().and_then(|h| h.last_success_at);
-            Cell::from(at.map_or_else(
-                || "-".to_string(),
-                |at| format!("{} ago", human_duration(now - at)),
-            ))
-        }),
+        ListColumn::new(
+            "LAST OK",
+            Column::fixed(7, 9),
+            move |row: &EndpointRow, _| {
+                let at = row.health.as_ref().and_then(|h| h.last_success_at);
+                Cell::from(at.map_or_else(
+                    || "-".to_string(),
+                    |at| format!("{} ago", human_duration(now - at)),
+                ))
+            },
+        ),
     ];
     let fitted = Fitted::new(columns, area.width);
     let widths = fitted.widths();

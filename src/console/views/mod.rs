@@ -33,6 +33,11 @@ use super::theme::Theme;
 use crate::model::{format_rfc3339, now_millis};
 use crate::text::{char_width, escape_controls, width};
 
+/// Lines the help of `view` takes at `width` columns (how far it scrolls).
+pub fn help_line_count(view: keymap::ViewKind, read_only: bool, width: u16) -> usize {
+    help::line_count(view, read_only, width)
+}
+
 /// Below this size the console asks for a bigger terminal.
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 12;
@@ -377,16 +382,6 @@ fn table<T>(
 }
 
 /// `10:42:07` today, `11-19 10:42` otherwise (UTC, like the CLI).
-/// The width of a table's name column: as wide as its longest name as
-/// shown (names are how operators know endpoints), at least 12, at most a
-/// third of `area_width`.
-pub fn name_column<'a>(names: impl Iterator<Item = &'a str>, area_width: u16) -> Constraint {
-    // Borrowed when clean: no allocation per row, per frame.
-    let longest = names.map(|n| width(&escape_controls(n))).max().unwrap_or(0);
-    let longest = u16::try_from(longest).unwrap_or(u16::MAX);
-    Constraint::Length(longest.clamp(12, (area_width / 3).max(12)))
-}
-
 pub fn short_time(ms: i64) -> String {
     let full = format_rfc3339(ms);
     let today = format_rfc3339(now_millis());

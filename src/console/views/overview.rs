@@ -8,13 +8,13 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState
 
 use super::fitted::{Fitted, ListColumn, name_fit};
 use super::{clip, human_duration, percent, queue_count};
+use crate::console::app::App;
 use crate::console::columns::Column;
 use crate::console::fit::shorten_middle;
-use crate::text::{escape_controls, width};
-use crate::console::app::App;
 use crate::console::format::group_digits;
 use crate::console::screens::{OverviewScreen, WorstEndpoint};
 use crate::console::theme::{Theme, endpoint_state_label};
+use crate::text::{escape_controls, width};
 
 pub fn render(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     let [top, worst] = Layout::vertical([Constraint::Length(8), Constraint::Min(3)]).areas(area);
@@ -192,16 +192,24 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
             name_fit(0, "ENDPOINT", longest, 20, 2),
             |w: &WorstEndpoint, room| Cell::from(shorten_middle(&w.label, room)),
         ),
-        ListColumn::new("STATE", Column::fixed(0, 11), move |w: &WorstEndpoint, _| {
-            Cell::from(Span::styled(
-                endpoint_state_label(w.state),
-                theme.endpoint_state(w.state),
-            ))
-        }),
-        ListColumn::new("FAIL 5M", Column::fixed(1, 7), move |w: &WorstEndpoint, _| {
-            let ok = w.failure_rate_5m.map(|f| 1.0 - f);
-            Cell::from(Span::styled(percent(w.failure_rate_5m), theme.rate(ok)))
-        }),
+        ListColumn::new(
+            "STATE",
+            Column::fixed(0, 11),
+            move |w: &WorstEndpoint, _| {
+                Cell::from(Span::styled(
+                    endpoint_state_label(w.state),
+                    theme.endpoint_state(w.state),
+                ))
+            },
+        ),
+        ListColumn::new(
+            "FAIL 5M",
+            Column::fixed(1, 7),
+            move |w: &WorstEndpoint, _| {
+                let ok = w.failure_rate_5m.map(|f| 1.0 - f);
+                Cell::from(Span::styled(percent(w.failure_rate_5m), theme.rate(ok)))
+            },
+        ),
         ListColumn::new("BACKLOG", Column::fixed(2, 7), |w: &WorstEndpoint, _| {
             Cell::from(group_digits(w.backlog.max(0) as u64))
         }),
