@@ -56,7 +56,29 @@ pub fn fit(columns: &[Column], width: u16, spacing: u16) -> Vec<Option<u16>> {
         .collect();
     let left = u32::from(width).saturating_sub(needed(columns, &kept, spacing));
     share_out(columns, &mut widths, left);
+    bring_back(columns, &mut widths, width, spacing);
     widths
+}
+
+/// Room no kept column wants (each is at its maximum) goes to columns
+/// dropped before, most important first, while they fit: dropping a wide
+/// column can leave room for a narrower one.
+fn bring_back(columns: &[Column], widths: &mut [Option<u16>], width: u16, spacing: u16) {
+    let used: u32 = widths.iter().flatten().map(|w| u32::from(*w)).sum();
+    let gaps = widths.iter().flatten().count().saturating_sub(1);
+    let gaps = u32::try_from(gaps).unwrap_or(u32::MAX) * u32::from(spacing);
+    let mut unused = u32::from(width).saturating_sub(used + gaps);
+    let mut dropped: Vec<usize> = (0..columns.len())
+        .filter(|&i| widths[i].is_none())
+        .collect();
+    dropped.sort_by_key(|&i| (columns[i].priority, i));
+    for i in dropped {
+        let needs = u32::from(columns[i].min) + u32::from(spacing);
+        if needs <= unused {
+            widths[i] = Some(columns[i].min);
+            unused -= needs;
+        }
+    }
 }
 
 /// Columns the kept columns take at their minimum, spacing included.
@@ -165,6 +187,24 @@ mod tests {
             }
             assert!(total(&fit(&columns, width, 1), 1) <= width);
         }
+    }
+
+    #[test]
+    fn room_nobody_wants_brings_back_a_narrower_column_dropped_before() {
+        let columns = [
+            Column::fixed(2, 8),
+            Column::flexible(0, 10, 13, 1),
+            Column::fixed(1, 30),
+        ];
+        // 30 goes, then 8: 10 is left over, and the 8 comes back.
+        assert_eq!(fit(&columns, 30, 1), vec![Some(8), Some(13), None]);
+        // A flexible column still wanting room keeps it instead.
+        let hungry = [
+            Column::fixed(2, 8),
+            Column::flexible(0, 10, 100, 1),
+            Column::fixed(1, 30),
+        ];
+        assert_eq!(fit(&hungry, 30, 1), vec![None, Some(30), None]);
     }
 
     #[test]

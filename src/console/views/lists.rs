@@ -61,12 +61,7 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
     let now = now_millis();
     let visible = visible_slice(&screen.rows, list);
     let longest = |f: fn(&Delivery) -> &str| longest_shown(visible.iter().map(f));
-    let time_width = visible
-        .iter()
-        .map(|d| width(&short_time(d.created_at)))
-        .max()
-        .unwrap_or(8);
-    let time_width = u16::try_from(time_width).unwrap_or(11);
+    let time_width = time_width(visible.iter().map(|d| d.created_at));
     let marked = &screen.marked;
     let columns = vec![
         ListColumn::new("", Column::fixed(0, 1), move |d: &Delivery, _| {
@@ -127,6 +122,17 @@ fn visible_slice<T>(rows: &Rows<T>, area: Rect) -> &[T] {
     let start = rows.offset.min(rows.items.len());
     let end = start.saturating_add(height).min(rows.items.len());
     &rows.items[start..end]
+}
+
+/// The width of a time column: 8 for today's times, 11 with a date.
+fn time_width(times: impl Iterator<Item = i64>) -> u16 {
+    let widest = times.map(|at| width(&short_time(at))).max().unwrap_or(8);
+    u16::try_from(widest).unwrap_or(11)
+}
+
+/// A width in screen columns as a layout takes it.
+fn columns_of(width: usize) -> u16 {
+    u16::try_from(width).unwrap_or(u16::MAX)
 }
 
 /// The widest of `texts` as shown (escapes take their real width).
@@ -223,7 +229,7 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
         }),
         ListColumn::new(
             "LAST ERROR",
-            Column::flexible(1, 14, u16::MAX, 3),
+            Column::flexible(1, 20, u16::MAX, 3),
             move |row: &EndpointRow, w| {
                 Cell::from(Span::styled(clip(&endpoint_problem(row), w), theme.bad()))
             },
@@ -315,7 +321,7 @@ pub fn subscriptions(screen: &SubscriptionsScreen, theme: Theme, frame: &mut Fra
         ),
         ListColumn::new(
             "DESCRIPTION",
-            Column::flexible(2, 12, u16::MAX, 3),
+            Column::flexible(2, 20, u16::MAX, 3),
             |s: &Subscription, w| Cell::from(clip(s.description.as_deref().unwrap_or_default(), w)),
         ),
         ListColumn::new("ID", Column::fixed(4, 30), move |s: &Subscription, w| {
@@ -345,8 +351,9 @@ pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) 
     let longest_target = longest_shown(targets.iter().map(String::as_str));
     let longest_actor = longest_shown(visible.iter().map(|a| a.actor.as_str()));
     let longest_action = longest_shown(visible.iter().map(|a| a.action.as_str()));
+    let when_width = time_width(visible.iter().map(|a| a.at));
     let columns = vec![
-        ListColumn::new("WHEN", Column::fixed(2, 11), |a: &AuditEntry, _| {
+        ListColumn::new("WHEN", Column::fixed(2, when_width), |a: &AuditEntry, _| {
             Cell::from(short_time(a.at))
         }),
         ListColumn::new(
@@ -355,7 +362,7 @@ pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) 
             |a: &AuditEntry, w| Cell::from(shorten_middle(&a.actor, w)),
         ),
         // Room for an IPv4 address.
-        ListColumn::new("FROM", Column::fixed(3, 15), |a: &AuditEntry, w| {
+        ListColumn::new("FROM", Column::fixed(4, 15), |a: &AuditEntry, w| {
             Cell::from(
                 a.client_addr
                     .as_deref()
@@ -372,10 +379,16 @@ pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) 
                 Cell::from(Span::styled(shorten_middle(&a.action, w), theme.bold()))
             },
         ),
+        // Ids are whole or not at all: half an id finds nothing.
         ListColumn::new(
             "ON",
-            name_fit(1, "ON", longest_target, 14, 1),
-            |a: &AuditEntry, w| Cell::from(shorten_middle(&audit_targets(a), w)),
+            Column::flexible(
+                1,
+                columns_of(longest_target.min(ID_WIDTH)),
+                columns_of(longest_target),
+                1,
+            ),
+            |a: &AuditEntry, w| Cell::from(audit_targets_in(a, w)),
         ),
         ListColumn::new(
             "DETAIL",
@@ -391,6 +404,21 @@ pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) 
         empty: "no operator actions yet",
     };
     table(frame, area, theme, columns, &screen.rows, |a| fitted.row(a));
+}
+
+/// Columns of an id: a prefix and a ULID (`dlv_01M83…`).
+const ID_WIDTH: usize = 30;
+
+/// The ids an action was on as they fit `width`: with how many more when
+/// there is room, else the first alone.
+fn audit_targets_in(a: &AuditEntry, width: usize) -> String {
+    let all = shown(&audit_targets(a));
+    if crate::text::width(&all) <= width {
+        return all;
+    }
+    a.target_ids
+        .first()
+        .map_or_else(String::new, |id| clip(id, width))
 }
 
 /// The ids an action was on: the first, and how many more.
