@@ -93,8 +93,8 @@ fn fields(app: &App) -> Vec<Field> {
             .map(|row| {
                 vec![
                     field("endpoint", endpoint_label(&row.endpoint)),
-                    field("url", mask_url_password(&row.endpoint.url)),
                     bad("why", endpoint_problem(row)),
+                    field("url", mask_url_password(&row.endpoint.url)),
                 ]
             })
             .unwrap_or_default(),
