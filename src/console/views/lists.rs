@@ -73,7 +73,7 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
         }),
         ListColumn::new(
             "TOPIC",
-            name_fit(2, "TOPIC", longest(|d| &d.topic), 12, 2),
+            name_fit(2, "TOPIC", longest(|d| &d.topic), 16, 2),
             |d: &Delivery, w| Cell::from(shorten_middle(&d.topic, w)),
         ),
         ListColumn::new(
@@ -83,7 +83,7 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
         ),
         ListColumn::new(
             "TENANT",
-            name_fit(6, "TENANT", longest(|d| &d.tenant_name), 8, 1),
+            name_fit(6, "TENANT", longest(|d| &d.tenant_name), 10, 1),
             |d: &Delivery, w| Cell::from(shorten_middle(&d.tenant_name, w)),
         ),
         ListColumn::new("STATE", Column::fixed(0, 11), move |d: &Delivery, _| {
