@@ -816,9 +816,13 @@ async fn at_80x24_long_names_keep_their_end_and_the_strip_shows_them_whole() {
     );
     let attributes = console.screen_with_escapes();
     let coloured = (0..8).any(|c| {
-        [format!("\x1b[3{c}"), format!("\x1b[9{c}"), format!(";3{c}m")]
-            .iter()
-            .any(|code| attributes.contains(code.as_str()))
+        [
+            format!("\x1b[3{c}"),
+            format!("\x1b[9{c}"),
+            format!(";3{c}m"),
+        ]
+        .iter()
+        .any(|code| attributes.contains(code.as_str()))
     });
     assert!(!coloured, "no colour under NO_COLOR:\n{attributes:?}");
 

@@ -1599,3 +1599,16 @@ fn help_scrolls_only_as_far_as_its_last_line() {
     key(&mut app, KeyCode::Char('k'));
     assert_eq!(scroll(&app), end - 1);
 }
+
+#[test]
+fn a_typed_command_opens_its_screen_afresh() {
+    let rows: Vec<EndpointRow> = (1..=3)
+        .map(|n| endpoint(n, &format!("ep{n}"), EndpointState::Active))
+        .collect();
+    let mut app = on_endpoints(rows, false);
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('2'));
+    command(&mut app, "endpoints");
+    assert_eq!(endpoint_selected(&app), 0);
+    assert!(matches!(app.top(), Screen::Endpoints(s) if !s.rows.loaded));
+}

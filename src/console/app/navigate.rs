@@ -217,8 +217,8 @@ impl App {
         self.refresh_commands(false)
     }
 
-    /// Replaces the whole stack with a top-level view: as it was left
-    /// (cursor, scroll, filter and marks), or new the first time.
+    /// `1`–`5`: replaces the whole stack with a top-level view as it was
+    /// left (cursor, scroll, filter and marks), or new the first time.
     pub(super) fn go(&mut self, kind: ViewKind) -> Vec<Command> {
         self.save_bottom();
         if let Some(screen) = self.saved.remove(&kind) {
@@ -226,6 +226,14 @@ impl App {
             self.pending.remove(&Slot::Top);
             return self.refresh_commands(false);
         }
+        self.go_fresh(kind)
+    }
+
+    /// `:deliveries`, `:endpoints`, …: the view afresh, as a typed command
+    /// (or a script) means it: the whole list, no filter, the first row.
+    pub(super) fn go_fresh(&mut self, kind: ViewKind) -> Vec<Command> {
+        self.save_bottom();
+        self.saved.remove(&kind);
         let screen = match kind {
             ViewKind::Overview => Screen::Overview(OverviewScreen::default()),
             ViewKind::Deliveries => Screen::Deliveries(DeliveriesScreen {

@@ -54,20 +54,22 @@ impl App {
                 self.quit = true;
                 Vec::new()
             }
-            "o" | "overview" => self.go(ViewKind::Overview),
-            "d" | "dlv" | "deliveries" => self.go(ViewKind::Deliveries),
+            "o" | "overview" => self.go_fresh(ViewKind::Overview),
+            "d" | "dlv" | "deliveries" => self.go_fresh(ViewKind::Deliveries),
             "failed" | "dead" => {
                 self.set_stack(vec![Screen::Deliveries(DeliveriesScreen::default())]);
                 self.apply_filter("state:dead")
             }
-            "ep" | "endpoint" | "endpoints" if argument.is_empty() => self.go(ViewKind::Endpoints),
+            "ep" | "endpoint" | "endpoints" if argument.is_empty() => {
+                self.go_fresh(ViewKind::Endpoints)
+            }
             "ep" | "endpoint" => {
                 self.set_stack(vec![Screen::Deliveries(DeliveriesScreen::default())]);
                 self.apply_filter(&format!("endpoint:{argument}"))
             }
-            "s" | "subs" | "subscriptions" => self.go(ViewKind::Subscriptions),
-            "a" | "audit" => self.go(ViewKind::Audit),
-            "h" | "help" => self.go(ViewKind::Help),
+            "s" | "subs" | "subscriptions" => self.go_fresh(ViewKind::Subscriptions),
+            "a" | "audit" => self.go_fresh(ViewKind::Audit),
+            "h" | "help" => self.go_fresh(ViewKind::Help),
             "id" => self.jump_to_id(&argument),
             "tenant" | "t" => self.set_tenant(&argument),
             other if IdKind::of(other).is_some() => self.jump_to_id(other),
