@@ -1,7 +1,9 @@
 //! Drawing: a pure function of the [`App`] state onto a frame. The frame
 //! is a header (database, tenant filter, dispatchers, totals), breadcrumbs,
-//! the view's body, a status line (flash, errors, progress) and a hint bar
-//! generated from the keymap (or the filter/command line being typed).
+//! the view's body, on list screens a detail strip with the selected row
+//! in full, a status line (flash, errors, progress; a long message wraps
+//! up into the strip) and a hint bar generated from the keymap (or the
+//! filter/command line being typed).
 //!
 //! Text from outside (names, URLs, descriptions, errors, answers, payloads,
 //! even what the operator typed or pasted) goes through [`shown`] or
