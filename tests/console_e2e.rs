@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::{Backend, TestDb, hookline_command, stderr};
 use console_support::{
-    CLEAR_SHOWN, OSC52_SHOWN, RLO, RLO_SHOWN, Seeded, has_raw_controls, seed, seed_hostile,
+    CLEAR_SHOWN, OSC52_SHOWN, RLO, RLO_SHOWN, Seeded, add_failing_endpoint, has_raw_controls, seed,
+    seed_hostile,
 };
 use hookline::model::{DeliveryState, EndpointState, Source, now_millis};
 
@@ -57,6 +58,18 @@ impl Console {
         size: (u16, u16),
         options: &[&str],
     ) -> Console {
+        Console::launch_with(hookline_args, first_screen, size, options, "")
+    }
+
+    /// [`Console::launch_in`] with more environment (`NAME=value …`,
+    /// already shell-quoted) for the console.
+    fn launch_with(
+        hookline_args: &str,
+        first_screen: &str,
+        size: (u16, u16),
+        options: &[&str],
+        env: &str,
+    ) -> Console {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let socket = format!(
             "hookline-e2e-{}-{}",
@@ -68,7 +81,7 @@ impl Console {
         // code and the terminal's settings (to see raw mode was undone).
         let script = format!(
             "env -i PATH=\"$PATH\" HOME=\"$HOME\" TERM=\"$TERM\" HOOKLINE_LOG=warn \
-             USER={OPERATOR} SSH_CLIENT='{OPERATOR_ADDR} 51234 22' \
+             USER={OPERATOR} SSH_CLIENT='{OPERATOR_ADDR} 51234 22' {env} \
              '{bin}' {hookline_args}; echo \"rc=$?\"; stty -a; sleep 600",
             bin = env!("CARGO_BIN_EXE_hookline"),
         );
@@ -1015,5 +1028,77 @@ async fn hostile_text_reaches_the_pane_only_as_visible_escapes() {
     assert!(
         endpoint.url.contains(console_support::OSC52),
         "{endpoint:?}"
+    );
+}
+
+/// The detail strip of an 80x24 screen: the two lines above the status
+/// and hint lines, joined where they wrapped.
+fn strip_text(screen: &str) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    let at = lines.len().saturating_sub(4);
+    lines[at..lines.len().saturating_sub(2)]
+        .iter()
+        .map(|l| l.trim_end())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// At 80x24 under `NO_COLOR`, as on-call staff open it over SSH: a name
+/// too long for its column keeps its distinguishing end, the strip shows
+/// the selected endpoint's name and last error whole, and the endpoints
+/// keep their cursor while the operator looks at another screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_80x24_long_names_keep_their_end_and_the_strip_shows_them_whole() {
+    let seeded = seed(Backend::Sqlite).await;
+    let message = "Connection refused (os error 111) to 203.0.113.40:443";
+    add_failing_endpoint(&seeded, "appliance-catalog", "price-comparison", message).await;
+    let console = Console::launch_with(
+        &format!("--db '{}' console", seeded.db.url),
+        "Overview",
+        (80, 24),
+        &[],
+        "NO_COLOR=1",
+    );
+    console.keys(&["3"]);
+    let screen = console.wait_for("…/price-comparison");
+    assert!(
+        strip_text(&screen).contains("url https://billing.acme.example/webhooks"),
+        "the first endpoint's URL in the strip:\n{screen}"
+    );
+    assert!(
+        !screen.contains("appliance-catalog/price-comparison"),
+        "the column is narrower than the name:\n{screen}"
+    );
+    // The endpoints are listed by name: the third is the long one.
+    console.keys(&["j", "j"]);
+    let screen = console.wait_until("the long endpoint selected", |s| {
+        strip_text(s).starts_with("endpoint appliance-catalog/price-comparison")
+    });
+    let strip = strip_text(&screen);
+    assert!(
+        strip.contains(&format!("connect: {message}")),
+        "the whole last error in the strip:\n{screen}"
+    );
+    let attributes = console.screen_with_escapes();
+    let coloured = (0..8).any(|c| {
+        [
+            format!("\x1b[3{c}"),
+            format!("\x1b[9{c}"),
+            format!(";3{c}m"),
+        ]
+        .iter()
+        .any(|code| attributes.contains(code.as_str()))
+    });
+    assert!(!coloured, "no colour under NO_COLOR:\n{attributes:?}");
+
+    console.keys(&["2"]);
+    console.wait_for("following");
+    console.keys(&["3"]);
+    let screen = console.wait_until("the endpoints again", |s| {
+        s.lines().nth(1).is_some_and(|l| l.starts_with("Endpoints"))
+    });
+    assert!(
+        strip_text(&screen).starts_with("endpoint appliance-catalog/price-comparison"),
+        "the cursor stayed on the endpoint it was on:\n{screen}"
     );
 }

@@ -32,6 +32,8 @@ use crate::store::QueueSummary;
 pub const PAGE: usize = 100;
 /// How many endpoints around the selection get their health loaded.
 pub const HEALTH_WINDOW: usize = 60;
+/// Lines of the detail strip, on the screens that list rows.
+pub const STRIP_LINES: u16 = 2;
 /// How long a flash message stays.
 const FLASH_MS: i64 = 6_000;
 
@@ -85,6 +87,9 @@ pub struct App {
     pub dirty: bool,
     /// Shown in the status bar when nothing more urgent is.
     pub notice: Option<String>,
+    /// Each top-level view as it was left, to return to (cursor, scroll,
+    /// filter, marks); the screen on the stack is not in here.
+    saved: HashMap<ViewKind, Screen>,
     next_token: u64,
     /// The token of the load each screen or the header is waiting for.
     pending: HashMap<Slot, u64>,
@@ -114,6 +119,7 @@ impl App {
             quit: false,
             dirty: true,
             notice: None,
+            saved: HashMap::new(),
             next_token: 1,
             pending: HashMap::new(),
         }
@@ -139,10 +145,17 @@ impl App {
         self.top().kind()
     }
 
-    /// Rows the body can show (header, breadcrumbs, table header, flash and
-    /// hint lines taken off).
+    /// Rows the body can show (header, breadcrumbs, table header, the
+    /// detail strip, status and hint lines taken off).
     pub fn body_rows(&self) -> usize {
-        usize::from(self.size.1).saturating_sub(6).max(1)
+        let strip = if has_strip(self.view()) {
+            STRIP_LINES
+        } else {
+            0
+        };
+        usize::from(self.size.1)
+            .saturating_sub(6 + usize::from(strip))
+            .max(1)
     }
 
     fn token(&mut self, slot: Slot) -> u64 {
@@ -184,6 +197,10 @@ impl App {
         match msg {
             Msg::Key(key) => {
                 self.dirty = true;
+                // An error stays until the operator has seen it and moved on.
+                if self.flash.as_ref().is_some_and(|f| f.error) {
+                    self.flash = None;
+                }
                 self.expire_flash();
                 self.on_key(key)
             }
@@ -220,11 +237,12 @@ impl App {
         }
     }
 
+    /// Drops an information message once it is old; errors wait for a key.
     fn expire_flash(&mut self) -> bool {
         let stale = self
             .flash
             .as_ref()
-            .is_some_and(|f| now_millis() - f.at > FLASH_MS);
+            .is_some_and(|f| !f.error && now_millis() - f.at > FLASH_MS);
         if stale {
             self.flash = None;
         }
@@ -298,6 +316,18 @@ impl App {
         }
         query
     }
+}
+
+/// Whether `view` lists rows, and so has a detail strip for the selected one.
+pub fn has_strip(view: ViewKind) -> bool {
+    matches!(
+        view,
+        ViewKind::Overview
+            | ViewKind::Deliveries
+            | ViewKind::Endpoints
+            | ViewKind::Subscriptions
+            | ViewKind::Audit
+    )
 }
 
 /// The endpoints near the selection whose health is worth loading.

@@ -270,7 +270,9 @@ fn screen(app: &App) -> String {
 #[test]
 fn j_k_g_capital_g_and_paging_move_within_the_loaded_rows() {
     let mut app = on_deliveries(50, false);
-    assert_eq!(app.body_rows(), 34);
+    // 40 lines less the header, breadcrumbs, list info and column titles,
+    // the two-line detail strip, status and hints.
+    assert_eq!(app.body_rows(), 32);
     key(&mut app, KeyCode::Char('j'));
     key(&mut app, KeyCode::Down);
     assert_eq!(selected(&app), 2);
@@ -284,22 +286,22 @@ fn j_k_g_capital_g_and_paging_move_within_the_loaded_rows() {
     assert!(loads(&commands).is_empty(), "the end is already loaded");
     assert_eq!(
         deliveries_screen(&app).rows.offset,
-        16,
+        18,
         "the last row is on screen"
     );
     key(&mut app, KeyCode::Char('g'));
     assert_eq!(selected(&app), 0);
     assert_eq!(deliveries_screen(&app).rows.offset, 0);
     key(&mut app, KeyCode::PageDown);
-    assert_eq!(selected(&app), 34);
+    assert_eq!(selected(&app), 32);
     key(&mut app, KeyCode::PageDown);
     assert_eq!(selected(&app), 49, "paging stops at the last row");
     key(&mut app, KeyCode::PageUp);
-    assert_eq!(selected(&app), 15);
+    assert_eq!(selected(&app), 17);
     ctrl(&mut app, 'f');
     assert_eq!(selected(&app), 49, "ctrl-f pages down too");
     ctrl(&mut app, 'b');
-    assert_eq!(selected(&app), 15);
+    assert_eq!(selected(&app), 17);
 }
 
 #[test]
@@ -355,7 +357,7 @@ fn paging_near_the_end_of_the_loaded_rows_loads_older_ones() {
         created_at: 5,
         id: id("dlv_", 99),
     };
-    answer(&mut app, rows_loaded(deliveries(100), Some(cursor.clone())));
+    answer(&mut app, rows_loaded(deliveries(90), Some(cursor.clone())));
     let first = key(&mut app, KeyCode::PageDown);
     assert!(loads(&first).is_empty(), "plenty of rows below");
     let second = key(&mut app, KeyCode::PageDown);
@@ -781,15 +783,21 @@ fn question_mark_shows_the_keys_of_the_current_view() {
 // --- marks, retry and confirmations ----------------------------------------
 
 #[test]
-fn space_marks_and_unmarks_rows_moving_down() {
+fn space_marks_and_unmarks_rows_keeping_the_cursor_on_the_row() {
     let mut app = on_deliveries(5, false);
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char(' '));
+    assert_eq!(selected(&app), 1, "the cursor stays on the marked row");
+    key(&mut app, KeyCode::Char('j'));
     key(&mut app, KeyCode::Char(' '));
     key(&mut app, KeyCode::Char(' '));
     assert_eq!(selected(&app), 2);
-    key(&mut app, KeyCode::Char('k'));
-    key(&mut app, KeyCode::Char(' '));
     let marked: Vec<String> = deliveries_screen(&app).marked.iter().cloned().collect();
-    assert_eq!(marked, vec![id("dlv_", 0)]);
+    assert_eq!(
+        marked,
+        vec![id("dlv_", 1)],
+        "the second space unmarked row 2"
+    );
     assert!(screen(&app).contains("1 marked"));
 }
 
@@ -832,9 +840,10 @@ fn r_asks_first_naming_the_target_and_count_with_cancel_focused() {
 #[test]
 fn r_on_marked_rows_asks_about_all_of_them() {
     let mut app = on_deliveries(5, false);
-    key(&mut app, KeyCode::Char(' '));
-    key(&mut app, KeyCode::Char(' '));
-    key(&mut app, KeyCode::Char(' '));
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char(' '));
+        key(&mut app, KeyCode::Char('j'));
+    }
     key(&mut app, KeyCode::Char('r'));
     let confirm = confirm(&app).clone();
     assert!(
@@ -1858,4 +1867,139 @@ fn read_only_hides_and_refuses_the_reveal() {
             .iter()
             .any(|b| b.action == keymap::Action::RevealSecrets)
     );
+}
+
+// --- per-screen cursors, the status line and help's end ----------------------
+
+fn endpoint_selected(app: &App) -> usize {
+    match app.top() {
+        Screen::Endpoints(s) => s.rows.selected,
+        other => panic!("expected the endpoints, got {:?}", other.kind()),
+    }
+}
+
+#[test]
+fn each_screen_keeps_its_cursor_when_left_and_returned_to() {
+    let rows: Vec<EndpointRow> = (1..=5)
+        .map(|n| endpoint(n, &format!("ep{n}"), EndpointState::Active))
+        .collect();
+    let mut app = on_endpoints(rows.clone(), false);
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('2'));
+    answer(&mut app, rows_loaded(deliveries(5), None));
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(selected(&app), 1);
+
+    let commands = key(&mut app, KeyCode::Char('3'));
+    assert_eq!(endpoint_selected(&app), 2, "back on the third endpoint");
+    assert_eq!(loads(&commands).len(), 1, "the endpoints are read again");
+    answer(
+        &mut app,
+        Loaded::Endpoints {
+            rows,
+            complete: true,
+        },
+    );
+    assert_eq!(endpoint_selected(&app), 2, "fresh rows keep the cursor");
+    assert!(screen(&app).contains("ep3"));
+
+    key(&mut app, KeyCode::Char('2'));
+    assert_eq!(selected(&app), 1, "the deliveries kept theirs too");
+    key(&mut app, KeyCode::Char('1'));
+    key(&mut app, KeyCode::Char('2'));
+    assert_eq!(selected(&app), 1, "via the overview as well");
+}
+
+#[test]
+fn a_new_tenant_scope_forgets_the_screens_kept_for_the_old_one() {
+    let rows: Vec<EndpointRow> = (1..=3)
+        .map(|n| endpoint(n, &format!("ep{n}"), EndpointState::Active))
+        .collect();
+    let mut app = on_endpoints(rows, false);
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('2'));
+    command(&mut app, "tenant acme");
+    key(&mut app, KeyCode::Char('3'));
+    assert_eq!(endpoint_selected(&app), 0);
+    assert!(matches!(app.top(), Screen::Endpoints(s) if !s.rows.loaded));
+}
+
+#[test]
+fn errors_stay_until_the_next_key_and_information_expires() {
+    let mut app = on_deliveries(3, false);
+    app.flash("retry failed: database is locked", true);
+    if let Some(flash) = &mut app.flash {
+        flash.at -= 60_000;
+    }
+    app.update(Msg::Refresh);
+    assert_eq!(flash_text(&app), "retry failed: database is locked");
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(flash_text(&app), "", "the next key clears the error");
+
+    app.flash("frozen", false);
+    if let Some(flash) = &mut app.flash {
+        flash.at -= 60_000;
+    }
+    app.update(Msg::Refresh);
+    assert_eq!(flash_text(&app), "", "old information goes by itself");
+}
+
+#[test]
+fn a_long_status_message_wraps_into_the_strip_whole() {
+    let mut app = App::new("test.db".to_string(), false, (80, 24));
+    app.start();
+    key(&mut app, KeyCode::Char('2'));
+    answer(&mut app, rows_loaded(deliveries(3), None));
+    let message = "retry refused: appliance-catalog/price-comparison is paused \
+                   (vendor maintenance until 14:00 UTC); resume it with p on Endpoints first";
+    app.flash(message, true);
+    let text = screen(&app);
+    let lines: Vec<&str> = text.lines().collect();
+    let status: Vec<&str> = lines[lines.len() - 3..lines.len() - 1]
+        .iter()
+        .map(|l| l.trim_end())
+        .collect();
+    assert_eq!(status.join(" "), message, "{text}");
+    assert!(
+        lines[lines.len() - 4].starts_with("endpoint globex/orders"),
+        "the strip keeps the line the message does not need:\n{text}"
+    );
+    assert!(text.contains("<r> retry"), "the hints stay:\n{text}");
+}
+
+#[test]
+fn help_scrolls_only_as_far_as_its_last_line() {
+    let mut app = on_deliveries(3, false);
+    app.update(Msg::Resize(80, 24));
+    key(&mut app, KeyCode::Char('?'));
+    key(&mut app, KeyCode::Char('G'));
+    let text = screen(&app);
+    let body: Vec<&str> = text.lines().skip(2).take(20).collect();
+    assert!(
+        body.last().is_some_and(|l| l.contains("esc cancels")),
+        "the last line of help sits at the bottom:\n{text}"
+    );
+    let scroll = |app: &App| match app.top() {
+        Screen::Help(h) => h.scroll,
+        _ => panic!("not on help"),
+    };
+    let end = scroll(&app);
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(scroll(&app), end, "j at the end stays");
+    key(&mut app, KeyCode::Char('k'));
+    assert_eq!(scroll(&app), end - 1);
+}
+
+#[test]
+fn a_typed_command_opens_its_screen_afresh() {
+    let rows: Vec<EndpointRow> = (1..=3)
+        .map(|n| endpoint(n, &format!("ep{n}"), EndpointState::Active))
+        .collect();
+    let mut app = on_endpoints(rows, false);
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('2'));
+    command(&mut app, "endpoints");
+    assert_eq!(endpoint_selected(&app), 0);
+    assert!(matches!(app.top(), Screen::Endpoints(s) if !s.rows.loaded));
 }

@@ -9,7 +9,9 @@
 //! always gives the terminal back, even after a panic.
 
 pub mod app;
+pub mod columns;
 mod filter;
+pub mod fit;
 mod format;
 pub mod headless;
 mod input;

@@ -378,6 +378,64 @@ fn timeout(delivery: &str, endpoint: &(String, String), at: i64) -> Outcome {
     }
 }
 
+/// Adds the endpoint `tenant/name` (subscribed to `catalog.*`) and one
+/// delivery to it whose first attempt could not connect, with `message`
+/// as the error: a name and an error too long for an 80-column list.
+/// Returns the delivery's event id.
+pub async fn add_failing_endpoint(
+    seeded: &Seeded,
+    tenant: &str,
+    name: &str,
+    message: &str,
+) -> String {
+    let ops = &seeded.ops;
+    ops.add_tenant(tenant)
+        .await
+        .unwrap_or_else(|e| panic!("add tenant {tenant}: {e}"));
+    let endpoint = ops
+        .add_endpoint(&EndpointInput {
+            tenant: tenant.to_string(),
+            name: name.to_string(),
+            url: format!("https://{name}.{tenant}.example/hooks"),
+            secret: None,
+            timeout: Some(Duration::from_secs(10)),
+            max_in_flight: None,
+            headers: Vec::new(),
+            description: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("add endpoint {name}: {e}"));
+    ops.add_subscription(&endpoint.id, "catalog.*", None)
+        .await
+        .unwrap_or_else(|e| panic!("subscribe {name}: {e}"));
+    publish(
+        ops,
+        tenant,
+        "catalog.price_changed",
+        r#"{"sku":"sku_1","price":"9.90"}"#,
+    )
+    .await;
+    let owner = new_id(IdKind::Dispatcher);
+    let claimed = claim(&seeded.store, &owner, 20).await;
+    let (delivery, _, event) = claimed
+        .into_iter()
+        .find(|(_, endpoint_name, _)| endpoint_name == name)
+        .unwrap_or_else(|| panic!("the delivery to {name} is due"));
+    let target = claimed_endpoint(&seeded.store, &delivery).await;
+    let outcome = Outcome {
+        attempt: NewAttempt {
+            duration_ms: 3,
+            error_kind: Some(ErrorKind::Connect),
+            error_message: Some(message.to_string()),
+            ..attempt(&delivery, &target, 1, now_millis())
+        },
+        next: NextStep::RetryIn(RETRY_IN_MS),
+        disable_endpoint: None,
+    };
+    record(&seeded.store, &owner, &[outcome]).await;
+    event
+}
+
 // --- hostile text ---------------------------------------------------------
 
 /// A terminal's clipboard write (OSC 52), as ESC sequences and in C1 form.

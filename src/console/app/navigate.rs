@@ -38,13 +38,25 @@ impl App {
                     .scroll
                     .saturating_add_signed(delta.clamp(-1000, 1000) as i16);
             }
-            Screen::Help(s) => {
-                s.scroll = s
-                    .scroll
-                    .saturating_add_signed(delta.clamp(-1000, 1000) as i16);
-            }
+            Screen::Help(_) => self.scroll_help(delta),
         }
         Vec::new()
+    }
+
+    /// Help scrolls only as far as its last line reaching the bottom, so
+    /// `G` never shows a blank page.
+    fn scroll_help(&mut self, delta: isize) {
+        let (width, height) = self.size;
+        let read_only = self.read_only;
+        let Screen::Help(s) = self.top_mut() else {
+            return;
+        };
+        let lines = crate::console::views::help_line_count(s.view, read_only, width);
+        // Header, breadcrumbs, status and hint lines take four.
+        let shown = usize::from(height).saturating_sub(4).max(1);
+        let last = lines.saturating_sub(shown);
+        let scroll = usize::from(s.scroll).saturating_add_signed(delta).min(last);
+        s.scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
     }
 
     /// Near either end of the loaded rows the next page is loaded; a payload
@@ -157,15 +169,14 @@ impl App {
     }
 
     /// `space`: marks the selected delivery for a bulk action (or unmarks
-    /// it) and moves on, so a run of rows is marked by holding the key.
+    /// it). The cursor stays on the row, so the key the operator presses
+    /// next (`r`, `p`) acts on the row they were looking at.
     pub(super) fn toggle_mark(&mut self) -> Vec<Command> {
         if let Screen::Deliveries(s) = self.top_mut()
             && let Some(id) = s.rows.selected_item().map(|d| d.id.clone())
+            && !s.marked.remove(&id)
         {
-            if !s.marked.remove(&id) {
-                s.marked.insert(id);
-            }
-            s.rows.move_by(1);
+            s.marked.insert(id);
         }
         Vec::new()
     }
@@ -206,8 +217,23 @@ impl App {
         self.refresh_commands(false)
     }
 
-    /// Replaces the whole stack with a top-level view.
+    /// `1`–`5`: replaces the whole stack with a top-level view as it was
+    /// left (cursor, scroll, filter and marks), or new the first time.
     pub(super) fn go(&mut self, kind: ViewKind) -> Vec<Command> {
+        self.save_bottom();
+        if let Some(screen) = self.saved.remove(&kind) {
+            self.stack = vec![screen];
+            self.pending.remove(&Slot::Top);
+            return self.refresh_commands(false);
+        }
+        self.go_fresh(kind)
+    }
+
+    /// `:deliveries`, `:endpoints`, …: the view afresh, as a typed command
+    /// (or a script) means it: the whole list, no filter, the first row.
+    pub(super) fn go_fresh(&mut self, kind: ViewKind) -> Vec<Command> {
+        self.save_bottom();
+        self.saved.remove(&kind);
         let screen = match kind {
             ViewKind::Overview => Screen::Overview(OverviewScreen::default()),
             ViewKind::Deliveries => Screen::Deliveries(DeliveriesScreen {
@@ -226,6 +252,33 @@ impl App {
         self.stack = vec![screen];
         self.pending.remove(&Slot::Top);
         self.refresh_commands(false)
+    }
+
+    /// Replaces the whole stack, keeping the screen at its bottom for a return.
+    pub(super) fn set_stack(&mut self, stack: Vec<Screen>) {
+        self.save_bottom();
+        self.stack = stack;
+    }
+
+    /// Keeps the top-level screen at the bottom of the stack, so going back
+    /// to its view finds the cursor where it was. A load it was waiting for
+    /// will not be applied to it, so it waits no more.
+    fn save_bottom(&mut self) {
+        let Some(mut screen) = self.stack.first().cloned() else {
+            return;
+        };
+        let kind = screen.kind();
+        if matches!(kind, ViewKind::Help | ViewKind::Detail) {
+            return;
+        }
+        match &mut screen {
+            Screen::Deliveries(s) => s.rows.loading = None,
+            Screen::Endpoints(s) => s.rows.loading = None,
+            Screen::Subscriptions(s) => s.rows.loading = None,
+            Screen::Audit(s) => s.rows.loading = None,
+            Screen::Overview(_) | Screen::Detail(_) | Screen::Help(_) => {}
+        }
+        self.saved.insert(kind, screen);
     }
 
     /// `?`: the keys of the view on top, over it, so `Esc` returns to it.

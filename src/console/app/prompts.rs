@@ -38,7 +38,7 @@ impl App {
             }
             _ => {
                 let deliveries = Screen::Deliveries(DeliveriesScreen::default());
-                self.stack = vec![deliveries];
+                self.set_stack(vec![deliveries]);
                 self.apply_filter(text)
             }
         }
@@ -54,20 +54,22 @@ impl App {
                 self.quit = true;
                 Vec::new()
             }
-            "o" | "overview" => self.go(ViewKind::Overview),
-            "d" | "dlv" | "deliveries" => self.go(ViewKind::Deliveries),
+            "o" | "overview" => self.go_fresh(ViewKind::Overview),
+            "d" | "dlv" | "deliveries" => self.go_fresh(ViewKind::Deliveries),
             "failed" | "dead" => {
-                self.stack = vec![Screen::Deliveries(DeliveriesScreen::default())];
+                self.set_stack(vec![Screen::Deliveries(DeliveriesScreen::default())]);
                 self.apply_filter("state:dead")
             }
-            "ep" | "endpoint" | "endpoints" if argument.is_empty() => self.go(ViewKind::Endpoints),
+            "ep" | "endpoint" | "endpoints" if argument.is_empty() => {
+                self.go_fresh(ViewKind::Endpoints)
+            }
             "ep" | "endpoint" => {
-                self.stack = vec![Screen::Deliveries(DeliveriesScreen::default())];
+                self.set_stack(vec![Screen::Deliveries(DeliveriesScreen::default())]);
                 self.apply_filter(&format!("endpoint:{argument}"))
             }
-            "s" | "subs" | "subscriptions" => self.go(ViewKind::Subscriptions),
-            "a" | "audit" => self.go(ViewKind::Audit),
-            "h" | "help" => self.go(ViewKind::Help),
+            "s" | "subs" | "subscriptions" => self.go_fresh(ViewKind::Subscriptions),
+            "a" | "audit" => self.go_fresh(ViewKind::Audit),
+            "h" | "help" => self.go_fresh(ViewKind::Help),
             "id" => self.jump_to_id(&argument),
             "tenant" | "t" => self.set_tenant(&argument),
             other if IdKind::of(other).is_some() => self.jump_to_id(other),
@@ -97,6 +99,8 @@ impl App {
             None => "showing every tenant".to_string(),
         };
         self.flash(text, false);
+        // Screens kept from before hold the other scope's rows.
+        self.saved.clear();
         self.pending.remove(&Slot::Top);
         if let Screen::Deliveries(s) = self.top_mut() {
             s.rows = Rows::default();
@@ -108,13 +112,13 @@ impl App {
     fn jump_to_id(&mut self, id: &str) -> Vec<Command> {
         match IdKind::of(id) {
             Some(IdKind::Delivery) => {
-                self.stack = vec![
+                self.set_stack(vec![
                     Screen::Deliveries(DeliveriesScreen::default()),
                     Screen::Detail(DetailScreen {
                         delivery_id: id.to_string(),
                         ..DetailScreen::default()
                     }),
-                ];
+                ]);
                 self.pending.remove(&Slot::Top);
                 self.refresh_commands(false)
             }
@@ -124,12 +128,12 @@ impl App {
                     ..DeliveriesScreen::default()
                 };
                 screen.query.filter.event_id = Some(id.to_string());
-                self.stack = vec![Screen::Deliveries(screen)];
+                self.set_stack(vec![Screen::Deliveries(screen)]);
                 self.pending.remove(&Slot::Top);
                 self.refresh_commands(false)
             }
             Some(IdKind::Endpoint) => {
-                self.stack = vec![deliveries_of_endpoint(id, id)];
+                self.set_stack(vec![deliveries_of_endpoint(id, id)]);
                 self.pending.remove(&Slot::Top);
                 self.refresh_commands(false)
             }

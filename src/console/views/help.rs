@@ -4,9 +4,9 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
-use crate::console::keymap;
+use crate::console::keymap::{self, ViewKind};
 use crate::console::screens::HelpScreen;
 use crate::console::theme::Theme;
 
@@ -14,9 +14,22 @@ use crate::console::theme::Theme;
 const KEY_COLUMN: usize = 16;
 
 pub fn render(screen: &HelpScreen, read_only: bool, theme: Theme, frame: &mut Frame, area: Rect) {
+    let lines = lines(screen.view, read_only, theme, area.width);
+    frame.render_widget(Paragraph::new(lines).scroll((screen.scroll, 0)), area);
+}
+
+/// How many lines the help of `view` takes at `width` columns: how far it
+/// can scroll.
+pub fn line_count(view: ViewKind, read_only: bool, width: u16) -> usize {
+    lines(view, read_only, Theme::new(false), width).len()
+}
+
+/// Every line of the help, already wrapped to `width` (so counting them
+/// says how tall it is).
+fn lines(view: ViewKind, read_only: bool, theme: Theme, width: u16) -> Vec<Line<'static>> {
     let mut lines = vec![
         Line::from(Span::styled(
-            format!("Keys in {}", screen.view.title()),
+            format!("Keys in {}", view.title()),
             theme.title(),
         )),
         Line::default(),
@@ -32,8 +45,8 @@ pub fn render(screen: &HelpScreen, read_only: bool, theme: Theme, frame: &mut Fr
     }
     // Long descriptions wrap under themselves, not under the keys: on a
     // narrow terminal the filter and command syntax must stay readable.
-    let room = usize::from(area.width).saturating_sub(KEY_COLUMN).max(20);
-    for binding in keymap::help(screen.view, read_only) {
+    let room = usize::from(width).saturating_sub(KEY_COLUMN).max(20);
+    for binding in keymap::help(view, read_only) {
         for (i, part) in wrap_words(binding.help, room).into_iter().enumerate() {
             let keys = if i == 0 {
                 format!("  {:<14}", binding.key_labels())
@@ -47,17 +60,13 @@ pub fn render(screen: &HelpScreen, read_only: bool, theme: Theme, frame: &mut Fr
         }
     }
     lines.push(Line::default());
-    lines.push(Line::from(Span::styled(
-        "In dialogs: tab moves between Cancel and the action (Cancel starts focused), enter chooses, esc cancels.",
-        theme.dim(),
-    )));
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((screen.scroll, 0)),
-        area,
-    );
+    for part in wrap_words(DIALOG_KEYS, usize::from(width).max(20)) {
+        lines.push(Line::from(Span::styled(part, theme.dim())));
+    }
+    lines
 }
+
+const DIALOG_KEYS: &str = "In dialogs: tab moves between Cancel and the action (Cancel starts focused), enter chooses, esc cancels.";
 
 /// Splits `text` at spaces into lines of at most `width` characters (a
 /// word longer than that gets a line of its own).

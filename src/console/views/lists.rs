@@ -1,19 +1,24 @@
 //! The list views: deliveries, the endpoint health table, subscriptions and
-//! the audit log. Each draws only the rows on screen.
+//! the audit log. Each draws only the rows on screen, in the columns that
+//! fit (see [`crate::console::columns`]).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row};
+use ratatui::widgets::{Cell, Paragraph};
 
+use super::fitted::{Fitted, ListColumn, name_fit};
 use super::{Columns, clip, count_style, human_duration, percent, short_time, shown, table};
+use crate::console::columns::Column;
+use crate::console::fit::shorten_middle;
 use crate::console::format::{endpoint_label, group_digits};
 use crate::console::screens::{
-    AuditScreen, DeliveriesScreen, EndpointRow, EndpointsScreen, SubscriptionsScreen,
+    AuditScreen, DeliveriesScreen, EndpointRow, EndpointsScreen, Rows, SubscriptionsScreen,
 };
 use crate::console::theme::{Theme, endpoint_state_label, state_label};
-use crate::model::{Delivery, DeliveryState, EndpointState, now_millis};
+use crate::model::{AuditEntry, Delivery, DeliveryState, EndpointState, Subscription, now_millis};
 use crate::ops::local_time_short;
+use crate::text::{escape_controls, width};
 
 pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, area: Rect) {
     let [info, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
@@ -54,346 +59,383 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
         ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), info);
-    let wide = area.width >= 110;
     let now = now_millis();
-    let header = if wide {
-        Row::new([
-            "", "TIME", "TOPIC", "ENDPOINT", "TENANT", "STATE", "ATT", "LAST", "NEXT",
-        ])
-    } else {
-        Row::new([
-            "", "TIME", "TOPIC", "ENDPOINT", "STATE", "ATT", "LAST", "NEXT",
-        ])
-    };
-    let widths: Vec<Constraint> = if wide {
-        vec![
-            Constraint::Length(1),
-            Constraint::Length(11),
-            Constraint::Fill(2),
-            Constraint::Fill(2),
-            Constraint::Fill(1),
-            Constraint::Length(11),
-            Constraint::Length(3),
-            Constraint::Fill(2),
-            Constraint::Length(6),
-        ]
-    } else {
-        vec![
-            Constraint::Length(1),
-            Constraint::Length(8),
-            Constraint::Fill(2),
-            Constraint::Fill(2),
-            Constraint::Length(11),
-            Constraint::Length(3),
-            Constraint::Fill(2),
-            Constraint::Length(5),
-        ]
-    };
+    let visible = visible_slice(&screen.rows, list);
+    let longest = |f: fn(&Delivery) -> &str| longest_shown(visible.iter().map(f));
+    let time_width = time_width(visible.iter().map(|d| d.created_at));
+    let marked = &screen.marked;
+    let columns = vec![
+        ListColumn::new("", Column::fixed(0, 1), move |d: &Delivery, _| {
+            let mark = if marked.contains(&d.id) { "*" } else { " " };
+            Cell::from(Span::styled(mark, theme.marked()))
+        }),
+        ListColumn::new("TIME", Column::fixed(3, time_width), |d: &Delivery, _| {
+            Cell::from(short_time(d.created_at))
+        }),
+        ListColumn::new(
+            "TOPIC",
+            name_fit(2, "TOPIC", longest(|d| &d.topic), 16, 2),
+            |d: &Delivery, w| Cell::from(shorten_middle(&d.topic, w)),
+        ),
+        ListColumn::new(
+            "ENDPOINT",
+            name_fit(0, "ENDPOINT", longest(|d| &d.endpoint_name), 18, 2),
+            |d: &Delivery, w| Cell::from(shorten_middle(&d.endpoint_name, w)),
+        ),
+        ListColumn::new(
+            "TENANT",
+            name_fit(6, "TENANT", longest(|d| &d.tenant_name), 10, 1),
+            |d: &Delivery, w| Cell::from(shorten_middle(&d.tenant_name, w)),
+        ),
+        ListColumn::new("STATE", Column::fixed(0, 11), move |d: &Delivery, _| {
+            Cell::from(Span::styled(state_label(d.state), theme.state(d.state)))
+        }),
+        ListColumn::new("ATT", Column::fixed(5, 3), |d: &Delivery, _| {
+            Cell::from(d.attempts.to_string())
+        }),
+        ListColumn::new(
+            "LAST",
+            Column::flexible(1, 14, u16::MAX, 3),
+            move |d: &Delivery, w| last_cell(d, w, theme),
+        ),
+        ListColumn::new("NEXT", Column::fixed(4, 5), move |d: &Delivery, _| {
+            Cell::from(next_attempt(d, now))
+        }),
+    ];
+    let fitted = Fitted::new(columns, list.width);
     let empty = if screen.query.text.is_some() {
         "no delivery's payload matches yet"
     } else {
         "no deliveries match (publish events, or change the filter with /)"
     };
+    let widths = fitted.widths();
     let columns = Columns {
-        header,
+        header: fitted.header(),
         widths: &widths,
         empty,
     };
-    table(frame, list, theme, columns, &screen.rows, |d| {
-        delivery_row(d, screen.marked.contains(&d.id), wide, now, theme)
-    });
+    table(frame, list, theme, columns, &screen.rows, |d| fitted.row(d));
 }
 
-fn delivery_row(d: &Delivery, marked: bool, wide: bool, now: i64, theme: Theme) -> Row<'static> {
-    let last = match (&d.last_error, d.last_status) {
-        (Some(error), _) => shown(error),
-        (None, Some(status)) => status.to_string(),
-        (None, None) => String::new(),
-    };
-    let next = match d.state {
+/// The rows a list of `area`'s height shows (its header line taken off).
+fn visible_slice<T>(rows: &Rows<T>, area: Rect) -> &[T] {
+    let height = usize::from(area.height.saturating_sub(1));
+    let start = rows.offset.min(rows.items.len());
+    let end = start.saturating_add(height).min(rows.items.len());
+    &rows.items[start..end]
+}
+
+/// The width of a time column: 8 for today's times, 11 with a date.
+fn time_width(times: impl Iterator<Item = i64>) -> u16 {
+    let widest = times.map(|at| width(&short_time(at))).max().unwrap_or(8);
+    u16::try_from(widest).unwrap_or(11)
+}
+
+/// A width in screen columns as a layout takes it.
+fn columns_of(width: usize) -> u16 {
+    u16::try_from(width).unwrap_or(u16::MAX)
+}
+
+/// The widest of `texts` as shown (escapes take their real width).
+fn longest_shown<'t>(texts: impl Iterator<Item = &'t str>) -> usize {
+    texts.map(|t| width(&escape_controls(t))).max().unwrap_or(0)
+}
+
+/// The last error (cut at its end: the strip shows it whole) or status.
+fn last_cell(d: &Delivery, width: usize, theme: Theme) -> Cell<'static> {
+    match (&d.last_error, d.last_status) {
+        (Some(error), _) => Cell::from(Span::styled(clip(error, width), theme.bad())),
+        (None, Some(status)) => Cell::from(status.to_string()),
+        (None, None) => Cell::from(""),
+    }
+}
+
+/// When the next attempt is due, for work still waiting.
+fn next_attempt(d: &Delivery, now: i64) -> String {
+    match d.state {
         DeliveryState::Pending | DeliveryState::Retrying if d.next_attempt_at > now => {
             human_duration(d.next_attempt_at - now)
         }
         DeliveryState::Pending | DeliveryState::Retrying => "due".to_string(),
         _ => String::new(),
-    };
-    let mark = Cell::from(Span::styled(if marked { "*" } else { " " }, theme.marked()));
-    let state = Cell::from(Span::styled(state_label(d.state), theme.state(d.state)));
-    let last = Cell::from(Span::styled(
-        last,
-        if d.last_error.is_some() {
-            theme.bad()
-        } else {
-            theme.plain()
-        },
-    ));
-    let mut cells = vec![
-        mark,
-        Cell::from(short_time(d.created_at)),
-        Cell::from(shown(&d.topic)),
-        Cell::from(shown(&d.endpoint_name)),
-    ];
-    if wide {
-        cells.push(Cell::from(shown(&d.tenant_name)));
     }
-    cells.extend([
-        state,
-        Cell::from(d.attempts.to_string()),
-        last,
-        Cell::from(next),
-    ]);
-    Row::new(cells)
 }
 
-/// The endpoint health table. Below 100 columns the 1-hour rate, p50 and
-/// in-flight columns make way for the endpoint's name and last error; from
-/// 120 the last success joins.
+/// The endpoint health table. At 80 columns: name, state, the 5-minute
+/// rate, p95, backlog, failures and the last error; wider terminals bring
+/// back the 1-hour rate, p50, in flight and the last success.
 pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area: Rect) {
-    let rows = &screen.rows;
-    let columns = EndpointColumns::for_width(area.width);
     let now = now_millis();
-    let mut header = vec!["ENDPOINT", "STATE", "OK 5M"];
-    let labels: Vec<String> = rows
-        .items
+    let visible = visible_slice(&screen.rows, area);
+    let labels: Vec<String> = visible
         .iter()
         .map(|r| endpoint_label(&r.endpoint))
         .collect();
-    let mut widths = vec![
-        super::name_column(labels.iter().map(String::as_str), area.width),
-        Constraint::Length(10),
-        Constraint::Length(6),
+    let longest = longest_shown(labels.iter().map(String::as_str));
+    let latency = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), human_duration);
+    let columns = vec![
+        ListColumn::new(
+            "ENDPOINT",
+            name_fit(0, "ENDPOINT", longest, 20, 2),
+            |row: &EndpointRow, w| Cell::from(shorten_middle(&endpoint_label(&row.endpoint), w)),
+        ),
+        ListColumn::new(
+            "STATE",
+            Column::fixed(0, 11),
+            move |row: &EndpointRow, _| endpoint_state_cell(row, theme),
+        ),
+        ListColumn::new("OK 5M", Column::fixed(1, 6), move |row: &EndpointRow, _| {
+            let rate = row.health.as_ref().and_then(|h| h.last_5m.success_rate());
+            Cell::from(Span::styled(percent(rate), theme.rate(rate)))
+        }),
+        ListColumn::new("OK 1H", Column::fixed(5, 6), move |row: &EndpointRow, _| {
+            let rate = row.health.as_ref().and_then(|h| h.last_1h.success_rate());
+            Cell::from(Span::styled(percent(rate), theme.rate(rate)))
+        }),
+        ListColumn::new("P50", Column::fixed(6, 6), move |row: &EndpointRow, _| {
+            Cell::from(latency(
+                row.health.as_ref().and_then(|h| h.last_1h.p50_ms()),
+            ))
+        }),
+        ListColumn::new("P95", Column::fixed(3, 6), move |row: &EndpointRow, _| {
+            Cell::from(latency(
+                row.health.as_ref().and_then(|h| h.last_1h.p95_ms()),
+            ))
+        }),
+        ListColumn::new("INFL", Column::fixed(6, 4), |row: &EndpointRow, _| {
+            Cell::from(
+                row.queue
+                    .map_or_else(|| "-".to_string(), |q| q.in_flight.to_string()),
+            )
+        }),
+        ListColumn::new(
+            "BACKLOG",
+            Column::fixed(2, 7),
+            move |row: &EndpointRow, _| {
+                Cell::from(match row.queue {
+                    Some(queue) => Span::styled(
+                        group_digits(queue.backlog().max(0) as u64),
+                        count_style(theme, queue.backlog(), false),
+                    ),
+                    None => Span::raw("-"),
+                })
+            },
+        ),
+        ListColumn::new("FAILS", Column::fixed(2, 5), move |row: &EndpointRow, _| {
+            let fails = row.health.as_ref().map_or(0, |h| h.consecutive_failures);
+            Cell::from(Span::styled(
+                fails.to_string(),
+                count_style(theme, fails, true),
+            ))
+        }),
+        ListColumn::new(
+            "LAST ERROR",
+            Column::flexible(1, 20, u16::MAX, 3),
+            move |row: &EndpointRow, w| {
+                Cell::from(Span::styled(clip(&endpoint_problem(row), w), theme.bad()))
+            },
+        ),
+        ListColumn::new(
+            "LAST OK",
+            Column::fixed(7, 9),
+            move |row: &EndpointRow, _| {
+                let at = row.health.as_ref().and_then(|h| h.last_success_at);
+                Cell::from(at.map_or_else(
+                    || "-".to_string(),
+                    |at| format!("{} ago", human_duration(now - at)),
+                ))
+            },
+        ),
     ];
-    if columns.full {
-        header.extend(["OK 1H", "P50"]);
-        widths.extend([Constraint::Length(6), Constraint::Length(6)]);
-    }
-    header.push("P95");
-    widths.push(Constraint::Length(6));
-    if columns.full {
-        header.push("INFL");
-        widths.push(Constraint::Length(4));
-    }
-    header.extend(["BACKLOG", "FAILS", "LAST ERROR"]);
-    widths.extend([
-        Constraint::Length(7),
-        Constraint::Length(5),
-        Constraint::Fill(2),
-    ]);
-    if columns.last_ok {
-        header.push("LAST OK");
-        widths.push(Constraint::Length(9));
-    }
+    let fitted = Fitted::new(columns, area.width);
+    let widths = fitted.widths();
     let columns_spec = Columns {
-        header: Row::new(header),
+        header: fitted.header(),
         widths: &widths,
         empty: "no endpoints (add one with `hookline endpoint add`)",
     };
-    table(frame, area, theme, columns_spec, rows, |row| {
-        endpoint_row(row, columns, now, theme)
+    table(frame, area, theme, columns_spec, &screen.rows, |row| {
+        fitted.row(row)
     });
-}
-
-/// Which optional columns of the health table fit.
-#[derive(Debug, Clone, Copy)]
-struct EndpointColumns {
-    /// OK 1H, P50 and INFL.
-    full: bool,
-    last_ok: bool,
-}
-
-impl EndpointColumns {
-    fn for_width(width: u16) -> EndpointColumns {
-        EndpointColumns {
-            full: width >= 100,
-            last_ok: width >= 120,
-        }
-    }
 }
 
 /// The state column of an active endpoint the outbound guard refuses.
 const BLOCKED_LABEL: &str = "⊘ blocked";
 
-fn endpoint_row(
-    row: &EndpointRow,
-    columns: EndpointColumns,
-    now: i64,
-    theme: Theme,
-) -> Row<'static> {
+/// The endpoint's state; a `*` says there is a reason (under LAST ERROR
+/// and in the strip).
+fn endpoint_state_cell(row: &EndpointRow, theme: Theme) -> Cell<'static> {
     let endpoint = &row.endpoint;
-    let health = row.health.as_ref();
-    let rate_5m = health.and_then(|h| h.last_5m.success_rate());
-    let rate_1h = health.and_then(|h| h.last_1h.success_rate());
-    let latency = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), human_duration);
-    let fails = health.map_or(0, |h| h.consecutive_failures);
     let state = match (&row.blocked, &endpoint.state_reason) {
         (Some(_), _) if endpoint.state == EndpointState::Active => BLOCKED_LABEL.to_string(),
         (_, Some(_)) => format!("{}*", endpoint_state_label(endpoint.state)),
         (_, None) => endpoint_state_label(endpoint.state).to_string(),
     };
-    let state_style = match &row.blocked {
+    let style = match &row.blocked {
         Some(_) => theme.bad(),
         None => theme.endpoint_state(endpoint.state),
     };
+    Cell::from(Span::styled(state, style))
+}
+
+/// What is wrong with an endpoint, most telling first: when a pause ends
+/// and why it was paused or disabled, why the guard refuses it, or its last
+/// error.
+pub fn endpoint_problem(row: &EndpointRow) -> String {
+    let endpoint = &row.endpoint;
     // A pause that ends by itself says when first: a long reason is clipped.
     let paused_until = endpoint
         .paused_until
         .filter(|_| endpoint.state == EndpointState::Paused)
         .map(|at| format!("until {}", local_time_short(at)));
-    let last_error = match (
+    match (
         paused_until,
         &endpoint.state_reason,
         &row.blocked,
-        health.and_then(|h| h.last_error.clone()),
+        row.health.as_ref().and_then(|h| h.last_error.as_ref()),
     ) {
         (Some(until), Some(reason), _, _) => format!("{until}: {reason}"),
         (Some(until), None, _, _) => until,
         (None, Some(reason), _, _) if endpoint.state != EndpointState::Active => reason.clone(),
         (None, _, Some(reason), _) => reason.clone(),
-        (None, _, _, Some(error)) => error,
+        (None, _, _, Some(error)) => error.clone(),
         _ => String::new(),
-    };
-    let mut cells = vec![
-        Cell::from(shown(&endpoint_label(endpoint))),
-        Cell::from(Span::styled(state, state_style)),
-        Cell::from(Span::styled(percent(rate_5m), theme.rate(rate_5m))),
-    ];
-    if columns.full {
-        cells.push(Cell::from(Span::styled(
-            percent(rate_1h),
-            theme.rate(rate_1h),
-        )));
-        cells.push(Cell::from(latency(health.and_then(|h| h.last_1h.p50_ms()))));
     }
-    cells.push(Cell::from(latency(health.and_then(|h| h.last_1h.p95_ms()))));
-    if columns.full {
-        cells.push(Cell::from(
-            row.queue
-                .map_or_else(|| "-".to_string(), |q| q.in_flight.to_string()),
-        ));
-    }
-    cells.extend([
-        Cell::from(match row.queue {
-            Some(queue) => Span::styled(
-                group_digits(queue.backlog().max(0) as u64),
-                count_style(theme, queue.backlog(), false),
-            ),
-            None => Span::raw("-"),
-        }),
-        Cell::from(Span::styled(
-            fails.to_string(),
-            count_style(theme, fails, true),
-        )),
-        Cell::from(Span::styled(clip(&last_error, 60), theme.bad())),
-    ]);
-    if columns.last_ok {
-        let last_ok = health.and_then(|h| h.last_success_at).map_or_else(
-            || "-".to_string(),
-            |at| format!("{} ago", human_duration(now - at)),
-        );
-        cells.push(Cell::from(last_ok));
-    }
-    Row::new(cells)
 }
 
-/// Subscriptions; their ids only from 100 columns (the form and `:id` do
-/// not need them, the names and patterns matter more).
+/// Subscriptions: endpoint and pattern first; the description takes the
+/// rest, and the id joins when there is room (the form and `:id` do not
+/// need it).
 pub fn subscriptions(screen: &SubscriptionsScreen, theme: Theme, frame: &mut Frame, area: Rect) {
     let empty = match &screen.endpoint {
         Some(_) => "this endpoint has no subscriptions: n adds one",
         None => "no subscriptions yet: n adds one",
     };
-    let with_ids = area.width >= 100;
-    let mut header = vec!["ENDPOINT", "TOPIC PATTERN", "DESCRIPTION"];
+    let visible = visible_slice(&screen.rows, area);
     // `tenant/name`: the same name can serve several tenants.
-    let labels: Vec<String> = screen
-        .rows
-        .items
-        .iter()
-        .map(|s| format!("{}/{}", s.tenant_name, s.endpoint_name))
-        .collect();
-    let mut widths = vec![
-        super::name_column(labels.iter().map(String::as_str), area.width),
-        Constraint::Fill(2),
-        Constraint::Fill(3),
+    let labels: Vec<String> = visible.iter().map(subscription_endpoint).collect();
+    let longest_label = longest_shown(labels.iter().map(String::as_str));
+    let longest_pattern = longest_shown(visible.iter().map(|s| s.pattern.as_str()));
+    let columns = vec![
+        ListColumn::new(
+            "ENDPOINT",
+            name_fit(0, "ENDPOINT", longest_label, 20, 2),
+            |s: &Subscription, w| Cell::from(shorten_middle(&subscription_endpoint(s), w)),
+        ),
+        ListColumn::new(
+            "TOPIC PATTERN",
+            name_fit(0, "TOPIC PATTERN", longest_pattern, 16, 1),
+            move |s: &Subscription, w| {
+                Cell::from(Span::styled(shorten_middle(&s.pattern, w), theme.bold()))
+            },
+        ),
+        ListColumn::new(
+            "DESCRIPTION",
+            Column::flexible(2, 20, u16::MAX, 3),
+            |s: &Subscription, w| Cell::from(clip(s.description.as_deref().unwrap_or_default(), w)),
+        ),
+        ListColumn::new("ID", Column::fixed(4, 30), move |s: &Subscription, w| {
+            Cell::from(Span::styled(shorten_middle(&s.id, w), theme.dim()))
+        }),
     ];
-    if with_ids {
-        header.push("ID");
-        widths.push(Constraint::Length(30));
-    }
+    let fitted = Fitted::new(columns, area.width);
+    let widths = fitted.widths();
     let columns = Columns {
-        header: Row::new(header),
+        header: fitted.header(),
         widths: &widths,
         empty,
     };
-    table(frame, area, theme, columns, &screen.rows, |s| {
-        let mut cells = vec![
-            Cell::from(shown(&format!("{}/{}", s.tenant_name, s.endpoint_name))),
-            Cell::from(Span::styled(shown(&s.pattern), theme.bold())),
-            Cell::from(shown(s.description.as_deref().unwrap_or_default())),
-        ];
-        if with_ids {
-            cells.push(Cell::from(Span::styled(shown(&s.id), theme.dim())));
-        }
-        Row::new(cells)
-    });
+    table(frame, area, theme, columns, &screen.rows, |s| fitted.row(s));
 }
 
-/// The audit log. Below 110 columns the interface (VIA) and the detail
-/// make way: who, from where, what and on what matter most.
+/// A subscription's endpoint as `tenant/name`.
+pub fn subscription_endpoint(s: &Subscription) -> String {
+    format!("{}/{}", s.tenant_name, s.endpoint_name)
+}
+
+/// The audit log: when, who, from where, what and on what first; the
+/// interface (VIA) and the detail join when there is room.
 pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) {
-    let wide = area.width >= 110;
-    let mut header = vec!["WHEN", "WHO", "FROM"];
-    // Room for a login and an IPv4 address.
-    let mut widths = vec![
-        Constraint::Length(11),
-        Constraint::Length(14),
-        Constraint::Length(15),
-    ];
-    if wide {
-        header.push("VIA");
-        widths.push(Constraint::Length(7));
-    }
-    header.extend(["ACTION", "ON"]);
-    widths.push(Constraint::Length(20));
-    if wide {
-        header.push("DETAIL");
-        widths.extend([Constraint::Length(30), Constraint::Fill(1)]);
-    } else {
-        widths.push(Constraint::Fill(1));
-    }
-    let columns = Columns {
-        header: Row::new(header),
-        widths: &widths,
-        empty: "no operator actions yet",
-    };
-    table(frame, area, theme, columns, &screen.rows, |a| {
-        let targets = match a.target_ids.len() {
-            0 => String::new(),
-            1 => a.target_ids[0].clone(),
-            n => format!("{} (+{})", a.target_ids[0], n - 1),
-        };
-        let mut cells = vec![
-            Cell::from(short_time(a.at)),
-            Cell::from(shown(&a.actor)),
+    let visible = visible_slice(&screen.rows, area);
+    let targets: Vec<String> = visible.iter().map(audit_targets).collect();
+    let longest_target = longest_shown(targets.iter().map(String::as_str));
+    let longest_actor = longest_shown(visible.iter().map(|a| a.actor.as_str()));
+    let longest_action = longest_shown(visible.iter().map(|a| a.action.as_str()));
+    let when_width = time_width(visible.iter().map(|a| a.at));
+    let columns = vec![
+        ListColumn::new("WHEN", Column::fixed(2, when_width), |a: &AuditEntry, _| {
+            Cell::from(short_time(a.at))
+        }),
+        ListColumn::new(
+            "WHO",
+            name_fit(0, "WHO", longest_actor, 12, 1),
+            |a: &AuditEntry, w| Cell::from(shorten_middle(&a.actor, w)),
+        ),
+        // Room for an IPv4 address.
+        ListColumn::new("FROM", Column::fixed(4, 15), |a: &AuditEntry, w| {
             Cell::from(
                 a.client_addr
                     .as_deref()
-                    .map_or_else(|| "-".to_string(), shown),
+                    .map_or_else(|| "-".to_string(), |addr| shorten_middle(addr, w)),
+            )
+        }),
+        ListColumn::new("VIA", Column::fixed(6, 7), |a: &AuditEntry, _| {
+            Cell::from(a.source.as_str())
+        }),
+        ListColumn::new(
+            "ACTION",
+            name_fit(0, "ACTION", longest_action, 20, 1),
+            move |a: &AuditEntry, w| {
+                Cell::from(Span::styled(shorten_middle(&a.action, w), theme.bold()))
+            },
+        ),
+        // Ids are whole or not at all: half an id finds nothing.
+        ListColumn::new(
+            "ON",
+            Column::flexible(
+                1,
+                columns_of(longest_target.min(ID_WIDTH)),
+                columns_of(longest_target),
+                1,
             ),
-        ];
-        if wide {
-            cells.push(Cell::from(a.source.as_str()));
-        }
-        cells.extend([
-            Cell::from(Span::styled(shown(&a.action), theme.bold())),
-            Cell::from(shown(&targets)),
-        ]);
-        if wide {
-            cells.push(Cell::from(Line::from(Span::styled(
-                shown(&a.detail),
-                theme.dim(),
-            ))));
-        }
-        Row::new(cells)
-    });
+            |a: &AuditEntry, w| Cell::from(audit_targets_in(a, w)),
+        ),
+        ListColumn::new(
+            "DETAIL",
+            Column::flexible(5, 12, u16::MAX, 3),
+            move |a: &AuditEntry, w| Cell::from(Span::styled(clip(&a.detail, w), theme.dim())),
+        ),
+    ];
+    let fitted = Fitted::new(columns, area.width);
+    let widths = fitted.widths();
+    let columns = Columns {
+        header: fitted.header(),
+        widths: &widths,
+        empty: "no operator actions yet",
+    };
+    table(frame, area, theme, columns, &screen.rows, |a| fitted.row(a));
+}
+
+/// Columns of an id: a prefix and a ULID (`dlv_01M83…`).
+const ID_WIDTH: usize = 30;
+
+/// The ids an action was on as they fit `width`: with how many more when
+/// there is room, else the first alone.
+fn audit_targets_in(a: &AuditEntry, width: usize) -> String {
+    let all = shown(&audit_targets(a));
+    if crate::text::width(&all) <= width {
+        return all;
+    }
+    a.target_ids
+        .first()
+        .map_or_else(String::new, |id| clip(id, width))
+}
+
+/// The ids an action was on: the first, and how many more.
+pub fn audit_targets(a: &AuditEntry) -> String {
+    match a.target_ids.len() {
+        0 => String::new(),
+        1 => a.target_ids[0].clone(),
+        n => format!("{} (+{})", a.target_ids[0], n - 1),
+    }
 }

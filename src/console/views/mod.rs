@@ -1,7 +1,9 @@
 //! Drawing: a pure function of the [`App`] state onto a frame. The frame
 //! is a header (database, tenant filter, dispatchers, totals), breadcrumbs,
-//! the view's body, a status line (flash, errors, progress) and a hint bar
-//! generated from the keymap (or the filter/command line being typed).
+//! the view's body, on list screens a detail strip with the selected row
+//! in full, a status line (flash, errors, progress; a long message wraps
+//! up into the strip) and a hint bar generated from the keymap (or the
+//! filter/command line being typed).
 //!
 //! Text from outside (names, URLs, descriptions, errors, answers, payloads,
 //! even what the operator typed or pasted) goes through [`shown`] or
@@ -12,9 +14,11 @@
 
 mod detail;
 mod dialogs;
+mod fitted;
 mod help;
 mod lists;
 mod overview;
+mod strip;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -22,13 +26,19 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 
-use super::app::{App, Mode};
+use super::app::{App, Mode, STRIP_LINES, has_strip};
+use super::fit::wrap;
 use super::format::group_digits;
 use super::keymap;
 use super::screens::Screen;
 use super::theme::Theme;
 use crate::model::{format_rfc3339, now_millis};
 use crate::text::{char_width, escape_controls, width};
+
+/// Lines the help of `view` takes at `width` columns (how far it scrolls).
+pub fn help_line_count(view: keymap::ViewKind, read_only: bool, width: u16) -> usize {
+    help::line_count(view, read_only, width)
+}
 
 /// Below this size the console asks for a bigger terminal.
 pub const MIN_WIDTH: u16 = 60;
@@ -48,11 +58,14 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
         );
         return;
     }
-    let [header, crumbs, body, status, hints] = Layout::vertical([
+    let status_lines = status_lines(app, theme, area.width);
+    let (strip_height, status_height) = footer_heights(app, status_lines.len());
+    let [header, crumbs, body, strip_area, status, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Min(1),
-        Constraint::Length(1),
+        Constraint::Length(strip_height),
+        Constraint::Length(status_height),
         Constraint::Length(1),
     ])
     .areas(area);
@@ -67,7 +80,8 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
         Screen::Audit(s) => lists::audit(s, theme, frame, body),
         Screen::Help(s) => help::render(s, app.read_only, theme, frame, body),
     }
-    render_status(app, theme, frame, status);
+    strip::render(app, theme, frame, strip_area);
+    frame.render_widget(Paragraph::new(status_lines), status);
     render_hints(app, theme, frame, hints);
     match &app.mode {
         Mode::Confirm(confirm) => dialogs::confirm(confirm, theme, frame, body),
@@ -180,37 +194,60 @@ fn render_crumbs(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn render_status(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
-    let line = if let Some(error) = &app.db_error {
-        Line::from(Span::styled(
+/// Most lines a status message takes: a longer one is cut at the end of
+/// the third (no message the console writes comes near that at 80 columns).
+const STATUS_MAX_LINES: usize = 1 + STRIP_LINES as usize;
+
+/// Heights of the detail strip and the status line for a status message
+/// `status` lines long: on list screens the two share three lines, a long
+/// message wrapping up into the strip, so the list never jumps; elsewhere
+/// the status line grows as the message needs.
+fn footer_heights(app: &App, status: usize) -> (u16, u16) {
+    let status = u16::try_from(status.clamp(1, STATUS_MAX_LINES)).unwrap_or(1);
+    if has_strip(app.view()) {
+        (STRIP_LINES.saturating_sub(status - 1), status)
+    } else {
+        (0, status)
+    }
+}
+
+/// The status line: the database's trouble, progress, the flash or the
+/// notice, wrapped so a message is never cut (up to three lines).
+fn status_lines(app: &App, theme: Theme, width: u16) -> Vec<Line<'static>> {
+    let (text, style) = if let Some(error) = &app.db_error {
+        (
             format!("database unreachable: {} (retrying)", shown(error)),
             theme.error(),
-        ))
+        )
     } else if let Some(progress) = &app.progress {
         let percent = (progress.done * 100)
             .checked_div(progress.total)
             .unwrap_or(0);
-        Line::from(vec![
+        return vec![Line::from(vec![
             Span::styled(format!("{} ", shown(&progress.label)), theme.warn()),
             Span::raw(format!(
                 "{} / {} ({percent}%)",
                 group_digits(progress.done),
                 group_digits(progress.total)
             )),
-        ])
+        ])];
     } else if let Some(flash) = &app.flash {
         let style = if flash.error {
             theme.error()
         } else {
             theme.good()
         };
-        Line::from(Span::styled(shown(&flash.text), style))
+        (shown(&flash.text), style)
     } else if let Some(notice) = &app.notice {
-        Line::from(Span::styled(shown(notice), theme.warn()))
+        (shown(notice), theme.warn())
     } else {
-        Line::default()
+        return vec![Line::default()];
     };
-    frame.render_widget(Paragraph::new(line), area);
+    wrap(&text, usize::from(width))
+        .into_iter()
+        .take(STATUS_MAX_LINES)
+        .map(|line| Line::from(Span::styled(line, style)))
+        .collect()
 }
 
 fn render_hints(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
@@ -347,16 +384,6 @@ fn table<T>(
 }
 
 /// `10:42:07` today, `11-19 10:42` otherwise (UTC, like the CLI).
-/// The width of a table's name column: as wide as its longest name as
-/// shown (names are how operators know endpoints), at least 12, at most a
-/// third of `area_width`.
-pub fn name_column<'a>(names: impl Iterator<Item = &'a str>, area_width: u16) -> Constraint {
-    // Borrowed when clean: no allocation per row, per frame.
-    let longest = names.map(|n| width(&escape_controls(n))).max().unwrap_or(0);
-    let longest = u16::try_from(longest).unwrap_or(u16::MAX);
-    Constraint::Length(longest.clamp(12, (area_width / 3).max(12)))
-}
-
 pub fn short_time(ms: i64) -> String {
     let full = format_rfc3339(ms);
     let today = format_rfc3339(now_millis());

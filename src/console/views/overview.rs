@@ -6,11 +6,15 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState};
 
-use super::{clip, human_duration, percent, queue_count, shown};
+use super::fitted::{Fitted, ListColumn, name_fit};
+use super::{clip, human_duration, percent, queue_count};
 use crate::console::app::App;
+use crate::console::columns::Column;
+use crate::console::fit::shorten_middle;
 use crate::console::format::group_digits;
-use crate::console::screens::OverviewScreen;
+use crate::console::screens::{OverviewScreen, WorstEndpoint};
 use crate::console::theme::{Theme, endpoint_state_label};
+use crate::text::{escape_controls, width};
 
 pub fn render(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     let [top, worst] = Layout::vertical([Constraint::Length(8), Constraint::Min(3)]).areas(area);
@@ -176,39 +180,57 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
         );
         return;
     }
-    let rows: Vec<Row> = screen
+    let inner_width = area.width.saturating_sub(2);
+    let longest = screen
         .worst
         .iter()
-        .map(|w| {
-            let ok = w.failure_rate_5m.map(|f| 1.0 - f);
-            Row::new(vec![
-                Cell::from(shown(&w.label)),
+        .map(|w| width(&escape_controls(&w.label)))
+        .max()
+        .unwrap_or(0);
+    let columns = vec![
+        ListColumn::new(
+            "ENDPOINT",
+            name_fit(0, "ENDPOINT", longest, 20, 2),
+            |w: &WorstEndpoint, room| Cell::from(shorten_middle(&w.label, room)),
+        ),
+        ListColumn::new(
+            "STATE",
+            Column::fixed(0, 11),
+            move |w: &WorstEndpoint, _| {
                 Cell::from(Span::styled(
                     endpoint_state_label(w.state),
                     theme.endpoint_state(w.state),
-                )),
-                Cell::from(Span::styled(percent(w.failure_rate_5m), theme.rate(ok))),
-                Cell::from(group_digits(w.backlog.max(0) as u64)),
+                ))
+            },
+        ),
+        ListColumn::new(
+            "FAIL 5M",
+            Column::fixed(1, 7),
+            move |w: &WorstEndpoint, _| {
+                let ok = w.failure_rate_5m.map(|f| 1.0 - f);
+                Cell::from(Span::styled(percent(w.failure_rate_5m), theme.rate(ok)))
+            },
+        ),
+        ListColumn::new("BACKLOG", Column::fixed(2, 7), |w: &WorstEndpoint, _| {
+            Cell::from(group_digits(w.backlog.max(0) as u64))
+        }),
+        ListColumn::new(
+            "LAST ERROR",
+            Column::flexible(1, 14, u16::MAX, 3),
+            move |w: &WorstEndpoint, room| {
                 Cell::from(Span::styled(
-                    clip(w.last_error.as_deref().unwrap_or_default(), 60),
+                    clip(w.last_error.as_deref().unwrap_or_default(), room),
                     theme.bad(),
-                )),
-            ])
-        })
-        .collect();
-    let widths = [
-        super::name_column(screen.worst.iter().map(|w| w.label.as_str()), area.width),
-        Constraint::Length(10),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Fill(3),
+                ))
+            },
+        ),
     ];
+    let fitted = Fitted::new(columns, inner_width);
+    let rows: Vec<Row> = screen.worst.iter().map(|w| fitted.row(w)).collect();
     let mut state =
         TableState::default().with_selected((!screen.worst.is_empty()).then_some(screen.selected));
-    let table = Table::new(rows, widths)
-        .header(
-            Row::new(["ENDPOINT", "STATE", "FAIL 5M", "BACKLOG", "LAST ERROR"]).style(theme.bold()),
-        )
+    let table = Table::new(rows, fitted.widths())
+        .header(fitted.header().style(theme.bold()))
         .row_highlight_style(theme.selected())
         .block(block);
     frame.render_stateful_widget(table, area, &mut state);
