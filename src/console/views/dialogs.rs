@@ -26,7 +26,11 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 pub fn confirm(confirm: &Confirm, theme: Theme, frame: &mut Frame, body: Rect) {
-    let area = centered(body, 64, 7);
+    // Tall enough for the question wrapped in the box (a long one names
+    // held endpoints), with the buttons below it.
+    let lines = crate::text::width(&shown(&confirm.question)) / 56 + 1;
+    let height = u16::try_from(lines + 4).unwrap_or(u16::MAX).max(7);
+    let area = centered(body, 64, height);
     frame.render_widget(Clear, area);
     let block = Block::bordered().title(Span::styled(" Confirm ", theme.title()));
     let inner = block.inner(area);

@@ -12,7 +12,9 @@ use crate::console::screens::{
     AuditScreen, DeliveriesScreen, EndpointRow, EndpointsScreen, SubscriptionsScreen,
 };
 use crate::console::theme::{Theme, endpoint_state_label, state_label};
+use crate::held::Hold;
 use crate::model::{Delivery, DeliveryState, EndpointState, now_millis};
+use crate::text::width;
 
 pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, area: Rect) {
     let [info, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
@@ -64,6 +66,18 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
             "", "TIME", "TOPIC", "ENDPOINT", "STATE", "ATT", "LAST", "NEXT",
         ])
     };
+    // The state column grows to say what holds a row, when one on screen is held.
+    let state_width = screen
+        .rows
+        .items
+        .iter()
+        .skip(screen.rows.offset)
+        .take(usize::from(area.height))
+        .map(|d| width(&state_cell(d, screen.hold(d))))
+        .max()
+        .unwrap_or(0)
+        .max(11);
+    let state_width = u16::try_from(state_width).unwrap_or(11);
     let widths: Vec<Constraint> = if wide {
         vec![
             Constraint::Length(1),
@@ -71,7 +85,7 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
             Constraint::Fill(2),
             Constraint::Fill(2),
             Constraint::Fill(1),
-            Constraint::Length(11),
+            Constraint::Length(state_width),
             Constraint::Length(3),
             Constraint::Fill(2),
             Constraint::Length(6),
@@ -82,28 +96,62 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
             Constraint::Length(8),
             Constraint::Fill(2),
             Constraint::Fill(2),
-            Constraint::Length(11),
+            Constraint::Length(state_width),
             Constraint::Length(3),
             Constraint::Fill(2),
             Constraint::Length(5),
         ]
     };
+    let what = deliveries_what(screen);
     let empty = if screen.query.text.is_some() {
-        "no delivery's payload matches yet"
+        "no delivery's payload matches yet".to_string()
+    } else if what == "deliveries" {
+        "no deliveries yet (publish events, or change the filter with /)".to_string()
     } else {
-        "no deliveries match (publish events, or change the filter with /)"
+        format!("no {what} (change the filter with /)")
     };
     let columns = Columns {
         header,
         widths: &widths,
-        empty,
+        empty: &empty,
+        what: &what,
     };
     table(frame, list, theme, columns, &screen.rows, |d| {
-        delivery_row(d, screen.marked.contains(&d.id), wide, now, theme)
+        delivery_row(d, screen, wide, now, theme)
     });
 }
 
-fn delivery_row(d: &Delivery, marked: bool, wide: bool, now: i64, theme: Theme) -> Row<'static> {
+/// What a deliveries list is of, as a phrase: "deliveries", "deliveries
+/// matching state:dead", "deliveries of acme/crm-sync".
+fn deliveries_what(screen: &DeliveriesScreen) -> String {
+    let mut what = "deliveries".to_string();
+    if let Some(context) = &screen.context {
+        what.push_str(&format!(" of {}", shown(context)));
+    }
+    if !screen.query.label.is_empty() {
+        what.push_str(&format!(" matching {}", shown(&screen.query.label)));
+    }
+    what
+}
+
+/// The state cell: the state, and what holds the row when something does
+/// (`○ pending · held: paused`).
+fn state_cell(d: &Delivery, hold: Option<Hold>) -> String {
+    match hold {
+        Some(hold) => format!("{} · {}", state_label(d.state), hold.short_label()),
+        None => state_label(d.state).to_string(),
+    }
+}
+
+fn delivery_row(
+    d: &Delivery,
+    screen: &DeliveriesScreen,
+    wide: bool,
+    now: i64,
+    theme: Theme,
+) -> Row<'static> {
+    let marked = screen.marked.contains(&d.id);
+    let hold = screen.hold(d);
     let last = match (&d.last_error, d.last_status) {
         (Some(error), _) => shown(error),
         (None, Some(status)) => status.to_string(),
@@ -113,11 +161,13 @@ fn delivery_row(d: &Delivery, marked: bool, wide: bool, now: i64, theme: Theme) 
         DeliveryState::Pending | DeliveryState::Scheduled if d.next_attempt_at > now => {
             human_duration(d.next_attempt_at - now)
         }
+        // Due, but it will not go until what holds it lets go.
+        DeliveryState::Pending | DeliveryState::Scheduled if hold.is_some() => "held".to_string(),
         DeliveryState::Pending | DeliveryState::Scheduled => "due".to_string(),
         _ => String::new(),
     };
     let mark = Cell::from(Span::styled(if marked { "*" } else { " " }, theme.marked()));
-    let state = Cell::from(Span::styled(state_label(d.state), theme.state(d.state)));
+    let state = Cell::from(Span::styled(state_cell(d, hold), theme.state(d.state)));
     let last = Cell::from(Span::styled(
         last,
         if d.last_error.is_some() {
@@ -173,8 +223,16 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
         widths.push(Constraint::Length(4));
     }
     header.extend(["BACKLOG", "FAILS", "LAST ERROR"]);
+    // Room for "1,204 held" when a stopped endpoint holds work.
+    let backlog_width = rows
+        .items
+        .iter()
+        .map(|r| width(&backlog_cell(r)))
+        .max()
+        .unwrap_or(0)
+        .clamp(7, 14);
     widths.extend([
-        Constraint::Length(7),
+        Constraint::Length(u16::try_from(backlog_width).unwrap_or(7)),
         Constraint::Length(5),
         Constraint::Fill(2),
     ]);
@@ -186,6 +244,7 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
         header: Row::new(header),
         widths: &widths,
         empty: "no endpoints (add one with `hookline endpoint add`)",
+        what: "endpoints",
     };
     table(frame, area, theme, columns_spec, rows, |row| {
         endpoint_row(row, columns, now, theme)
@@ -265,7 +324,7 @@ fn endpoint_row(
     cells.extend([
         Cell::from(match row.queue {
             Some(queue) => Span::styled(
-                group_digits(queue.backlog().max(0) as u64),
+                backlog_cell(row),
                 count_style(theme, queue.backlog(), false),
             ),
             None => Span::raw("-"),
@@ -284,6 +343,18 @@ fn endpoint_row(
         cells.push(Cell::from(last_ok));
     }
     Row::new(cells)
+}
+
+/// An endpoint's backlog, `12 held` when its state holds it.
+fn backlog_cell(row: &EndpointRow) -> String {
+    let Some(queue) = row.queue else {
+        return "-".to_string();
+    };
+    let backlog = group_digits(queue.backlog().max(0) as u64);
+    match Hold::of_endpoint(row.endpoint.state) {
+        Some(_) if queue.backlog() > 0 => format!("{backlog} held"),
+        _ => backlog,
+    }
 }
 
 /// Subscriptions; their ids only from 100 columns (the form and `:id` do
@@ -315,6 +386,7 @@ pub fn subscriptions(screen: &SubscriptionsScreen, theme: Theme, frame: &mut Fra
         header: Row::new(header),
         widths: &widths,
         empty,
+        what: "subscriptions",
     };
     table(frame, area, theme, columns, &screen.rows, |s| {
         let mut cells = vec![
@@ -356,6 +428,7 @@ pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) 
         header: Row::new(header),
         widths: &widths,
         empty: "no operator actions yet",
+        what: "the audit log",
     };
     table(frame, area, theme, columns, &screen.rows, |a| {
         let targets = match a.target_ids.len() {
