@@ -1606,6 +1606,12 @@ fn held_rows_say_what_holds_them_and_other_rows_do_not() {
         !line("billing").contains("held"),
         "another endpoint's work is not"
     );
+    // At 80 columns the reason keeps the state's symbol and takes its word.
+    app.update(Msg::Resize(80, 24));
+    let narrow = screen(&app);
+    assert!(narrow.contains("○ held: paused"), "{narrow}");
+    assert!(narrow.contains("↻ held: paused"), "{narrow}");
+    app.update(Msg::Resize(SIZE.0, SIZE.1));
 
     // The question before retrying a held one says it will wait.
     key(&mut app, KeyCode::Char('j'));

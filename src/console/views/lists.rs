@@ -73,7 +73,7 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
         .iter()
         .skip(screen.rows.offset)
         .take(usize::from(area.height))
-        .map(|d| width(&state_cell(d, screen.hold(d))))
+        .map(|d| width(&state_cell(d, screen.hold(d), wide)))
         .max()
         .unwrap_or(0)
         .max(11);
@@ -98,7 +98,9 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
             Constraint::Fill(2),
             Constraint::Length(state_width),
             Constraint::Length(3),
-            Constraint::Fill(2),
+            // A held row's longer state comes out of the last error (the
+            // detail shows it whole), not the topic and endpoint.
+            Constraint::Fill(if state_width > 11 { 1 } else { 2 }),
             Constraint::Length(5),
         ]
     };
@@ -135,11 +137,18 @@ fn deliveries_what(screen: &DeliveriesScreen) -> String {
 }
 
 /// The state cell: the state, and what holds the row when something does
-/// (`○ pending · held: paused`).
-fn state_cell(d: &Delivery, hold: Option<Hold>) -> String {
+/// (`○ pending · held: paused`). Below 110 columns a held row keeps the
+/// state's symbol and gives its word to the reason (`○ held: paused`), so
+/// topics and endpoints keep their room; the detail says it in full.
+fn state_cell(d: &Delivery, hold: Option<Hold>, wide: bool) -> String {
+    let label = state_label(d.state);
     match hold {
-        Some(hold) => format!("{} · {}", state_label(d.state), hold.short_label()),
-        None => state_label(d.state).to_string(),
+        Some(hold) if wide => format!("{label} · {}", hold.short_label()),
+        Some(hold) => {
+            let symbol = label.split(' ').next().unwrap_or(label);
+            format!("{symbol} {}", hold.short_label())
+        }
+        None => label.to_string(),
     }
 }
 
@@ -167,7 +176,10 @@ fn delivery_row(
         _ => String::new(),
     };
     let mark = Cell::from(Span::styled(if marked { "*" } else { " " }, theme.marked()));
-    let state = Cell::from(Span::styled(state_cell(d, hold), theme.state(d.state)));
+    let state = Cell::from(Span::styled(
+        state_cell(d, hold, wide),
+        theme.state(d.state),
+    ));
     let last = Cell::from(Span::styled(
         last,
         if d.last_error.is_some() {
