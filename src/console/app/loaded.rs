@@ -37,9 +37,10 @@ impl App {
                 count,
             } => self.ask_to_retry_all_dead(endpoint_id, label, count),
             Loaded::Marked { asked, rows, holds } => self.ask_to_retry_marked(asked, rows, &holds),
+            // Refused counts and re-reads for a question must say why too.
+            Loaded::Refused(reason) => self.on_refused(slot, reason),
             // A stale answer: the screen it was for is gone.
             _ if slot.is_none() => Vec::new(),
-            Loaded::Refused(reason) => self.on_refused(slot, reason),
             Loaded::Header {
                 summary,
                 dispatchers_alive,
