@@ -185,14 +185,15 @@ impl App {
     /// Whether the list on top has waited longer than [`SLOW_MS`] for a
     /// load (and so says what it waits for).
     pub fn top_load_is_slow(&self) -> bool {
-        let since = match self.top() {
-            Screen::Deliveries(s) => s.rows.loading.and(s.rows.loading_since),
-            Screen::Endpoints(s) => s.rows.loading.and(s.rows.loading_since),
-            Screen::Subscriptions(s) => s.rows.loading.and(s.rows.loading_since),
-            Screen::Audit(s) => s.rows.loading.and(s.rows.loading_since),
+        let list: Option<&dyn ListLoading> = match self.top() {
+            Screen::Deliveries(s) => Some(&s.rows),
+            Screen::Endpoints(s) => Some(&s.rows),
+            Screen::Subscriptions(s) => Some(&s.rows),
+            Screen::Audit(s) => Some(&s.rows),
             _ => None,
         };
-        since.is_some_and(|at| now_millis() - at > SLOW_MS)
+        list.and_then(|rows| rows.waiting_since())
+            .is_some_and(|at| now_millis() - at > SLOW_MS)
     }
 
     /// No dispatcher is alive (known once the header has loaded): nothing

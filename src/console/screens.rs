@@ -57,6 +57,8 @@ pub trait ListLoading {
     fn fail(&mut self, reason: String);
     /// A load succeeded: a failure said earlier no longer stands.
     fn succeed(&mut self);
+    /// Since when a load on its way has been waited for.
+    fn waiting_since(&self) -> Option<i64>;
 }
 
 impl<T> ListLoading for Rows<T> {
@@ -76,6 +78,10 @@ impl<T> ListLoading for Rows<T> {
 
     fn succeed(&mut self) {
         self.failed = None;
+    }
+
+    fn waiting_since(&self) -> Option<i64> {
+        self.loading.and(self.loading_since)
     }
 }
 

@@ -25,7 +25,7 @@ use ratatui::widgets::{Paragraph, Row, Table, TableState};
 use super::app::{App, Mode};
 use super::format::group_digits;
 use super::keymap;
-use super::screens::Screen;
+use super::screens::{ListLoading, Screen};
 use super::theme::Theme;
 use crate::model::{format_rfc3339, now_millis};
 use crate::text::{char_width, escape_controls, width};
@@ -349,8 +349,7 @@ fn table<T>(
     }
     if !rows.loaded {
         let slow = rows
-            .loading
-            .and(rows.loading_since)
+            .waiting_since()
             .is_some_and(|at| now_millis() - at > super::app::SLOW_MS);
         let (text, style) = if slow {
             let text = format!("still waiting for the database to list {what}…");
