@@ -235,10 +235,12 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
         widths.push(Constraint::Length(4));
     }
     header.extend(["BACKLOG", "FAILS", "LAST ERROR"]);
-    // Room for "1,204 held" when a stopped endpoint holds work.
+    // Room for "1,204 held" when a stopped endpoint holds work; only
+    // stopped endpoints with a loaded queue can need it (a few of 1,000).
     let backlog_width = rows
         .items
         .iter()
+        .filter(|r| r.queue.is_some() && r.endpoint.state != EndpointState::Active)
         .map(|r| width(&backlog_cell(r)))
         .max()
         .unwrap_or(0)
