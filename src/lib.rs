@@ -26,6 +26,8 @@ pub mod demo;
 pub mod dispatch;
 /// Per-endpoint health: outcome classes, latency buckets, percentiles.
 pub mod health;
+/// Why due work waits (a paused or disabled endpoint), in the words screens show.
+pub mod held;
 /// Tenants, endpoints, subscriptions, events, deliveries, attempts: plain data.
 pub mod model;
 /// Operator and producer actions, validated, audited; every interface calls these.

@@ -58,12 +58,12 @@ impl Console {
         size: (u16, u16),
         options: &[&str],
     ) -> Console {
-        Console::launch_with(hookline_args, first_screen, size, options, "")
+        Console::launch_with_env(hookline_args, first_screen, size, options, "")
     }
 
-    /// [`Console::launch_in`] with more environment (`NAME=value …`,
-    /// already shell-quoted) for the console.
-    fn launch_with(
+    /// [`Console::launch_in`] with `env` (`NAME=value …`) added to the
+    /// console's otherwise empty environment.
+    fn launch_with_env(
         hookline_args: &str,
         first_screen: &str,
         size: (u16, u16),
@@ -907,7 +907,172 @@ async fn secrets_are_masked_on_screen_until_revealed(backend: Backend) {
     assert_no_plain_secret(&hidden, "the screen after the reveal");
 }
 
+/// The banner's text when no dispatcher ever ran (the seed registers none).
+const NO_DISPATCHER: &str = "no dispatcher alive (never seen): nothing is being delivered";
+
+async fn held_work_and_a_missing_dispatcher_are_said_everywhere(backend: Backend) {
+    let seeded = seed(backend).await;
+    // Under NO_COLOR the banner must still stand out: reverse video.
+    let console = Console::launch_with_env(
+        &format!("--db '{}' console", seeded.db.url),
+        "Overview",
+        (120, 40),
+        &[],
+        "NO_COLOR=1",
+    );
+    let screen = console.wait_for(NO_DISPATCHER);
+    assert_eq!(
+        screen.lines().nth(1).map(str::trim),
+        Some(NO_DISPATCHER),
+        "its own line, under the header:\n{screen}"
+    );
+    let banner = console
+        .screen_with_escapes()
+        .lines()
+        .find(|l| l.contains("no dispatcher alive"))
+        .unwrap_or_default()
+        .to_string();
+    // tmux writes reverse video as `ESC[7m`, or joined with bold as `ESC[1;7m`.
+    assert!(
+        banner.contains("\x1b[7m") || banner.contains(";7m"),
+        "reverse video: {banner:?}"
+    );
+
+    // acme/crm-sync is paused with one pending delivery: held, and counted so.
+    console.wait_for("(1 held)");
+    console.keys(&["2"]);
+    let screen = console.wait_for("○ pending · held: paused");
+    let held_row = screen
+        .lines()
+        .find(|l| l.contains("held: paused"))
+        .unwrap_or_default();
+    assert!(held_row.contains("crm-sync"), "{screen}");
+    assert!(held_row.contains("held"), "{held_row}");
+    console.keys(&["3"]);
+    let screen = console.wait_for("1 held");
+    let row = screen
+        .lines()
+        .find(|l| l.contains("acme/crm-sync"))
+        .unwrap_or_default();
+    assert!(row.contains("1 held"), "{screen}");
+}
+
+async fn empty_and_refused_lists_say_so(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &[]);
+    console.keys(&["/"]);
+    console.type_text("state:dead topic:no.such");
+    console.keys(&["Enter"]);
+    let screen = console.wait_for("no deliveries matching state:dead topic:no.such");
+    assert!(!screen.contains("loading…"), "{screen}");
+    console.keys(&[":"]);
+    console.type_text("ep nosuch");
+    console.keys(&["Enter"]);
+    let screen = console.wait_for("could not load deliveries matching endpoint:nosuch");
+    assert!(screen.contains("nosuch"), "{screen}");
+    assert!(!screen.contains("database unreachable"), "{screen}");
+}
+
+/// Runs a dispatcher until every delivery in `ids` is delivered.
+async fn deliver(seeded: &Seeded, ids: &[String]) {
+    let dispatcher = common::RunningDispatcher::start(&seeded.store, &seeded.config);
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    loop {
+        let mut all = true;
+        for id in ids {
+            all &= delivery_state(seeded, id).await.state == DeliveryState::Delivered;
+        }
+        if all {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ids:?} not delivered in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    dispatcher.stop().await;
+}
+
+async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
+    common::install_crypto();
+    let seeded = seed(backend).await;
+    let receiver = hookline::sink::start(hookline::sink::SinkOptions {
+        keep: true,
+        ..hookline::sink::SinkOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start the receiver: {e}"));
+    seeded
+        .ops
+        .update_endpoint(
+            "globex/orders",
+            &hookline::ops::EndpointChanges {
+                url: Some(receiver.url()),
+                ..hookline::ops::EndpointChanges::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("point globex/orders at the receiver: {e}"));
+    let console = Console::start(&seeded.db.url, &[]);
+    console.keys(&[":"]);
+    console.type_text("failed");
+    console.keys(&["Enter"]);
+    console.wait_for("filter state:dead  3 rows");
+    console.keys(&["Space", "Space", "Space"]);
+    console.wait_for("3 marked");
+
+    // Two of them are delivered on their own before the operator confirms.
+    let (delivered, other) = (&seeded.dead[..2], &seeded.dead[2]);
+    seeded
+        .ops
+        .retry(delivered)
+        .await
+        .unwrap_or_else(|e| panic!("retry two: {e}"));
+    deliver(&seeded, delivered).await;
+
+    console.keys(&["r"]);
+    let screen = console.wait_for("2 of the 3 marked have since been delivered");
+    assert!(screen.contains("retry the other 1"), "{screen}");
+    console.keys(&["Tab"]);
+    console.wait_for("[ Retry ]");
+    console.keys(&["Enter"]);
+    console.wait_for("retried 1 of 1 deliveries");
+    for id in delivered {
+        assert_eq!(
+            delivery_state(&seeded, id).await.state,
+            DeliveryState::Delivered,
+            "a delivered one stays delivered"
+        );
+    }
+    assert_eq!(
+        delivery_state(&seeded, other).await.state,
+        DeliveryState::Pending
+    );
+    deliver(&seeded, std::slice::from_ref(other)).await;
+
+    // The receiver got each of the three webhooks exactly once.
+    let mut expected = Vec::new();
+    for id in &seeded.dead {
+        expected.push(delivery_state(&seeded, id).await.event_id);
+    }
+    expected.sort();
+    let mut got: Vec<String> = receiver
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .iter()
+                .find(|(name, _)| name == "webhook-id")
+                .map(|(_, value)| value.clone())
+        })
+        .filter(|id| expected.contains(id))
+        .collect();
+    got.sort();
+    assert_eq!(got, expected, "each webhook once, none twice");
+}
+
 both_backends!(
+    held_work_and_a_missing_dispatcher_are_said_everywhere,
+    empty_and_refused_lists_say_so,
+    a_marked_retry_rereads_the_rows_and_never_resends,
     secrets_are_masked_on_screen_until_revealed,
     retry_a_dead_delivery,
     pause_with_a_reason_through_the_confirmation,
@@ -1052,7 +1217,7 @@ async fn at_80x24_long_names_keep_their_end_and_the_strip_shows_them_whole() {
     let seeded = seed(Backend::Sqlite).await;
     let message = "Connection refused (os error 111) to 203.0.113.40:443";
     add_failing_endpoint(&seeded, "appliance-catalog", "price-comparison", message).await;
-    let console = Console::launch_with(
+    let console = Console::launch_with_env(
         &format!("--db '{}' console", seeded.db.url),
         "Overview",
         (80, 24),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Plain data and pure functions: they may import only each other.
 const PLAIN: &[&str] = &[
-    "model", "topic", "api_key", "config", "health", "sign", "redact", "seal", "text",
+    "model", "topic", "api_key", "config", "health", "sign", "redact", "seal", "text", "held",
 ];
 
 /// What each layer may import besides the plain modules; `None` means
@@ -17,7 +17,7 @@ const PLAIN: &[&str] = &[
 fn allowed(layer: &str) -> Option<&'static [&'static str]> {
     match layer {
         "model" | "topic" | "api_key" | "config" | "health" | "sign" | "redact" | "seal"
-        | "text" => Some(&[]),
+        | "text" | "held" => Some(&[]),
         "store" => Some(&[]),
         "dispatch" => Some(&["store"]),
         "ops" => Some(&["dispatch", "store"]),

@@ -3603,6 +3603,103 @@ async fn queue_summary_counts_each_state_and_how_late_the_queue_runs(backend: Ba
     assert_eq!((summary.pending, summary.dead), (3, 0));
 }
 
+async fn held_work_is_counted_by_state_and_stopped_endpoints_are_listed(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let held = env.endpoint("acme", "hooks", &["order.*"]).await;
+    let other = env.endpoint("acme", "other", &["user.*"]).await;
+    env.one_of_each("acme", "order.paid").await;
+    env.publish_one("acme", "user.created").await;
+    let before = env.store.queue_summary().await.unwrap();
+    assert_eq!((before.pending_held, before.retrying_held), (0, 0));
+    assert!(env.store.stopped_endpoints().await.unwrap().is_empty());
+
+    env.ops
+        .pause_endpoint(&held.id, Some("maintenance"), None)
+        .await
+        .unwrap();
+    let summary = env.store.queue_summary().await.unwrap();
+    assert_eq!(summary.pending, 2, "one of each endpoint");
+    assert_eq!(
+        (summary.pending_held, summary.retrying_held),
+        (1, 1),
+        "only the paused endpoint's pending and scheduled work is held"
+    );
+    let stopped = env.store.stopped_endpoints().await.unwrap();
+    assert_eq!(stopped.get(&held.id), Some(&EndpointState::Paused));
+    assert!(!stopped.contains_key(&other.id));
+
+    env.store
+        .set_endpoint_state(
+            &other.id,
+            EndpointState::Disabled,
+            Some("gone"),
+            &operator(),
+        )
+        .await
+        .unwrap();
+    let summary = env.store.queue_summary().await.unwrap();
+    assert_eq!((summary.pending_held, summary.retrying_held), (2, 1));
+    let stopped = env.store.stopped_endpoints().await.unwrap();
+    assert_eq!(stopped.get(&other.id), Some(&EndpointState::Disabled));
+
+    env.ops.resume_endpoint(&held.id).await.unwrap();
+    env.ops.resume_endpoint(&other.id).await.unwrap();
+    let summary = env.store.queue_summary().await.unwrap();
+    assert_eq!((summary.pending_held, summary.retrying_held), (0, 0));
+}
+
+async fn retrying_undelivered_skips_what_was_delivered_meanwhile(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "hooks", &["order.*"]).await;
+    let states = env.one_of_each("acme", "order.paid").await;
+    let asked = vec![
+        states.dead.clone(),
+        states.scheduled.clone(),
+        states.succeeded.clone(),
+    ];
+    // The re-read shows each as it is now.
+    let now = env.store.deliveries_by_ids(&asked).await.unwrap();
+    let seen: HashMap<String, DeliveryState> = now.into_iter().map(|d| (d.id, d.state)).collect();
+    let expected = HashMap::from([
+        (states.dead.clone(), DeliveryState::Dead),
+        (states.scheduled.clone(), DeliveryState::Retrying),
+        (states.succeeded.clone(), DeliveryState::Delivered),
+    ]);
+    assert_eq!(seen, expected);
+
+    let report = env.ops.retry_undelivered(&asked).await.unwrap();
+    assert_eq!(
+        sorted(report.retried),
+        sorted(vec![states.dead.clone(), states.scheduled.clone()])
+    );
+    assert_eq!(
+        report.skipped,
+        vec![(states.succeeded.clone(), "already delivered".to_string())]
+    );
+    assert_eq!(
+        env.state(&states.succeeded).await,
+        DeliveryState::Delivered,
+        "a delivered one is never queued again"
+    );
+    assert_eq!(env.state(&states.dead).await, DeliveryState::Pending);
+}
+
+async fn the_last_dispatcher_seen_is_known_or_never(backend: Backend) {
+    let env = env(backend).await;
+    let (never, _) = env.store.dispatcher_last_seen().await.unwrap();
+    assert_eq!(never, None);
+    env.store
+        .register_dispatcher("dsp_one", "host", 1, "test")
+        .await
+        .unwrap();
+    env.store.dispatcher_stopped("dsp_one").await.unwrap();
+    let (last, now) = env.store.dispatcher_last_seen().await.unwrap();
+    let last = last.expect("seen once");
+    assert!(last <= now && now - last < 60_000, "{last} vs {now}");
+}
+
 async fn queue_summary_stops_counting_at_its_limit(backend: Backend) {
     let env = env(backend).await;
     env.tenant("acme").await;
@@ -4219,6 +4316,9 @@ both_backends!(
     publishing_while_a_tenant_is_deleted_leaves_nothing_queued,
     queue_summary_counts_each_state_and_how_late_the_queue_runs,
     queue_summary_stops_counting_at_its_limit,
+    held_work_is_counted_by_state_and_stopped_endpoints_are_listed,
+    retrying_undelivered_skips_what_was_delivered_meanwhile,
+    the_last_dispatcher_seen_is_known_or_never,
     throughput_counts_attempts_per_minute_with_quiet_minutes_as_zeros,
     health_windows_count_the_last_five_minutes_and_the_last_hour,
     worst_endpoints_rank_by_failure_rate_then_backlog,

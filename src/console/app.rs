@@ -24,7 +24,8 @@ use super::keymap::ViewKind;
 // What `App::update` takes, so also named from here (as the snapshot tests do).
 pub use super::msg::Msg;
 use super::msg::{Command, ListLoad, Load};
-use super::screens::{DeliveryQuery, EndpointRow, OverviewScreen, Rows, Screen};
+use super::screens::{DeliveryQuery, EndpointRow, ListLoading, OverviewScreen, Rows, Screen};
+use super::views::human_duration;
 use crate::model::now_millis;
 use crate::store::QueueSummary;
 
@@ -36,6 +37,8 @@ pub const HEALTH_WINDOW: usize = 60;
 pub const STRIP_LINES: u16 = 2;
 /// How long a flash message stays.
 const FLASH_MS: i64 = 6_000;
+/// A load on its way longer than this says what it waits for.
+pub const SLOW_MS: i64 = 1_000;
 
 /// A line under the body saying what just happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +83,11 @@ pub struct App {
     pub db_error: Option<String>,
     pub summary: Option<QueueSummary>,
     pub dispatchers_alive: usize,
+    /// How long ago a dispatcher was last seen (ms); `None`: never.
+    pub dispatcher_last_seen_ago: Option<i64>,
+    /// The top list's load was slow at the last draw (so the moment it
+    /// turns slow is drawn once, not every tick).
+    slow_shown: bool,
     pub progress: Option<Progress>,
     pub size: (u16, u16),
     pub quit: bool,
@@ -114,6 +122,8 @@ impl App {
             db_error: None,
             summary: None,
             dispatchers_alive: 0,
+            dispatcher_last_seen_ago: None,
+            slow_shown: false,
             progress: None,
             size,
             quit: false,
@@ -153,8 +163,9 @@ impl App {
         } else {
             0
         };
+        let banner = u16::from(self.no_dispatcher());
         usize::from(self.size.1)
-            .saturating_sub(6 + usize::from(strip))
+            .saturating_sub(6 + usize::from(strip + banner))
             .max(1)
     }
 
@@ -167,20 +178,55 @@ impl App {
 
     fn load_top(&mut self, load: Load) -> Command {
         let token = self.token(Slot::Top);
-        if let Some(rows_loading) = self.top_loading_mut() {
-            *rows_loading = Some(token);
+        if let Some(rows) = self.top_list_mut() {
+            rows.start(token, now_millis());
         }
         Command::Load { token, load }
     }
 
-    fn top_loading_mut(&mut self) -> Option<&mut Option<u64>> {
+    /// The loading of the list on top, if the top screen is a list.
+    fn top_list_mut(&mut self) -> Option<&mut dyn ListLoading> {
         match self.top_mut() {
-            Screen::Deliveries(s) => Some(&mut s.rows.loading),
-            Screen::Endpoints(s) => Some(&mut s.rows.loading),
-            Screen::Subscriptions(s) => Some(&mut s.rows.loading),
-            Screen::Audit(s) => Some(&mut s.rows.loading),
+            Screen::Deliveries(s) => Some(&mut s.rows),
+            Screen::Endpoints(s) => Some(&mut s.rows),
+            Screen::Subscriptions(s) => Some(&mut s.rows),
+            Screen::Audit(s) => Some(&mut s.rows),
             _ => None,
         }
+    }
+
+    /// Whether the list on top has waited longer than [`SLOW_MS`] for a
+    /// load (and so says what it waits for).
+    pub fn top_load_is_slow(&self) -> bool {
+        let list: Option<&dyn ListLoading> = match self.top() {
+            Screen::Deliveries(s) => Some(&s.rows),
+            Screen::Endpoints(s) => Some(&s.rows),
+            Screen::Subscriptions(s) => Some(&s.rows),
+            Screen::Audit(s) => Some(&s.rows),
+            _ => None,
+        };
+        list.and_then(|rows| rows.waiting_since())
+            .is_some_and(|at| now_millis() - at > SLOW_MS)
+    }
+
+    /// No dispatcher is alive (known once the header has loaded): nothing
+    /// is being delivered, which the banner says.
+    pub fn no_dispatcher(&self) -> bool {
+        self.summary.is_some() && self.dispatchers_alive == 0
+    }
+
+    /// The banner when no dispatcher is alive: since when, and what it means.
+    pub fn dispatcher_banner(&self) -> Option<String> {
+        if !self.no_dispatcher() {
+            return None;
+        }
+        let seen = match self.dispatcher_last_seen_ago {
+            Some(ago) => format!("last seen {} ago", human_duration(ago)),
+            None => "never seen".to_string(),
+        };
+        Some(format!(
+            "no dispatcher alive ({seen}): nothing is being delivered"
+        ))
     }
 
     pub fn flash(&mut self, text: impl Into<String>, error: bool) {
@@ -231,7 +277,9 @@ impl App {
             }
             Msg::Refresh => {
                 let expired = self.expire_flash();
-                self.dirty |= expired;
+                let slow = self.top_load_is_slow();
+                self.dirty |= expired || slow != self.slow_shown;
+                self.slow_shown = slow;
                 self.refresh_commands(false)
             }
         }

@@ -9,11 +9,14 @@ use ratatui::backend::TestBackend;
 use super::confirm::Confirm;
 use super::{App, Mode, Slot};
 use crate::console::keymap::{self, KEYMAP, Scope, ViewKind};
-use crate::console::msg::{Act, Acted, Command, ListLoad, Load, Loaded, Msg};
+use crate::console::msg::{Act, Acted, Command, Holds, ListLoad, Load, Loaded, Msg};
 use crate::console::screens::{DeliveriesScreen, EndpointRow, Screen};
 use crate::console::theme::Theme;
-use crate::model::{Delivery, DeliveryState, Endpoint, EndpointState, Event, Subscription};
-use crate::store::{Cursor, DeliveryDetail, EndpointQueue};
+use crate::held::Hold;
+use crate::model::{
+    Delivery, DeliveryState, Endpoint, EndpointState, Event, Subscription, now_millis,
+};
+use crate::store::{Cursor, DeliveryDetail, EndpointQueue, QueueSummary};
 
 /// A valid ULID body, so ids made from it are recognised by kind.
 const ULID: &str = "01M83J88VCXN0XJAC6MYBWXRH7";
@@ -152,6 +155,7 @@ fn rows_loaded(rows: Vec<Delivery>, older: Option<Cursor>) -> Loaded {
         older,
         newer: None,
         how: ListLoad::Replace,
+        holds: Holds::new(),
     }
 }
 
@@ -200,7 +204,10 @@ fn on_detail(read_only: bool) -> App {
     key(&mut app, KeyCode::Enter);
     answer(
         &mut app,
-        Loaded::Detail(Box::new(detail(delivery(0, DeliveryState::Dead)))),
+        Loaded::Detail {
+            detail: Box::new(detail(delivery(0, DeliveryState::Dead))),
+            hold: None,
+        },
     );
     app
 }
@@ -833,18 +840,49 @@ fn r_asks_first_naming_the_target_and_count_with_cancel_focused() {
     assert!(confirm(&app).confirm_focused);
     assert!(screen(&app).contains("[ Retry ]"));
     let commands = key(&mut app, KeyCode::Enter);
-    assert_eq!(acts(&commands), vec![&Act::Retry(vec![id("dlv_", 1)])]);
+    assert_eq!(
+        acts(&commands),
+        vec![&Act::RetryUndelivered(vec![id("dlv_", 1)])],
+        "a failed delivery is retried only if still not delivered"
+    );
     assert_eq!(app.mode, Mode::Normal);
 }
 
+/// Presses `r` on marked rows and answers the re-read with `now`: the
+/// marked deliveries as the database has them.
+fn retry_marked(app: &mut App, now: Vec<Delivery>) -> Vec<Command> {
+    let commands = key(app, KeyCode::Char('r'));
+    let (token, ids) = match commands.as_slice() {
+        [
+            Command::Load {
+                token,
+                load: Load::Marked { ids },
+            },
+        ] => (*token, ids.clone()),
+        other => panic!("expected the marked rows re-read, got {other:?}"),
+    };
+    assert!(
+        acts(&commands).is_empty(),
+        "nothing is sent before the answer"
+    );
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::Marked {
+            asked: ids.len(),
+            rows: now,
+            holds: Holds::new(),
+        }),
+    })
+}
+
 #[test]
-fn r_on_marked_rows_asks_about_all_of_them() {
+fn r_on_marked_rows_rereads_them_then_asks_about_all_of_them() {
     let mut app = on_deliveries(5, false);
     for _ in 0..3 {
         key(&mut app, KeyCode::Char(' '));
         key(&mut app, KeyCode::Char('j'));
     }
-    key(&mut app, KeyCode::Char('r'));
+    retry_marked(&mut app, deliveries(3));
     let confirm = confirm(&app).clone();
     assert!(
         confirm
@@ -855,7 +893,7 @@ fn r_on_marked_rows_asks_about_all_of_them() {
     );
     assert_eq!(
         confirm.act,
-        Act::Retry(vec![id("dlv_", 0), id("dlv_", 1), id("dlv_", 2)])
+        Act::RetryUndelivered(vec![id("dlv_", 0), id("dlv_", 1), id("dlv_", 2)])
     );
     key(&mut app, KeyCode::Right);
     let commands = key(&mut app, KeyCode::Enter);
@@ -869,6 +907,51 @@ fn r_on_marked_rows_asks_about_all_of_them() {
 }
 
 #[test]
+fn marked_rows_delivered_since_are_left_out_and_the_question_says_so() {
+    let mut app = on_deliveries(5, false);
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char(' '));
+        key(&mut app, KeyCode::Char('j'));
+    }
+    // The list still shows them dead; the database has two delivered.
+    let now = vec![
+        delivery(0, DeliveryState::Delivered),
+        delivery(1, DeliveryState::Dead),
+        delivery(2, DeliveryState::Delivered),
+    ];
+    retry_marked(&mut app, now);
+    let confirm = confirm(&app).clone();
+    assert!(
+        confirm
+            .question
+            .starts_with("2 of the 3 marked have since been delivered; retry the other 1 delivery"),
+        "{}",
+        confirm.question
+    );
+    assert_eq!(confirm.act, Act::RetryUndelivered(vec![id("dlv_", 1)]));
+    assert!(!confirm.confirm_focused);
+}
+
+#[test]
+fn marked_rows_all_delivered_since_ask_nothing_and_say_so() {
+    let mut app = on_deliveries(5, false);
+    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char(' '));
+    let now = vec![
+        delivery(0, DeliveryState::Delivered),
+        delivery(1, DeliveryState::Delivered),
+    ];
+    let commands = retry_marked(&mut app, now);
+    assert!(commands.is_empty());
+    assert_eq!(app.mode, Mode::Normal, "no question");
+    assert_eq!(
+        flash_text(&app),
+        "all 2 marked have since been delivered: nothing to retry"
+    );
+}
+
+#[test]
 fn r_in_the_detail_view_names_the_delivery_endpoint() {
     let mut app = on_detail(false);
     key(&mut app, KeyCode::Char('r'));
@@ -878,7 +961,7 @@ fn r_in_the_detail_view_names_the_delivery_endpoint() {
         "{}",
         confirm.question
     );
-    assert_eq!(confirm.act, Act::Retry(vec![id("dlv_", 0)]));
+    assert_eq!(confirm.act, Act::RetryUndelivered(vec![id("dlv_", 0)]));
 }
 
 #[test]
@@ -2002,4 +2085,218 @@ fn a_typed_command_opens_its_screen_afresh() {
     command(&mut app, "endpoints");
     assert_eq!(endpoint_selected(&app), 0);
     assert!(matches!(app.top(), Screen::Endpoints(s) if !s.rows.loaded));
+}
+
+// --- held work, the dispatcher banner, empty, slow and failed loads ---------
+
+/// The header as loaded: `alive` dispatchers, the last seen `ago` ms ago.
+fn header(app: &mut App, alive: usize, ago: Option<i64>, summary: QueueSummary) {
+    let token = *app.pending.get(&Slot::Header).expect("a header load");
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::Header {
+            summary,
+            dispatchers_alive: alive,
+            last_seen_ago: ago,
+        }),
+    });
+}
+
+fn paused_holds() -> Holds {
+    Holds::from([(id("ep_", 1), Hold::EndpointPaused)])
+}
+
+#[test]
+fn held_rows_say_what_holds_them_and_other_rows_do_not() {
+    let mut app = app_with(false);
+    key(&mut app, KeyCode::Char('2'));
+    let mut other = delivery(3, DeliveryState::Pending);
+    other.endpoint_id = id("ep_", 2);
+    other.endpoint_name = "billing".into();
+    let rows = vec![
+        delivery(0, DeliveryState::Pending),
+        delivery(1, DeliveryState::Retrying),
+        delivery(2, DeliveryState::Dead),
+        other,
+    ];
+    answer(
+        &mut app,
+        Loaded::Deliveries {
+            rows,
+            older: None,
+            newer: None,
+            how: ListLoad::Replace,
+            holds: paused_holds(),
+        },
+    );
+    let text = screen(&app);
+    let line = |needle: &str| -> String {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(text.contains("○ pending · held: paused"), "{text}");
+    assert!(text.contains("↻ retrying · held: paused"), "{text}");
+    assert!(!line("✗ dead").contains("held"), "dead work is not held");
+    assert!(
+        !line("billing").contains("held"),
+        "another endpoint's work is not"
+    );
+    // At 80 columns the reason keeps the state's symbol and takes its word.
+    app.update(Msg::Resize(80, 24));
+    let narrow = screen(&app);
+    assert!(narrow.contains("○ held: paused"), "{narrow}");
+    assert!(narrow.contains("↻ held: paused"), "{narrow}");
+    app.update(Msg::Resize(SIZE.0, SIZE.1));
+
+    // The question before retrying a held one says it will wait.
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('r'));
+    let question = &confirm(&app).question;
+    assert!(
+        question.ends_with(
+            "Endpoint globex/orders is paused: the retry will wait until it is resumed."
+        ),
+        "{question}"
+    );
+}
+
+#[test]
+fn the_detail_of_a_held_delivery_says_what_holds_it() {
+    let mut app = on_deliveries(1, false);
+    key(&mut app, KeyCode::Enter);
+    answer(
+        &mut app,
+        Loaded::Detail {
+            detail: Box::new(detail(delivery(0, DeliveryState::Pending))),
+            hold: Some(Hold::EndpointDisabled),
+        },
+    );
+    assert!(
+        screen(&app).contains("held: endpoint disabled: nothing is sent until it is enabled again"),
+        "{}",
+        screen(&app)
+    );
+}
+
+#[test]
+fn the_overview_counts_held_work_and_endpoints_show_a_held_backlog() {
+    let mut app = app_with(false);
+    let summary = QueueSummary {
+        pending: 31,
+        pending_held: 17,
+        retrying: 4,
+        ..QueueSummary::default()
+    };
+    header(&mut app, 1, Some(0), summary);
+    let text = screen(&app);
+    assert!(text.contains("31 (17 held)"), "{text}");
+    assert!(!text.contains("4 (0 held)"), "nothing held, nothing said");
+
+    let mut paused = endpoint(1, "orders", EndpointState::Paused);
+    paused.queue = Some(EndpointQueue {
+        pending: 12,
+        ..EndpointQueue::default()
+    });
+    let app = on_endpoints(vec![paused], false);
+    assert!(screen(&app).contains("12 held"), "{}", screen(&app));
+}
+
+#[test]
+fn capital_r_on_a_paused_endpoint_says_the_retry_will_wait() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Paused)], false);
+    let commands = key(&mut app, KeyCode::Char('R'));
+    let [Command::Load { token, .. }] = commands.as_slice() else {
+        panic!("expected one count, got {commands:?}");
+    };
+    app.update(Msg::Loaded {
+        token: *token,
+        result: Ok(Loaded::DeadCount {
+            endpoint_id: id("ep_", 1),
+            label: "globex/orders".into(),
+            count: 2,
+        }),
+    });
+    assert_eq!(
+        confirm(&app).question,
+        "Retry 2 dead deliveries to globex/orders? Endpoint globex/orders is paused: the retry will wait until it is resumed."
+    );
+}
+
+#[test]
+fn no_dispatcher_alive_is_a_banner_with_when_one_was_last_seen() {
+    let mut app = app_with(false);
+    header(
+        &mut app,
+        0,
+        Some(4 * 60_000 + 5_000),
+        QueueSummary::default(),
+    );
+    let text = screen(&app);
+    let second_line = text.lines().nth(1).unwrap_or_default();
+    assert!(
+        second_line.contains("no dispatcher alive (last seen 4m ago): nothing is being delivered"),
+        "its own line: {text}"
+    );
+    let with_banner = app.body_rows();
+
+    app.update(Msg::Refresh);
+    header(&mut app, 0, None, QueueSummary::default());
+    assert!(screen(&app).contains("no dispatcher alive (never seen): nothing is being delivered"));
+
+    app.update(Msg::Refresh);
+    header(&mut app, 1, Some(0), QueueSummary::default());
+    assert!(!screen(&app).contains("no dispatcher alive"));
+    assert_eq!(app.body_rows(), with_banner + 1, "the banner took a row");
+}
+
+#[test]
+fn an_empty_filtered_list_says_nothing_matches_the_filter() {
+    let mut app = app_with(false);
+    command(&mut app, "failed");
+    answer(&mut app, rows_loaded(Vec::new(), None));
+    let text = screen(&app);
+    assert!(text.contains("no deliveries matching state:dead"), "{text}");
+    assert!(!text.contains("loading…"));
+}
+
+#[test]
+fn a_refused_load_says_why_in_the_list() {
+    let mut app = app_with(false);
+    command(&mut app, "ep nosuch");
+    answer(
+        &mut app,
+        Loaded::Refused("endpoint: no endpoint \"nosuch\"".into()),
+    );
+    let text = screen(&app);
+    assert!(
+        text.contains(
+            "could not load deliveries matching endpoint:nosuch: endpoint: no endpoint \"nosuch\""
+        ),
+        "{text}"
+    );
+    assert_eq!(app.db_error, None, "the database answered");
+    // A later success clears it.
+    app.update(Msg::Refresh);
+    answer(&mut app, rows_loaded(deliveries(1), None));
+    assert!(!screen(&app).contains("could not load"));
+}
+
+#[test]
+fn a_slow_load_says_what_it_waits_for() {
+    let mut app = app_with(false);
+    command(&mut app, "failed");
+    assert!(screen(&app).contains("loading…"));
+    if let Screen::Deliveries(s) = app.top_mut() {
+        s.rows.loading_since = Some(now_millis() - 1_500);
+    }
+    app.dirty = false;
+    app.update(Msg::Refresh);
+    assert!(app.dirty, "turning slow is drawn");
+    let text = screen(&app);
+    assert!(
+        text.contains("still waiting for the database to list deliveries matching state:dead"),
+        "{text}"
+    );
 }

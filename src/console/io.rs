@@ -10,8 +10,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::app::{HEALTH_WINDOW, PAGE};
 use super::format::{endpoint_label, group_digits};
-use super::msg::{Act, Acted, Command, ListLoad, Load, Loaded, Msg};
+use super::msg::{Act, Acted, Command, Holds, ListLoad, Load, Loaded, Msg};
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
+use crate::held::Hold;
 use crate::model::{Delivery, DeliveryState, Endpoint, ErrorKind, Subscription, now_millis};
 use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError, from_now, local_time_short};
 use crate::store::{EndpointHealth, Reads};
@@ -50,12 +51,23 @@ impl Io {
             let msg = match command {
                 Command::Load { token, load } => Msg::Loaded {
                     token,
-                    result: io.loader.load(load).await.map_err(|e| e.to_string()),
+                    result: answered(io.loader.load(load).await),
                 },
                 Command::Act(act) => Msg::Acted(io.act(act).await),
             };
             let _ = io.sender.send(msg);
         });
+    }
+}
+
+/// A load's outcome as the app takes it: the database failing is an
+/// error (shown as unreachable, and retried); anything else it refused
+/// (a name that matches nothing) is an answer that says why.
+fn answered(result: Result<Loaded, OpsError>) -> Result<Loaded, String> {
+    match result {
+        Ok(loaded) => Ok(loaded),
+        Err(OpsError::Store(crate::store::StoreError::Database(err))) => Err(err.to_string()),
+        Err(other) => Ok(Loaded::Refused(other.to_string())),
     }
 }
 
@@ -77,6 +89,8 @@ pub struct Loader {
 #[derive(Default)]
 struct ListCache {
     endpoints: Option<(i64, Option<String>, Vec<Endpoint>)>,
+    /// What holds the work of stopped endpoints, at a configuration version.
+    holds: Option<(i64, Holds)>,
     subscriptions: Option<(i64, SubscriptionScope, Vec<Subscription>)>,
 }
 
@@ -178,6 +192,27 @@ impl Loader {
         Ok((list, complete))
     }
 
+    /// What holds the due work of each paused or disabled endpoint:
+    /// re-read only when the configuration changed (pausing, disabling and
+    /// resuming all do), so a list's refresh pays one tiny query for it.
+    async fn holds(&self) -> Result<Holds, OpsError> {
+        let version = self.reads().config_version().await?;
+        if let Some((at, holds)) = &self.cache().holds
+            && *at == version
+        {
+            return Ok(holds.clone());
+        }
+        let holds: Holds = self
+            .reads()
+            .stopped_endpoints()
+            .await?
+            .into_iter()
+            .filter_map(|(id, state)| Hold::of_endpoint(state).map(|hold| (id, hold)))
+            .collect();
+        self.cache().holds = Some((version, holds.clone()));
+        Ok(holds)
+    }
+
     fn reads(&self) -> &Reads {
         self.ops.reads()
     }
@@ -193,9 +228,17 @@ impl Loader {
                     .iter()
                     .filter(|d| d.stopped_at.is_none() && now - d.last_seen_at <= within)
                     .count();
+                // Only when none is alive does the banner need to say since when.
+                let last_seen_ago = if dispatchers_alive == 0 {
+                    let (last, now) = self.reads().dispatcher_last_seen().await?;
+                    last.map(|at| (now - at).max(0))
+                } else {
+                    Some(0)
+                };
                 Loaded::Header {
                     summary,
                     dispatchers_alive,
+                    last_seen_ago,
                 }
             }
             Load::Overview => self.overview().await?,
@@ -223,6 +266,7 @@ impl Loader {
                     older,
                     newer,
                     how,
+                    holds: self.holds().await?,
                 }
             }
             Load::Search { query, after } => {
@@ -239,6 +283,7 @@ impl Loader {
                     .collect();
                 Loaded::Search {
                     rows,
+                    holds: self.holds().await?,
                     progress: SearchProgress {
                         scanned: page.scanned,
                         done: page.next.is_none(),
@@ -246,7 +291,24 @@ impl Loader {
                     },
                 }
             }
-            Load::Detail { id } => Loaded::Detail(Box::new(self.reads().get_delivery(&id).await?)),
+            Load::Detail { id } => {
+                let detail = self.reads().get_delivery(&id).await?;
+                let hold = self
+                    .holds()
+                    .await?
+                    .get(&detail.delivery.endpoint_id)
+                    .copied()
+                    .filter(|_| crate::held::waits(detail.delivery.state));
+                Loaded::Detail {
+                    detail: Box::new(detail),
+                    hold,
+                }
+            }
+            Load::Marked { ids } => Loaded::Marked {
+                asked: ids.len(),
+                rows: self.reads().deliveries_by_ids(&ids).await?,
+                holds: self.holds().await?,
+            },
             Load::Endpoints {
                 tenant,
                 filter,
@@ -449,20 +511,9 @@ impl Io {
     async fn try_act(&self, act: Act) -> Result<String, OpsError> {
         let ops = &self.loader.ops;
         Ok(match act {
-            Act::Retry(ids) => {
-                let report = ops.retry(&ids).await?;
-                let mut text = format!(
-                    "retried {} of {} deliveries",
-                    report.retried.len(),
-                    ids.len()
-                );
-                if let Some((id, reason)) = report.skipped.first() {
-                    text.push_str(&format!("; skipped {id}: {reason}"));
-                    if report.skipped.len() > 1 {
-                        text.push_str(&format!(" (and {} more)", report.skipped.len() - 1));
-                    }
-                }
-                text
+            Act::Retry(ids) => retried_text(&ops.retry(&ids).await?, ids.len()),
+            Act::RetryUndelivered(ids) => {
+                retried_text(&ops.retry_undelivered(&ids).await?, ids.len())
             }
             Act::RetryAllDead {
                 endpoint_id,
@@ -595,6 +646,18 @@ impl Io {
             group_digits(done)
         ))
     }
+}
+
+/// "retried 1 of 3 deliveries; skipped dlv_…: already delivered (and 1 more)".
+fn retried_text(report: &crate::store::RetryReport, asked: usize) -> String {
+    let mut text = format!("retried {} of {asked} deliveries", report.retried.len());
+    if let Some((id, reason)) = report.skipped.first() {
+        text.push_str(&format!("; skipped {id}: {reason}"));
+        if report.skipped.len() > 1 {
+            text.push_str(&format!(" (and {} more)", report.skipped.len() - 1));
+        }
+    }
+    text
 }
 
 fn dead_of(endpoint_id: &str, dry_run: bool) -> BulkRetry {

@@ -5,8 +5,12 @@
 use crossterm::event::KeyEvent;
 
 use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
+use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, Endpoint, Millis, Subscription};
 use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
+
+/// What holds the due work of each paused or disabled endpoint, by id.
+pub type Holds = std::collections::HashMap<String, Hold>;
 
 /// Which way a list load goes from its cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +60,10 @@ pub enum Load {
     Audit {
         after: Option<Cursor>,
     },
+    /// The marked deliveries as they are now (before "retry marked").
+    Marked {
+        ids: Vec<String>,
+    },
     /// How many dead deliveries an endpoint has (before "retry all dead").
     DeadCount {
         endpoint_id: String,
@@ -74,6 +82,8 @@ pub enum Loaded {
     Header {
         summary: QueueSummary,
         dispatchers_alive: usize,
+        /// How long ago any dispatcher was last seen (ms); `None`: never.
+        last_seen_ago: Option<i64>,
     },
     Overview {
         throughput: Vec<MinuteTotals>,
@@ -84,12 +94,28 @@ pub enum Loaded {
         older: Option<Cursor>,
         newer: Option<Cursor>,
         how: ListLoad,
+        /// What holds each stopped endpoint's due work, by endpoint id.
+        holds: Holds,
     },
     Search {
         rows: Vec<Delivery>,
         progress: SearchProgress,
+        holds: Holds,
     },
-    Detail(Box<DeliveryDetail>),
+    Detail {
+        detail: Box<DeliveryDetail>,
+        /// What holds it, if it waits on its endpoint.
+        hold: Option<Hold>,
+    },
+    /// The marked deliveries re-read: `asked` is how many were marked.
+    Marked {
+        asked: usize,
+        rows: Vec<Delivery>,
+        holds: Holds,
+    },
+    /// The load was answered, but what it asked for cannot be shown (an
+    /// endpoint or tenant that does not exist): why, for the screen.
+    Refused(String),
     /// `complete` is false when only the first rows were read (a first
     /// open); the screen then asks for the rest.
     Endpoints {
@@ -122,7 +148,11 @@ pub enum Loaded {
 /// An operator action for `io.rs` to run through `ops`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Act {
+    /// Retry these deliveries, redelivering those already delivered.
     Retry(Vec<String>),
+    /// Retry those of these deliveries that are not delivered when the
+    /// retry runs (marked rows, rows that failed).
+    RetryUndelivered(Vec<String>),
     RetryAllDead {
         endpoint_id: String,
         label: String,

@@ -25,6 +25,11 @@ pub struct Rows<T> {
     pub loading: Option<u64>,
     /// Whether a first load has arrived.
     pub loaded: bool,
+    /// When the load on its way was asked for (unix ms), to say what a
+    /// slow one waits for.
+    pub loading_since: Option<i64>,
+    /// Why the last load failed, until one succeeds.
+    pub failed: Option<String>,
 }
 
 impl<T> Default for Rows<T> {
@@ -37,7 +42,46 @@ impl<T> Default for Rows<T> {
             newer: None,
             loading: None,
             loaded: false,
+            loading_since: None,
+            failed: None,
         }
+    }
+}
+
+/// A list's loading, whatever its rows: what the app tracks of every list
+/// on top (a load on its way, since when, and why the last one failed).
+pub trait ListLoading {
+    /// A load is on its way with `token`, asked for at `now`.
+    fn start(&mut self, token: u64, now: i64);
+    /// The load ended in failure, for `reason`.
+    fn fail(&mut self, reason: String);
+    /// A load succeeded: a failure said earlier no longer stands.
+    fn succeed(&mut self);
+    /// Since when a load on its way has been waited for.
+    fn waiting_since(&self) -> Option<i64>;
+}
+
+impl<T> ListLoading for Rows<T> {
+    fn start(&mut self, token: u64, now: i64) {
+        // A slow load is timed from its first ask, not from each re-ask.
+        if self.loading.is_none() {
+            self.loading_since = Some(now);
+        }
+        self.loading = Some(token);
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.loading = None;
+        self.loading_since = None;
+        self.failed = Some(reason);
+    }
+
+    fn succeed(&mut self) {
+        self.failed = None;
+    }
+
+    fn waiting_since(&self) -> Option<i64> {
+        self.loading.and(self.loading_since)
     }
 }
 
@@ -123,6 +167,16 @@ pub struct DeliveriesScreen {
     pub search: Option<SearchProgress>,
     /// What the list is of, for breadcrumbs (e.g. an endpoint's name).
     pub context: Option<String>,
+    /// What holds the due work of stopped endpoints, as last loaded.
+    pub holds: super::msg::Holds,
+}
+
+impl DeliveriesScreen {
+    /// What holds `delivery`, if it is due work of a stopped endpoint.
+    pub fn hold(&self, delivery: &Delivery) -> Option<crate::held::Hold> {
+        let hold = self.holds.get(&delivery.endpoint_id).copied();
+        hold.filter(|_| crate::held::waits(delivery.state))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -131,6 +185,8 @@ pub struct DetailScreen {
     pub detail: Option<DeliveryDetail>,
     /// Lines scrolled down.
     pub scroll: u16,
+    /// What holds the delivery, if it waits on its endpoint.
+    pub hold: Option<crate::held::Hold>,
 }
 
 /// One endpoint with what the health table shows of it.

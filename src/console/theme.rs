@@ -72,6 +72,17 @@ impl Theme {
         self.fg(Color::Red)
     }
 
+    /// What must not be missed (no dispatcher alive): reverse video, which
+    /// shows under `NO_COLOR` too, on red when there is colour.
+    pub fn alarm(self) -> Style {
+        let style = Style::default().add_modifier(Modifier::BOLD);
+        if self.color {
+            style.fg(Color::White).bg(Color::Red)
+        } else {
+            style.add_modifier(Modifier::REVERSED)
+        }
+    }
+
     pub fn marked(self) -> Style {
         self.fg(Color::Magenta).add_modifier(Modifier::BOLD)
     }

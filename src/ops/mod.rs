@@ -634,20 +634,26 @@ impl Ops {
 
     /// Starts a fresh schedule for each of the given deliveries.
     pub async fn retry(&self, delivery_ids: &[String]) -> Result<RetryReport> {
-        if delivery_ids.is_empty() {
-            return Err(OpsError::invalid("ids", "give at least one delivery id"));
-        }
-        for id in delivery_ids {
-            if IdKind::of(id) != Some(IdKind::Delivery) {
-                return Err(OpsError::invalid(
-                    "ids",
-                    format!("{id:?} is not a delivery id (dlv_…)"),
-                ));
-            }
-        }
+        check_delivery_ids(delivery_ids)?;
         Ok(self
             .store
             .retry_deliveries(
+                delivery_ids,
+                self.retry_policy.first_delay_ms(),
+                &self.actor,
+            )
+            .await?)
+    }
+
+    /// [`Ops::retry`] for the deliveries not delivered when it runs: one
+    /// delivered since the operator chose it is skipped ("already
+    /// delivered"), so retrying a list that was read a while ago never
+    /// sends a delivered webhook again.
+    pub async fn retry_undelivered(&self, delivery_ids: &[String]) -> Result<RetryReport> {
+        check_delivery_ids(delivery_ids)?;
+        Ok(self
+            .store
+            .retry_undelivered(
                 delivery_ids,
                 self.retry_policy.first_delay_ms(),
                 &self.actor,
@@ -702,5 +708,22 @@ impl Ops {
             )
             .await?;
         Ok((endpoint, count))
+    }
+}
+
+/// Refuses an empty list or anything that is not a delivery id.
+fn check_delivery_ids(delivery_ids: &[String]) -> Result<()> {
+    if delivery_ids.is_empty() {
+        return Err(OpsError::invalid("ids", "give at least one delivery id"));
+    }
+    match delivery_ids
+        .iter()
+        .find(|id| IdKind::of(id) != Some(IdKind::Delivery))
+    {
+        Some(id) => Err(OpsError::invalid(
+            "ids",
+            format!("{id:?} is not a delivery id (dlv_…)"),
+        )),
+        None => Ok(()),
     }
 }

@@ -258,6 +258,19 @@ impl Reads {
         })
     }
 
+    /// The deliveries among `ids` as they are now (in no particular
+    /// order; unknown ids are absent): what a confirmation re-reads before
+    /// it asks.
+    pub async fn deliveries_by_ids(&self, ids: &[String]) -> Result<Vec<Delivery>> {
+        let rows: Vec<DeliveryRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(sql.deliveries_of)
+                .bind(json_list(ids))
+                .fetch_all(&pools.read)
+                .await?
+        });
+        convert_all(rows)
+    }
+
     /// An event by id (`msg_…`).
     pub async fn get_event(&self, id: &str) -> Result<Event> {
         let row: Option<EventRow> = on_db!(self, |pools, sql| {
@@ -343,7 +356,35 @@ impl Store {
         first_delay_ms: i64,
         actor: &Actor,
     ) -> Result<RetryReport> {
+        self.retry_by_ids(ids, first_delay_ms, actor, true).await
+    }
+
+    /// [`Store::retry_deliveries`] for those among `ids` not delivered:
+    /// dead or scheduled when the retry runs. One delivered since it was
+    /// chosen (by a dispatcher, meanwhile) is skipped, never sent again.
+    pub async fn retry_undelivered(
+        &self,
+        ids: &[String],
+        first_delay_ms: i64,
+        actor: &Actor,
+    ) -> Result<RetryReport> {
+        self.retry_by_ids(ids, first_delay_ms, actor, false).await
+    }
+
+    /// Revives `ids`; delivered ones only with `redeliver`.
+    async fn retry_by_ids(
+        &self,
+        ids: &[String],
+        first_delay_ms: i64,
+        actor: &Actor,
+        redeliver: bool,
+    ) -> Result<RetryReport> {
         let report = on_db!(self, |pools, sql| {
+            let statement = if redeliver {
+                sql.retry_ids
+            } else {
+                sql.retry_undelivered_ids
+            };
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now(sql, &mut *tx).await?;
             let list = json_list(ids);
@@ -351,7 +392,7 @@ impl Store {
                 .bind(&list)
                 .fetch_all(&mut *tx)
                 .await?;
-            let retried: Vec<String> = sqlx::query_scalar(sql.retry_ids)
+            let retried: Vec<String> = sqlx::query_scalar(statement)
                 .bind(&list)
                 .bind(now + first_delay_ms)
                 .bind(now)
@@ -512,6 +553,7 @@ fn retry_report(
                 Ok(DeliveryState::Pending) => "already pending".to_string(),
                 Ok(DeliveryState::InFlight) => "being attempted right now".to_string(),
                 Ok(DeliveryState::Cancelled) => "cancelled (its endpoint was deleted)".to_string(),
+                Ok(DeliveryState::Delivered) => "already delivered".to_string(),
                 Ok(other) => format!("state {other} changed concurrently"),
                 Err(err) => err.to_string(),
             },

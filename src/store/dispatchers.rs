@@ -12,8 +12,21 @@ const BEAT: &str =
 const STOPPED: &str = "UPDATE dispatchers SET stopped_at = $2, last_seen_at = $2, deliveries_per_sec = 0 WHERE id = $1";
 const LIST_RECENT: &str = "SELECT id, host, pid, version, started_at, last_seen_at, stopped_at,
     deliveries_per_sec FROM dispatchers WHERE last_seen_at >= $1 ORDER BY started_at";
+const LAST_SEEN: &str = "SELECT MAX(last_seen_at) FROM dispatchers";
 
 impl Reads {
+    /// When any dispatcher was last seen (its last heartbeat, or when it
+    /// stopped), `None` if none ever ran, with the database's current time:
+    /// how long nothing has been delivering.
+    pub async fn dispatcher_last_seen(&self) -> Result<(Option<i64>, i64)> {
+        Ok(on_db!(self, |pools, sql| {
+            let mut conn = pools.read.acquire().await?;
+            let now = db_now(sql, &mut *conn).await?;
+            let last: Option<i64> = sqlx::query_scalar(LAST_SEEN).fetch_one(&mut *conn).await?;
+            (last, now)
+        }))
+    }
+
     /// Dispatchers seen in the last `within_ms`, oldest first, with the
     /// database's current time so callers can judge who is alive.
     pub async fn list_dispatchers(&self, within_ms: i64) -> Result<(Vec<DispatcherInfo>, i64)> {

@@ -6,37 +6,117 @@ use super::confirm::Confirm;
 use super::forms::Form;
 use super::{App, Mode, Slot};
 use crate::console::format::{endpoint_label, group_digits};
-use crate::console::msg::{Act, Acted, Command, Load};
+use crate::console::msg::{Act, Acted, Command, Holds, Load};
 use crate::console::screens::Screen;
 use crate::console::theme::state_label;
-use crate::model::{Delivery, Endpoint, EndpointState, Millis, now_millis};
+use crate::held::Hold;
+use crate::model::{Delivery, DeliveryState, Endpoint, EndpointState, Millis, now_millis};
 use crate::ops::{from_now, local_time_short};
 
 impl App {
     /// `r`: asks first, naming the deliveries' endpoint and how many, since
-    /// a retry sends the webhook to the customer again.
+    /// a retry sends the webhook to the customer again. Marked rows are
+    /// re-read first ([`App::ask_to_retry_marked`] asks once they arrive):
+    /// the list may show them as they were.
     pub(super) fn retry(&mut self) -> Vec<Command> {
-        let (ids, targets): (Vec<String>, Vec<&Delivery>) = match self.top() {
-            Screen::Deliveries(s) if !s.marked.is_empty() => (
-                s.marked.iter().cloned().collect(),
-                s.rows
-                    .items
-                    .iter()
-                    .filter(|d| s.marked.contains(&d.id))
-                    .collect(),
-            ),
+        let (delivery, hold) = match self.top() {
+            Screen::Deliveries(s) if !s.marked.is_empty() => {
+                let ids: Vec<String> = s.marked.iter().cloned().collect();
+                return self.reread_marked(ids);
+            }
             Screen::Deliveries(s) => match s.rows.selected_item() {
-                Some(d) => (vec![d.id.clone()], vec![d]),
+                Some(d) => (d, s.hold(d)),
                 None => return Vec::new(),
             },
-            Screen::Detail(s) => (
-                vec![s.delivery_id.clone()],
-                s.detail.iter().map(|d| &d.delivery).collect(),
-            ),
+            Screen::Detail(s) => match &s.detail {
+                Some(detail) => (&detail.delivery, s.hold),
+                None => return Vec::new(),
+            },
             _ => return Vec::new(),
         };
-        let question = retry_question(ids.len(), &targets);
-        self.mode = Mode::Confirm(Confirm::ask(question, "Retry", Act::Retry(ids)));
+        let mut question = retry_question(1, &[delivery]);
+        question.push_str(&hold_sentence(&[(endpoint_of(delivery), hold)]));
+        // Only a delivery chosen as delivered is sent again; one that
+        // failed and is delivered by the time this runs is left alone.
+        let act = if delivery.state == DeliveryState::Delivered {
+            Act::Retry(vec![delivery.id.clone()])
+        } else {
+            Act::RetryUndelivered(vec![delivery.id.clone()])
+        };
+        self.mode = Mode::Confirm(Confirm::ask(question, "Retry", act));
+        Vec::new()
+    }
+
+    /// Reads the marked deliveries again before asking about them.
+    fn reread_marked(&mut self, ids: Vec<String>) -> Vec<Command> {
+        // No slot: the answer is wanted whatever the screen shows meanwhile.
+        let token = self.next_token;
+        self.next_token += 1;
+        self.flash(
+            format!(
+                "checking the {} marked deliveries…",
+                group_digits(ids.len() as u64)
+            ),
+            false,
+        );
+        vec![Command::Load {
+            token,
+            load: Load::Marked { ids },
+        }]
+    }
+
+    /// The question about the marked deliveries as they are now: those
+    /// delivered since they were marked are left out, and it says so; if
+    /// nothing is left to retry it says that and asks nothing.
+    pub(super) fn ask_to_retry_marked(
+        &mut self,
+        asked: usize,
+        rows: Vec<Delivery>,
+        holds: &Holds,
+    ) -> Vec<Command> {
+        let delivered = rows
+            .iter()
+            .filter(|d| d.state == DeliveryState::Delivered)
+            .count();
+        let retryable: Vec<&Delivery> = rows
+            .iter()
+            .filter(|d| matches!(d.state, DeliveryState::Dead | DeliveryState::Retrying))
+            .collect();
+        let gone = asked - delivered - retryable.len();
+        if retryable.is_empty() {
+            self.flash(nothing_to_retry(asked, delivered), false);
+            return Vec::new();
+        }
+        let mut question = String::new();
+        if delivered > 0 {
+            question.push_str(&format!(
+                "{} of the {} marked {} since been delivered; ",
+                group_digits(delivered as u64),
+                group_digits(asked as u64),
+                if delivered == 1 { "has" } else { "have" },
+            ));
+        }
+        if gone > 0 {
+            question.push_str(&format!(
+                "{} {} already waiting or being attempted; ",
+                group_digits(gone as u64),
+                if gone == 1 { "is" } else { "are" },
+            ));
+        }
+        let ask = retry_question(retryable.len(), &retryable);
+        if question.is_empty() {
+            question = ask;
+        } else {
+            question.push_str(&retry_the_other(retryable.len(), &ask));
+        }
+        let held: Vec<(String, Option<Hold>)> = retryable
+            .iter()
+            .map(|d| (endpoint_of(d), holds.get(&d.endpoint_id).copied()))
+            .collect();
+        question.push_str(&hold_sentence(&held));
+        let ids = retryable.iter().map(|d| d.id.clone()).collect();
+        self.mode = Mode::Confirm(Confirm::ask(question, "Retry", Act::RetryUndelivered(ids)));
+        self.dirty = true;
         Vec::new()
     }
 
@@ -74,8 +154,13 @@ impl App {
             self.flash(format!("{label} has no dead deliveries"), false);
             return Vec::new();
         }
+        let hold = self.endpoint_hold(&endpoint_id);
         self.mode = Mode::Confirm(Confirm::ask(
-            format!("Retry {} dead deliveries to {label}?", group_digits(count)),
+            format!(
+                "Retry {} dead deliveries to {label}?{}",
+                group_digits(count),
+                hold_sentence(&[(label.clone(), hold)])
+            ),
             "Retry",
             Act::RetryAllDead {
                 endpoint_id,
@@ -85,6 +170,15 @@ impl App {
         ));
         self.dirty = true;
         Vec::new()
+    }
+
+    /// What holds the work of the endpoint `id`, as the endpoints list shows it.
+    fn endpoint_hold(&self, id: &str) -> Option<Hold> {
+        let Screen::Endpoints(s) = self.top() else {
+            return None;
+        };
+        let row = s.rows.items.iter().find(|row| row.endpoint.id == id)?;
+        Hold::of_endpoint(row.endpoint.state)
     }
 
     /// `p`: never acts at once. Pausing asks why and for how long, then to
@@ -392,4 +486,60 @@ fn retry_question(count: usize, known: &[&Delivery]) -> String {
             group_digits(n as u64)
         ),
     }
+}
+
+/// `tenant/name` of a delivery's endpoint.
+fn endpoint_of(delivery: &Delivery) -> String {
+    format!("{}/{}", delivery.tenant_name, delivery.endpoint_name)
+}
+
+/// " Endpoint acme/crm-sync is paused: the retry will wait until it is
+/// resumed." for each held endpoint among `targets` (`tenant/name`, hold);
+/// empty when none is held.
+fn hold_sentence(targets: &[(String, Option<Hold>)]) -> String {
+    let mut held: Vec<(&str, Hold)> = targets
+        .iter()
+        .filter_map(|(label, hold)| hold.map(|hold| (label.as_str(), hold)))
+        .collect();
+    held.sort_by(|a, b| a.0.cmp(b.0));
+    held.dedup();
+    held.iter()
+        .map(|(label, hold)| {
+            format!(
+                " Endpoint {label} is {}: the retry will wait until {}.",
+                hold.endpoint_word(),
+                hold.until()
+            )
+        })
+        .collect()
+}
+
+/// "Retry 1 delivery …?" as the end of a sentence about the others:
+/// "retry the other 1 delivery …?".
+fn retry_the_other(count: usize, ask: &str) -> String {
+    let rest = ask.strip_prefix("Retry ").unwrap_or(ask);
+    let rest = rest
+        .strip_prefix(&format!("{} ", group_digits(count as u64)))
+        .unwrap_or(rest);
+    format!("retry the other {} {rest}", group_digits(count as u64))
+}
+
+/// Why a marked retry asks nothing: none of the marked can be retried.
+fn nothing_to_retry(asked: usize, delivered: usize) -> String {
+    let asked_text = group_digits(asked as u64);
+    if delivered == asked {
+        let all = if asked == 1 {
+            "the marked delivery has"
+        } else {
+            "all {n} marked have"
+        };
+        return format!(
+            "{} since been delivered: nothing to retry",
+            all.replace("{n}", &asked_text)
+        );
+    }
+    format!(
+        "none of the {asked_text} marked can be retried now ({} delivered, the others waiting or being attempted): nothing was changed",
+        group_digits(delivered as u64)
+    )
 }

@@ -2,8 +2,9 @@
 //! was for, marking the frame dirty only when what is shown changed.
 
 use super::{App, Slot};
-use crate::console::msg::{Command, ListLoad, Load, Loaded};
+use crate::console::msg::{Command, Holds, ListLoad, Load, Loaded};
 use crate::console::screens::{EndpointRow, Screen, SearchProgress, WorstEndpoint};
+use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, Subscription};
 use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
 
@@ -18,10 +19,16 @@ impl App {
                 loaded
             }
             Err(reason) => {
-                self.on_load_failed(reason);
+                self.on_load_failed(slot, reason);
                 return Vec::new();
             }
         };
+        if slot == Some(Slot::Top)
+            && !matches!(loaded, Loaded::Refused(_))
+            && let Some(rows) = self.top_list_mut()
+        {
+            rows.succeed();
+        }
         match loaded {
             // Counts for a confirmation are answered whatever screen is on top.
             Loaded::DeadCount {
@@ -34,21 +41,30 @@ impl App {
                 held,
                 retrying,
             } => self.ask_to_resume(&endpoint, held, retrying),
+            Loaded::Marked { asked, rows, holds } => self.ask_to_retry_marked(asked, rows, &holds),
+            // Refused counts and re-reads for a question must say why too.
+            Loaded::Refused(reason) => self.on_refused(slot, reason),
             // A stale answer: the screen it was for is gone.
             _ if slot.is_none() => Vec::new(),
             Loaded::Header {
                 summary,
                 dispatchers_alive,
-            } => self.on_header(summary, dispatchers_alive),
+                last_seen_ago,
+            } => self.on_header(summary, dispatchers_alive, last_seen_ago),
             Loaded::Overview { throughput, worst } => self.on_overview(throughput, worst),
             Loaded::Deliveries {
                 rows,
                 older,
                 newer,
                 how,
-            } => self.on_deliveries(rows, older, newer, how),
-            Loaded::Search { rows, progress } => self.on_search(rows, progress),
-            Loaded::Detail(detail) => self.on_detail(*detail),
+                holds,
+            } => self.on_deliveries(rows, older, newer, how, holds),
+            Loaded::Search {
+                rows,
+                progress,
+                holds,
+            } => self.on_search(rows, progress, holds),
+            Loaded::Detail { detail, hold } => self.on_detail(*detail, hold),
             Loaded::Endpoints { rows, complete } => self.on_endpoints(rows, complete),
             Loaded::Subscriptions { rows, complete } => self.on_subscriptions(rows, complete),
             Loaded::Audit {
@@ -73,10 +89,14 @@ impl App {
         slot
     }
 
-    /// The database is unreachable: said once, until a load succeeds.
-    fn on_load_failed(&mut self, reason: String) {
-        if let Some(loading) = self.top_loading_mut() {
-            *loading = None;
+    /// The database is unreachable: said once on the status line, until a
+    /// load succeeds, and in the body of a list that waited for it.
+    fn on_load_failed(&mut self, slot: Option<Slot>, reason: String) {
+        if slot == Some(Slot::Top)
+            && let Some(rows) = self.top_list_mut()
+        {
+            rows.fail(reason.clone());
+            self.dirty = true;
         }
         if self.db_error.as_ref() != Some(&reason) {
             self.db_error = Some(reason);
@@ -84,15 +104,36 @@ impl App {
         }
     }
 
-    fn on_header(&mut self, summary: QueueSummary, dispatchers_alive: usize) -> Vec<Command> {
-        // The summary's clock moves on every load; only the counts are news.
+    /// What the screen asked for cannot be shown: a list says why in its
+    /// body; elsewhere the status line does.
+    fn on_refused(&mut self, slot: Option<Slot>, reason: String) -> Vec<Command> {
+        match self.top_list_mut() {
+            Some(rows) if slot == Some(Slot::Top) => {
+                rows.fail(reason);
+                self.dirty = true;
+            }
+            _ => self.flash(reason, true),
+        }
+        Vec::new()
+    }
+
+    fn on_header(
+        &mut self,
+        summary: QueueSummary,
+        dispatchers_alive: usize,
+        last_seen_ago: Option<i64>,
+    ) -> Vec<Command> {
+        // The summary's clock moves on every load; only the counts are news,
+        // and the banner's "last seen" only when it reads differently.
         let mut compare = summary.clone();
         compare.now = self.summary.as_ref().map_or(0, |s| s.now);
+        let banner_before = self.dispatcher_banner();
         let changed =
             self.summary.as_ref() != Some(&compare) || self.dispatchers_alive != dispatchers_alive;
         self.summary = Some(summary);
         self.dispatchers_alive = dispatchers_alive;
-        self.dirty |= changed;
+        self.dispatcher_last_seen_ago = last_seen_ago;
+        self.dirty |= changed || banner_before != self.dispatcher_banner();
         Vec::new()
     }
 
@@ -119,12 +160,15 @@ impl App {
         older: Option<Cursor>,
         newer: Option<Cursor>,
         how: ListLoad,
+        holds: Holds,
     ) -> Vec<Command> {
         let height = self.body_rows();
         let Screen::Deliveries(s) = self.top_mut() else {
             return Vec::new();
         };
         s.rows.loading = None;
+        let held_changed = s.holds != holds;
+        s.holds = holds;
         let before = (s.rows.items.clone(), s.rows.selected);
         match how {
             ListLoad::Replace => {
@@ -156,17 +200,24 @@ impl App {
             }
         }
         s.rows.scroll_into_view(height);
-        let changed = before != (s.rows.items.clone(), s.rows.selected) || !s.rows.loaded;
+        let changed =
+            before != (s.rows.items.clone(), s.rows.selected) || !s.rows.loaded || held_changed;
         self.dirty |= changed;
         Vec::new()
     }
 
-    fn on_search(&mut self, rows: Vec<Delivery>, progress: SearchProgress) -> Vec<Command> {
+    fn on_search(
+        &mut self,
+        rows: Vec<Delivery>,
+        progress: SearchProgress,
+        holds: Holds,
+    ) -> Vec<Command> {
         let height = self.body_rows();
         let Screen::Deliveries(s) = self.top_mut() else {
             return Vec::new();
         };
         s.rows.loading = None;
+        s.holds = holds;
         s.rows.loaded = true;
         s.rows.items.extend(rows);
         let done = progress.done;
@@ -188,12 +239,13 @@ impl App {
             .collect()
     }
 
-    fn on_detail(&mut self, detail: DeliveryDetail) -> Vec<Command> {
+    fn on_detail(&mut self, detail: DeliveryDetail, hold: Option<Hold>) -> Vec<Command> {
         let Screen::Detail(s) = self.top_mut() else {
             return Vec::new();
         };
-        let changed = s.detail.as_ref() != Some(&detail);
+        let changed = s.detail.as_ref() != Some(&detail) || s.hold != hold;
         s.detail = Some(detail);
+        s.hold = hold;
         self.dirty |= changed;
         Vec::new()
     }

@@ -30,6 +30,15 @@ pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect
         Span::styled(state_label(d.state), theme.state(d.state)),
         Span::raw(format!("  after {} attempts", d.attempts)),
     ]));
+    if let Some(hold) = screen.hold {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<11}", "held"), theme.dim()),
+            Span::styled(
+                format!("{}: nothing is sent until {}", hold.label(), hold.until()),
+                theme.warn(),
+            ),
+        ]));
+    }
     lines.push(field("delivery", d.id.clone()));
     lines.push(field("event", format!("{}  (the webhook-id)", d.event_id)));
     lines.push(field("topic", d.topic.clone()));

@@ -16,6 +16,7 @@ use crate::console::screens::{
     AuditScreen, DeliveriesScreen, EndpointRow, EndpointsScreen, Rows, SubscriptionsScreen,
 };
 use crate::console::theme::{Theme, endpoint_state_label, state_label};
+use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, DeliveryState, EndpointState, Subscription, now_millis};
 use crate::ops::local_time_short;
 use crate::text::{escape_controls, width};
@@ -64,6 +65,15 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
     let longest = |f: fn(&Delivery) -> &str| longest_shown(visible.iter().map(f));
     let time_width = time_width(visible.iter().map(|d| d.created_at));
     let marked = &screen.marked;
+    // A held row says what holds it; from 110 columns beside its state word.
+    let wide = list.width >= 110;
+    let state_width = visible
+        .iter()
+        .map(|d| width(&state_cell(d, screen.hold(d), wide)))
+        .max()
+        .unwrap_or(0)
+        .max(11);
+    let state_width = columns_of(state_width);
     let columns = vec![
         ListColumn::new("", Column::fixed(0, 1), move |d: &Delivery, _| {
             let mark = if marked.contains(&d.id) { "*" } else { " " };
@@ -87,9 +97,16 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
             name_fit(6, "TENANT", longest(|d| &d.tenant_name), 10, 1),
             |d: &Delivery, w| Cell::from(shorten_middle(&d.tenant_name, w)),
         ),
-        ListColumn::new("STATE", Column::fixed(0, 11), move |d: &Delivery, _| {
-            Cell::from(Span::styled(state_label(d.state), theme.state(d.state)))
-        }),
+        ListColumn::new(
+            "STATE",
+            Column::fixed(0, state_width),
+            move |d: &Delivery, _| {
+                Cell::from(Span::styled(
+                    state_cell(d, screen.hold(d), wide),
+                    theme.state(d.state),
+                ))
+            },
+        ),
         ListColumn::new("ATT", Column::fixed(5, 3), |d: &Delivery, _| {
             Cell::from(d.attempts.to_string())
         }),
@@ -99,22 +116,55 @@ pub fn deliveries(screen: &DeliveriesScreen, theme: Theme, frame: &mut Frame, ar
             move |d: &Delivery, w| last_cell(d, w, theme),
         ),
         ListColumn::new("NEXT", Column::fixed(4, 5), move |d: &Delivery, _| {
-            Cell::from(next_attempt(d, now))
+            Cell::from(next_attempt(d, screen.hold(d), now))
         }),
     ];
     let fitted = Fitted::new(columns, list.width);
+    let what = deliveries_what(screen);
     let empty = if screen.query.text.is_some() {
-        "no delivery's payload matches yet"
+        "no delivery's payload matches yet".to_string()
+    } else if what == "deliveries" {
+        "no deliveries yet (publish events, or change the filter with /)".to_string()
     } else {
-        "no deliveries match (publish events, or change the filter with /)"
+        format!("no {what} (change the filter with /)")
     };
     let widths = fitted.widths();
     let columns = Columns {
         header: fitted.header(),
         widths: &widths,
-        empty,
+        empty: &empty,
+        what: &what,
     };
     table(frame, list, theme, columns, &screen.rows, |d| fitted.row(d));
+}
+
+/// What a deliveries list is of, as a phrase: "deliveries", "deliveries
+/// matching state:dead", "deliveries of acme/crm-sync".
+fn deliveries_what(screen: &DeliveriesScreen) -> String {
+    let mut what = "deliveries".to_string();
+    if let Some(context) = &screen.context {
+        what.push_str(&format!(" of {}", shown(context)));
+    }
+    if !screen.query.label.is_empty() {
+        what.push_str(&format!(" matching {}", shown(&screen.query.label)));
+    }
+    what
+}
+
+/// The state cell: the state, and what holds the row when something does
+/// (`○ pending · held: paused`). Below 110 columns a held row keeps the
+/// state's symbol and gives its word to the reason (`○ held: paused`), so
+/// topics and endpoints keep their room; the detail says it in full.
+fn state_cell(d: &Delivery, hold: Option<Hold>, wide: bool) -> String {
+    let label = state_label(d.state);
+    match hold {
+        Some(hold) if wide => format!("{label} · {}", hold.short_label()),
+        Some(hold) => {
+            let symbol = label.split(' ').next().unwrap_or(label);
+            format!("{symbol} {}", hold.short_label())
+        }
+        None => label.to_string(),
+    }
 }
 
 /// The rows a list of `area`'s height shows (its header line taken off).
@@ -150,12 +200,14 @@ fn last_cell(d: &Delivery, width: usize, theme: Theme) -> Cell<'static> {
     }
 }
 
-/// When the next attempt is due, for work still waiting.
-fn next_attempt(d: &Delivery, now: i64) -> String {
+/// When the next attempt is due, for work still waiting: `held` when it is
+/// due but something holds it.
+fn next_attempt(d: &Delivery, hold: Option<Hold>, now: i64) -> String {
     match d.state {
         DeliveryState::Pending | DeliveryState::Retrying if d.next_attempt_at > now => {
             human_duration(d.next_attempt_at - now)
         }
+        DeliveryState::Pending | DeliveryState::Retrying if hold.is_some() => "held".to_string(),
         DeliveryState::Pending | DeliveryState::Retrying => "due".to_string(),
         _ => String::new(),
     }
@@ -173,6 +225,14 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
         .collect();
     let longest = longest_shown(labels.iter().map(String::as_str));
     let latency = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), human_duration);
+    // Room for "1,204 held" when a stopped endpoint holds work.
+    let backlog_width = visible
+        .iter()
+        .filter(|r| r.queue.is_some() && r.endpoint.state != EndpointState::Active)
+        .map(|r| width(&backlog_cell(r)))
+        .max()
+        .unwrap_or(0)
+        .clamp(7, 14);
     let columns = vec![
         ListColumn::new(
             "ENDPOINT",
@@ -210,11 +270,11 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
         }),
         ListColumn::new(
             "BACKLOG",
-            Column::fixed(2, 7),
+            Column::fixed(2, columns_of(backlog_width)),
             move |row: &EndpointRow, _| {
                 Cell::from(match row.queue {
                     Some(queue) => Span::styled(
-                        group_digits(queue.backlog().max(0) as u64),
+                        backlog_cell(row),
                         count_style(theme, queue.backlog(), false),
                     ),
                     None => Span::raw("-"),
@@ -253,6 +313,7 @@ pub fn endpoints(screen: &EndpointsScreen, theme: Theme, frame: &mut Frame, area
         header: fitted.header(),
         widths: &widths,
         empty: "no endpoints (add one with `hookline endpoint add`)",
+        what: "endpoints",
     };
     table(frame, area, theme, columns_spec, &screen.rows, |row| {
         fitted.row(row)
@@ -303,6 +364,18 @@ pub fn endpoint_problem(row: &EndpointRow) -> String {
     }
 }
 
+/// An endpoint's backlog, `12 held` when its state holds it.
+fn backlog_cell(row: &EndpointRow) -> String {
+    let Some(queue) = row.queue else {
+        return "-".to_string();
+    };
+    let backlog = group_digits(queue.backlog().max(0) as u64);
+    match Hold::of_endpoint(row.endpoint.state) {
+        Some(_) if queue.backlog() > 0 => format!("{backlog} held"),
+        _ => backlog,
+    }
+}
+
 /// Subscriptions: endpoint and pattern first; the description takes the
 /// rest, and the id joins when there is room (the form and `:id` do not
 /// need it).
@@ -344,6 +417,7 @@ pub fn subscriptions(screen: &SubscriptionsScreen, theme: Theme, frame: &mut Fra
         header: fitted.header(),
         widths: &widths,
         empty,
+        what: "subscriptions",
     };
     table(frame, area, theme, columns, &screen.rows, |s| fitted.row(s));
 }
@@ -412,6 +486,7 @@ pub fn audit(screen: &AuditScreen, theme: Theme, frame: &mut Frame, area: Rect) 
         header: fitted.header(),
         widths: &widths,
         empty: "no operator actions yet",
+        what: "the audit log",
     };
     table(frame, area, theme, columns, &screen.rows, |a| fitted.row(a));
 }

@@ -30,7 +30,7 @@ use super::app::{App, Mode, STRIP_LINES, has_strip};
 use super::fit::wrap;
 use super::format::group_digits;
 use super::keymap;
-use super::screens::Screen;
+use super::screens::{ListLoading, Screen};
 use super::theme::Theme;
 use crate::model::{format_rfc3339, now_millis};
 use crate::text::{char_width, escape_controls, width};
@@ -60,8 +60,10 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
     }
     let status_lines = status_lines(app, theme, area.width);
     let (strip_height, status_height) = footer_heights(app, status_lines.len());
-    let [header, crumbs, body, strip_area, status, hints] = Layout::vertical([
+    let banner = app.dispatcher_banner();
+    let [header, banner_line, crumbs, body, strip_area, status, hints] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(u16::from(banner.is_some())),
         Constraint::Length(1),
         Constraint::Min(1),
         Constraint::Length(strip_height),
@@ -70,6 +72,13 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
     ])
     .areas(area);
     render_header(app, theme, frame, header);
+    if let Some(text) = banner {
+        // Its own line, the whole width: it cannot be missed, colour or not.
+        frame.render_widget(
+            Paragraph::new(Span::raw(format!(" {text}"))).style(theme.alarm()),
+            banner_line,
+        );
+    }
     render_crumbs(app, theme, frame, crumbs);
     match app.top() {
         Screen::Overview(s) => overview::render(s, app, theme, frame, body),
@@ -327,11 +336,13 @@ fn hint_line(pairs: &[(&str, &str)], theme: Theme) -> Line<'static> {
     Line::from(spans)
 }
 
-/// A list's columns: header, widths, and what to say when it is empty.
+/// A list's columns: header, widths, what to say when it is empty, and
+/// what it is a list of (for "waiting for …" and "could not load …").
 struct Columns<'a> {
     header: Row<'static>,
     widths: &'a [Constraint],
     empty: &'a str,
+    what: &'a str,
 }
 
 /// Renders the visible slice of a list as a table: only the rows on screen
@@ -348,8 +359,18 @@ fn table<T>(
         header,
         widths,
         empty,
+        what,
     } = columns;
     let height = usize::from(area.height.saturating_sub(1));
+    if let Some(reason) = rows.failed.as_ref().filter(|_| rows.items.is_empty()) {
+        let text = format!("could not load {what}: {}", shown(reason));
+        frame.render_widget(
+            Paragraph::new(Span::styled(text, theme.error()))
+                .wrap(ratatui::widgets::Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
     if rows.loaded && rows.items.is_empty() {
         let [head, rest] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
@@ -364,7 +385,19 @@ fn table<T>(
         return;
     }
     if !rows.loaded {
-        frame.render_widget(Paragraph::new(Span::styled("loading…", theme.dim())), area);
+        let slow = rows
+            .waiting_since()
+            .is_some_and(|at| now_millis() - at > super::app::SLOW_MS);
+        let (text, style) = if slow {
+            let text = format!("still waiting for the database to list {what}…");
+            (text, theme.warn())
+        } else {
+            ("loading…".to_string(), theme.dim())
+        };
+        frame.render_widget(
+            Paragraph::new(Span::styled(text, style)).wrap(ratatui::widgets::Wrap { trim: true }),
+            area,
+        );
         return;
     }
     let offset = rows.offset.min(rows.items.len().saturating_sub(1));

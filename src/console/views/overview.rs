@@ -19,10 +19,28 @@ use crate::text::{escape_controls, width};
 pub fn render(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     let [top, worst] = Layout::vertical([Constraint::Length(8), Constraint::Min(3)]).areas(area);
     let [queue, rates] =
-        Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(top);
+        Layout::horizontal([Constraint::Length(queue_width(app)), Constraint::Min(20)]).areas(top);
     render_queue(screen, app, theme, frame, queue);
     render_rates(screen, theme, frame, rates);
     render_worst(screen, theme, frame, worst);
+}
+
+/// The queue box's width: wider when its counts say how many are held.
+fn queue_width(app: &App) -> u16 {
+    let held = app
+        .summary
+        .as_ref()
+        .is_some_and(|s| s.pending_held > 0 || s.retrying_held > 0);
+    if held { 40 } else { 30 }
+}
+
+/// A queue count with how many of it are held: `31 (17 held)`.
+fn with_held(count: i64, held: i64) -> String {
+    if held > 0 {
+        format!("{} ({} held)", queue_count(count), queue_count(held))
+    } else {
+        queue_count(count)
+    }
 }
 
 fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
@@ -39,19 +57,25 @@ fn render_queue(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Fr
         .take(60)
         .map(|m| m.succeeded)
         .sum();
+    // The box's inside, less the labels.
+    let value_width = usize::from(area.width.saturating_sub(2)).saturating_sub(14);
     let line = |label: &str, value: String, style| {
         Line::from(vec![
             Span::styled(format!("{label:<14}"), theme.dim()),
-            Span::styled(format!("{value:>12}"), style),
+            Span::styled(format!("{value:>width$}", width = value_width), style),
         ])
     };
     let count = |n: i64| group_digits(n.max(0) as u64);
     let lines = vec![
-        line("○ pending", queue_count(summary.pending), theme.plain()),
+        line(
+            "○ pending",
+            with_held(summary.pending, summary.pending_held),
+            theme.plain(),
+        ),
         line("◐ in flight", count(summary.in_flight), theme.plain()),
         line(
             "↻ retrying",
-            queue_count(summary.retrying),
+            with_held(summary.retrying, summary.retrying_held),
             if summary.retrying > 0 {
                 theme.warn()
             } else {

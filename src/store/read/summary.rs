@@ -29,6 +29,11 @@ pub struct QueueSummary {
     pub retrying: i64,
     pub in_flight: i64,
     pub dead: i64,
+    /// Of the pending ones, those whose endpoint is paused or disabled
+    /// (held; see [`crate::held`]), counted to the same limit.
+    pub pending_held: i64,
+    /// Of the retrying ones, those held the same way.
+    pub retrying_held: i64,
     /// The oldest due time among pending and retrying deliveries that are
     /// due: how late the queue is running.
     pub oldest_due_at: Option<i64>,
@@ -109,12 +114,17 @@ const SEARCH_REMAINING: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM events
 
 const CONFIG_VERSION: &str = "SELECT version FROM config_version WHERE id = 1";
 
+/// Endpoints that hold their due work: paused or disabled, not deleted.
+const STOPPED_ENDPOINTS: &str =
+    "SELECT id, state FROM endpoints WHERE state <> 'active' AND deleted_at IS NULL";
+
 /// `(endpoint_id, pending, scheduled)`.
 type QueuedRow = (String, i64, i64);
 /// `(endpoint_id, in flight)`.
 type LeasedRow = (String, i64);
-/// `(pending, scheduled, dead, in flight, earliest due)`.
-type Counts = (i64, i64, i64, i64, Option<i64>);
+/// `(pending, retrying, dead, in flight, earliest due, pending held,
+/// retrying held)`.
+type Counts = (i64, i64, i64, i64, Option<i64>, i64, i64);
 /// `(endpoint_id, label, state, succeeded, failed, backlog)`.
 type StandingRow = (String, String, String, i64, i64, i64, Option<String>);
 
@@ -132,7 +142,7 @@ impl Reads {
         on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
             let now = db_now(sql, &mut *conn).await?;
-            let (pending, retrying, dead, in_flight, earliest): Counts =
+            let (pending, retrying, dead, in_flight, earliest, pending_held, retrying_held): Counts =
                 sqlx::query_as(sql.queue_counts)
                     .bind(SUMMARY_COUNT_LIMIT + 1)
                     .fetch_one(&mut *conn)
@@ -142,6 +152,8 @@ impl Reads {
                 retrying,
                 in_flight,
                 dead,
+                pending_held,
+                retrying_held,
                 oldest_due_at: earliest.filter(|due| *due <= now),
                 now,
             })
@@ -194,6 +206,20 @@ impl Reads {
                 .fetch_one(&pools.read)
                 .await?)
         })
+    }
+
+    /// The endpoints that are paused or disabled, by id, with their state:
+    /// what a screen needs to say which due work is held. A few rows of
+    /// the small endpoints table.
+    pub async fn stopped_endpoints(&self) -> Result<HashMap<String, EndpointState>> {
+        let rows: Vec<(String, String)> = on_db!(self, |pools, sql| {
+            sqlx::query_as(STOPPED_ENDPOINTS)
+                .fetch_all(&pools.read)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(id, state)| Ok((id, parse_column("endpoints", "state", &state)?)))
+            .collect()
     }
 
     /// Attempts per minute over the last `minutes` minutes (this one

@@ -94,6 +94,8 @@ pub(crate) struct Dialect {
     pub release_leases: &'static str,
     pub delivery_states: &'static str,
     pub retry_ids: &'static str,
+    pub retry_undelivered_ids: &'static str,
+    pub deliveries_of: &'static str,
 }
 
 impl Dialect {
@@ -156,7 +158,9 @@ impl Dialect {
             upsert_health: upsert_health(f).leak(),
             release_leases: release_leases(f).leak(),
             delivery_states: delivery_states(f).leak(),
-            retry_ids: retry_ids(f).leak(),
+            retry_ids: retry_ids(f, "'dead', 'scheduled', 'succeeded'").leak(),
+            retry_undelivered_ids: retry_ids(f, "'dead', 'scheduled'").leak(),
+            deliveries_of: deliveries_of(f).leak(),
         }
     }
 
@@ -548,7 +552,13 @@ fn queue_counts(f: Flavor) -> String {
                     (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries{failed} WHERE state IN ('dead', 'scheduled') AND state = 'scheduled' LIMIT $1) AS x),
                     (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries{failed} WHERE state IN ('dead', 'scheduled') AND state = 'dead' LIMIT $1) AS x),
                     (SELECT COUNT(*) FROM deliveries{in_flight} WHERE state = 'in_flight'),
-                    (SELECT MIN(next_attempt_at) FROM deliveries{due} WHERE state IN ('pending', 'scheduled') AND next_attempt_at >= 0)",
+                    (SELECT MIN(next_attempt_at) FROM deliveries{due} WHERE state IN ('pending', 'scheduled') AND next_attempt_at >= 0),
+                    (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries{queue} WHERE state IN ('pending', 'scheduled') AND state = 'pending' AND endpoint_id IN ({stopped}) LIMIT $1) AS x),
+                    (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries{queue} WHERE state IN ('pending', 'scheduled') AND state = 'scheduled' AND endpoint_id IN ({stopped}) LIMIT $1) AS x)",
+        // Held work: the claim's index, one range per paused or disabled
+        // endpoint (few), so the count costs what those endpoints hold, capped.
+        queue = f.indexed_by("deliveries_queue"),
+        stopped = "SELECT id FROM endpoints WHERE state <> 'active' AND deleted_at IS NULL",
         pending = f.indexed_by("deliveries_pending"),
         failed = f.indexed_by("deliveries_failed_state"),
         in_flight = f.indexed_by("deliveries_in_flight"),
@@ -827,17 +837,29 @@ fn delivery_states(f: Flavor) -> String {
     )
 }
 
-/// Revives retryable deliveries in JSON list `$1`, due at `$2`; `$3` is
-/// now. Returns the ids revived.
-fn retry_ids(f: Flavor) -> String {
+/// Revives the deliveries in JSON list `$1` that are in one of `states`
+/// (SQL literals), due at `$2`; `$3` is now. Returns the ids revived. The
+/// state is checked by the UPDATE itself, so a row that changed since it
+/// was read (delivered meanwhile) is left alone.
+fn retry_ids(f: Flavor, states: &str) -> String {
     format!(
         "UPDATE deliveries{} SET state = 'pending', attempts = 0, next_attempt_at = $2,
                      lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
-                 WHERE id IN {} AND state IN ('dead', 'scheduled', 'succeeded')
+                 WHERE id IN {} AND state IN ({states})
                    AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)
                  RETURNING id",
         f.indexed_by("sqlite_autoindex_deliveries_1"),
         f.json_list(1),
+    )
+}
+
+/// The deliveries in JSON list `$1`, as they are now.
+fn deliveries_of(f: Flavor) -> String {
+    format!(
+        "SELECT {} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                 JOIN tenants t ON t.id = d.tenant_id WHERE d.id IN {}",
+        delivery_columns!(),
+        f.json_list(1)
     )
 }
 

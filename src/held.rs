@@ -1,0 +1,98 @@
+//! Why work that is due waits: the reasons a pending or retrying delivery
+//! is held, in the words every screen shows. Held is not a state; it is
+//! said beside one.
+
+use crate::model::{DeliveryState, EndpointState};
+
+/// What holds a delivery back from being attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hold {
+    /// An operator paused its endpoint.
+    EndpointPaused,
+    /// Its endpoint was disabled (by an operator or automatically).
+    EndpointDisabled,
+}
+
+impl Hold {
+    /// What an endpoint in `state` holds of its due work, if anything.
+    pub fn of_endpoint(state: EndpointState) -> Option<Hold> {
+        match state {
+            EndpointState::Active => None,
+            EndpointState::Paused => Some(Hold::EndpointPaused),
+            EndpointState::Disabled => Some(Hold::EndpointDisabled),
+        }
+    }
+
+    /// What holds `delivery_state` work of an endpoint in `endpoint_state`:
+    /// only work waiting to be attempted is held.
+    pub fn of_delivery(
+        delivery_state: DeliveryState,
+        endpoint_state: EndpointState,
+    ) -> Option<Hold> {
+        Hold::of_endpoint(endpoint_state).filter(|_| waits(delivery_state))
+    }
+
+    /// The reason in full: `held: endpoint paused`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Hold::EndpointPaused => "held: endpoint paused",
+            Hold::EndpointDisabled => "held: endpoint disabled",
+        }
+    }
+
+    /// The reason where a column is narrow: `held: paused`.
+    pub fn short_label(self) -> &'static str {
+        match self {
+            Hold::EndpointPaused => "held: paused",
+            Hold::EndpointDisabled => "held: disabled",
+        }
+    }
+
+    /// The held thing's state as a word for a sentence: "is paused".
+    pub fn endpoint_word(self) -> &'static str {
+        match self {
+            Hold::EndpointPaused => "paused",
+            Hold::EndpointDisabled => "disabled",
+        }
+    }
+
+    /// What ends the hold, for "… will wait until it is resumed".
+    pub fn until(self) -> &'static str {
+        match self {
+            Hold::EndpointPaused => "it is resumed",
+            Hold::EndpointDisabled => "it is enabled again",
+        }
+    }
+}
+
+/// Whether work in `state` waits to be attempted (and so can be held).
+pub fn waits(state: DeliveryState) -> bool {
+    matches!(state, DeliveryState::Pending | DeliveryState::Retrying)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hold;
+    use crate::model::{DeliveryState, EndpointState};
+
+    #[test]
+    fn only_waiting_work_of_a_stopped_endpoint_is_held() {
+        assert_eq!(
+            Hold::of_delivery(DeliveryState::Pending, EndpointState::Paused),
+            Some(Hold::EndpointPaused)
+        );
+        assert_eq!(
+            Hold::of_delivery(DeliveryState::Retrying, EndpointState::Disabled),
+            Some(Hold::EndpointDisabled)
+        );
+        assert_eq!(
+            Hold::of_delivery(DeliveryState::Pending, EndpointState::Active),
+            None
+        );
+        assert_eq!(
+            Hold::of_delivery(DeliveryState::Dead, EndpointState::Paused),
+            None
+        );
+        assert_eq!(Hold::EndpointPaused.label(), "held: endpoint paused");
+    }
+}
