@@ -2,7 +2,13 @@
 //! is held, in the words every screen shows. Held is not a state; it is
 //! said beside one.
 
-use crate::model::{DeliveryState, EndpointState};
+use std::collections::HashMap;
+
+use crate::model::{Delivery, DeliveryState, EndpointState};
+
+/// The endpoints that hold their due work (paused or disabled) by id: the
+/// few that are not active, read once per list.
+pub type Stopped = HashMap<String, EndpointState>;
 
 /// What holds a delivery back from being attempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,6 +36,20 @@ impl Hold {
         endpoint_state: EndpointState,
     ) -> Option<Hold> {
         Hold::of_endpoint(endpoint_state).filter(|_| waits(delivery_state))
+    }
+
+    /// What holds `delivery`, given the endpoints that are stopped.
+    pub fn of(delivery: &Delivery, stopped: &Stopped) -> Option<Hold> {
+        let endpoint_state = *stopped.get(&delivery.endpoint_id)?;
+        Hold::of_delivery(delivery.state, endpoint_state)
+    }
+
+    /// The reason as a machine reads it (API and `--json`): `endpoint_paused`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Hold::EndpointPaused => "endpoint_paused",
+            Hold::EndpointDisabled => "endpoint_disabled",
+        }
     }
 
     /// The reason in full: `held: endpoint paused`.

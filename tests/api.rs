@@ -359,9 +359,37 @@ async fn full_flow_delivers_to_a_real_sink(backend: Backend) {
     assert_eq!(paused["state"], "paused");
     assert_eq!(paused["state_reason"], "maintenance");
     assert_eq!(paused["paused_until"], Value::Null, "paused until resumed");
-    server
+    let held_event = server
         .publish("acme", "order.created", json!({ "order": 43 }))
         .await;
+    // Held work says what holds it, in the list and the detail.
+    let event_id = id_of(&held_event);
+    let held = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/deliveries?event={event_id}"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(held["data"][0]["state"], "pending", "{held}");
+    assert_eq!(held["data"][0]["held"], "endpoint_paused", "{held}");
+    let held_id = held["data"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let detail = server
+        .admin_ok("GET", &format!("/v1/deliveries/{held_id}"), None, 200)
+        .await;
+    assert_eq!(detail["delivery"]["held"], "endpoint_paused");
+    let earlier = server
+        .admin_ok("GET", &format!("/v1/deliveries/{delivery_id}"), None, 200)
+        .await;
+    assert_eq!(
+        earlier["delivery"]["held"],
+        Value::Null,
+        "delivered work is not held"
+    );
     let resumed = server
         .admin_ok("POST", &format!("{endpoint_path}/resume"), None, 200)
         .await;

@@ -816,6 +816,29 @@ async fn publish_and_inspect(backend: Backend) {
     let event = ok_json(&db, &["delivery", "show", &broadcast_id]);
     assert_eq!(objects(&event["deliveries"]).len(), 2);
     assert_eq!(event["tenant_id"], Value::Null);
+    assert!(
+        objects(&event["deliveries"])
+            .iter()
+            .all(|d| d["held"] == Value::Null),
+        "nothing holds work of active endpoints: {event}"
+    );
+
+    // A paused endpoint's due work says what holds it; others' does not.
+    ok(db.hookline(&["endpoint", "pause", "main"]));
+    let listed = ok_json(&db, &["delivery", "list", "--endpoint", "main"]);
+    for delivery in objects(&listed) {
+        assert_eq!(text(delivery, "held"), "endpoint_paused", "{listed}");
+    }
+    let prod = ok_json(&db, &["delivery", "list", "--endpoint", "acme/prod"]);
+    assert!(objects(&prod).iter().all(|d| d["held"] == Value::Null));
+    let table = ok(db.hookline(&["delivery", "list", "--endpoint", "main"]));
+    assert!(table.contains("pending · held: endpoint paused"), "{table}");
+    let held_id = text(&objects(&listed)[0], "id").to_string();
+    let human = ok(db.hookline(&["delivery", "show", &held_id]));
+    assert!(
+        human.contains("held: endpoint paused: nothing is sent until it is resumed"),
+        "{human}"
+    );
 }
 
 // --- retry, dispatchers, audit ---------------------------------------------

@@ -973,6 +973,35 @@ async fn empty_and_refused_lists_say_so(backend: Backend) {
     assert!(!screen.contains("database unreachable"), "{screen}");
 }
 
+/// The old state words still filter, and what comes back speaks the new
+/// ones: `/state:scheduled` lists retrying work, `:succeeded` delivered.
+async fn old_state_words_filter_and_the_screen_says_the_new_ones(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &[]);
+    console.keys(&["/"]);
+    console.type_text("state:scheduled");
+    console.keys(&["Enter"]);
+    let screen = console.wait_until("retrying rows under state:retrying", |s| {
+        s.contains("filter state:retrying") && s.contains("↻ retrying")
+    });
+    assert!(
+        !screen.contains("✓ delivered"),
+        "only retrying rows: {screen}"
+    );
+    assert!(!screen.contains("scheduled"), "no old word shown: {screen}");
+    console.keys(&[":"]);
+    console.type_text("succeeded");
+    console.keys(&["Enter"]);
+    let screen = console.wait_until("delivered rows under state:delivered", |s| {
+        s.contains("filter state:delivered") && s.contains("✓ delivered")
+    });
+    assert!(
+        !screen.contains("↻ retrying  "),
+        "only delivered rows: {screen}"
+    );
+    assert!(!screen.contains("succeeded"), "no old word shown: {screen}");
+}
+
 /// Runs a dispatcher until every delivery in `ids` is delivered.
 async fn deliver(seeded: &Seeded, ids: &[String]) {
     let dispatcher = common::RunningDispatcher::start(&seeded.store, &seeded.config);
@@ -1016,7 +1045,7 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
     console.type_text("failed");
     console.keys(&["Enter"]);
     console.wait_for("filter state:dead  3 rows");
-    console.keys(&["Space", "Space", "Space"]);
+    console.keys(&["Space", "j", "Space", "j", "Space"]);
     console.wait_for("3 marked");
 
     // Two of them are delivered on their own before the operator confirms.
@@ -1072,6 +1101,7 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
 both_backends!(
     held_work_and_a_missing_dispatcher_are_said_everywhere,
     empty_and_refused_lists_say_so,
+    old_state_words_filter_and_the_screen_says_the_new_ones,
     a_marked_retry_rereads_the_rows_and_never_resends,
     secrets_are_masked_on_screen_until_revealed,
     retry_a_dead_delivery,
@@ -1260,7 +1290,7 @@ async fn at_80x24_long_names_keep_their_end_and_the_strip_shows_them_whole() {
     console.wait_for("following");
     console.keys(&["3"]);
     let screen = console.wait_until("the endpoints again", |s| {
-        s.lines().nth(1).is_some_and(|l| l.starts_with("Endpoints"))
+        s.lines().take(3).any(|l| l.starts_with("Endpoints"))
     });
     assert!(
         strip_text(&screen).starts_with("endpoint appliance-catalog/price-comparison"),

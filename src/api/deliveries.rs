@@ -87,11 +87,12 @@ pub async fn list(
         .reads()
         .list_deliveries(&filter, cursor.as_ref(), limit)
         .await?;
+    let stopped = caller.ops.reads().stopped_endpoints().await?;
     Ok(Json(DeliveryPage {
         data: page
             .items
             .into_iter()
-            .map(|d| caller.present(DeliveryView::from(d)))
+            .map(|d| caller.present(DeliveryView::new(d, &stopped)))
             .collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
@@ -162,7 +163,9 @@ async fn filter(caller: &Caller, query: &DeliveryQuery) -> ApiResult<DeliveryFil
     security(("api_key" = []))
 )]
 pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<DeliveryDetailView>> {
-    let view = DeliveryDetailView::from(caller.delivery(&id).await?);
+    let detail = caller.delivery(&id).await?;
+    let stopped = caller.ops.reads().stopped_endpoints().await?;
+    let view = DeliveryDetailView::new(detail, &stopped);
     Ok(Json(caller.present(view)))
 }
 
@@ -193,6 +196,7 @@ pub async fn retry(
         return Err(Problem::conflict(format!("not retried: {reason}")));
     }
     let detail = caller.delivery(&id).await?;
-    let view = DeliveryView::from(detail.delivery);
+    let stopped = caller.ops.reads().stopped_endpoints().await?;
+    let view = DeliveryView::new(detail.delivery, &stopped);
     Ok((StatusCode::ACCEPTED, Json(caller.present(view))))
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use crate::held::{Hold, Stopped};
 use crate::model::{
     Attempt, Delivery, DeliveryState, Endpoint, ErrorKind, Event, Millis, Subscription, Tenant,
     format_rfc3339,
@@ -232,12 +233,18 @@ pub struct DeliveryView {
     pub last_attempt_at: Option<String>,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
+    /// What holds pending or retrying work back, if anything:
+    /// `endpoint_paused` or `endpoint_disabled` (nothing is sent until the
+    /// endpoint is resumed or enabled again).
+    pub held: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
-impl From<Delivery> for DeliveryView {
-    fn from(d: Delivery) -> DeliveryView {
+impl DeliveryView {
+    /// The view of `d`, saying what holds it given the `stopped` endpoints.
+    pub fn new(d: Delivery, stopped: &Stopped) -> DeliveryView {
+        let held = Hold::of(&d, stopped).map(|h| h.code().to_string());
         DeliveryView {
             id: d.id,
             event_id: d.event_id,
@@ -252,6 +259,7 @@ impl From<Delivery> for DeliveryView {
             last_attempt_at: time_opt(d.last_attempt_at),
             last_status: d.last_status,
             last_error: d.last_error,
+            held,
             created_at: time(d.created_at),
             updated_at: time(d.updated_at),
         }
@@ -388,10 +396,11 @@ impl ForTenant for DeliveryDetailView {
     }
 }
 
-impl From<DeliveryDetail> for DeliveryDetailView {
-    fn from(d: DeliveryDetail) -> DeliveryDetailView {
+impl DeliveryDetailView {
+    /// The view of `d`, saying what holds it given the `stopped` endpoints.
+    pub fn new(d: DeliveryDetail, stopped: &Stopped) -> DeliveryDetailView {
         DeliveryDetailView {
-            delivery: d.delivery.into(),
+            delivery: DeliveryView::new(d.delivery, stopped),
             event: d.event.into(),
             attempts: d.attempts.into_iter().map(AttemptView::from).collect(),
         }

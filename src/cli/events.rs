@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hookline::config::Config;
+use hookline::held::{Hold, Stopped};
 use hookline::model::{Attempt, Delivery, IdKind};
 use hookline::ops::{BulkRetry, EventInput, Ops, OpsError, parse_since};
 use hookline::store::{Cursor, DeliveryDetail, DeliveryFilter};
@@ -65,7 +66,16 @@ pub async fn publish(args: PublishArgs, config: &Config, out: &Output) -> anyhow
     Ok(())
 }
 
-fn delivery_row(delivery: &Delivery) -> Record {
+/// The state as a person reads it, with what holds due work:
+/// `pending · held: endpoint paused`.
+fn state_text(delivery: &Delivery, stopped: &Stopped) -> String {
+    match Hold::of(delivery, stopped) {
+        Some(hold) => format!("{} · {}", delivery.state, hold.label()),
+        None => delivery.state.to_string(),
+    }
+}
+
+fn delivery_row(delivery: &Delivery, stopped: &Stopped) -> Record {
     let last = match (&delivery.last_error, delivery.last_status) {
         (Some(error), _) => error.clone(),
         (None, Some(status)) => status.to_string(),
@@ -77,12 +87,12 @@ fn delivery_row(delivery: &Delivery) -> Record {
         .field("topic", &delivery.topic)
         .field("tenant", &delivery.tenant_name)
         .field("endpoint", &delivery.endpoint_name)
-        .field("state", delivery.state.as_str())
+        .field("state", state_text(delivery, stopped))
         .field("attempts", delivery.attempts)
         .field("last", last)
 }
 
-fn delivery_record(delivery: &Delivery) -> Record {
+fn delivery_record(delivery: &Delivery, stopped: &Stopped) -> Record {
     Record::new()
         .field("id", &delivery.id)
         .field("event_id", &delivery.event_id)
@@ -92,6 +102,7 @@ fn delivery_record(delivery: &Delivery) -> Record {
         .field("endpoint", &delivery.endpoint_name)
         .field("endpoint_id", &delivery.endpoint_id)
         .field("state", delivery.state.as_str())
+        .field("held", Hold::of(delivery, stopped).map(Hold::code))
         .field("attempts", delivery.attempts)
         .field("next_attempt_at", Cell::Time(delivery.next_attempt_at))
         .field("last_attempt_at", Cell::time(delivery.last_attempt_at))
@@ -125,9 +136,9 @@ fn attempt_record(attempt: &Attempt) -> Record {
         .field("id", &attempt.id)
 }
 
-fn print_delivery_detail(detail: &DeliveryDetail, out: &Output) {
+fn print_delivery_detail(detail: &DeliveryDetail, stopped: &Stopped, out: &Output) {
     if out.is_json() {
-        let mut object = delivery_record(&detail.delivery).to_json();
+        let mut object = delivery_record(&detail.delivery, stopped).to_json();
         if let Some(map) = object.as_object_mut() {
             map.insert("payload".to_string(), json!(detail.event.payload));
             let attempts: Vec<serde_json::Value> = detail
@@ -140,7 +151,14 @@ fn print_delivery_detail(detail: &DeliveryDetail, out: &Output) {
         out.result(object, "");
         return;
     }
-    out.detail(&delivery_record(&detail.delivery));
+    let mut record = delivery_record(&detail.delivery, stopped);
+    if let Some(hold) = Hold::of(&detail.delivery, stopped) {
+        record = record.field(
+            "held",
+            format!("{}: nothing is sent until {}", hold.label(), hold.until()),
+        );
+    }
+    out.detail(&record);
     out.line("\npayload:");
     let pretty = hookline::model::reindent_json(&detail.event.payload);
     for line in pretty.lines() {
@@ -194,7 +212,8 @@ pub async fn delivery(
         DeliveryCommand::Show { id } => match IdKind::of(&id) {
             Some(IdKind::Delivery) => {
                 let detail = store.get_delivery(&id).await?;
-                print_delivery_detail(&detail, out);
+                let stopped = store.stopped_endpoints().await?;
+                print_delivery_detail(&detail, &stopped, out);
                 Ok(())
             }
             Some(IdKind::Event) => {
@@ -204,11 +223,12 @@ pub async fn delivery(
                     ..DeliveryFilter::default()
                 };
                 let page = store.list_deliveries(&filter, None, 10_000).await?;
+                let stopped = store.stopped_endpoints().await?;
                 if out.is_json() {
                     let deliveries: Vec<serde_json::Value> = page
                         .items
                         .iter()
-                        .map(|d| delivery_record(d).to_json())
+                        .map(|d| delivery_record(d, &stopped).to_json())
                         .collect();
                     out.result(
                         json!({
@@ -233,7 +253,11 @@ pub async fn delivery(
                         .field("payload", event.payload.trim_end());
                     out.detail(&record);
                     out.line("");
-                    let rows: Vec<Record> = page.items.iter().map(delivery_row).collect();
+                    let rows: Vec<Record> = page
+                        .items
+                        .iter()
+                        .map(|d| delivery_row(d, &stopped))
+                        .collect();
                     out.table(&rows, "no deliveries: no endpoint subscribed to this topic");
                 }
                 Ok(())
@@ -280,10 +304,17 @@ async fn list_deliveries(args: DeliveryListArgs, ops: &Ops, out: &Output) -> any
         .reads()
         .list_deliveries(&filter, cursor.as_ref(), args.limit as usize)
         .await?;
+    let stopped = ops.reads().stopped_endpoints().await?;
     let rows: Vec<Record> = if out.is_json() {
-        page.items.iter().map(delivery_record).collect()
+        page.items
+            .iter()
+            .map(|d| delivery_record(d, &stopped))
+            .collect()
     } else {
-        page.items.iter().map(delivery_row).collect()
+        page.items
+            .iter()
+            .map(|d| delivery_row(d, &stopped))
+            .collect()
     };
     out.table(&rows, "no deliveries match");
     if let Some(next) = page.next {

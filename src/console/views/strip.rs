@@ -15,6 +15,7 @@ use crate::console::format::endpoint_label;
 use crate::console::screens::Screen;
 use crate::console::theme::Theme;
 use crate::redact::mask_url_password;
+use crate::text::width as text_width;
 
 /// One field: its label, its value as stored, and whether it is bad news.
 struct Field {
@@ -39,23 +40,39 @@ fn bad(label: &'static str, value: impl Into<String>) -> Field {
     }
 }
 
-/// Draws the selected row's fields into `area`, wrapping from one line to
-/// the next; the most telling fields come first, so they are what a very
-/// long value would push off the end.
+/// Draws the selected row's fields into `area`; the most telling fields
+/// come first, so they are what a very long value would push off the end.
 pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
-    let mut spans = Vec::new();
-    for f in fields(app).into_iter().filter(|f| !f.value.is_empty()) {
-        if !spans.is_empty() {
-            spans.push(Span::raw("  "));
+    let lines = lay_out(&fields(app), usize::from(area.width), theme);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
+}
+
+/// The fields as lines of `width`: a field that does not fit on the line
+/// it would start on begins the next, so a label never ends a line without
+/// its value; only a value wider than a whole line wraps.
+fn lay_out(fields: &[Field], width: usize, theme: Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let mut line: Vec<Span<'static>> = Vec::new();
+    let mut used = 0;
+    for f in fields.iter().filter(|f| !f.value.is_empty()) {
+        let label = format!("{} ", f.label);
+        let value = shown(&f.value);
+        let needed = text_width(&label) + text_width(&value);
+        if used > 0 && used + 2 + needed > width {
+            lines.push(Line::from(std::mem::take(&mut line)));
+            used = 0;
         }
-        spans.push(Span::styled(format!("{} ", f.label), theme.dim()));
+        if used > 0 {
+            line.push(Span::raw("  "));
+            used += 2;
+        }
         let style: Style = if f.bad { theme.bad() } else { theme.plain() };
-        spans.push(Span::styled(shown(&f.value), style));
+        line.push(Span::styled(label, theme.dim()));
+        line.push(Span::styled(value, style));
+        used += needed;
     }
-    frame.render_widget(
-        Paragraph::new(Line::from(spans)).wrap(Wrap { trim: true }),
-        area,
-    );
+    lines.push(Line::from(line));
+    lines
 }
 
 fn fields(app: &App) -> Vec<Field> {
