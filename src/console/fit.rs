@@ -11,8 +11,9 @@ const MIN_HEAD: usize = 4;
 
 /// `text` as shown, in at most `max` columns: when too long, its start and
 /// end with `…` between. The end gets more room (`acme/price-comparison`
-/// differs from `acme/price-collector` at the end); when the text has a
-/// `/`, its last segment is kept whole if it leaves room for a start.
+/// differs from `acme/price-collector` at the end); its last `/`-segment
+/// (or, in a name without one such as a topic, its last `.`-segment) is
+/// kept whole if it leaves room for a start.
 pub fn shorten_middle(text: &str, max: usize) -> String {
     let text = escape_controls(text);
     if width(&text) <= max {
@@ -22,7 +23,7 @@ pub fn shorten_middle(text: &str, max: usize) -> String {
         return "…".repeat(max);
     }
     let room = max - 1;
-    let tail_want = match text.rfind('/') {
+    let tail_want = match text.rfind('/').or_else(|| text.rfind('.')) {
         Some(at) if width(&text[at..]) + MIN_HEAD <= room => width(&text[at..]),
         _ => room - room / 3,
     };
@@ -109,6 +110,15 @@ mod tests {
         // No room for the whole segment: two thirds go to the end.
         assert_eq!(shorten_middle(name, 16), "appli…comparison");
         assert_eq!(width(&shorten_middle(name, 16)), 16);
+    }
+
+    #[test]
+    fn a_topic_keeps_its_last_segment_and_start() {
+        let topic = "product.price_changed";
+        assert_eq!(shorten_middle(topic, 19), "prod….price_changed");
+        assert_eq!(width(&shorten_middle(topic, 19)), 19);
+        // Too narrow for the segment and a start: two thirds to the end.
+        assert_eq!(shorten_middle(topic, 16), "produ…ce_changed");
     }
 
     #[test]

@@ -187,7 +187,9 @@ impl Demo {
         self.dir.as_ref().map(|dir| dir.path().join("demo.log"))
     }
 
-    /// One line saying this is a demo and what is unusual about it.
+    /// One line saying this is a demo and what is unusual about it, short
+    /// enough for an 80-column status line (a longer one would take the
+    /// console's detail strip for as long as the demo runs).
     pub fn notice(&self) -> String {
         let schedule: Vec<String> = self
             .config
@@ -197,9 +199,9 @@ impl Demo {
             .map(|d| format_duration(*d))
             .collect();
         format!(
-            "DEMO: {} events/s; retries compressed to {} (real default: hours); q quits",
+            "DEMO: {} events/s, retries {} (real: hours); q quits",
             self.rate,
-            schedule.join(" → ")
+            schedule.join("→")
         )
     }
 

@@ -14,6 +14,7 @@ use crate::console::fit::shorten_middle;
 use crate::console::format::group_digits;
 use crate::console::screens::{OverviewScreen, WorstEndpoint};
 use crate::console::theme::{Theme, endpoint_state_label};
+use crate::held::Hold;
 use crate::text::{escape_controls, width};
 
 pub fn render(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
@@ -211,6 +212,15 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
         .map(|w| width(&escape_controls(&w.label)))
         .max()
         .unwrap_or(0);
+    // Room for "1,204 held" when a stopped endpoint holds work.
+    let backlog_width = screen
+        .worst
+        .iter()
+        .map(|w| width(&worst_backlog(w)))
+        .max()
+        .unwrap_or(0)
+        .clamp(7, 14);
+    let backlog_width = u16::try_from(backlog_width).unwrap_or(7);
     let columns = vec![
         ListColumn::new(
             "ENDPOINT",
@@ -235,9 +245,11 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
                 Cell::from(Span::styled(percent(w.failure_rate_5m), theme.rate(ok)))
             },
         ),
-        ListColumn::new("BACKLOG", Column::fixed(2, 7), |w: &WorstEndpoint, _| {
-            Cell::from(group_digits(w.backlog.max(0) as u64))
-        }),
+        ListColumn::new(
+            "BACKLOG",
+            Column::fixed(2, backlog_width),
+            |w: &WorstEndpoint, _| Cell::from(worst_backlog(w)),
+        ),
         ListColumn::new(
             "LAST ERROR",
             Column::flexible(1, 14, u16::MAX, 3),
@@ -258,4 +270,13 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
         .row_highlight_style(theme.selected())
         .block(block);
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// A worst endpoint's backlog, `234 held` when its state holds it.
+fn worst_backlog(w: &WorstEndpoint) -> String {
+    let backlog = group_digits(w.backlog.max(0) as u64);
+    match Hold::of_endpoint(w.state) {
+        Some(_) if w.backlog > 0 => format!("{backlog} held"),
+        _ => backlog,
+    }
 }
