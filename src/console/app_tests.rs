@@ -2051,6 +2051,42 @@ fn a_long_status_message_wraps_into_the_strip_whole() {
     assert!(text.contains("<r> retry"), "the hints stay:\n{text}");
 }
 
+fn detail_scroll(app: &App) -> u16 {
+    match app.top() {
+        Screen::Detail(s) => s.scroll,
+        other => panic!("expected the detail, got {:?}", other.kind()),
+    }
+}
+
+#[test]
+fn the_detail_scrolls_only_as_far_as_its_last_row() {
+    let mut app = on_deliveries(1, false);
+    app.update(Msg::Resize(80, 24));
+    key(&mut app, KeyCode::Enter);
+    let mut long = detail(delivery(0, DeliveryState::Dead));
+    let fields: Vec<String> = (0..40).map(|n| format!("\"field_{n:02}\":{n}")).collect();
+    long.event.payload = format!("{{{}}}", fields.join(","));
+    answer(
+        &mut app,
+        Loaded::Detail {
+            detail: Box::new(long),
+            hold: None,
+        },
+    );
+    key(&mut app, KeyCode::Char('G'));
+    let text = screen(&app);
+    assert!(text.contains("field_39"), "the last row shows:\n{text}");
+    assert!(!text.contains("field_00"), "scrolled down:\n{text}");
+    let end = detail_scroll(&app);
+    assert!(end > 0);
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(detail_scroll(&app), end, "j at the end stays");
+    key(&mut app, KeyCode::Char('k'));
+    assert_eq!(detail_scroll(&app), end - 1, "k moves at once");
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(detail_scroll(&app), 0);
+}
+
 #[test]
 fn help_scrolls_only_as_far_as_its_last_line() {
     let mut app = on_deliveries(3, false);

@@ -33,14 +33,28 @@ impl App {
                 let last = s.worst.len().saturating_sub(1);
                 s.selected = s.selected.saturating_add_signed(delta).min(last);
             }
-            Screen::Detail(s) => {
-                s.scroll = s
-                    .scroll
-                    .saturating_add_signed(delta.clamp(-1000, 1000) as i16);
-            }
+            Screen::Detail(_) => self.scroll_detail(delta),
             Screen::Help(_) => self.scroll_help(delta),
         }
         Vec::new()
+    }
+
+    /// A delivery's detail scrolls only as far as its last row reaching the
+    /// bottom, so `G` then `k` moves at once.
+    fn scroll_detail(&mut self, delta: isize) {
+        let width = self.size.0;
+        // Header, breadcrumbs, status and hint lines, and the banner if shown.
+        let height = self
+            .size
+            .1
+            .saturating_sub(4 + u16::from(self.no_dispatcher()))
+            .max(1);
+        let Screen::Detail(s) = self.top_mut() else {
+            return;
+        };
+        let last = usize::from(crate::console::views::detail_scroll_limit(s, width, height));
+        let scroll = usize::from(s.scroll).saturating_add_signed(delta).min(last);
+        s.scroll = u16::try_from(scroll).unwrap_or(u16::MAX);
     }
 
     /// Help scrolls only as far as its last line reaching the bottom, so
@@ -138,9 +152,9 @@ impl App {
                     Some(s.query.clone())
                 }
             }
-            Screen::Detail(s) => {
-                s.scroll = if top { 0 } else { u16::MAX / 2 };
-                None
+            Screen::Detail(_) => {
+                self.scroll_detail(if top { isize::MIN / 2 } else { isize::MAX / 2 });
+                return Vec::new();
             }
             _ => {
                 let delta = if top { isize::MIN / 2 } else { isize::MAX / 2 };

@@ -13,10 +13,30 @@ use crate::console::theme::{Theme, state_label};
 use crate::model::{DeliveryState, format_rfc3339, now_millis, reindent_json};
 
 pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect) {
-    let Some(detail) = &screen.detail else {
+    let Some(paragraph) = paragraph(screen, theme) else {
         frame.render_widget(Paragraph::new(Span::styled("loading…", theme.dim())), area);
         return;
     };
+    let scroll = screen
+        .scroll
+        .min(last_scroll(&paragraph, area.width, area.height));
+    frame.render_widget(paragraph.scroll((scroll, 0)), area);
+}
+
+/// How far the detail can scroll in a body of `width` x `height`: until
+/// its last row, wrapped as drawn, reaches the bottom.
+pub fn scroll_limit(screen: &DetailScreen, width: u16, height: u16) -> u16 {
+    paragraph(screen, Theme::new(false)).map_or(0, |p| last_scroll(&p, width, height))
+}
+
+fn last_scroll(paragraph: &Paragraph, width: u16, height: u16) -> u16 {
+    let rows = u16::try_from(paragraph.line_count(width)).unwrap_or(u16::MAX);
+    rows.saturating_sub(height)
+}
+
+/// The whole detail, wrapped at the width it is drawn in; `None` while it loads.
+fn paragraph(screen: &DetailScreen, theme: Theme) -> Option<Paragraph<'static>> {
+    let detail = screen.detail.as_ref()?;
     let d = &detail.delivery;
     let mut lines: Vec<Line> = Vec::new();
     let field = |name: &str, value: String| {
@@ -129,12 +149,5 @@ pub fn render(screen: &DetailScreen, theme: Theme, frame: &mut Frame, area: Rect
     for line in reindent_json(&detail.event.payload).lines() {
         lines.push(Line::from(format!("  {}", shown(line))));
     }
-    let max_scroll = (lines.len() as u16).saturating_sub(area.height);
-    let scroll = screen.scroll.min(max_scroll);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        area,
-    );
+    Some(Paragraph::new(lines).wrap(Wrap { trim: false }))
 }

@@ -30,7 +30,7 @@ use super::app::{App, Mode, STRIP_LINES, has_strip};
 use super::fit::wrap;
 use super::format::group_digits;
 use super::keymap;
-use super::screens::{ListLoading, Screen};
+use super::screens::{DetailScreen, ListLoading, Screen};
 use super::theme::Theme;
 use crate::model::{format_rfc3339, now_millis};
 use crate::text::{char_width, escape_controls, width};
@@ -38,6 +38,11 @@ use crate::text::{char_width, escape_controls, width};
 /// Lines the help of `view` takes at `width` columns (how far it scrolls).
 pub fn help_line_count(view: keymap::ViewKind, read_only: bool, width: u16) -> usize {
     help::line_count(view, read_only, width)
+}
+
+/// How far a delivery's detail can scroll in a body of `width` x `height`.
+pub fn detail_scroll_limit(screen: &DetailScreen, width: u16, height: u16) -> u16 {
+    detail::scroll_limit(screen, width, height)
 }
 
 /// Below this size the console asks for a bigger terminal.
