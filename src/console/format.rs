@@ -1,7 +1,8 @@
 //! Numbers and names written the way people read them, shared by the
 //! views, the confirmation questions and the flash lines `io.rs` writes.
 
-use crate::model::Endpoint;
+use crate::held::Hold;
+use crate::model::{Endpoint, EndpointState};
 
 /// `1204` as `1,204`.
 pub fn group_digits(n: u64) -> String {
@@ -14,6 +15,15 @@ pub fn group_digits(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// An endpoint's backlog, `1,204 held` when its state holds that work.
+pub fn backlog_text(backlog: i64, state: EndpointState) -> String {
+    let count = group_digits(backlog.max(0) as u64);
+    match Hold::of_endpoint(state) {
+        Some(_) if backlog > 0 => format!("{count} held"),
+        _ => count,
+    }
 }
 
 /// `tenant/name`, how people name an endpoint.

@@ -11,7 +11,7 @@ use super::fitted::{Fitted, ListColumn, name_fit};
 use super::{Columns, clip, count_style, human_duration, percent, short_time, shown, table};
 use crate::console::columns::Column;
 use crate::console::fit::shorten_middle;
-use crate::console::format::{endpoint_label, group_digits};
+use crate::console::format::{backlog_text, endpoint_label, group_digits};
 use crate::console::screens::{
     AuditScreen, DeliveriesScreen, EndpointRow, EndpointsScreen, Rows, SubscriptionsScreen,
 };
@@ -366,14 +366,10 @@ pub fn endpoint_problem(row: &EndpointRow) -> String {
 
 /// An endpoint's backlog, `12 held` when its state holds it.
 fn backlog_cell(row: &EndpointRow) -> String {
-    let Some(queue) = row.queue else {
-        return "-".to_string();
-    };
-    let backlog = group_digits(queue.backlog().max(0) as u64);
-    match Hold::of_endpoint(row.endpoint.state) {
-        Some(_) if queue.backlog() > 0 => format!("{backlog} held"),
-        _ => backlog,
-    }
+    row.queue.map_or_else(
+        || "-".to_string(),
+        |queue| backlog_text(queue.backlog(), row.endpoint.state),
+    )
 }
 
 /// Subscriptions: endpoint and pattern first; the description takes the

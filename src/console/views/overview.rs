@@ -11,10 +11,9 @@ use super::{clip, human_duration, percent, queue_count};
 use crate::console::app::App;
 use crate::console::columns::Column;
 use crate::console::fit::shorten_middle;
-use crate::console::format::group_digits;
+use crate::console::format::{backlog_text, group_digits};
 use crate::console::screens::{OverviewScreen, WorstEndpoint};
 use crate::console::theme::{Theme, endpoint_state_label};
-use crate::held::Hold;
 use crate::text::{escape_controls, width};
 
 pub fn render(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
@@ -216,7 +215,7 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
     let backlog_width = screen
         .worst
         .iter()
-        .map(|w| width(&worst_backlog(w)))
+        .map(|w| width(&backlog_text(w.backlog, w.state)))
         .max()
         .unwrap_or(0)
         .clamp(7, 14);
@@ -248,7 +247,7 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
         ListColumn::new(
             "BACKLOG",
             Column::fixed(2, backlog_width),
-            |w: &WorstEndpoint, _| Cell::from(worst_backlog(w)),
+            |w: &WorstEndpoint, _| Cell::from(backlog_text(w.backlog, w.state)),
         ),
         ListColumn::new(
             "LAST ERROR",
@@ -270,13 +269,4 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
         .row_highlight_style(theme.selected())
         .block(block);
     frame.render_stateful_widget(table, area, &mut state);
-}
-
-/// A worst endpoint's backlog, `234 held` when its state holds it.
-fn worst_backlog(w: &WorstEndpoint) -> String {
-    let backlog = group_digits(w.backlog.max(0) as u64);
-    match Hold::of_endpoint(w.state) {
-        Some(_) if w.backlog > 0 => format!("{backlog} held"),
-        _ => backlog,
-    }
 }
