@@ -28,6 +28,8 @@ pub mod dispatch;
 pub mod health;
 /// Why due work waits (a paused or disabled endpoint), in the words screens show.
 pub mod held;
+/// The process's Prometheus counters and histograms, and their exposition.
+pub mod metrics;
 /// Tenants, endpoints, subscriptions, events, deliveries, attempts: plain data.
 pub mod model;
 /// Operator and producer actions, validated, audited; every interface calls these.

@@ -212,6 +212,14 @@ pub fn new_id(kind: IdKind) -> String {
     format!("{}{}", kind.prefix(), ulid)
 }
 
+/// When an id made by [`new_id`] was made (unix ms), from the ULID after its
+/// prefix; `None` for anything else.
+pub fn id_time_ms(id: &str) -> Option<i64> {
+    let (_, ulid) = id.split_once('_')?;
+    let ulid = ulid::Ulid::from_string(ulid).ok()?;
+    i64::try_from(ulid.timestamp_ms()).ok()
+}
+
 /// A value could not be parsed from a user's word or a stored spelling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownVariant {

@@ -112,6 +112,7 @@ impl Server {
             &ApiOptions {
                 listen: "127.0.0.1:0".parse().expect("address"),
                 open_health_metrics: config.api.open_health_metrics,
+                alive_within: std::time::Duration::from_secs(5),
             },
         )
         .await

@@ -93,6 +93,7 @@ async fn seed(db: &TestDb) -> Store {
                     NextStep::Succeeded
                 },
                 disable_endpoint: None,
+                published_at: None,
             })
             .collect();
         store

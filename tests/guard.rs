@@ -66,6 +66,7 @@ impl Api {
             &ApiOptions {
                 listen: "127.0.0.1:0".parse().expect("address"),
                 open_health_metrics: false,
+                alive_within: std::time::Duration::from_secs(5),
             },
         )
         .await

@@ -7,9 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
-/// Plain data and pure functions: they may import only each other.
+/// Plain data and pure functions: they may import only each other. Also
+/// the process's metric instruments, which every layer records into (as it
+/// logs through `tracing`) and which know nothing of any layer.
 const PLAIN: &[&str] = &[
     "model", "topic", "api_key", "config", "health", "sign", "redact", "seal", "text", "held",
+    "metrics",
 ];
 
 /// What each layer may import besides the plain modules; `None` means
@@ -17,7 +20,7 @@ const PLAIN: &[&str] = &[
 fn allowed(layer: &str) -> Option<&'static [&'static str]> {
     match layer {
         "model" | "topic" | "api_key" | "config" | "health" | "sign" | "redact" | "seal"
-        | "text" | "held" => Some(&[]),
+        | "text" | "held" | "metrics" => Some(&[]),
         "store" => Some(&[]),
         "dispatch" => Some(&["store"]),
         "ops" => Some(&["dispatch", "store"]),

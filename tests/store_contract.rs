@@ -96,6 +96,7 @@ fn outcome(delivery: &ClaimedDelivery, next: NextStep) -> Outcome {
         },
         next,
         disable_endpoint: None,
+        published_at: None,
     }
 }
 

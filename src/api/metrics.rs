@@ -1,28 +1,39 @@
 //! `GET /healthz` (is the database reachable) and `GET /metrics`
-//! (Prometheus text: queue depths, attempts by outcome, attempt latency,
-//! per-endpoint backlog and wait). Both need a key unless
-//! `api.open_health_metrics` is set; metrics span every tenant, so a tenant
-//! key may not read them.
+//! (Prometheus text): the process's own counters and histograms
+//! ([`crate::metrics`]) followed by gauges read from the database. On the
+//! API's listener both need a key unless `api.open_health_metrics` is set;
+//! metrics span every tenant, so a tenant key may not read them. `[metrics]
+//! listen` serves `/metrics` alone on a listener of its own, without a key.
+//!
+//! The gauges are one statement ([`Reads::metric_gauges`]) whose answer is
+//! kept for a second and shared: however many scrape at once, the database
+//! is read at most once a second per process.
 
-use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
+use tokio::sync::{Mutex, watch};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::{Peer, authenticate};
 use super::problem::{ApiResult, Problem};
-use crate::health::LATENCY_BOUNDS_MS;
-use crate::model::DeliveryState;
-use crate::store::Reads;
+use super::{ApiError, AppState};
+use crate::held::Hold;
+use crate::metrics::{CONTENT_TYPE, metrics};
+use crate::store::{GaugeReading, Reads};
 
-/// The Prometheus text exposition format.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// How long one reading of the database gauges answers every scrape.
+const READING_LIFETIME: Duration = Duration::from_secs(1);
 
 /// The answer of `/healthz`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,7 +88,7 @@ pub async fn healthz(
     ),
     security(("api_key" = []), ())
 )]
-pub async fn metrics(
+pub async fn metrics_route(
     State(state): State<Arc<AppState>>,
     Peer(peer): Peer,
     headers: HeaderMap,
@@ -86,164 +97,279 @@ pub async fn metrics(
         let caller = authenticate(&state, &headers, peer).await?;
         caller.require_admin("reading metrics")?;
     }
-    let text = render(state.ops.reads()).await?;
+    Ok(exposition(&state.gauges).await)
+}
+
+/// The database gauges of `/metrics`, read at most once a second.
+pub struct DatabaseGauges {
+    reads: Reads,
+    /// Dispatchers whose heartbeat is younger than this count as alive.
+    alive_within: Duration,
+    /// The last reading and when it was taken. A scrape holds the lock
+    /// while it reads, so scrapes arriving meanwhile wait and share it.
+    last: Mutex<Option<(Instant, Arc<GaugeReading>)>>,
+}
+
+impl DatabaseGauges {
+    pub fn new(reads: Reads, alive_within: Duration) -> DatabaseGauges {
+        DatabaseGauges {
+            reads,
+            alive_within,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The latest reading, read again if older than a second; `None` when
+    /// the database cannot be read.
+    async fn reading(&self) -> Option<Arc<GaugeReading>> {
+        let mut last = self.last.lock().await;
+        if let Some((at, reading)) = last.as_ref()
+            && at.elapsed() < READING_LIFETIME
+        {
+            return Some(Arc::clone(reading));
+        }
+        metrics().database_read();
+        match self.reads.metric_gauges().await {
+            Ok(reading) => {
+                let reading = Arc::new(reading);
+                *last = Some((Instant::now(), Arc::clone(&reading)));
+                Some(reading)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the database gauges for /metrics");
+                None
+            }
+        }
+    }
+}
+
+/// The whole `/metrics` answer: the process's instruments, then the
+/// database's gauges (only `hookline_database_up 0` when it cannot be read).
+async fn exposition(gauges: &DatabaseGauges) -> Response {
+    let reading = gauges.reading().await;
+    let mut text = String::new();
+    let encoded = metrics()
+        .encode(&mut text)
+        .and_then(|()| encode_gauges(reading.as_deref(), gauges.alive_within, &mut text));
+    if let Err(err) = encoded {
+        // Writing into a String cannot fail; if it ever did, say so rather than serve half.
+        return Problem::unavailable(format!("could not encode the metrics: {err}"))
+            .into_response();
+    }
     let mut response = text.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(PROMETHEUS_TEXT),
-    );
-    Ok(response)
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    response
 }
 
-/// Reads the figures and writes them in the text exposition format.
-async fn render(store: &Reads) -> ApiResult<String> {
-    let queue = store.queue_summary().await?;
-    let totals = store.attempt_totals().await?;
-    let endpoints = store.list_endpoints(None).await?;
-    let queues = store.endpoint_queues(None).await?;
-    let waits: std::collections::HashMap<String, i64> =
-        store.oldest_due_waits().await?.into_iter().collect();
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
 
-    let mut out = String::new();
-    family(
-        &mut out,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BacklogLabels {
+    endpoint_id: String,
+    endpoint: String,
+    tenant: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DispatcherLabels {
+    dispatcher: String,
+    dispatcher_id: String,
+}
+
+/// A registry of gauges set from `reading`, encoded after the process's own.
+fn encode_gauges(
+    reading: Option<&GaugeReading>,
+    alive_within: Duration,
+    out: &mut String,
+) -> std::fmt::Result {
+    let mut registry = Registry::default();
+    let up = Gauge::<i64>::default();
+    up.set(i64::from(reading.is_some()));
+    registry.register(
+        "hookline_database_up",
+        "1 when this process could read the database gauges at its last scrape, else 0 (and the other database gauges are left out)",
+        up,
+    );
+    if let Some(reading) = reading {
+        register_reading(&mut registry, reading, alive_within);
+    }
+    prometheus_client::encoding::prometheus_text::encode(out, &registry)
+}
+
+fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_within: Duration) {
+    let deliveries: Family<StateLabels, Gauge> = Family::default();
+    for (state, count) in &reading.deliveries {
+        deliveries
+            .get_or_create(&StateLabels {
+                state: state.as_str(),
+            })
+            .set(*count);
+    }
+    registry.register(
         "hookline_deliveries",
-        "gauge",
-        "Deliveries in each unfinished state (delivered ones are counted by hookline_attempts_total).",
+        "Deliveries in the database by state: pending, retrying, in_flight, dead (the same in every process)",
+        deliveries,
     );
-    for (state, count) in [
-        (DeliveryState::Pending, queue.pending),
-        (DeliveryState::Retrying, queue.retrying),
-        (DeliveryState::InFlight, queue.in_flight),
-        (DeliveryState::Dead, queue.dead),
+    let held: Family<ReasonLabels, Gauge> = Family::default();
+    for (hold, count) in [
+        (Hold::EndpointPaused, reading.held_paused),
+        (Hold::EndpointDisabled, reading.held_disabled),
     ] {
-        let _ = writeln!(out, "hookline_deliveries{{state=\"{state}\"}} {count}");
+        held.get_or_create(&ReasonLabels {
+            reason: hold.code(),
+        })
+        .set(count);
     }
-    family(
-        &mut out,
-        "hookline_queue_oldest_wait_seconds",
-        "gauge",
-        "How long the longest-waiting due delivery has waited past its due time.",
+    registry.register(
+        "hookline_deliveries_held",
+        "Pending and retrying deliveries that wait because their endpoint is paused or disabled, by reason",
+        held,
     );
-    let _ = writeln!(
-        out,
-        "hookline_queue_oldest_wait_seconds {}",
-        seconds(queue.oldest_wait_ms().unwrap_or(0))
+    let oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    oldest.set(reading.oldest_due_ms.unwrap_or(0) as f64 / 1000.0);
+    registry.register(
+        "hookline_oldest_due_age_seconds",
+        "How long the longest-waiting due delivery (not held) has waited past its due time; 0 when none is due",
+        oldest,
     );
-
-    family(
-        &mut out,
-        "hookline_attempts_total",
-        "counter",
-        "HTTP attempts by outcome.",
-    );
-    for (outcome, count) in [
-        ("succeeded", totals.succeeded),
-        ("status_4xx", totals.status_4xx),
-        ("status_5xx", totals.status_5xx),
-        ("timeout", totals.timeout),
-        ("network", totals.network),
-        ("other", totals.other),
-    ] {
-        let _ = writeln!(
-            out,
-            "hookline_attempts_total{{outcome=\"{outcome}\"}} {count}"
-        );
+    let backlogs: Family<BacklogLabels, Gauge> = Family::default();
+    for backlog in &reading.backlogs {
+        backlogs
+            .get_or_create(&BacklogLabels {
+                endpoint_id: backlog.endpoint_id.clone(),
+                endpoint: backlog.endpoint.clone(),
+                tenant: backlog.tenant.clone(),
+            })
+            .set(backlog.deliveries);
     }
-
-    family(
-        &mut out,
-        "hookline_attempt_duration_seconds",
-        "histogram",
-        "Duration of HTTP attempts.",
+    registry.register(
+        "hookline_endpoint_backlog",
+        "Pending and retrying deliveries of the endpoints with the largest backlogs (at most 10)",
+        backlogs,
     );
-    let mut cumulative = 0;
-    for (i, count) in totals.buckets.iter().enumerate() {
-        cumulative += count;
-        let le = match LATENCY_BOUNDS_MS.get(i) {
-            Some(bound) => seconds(*bound),
-            None => "+Inf".to_string(),
+    let endpoints: Family<StateLabels, Gauge> = Family::default();
+    for (state, count) in &reading.endpoints {
+        endpoints
+            .get_or_create(&StateLabels {
+                state: state.as_str(),
+            })
+            .set(*count);
+    }
+    registry.register(
+        "hookline_endpoints",
+        "Endpoints by state: active, paused, disabled",
+        endpoints,
+    );
+    register_dispatchers(registry, reading, alive_within);
+    let size = Gauge::<i64>::default();
+    size.set(reading.size_bytes);
+    registry.register(
+        "hookline_database_size_bytes",
+        "Size of the database (SQLite: its main file; Postgres: pg_database_size)",
+        size,
+    );
+}
+
+fn register_dispatchers(registry: &mut Registry, reading: &GaugeReading, alive_within: Duration) {
+    let ages: Family<DispatcherLabels, Gauge<f64, std::sync::atomic::AtomicU64>> =
+        Family::default();
+    let alive_within_ms = i64::try_from(alive_within.as_millis()).unwrap_or(i64::MAX);
+    let mut alive = 0;
+    for beat in &reading.dispatchers {
+        ages.get_or_create(&DispatcherLabels {
+            dispatcher: format!("{}:{}", beat.host, beat.pid),
+            dispatcher_id: beat.id.clone(),
+        })
+        .set(beat.age_ms as f64 / 1000.0);
+        if beat.age_ms <= alive_within_ms {
+            alive += 1;
+        }
+    }
+    registry.register(
+        "hookline_dispatcher_heartbeat_age_seconds",
+        "Since each running dispatcher's last heartbeat; a series ends when its dispatcher stops, or an hour after its last beat",
+        ages,
+    );
+    let alive_gauge = Gauge::<i64>::default();
+    alive_gauge.set(alive);
+    registry.register(
+        "hookline_dispatchers_alive",
+        "Dispatchers whose last heartbeat is recent (three heartbeat intervals, at least 5 s)",
+        alive_gauge,
+    );
+}
+
+/// `/metrics` alone, on `[metrics] listen`, serving until [`MetricsListener::stop`].
+pub struct MetricsListener {
+    /// The address bound (with the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `listen` and serves `GET /metrics` there, without a key, on a
+/// background task: for `hookline dispatch`, which has no API, and for
+/// scrapers kept off the API's listener.
+pub async fn listen(
+    listen: SocketAddr,
+    gauges: DatabaseGauges,
+) -> Result<MetricsListener, ApiError> {
+    let bind_error = |source| ApiError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let gauges = Arc::new(gauges);
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(gauges): State<Arc<DatabaseGauges>>| async move {
+                exposition(&gauges).await
+            }),
+        )
+        .fallback(|uri: axum::http::Uri| async move { Problem::no_route(uri.path()) })
+        .with_state(gauges);
+    let (stop, mut stopping) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        let signal = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
         };
-        let _ = writeln!(
-            out,
-            "hookline_attempt_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "hookline_attempt_duration_seconds_sum {}",
-        seconds(totals.latency_sum_ms)
-    );
-    let _ = writeln!(out, "hookline_attempt_duration_seconds_count {cumulative}");
-
-    family(
-        &mut out,
-        "hookline_endpoint_queue_depth",
-        "gauge",
-        "Deliveries of an endpoint waiting to be attempted (pending and retrying).",
-    );
-    for endpoint in &endpoints {
-        let depth = queues.get(&endpoint.id).map_or(0, |q| q.backlog());
-        let _ = writeln!(
-            out,
-            "hookline_endpoint_queue_depth{} {depth}",
-            endpoint_labels(endpoint)
-        );
-    }
-    family(
-        &mut out,
-        "hookline_endpoint_in_flight",
-        "gauge",
-        "Deliveries of an endpoint being attempted now.",
-    );
-    for endpoint in &endpoints {
-        let in_flight = queues.get(&endpoint.id).map_or(0, |q| q.in_flight);
-        let _ = writeln!(
-            out,
-            "hookline_endpoint_in_flight{} {in_flight}",
-            endpoint_labels(endpoint)
-        );
-    }
-    family(
-        &mut out,
-        "hookline_endpoint_oldest_wait_seconds",
-        "gauge",
-        "How long an endpoint's longest-waiting due delivery has waited past its due time.",
-    );
-    for endpoint in &endpoints {
-        let wait = waits.get(&endpoint.id).copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "hookline_endpoint_oldest_wait_seconds{} {}",
-            endpoint_labels(endpoint),
-            seconds(wait)
-        );
-    }
-    Ok(out)
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+    });
+    tracing::info!(%addr, "metrics listening");
+    Ok(MetricsListener { addr, stop, server })
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
+impl MetricsListener {
+    /// `http://ADDR/metrics`.
+    pub fn url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
 
-fn endpoint_labels(endpoint: &crate::model::Endpoint) -> String {
-    format!(
-        "{{endpoint_id=\"{}\",endpoint=\"{}\",tenant=\"{}\"}}",
-        label(&endpoint.id),
-        label(&endpoint.name),
-        label(&endpoint.tenant_name)
-    )
-}
-
-/// A label value escaped as the exposition format requires.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn seconds(ms: i64) -> String {
-    format!("{}", ms as f64 / 1000.0)
+    /// Stops serving; a scrape in progress is cut off.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_secs(2), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+    }
 }

@@ -10,7 +10,7 @@ mod body;
 mod deliveries;
 mod endpoints;
 mod events;
-mod metrics;
+pub mod metrics;
 mod openapi;
 mod problem;
 mod subscriptions;
@@ -19,10 +19,10 @@ mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Uri;
 use tokio::sync::watch;
 use utoipa::OpenApi;
@@ -47,6 +47,8 @@ pub struct AppState {
     publisher: Publisher,
     open_health_metrics: bool,
     openapi_json: Bytes,
+    /// The database's figures for `/metrics`.
+    gauges: metrics::DatabaseGauges,
 }
 
 /// Why the API could not start or stopped.
@@ -69,6 +71,33 @@ pub struct ApiOptions {
     pub listen: SocketAddr,
     /// `/healthz` and `/metrics` without a key.
     pub open_health_metrics: bool,
+    /// Dispatchers whose heartbeat is younger count as alive in `/metrics`
+    /// ([`crate::config::DispatchConfig::alive_within`]).
+    pub alive_within: Duration,
+}
+
+/// What a request to a route that matched none is counted as: raw paths
+/// would let any client add series.
+const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Counts each request in the process's metrics by route template (the
+/// pattern that matched, such as `/v1/endpoints/{id}`), method and status.
+async fn count_request(
+    route: Option<MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    crate::metrics::metrics().api_request(
+        route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// Every route, with its OpenAPI description.
@@ -98,7 +127,7 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(deliveries::get))
         .routes(routes!(deliveries::retry))
         .routes(routes!(metrics::healthz))
-        .routes(routes!(metrics::metrics))
+        .routes(routes!(metrics::metrics_route))
         .routes(routes!(openapi::document))
 }
 
@@ -163,6 +192,7 @@ pub async fn start(ops: Ops, options: &ApiOptions) -> Result<RunningApi, ApiErro
     let (router, document) = routes().split_for_parts();
     let openapi_json = Bytes::from(document.to_json().unwrap_or_default());
     let state = Arc::new(AppState {
+        gauges: metrics::DatabaseGauges::new(ops.reads().clone(), options.alive_within),
         ops,
         publisher,
         open_health_metrics: options.open_health_metrics,
@@ -172,6 +202,7 @@ pub async fn start(ops: Ops, options: &ApiOptions) -> Result<RunningApi, ApiErro
         .fallback(|uri: Uri| async move { Problem::no_route(uri.path()) })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(count_request))
         .with_state(state);
     let (stop, mut stopping) = watch::channel(false);
     let server = tokio::spawn(async move {

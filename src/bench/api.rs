@@ -151,6 +151,7 @@ async fn one_run(
         &ApiOptions {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             open_health_metrics: false,
+            alive_within: std::time::Duration::from_secs(5),
         },
     )
     .await

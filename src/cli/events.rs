@@ -1,7 +1,6 @@
 //! `hookline publish|delivery|retry|dispatchers|audit`: events and what became of them.
 
 use std::io::Read;
-use std::time::Duration;
 
 use anyhow::Context;
 use hookline::config::Config;
@@ -378,7 +377,7 @@ pub async fn retry(args: RetryArgs, config: &Config, out: &Output) -> anyhow::Re
 pub async fn dispatchers(config: &Config, out: &Output) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     let (dispatchers, now) = store.list_dispatchers(24 * 3_600_000).await?;
-    let alive_within = (config.dispatch.heartbeat_interval * 3).max(Duration::from_secs(5));
+    let alive_within = config.dispatch.alive_within();
     let records: Vec<Record> = dispatchers
         .iter()
         .map(|d| {

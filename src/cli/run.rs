@@ -1,5 +1,6 @@
 //! Long-running commands: `migrate`, `dispatch`, `serve`, `sink`, `console`, `bench`.
 
+use anyhow::Context as _;
 use hookline::config::Config;
 use hookline::dispatch::Dispatcher;
 use hookline::dispatch::guard::Guard;
@@ -82,9 +83,33 @@ pub async fn dispatch(config: &Config) -> anyhow::Result<()> {
     // rather than failing every claim once it runs.
     store.check_secrets().await?;
     let dispatcher = Dispatcher::new(store.clone(), &config.dispatch, Guard::new(&config.network))?;
-    dispatcher.run(shutdown_signal()).await?;
+    let scraped = metrics_listener(config, &store).await?;
+    let dispatched = dispatcher.run(shutdown_signal()).await;
+    if let Some(listener) = scraped {
+        listener.stop().await;
+    }
     store.close().await;
+    dispatched?;
     Ok(())
+}
+
+/// `[metrics]`: counts per endpoint if asked, and serves `/metrics` on a
+/// listener of its own if `listen` is set.
+async fn metrics_listener(
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<Option<hookline::api::metrics::MetricsListener>> {
+    hookline::metrics::metrics().count_per_endpoint(config.metrics.per_endpoint);
+    let Some(listen) = config.metrics.listen else {
+        return Ok(None);
+    };
+    let gauges =
+        hookline::api::metrics::DatabaseGauges::new(store.reads(), config.dispatch.alive_within());
+    let listener = hookline::api::metrics::listen(listen, gauges)
+        .await
+        .context("metrics.listen")?;
+    println!("metrics listening on {}", listener.url());
+    Ok(Some(listener))
 }
 
 /// The HTTP API and a dispatcher in one process, until SIGINT/SIGTERM. The
@@ -111,9 +136,11 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let options = hookline::api::ApiOptions {
         listen: config.api.listen,
         open_health_metrics: config.api.open_health_metrics,
+        alive_within: config.dispatch.alive_within(),
     };
     let api = hookline::api::start(ops, &options).await?;
     println!("API listening on {}", api.url());
+    let scraped = metrics_listener(config, &store).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -127,6 +154,9 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
         .await;
     // The dispatcher only returns early on an error; stop the API either way.
     let served = api.stop().await;
+    if let Some(listener) = scraped {
+        listener.stop().await;
+    }
     store.close().await;
     dispatched?;
     served?;
@@ -270,8 +300,7 @@ pub fn console_options(args: &ConsoleArgs, config: &Config) -> hookline::console
         read_only: args.read_only,
         refresh: args.refresh.max(std::time::Duration::from_millis(100)),
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        alive_within: (config.dispatch.heartbeat_interval * 3)
-            .max(std::time::Duration::from_secs(5)),
+        alive_within: config.dispatch.alive_within(),
         notice: None,
     }
 }

@@ -28,13 +28,13 @@ const ENV_PREFIX: &str = "HOOKLINE_";
 
 /// The sections of the file; each is one word, so `HOOKLINE_<SECTION>_<KEY>`
 /// splits at the first `_` after the prefix.
-pub(super) const SECTIONS: [&str; 7] = [
-    "database", "dispatch", "limits", "log", "api", "network", "secrets",
+pub(super) const SECTIONS: [&str; 8] = [
+    "database", "dispatch", "limits", "log", "api", "network", "secrets", "metrics",
 ];
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 22] = [
+const KEYS: [(&str, &str); 24] = [
     ("database", "url"),
     ("dispatch", "concurrency"),
     ("dispatch", "max_in_flight_per_endpoint"),
@@ -57,6 +57,8 @@ const KEYS: [(&str, &str); 22] = [
     ("network", "deny"),
     ("network", "proxy"),
     ("secrets", "key"),
+    ("metrics", "listen"),
+    ("metrics", "per_endpoint"),
 ];
 
 impl Config {
@@ -292,6 +294,8 @@ fn apply(
         ("network", "deny") => set(&mut config.network.deny, raw),
         ("network", "proxy") => set(&mut config.network.proxy, raw),
         ("secrets", "key") => set(&mut config.secrets.key, raw),
+        ("metrics", "listen") => set(&mut config.metrics.listen, raw),
+        ("metrics", "per_endpoint") => set(&mut config.metrics.per_endpoint, raw),
         _ => return None,
     })
 }
@@ -484,6 +488,16 @@ impl Setting for std::net::SocketAddr {
     }
 }
 
+/// `[metrics] listen`: an address, or empty for no listener.
+impl Setting for Option<std::net::SocketAddr> {
+    fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
+        match value {
+            toml::Value::String(s) if s.trim().is_empty() => Ok(None),
+            other => std::net::SocketAddr::from_toml(other).map(Some),
+        }
+    }
+}
+
 impl Setting for LogFormat {
     fn from_toml(value: &toml::Value) -> Result<Self, Problem> {
         match value {
@@ -558,6 +572,14 @@ mod tests {
     #[test]
     fn the_secrets_key_is_base64_of_32_bytes_and_never_echoed() {
         let key = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+        let metrics = from_file("[metrics]\nlisten = \"\"\nper_endpoint = true").unwrap();
+        assert_eq!(metrics.metrics.listen, None, "empty: no listener");
+        assert!(metrics.metrics.per_endpoint);
+        let metrics = from_file("[metrics]\nlisten = \"127.0.0.1:9464\"").unwrap();
+        assert_eq!(
+            metrics.metrics.listen,
+            Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
         let in_file = from_file(&format!("[secrets]\nkey = \"{key}\"")).unwrap();
         let in_env = from_env(&[("HOOKLINE_SECRETS_KEY", key)]).unwrap();
         assert!(in_file.secrets.key.is_some());
@@ -740,6 +762,14 @@ mod tests {
             (
                 "[dispatch]\nheartbeat_interval = \"0s\"",
                 "dispatch.heartbeat_interval: must be greater than 0s",
+            ),
+            (
+                "[metrics]\nlisten = \"localhost\"",
+                "metrics.listen: \"localhost\" is not an address such as \"127.0.0.1:8080\"",
+            ),
+            (
+                "[metrics]\nper_endpoint = \"yes\"",
+                "metrics.per_endpoint: expected",
             ),
             (
                 "[dispatch]\nmax_response_body = \"1XB\"",

@@ -49,6 +49,19 @@ pub struct Config {
     pub network: NetworkConfig,
     /// `[secrets]`: encryption at rest of endpoint secrets.
     pub secrets: SecretsConfig,
+    /// `[metrics]`: what Prometheus can scrape, and where.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]` settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricsConfig {
+    /// A listener of its own for `/metrics` in `dispatch` and `serve`
+    /// (`None`, an empty `listen`, the default: none; `serve` still answers
+    /// `/metrics` on its API listener).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Attempts by `endpoint_id` as well: one series per endpoint and outcome.
+    pub per_endpoint: bool,
 }
 
 /// `[secrets]` settings.
@@ -274,6 +287,14 @@ impl Default for LogConfig {
             format: LogFormat::Text,
             level: "info".to_owned(),
         }
+    }
+}
+
+impl DispatchConfig {
+    /// How recent a dispatcher's heartbeat must be for it to count as alive:
+    /// three heartbeat intervals, and at least 5 s.
+    pub fn alive_within(&self) -> Duration {
+        (self.heartbeat_interval * 3).max(Duration::from_secs(5))
     }
 }
 

@@ -29,7 +29,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::config::DispatchConfig;
-use crate::model::{ErrorKind, IdKind, new_id};
+use crate::metrics::metrics;
+use crate::model::{ErrorKind, IdKind, id_time_ms, new_id, now_millis};
 use crate::store::{
     ClaimRequest, Claimed, ClaimedDelivery, NewAttempt, NextStep, Outcome, Reads, Rollups, Store,
     StoreError,
@@ -379,8 +380,11 @@ impl Dispatcher {
                 .extend(claimed.deliveries.into_iter().map(|d| d.id));
             return;
         }
-        let count = claimed.deliveries.len() as u64;
-        self.stats.handed_off.fetch_add(count, Ordering::Relaxed);
+        let count = claimed.deliveries.len();
+        self.stats
+            .handed_off
+            .fetch_add(count as u64, Ordering::Relaxed);
+        metrics().handed_off(count);
         self.start_attempts(claimed, &mut cycle.running, outcome_sender);
     }
 
@@ -428,6 +432,10 @@ impl Dispatcher {
             .await;
         match result {
             Ok((summary, claimed)) => {
+                metrics().cycle(
+                    clock.elapsed(),
+                    (limit > 0).then_some(claimed.deliveries.len()),
+                );
                 tracing::debug!(
                     recorded = cycle.pending.len(),
                     asked = limit,
@@ -631,6 +639,7 @@ async fn attempt_task(
             delivery.id
         )
     });
+    let published_at = id_time_ms(&delivery.event_id);
     let outcome = Outcome {
         attempt: NewAttempt {
             id: new_id(IdKind::Attempt),
@@ -647,18 +656,39 @@ async fn attempt_task(
         },
         next,
         disable_endpoint,
+        published_at,
     };
     // The loop keeps the receiver until every attempt task has ended.
     let _ = outcomes.send(outcome);
 }
 
+/// Counts outcomes once they are committed, in the dispatcher's stats and
+/// the process's metrics.
 fn count_outcomes(stats: &DispatchStats, outcomes: &[Outcome], stale: u64) {
     warn_of_blocked_outcomes(outcomes);
+    let metrics = metrics();
+    let now = now_millis();
     for outcome in outcomes {
+        let attempt = &outcome.attempt;
+        metrics.attempt_recorded(
+            &attempt.endpoint_id,
+            attempt.error_kind,
+            attempt.status_code,
+            attempt.duration_ms,
+        );
         let counter = match outcome.next {
-            NextStep::Succeeded => &stats.succeeded,
+            NextStep::Succeeded => {
+                let latency = outcome
+                    .published_at
+                    .map(|at| Duration::from_millis(u64::try_from(now - at).unwrap_or(0)));
+                metrics.delivery_succeeded(latency);
+                &stats.succeeded
+            }
             NextStep::RetryIn(_) => &stats.failed,
-            NextStep::Dead => &stats.dead,
+            NextStep::Dead => {
+                metrics.delivery_dead();
+                &stats.dead
+            }
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

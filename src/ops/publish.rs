@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 
 use super::validate::validate_idempotency_key;
 use super::{Ops, OpsError, Result, validate_payload};
+use crate::metrics::{EventKind, metrics};
 use crate::store::{Backend, NewEvent, Published, StoreError};
 use crate::topic::Topic;
 
@@ -144,13 +145,16 @@ impl Ops {
     pub async fn publish_batch(&self, events: &[NewEvent]) -> Result<Vec<Published>> {
         let first_delay_ms = self.retry_policy.first_delay_ms();
         let Some(hand_off) = &self.hand_off else {
-            return Ok(self.store.publish(events, first_delay_ms).await?);
+            let published = self.store.publish(events, first_delay_ms).await?;
+            count_published(events, &published);
+            return Ok(published);
         };
         let reservation = hand_off.reserve();
         let (published, claimed) = self
             .store
             .publish_handing_off(events, first_delay_ms, Some(&reservation.request()))
             .await?;
+        count_published(events, &published);
         if let Err(returned) = reservation.deliver(claimed) {
             // The dispatcher stopped after the reservation: the deliveries
             // are committed but leased to it, so give them back to the queue.
@@ -162,6 +166,27 @@ impl Ops {
         }
         Ok(published)
     }
+}
+
+/// Counts a committed publish transaction in the process's metrics; a
+/// repeated idempotency key created nothing and counts for nothing.
+fn count_published(events: &[NewEvent], published: &[Published]) {
+    let metrics = metrics();
+    metrics.publish_batch(events.len());
+    let (mut tenant, mut broadcast, mut deliveries) = (0, 0, 0);
+    for (event, result) in events.iter().zip(published) {
+        if result.duplicate {
+            continue;
+        }
+        match event.tenant_id {
+            Some(_) => tenant += 1,
+            None => broadcast += 1,
+        }
+        deliveries += u64::try_from(result.deliveries).unwrap_or(0);
+    }
+    metrics.events_published(EventKind::Tenant, tenant);
+    metrics.events_published(EventKind::Broadcast, broadcast);
+    metrics.deliveries_created(deliveries);
 }
 
 /// Most events committed in one transaction.

@@ -43,8 +43,8 @@ pub use queue::{
     RecordSummary, Rollups,
 };
 pub use read::{
-    AttemptTotals, EndpointHealth, EndpointQueue, EndpointStanding, EndpointTally, HealthWindow,
-    MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage, Tally,
+    Backlog, EndpointHealth, EndpointQueue, EndpointStanding, EndpointTally, GaugeReading,
+    HealthWindow, Heartbeat, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage, Tally,
 };
 pub use subscriptions::{NewSubscription, SubscriptionPatch};
 

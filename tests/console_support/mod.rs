@@ -341,6 +341,7 @@ fn success(delivery: &str, endpoint: &(String, String), at: i64, ms: i64) -> Out
         },
         next: NextStep::Succeeded,
         disable_endpoint: None,
+        published_at: None,
     }
 }
 
@@ -362,6 +363,7 @@ fn server_error(
         },
         next,
         disable_endpoint: None,
+        published_at: None,
     }
 }
 
@@ -375,6 +377,7 @@ fn timeout(delivery: &str, endpoint: &(String, String), at: i64) -> Outcome {
         },
         next: NextStep::RetryIn(RETRY_IN_MS),
         disable_endpoint: None,
+        published_at: None,
     }
 }
 
@@ -431,6 +434,7 @@ pub async fn add_failing_endpoint(
         },
         next: NextStep::RetryIn(RETRY_IN_MS),
         disable_endpoint: None,
+        published_at: None,
     };
     record(&seeded.store, &owner, &[outcome]).await;
     event
@@ -538,6 +542,7 @@ pub async fn seed_hostile(backend: Backend) -> Hostile {
         },
         next: NextStep::RetryIn(0),
         disable_endpoint: None,
+        published_at: None,
     };
     record(&store, &owner, &[answer]).await;
     let again = claim(&store, &owner, 10).await;
@@ -552,6 +557,7 @@ pub async fn seed_hostile(backend: Backend) -> Hostile {
         },
         next: NextStep::Dead,
         disable_endpoint: None,
+        published_at: None,
     };
     record(&store, &owner, &[reset]).await;
     ops.pause_endpoint(

@@ -128,6 +128,9 @@ pub struct Outcome {
     pub next: NextStep,
     /// Set when the answer was 410 Gone: the endpoint is disabled with this reason.
     pub disable_endpoint: Option<String>,
+    /// When the delivery's event was published (unix ms), for the publish →
+    /// delivered latency the dispatcher reports; not stored.
+    pub published_at: Option<i64>,
 }
 
 /// What [`Store::record_outcomes`] did.

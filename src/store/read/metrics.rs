@@ -1,80 +1,107 @@
-//! Totals for the Prometheus endpoint: attempts by outcome and latency
-//! bucket since the beginning (from the per-minute rollups) and how late
-//! each endpoint's queue runs (from the queue's partial index).
+//! The database's figures for `/metrics`: deliveries by state, held work,
+//! how late the queue runs, the largest backlogs, endpoints by state, the
+//! dispatchers' heartbeats and the database's size, all in one statement so
+//! a scrape costs one round trip.
 
-use crate::health::BUCKETS;
-use crate::store::tx::db_now;
+use crate::model::{DeliveryState, EndpointState};
+use crate::store::sql::rows::parse_column;
 use crate::store::{Reads, Result, on_db};
 
-/// Every attempt ever recorded, by outcome, with the latency histogram.
+/// How many of the largest endpoint backlogs a reading names (a bound on
+/// the series one scrape can add).
+pub const METRIC_BACKLOG_TOP: i64 = 10;
+
+/// Dispatchers that have not stopped and beat within this long are read;
+/// one that died without stopping ages out of the reading after it.
+pub const METRIC_DISPATCHERS_WITHIN_MS: i64 = 3_600_000;
+
+/// What the database holds right now, for gauges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AttemptTotals {
-    pub succeeded: i64,
-    pub status_4xx: i64,
-    pub status_5xx: i64,
-    pub timeout: i64,
-    pub network: i64,
-    pub other: i64,
-    pub latency_sum_ms: i64,
-    /// Counts per bucket of `health::LATENCY_BOUNDS_MS` (not cumulative).
-    pub buckets: [i64; BUCKETS],
+pub struct GaugeReading {
+    /// Pending, retrying, in flight and dead deliveries.
+    pub deliveries: Vec<(DeliveryState, i64)>,
+    /// Pending and retrying deliveries of paused endpoints.
+    pub held_paused: i64,
+    /// Pending and retrying deliveries of disabled endpoints.
+    pub held_disabled: i64,
+    /// How long (ms) the longest-waiting due delivery that is not held has
+    /// waited past its due time; `None` when nothing is due.
+    pub oldest_due_ms: Option<i64>,
+    /// The largest backlogs (pending and retrying), largest first.
+    pub backlogs: Vec<Backlog>,
+    /// Endpoints (not deleted) by state; states without any are absent.
+    pub endpoints: Vec<(EndpointState, i64)>,
+    /// Dispatchers that have not stopped, seen in the last hour.
+    pub dispatchers: Vec<Heartbeat>,
+    /// Bytes the database takes (SQLite: its main file; Postgres: the database).
+    pub size_bytes: i64,
 }
 
-const TOTALS: &str = "SELECT
-    CAST(COALESCE(SUM(succeeded), 0) AS BIGINT), CAST(COALESCE(SUM(status_4xx), 0) AS BIGINT),
-    CAST(COALESCE(SUM(status_5xx), 0) AS BIGINT), CAST(COALESCE(SUM(timeout), 0) AS BIGINT),
-    CAST(COALESCE(SUM(network), 0) AS BIGINT), CAST(COALESCE(SUM(other), 0) AS BIGINT),
-    CAST(COALESCE(SUM(latency_sum_ms), 0) AS BIGINT),
-    CAST(COALESCE(SUM(b0), 0) AS BIGINT), CAST(COALESCE(SUM(b1), 0) AS BIGINT),
-    CAST(COALESCE(SUM(b2), 0) AS BIGINT), CAST(COALESCE(SUM(b3), 0) AS BIGINT),
-    CAST(COALESCE(SUM(b4), 0) AS BIGINT), CAST(COALESCE(SUM(b5), 0) AS BIGINT),
-    CAST(COALESCE(SUM(b6), 0) AS BIGINT), CAST(COALESCE(SUM(b7), 0) AS BIGINT),
-    CAST(COALESCE(SUM(b8), 0) AS BIGINT), CAST(COALESCE(SUM(b9), 0) AS BIGINT),
-    CAST(COALESCE(SUM(b10), 0) AS BIGINT), CAST(COALESCE(SUM(b11), 0) AS BIGINT)
-    FROM endpoint_health";
+/// One endpoint's backlog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub endpoint_id: String,
+    pub tenant: String,
+    pub endpoint: String,
+    pub deliveries: i64,
+}
 
-/// Per endpoint, the earliest due time among its due deliveries. The
-/// condition matches the partial index `deliveries_queue`, which serves it.
-const OLDEST_DUE: &str = "SELECT endpoint_id, MIN(next_attempt_at) FROM deliveries
-    WHERE state IN ('pending', 'scheduled') AND next_attempt_at <= $1 GROUP BY endpoint_id";
+/// A dispatcher's latest heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub id: String,
+    pub host: String,
+    pub pid: String,
+    /// Since its last heartbeat, by the database's clock.
+    pub age_ms: i64,
+}
+
+/// `(kind, key, label, label, value)`.
+type GaugeRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
 
 impl Reads {
-    /// Attempts by outcome and latency bucket, over all recorded history.
-    pub async fn attempt_totals(&self) -> Result<AttemptTotals> {
-        on_db!(self, |pools, sql| {
-            use sqlx::Row;
-            let row = sqlx::query(TOTALS).fetch_one(&pools.read).await?;
-            let mut totals = AttemptTotals {
-                succeeded: row.try_get(0)?,
-                status_4xx: row.try_get(1)?,
-                status_5xx: row.try_get(2)?,
-                timeout: row.try_get(3)?,
-                network: row.try_get(4)?,
-                other: row.try_get(5)?,
-                latency_sum_ms: row.try_get(6)?,
-                buckets: [0; BUCKETS],
-            };
-            for (i, bucket) in totals.buckets.iter_mut().enumerate() {
-                *bucket = row.try_get(7 + i)?;
+    /// Every database gauge of `/metrics`, in one statement.
+    pub async fn metric_gauges(&self) -> Result<GaugeReading> {
+        let rows: Vec<GaugeRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(sql.metric_gauges)
+                .fetch_all(&pools.read)
+                .await?
+        });
+        let mut reading = GaugeReading::default();
+        for (kind, key, label_a, label_b, value) in rows {
+            let key = key.unwrap_or_default();
+            let count = value.unwrap_or(0);
+            match kind.as_str() {
+                "state" => reading
+                    .deliveries
+                    .push((parse_column("deliveries", "state", &key)?, count)),
+                "held" if key == "paused" => reading.held_paused = count,
+                "held" => reading.held_disabled = count,
+                "oldest_due" => reading.oldest_due_ms = value.map(|ms| ms.max(0)),
+                "backlog" => reading.backlogs.push(Backlog {
+                    endpoint_id: key,
+                    tenant: label_a.unwrap_or_default(),
+                    endpoint: label_b.unwrap_or_default(),
+                    deliveries: count,
+                }),
+                "endpoints" => reading
+                    .endpoints
+                    .push((parse_column("endpoints", "state", &key)?, count)),
+                "dispatcher" => reading.dispatchers.push(Heartbeat {
+                    id: key,
+                    host: label_a.unwrap_or_default(),
+                    pid: label_b.unwrap_or_default(),
+                    age_ms: count.max(0),
+                }),
+                _ => reading.size_bytes = count,
             }
-            Ok(totals)
-        })
-    }
-
-    /// For each endpoint with due deliveries: how long (ms) the
-    /// longest-waiting one has waited past its due time, by the database clock.
-    pub async fn oldest_due_waits(&self) -> Result<Vec<(String, i64)>> {
-        on_db!(self, |pools, sql| {
-            let mut conn = pools.read.acquire().await?;
-            let now = db_now(sql, &mut *conn).await?;
-            let rows: Vec<(String, i64)> = sqlx::query_as(OLDEST_DUE)
-                .bind(now)
-                .fetch_all(&mut *conn)
-                .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(endpoint, due)| (endpoint, (now - due).max(0)))
-                .collect())
-        })
+        }
+        Ok(reading)
     }
 }

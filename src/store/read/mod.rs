@@ -1,5 +1,5 @@
 //! Read models for screens and metrics: queue summaries, endpoint health,
-//! Prometheus totals and whole-database tallies, built from the queue's
+//! Prometheus gauges and whole-database tallies, built from the queue's
 //! indexes and the per-minute rollups rather than from scanning history.
 
 pub(crate) mod health;
@@ -8,7 +8,9 @@ mod summary;
 mod tally;
 
 pub use health::{EndpointHealth, HealthWindow};
-pub use metrics::AttemptTotals;
+pub use metrics::{
+    Backlog, GaugeReading, Heartbeat, METRIC_BACKLOG_TOP, METRIC_DISPATCHERS_WITHIN_MS,
+};
 pub use summary::{
     EndpointQueue, EndpointStanding, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage,
 };

@@ -78,6 +78,7 @@ pub(crate) struct Dialect {
     pub endpoint_targets: &'static str,
     pub hand_off_heads: &'static str,
     pub queue_counts: &'static str,
+    pub metric_gauges: &'static str,
     pub worst_endpoints: &'static str,
     pub health_rollups_all: &'static str,
     pub all_endpoint_queues: &'static str,
@@ -143,6 +144,7 @@ impl Dialect {
             endpoint_targets: endpoint_targets(f).leak(),
             hand_off_heads: hand_off_heads(f).leak(),
             queue_counts: queue_counts(f).leak(),
+            metric_gauges: metric_gauges(f).leak(),
             worst_endpoints: worst_endpoints(f).leak(),
             health_rollups_all: health_rollups_all(f).leak(),
             all_endpoint_queues: all_endpoint_queues(f).leak(),
@@ -562,6 +564,62 @@ fn queue_counts(f: Flavor) -> String {
         pending = f.indexed_by("deliveries_pending"),
         failed = f.indexed_by("deliveries_failed_state"),
         in_flight = f.indexed_by("deliveries_in_flight"),
+        due = f.indexed_by("deliveries_due"),
+    )
+}
+
+/// Every database gauge of `/metrics` in one statement, as rows of `(kind,
+/// key, label, label, value)`; see `read/metrics.rs` for each kind. Counts
+/// read partial indexes (the held ones the claim's index, one range per
+/// stopped endpoint); the backlog ranking reads the queue's index once.
+fn metric_gauges(f: Flavor) -> String {
+    format!(
+        "WITH clock AS (SELECT {now} AS now)
+        SELECT 'state' AS kind, 'pending' AS gauge_key, CAST(NULL AS TEXT) AS label_a, CAST(NULL AS TEXT) AS label_b,
+            CAST((SELECT COUNT(*) FROM deliveries{pending} WHERE state = 'pending') AS BIGINT) AS value
+        UNION ALL SELECT 'state', 'scheduled', NULL, NULL,
+            (SELECT COUNT(*) FROM deliveries{failed} WHERE state IN ('dead', 'scheduled') AND state = 'scheduled')
+        UNION ALL SELECT 'state', 'dead', NULL, NULL,
+            (SELECT COUNT(*) FROM deliveries{failed} WHERE state IN ('dead', 'scheduled') AND state = 'dead')
+        UNION ALL SELECT 'state', 'in_flight', NULL, NULL,
+            (SELECT COUNT(*) FROM deliveries{in_flight} WHERE state = 'in_flight')
+        UNION ALL SELECT 'held', 'paused', NULL, NULL,
+            (SELECT COUNT(*) FROM deliveries{queue} WHERE state IN ('pending', 'scheduled')
+                AND endpoint_id IN (SELECT id FROM endpoints WHERE state = 'paused' AND deleted_at IS NULL))
+        UNION ALL SELECT 'held', 'disabled', NULL, NULL,
+            (SELECT COUNT(*) FROM deliveries{queue} WHERE state IN ('pending', 'scheduled')
+                AND endpoint_id IN (SELECT id FROM endpoints WHERE state = 'disabled' AND deleted_at IS NULL))
+        UNION ALL SELECT 'oldest_due', NULL, NULL, NULL,
+            (SELECT now FROM clock) - (SELECT next_attempt_at FROM deliveries{due}
+                WHERE state IN ('pending', 'scheduled') AND next_attempt_at >= 0
+                AND next_attempt_at <= (SELECT now FROM clock)
+                AND endpoint_id NOT IN ({stopped})
+                ORDER BY next_attempt_at LIMIT 1)
+        UNION ALL SELECT 'backlog', q.endpoint_id, t.name, e.name, q.backlog
+            FROM (SELECT endpoint_id, COUNT(*) AS backlog FROM deliveries{queue}
+                  WHERE state IN ('pending', 'scheduled') GROUP BY endpoint_id
+                  ORDER BY backlog DESC, endpoint_id LIMIT {top}) AS q
+            JOIN endpoints e ON e.id = q.endpoint_id JOIN tenants t ON t.id = e.tenant_id
+        UNION ALL SELECT 'endpoints', state, NULL, NULL, COUNT(*)
+            FROM endpoints WHERE deleted_at IS NULL GROUP BY state
+        UNION ALL SELECT 'dispatcher', id, host, CAST(pid AS TEXT), (SELECT now FROM clock) - last_seen_at
+            FROM dispatchers WHERE stopped_at IS NULL AND last_seen_at >= (SELECT now FROM clock) - {recent}
+        UNION ALL SELECT 'size', NULL, NULL, NULL, {size}",
+        now = f.pick(
+            "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        ),
+        size = f.pick(
+            "(SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())",
+            "pg_database_size(current_database())",
+        ),
+        stopped = "SELECT id FROM endpoints WHERE state <> 'active' AND deleted_at IS NULL",
+        top = crate::store::read::METRIC_BACKLOG_TOP,
+        recent = crate::store::read::METRIC_DISPATCHERS_WITHIN_MS,
+        pending = f.indexed_by("deliveries_pending"),
+        failed = f.indexed_by("deliveries_failed_state"),
+        in_flight = f.indexed_by("deliveries_in_flight"),
+        queue = f.indexed_by("deliveries_queue"),
         due = f.indexed_by("deliveries_due"),
     )
 }
