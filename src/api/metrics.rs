@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -206,69 +207,70 @@ fn encode_gauges(
     prometheus_client::encoding::prometheus_text::encode(out, &registry)
 }
 
-fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_within: Duration) {
-    let deliveries: Family<StateLabels, Gauge> = Family::default();
-    for (state, count) in &reading.deliveries {
-        deliveries
-            .get_or_create(&StateLabels {
-                state: state.as_str(),
-            })
-            .set(*count);
+/// A gauge holding seconds (fractional).
+type SecondsGauge = Gauge<f64, AtomicU64>;
+
+/// A gauge family with one series per `(labels, value)`.
+fn family_of<L>(series: impl IntoIterator<Item = (L, i64)>) -> Family<L, Gauge>
+where
+    L: Clone + std::hash::Hash + Eq,
+{
+    let family: Family<L, Gauge> = Family::default();
+    for (labels, value) in series {
+        family.get_or_create(&labels).set(value);
     }
+    family
+}
+
+fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_within: Duration) {
+    let by_state = |state: &'static str| StateLabels { state };
     registry.register(
         "hookline_deliveries",
         "Deliveries in the database by state: pending, retrying, in_flight, dead (the same in every process)",
-        deliveries,
+        family_of(
+            reading
+                .deliveries
+                .iter()
+                .map(|(state, count)| (by_state(state.as_str()), *count)),
+        ),
     );
-    let held: Family<ReasonLabels, Gauge> = Family::default();
-    for (hold, count) in [
-        (Hold::EndpointPaused, reading.held_paused),
-        (Hold::EndpointDisabled, reading.held_disabled),
-    ] {
-        held.get_or_create(&ReasonLabels {
-            reason: hold.code(),
-        })
-        .set(count);
-    }
     registry.register(
         "hookline_deliveries_held",
         "Pending and retrying deliveries that wait because their endpoint is paused or disabled, by reason",
-        held,
+        family_of([
+            (Hold::EndpointPaused, reading.held_paused),
+            (Hold::EndpointDisabled, reading.held_disabled),
+        ]
+        .map(|(hold, count)| (ReasonLabels { reason: hold.code() }, count))),
     );
-    let oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    let oldest = SecondsGauge::default();
     oldest.set(reading.oldest_due_ms.unwrap_or(0) as f64 / 1000.0);
     registry.register(
         "hookline_oldest_due_age_seconds",
         "How long the longest-waiting due delivery (not held) has waited past its due time; 0 when none is due",
         oldest,
     );
-    let backlogs: Family<BacklogLabels, Gauge> = Family::default();
-    for backlog in &reading.backlogs {
-        backlogs
-            .get_or_create(&BacklogLabels {
-                endpoint_id: backlog.endpoint_id.clone(),
-                endpoint: backlog.endpoint.clone(),
-                tenant: backlog.tenant.clone(),
-            })
-            .set(backlog.deliveries);
-    }
     registry.register(
         "hookline_endpoint_backlog",
         "Pending and retrying deliveries of the endpoints with the largest backlogs (at most 10)",
-        backlogs,
+        family_of(reading.backlogs.iter().map(|backlog| {
+            let labels = BacklogLabels {
+                endpoint_id: backlog.endpoint_id.clone(),
+                endpoint: backlog.endpoint.clone(),
+                tenant: backlog.tenant.clone(),
+            };
+            (labels, backlog.deliveries)
+        })),
     );
-    let endpoints: Family<StateLabels, Gauge> = Family::default();
-    for (state, count) in &reading.endpoints {
-        endpoints
-            .get_or_create(&StateLabels {
-                state: state.as_str(),
-            })
-            .set(*count);
-    }
     registry.register(
         "hookline_endpoints",
         "Endpoints by state: active, paused, disabled",
-        endpoints,
+        family_of(
+            reading
+                .endpoints
+                .iter()
+                .map(|(state, count)| (by_state(state.as_str()), *count)),
+        ),
     );
     register_dispatchers(registry, reading, alive_within);
     let size = Gauge::<i64>::default();
@@ -281,27 +283,27 @@ fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_withi
 }
 
 fn register_dispatchers(registry: &mut Registry, reading: &GaugeReading, alive_within: Duration) {
-    let ages: Family<DispatcherLabels, Gauge<f64, std::sync::atomic::AtomicU64>> =
-        Family::default();
+    let ages: Family<DispatcherLabels, SecondsGauge> = Family::default();
     let alive_within_ms = i64::try_from(alive_within.as_millis()).unwrap_or(i64::MAX);
-    let mut alive = 0;
     for beat in &reading.dispatchers {
         ages.get_or_create(&DispatcherLabels {
             dispatcher: format!("{}:{}", beat.host, beat.pid),
             dispatcher_id: beat.id.clone(),
         })
         .set(beat.age_ms as f64 / 1000.0);
-        if beat.age_ms <= alive_within_ms {
-            alive += 1;
-        }
     }
     registry.register(
         "hookline_dispatcher_heartbeat_age_seconds",
         "Since each running dispatcher's last heartbeat; a series ends when its dispatcher stops, or an hour after its last beat",
         ages,
     );
+    let alive = reading
+        .dispatchers
+        .iter()
+        .filter(|beat| beat.age_ms <= alive_within_ms)
+        .count();
     let alive_gauge = Gauge::<i64>::default();
-    alive_gauge.set(alive);
+    alive_gauge.set(i64::try_from(alive).unwrap_or(i64::MAX));
     registry.register(
         "hookline_dispatchers_alive",
         "Dispatchers whose last heartbeat is recent (three heartbeat intervals, at least 5 s)",
