@@ -58,6 +58,71 @@ async fn pipeline_bench_reports_every_figure(backend: Backend) {
         Backend::Postgres => "postgres",
     };
     assert!(database.starts_with(expected), "{database}");
+    // A run this small may fit within one clock tick of CPU time.
+    assert_cpu_reported(&report["median"], backend, 0.0);
+}
+
+/// CPU per 1,000 deliveries: always hookline's (above `at_least`); the
+/// database's only when it is a Postgres server on this host (the test
+/// cluster is).
+fn assert_cpu_reported(run: &serde_json::Value, backend: Backend, at_least: f64) {
+    let hookline = run["cpu"]["hookline_ms"].as_f64().unwrap_or(-1.0);
+    assert!(
+        hookline >= at_least && hookline >= 0.0,
+        "hookline CPU: {run}"
+    );
+    match backend {
+        Backend::Sqlite => assert!(run["cpu"]["postgres_ms"].is_null(), "{run}"),
+        Backend::Postgres => {
+            let postgres = run["cpu"]["postgres_ms"].as_f64().unwrap_or(-1.0);
+            assert!(postgres >= 0.0, "Postgres CPU: {run}");
+        }
+    }
+}
+
+/// Separate dispatcher processes deliver the whole backlog to slow sinks.
+async fn pipeline_bench_runs_dispatcher_processes(backend: Backend) {
+    let db = TestDb::new(backend);
+    let args = [
+        "bench",
+        "pipeline",
+        "--events",
+        "40",
+        "--endpoints",
+        "3",
+        "--runs",
+        "1",
+        "--dispatcher-processes",
+        "2",
+        "--sink-latency",
+        "20ms",
+        "--json",
+    ];
+    let mut command = match backend {
+        Backend::Sqlite => {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+            command.env("HOOKLINE_LOG", "warn");
+            command
+        }
+        Backend::Postgres => hookline_command(&db.url, &[]),
+    };
+    let output = command
+        .env("HOOKLINE_DISPATCH_CONCURRENCY", "4")
+        .args(args)
+        .output()
+        .expect("run the bench");
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(output)).expect("bench --json prints one JSON object");
+    assert_eq!(report["dispatcher_processes"], 2);
+    assert_eq!(report["sink_latency_ms"], 20);
+    // Two processes of four slots each.
+    assert_eq!(report["concurrency"], 8);
+    let run = &report["median"];
+    assert_eq!(run["deliveries"], 120, "{run}");
+    // 120 answers of at least 20 ms through 8 slots take at least 0.3 s.
+    assert!(run["seconds"].as_f64().unwrap_or(0.0) >= 0.3, "{run}");
+    // The children's CPU (their start-up alone is tens of ms) counts as hookline's.
+    assert_cpu_reported(run, backend, 1.0);
 }
 
 async fn pipeline_bench_refuses_a_database_in_use(backend: Backend) {
@@ -292,6 +357,7 @@ both_backends!(
     isolation_bench_reports_both_scenarios,
     pipeline_bench_reports_every_figure,
     pipeline_bench_refuses_a_database_in_use,
+    pipeline_bench_runs_dispatcher_processes,
     console_bench_reports_every_screen,
     console_bench_prints_a_table_of_every_screen,
     console_bench_refuses_a_database_in_use

@@ -127,7 +127,7 @@ struct Fixture {
 async fn fixture(ops: &Ops, endpoints: usize, run: usize) -> Result<Fixture, BenchError> {
     let tenant = format!("bench-api-{}", run + 1);
     ops.add_tenant(&tenant).await?;
-    let sinks = sink_endpoints(ops, &tenant, "sink", endpoints, "bench.*")
+    let sinks = sink_endpoints(ops, &tenant, "sink", endpoints, "bench.*", Duration::ZERO)
         .await?
         .into_iter()
         .map(|(sink, _)| sink)

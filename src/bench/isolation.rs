@@ -123,7 +123,7 @@ async fn stage(
     let ops = bench_ops(store, &options.dispatch, Source::Cli);
     let tenant = format!("isolation-{name}");
     ops.add_tenant(&tenant).await?;
-    let healthy = sink_endpoints(&ops, &tenant, "healthy", HEALTHY, "good.*")
+    let healthy = sink_endpoints(&ops, &tenant, "healthy", HEALTHY, "good.*", Duration::ZERO)
         .await?
         .into_iter()
         .map(|(sink, _)| sink)

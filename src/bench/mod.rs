@@ -8,6 +8,7 @@
 /// `bench api`: publishing over HTTP to `serve`, delivered to local sinks.
 pub mod api;
 mod console;
+mod cpu;
 mod isolation;
 mod pipeline;
 mod seed;
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use console::{
     ConsoleBenchOptions, ConsoleReport, Figure, SearchFigures, ViewFigures, console, render_console,
 };
+pub use cpu::CpuPerThousand;
 pub use isolation::{IsolationOptions, IsolationReport, Scenario, isolation, render_isolation};
 pub use pipeline::{
     PipelineOptions, PipelineReport, PipelineRun, PublishMode, pipeline, render_pipeline,
@@ -69,7 +71,7 @@ async fn open_database(
 ) -> Result<(Store, Option<tempfile::TempDir>), BenchError> {
     let Some(url) = db else {
         let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let url = database_url(None, Some(&dir));
         let store = Store::open(&url, OpenMode::CreateAndMigrate).await?;
         return Ok((store, Some(dir)));
     };
@@ -83,6 +85,16 @@ async fn open_database(
         )));
     }
     Ok((store, None))
+}
+
+/// The URL of the database [`open_database`] opened: `db`, or the SQLite
+/// file in its temporary directory.
+fn database_url(db: Option<&str>, dir: Option<&tempfile::TempDir>) -> String {
+    match (db, dir) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(dir)) => format!("sqlite://{}", dir.path().join("bench.db").display()),
+        (None, None) => String::new(),
+    }
 }
 
 /// What a benchmark's run may reach: its own sinks on 127.0.0.1, nothing else.
@@ -114,18 +126,23 @@ fn bench_ops(store: &Store, dispatch: &DispatchConfig, source: Source) -> Ops {
     Ops::new(store.clone(), &config, actor)
 }
 
-/// Starts `count` healthy sinks, each with an endpoint of `tenant` named
-/// `{prefix}-{n}` and subscribed to `pattern`.
+/// Starts `count` healthy sinks that answer after `latency`, each with an
+/// endpoint of `tenant` named `{prefix}-{n}` and subscribed to `pattern`.
 async fn sink_endpoints(
     ops: &Ops,
     tenant: &str,
     prefix: &str,
     count: usize,
     pattern: &str,
+    latency: Duration,
 ) -> Result<Vec<(SinkHandle, Endpoint)>, BenchError> {
     let mut sinks = Vec::with_capacity(count);
     for n in 0..count {
-        let sink = crate::sink::start(SinkOptions::default()).await?;
+        let sink = crate::sink::start(SinkOptions {
+            latency,
+            ..SinkOptions::default()
+        })
+        .await?;
         let endpoint = ops
             .add_endpoint(&EndpointInput {
                 tenant: tenant.to_string(),

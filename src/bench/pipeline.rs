@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use super::cpu::{CpuPerThousand, CpuReading, server_of};
 use super::{
-    BenchError, bench_ops, describe, open_database, peak_memory, percentile, sink_endpoints,
+    BenchError, bench_ops, database_url, describe, open_database, peak_memory, percentile,
+    sink_endpoints,
 };
-use crate::config::DispatchConfig;
+use crate::config::{DispatchConfig, format_duration};
 use crate::dispatch::hand_off::HandOff;
 use crate::dispatch::send::{PreparedTarget, Sender};
 use crate::dispatch::{DispatchStats, Dispatcher};
@@ -44,6 +46,11 @@ pub struct PipelineOptions {
     pub mode: PublishMode,
     /// Dispatchers in this process, sharing the database.
     pub dispatchers: usize,
+    /// Separate `hookline dispatch` processes instead (0: none), each with
+    /// `dispatch.concurrency` slots: scale-out as it runs across hosts.
+    pub dispatcher_processes: usize,
+    /// How long each sink takes to answer.
+    pub sink_latency: Duration,
     pub dispatch: DispatchConfig,
 }
 
@@ -61,6 +68,8 @@ pub struct PipelineRun {
     pub bare_posts_per_sec: f64,
     /// `deliveries_per_sec / bare_posts_per_sec`.
     pub ratio: f64,
+    /// CPU spent per 1,000 deliveries while delivering (not publishing).
+    pub cpu: CpuPerThousand,
 }
 
 /// Everything `bench pipeline` reports.
@@ -73,6 +82,9 @@ pub struct PipelineReport {
     pub endpoints: usize,
     pub deliveries: u64,
     pub dispatchers: usize,
+    /// Dispatchers running as processes of their own (0: in this process).
+    pub dispatcher_processes: usize,
+    pub sink_latency_ms: u64,
     /// Attempts in flight at once, for the pipeline and the bare ceiling alike.
     pub concurrency: usize,
     pub runs: Vec<PipelineRun>,
@@ -93,14 +105,15 @@ pub async fn pipeline(options: &PipelineOptions) -> Result<PipelineReport, Bench
             "events, endpoints, runs and dispatchers must all be at least 1".to_string(),
         ));
     }
-    let concurrency = (options.dispatch.concurrency * options.dispatchers)
+    let concurrency = (options.dispatch.concurrency * options.dispatchers_in_all())
         .min(options.endpoints * options.dispatch.max_in_flight_per_endpoint as usize);
     let mut runs = Vec::new();
     let mut database = String::new();
     for run in 0..options.runs {
-        let (store, _dir) = open_database(options.db.as_deref(), run == 0).await?;
+        let (store, dir) = open_database(options.db.as_deref(), run == 0).await?;
         database = describe(&store);
-        let figures = pipeline_run(options, &store, run, concurrency).await?;
+        let url = database_url(options.db.as_deref(), dir.as_ref());
+        let figures = pipeline_run(options, &store, &url, run, concurrency).await?;
         store.close().await;
         runs.push(figures);
     }
@@ -112,11 +125,24 @@ pub async fn pipeline(options: &PipelineOptions) -> Result<PipelineReport, Bench
         endpoints: options.endpoints,
         deliveries: (options.events * options.endpoints) as u64,
         dispatchers: options.dispatchers,
+        dispatcher_processes: options.dispatcher_processes,
+        sink_latency_ms: u64::try_from(options.sink_latency.as_millis()).unwrap_or(u64::MAX),
         concurrency,
         median: median_run(&runs),
         runs,
         peak_memory_bytes: peak_memory(),
     })
+}
+
+impl PipelineOptions {
+    /// How many dispatchers deliver, in this process or as processes.
+    fn dispatchers_in_all(&self) -> usize {
+        if self.dispatcher_processes > 0 {
+            self.dispatcher_processes
+        } else {
+            self.dispatchers
+        }
+    }
 }
 
 /// The sinks, their endpoints and the operator actions of one run.
@@ -137,8 +163,15 @@ async fn fixture(
     ops.add_tenant(&tenant).await?;
     let mut sinks = Vec::new();
     let mut targets = Vec::new();
-    for (sink, endpoint) in
-        sink_endpoints(&ops, &tenant, "sink", options.endpoints, "bench.*").await?
+    for (sink, endpoint) in sink_endpoints(
+        &ops,
+        &tenant,
+        "sink",
+        options.endpoints,
+        "bench.*",
+        options.sink_latency,
+    )
+    .await?
     {
         targets.push(PreparedTarget::new(&EndpointTarget {
             id: endpoint.id.clone(),
@@ -198,6 +231,7 @@ async fn publish_all(
 async fn pipeline_run(
     options: &PipelineOptions,
     store: &Store,
+    url: &str,
     run: usize,
     concurrency: usize,
 ) -> Result<PipelineRun, BenchError> {
@@ -207,21 +241,11 @@ async fn pipeline_run(
     if options.mode == PublishMode::Backlog {
         acked = publish_all(&fixture, options.events, 1000).await?;
     }
-    let started = Instant::now();
-    let mut dispatchers = Vec::new();
-    for _ in 0..options.dispatchers {
-        dispatchers.push(RunningDispatcher::start(store, &options.dispatch)?);
-    }
-    if options.mode == PublishMode::Concurrent {
-        // Small batches, as concurrent producers would send them.
-        acked = publish_all(&fixture, options.events, 50).await?;
-    }
-    let finished = wait_for_successes(&dispatchers, total, started).await;
-    let seconds = started.elapsed().as_secs_f64();
-    for dispatcher in dispatchers {
-        dispatcher.stop().await;
-    }
-    finished?;
+    let (seconds, cpu) = if options.dispatcher_processes > 0 {
+        deliver_with_processes(options, store, url, &fixture, total).await?
+    } else {
+        deliver_in_process(options, store, &fixture, total, &mut acked).await?
+    };
     let latencies = latencies(&fixture.sinks, &acked);
     let bare = bare_ceiling(
         &fixture,
@@ -242,7 +266,156 @@ async fn pipeline_run(
         latency_p99_ms: percentile(&latencies, 0.99),
         bare_posts_per_sec: bare,
         ratio: deliveries_per_sec / bare,
+        cpu,
     })
+}
+
+/// Delivers `total` with dispatchers in this process (publishing meanwhile
+/// in `Concurrent` mode); returns the seconds it took and the CPU it cost.
+async fn deliver_in_process(
+    options: &PipelineOptions,
+    store: &Store,
+    fixture: &Fixture,
+    total: u64,
+    acked: &mut Vec<(String, i64)>,
+) -> Result<(f64, CpuPerThousand), BenchError> {
+    let postgres = server_of(store.database_backend_pid().await?);
+    let cpu_before = CpuReading::now(&[], postgres);
+    let started = Instant::now();
+    let mut dispatchers = Vec::new();
+    for _ in 0..options.dispatchers {
+        dispatchers.push(RunningDispatcher::start(store, &options.dispatch)?);
+    }
+    if options.mode == PublishMode::Concurrent {
+        // Small batches, as concurrent producers would send them.
+        *acked = publish_all(fixture, options.events, 50).await?;
+    }
+    let finished = wait_for_successes(&dispatchers, total, started).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_before.per_thousand(&CpuReading::now(&[], postgres), total);
+    for dispatcher in dispatchers {
+        dispatcher.stop().await;
+    }
+    finished?;
+    Ok((seconds, cpu))
+}
+
+/// Delivers the published backlog with `hookline dispatch` processes of
+/// this binary on `url`; the clock runs from their start to the sinks
+/// having accepted `total`.
+async fn deliver_with_processes(
+    options: &PipelineOptions,
+    store: &Store,
+    url: &str,
+    fixture: &Fixture,
+    total: u64,
+) -> Result<(f64, CpuPerThousand), BenchError> {
+    if options.mode == PublishMode::Concurrent {
+        return Err(BenchError::Setup(
+            "--dispatcher-processes delivers a published backlog: use --mode backlog".to_string(),
+        ));
+    }
+    let postgres = server_of(store.database_backend_pid().await?);
+    let cpu_before = CpuReading::now(&[], postgres);
+    let started = Instant::now();
+    let mut children = DispatcherProcesses::start(options, url)?;
+    let accepted = || -> u64 { fixture.sinks.iter().map(|s| s.stats().accepted).sum() };
+    let mut last = (0, Instant::now());
+    let finished = loop {
+        let done = accepted();
+        if done >= total {
+            break Ok(());
+        }
+        if done != last.0 {
+            last = (done, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(30) {
+            break Err(BenchError::Stalled {
+                done,
+                total,
+                waited: started.elapsed(),
+            });
+        }
+        if let Some(exited) = children.exited() {
+            break Err(BenchError::Setup(format!(
+                "a dispatcher process exited: {exited}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_before.per_thousand(&CpuReading::now(&children.pids(), postgres), total);
+    children.stop().await;
+    finished?;
+    Ok((seconds, cpu))
+}
+
+/// `hookline dispatch` processes of this binary, stopped with SIGTERM.
+struct DispatcherProcesses {
+    children: Vec<tokio::process::Child>,
+}
+
+impl DispatcherProcesses {
+    fn start(options: &PipelineOptions, url: &str) -> Result<DispatcherProcesses, BenchError> {
+        let exe = std::env::current_exe()?;
+        let d = &options.dispatch;
+        let mut children = Vec::new();
+        for _ in 0..options.dispatcher_processes {
+            let mut command = tokio::process::Command::new(&exe);
+            for (key, _) in std::env::vars() {
+                if key.starts_with("HOOKLINE_") {
+                    command.env_remove(key);
+                }
+            }
+            let child = command
+                .args(["--db", url, "dispatch"])
+                .env("HOOKLINE_LOG", "warn")
+                .env("HOOKLINE_NETWORK_ALLOW", "127.0.0.1/32")
+                .env("HOOKLINE_DISPATCH_CONCURRENCY", d.concurrency.to_string())
+                .env(
+                    "HOOKLINE_DISPATCH_MAX_IN_FLIGHT_PER_ENDPOINT",
+                    d.max_in_flight_per_endpoint.to_string(),
+                )
+                .env("HOOKLINE_DISPATCH_BATCH_SIZE", d.batch_size.to_string())
+                .env("HOOKLINE_DISPATCH_TIMEOUT", format_duration(d.timeout))
+                .env("HOOKLINE_DISPATCH_LEASE", format_duration(d.lease))
+                .env(
+                    "HOOKLINE_DISPATCH_POLL_INTERVAL",
+                    format_duration(d.poll_interval),
+                )
+                .stdout(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()?;
+            children.push(child);
+        }
+        Ok(DispatcherProcesses { children })
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(|c| c.id()).collect()
+    }
+
+    /// How a process that ended early ended, if one did.
+    fn exited(&mut self) -> Option<String> {
+        self.children
+            .iter_mut()
+            .find_map(|c| c.try_wait().ok().flatten())
+            .map(|status| status.to_string())
+    }
+
+    async fn stop(mut self) {
+        for pid in self.pids() {
+            // SAFETY: kill(2) on a child we started and have not reaped; no memory is involved.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        for child in &mut self.children {
+            if tokio::time::timeout(Duration::from_secs(15), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
 }
 
 /// A dispatcher running in this process.
@@ -395,6 +568,13 @@ fn median_run(runs: &[PipelineRun]) -> PipelineRun {
         latency_p99_ms: median(runs.iter().map(|r| r.latency_p99_ms)),
         bare_posts_per_sec: median(runs.iter().map(|r| r.bare_posts_per_sec)),
         ratio: median(runs.iter().map(|r| r.ratio)),
+        cpu: CpuPerThousand {
+            hookline_ms: median(runs.iter().map(|r| r.cpu.hookline_ms)),
+            postgres_ms: runs
+                .iter()
+                .all(|r| r.cpu.postgres_ms.is_some())
+                .then(|| median(runs.iter().filter_map(|r| r.cpu.postgres_ms))),
+        },
     }
 }
 
@@ -405,21 +585,31 @@ fn duration_ms(duration: Duration) -> i64 {
 /// Renders a report as the table people read.
 pub fn render_pipeline(report: &PipelineReport) -> String {
     let mut out = String::new();
+    let dispatchers = match report.dispatcher_processes {
+        0 => format!("{} dispatcher(s)", report.dispatchers),
+        n => format!("{n} dispatcher processes"),
+    };
     out.push_str(&format!(
-        "bench pipeline: {} events x {} endpoints = {} deliveries; {:?} publishing; {} dispatcher(s); {} in flight\n",
-        report.events, report.endpoints, report.deliveries, report.mode, report.dispatchers, report.concurrency
+        "bench pipeline: {} events x {} endpoints = {} deliveries; {:?} publishing; {dispatchers}; {} in flight; sinks answer after {} ms\n",
+        report.events, report.endpoints, report.deliveries, report.mode, report.concurrency, report.sink_latency_ms
     ));
     out.push_str(&format!("database: {}\n\n", report.database));
-    out.push_str("run     deliveries/s  bare POST/s   ratio   p50 ms   p99 ms   seconds\n");
+    out.push_str("run     deliveries/s  bare POST/s   ratio   p50 ms   p99 ms   seconds   CPU ms/1k: hookline  database\n");
     let row = |label: &str, r: &PipelineRun| {
+        let database = r
+            .cpu
+            .postgres_ms
+            .map_or_else(|| "-".to_string(), |ms| format!("{ms:.0}"));
         format!(
-            "{label:<7} {:>12.0}  {:>11.0}  {:>6.1}%  {:>7.1}  {:>7.1}  {:>8.2}\n",
+            "{label:<7} {:>12.0}  {:>11.0}  {:>6.1}%  {:>7.1}  {:>7.1}  {:>8.2}  {:>19.0}  {:>8}\n",
             r.deliveries_per_sec,
             r.bare_posts_per_sec,
             r.ratio * 100.0,
             r.latency_p50_ms,
             r.latency_p99_ms,
-            r.seconds
+            r.seconds,
+            r.cpu.hookline_ms,
+            database,
         )
     };
     for (i, run) in report.runs.iter().enumerate() {

@@ -170,6 +170,13 @@ pub struct PipelineArgs {
     /// Dispatchers in this process sharing the database.
     #[arg(long, default_value_t = 1)]
     pub dispatchers: usize,
+    /// Run this many `hookline dispatch` processes instead (each with
+    /// dispatch.concurrency slots), as dispatchers on separate hosts would.
+    #[arg(long, default_value_t = 0)]
+    pub dispatcher_processes: usize,
+    /// How long each sink takes to answer, e.g. 50ms.
+    #[arg(long, default_value = "0s", value_parser = parse_duration_arg)]
+    pub sink_latency: std::time::Duration,
 }
 
 /// `--mode` values.

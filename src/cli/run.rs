@@ -205,6 +205,8 @@ pub async fn bench_pipeline(
             BenchMode::Concurrent => hookline::bench::PublishMode::Concurrent,
         },
         dispatchers: args.dispatchers,
+        dispatcher_processes: args.dispatcher_processes,
+        sink_latency: args.sink_latency,
         dispatch: config.dispatch.clone(),
     };
     let report = hookline::bench::pipeline(&options).await?;

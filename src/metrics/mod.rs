@@ -12,6 +12,9 @@
 
 mod process;
 
+#[cfg(feature = "bench")]
+pub(crate) use process::cpu_of;
+
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

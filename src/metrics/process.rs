@@ -79,6 +79,28 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) ->
     gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
 }
 
+/// A process's command name and the CPU seconds it and its waited-for
+/// children have used, from `/proc/PID/stat`; for benchmarks that charge
+/// CPU time to the processes doing the work.
+pub(crate) fn cpu_of(pid: u32) -> Option<(String, f64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let name = text.get(text.find('(')? + 1..text.rfind(')')?)?.to_string();
+    let after_name = &text[text.rfind(')')? + 1..];
+    let fields: Vec<f64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // Fields 14-17: utime, stime, cutime, cstime.
+    (fields.len() == 4).then(|| {
+        (
+            name,
+            fields.iter().sum::<f64>() / clock_ticks().unwrap_or(100.0),
+        )
+    })
+}
+
 fn read_stat() -> Option<Stat> {
     let text = std::fs::read_to_string("/proc/self/stat").ok()?;
     parse_stat(&text, clock_ticks()?, page_size()?)

@@ -298,6 +298,19 @@ impl Store {
 }
 
 impl Reads {
+    /// The process id of the Postgres backend serving one of this store's
+    /// connections (`None` on SQLite): on this host, its parent is the
+    /// server, whose CPU time benchmarks charge to the work.
+    pub async fn database_backend_pid(&self) -> Result<Option<u32>> {
+        let Db::Postgres(pools) = &*self.db else {
+            return Ok(None);
+        };
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&pools.read)
+            .await?;
+        Ok(u32::try_from(pid).ok())
+    }
+
     /// Which engine this store talks to.
     pub fn backend(&self) -> Backend {
         match &*self.db {
