@@ -189,6 +189,8 @@ pub struct Reads {
     wal_rewind_due: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Seals endpoint secrets on write and opens them on read.
     secrets_key: Option<SecretsKey>,
+    /// The database's clock for the hot paths (see [`tx::DbClock`]).
+    clock: std::sync::Arc<tx::DbClock>,
 }
 
 impl std::ops::Deref for Store {
@@ -272,6 +274,7 @@ impl Store {
                 )),
                 wal_rewind_due: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
                 secrets_key: options.secrets_key,
+                clock: std::sync::Arc::default(),
             },
         };
         match mode {

@@ -13,7 +13,7 @@ use super::on_db;
 use super::queue::{LEASE_MARGIN_MS, TargetRow};
 use super::sql::dialect::Dialect;
 use super::sql::values::execute_rows;
-use super::tx::{db_now, notify_change};
+use super::tx::notify_change;
 use super::{Claimed, ClaimedDelivery, Result, Store, json_list, to_json};
 use crate::model::{IdKind, new_id};
 use crate::topic::pattern_matches;
@@ -232,7 +232,7 @@ impl Store {
         let hand_off = hand_off.filter(|_| first_delay_ms <= 0);
         let (published, handed_off, queued) = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now(sql, &mut *tx).await?;
+            let now = self.clock.now(sql, &mut *tx).await?;
             // Subscriptions per scope, read once per transaction however many events share it.
             let mut targets: HashMap<&str, Vec<Target>> = HashMap::new();
             for event in events {

@@ -26,7 +26,7 @@ use super::audit::AuditRecord;
 use super::sealing::Sealer;
 use super::sql::rows::parse_json;
 use super::sql::values::{RowsStatement, execute_rows, padded_rows};
-use super::{AttemptSlots, Reads, Result, Store, json_list, on_db};
+use super::{AttemptSlots, Reads, Result, Store, json_list, on_db, to_json};
 use crate::model::{Actor, DeliveryState, ErrorKind, Source};
 use crate::seal::SecretsKey;
 use crate::store::endpoints::end_due_pauses;
@@ -408,18 +408,29 @@ impl Store {
         };
         let (applied, claimed, resumed) = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now(sql, &mut *tx).await?;
+            let now = self.clock.now(sql, &mut *tx).await?;
             let mut applied = 0;
             let mut resumed = 0;
             if !batch.rows.is_empty() {
-                execute_rows!(tx, sql.insert_attempts, batch.rows, [], bind_attempt);
-                applied = execute_rows!(
-                    tx,
-                    sql.apply_outcomes,
-                    batch.rows,
-                    [now, owner],
-                    bind_outcome
-                );
+                applied = match sql.record_outcomes {
+                    Some(both) => sqlx::query(both)
+                        .bind(to_json(&batch.rows))
+                        .bind(now)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected(),
+                    None => {
+                        execute_rows!(tx, sql.insert_attempts, batch.rows, [], bind_attempt);
+                        execute_rows!(
+                            tx,
+                            sql.apply_outcomes,
+                            batch.rows,
+                            [now, owner],
+                            bind_outcome
+                        )
+                    }
+                };
                 for outcome in outcomes {
                     let Some(reason) = &outcome.disable_endpoint else {
                         continue;
