@@ -5,6 +5,19 @@ mod common;
 
 use common::{Backend, TestDb, hookline_command, ok};
 
+/// The real binary for a bench on `db`: on SQLite without `--db` (the
+/// harness makes its own temp files), on Postgres with the empty database.
+fn bench_command(db: &TestDb) -> std::process::Command {
+    match db.backend {
+        Backend::Sqlite => {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+            command.env("HOOKLINE_LOG", "warn");
+            command
+        }
+        Backend::Postgres => hookline_command(&db.url, &[]),
+    }
+}
+
 async fn pipeline_bench_reports_every_figure(backend: Backend) {
     let db = TestDb::new(backend);
     let args = [
@@ -20,15 +33,7 @@ async fn pipeline_bench_reports_every_figure(backend: Backend) {
         "concurrent",
         "--json",
     ];
-    // SQLite: no --db, the harness makes its own temp files; Postgres: an empty database.
-    let mut command = match backend {
-        Backend::Sqlite => {
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
-            command.env("HOOKLINE_LOG", "warn");
-            command
-        }
-        Backend::Postgres => hookline_command(&db.url, &[]),
-    };
+    let mut command = bench_command(&db);
     let output = command.args(args).output().expect("run the bench");
     let report: serde_json::Value =
         serde_json::from_str(&ok(output)).expect("bench --json prints one JSON object");
@@ -98,14 +103,7 @@ async fn pipeline_bench_runs_dispatcher_processes(backend: Backend) {
         "20ms",
         "--json",
     ];
-    let mut command = match backend {
-        Backend::Sqlite => {
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
-            command.env("HOOKLINE_LOG", "warn");
-            command
-        }
-        Backend::Postgres => hookline_command(&db.url, &[]),
-    };
+    let mut command = bench_command(&db);
     let output = command
         .env("HOOKLINE_DISPATCH_CONCURRENCY", "4")
         .args(args)
@@ -168,15 +166,7 @@ fn console_bench_command(db: &TestDb, extra: &[&str]) -> std::process::Command {
         "--runs",
         "2",
     ];
-    // SQLite: no --db, the harness seeds its own temp file; Postgres: an empty database.
-    let mut command = match db.backend {
-        Backend::Sqlite => {
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
-            command.env("HOOKLINE_LOG", "warn");
-            command
-        }
-        Backend::Postgres => hookline_command(&db.url, &[]),
-    };
+    let mut command = bench_command(db);
     command.args(args).args(extra);
     command
 }
@@ -315,14 +305,7 @@ async fn isolation_bench_reports_both_scenarios(backend: Backend) {
         "300ms",
         "--json",
     ];
-    let mut command = match backend {
-        Backend::Sqlite => {
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
-            command.env("HOOKLINE_LOG", "warn");
-            command
-        }
-        Backend::Postgres => hookline_command(&db.url, &[]),
-    };
+    let mut command = bench_command(&db);
     let output = command.args(args).output().expect("run the bench");
     let report: serde_json::Value =
         serde_json::from_str(&ok(output)).expect("bench --json prints one JSON object");
