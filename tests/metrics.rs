@@ -334,28 +334,13 @@ async fn counters_match_what_the_database_recorded(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 
-    let attempts = db_count(&db.url, "SELECT COUNT(*) FROM attempts").await;
-    let succeeded_attempts = db_count(
-        &db.url,
-        "SELECT COUNT(*) FROM attempts WHERE error_kind IS NULL",
-    )
-    .await;
-    let refused = db_count(
-        &db.url,
-        "SELECT COUNT(*) FROM attempts WHERE error_kind = 'connect'",
-    )
-    .await;
-    let delivered = db_count(
-        &db.url,
-        "SELECT COUNT(*) FROM deliveries WHERE state = 'succeeded'",
-    )
-    .await;
-    let dead = db_count(
-        &db.url,
-        "SELECT COUNT(*) FROM deliveries WHERE state = 'dead'",
-    )
-    .await;
-    let deliveries = db_count(&db.url, "SELECT COUNT(*) FROM deliveries").await;
+    let count = |query: &'static str| db_count(&db.url, query);
+    let attempts = count("SELECT COUNT(*) FROM attempts").await;
+    let succeeded_attempts = count("SELECT COUNT(*) FROM attempts WHERE error_kind IS NULL").await;
+    let refused = count("SELECT COUNT(*) FROM attempts WHERE error_kind = 'connect'").await;
+    let delivered = count("SELECT COUNT(*) FROM deliveries WHERE state = 'succeeded'").await;
+    let dead = count("SELECT COUNT(*) FROM deliveries WHERE state = 'dead'").await;
+    let deliveries = count("SELECT COUNT(*) FROM deliveries").await;
     assert!(
         dead >= 27.0,
         "every event to the refusing endpoint dies: {dead}"
