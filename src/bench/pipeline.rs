@@ -320,20 +320,14 @@ async fn deliver_with_processes(
     let started = Instant::now();
     let mut children = DispatcherProcesses::start(options, url)?;
     let accepted = || -> u64 { fixture.sinks.iter().map(|s| s.stats().accepted).sum() };
-    let mut last = (0, Instant::now());
+    let mut progress = Progress::new(total, started);
     let finished = loop {
         let done = accepted();
         if done >= total {
             break Ok(());
         }
-        if done != last.0 {
-            last = (done, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(30) {
-            break Err(BenchError::Stalled {
-                done,
-                total,
-                waited: started.elapsed(),
-            });
+        if let Err(stalled) = progress.check(done) {
+            break Err(stalled);
         }
         if let Some(exited) = children.exited() {
             break Err(BenchError::Setup(format!(
@@ -465,7 +459,7 @@ pub(crate) async fn wait_for_successes(
     total: u64,
     started: Instant,
 ) -> Result<(), BenchError> {
-    let mut last = (0, Instant::now());
+    let mut progress = Progress::new(total, started);
     loop {
         let done: u64 = dispatchers
             .iter()
@@ -474,16 +468,42 @@ pub(crate) async fn wait_for_successes(
         if done >= total {
             return Ok(());
         }
-        if done != last.0 {
-            last = (done, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(30) {
+        progress.check(done)?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Watches a count of deliveries that should keep rising towards `total`.
+struct Progress {
+    total: u64,
+    started: Instant,
+    last: u64,
+    last_moved: Instant,
+}
+
+impl Progress {
+    fn new(total: u64, started: Instant) -> Progress {
+        Progress {
+            total,
+            started,
+            last: 0,
+            last_moved: Instant::now(),
+        }
+    }
+
+    /// Fails when `done` has not moved for half a minute.
+    fn check(&mut self, done: u64) -> Result<(), BenchError> {
+        if done != self.last {
+            self.last = done;
+            self.last_moved = Instant::now();
+        } else if self.last_moved.elapsed() > Duration::from_secs(30) {
             return Err(BenchError::Stalled {
                 done,
-                total,
-                waited: started.elapsed(),
+                total: self.total,
+                waited: self.started.elapsed(),
             });
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok(())
     }
 }
 
