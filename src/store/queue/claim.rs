@@ -31,8 +31,10 @@ pub(crate) struct Eligible {
     pub endpoint_id: String,
     /// Its oldest due time.
     pub due: i64,
-    /// Free in-flight slots.
+    /// Free in-flight slots, as the heads counted them.
     pub free: i64,
+    /// Its in-flight cap.
+    pub cap: i64,
 }
 
 /// The active endpoints with due work and free capacity, oldest head first,
@@ -53,6 +55,7 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
                 endpoint_id: head.id.clone(),
                 due,
                 free,
+                cap: head.cap,
             });
         }
     }
@@ -81,8 +84,10 @@ pub(crate) fn endpoints_to_lock(heads: &[Head], limit: usize, now: i64) -> Vec<S
 ///
 /// Parameters: `$1` now, `$2` owner, `$3` lease ms, `$4` default timeout ms,
 /// `$5` lease margin ms, `$6` limit, then per endpoint `k` its id at
-/// `$(7+2k)` and its free slots at `$(8+2k)`. The text depends only on the
-/// endpoint count, so the prepared-statement cache keeps one per count.
+/// `$(7+2k)` and at `$(8+2k)` its free slots, or, where the claim counts
+/// the leases itself ([`Dialect::claim_counts_leases`]), its cap. The text
+/// depends only on the endpoint count, so the prepared-statement cache
+/// keeps one per count.
 ///
 /// The leased rows are reached by primary key and by nothing else: no
 /// condition on `state` outside the arms (the arms hold the picked rows
@@ -93,14 +98,24 @@ pub(crate) fn endpoints_to_lock(heads: &[Head], limit: usize, now: i64) -> Vec<S
 pub(crate) fn claim_sql(sql: &Dialect, endpoints: usize) -> String {
     let arms: Vec<String> = (0..endpoints)
         .map(|k| {
+            let endpoint = 7 + 2 * k;
+            let slots = 8 + 2 * k;
+            let limit = if sql.claim_counts_leases {
+                // The statement starts after the endpoint locks, so this
+                // count includes every lease committed before them.
+                format!(
+                    "GREATEST(0, ${slots} - (SELECT COUNT(*) FROM deliveries
+                         WHERE endpoint_id = ${endpoint} AND state = 'in_flight'))"
+                )
+            } else {
+                format!("${slots}")
+            };
             format!(
                 "SELECT * FROM (SELECT id, next_attempt_at FROM deliveries{index}
                      WHERE endpoint_id = ${endpoint} AND state IN ('pending', 'scheduled')
                        AND next_attempt_at <= $1
-                     ORDER BY next_attempt_at, id LIMIT ${free}{lock}) AS c{k}",
+                     ORDER BY next_attempt_at, id LIMIT {limit}{lock}) AS c{k}",
                 index = sql.queue_index_hint,
-                endpoint = 7 + 2 * k,
-                free = 8 + 2 * k,
                 lock = sql.skip_locked,
             )
         })
@@ -185,8 +200,13 @@ mod tests {
         assert_eq!(text.matches("UNION ALL").count(), 1);
         assert!(text.contains("INDEXED BY deliveries_queue"));
         assert!(text.contains("MAX($3"));
+        assert!(
+            !text.contains("COUNT(*)"),
+            "SQLite's single writer counted leases exactly"
+        );
         let text = claim_sql(&crate::store::sql::dialect::POSTGRES, 1);
         assert!(text.contains("FOR UPDATE SKIP LOCKED") && !text.contains("INDEXED BY"));
+        assert!(text.contains("GREATEST(0, $8 - (SELECT COUNT(*)"), "{text}");
         assert!(text.contains("GREATEST($3"));
     }
 }

@@ -498,29 +498,23 @@ impl Store {
                     // Several dispatchers: lock the endpoints this claim will
                     // serve (oldest first, only as many as the limit needs, so
                     // other dispatchers get the rest), skipping any another
-                    // dispatcher holds; then count their leases again in a
-                    // statement that starts after the locks, so caps hold.
+                    // dispatcher holds. The claim statement, which starts
+                    // after the locks, counts their leases again, so caps
+                    // hold; until then the heads' count is a first guess.
                     let wanted = endpoints_to_lock(&heads, request.limit, now);
                     let locked: Vec<String> = sqlx::query_scalar(lock)
                         .bind(json_list(&wanted))
                         .fetch_all(&mut *tx)
                         .await?;
-                    let counts: HashMap<String, i64> = sqlx::query_as(sql.in_flight_of)
-                        .bind(json_list(&locked))
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .collect();
                     for head in &mut heads {
-                        if locked.contains(&head.id) {
-                            head.in_flight = counts.get(&head.id).copied().unwrap_or(0);
-                        } else if head.due.is_some_and(|due| due <= now) {
-                            // Due but not locked by us (another dispatcher is
-                            // claiming for it, or it was beyond the limit):
-                            // not ours to claim from this time.
+                        // Due but not locked by us (another dispatcher is
+                        // claiming for it, or it was beyond the limit): not
+                        // ours to claim from this time. Work not yet due is
+                        // kept: it only says when to look again.
+                        let due_now = head.due.is_some_and(|due| due <= now);
+                        if due_now && !locked.contains(&head.id) {
                             head.in_flight = head.cap.max(head.in_flight);
                         }
-                        // Not yet due: kept as is; it only says when to look again.
                     }
                 }
                 let (eligible, next_due_in_ms) = eligible_endpoints(&heads, now);
@@ -547,9 +541,12 @@ impl Store {
                         .bind(LEASE_MARGIN_MS)
                         .bind(remaining as i64);
                     for endpoint in chunk {
-                        query = query
-                            .bind(&endpoint.endpoint_id)
-                            .bind(endpoint.free.min(remaining as i64));
+                        let slots = if sql.claim_counts_leases {
+                            endpoint.cap
+                        } else {
+                            endpoint.free.min(remaining as i64)
+                        };
+                        query = query.bind(&endpoint.endpoint_id).bind(slots);
                     }
                     rows.extend(query.fetch_all(&mut *tx).await?);
                 }

@@ -67,6 +67,10 @@ pub(crate) struct Dialect {
     pub end_pauses: &'static str,
     pub queue_heads: &'static str,
     pub in_flight_of: &'static str,
+    /// Whether the claim statement counts each endpoint's leases itself
+    /// (Postgres: it runs after the endpoint locks, which saves the round
+    /// trip of counting them in a statement of their own).
+    pub claim_counts_leases: bool,
     /// Claim: the index hint for the per-endpoint candidate scans.
     pub queue_index_hint: &'static str,
     /// Claim: the row-lock clause of the candidate scans.
@@ -141,6 +145,7 @@ impl Dialect {
             end_pauses: end_pauses(f).leak(),
             queue_heads: queue_heads(f).leak(),
             in_flight_of: in_flight_of(f).leak(),
+            claim_counts_leases: f.pick(false, true),
             queue_index_hint: f.indexed_by("deliveries_queue").leak(),
             skip_locked: f.skip_locked(),
             primary_key_hint: f.indexed_by("sqlite_autoindex_deliveries_1").leak(),
