@@ -173,6 +173,29 @@ fn assert_never_decreased(before: &Scrape, now: &Scrape, process: &str) {
     }
 }
 
+/// A process's `/metrics`, scraped again and again: each scrape must not
+/// show a monotonic series lower than the scrape before it.
+struct Watched {
+    url: String,
+    process: &'static str,
+    last: Scrape,
+}
+
+impl Watched {
+    async fn start(client: &reqwest::Client, url: String, process: &'static str) -> Watched {
+        let last = scrape(client, &url).await;
+        Watched { url, process, last }
+    }
+
+    /// Scrapes again, checks it against the last scrape and returns it.
+    async fn again(&mut self, client: &reqwest::Client) -> Scrape {
+        let now = scrape(client, &self.url).await;
+        assert_never_decreased(&self.last, &now, self.process);
+        self.last = now.clone();
+        now
+    }
+}
+
 /// One number from the database, by a query the product never needs.
 async fn db_count(url: &str, query: &'static str) -> f64 {
     use sqlx::Connection;
@@ -297,8 +320,8 @@ async fn counters_match_what_the_database_recorded(backend: Backend) {
     }
 
     let client = reqwest::Client::new();
-    let mut last_serve = scrape(&client, &serve_metrics).await;
-    let mut last_dispatch = scrape(&client, &dispatch_metrics).await;
+    let mut serve_scrapes = Watched::start(&client, serve_metrics, "serve").await;
+    let mut dispatch_scrapes = Watched::start(&client, dispatch_metrics, "dispatch").await;
     for n in 0..30 {
         let event = if n % 10 == 9 {
             json!({ "broadcast": true, "topic": "price.changed", "payload": { "n": n } })
@@ -308,12 +331,8 @@ async fn counters_match_what_the_database_recorded(backend: Backend) {
         let published = api.post("/v1/events", event).await;
         assert!(published["id"].is_string(), "{published}");
         if n % 5 == 0 {
-            let now = scrape(&client, &serve_metrics).await;
-            assert_never_decreased(&last_serve, &now, "serve");
-            last_serve = now;
-            let now = scrape(&client, &dispatch_metrics).await;
-            assert_never_decreased(&last_dispatch, &now, "dispatch");
-            last_dispatch = now;
+            serve_scrapes.again(&client).await;
+            dispatch_scrapes.again(&client).await;
         }
     }
     // Requests whose raw paths must never become labels.
@@ -325,12 +344,8 @@ async fn counters_match_what_the_database_recorded(backend: Backend) {
     let deadline = Instant::now() + WAIT;
     while !all_finished(&db.url).await {
         assert!(Instant::now() < deadline, "deliveries never finished");
-        let now = scrape(&client, &serve_metrics).await;
-        assert_never_decreased(&last_serve, &now, "serve");
-        last_serve = now;
-        let now = scrape(&client, &dispatch_metrics).await;
-        assert_never_decreased(&last_dispatch, &now, "dispatch");
-        last_dispatch = now;
+        serve_scrapes.again(&client).await;
+        dispatch_scrapes.again(&client).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 
@@ -352,10 +367,8 @@ async fn counters_match_what_the_database_recorded(backend: Backend) {
 
     // A gauge reading is kept for a second: wait for one taken after the end.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let serve_now = scrape(&client, &serve_metrics).await;
-    let dispatch_now = scrape(&client, &dispatch_metrics).await;
-    assert_never_decreased(&last_serve, &serve_now, "serve");
-    assert_never_decreased(&last_dispatch, &dispatch_now, "dispatch");
+    let serve_now = serve_scrapes.again(&client).await;
+    let dispatch_now = dispatch_scrapes.again(&client).await;
     let both =
         |name: &str, labels: &[&str]| serve_now.sum(name, labels) + dispatch_now.sum(name, labels);
 
