@@ -1926,6 +1926,132 @@ async fn a_claim_takes_only_the_slots_it_fills(backend: Backend) {
     assert_eq!(one_slot.free(), 0);
 }
 
+/// A dispatcher's cycle: no reap this time, so Postgres records the
+/// outcomes in the statement that reads the queue heads.
+fn cycle(owner: &str, limit: usize, cap: i64) -> ClaimRequest<'_> {
+    ClaimRequest {
+        default_max_in_flight: cap,
+        reap_expired: false,
+        ..request(owner, limit)
+    }
+}
+
+async fn one_cycle_records_outcomes_and_claims_the_slots_they_free(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let hooks = env.endpoint("acme", "hooks", &["*"]).await;
+    for _ in 0..4 {
+        env.publish("acme", "order.created").await;
+    }
+    let (_, first) = env
+        .store
+        .record_and_claim("dsp_a", &[], None, Some(&cycle("dsp_a", 10, 2)))
+        .await
+        .unwrap();
+    assert_eq!(first.deliveries.len(), 2, "the cap of 2");
+    let mut succeeded = outcome(&first.deliveries[0], NextStep::Succeeded);
+    let mut failed = outcome(&first.deliveries[1], NextStep::RetryIn(HOUR_MS));
+    succeeded.attempt.started_at -= 10;
+    failed.attempt.started_at = succeeded.attempt.started_at + 5;
+    let outcomes = [succeeded, failed];
+    let rollups = Rollups::of("dsp_a", &outcomes);
+    let (summary, second) = env
+        .store
+        .record_and_claim(
+            "dsp_a",
+            &outcomes,
+            Some(&rollups),
+            Some(&cycle("dsp_a", 10, 2)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.applied, 2);
+    assert_eq!(summary.stale, 0);
+    assert_eq!(
+        second.deliveries.len(),
+        2,
+        "the two slots the outcomes freed are claimed in the same cycle"
+    );
+    assert!(second.endpoints.contains_key(&hooks.id));
+    let again: HashSet<String> = ids(&second.deliveries).into_iter().collect();
+    assert!(!again.contains(&first.deliveries[0].id) && !again.contains(&first.deliveries[1].id));
+    assert_eq!(
+        env.state(&first.deliveries[0].id).await,
+        DeliveryState::Delivered
+    );
+    assert_eq!(
+        env.state(&first.deliveries[1].id).await,
+        DeliveryState::Retrying
+    );
+    let attempts = scalar(
+        &env.db,
+        "SELECT COUNT(*) FROM attempts WHERE endpoint_id = $1",
+        &hooks.id,
+    )
+    .await;
+    assert_eq!(attempts, 2, "both attempts are in history");
+    assert_eq!(
+        consecutive_failures(&env.db, &hooks.id).await,
+        1,
+        "the rollups were written: a success, then a failure"
+    );
+}
+
+async fn a_retry_a_cycle_schedules_sets_the_wait(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    env.endpoint("acme", "hooks", &["*"]).await;
+    env.publish("acme", "order.created").await;
+    let (_, first) = env
+        .store
+        .record_and_claim("dsp_a", &[], None, Some(&cycle("dsp_a", 10, 2)))
+        .await
+        .unwrap();
+    assert_eq!(first.deliveries.len(), 1);
+    let retry = [outcome(&first.deliveries[0], NextStep::RetryIn(60_000))];
+    let (summary, second) = env
+        .store
+        .record_and_claim("dsp_a", &retry, None, Some(&cycle("dsp_a", 10, 2)))
+        .await
+        .unwrap();
+    assert_eq!(summary.applied, 1);
+    assert!(second.deliveries.is_empty(), "the retry is not due yet");
+    let wait = second.next_due_in_ms.expect("a wait for the retry");
+    assert!(
+        (55_000..=60_000).contains(&wait),
+        "next look in {wait} ms, not in a minute"
+    );
+}
+
+async fn a_claim_sends_to_the_endpoint_as_it_is_now(backend: Backend) {
+    let env = env(backend).await;
+    env.tenant("acme").await;
+    let hooks = env.endpoint("acme", "hooks", &["*"]).await;
+    env.publish("acme", "order.created").await;
+    let first = env.store.claim(&cycle("dsp_a", 10, 8)).await.unwrap();
+    assert_eq!(first.endpoints[&hooks.id].url, hooks.url);
+    env.store
+        .release("dsp_a", &ids(&first.deliveries))
+        .await
+        .unwrap();
+    env.ops
+        .update_endpoint(
+            &hooks.id,
+            &EndpointChanges {
+                url: Some("http://127.0.0.1:9/moved".to_string()),
+                timeout: Some(Some(Duration::from_secs(2))),
+                ..EndpointChanges::default()
+            },
+        )
+        .await
+        .expect("update");
+    let second = env.store.claim(&cycle("dsp_a", 10, 8)).await.unwrap();
+    assert_eq!(second.deliveries.len(), 1);
+    let target = &second.endpoints[&hooks.id];
+    assert_eq!(target.url, "http://127.0.0.1:9/moved");
+    assert_eq!(target.timeout_ms, 2_000);
+}
+
 async fn a_publish_that_delays_first_attempts_hands_off_nothing(backend: Backend) {
     let env = env(backend).await;
     env.tenant("acme").await;
@@ -4279,6 +4405,9 @@ both_backends!(
     a_publish_hands_off_only_what_caps_queues_and_slots_allow,
     a_publish_that_delays_first_attempts_hands_off_nothing,
     a_claim_takes_only_the_slots_it_fills,
+    one_cycle_records_outcomes_and_claims_the_slots_they_free,
+    a_retry_a_cycle_schedules_sets_the_wait,
+    a_claim_sends_to_the_endpoint_as_it_is_now,
     in_flight_caps_count_leases_held_by_other_owners,
     concurrent_claims_from_separate_stores_never_exceed_a_cap,
     the_claim_limit_caps_the_total,

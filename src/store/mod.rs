@@ -191,6 +191,8 @@ pub struct Reads {
     secrets_key: Option<SecretsKey>,
     /// The database's clock for the hot paths (see [`tx::DbClock`]).
     clock: std::sync::Arc<tx::DbClock>,
+    /// Endpoint rows the claim read, while unchanged (see [`queue::TargetCache`]).
+    targets: std::sync::Arc<queue::TargetCache>,
 }
 
 impl std::ops::Deref for Store {
@@ -275,6 +277,7 @@ impl Store {
                 wal_rewind_due: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
                 secrets_key: options.secrets_key,
                 clock: std::sync::Arc::default(),
+                targets: std::sync::Arc::default(),
             },
         };
         match mode {

@@ -63,19 +63,6 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
     (eligible, next_due_in)
 }
 
-/// The endpoints a claim of `limit` should lock on Postgres: those with work
-/// due now and free slots, oldest head first, at most `limit` of them (each
-/// has at least one due delivery, so no more can be needed). Locking no more
-/// leaves the other endpoints to other dispatchers.
-pub(crate) fn endpoints_to_lock(heads: &[Head], limit: usize, now: i64) -> Vec<String> {
-    let (eligible, _) = eligible_endpoints(heads, now);
-    eligible
-        .into_iter()
-        .take(limit)
-        .map(|e| e.endpoint_id)
-        .collect()
-}
-
 /// The claim as one statement for `endpoints` eligible endpoints: take each
 /// one's oldest due deliveries (up to its free slots, an index range scan
 /// per endpoint), keep the globally oldest `$6` of them (a k-way merge the
@@ -169,27 +156,6 @@ mod tests {
         let (eligible, next_due) = eligible_endpoints(&heads, 100);
         assert!(eligible.is_empty());
         assert_eq!(next_due, Some(600));
-    }
-
-    #[test]
-    fn only_the_endpoints_a_claim_needs_are_locked() {
-        let heads = [
-            head("ep_a", 5, 8),
-            head("ep_b", 1, 8),
-            head("ep_c", 9, 8),
-            head("ep_d", 2, 0),
-        ];
-        assert_eq!(endpoints_to_lock(&heads, 2, 100), ["ep_b", "ep_a"]);
-        assert_eq!(endpoints_to_lock(&heads, 1, 100), ["ep_b"]);
-        assert_eq!(
-            endpoints_to_lock(&heads, 100, 100),
-            ["ep_b", "ep_a", "ep_c"]
-        );
-        assert_eq!(
-            endpoints_to_lock(&heads, 100, 6),
-            ["ep_b", "ep_a"],
-            "ep_c is not due yet"
-        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 mod claim;
 mod record;
+mod targets;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,18 +24,17 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::AuditRecord;
-use super::sealing::Sealer;
-use super::sql::rows::parse_json;
+use super::sql::dialect::Dialect;
 use super::sql::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Reads, Result, Store, json_list, on_db, to_json};
 use crate::model::{Actor, DeliveryState, ErrorKind, Source};
-use crate::seal::SecretsKey;
 use crate::store::endpoints::end_due_pauses;
 use crate::store::tx::{db_now, notify_change, write_audit};
 pub(crate) use claim::LEASE_MARGIN_MS;
-use claim::{ENDPOINTS_PER_STATEMENT, Head, claim_sql, eligible_endpoints, endpoints_to_lock};
+use claim::{ENDPOINTS_PER_STATEMENT, Head, claim_sql, eligible_endpoints};
 pub use record::Rollups;
-use record::{PreparedBatch, bind_attempt, bind_outcome};
+use record::{PreparedBatch, RollupRows, bind_attempt, bind_outcome};
+pub(crate) use targets::{TargetCache, TargetRow};
 
 /// What a dispatcher asks of [`Store::claim`].
 #[derive(Debug, Clone)]
@@ -183,58 +183,6 @@ struct ClaimedRow {
     topic: String,
     next_attempt_at: i64,
     payload: String,
-}
-
-/// An endpoint's row as a claim reads it, before it becomes an [`EndpointTarget`].
-#[derive(sqlx::FromRow)]
-pub(crate) struct TargetRow {
-    id: String,
-    url: String,
-    secret: String,
-    previous_secret: Option<String>,
-    previous_secret_expires_at: Option<i64>,
-    timeout_ms: Option<i64>,
-    headers: String,
-}
-
-impl TargetRow {
-    /// The endpoint's id.
-    pub(crate) fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// How long an attempt may take: the endpoint's timeout or the default.
-    pub(crate) fn timeout_ms(&self, default_timeout_ms: i64) -> i64 {
-        self.timeout_ms.unwrap_or(default_timeout_ms)
-    }
-
-    /// The target as of `now` (its signing secrets depend on the time), its
-    /// sealed values opened with `key`: one that cannot be opened fails the
-    /// read, so nothing unopened is ever sent.
-    pub(crate) fn into_target(
-        self,
-        now: i64,
-        default_timeout_ms: i64,
-        key: Option<&SecretsKey>,
-    ) -> Result<EndpointTarget> {
-        let sealer = Sealer::new(key, &self.id);
-        let mut secrets = vec![sealer.open_secret(&self.secret)?];
-        if let (Some(previous), Some(expires)) =
-            (self.previous_secret, self.previous_secret_expires_at)
-            && expires > now
-        {
-            // The previous secret signs too while its grace lasts.
-            secrets.push(sealer.open_secret(&previous)?);
-        }
-        let headers = parse_json("endpoints", "headers", &self.headers)?;
-        Ok(EndpointTarget {
-            headers: sealer.open_headers(headers)?,
-            timeout_ms: self.timeout_ms.unwrap_or(default_timeout_ms),
-            secrets,
-            url: sealer.open_url(&self.url)?,
-            id: self.id,
-        })
-    }
 }
 
 impl Reads {
@@ -406,12 +354,18 @@ impl Store {
             client_addr: None,
             source: Source::System,
         };
+        // Postgres records the outcomes in the statement that reads the
+        // queue heads, unless something must happen between the two: a 410
+        // disables its endpoint, or expired leases and ended pauses are due.
         let (applied, claimed, resumed) = on_db!(self, |pools, sql| {
+            let fold_outcomes = sql.cycle_heads.is_some()
+                && request.is_some_and(|r| !r.reap_expired)
+                && outcomes.iter().all(|o| o.disable_endpoint.is_none());
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = self.clock.now(sql, &mut *tx).await?;
             let mut applied = 0;
             let mut resumed = 0;
-            if !batch.rows.is_empty() {
+            if !batch.rows.is_empty() && !fold_outcomes {
                 applied = match sql.record_outcomes {
                     Some(both) => sqlx::query(both)
                         .bind(to_json(&batch.rows))
@@ -455,21 +409,8 @@ impl Store {
                         ).await?;
                     }
                 }
-                for (endpoint_id, (deliveries, reason)) in blocked_by_endpoint(outcomes) {
-                    write_audit(
-                        &mut *tx,
-                        now,
-                        AuditRecord {
-                            actor: &system,
-                            action: "delivery.blocked",
-                            detail: json!({ "endpoint_id": endpoint_id, "reason": reason, "deliveries": deliveries.len() }),
-                            target_ids: deliveries,
-                        },
-                    )
-                    .await?;
-                }
             }
-            if let Some(rollups) = &batch.rollups {
+            if let Some(rollups) = batch.rollups.as_ref().filter(|_| !fold_outcomes) {
                 sqlx::query(sql.upsert_endpoint_stats)
                     .bind(&rollups.stats)
                     .execute(&mut *tx)
@@ -478,6 +419,19 @@ impl Store {
                     .bind(&rollups.health)
                     .execute(&mut *tx)
                     .await?;
+            }
+            for (endpoint_id, (deliveries, reason)) in blocked_by_endpoint(outcomes) {
+                write_audit(
+                    &mut *tx,
+                    now,
+                    AuditRecord {
+                        actor: &system,
+                        action: "delivery.blocked",
+                        detail: json!({ "endpoint_id": endpoint_id, "reason": reason, "deliveries": deliveries.len() }),
+                        target_ids: deliveries,
+                    },
+                )
+                .await?;
             }
             let mut claimed = Claimed::default();
             if let Some(request) = request {
@@ -490,34 +444,17 @@ impl Store {
                     // the claim: their held deliveries may go in this cycle.
                     resumed = end_due_pauses(sql, &mut *tx, now, &system).await?;
                 }
-                let mut heads: Vec<Head> = sqlx::query_as(sql.queue_heads)
-                    .bind(request.default_max_in_flight)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                if let Some(lock) = sql.lock_endpoints {
-                    // Several dispatchers: lock the endpoints this claim will
-                    // serve (oldest first, only as many as the limit needs, so
-                    // other dispatchers get the rest), skipping any another
-                    // dispatcher holds. The claim statement, which starts
-                    // after the locks, counts their leases again, so caps
-                    // hold; until then the heads' count is a first guess.
-                    let wanted = endpoints_to_lock(&heads, request.limit, now);
-                    let locked: Vec<String> = sqlx::query_scalar(lock)
-                        .bind(json_list(&wanted))
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    for head in &mut heads {
-                        // Due but not locked by us (another dispatcher is
-                        // claiming for it, or it was beyond the limit): not
-                        // ours to claim from this time. Work not yet due is
-                        // kept: it only says when to look again.
-                        let due_now = head.due.is_some_and(|due| due <= now);
-                        if due_now && !locked.contains(&head.id) {
-                            head.in_flight = head.cap.max(head.in_flight);
-                        }
-                    }
+                let folded = fold_outcomes.then_some(&batch);
+                let mut heads = read_heads(sql, &mut *tx, folded, request, now).await?;
+                if let Some(recorded) = heads.applied {
+                    applied = recorded;
                 }
-                let (eligible, next_due_in_ms) = eligible_endpoints(&heads, now);
+                let (eligible, mut next_due_in_ms) = eligible_endpoints(&heads.heads, now);
+                if let Some(retry_due) = heads.retry_due {
+                    // Retries this cycle scheduled: in no head yet.
+                    let wait = (retry_due - now).max(0);
+                    next_due_in_ms = Some(next_due_in_ms.map_or(wait, |w| w.min(wait)));
+                }
                 claimed.next_due_in_ms = next_due_in_ms;
                 let limit = match request.slots {
                     Some(slots) => {
@@ -562,10 +499,19 @@ impl Store {
                         rows.iter().map(|r| r.endpoint_id.as_str()).collect();
                     endpoint_ids.sort_unstable();
                     endpoint_ids.dedup();
-                    let targets: Vec<TargetRow> = sqlx::query_as(sql.endpoint_targets)
-                        .bind(json_list(&endpoint_ids))
-                        .fetch_all(&mut *tx)
-                        .await?;
+                    let (mut targets, stale) = self.targets.split(&endpoint_ids, &heads.versions);
+                    if !stale.is_empty() {
+                        let read: Vec<TargetRow> = sqlx::query_as(sql.endpoint_targets)
+                            .bind(json_list(&stale))
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        for row in &read {
+                            if let Some(version) = heads.versions.remove(row.id()) {
+                                self.targets.keep(row, &version);
+                            }
+                        }
+                        targets.extend(read);
+                    }
                     for row in targets {
                         let target =
                             row.into_target(now, request.default_timeout_ms, self.secrets_key())?;
@@ -620,6 +566,115 @@ impl Store {
         self.note_change();
         Ok(released)
     }
+}
+
+/// The queue heads a claim starts from, as [`read_heads`] found them.
+struct CycleHeads {
+    /// Endpoints with queued work; those this claim may not serve (another
+    /// dispatcher's, or beyond its limit) count as full.
+    heads: Vec<Head>,
+    /// Outcomes recorded by the same statement, when it recorded them.
+    applied: Option<u64>,
+    /// The earliest retry those outcomes scheduled.
+    retry_due: Option<i64>,
+    /// The row version of each endpoint the claim locked.
+    versions: HashMap<String, String>,
+}
+
+/// A row of [`Dialect::cycle_heads`].
+#[derive(sqlx::FromRow)]
+struct CycleHeadRow {
+    applied: i64,
+    retry_due: Option<i64>,
+    id: Option<String>,
+    due: Option<i64>,
+    cap: Option<i64>,
+    in_flight: Option<i64>,
+    locked: bool,
+    version: Option<String>,
+}
+
+/// Reads the queue heads for a claim of `request`. On Postgres the same
+/// statement locks the endpoints the claim will serve and, when `folded`
+/// is given, records that batch first; on SQLite the single writer needs
+/// no locks and the batch was recorded before.
+async fn read_heads<C>(
+    sql: &Dialect,
+    conn: &mut C,
+    folded: Option<&PreparedBatch<'_>>,
+    request: &ClaimRequest<'_>,
+    now: i64,
+) -> std::result::Result<CycleHeads, sqlx::Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    Head: for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+    CycleHeadRow: for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+    for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> &'q str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+{
+    let Some(statement) = sql.cycle_heads else {
+        let heads = sqlx::query_as(sql.queue_heads)
+            .bind(request.default_max_in_flight)
+            .fetch_all(&mut *conn)
+            .await?;
+        return Ok(CycleHeads {
+            heads,
+            applied: None,
+            retry_due: None,
+            versions: HashMap::new(),
+        });
+    };
+    let no_rollups = RollupRows::default();
+    let rollups = folded
+        .and_then(|b| b.rollups.as_ref())
+        .unwrap_or(&no_rollups);
+    let rows: Vec<CycleHeadRow> = sqlx::query_as(statement)
+        .bind(folded.map_or_else(|| "[]".to_string(), |b| to_json(&b.rows)))
+        .bind(now)
+        .bind(request.owner)
+        .bind(rollups.stats.as_str())
+        .bind(rollups.health.as_str())
+        .bind(request.default_max_in_flight)
+        .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut read = CycleHeads {
+        heads: Vec::with_capacity(rows.len()),
+        applied: None,
+        retry_due: None,
+        versions: HashMap::new(),
+    };
+    for row in rows {
+        if folded.is_some() {
+            read.applied = Some(u64::try_from(row.applied).unwrap_or(0));
+        }
+        read.retry_due = row.retry_due;
+        let (Some(id), Some(cap), Some(in_flight)) = (row.id, row.cap, row.in_flight) else {
+            continue;
+        };
+        let due_now = row.due.is_some_and(|due| due <= now);
+        // Due but not locked by this claim (another dispatcher is claiming
+        // for it, or it was beyond the limit): not ours to claim from this
+        // time. Work not yet due is kept: it only says when to look again.
+        let in_flight = if due_now && !row.locked {
+            cap.max(in_flight)
+        } else {
+            in_flight
+        };
+        if let Some(version) = row.version {
+            read.versions.insert(id.clone(), version);
+        }
+        read.heads.push(Head {
+            id,
+            due: row.due,
+            cap,
+            in_flight,
+        });
+    }
+    Ok(read)
 }
 
 /// The deliveries the outbound guard refused in `outcomes`, by endpoint,

@@ -30,6 +30,16 @@ pub(crate) struct RollupRows {
     pub health: String,
 }
 
+impl Default for RollupRows {
+    /// No rollups: empty lists.
+    fn default() -> RollupRows {
+        RollupRows {
+            stats: "[]".to_string(),
+            health: "[]".to_string(),
+        }
+    }
+}
+
 impl<'a> PreparedBatch<'a> {
     pub fn new(
         owner: &'a str,

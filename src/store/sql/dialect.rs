@@ -66,6 +66,7 @@ pub(crate) struct Dialect {
     pub due_pauses: &'static str,
     pub end_pauses: &'static str,
     pub queue_heads: &'static str,
+    pub cycle_heads: Option<&'static str>,
     pub in_flight_of: &'static str,
     /// Whether the claim statement counts each endpoint's leases itself
     /// (Postgres: it runs after the endpoint locks, which saves the round
@@ -144,6 +145,7 @@ impl Dialect {
             due_pauses: due_pauses(f).leak(),
             end_pauses: end_pauses(f).leak(),
             queue_heads: queue_heads(f).leak(),
+            cycle_heads: cycle_heads(f),
             in_flight_of: in_flight_of(f).leak(),
             claim_counts_leases: f.pick(false, true),
             queue_index_hint: f.indexed_by("deliveries_queue").leak(),
@@ -514,22 +516,113 @@ fn end_pauses(f: Flavor) -> String {
 /// it has none of its own) and its deliveries in flight.
 fn queue_heads(f: Flavor) -> String {
     format!(
-        "WITH RECURSIVE heads(endpoint_id) AS (
+        "WITH RECURSIVE {walk} {rows}",
+        walk = queue_walk(f),
+        rows = head_rows(f, 1, "")
+    )
+}
+
+/// The recursive CTE `heads(endpoint_id)` of [`queue_heads`]: one index
+/// seek per endpoint with queued work.
+fn queue_walk(f: Flavor) -> String {
+    format!(
+        "heads(endpoint_id) AS (
                     SELECT (SELECT q.endpoint_id FROM deliveries q{queue} WHERE q.state IN ('pending', 'scheduled') ORDER BY q.endpoint_id LIMIT 1)
                     UNION ALL
                     SELECT (SELECT q.endpoint_id FROM deliveries q{queue} WHERE q.state IN ('pending', 'scheduled') AND q.endpoint_id > heads.endpoint_id
                             ORDER BY q.endpoint_id LIMIT 1)
                     FROM heads WHERE heads.endpoint_id IS NOT NULL
-                )
-                SELECT e.id,
+                )",
+        queue = f.indexed_by("deliveries_queue"),
+    )
+}
+
+/// The head of each active endpoint [`queue_walk`] found: earliest due
+/// time, cap (parameter `cap` where it has none of its own), and leases
+/// counted minus `released` (an expression over `e.id`, or nothing).
+fn head_rows(f: Flavor, cap: u8, released: &str) -> String {
+    format!(
+        "SELECT e.id,
                        (SELECT MIN(q.next_attempt_at) FROM deliveries q{queue} WHERE q.endpoint_id = e.id AND q.state IN ('pending', 'scheduled')) AS due,
-                       COALESCE(e.max_in_flight, $1) AS cap,
-                       (SELECT COUNT(*) FROM deliveries f{in_flight} WHERE f.endpoint_id = e.id AND f.state = 'in_flight') AS in_flight
+                       COALESCE(e.max_in_flight, ${cap}) AS cap,
+                       (SELECT COUNT(*) FROM deliveries f{in_flight} WHERE f.endpoint_id = e.id AND f.state = 'in_flight'){released} AS in_flight
                 FROM heads JOIN endpoints e ON e.id = heads.endpoint_id
                 WHERE e.state = 'active' AND e.deleted_at IS NULL",
         queue = f.indexed_by("deliveries_queue"),
         in_flight = f.indexed_by("deliveries_in_flight"),
     )
+}
+
+/// Postgres: the first half of a dispatcher cycle as one statement. It
+/// records the last batch's outcomes (rows `$1` as [`record_outcomes`], at
+/// clock `$2`, for owner `$3`), folds the rollups (`$4` endpoint stats, `$5`
+/// health, as [`upsert_endpoint_stats`] and [`upsert_health`]), reads the
+/// queue heads (default cap `$6`) and locks, skipping those another
+/// dispatcher holds, the endpoints the claim will serve: due, under their
+/// cap, oldest head first, at most `$7`.
+///
+/// Its rows: the outcomes applied and the earliest retry they scheduled
+/// (the same on every row), then one head per row (none: `id` is NULL),
+/// whether this cycle locked it, and its row version (`xmin`: it changes
+/// with every update of the endpoint, so a cached target is current while
+/// the version is). The heads are read in the statement's one snapshot,
+/// where the outcomes it records are still in flight: their count is
+/// taken off. The claim, a statement of its own, counts the leases again
+/// after the locks.
+fn cycle_heads(f: Flavor) -> Option<&'static str> {
+    let (Flavor::Postgres, RowsStatement::Json(insert), RowsStatement::Json(apply)) =
+        (f, insert_attempts(f), apply_outcomes(f))
+    else {
+        return None;
+    };
+    let text = format!(
+        "WITH RECURSIVE inserted AS ({insert}),
+              applied AS ({apply}
+                  RETURNING deliveries.endpoint_id, deliveries.state, deliveries.next_attempt_at),
+              stats AS ({stats}),
+              health AS ({health}),
+              {walk},
+              head_rows AS ({rows}),
+              locked AS (SELECT id, CAST(xmin AS TEXT) AS version FROM endpoints
+                  WHERE id IN (SELECT id FROM head_rows WHERE due <= $2 AND cap > in_flight
+                               ORDER BY due, id LIMIT $7)
+                  FOR NO KEY UPDATE SKIP LOCKED)
+         SELECT s.applied, s.retry_due, h.id, h.due, h.cap, h.in_flight,
+                l.id IS NOT NULL AS locked, l.version
+           FROM (SELECT COUNT(*) AS applied,
+                        MIN(next_attempt_at) FILTER (WHERE state = 'scheduled') AS retry_due
+                   FROM applied) AS s
+           LEFT JOIN head_rows h ON TRUE
+           LEFT JOIN locked l ON l.id = h.id",
+        stats = shift_params(&upsert_endpoint_stats(f), 3),
+        health = shift_params(&upsert_health(f), 4),
+        walk = queue_walk(f),
+        rows = head_rows(
+            f,
+            6,
+            " - (SELECT COUNT(*) FROM applied a WHERE a.endpoint_id = e.id)"
+        ),
+    );
+    Some(text.leak())
+}
+
+/// `text` with every parameter `$n` renumbered `$(n + by)`, so statements
+/// written on their own can be parts of one.
+fn shift_params(text: &str, by: usize) -> String {
+    let mut shifted = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        shifted.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => shifted.push_str(&(n + by).to_string()),
+            Err(_) => shifted.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    shifted.push_str(rest);
+    shifted
 }
 
 /// After locking (Postgres): `(endpoint_id, count)` of leased deliveries
