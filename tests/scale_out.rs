@@ -315,3 +315,50 @@ async fn a_publish_wakes_an_idle_dispatcher_at_once(backend: Backend) {
 }
 
 both_backends!(a_publish_wakes_an_idle_dispatcher_at_once);
+
+/// Pids of the connections named `hookline` on `url`'s database.
+async fn hookline_connections(url: &str) -> Vec<i32> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+          WHERE application_name = 'hookline' AND datname = current_database()",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list connections")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_opens_no_more_connections_than_configured() {
+    let db = TestDb::new(Backend::Postgres);
+    let store = db.store().await;
+    let sinks = sinks_and_endpoints(&store, &db.url, 8, Duration::from_millis(20)).await;
+    publish(&store, &db.url, 300).await;
+    let ours = hookline_connections(&db.url).await;
+    let _dispatcher = Dispatchers::start(&db.url, 1, &[("HOOKLINE_DATABASE_MAX_CONNECTIONS", "2")]);
+    let most = std::sync::atomic::AtomicUsize::new(0);
+    let done = wait_until(Duration::from_secs(120), || async {
+        let theirs = hookline_connections(&db.url)
+            .await
+            .into_iter()
+            .filter(|pid| !ours.contains(pid))
+            .count();
+        most.fetch_max(theirs, std::sync::atomic::Ordering::Relaxed);
+        count(&db.url, DeliveryState::Delivered).await == 2_400
+    })
+    .await;
+    let most = most.into_inner();
+    assert!(
+        done,
+        "not delivered: {:?}",
+        common::count_by_state(&db.url).await
+    );
+    sink_duplicates(&sinks, 300);
+    // The pool's two, and the connection that listens for wake-ups.
+    assert!(most <= 3, "the dispatcher opened {most} connections");
+    assert!(
+        most >= 2,
+        "the sampling saw the dispatcher's connections: {most}"
+    );
+}

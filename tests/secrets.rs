@@ -35,6 +35,7 @@ fn key(text: &str) -> SecretsKey {
 async fn open(db: &TestDb, secrets_key: Option<&str>) -> Store {
     let options = StoreOptions {
         secrets_key: secrets_key.map(key),
+        ..StoreOptions::default()
     };
     Store::open_with(&db.url, OpenMode::CreateAndMigrate, options)
         .await

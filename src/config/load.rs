@@ -34,8 +34,9 @@ pub(super) const SECTIONS: [&str; 8] = [
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 24] = [
+const KEYS: [(&str, &str); 25] = [
     ("database", "url"),
+    ("database", "max_connections"),
     ("dispatch", "concurrency"),
     ("dispatch", "max_in_flight_per_endpoint"),
     ("dispatch", "timeout"),
@@ -273,6 +274,7 @@ fn apply(
     let d = &mut config.dispatch;
     Some(match (section, key) {
         ("database", "url") => set(&mut config.database.url, raw),
+        ("database", "max_connections") => set(&mut config.database.max_connections, raw),
         ("dispatch", "concurrency") => set(&mut d.concurrency, raw),
         ("dispatch", "max_in_flight_per_endpoint") => set(&mut d.max_in_flight_per_endpoint, raw),
         ("dispatch", "timeout") => set(&mut d.timeout, raw),
@@ -734,6 +736,10 @@ mod tests {
             (
                 "[dispatch]\nconcurrency = 0",
                 "dispatch.concurrency: must be at least 1, got 0",
+            ),
+            (
+                "[database]\nmax_connections = 0",
+                "database.max_connections: must be at least 1, got 0",
             ),
             (
                 "[dispatch]\nconcurrency = -2",

@@ -79,6 +79,8 @@ pub struct DatabaseConfig {
     /// `sqlite:…` (embedded) or `postgres:…`/`postgresql:…`. May hold a
     /// password: log [`DatabaseConfig::redacted_url`], never this.
     pub url: String,
+    /// Postgres: most connections each hookline process opens (≥ 1).
+    pub max_connections: u32,
 }
 
 /// `[dispatch]` settings; see `config/hookline.toml` for what each does.
@@ -230,6 +232,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite://hookline.db".to_owned(),
+            max_connections: 16,
         }
     }
 }
@@ -316,6 +319,10 @@ impl Config {
         // Checked in order; the first failure is reported.
         let mut rules: Vec<(String, Option<String>)> = vec![
             ("database.url".into(), url_problem(&self.database.url)),
+            (
+                "database.max_connections".into(),
+                zero(self.database.max_connections.into()),
+            ),
             ("dispatch.concurrency".into(), zero(d.concurrency as u64)),
             (
                 "dispatch.max_in_flight_per_endpoint".into(),
@@ -422,6 +429,7 @@ impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseConfig")
             .field("url", &self.redacted_url())
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -462,6 +470,7 @@ mod tests {
     fn debug_and_redacted_url_hide_passwords() {
         let db = DatabaseConfig {
             url: "postgres://hook:s3cret@db:5432/hookline?sslmode=require&password=also".to_owned(),
+            ..DatabaseConfig::default()
         };
         assert_eq!(
             db.redacted_url(),

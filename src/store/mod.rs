@@ -66,6 +66,9 @@ pub struct StoreOptions {
     /// [`crate::seal`]); without it they are written plain, and sealed
     /// ones cannot be read.
     pub secrets_key: Option<SecretsKey>,
+    /// Postgres: most connections in the pool (`[database] max_connections`);
+    /// `None`: the default of 16.
+    pub max_connections: Option<u32>,
 }
 
 impl StoreOptions {
@@ -73,6 +76,7 @@ impl StoreOptions {
     pub fn from_config(config: &crate::config::Config) -> StoreOptions {
         StoreOptions {
             secrets_key: config.secrets.key.clone(),
+            max_connections: Some(config.database.max_connections),
         }
     }
 }
@@ -260,7 +264,7 @@ impl Store {
             let (pools, location) = backend::sqlite::connect(url, mode).await?;
             (Db::Sqlite(pools), location)
         } else if backend::postgres::is_postgres_url(url) {
-            let pools = backend::postgres::connect(url).await?;
+            let pools = backend::postgres::connect(url, options.max_connections).await?;
             (Db::Postgres(pools), redact_url(url))
         } else {
             return Err(StoreError::BadUrl(redact_url(url)));

@@ -8,8 +8,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::config::redact_url;
 use crate::store::{Pools, Result, StoreError};
 
-/// Connections per process; attempts are HTTP-bound, the database sees
-/// batched claims and outcomes, so a few connections suffice.
+/// Connections per process unless configured: attempts are HTTP-bound and
+/// the database sees batched claims and outcomes, so a few are busy even
+/// flat out (see docs/operations.md for the measurements).
 const MAX_CONNECTIONS: u32 = 16;
 
 /// Whether `url` names a Postgres database.
@@ -17,8 +18,12 @@ pub(crate) fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// Opens the pool; on Postgres readers and writers share it.
-pub(crate) async fn connect(url: &str) -> Result<Pools<sqlx::Postgres>> {
+/// Opens the pool of at most `max_connections` (default
+/// [`MAX_CONNECTIONS`]); on Postgres readers and writers share it.
+pub(crate) async fn connect(
+    url: &str,
+    max_connections: Option<u32>,
+) -> Result<Pools<sqlx::Postgres>> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|_| StoreError::BadUrl(redact_url(url)))?
         .application_name("hookline")
@@ -29,7 +34,7 @@ pub(crate) async fn connect(url: &str) -> Result<Pools<sqlx::Postgres>> {
         .options([("plan_cache_mode", "force_generic_plan")])
         .statement_cache_capacity(crate::store::sql::values::STATEMENT_CACHE);
     let pool = PgPoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
+        .max_connections(max_connections.unwrap_or(MAX_CONNECTIONS).max(1))
         // No ping before every checkout (a round trip per transaction): a
         // broken connection fails its statement, and callers retry.
         .test_before_acquire(false)
@@ -63,7 +68,7 @@ mod tests {
     #[tokio::test]
     async fn a_url_that_does_not_parse_is_refused_without_its_password() {
         let url = "postgres://u:secret@h:notaport/db?password=secret";
-        let err = match connect(url).await {
+        let err = match connect(url, None).await {
             Ok(_) => panic!("{url} connected"),
             Err(err) => err.to_string(),
         };
