@@ -21,7 +21,8 @@ use hookline::model::{
 use hookline::ops::{BulkRetry, EndpointChanges, EndpointInput, EventInput, Ops, OpsError};
 use hookline::store::{
     AttemptSlots, ClaimRequest, Claimed, ClaimedDelivery, Cursor, DeliveryFilter, HandOffRequest,
-    NewAttempt, NewEvent, NextStep, OpenMode, Outcome, Published, Rollups, Store, StoreError,
+    NewAttempt, NewEvent, NextStep, OpenMode, Outcome, Published, RecordSummary, Rollups, Store,
+    StoreError,
 };
 
 /// A valid 24-byte Standard Webhooks secret.
@@ -1926,14 +1927,24 @@ async fn a_claim_takes_only_the_slots_it_fills(backend: Backend) {
     assert_eq!(one_slot.free(), 0);
 }
 
-/// A dispatcher's cycle: no reap this time, so Postgres records the
-/// outcomes in the statement that reads the queue heads.
-fn cycle(owner: &str, limit: usize, cap: i64) -> ClaimRequest<'_> {
-    ClaimRequest {
+/// A cycle of dispatcher "dsp_a" (limit 10, default cap `cap`) that records
+/// `outcomes`: no reap this time, so Postgres records them in the statement
+/// that reads the queue heads.
+async fn run_cycle(
+    env: &Env,
+    outcomes: &[Outcome],
+    rollups: Option<&Rollups>,
+    cap: i64,
+) -> (RecordSummary, Claimed) {
+    let request = ClaimRequest {
         default_max_in_flight: cap,
         reap_expired: false,
-        ..request(owner, limit)
-    }
+        ..request("dsp_a", 10)
+    };
+    env.store
+        .record_and_claim("dsp_a", outcomes, rollups, Some(&request))
+        .await
+        .expect("cycle")
 }
 
 async fn one_cycle_records_outcomes_and_claims_the_slots_they_free(backend: Backend) {
@@ -1943,11 +1954,7 @@ async fn one_cycle_records_outcomes_and_claims_the_slots_they_free(backend: Back
     for _ in 0..4 {
         env.publish("acme", "order.created").await;
     }
-    let (_, first) = env
-        .store
-        .record_and_claim("dsp_a", &[], None, Some(&cycle("dsp_a", 10, 2)))
-        .await
-        .unwrap();
+    let (_, first) = run_cycle(&env, &[], None, 2).await;
     assert_eq!(first.deliveries.len(), 2, "the cap of 2");
     let mut succeeded = outcome(&first.deliveries[0], NextStep::Succeeded);
     let mut failed = outcome(&first.deliveries[1], NextStep::RetryIn(HOUR_MS));
@@ -1955,16 +1962,7 @@ async fn one_cycle_records_outcomes_and_claims_the_slots_they_free(backend: Back
     failed.attempt.started_at = succeeded.attempt.started_at + 5;
     let outcomes = [succeeded, failed];
     let rollups = Rollups::of("dsp_a", &outcomes);
-    let (summary, second) = env
-        .store
-        .record_and_claim(
-            "dsp_a",
-            &outcomes,
-            Some(&rollups),
-            Some(&cycle("dsp_a", 10, 2)),
-        )
-        .await
-        .unwrap();
+    let (summary, second) = run_cycle(&env, &outcomes, Some(&rollups), 2).await;
     assert_eq!(summary.applied, 2);
     assert_eq!(summary.stale, 0);
     assert_eq!(
@@ -2002,18 +2000,10 @@ async fn a_retry_a_cycle_schedules_sets_the_wait(backend: Backend) {
     env.tenant("acme").await;
     env.endpoint("acme", "hooks", &["*"]).await;
     env.publish("acme", "order.created").await;
-    let (_, first) = env
-        .store
-        .record_and_claim("dsp_a", &[], None, Some(&cycle("dsp_a", 10, 2)))
-        .await
-        .unwrap();
+    let (_, first) = run_cycle(&env, &[], None, 2).await;
     assert_eq!(first.deliveries.len(), 1);
     let retry = [outcome(&first.deliveries[0], NextStep::RetryIn(60_000))];
-    let (summary, second) = env
-        .store
-        .record_and_claim("dsp_a", &retry, None, Some(&cycle("dsp_a", 10, 2)))
-        .await
-        .unwrap();
+    let (summary, second) = run_cycle(&env, &retry, None, 2).await;
     assert_eq!(summary.applied, 1);
     assert!(second.deliveries.is_empty(), "the retry is not due yet");
     let wait = second.next_due_in_ms.expect("a wait for the retry");
@@ -2028,7 +2018,7 @@ async fn a_claim_sends_to_the_endpoint_as_it_is_now(backend: Backend) {
     env.tenant("acme").await;
     let hooks = env.endpoint("acme", "hooks", &["*"]).await;
     env.publish("acme", "order.created").await;
-    let first = env.store.claim(&cycle("dsp_a", 10, 8)).await.unwrap();
+    let (_, first) = run_cycle(&env, &[], None, 8).await;
     assert_eq!(first.endpoints[&hooks.id].url, hooks.url);
     env.store
         .release("dsp_a", &ids(&first.deliveries))
@@ -2045,7 +2035,7 @@ async fn a_claim_sends_to_the_endpoint_as_it_is_now(backend: Backend) {
         )
         .await
         .expect("update");
-    let second = env.store.claim(&cycle("dsp_a", 10, 8)).await.unwrap();
+    let (_, second) = run_cycle(&env, &[], None, 8).await;
     assert_eq!(second.deliveries.len(), 1);
     let target = &second.endpoints[&hooks.id];
     assert_eq!(target.url, "http://127.0.0.1:9/moved");
