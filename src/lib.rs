@@ -36,6 +36,8 @@ pub mod model;
 pub mod ops;
 /// Which values are secrets (URL passwords, sensitive headers) and how they are masked.
 pub mod redact;
+/// Retention in the background: one pruner at a time across every process.
+pub mod prune;
 /// Encryption at rest of endpoint secrets with `[secrets] key`.
 pub mod seal;
 /// Standard Webhooks signatures and the `whsec_…` secrets behind them.

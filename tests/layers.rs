@@ -22,7 +22,7 @@ fn allowed(layer: &str) -> Option<&'static [&'static str]> {
         "model" | "topic" | "api_key" | "config" | "health" | "sign" | "redact" | "seal"
         | "text" | "held" | "metrics" => Some(&[]),
         "store" => Some(&[]),
-        "dispatch" => Some(&["store"]),
+        "dispatch" | "prune" => Some(&["store"]),
         "ops" => Some(&["dispatch", "store"]),
         // The read side of the store only: no `Store` (see `writes_through_store`).
         "api" | "console" | "sink" => Some(&["ops", "store"]),

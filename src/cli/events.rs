@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::admin::{open_store, ops};
 use super::output::{Cell, Output, Record};
-use super::{AuditArgs, DeliveryCommand, DeliveryListArgs, PublishArgs, RetryArgs};
+use super::{AuditArgs, DeliveryCommand, DeliveryListArgs, PruneArgs, PublishArgs, RetryArgs};
 
 /// The payload argument: JSON text, `@FILE`, or `-` for stdin, byte for byte.
 fn read_payload(arg: &str) -> anyhow::Result<String> {
@@ -371,6 +371,33 @@ pub async fn retry(args: RetryArgs, config: &Config, out: &Output) -> anyhow::Re
         json!({ "endpoint_id": endpoint.id, "count": count, "dry_run": request.dry_run }),
         &text,
     );
+    Ok(())
+}
+
+/// `hookline prune`: one retention pass now, table by table.
+pub async fn prune(args: PruneArgs, config: &Config, out: &Output) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let report = hookline::prune::prune_once(&store, &config.retention, args.dry_run).await;
+    store.close().await;
+    let report = report?;
+    if out.is_json() {
+        let mut json = serde_json::to_value(&report)?;
+        json["total"] = serde_json::Value::from(report.total());
+        out.result(json, "");
+        return Ok(());
+    }
+    let records: Vec<Record> = report
+        .rows()
+        .iter()
+        .map(|&(table, rows)| {
+            Record::new()
+                .field("table", table)
+                .field("rows", i64::try_from(rows).unwrap_or(i64::MAX))
+        })
+        .collect();
+    out.table(&records, "");
+    let verb = if report.dry_run { "would remove" } else { "removed" };
+    out.note(&format!("{verb} {} rows in all", report.total()));
     Ok(())
 }
 

@@ -82,12 +82,22 @@ pub enum Command {
     Dispatchers,
     /// Show the audit log of operator actions, newest first.
     Audit(AuditArgs),
+    /// Remove what has outlived [retention] now, in one pass (dispatch and
+    /// serve do it by themselves every retention.interval).
+    Prune(PruneArgs),
     /// Manage the API keys the HTTP API accepts.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
     /// Measure hookline on this machine (prints a table, or JSON with --json).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Count what a pass would remove, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -530,6 +540,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Retry(args) => events::retry(args, &config, &out).await,
         Command::Dispatchers => events::dispatchers(&config, &out).await,
         Command::Audit(args) => events::audit(args, &config, &out).await,
+        Command::Prune(args) => events::prune(args, &config, &out).await,
         Command::Apikey(command) => apikey::apikey(command, &config, &out).await,
         Command::Bench(BenchCommand::Pipeline(args)) => {
             run::bench_pipeline(args, cli.db, &config, &out).await

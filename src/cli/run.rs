@@ -5,6 +5,7 @@ use hookline::config::Config;
 use hookline::dispatch::Dispatcher;
 use hookline::dispatch::guard::Guard;
 use hookline::ops::OpsError;
+use hookline::prune::Pruner;
 use hookline::sign::Secret;
 use hookline::sink::{self, SinkOptions};
 use hookline::store::{OpenMode, Store, StoreOptions};
@@ -84,7 +85,9 @@ pub async fn dispatch(config: &Config) -> anyhow::Result<()> {
     store.check_secrets().await?;
     let dispatcher = Dispatcher::new(store.clone(), &config.dispatch, Guard::new(&config.network))?;
     let scraped = metrics_listener(config, &store).await?;
+    let pruner = Pruner::start(store.clone(), config.retention.clone());
     let dispatched = dispatcher.run(shutdown_signal()).await;
+    pruner.stop().await;
     if let Some(listener) = scraped {
         listener.stop().await;
     }
@@ -141,6 +144,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let api = hookline::api::start(ops, &options).await?;
     println!("API listening on {}", api.url());
     let scraped = metrics_listener(config, &store).await?;
+    let pruner = Pruner::start(store.clone(), config.retention.clone());
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -154,6 +158,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
         .await;
     // The dispatcher only returns early on an error; stop the API either way.
     let served = api.stop().await;
+    pruner.stop().await;
     if let Some(listener) = scraped {
         listener.stop().await;
     }

@@ -28,13 +28,21 @@ const ENV_PREFIX: &str = "HOOKLINE_";
 
 /// The sections of the file; each is one word, so `HOOKLINE_<SECTION>_<KEY>`
 /// splits at the first `_` after the prefix.
-pub(super) const SECTIONS: [&str; 8] = [
-    "database", "dispatch", "limits", "log", "api", "network", "secrets", "metrics",
+pub(super) const SECTIONS: [&str; 9] = [
+    "database",
+    "dispatch",
+    "limits",
+    "log",
+    "api",
+    "network",
+    "secrets",
+    "metrics",
+    "retention",
 ];
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 25] = [
+const KEYS: [(&str, &str); 33] = [
     ("database", "url"),
     ("database", "max_connections"),
     ("dispatch", "concurrency"),
@@ -60,6 +68,14 @@ const KEYS: [(&str, &str); 25] = [
     ("secrets", "key"),
     ("metrics", "listen"),
     ("metrics", "per_endpoint"),
+    ("retention", "succeeded"),
+    ("retention", "dead"),
+    ("retention", "held"),
+    ("retention", "health"),
+    ("retention", "dispatchers"),
+    ("retention", "audit"),
+    ("retention", "idempotency"),
+    ("retention", "interval"),
 ];
 
 impl Config {
@@ -258,6 +274,29 @@ trait Setting: Sized {
 }
 
 /// Sets the one key `section.key`; `None` if there is no such key.
+/// [`apply`] for the `[retention]` section.
+fn apply_retention(
+    r: &mut crate::config::RetentionConfig,
+    key: &str,
+    raw: Raw<'_>,
+) -> Option<Result<(), Problem>> {
+    let slot = match key {
+        "succeeded" => &mut r.succeeded,
+        "dead" => &mut r.dead,
+        "held" => &mut r.held,
+        "health" => &mut r.health,
+        "dispatchers" => &mut r.dispatchers,
+        "audit" => &mut r.audit,
+        "idempotency" => &mut r.idempotency,
+        "interval" => &mut r.interval,
+        _ => return None,
+    };
+    Some(match raw {
+        Raw::Toml(value) => Duration::from_toml(value).map(|v| *slot = v),
+        Raw::Env(value) => Duration::from_env(value).map(|v| *slot = v),
+    })
+}
+
 fn apply(
     config: &mut Config,
     section: &str,
@@ -298,6 +337,7 @@ fn apply(
         ("secrets", "key") => set(&mut config.secrets.key, raw),
         ("metrics", "listen") => set(&mut config.metrics.listen, raw),
         ("metrics", "per_endpoint") => set(&mut config.metrics.per_endpoint, raw),
+        ("retention", key) => return apply_retention(&mut config.retention, key, raw),
         _ => return None,
     })
 }

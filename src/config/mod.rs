@@ -51,6 +51,95 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// `[metrics]`: what Prometheus can scrape, and where.
     pub metrics: MetricsConfig,
+    /// `[retention]`: how long history is kept.
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]` settings: how long each kind of row is kept, counted from
+/// when it was written (an event's `created_at` for events, deliveries and
+/// attempts). Zero turns a rule off; see `config/hookline.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionConfig {
+    /// Events whose every delivery succeeded or was cancelled (or that
+    /// matched no endpoint), with their deliveries and attempts.
+    pub succeeded: Duration,
+    /// Events with a dead delivery and none unfinished.
+    pub dead: Duration,
+    /// Deliveries held by a paused or disabled endpoint longer than this end dead.
+    pub held: Duration,
+    /// Per-minute health rollups.
+    pub health: Duration,
+    /// Rows of dispatchers that stopped (or stopped beating) this long ago.
+    pub dispatchers: Duration,
+    /// Audit log rows.
+    pub audit: Duration,
+    /// Idempotency keys: an older key no longer deduplicates.
+    pub idempotency: Duration,
+    /// How often the pruner looks for what has expired.
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let (m, h, d) = (60, 3600, 86_400);
+        RetentionConfig {
+            succeeded: Duration::from_secs(14 * d),
+            dead: Duration::from_secs(30 * d),
+            held: Duration::from_secs(30 * d),
+            health: Duration::from_secs(7 * d),
+            dispatchers: Duration::from_secs(d),
+            audit: Duration::from_secs(400 * d),
+            idempotency: Duration::from_secs(24 * h),
+            interval: Duration::from_secs(m),
+        }
+    }
+}
+
+/// No retention may exceed this (ten years): larger values are typos.
+const MAX_RETENTION: Duration = Duration::from_secs(3650 * 86_400);
+
+impl RetentionConfig {
+    /// Each rule's key and duration.
+    pub fn rules(&self) -> [(&'static str, Duration); 7] {
+        [
+            ("succeeded", self.succeeded),
+            ("dead", self.dead),
+            ("held", self.held),
+            ("health", self.health),
+            ("dispatchers", self.dispatchers),
+            ("audit", self.audit),
+            ("idempotency", self.idempotency),
+        ]
+    }
+
+    /// What is wrong with these settings, by key (`None`: nothing).
+    fn problems(&self) -> Vec<(String, Option<String>)> {
+        let mut problems: Vec<(String, Option<String>)> = self
+            .rules()
+            .into_iter()
+            .map(|(key, value)| {
+                let problem = (value > MAX_RETENTION).then(|| {
+                    format!(
+                        "must be at most {}, got {}",
+                        format_duration(MAX_RETENTION),
+                        format_duration(value)
+                    )
+                });
+                (format!("retention.{key}"), problem)
+            })
+            .collect();
+        problems.push((
+            "retention.interval".into(),
+            (self.interval < Duration::from_secs(1) || self.interval > Duration::from_secs(86_400))
+                .then(|| {
+                    format!(
+                        "must be between 1s and 1d, got {}",
+                        format_duration(self.interval)
+                    )
+                }),
+        ));
+        problems
+    }
 }
 
 /// `[metrics]` settings.
@@ -386,6 +475,7 @@ impl Config {
         for (i, value) in d.retry_schedule.iter().enumerate() {
             rules.push((format!("dispatch.retry_schedule[{i}]"), too_long(*value)));
         }
+        rules.extend(self.retention.problems());
         match rules
             .into_iter()
             .find_map(|(key, problem)| Some((key, problem?)))

@@ -44,6 +44,9 @@ const SHORT_DURATION_BOUNDS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// Upper bounds (seconds) of retention passes, paced batches included.
+const PRUNE_DURATION_BOUNDS: [f64; 10] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+
 /// Upper bounds of group-commit batch sizes (events per transaction).
 const BATCH_SIZE_BOUNDS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
@@ -96,6 +99,11 @@ struct RouteLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TableLabels {
+    table: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -126,6 +134,10 @@ pub struct Metrics {
     api_requests: Family<RequestLabels, Counter>,
     api_request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     database_reads: Counter,
+    pruned: Family<TableLabels, Counter>,
+    prune_passes: Counter,
+    last_prune: Gauge<f64, std::sync::atomic::AtomicU64>,
+    prune_duration: Histogram,
 }
 
 /// This process's instruments.
@@ -155,6 +167,10 @@ impl Metrics {
             api_requests: Family::default(),
             api_request_duration: Family::new_with_constructor(request_duration_histogram),
             database_reads: Counter::default(),
+            pruned: Family::default(),
+            prune_passes: Counter::default(),
+            last_prune: Gauge::default(),
+            prune_duration: Histogram::new(PRUNE_DURATION_BOUNDS),
         };
         metrics.registered()
     }
@@ -260,8 +276,41 @@ impl Metrics {
             "Database reads for the gauges of /metrics (at most one a second, however many scrape)",
             self.database_reads.clone(),
         );
+        r.register(
+            "hookline_retention_pruned_rows",
+            "Rows this process's pruner removed (or, for held deliveries, ended dead), by table",
+            self.pruned.clone(),
+        );
+        r.register(
+            "hookline_retention_passes",
+            "Retention passes this process ran (it held the pruner's lease)",
+            self.prune_passes.clone(),
+        );
+        r.register(
+            "hookline_retention_last_pass_timestamp_seconds",
+            "When this process's last retention pass ended (unix seconds); 0 before its first",
+            self.last_prune.clone(),
+        );
+        r.register(
+            "hookline_retention_pass_duration_seconds",
+            "Duration of retention passes",
+            self.prune_duration.clone(),
+        );
         r.register_collector(Box::new(process::ProcessCollector));
         self
+    }
+
+    /// A retention pass ended, having removed `rows` (table, count), after `took`.
+    pub fn pruned(&self, rows: &[(&'static str, u64)], took: Duration) {
+        for &(table, count) in rows {
+            self.pruned.get_or_create(&TableLabels { table }).inc_by(count);
+        }
+        self.prune_passes.inc();
+        self.prune_duration.observe(took.as_secs_f64());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.last_prune.set(now);
     }
 
     /// Counts attempts per endpoint as well, from now on (`metrics.per_endpoint`).

@@ -17,6 +17,7 @@ mod endpoints;
 mod publish;
 mod queue;
 mod read;
+mod retention;
 mod sealing;
 /// Bulk seeding for `hookline bench console`: not part of the library's API.
 #[cfg(feature = "bench")]
@@ -46,6 +47,7 @@ pub use read::{
     Backlog, EndpointHealth, EndpointQueue, EndpointStanding, EndpointTally, GaugeReading,
     HealthWindow, Heartbeat, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage, Tally,
 };
+pub use retention::{HELD_REASON, LastPrune, PruneReport};
 pub use subscriptions::{NewSubscription, SubscriptionPatch};
 
 /// How [`Store::open`] treats a database that does not exist yet.
@@ -69,6 +71,9 @@ pub struct StoreOptions {
     /// Postgres: most connections in the pool (`[database] max_connections`);
     /// `None`: the default of 16.
     pub max_connections: Option<u32>,
+    /// How long an idempotency key deduplicates (`[retention] idempotency`);
+    /// `None` or zero: for as long as the key is kept.
+    pub idempotency_window: Option<std::time::Duration>,
 }
 
 impl StoreOptions {
@@ -77,6 +82,7 @@ impl StoreOptions {
         StoreOptions {
             secrets_key: config.secrets.key.clone(),
             max_connections: Some(config.database.max_connections),
+            idempotency_window: Some(config.retention.idempotency),
         }
     }
 }
@@ -197,6 +203,8 @@ pub struct Reads {
     clock: std::sync::Arc<tx::DbClock>,
     /// Endpoint rows the claim read, while unchanged (see [`queue::TargetCache`]).
     targets: std::sync::Arc<queue::TargetCache>,
+    /// How long an idempotency key deduplicates, in ms; 0: always.
+    idempotency_ms: i64,
 }
 
 impl std::ops::Deref for Store {
@@ -282,6 +290,9 @@ impl Store {
                 secrets_key: options.secrets_key,
                 clock: std::sync::Arc::default(),
                 targets: std::sync::Arc::default(),
+                idempotency_ms: options
+                    .idempotency_window
+                    .map_or(0, |w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX)),
             },
         };
         match mode {
@@ -337,6 +348,16 @@ impl Reads {
     /// Where the database is, for messages: a file path, or a URL without its password.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Idempotency keys created before this moment (unix ms `now` less the
+    /// window) no longer deduplicate.
+    pub(crate) fn idempotency_expired_before(&self, now: i64) -> i64 {
+        if self.idempotency_ms == 0 {
+            i64::MIN
+        } else {
+            now.saturating_sub(self.idempotency_ms)
+        }
     }
 }
 

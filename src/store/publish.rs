@@ -279,6 +279,7 @@ impl Store {
                 let claimed: Vec<(String, String)> = sqlx::query_as(sql.insert_idempotency_keys)
                     .bind(to_json(&keys))
                     .bind(now)
+                    .bind(self.idempotency_expired_before(now))
                     .fetch_all(&mut *tx)
                     .await?;
                 let claimed: HashSet<(String, String)> = claimed.into_iter().collect();

@@ -68,6 +68,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0006_pause_until.sql"),
         step: None,
     },
+    Migration {
+        version: 7,
+        name: "retention",
+        sqlite: include_str!("../../../migrations/sqlite/0007_retention.sql"),
+        postgres: include_str!("../../../migrations/postgres/0007_retention.sql"),
+        step: None,
+    },
 ];
 
 /// The schema version this build of hookline expects.

@@ -183,6 +183,18 @@ impl Dialect {
     pub fn index_hint(&self, index: &str) -> String {
         self.flavor.indexed_by(index)
     }
+
+    /// `(SELECT value FROM <JSON array parameter $n>)`, a list of text, for
+    /// statements assembled at run time.
+    pub fn json_list(&self, n: u8) -> String {
+        self.flavor.json_list(n)
+    }
+
+    /// ` <clause>` (a row lock) where the database has row locks, else
+    /// nothing: SQLite's one writer already excludes the others.
+    pub fn row_lock(&self, clause: &str) -> String {
+        self.flavor.row_lock(clause)
+    }
 }
 
 /// Which database a [`Dialect`] spells its statements for.
@@ -414,14 +426,19 @@ fn insert_deliveries(f: Flavor) -> RowsStatement {
     )
 }
 
-/// Claims the idempotency keys in JSON rows `$1` (created at `$2`);
-/// returns `(scope, key)` of those that were free.
+/// Claims the idempotency keys in JSON rows `$1` (created at `$2`), taking
+/// over those created before `$3` (expired); returns `(scope, key)` of
+/// those that were free or expired.
 fn insert_idempotency_keys(f: Flavor) -> String {
     format!(
         "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
                  SELECT value->>'scope', value->>'key', value->>'event_id',
                      CAST(value->>'delivery_count' AS BIGINT), $2
-                 FROM {} WHERE TRUE ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key",
+                 FROM {} WHERE TRUE
+                 ON CONFLICT (scope, key) DO UPDATE SET event_id = excluded.event_id,
+                     delivery_count = excluded.delivery_count, created_at = excluded.created_at
+                 WHERE idempotency_keys.created_at < $3
+                 RETURNING scope, key",
         f.json_rows(1)
     )
 }

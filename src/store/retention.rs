@@ -1,0 +1,677 @@
+//! Retention: removing what has outlived `[retention]`, in small
+//! transactions, by one pruner at a time across every process.
+//!
+//! Events go with their deliveries and attempts once every delivery has
+//! finished and the event is older than its horizon: `dead` when one of its
+//! deliveries is dead, `succeeded` otherwise. Two scans walk the events in
+//! `(created_at, id)` order up to their horizon and keep their place in
+//! `retention_state`, so a pass reads only the events that crossed a
+//! horizon since the last one; an event that was unfinished when the
+//! shorter scan passed it is removed by the longer one. Held deliveries
+//! older than `held` end dead; health rollups, stopped dispatchers, audit
+//! rows and idempotency keys go by age.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::audit::AuditRecord;
+use super::tx::{db_now, write_audit};
+use super::{Result, Store, json_list, on_db};
+use crate::config::RetentionConfig;
+use crate::model::{Actor, Source};
+
+/// Events examined per transaction.
+const EVENTS_PER_BATCH: i64 = 200;
+/// Rows of the other tables removed per transaction.
+const ROWS_PER_BATCH: i64 = 1_000;
+/// How long a pruner's lease lasts unless renewed (each batch renews it).
+const LEASE_MS: i64 = 60_000;
+/// Why a held delivery ended dead.
+pub const HELD_REASON: &str = "held longer than retention.held";
+
+/// Deliveries that are not finished: their event is never removed.
+const UNFINISHED: &str = "('pending', 'scheduled', 'in_flight')";
+
+/// What one pass removed, or with `dry_run` would remove, by table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Counted only: nothing was changed.
+    pub dry_run: bool,
+    pub events: u64,
+    pub deliveries: u64,
+    pub attempts: u64,
+    /// Held deliveries that ended dead (`retention.held`).
+    pub held_ended_dead: u64,
+    /// Per-minute health rollups (per endpoint, and the totals).
+    pub health_rows: u64,
+    pub dispatchers: u64,
+    pub audit_rows: u64,
+    pub idempotency_keys: u64,
+}
+
+impl PruneReport {
+    /// Rows removed (or ended dead) in all.
+    pub fn total(&self) -> u64 {
+        self.events
+            + self.deliveries
+            + self.attempts
+            + self.held_ended_dead
+            + self.health_rows
+            + self.dispatchers
+            + self.audit_rows
+            + self.idempotency_keys
+    }
+
+    /// `(table, rows)` in a fixed order, for reports.
+    pub fn rows(&self) -> [(&'static str, u64); 8] {
+        [
+            ("events", self.events),
+            ("deliveries", self.deliveries),
+            ("attempts", self.attempts),
+            ("held_ended_dead", self.held_ended_dead),
+            ("health_rows", self.health_rows),
+            ("dispatchers", self.dispatchers),
+            ("audit_rows", self.audit_rows),
+            ("idempotency_keys", self.idempotency_keys),
+        ]
+    }
+}
+
+/// The last pass, as `retention_state` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct LastPrune {
+    /// When it ended (unix ms).
+    pub at: i64,
+    /// How long it took.
+    pub took_ms: i64,
+    /// Rows it removed.
+    pub removed: i64,
+}
+
+/// Horizons as unix ms cut-offs at one moment: rows older than a cut-off
+/// expire; a rule that is off has none.
+#[derive(Debug, Clone, Copy)]
+struct Cutoffs {
+    succeeded: Option<i64>,
+    dead: Option<i64>,
+    held: Option<i64>,
+    health: Option<i64>,
+    dispatchers: Option<i64>,
+    audit: Option<i64>,
+    idempotency: Option<i64>,
+}
+
+impl Cutoffs {
+    fn at(now: i64, policy: &RetentionConfig) -> Cutoffs {
+        let cut = |horizon: Duration| {
+            (!horizon.is_zero())
+                .then(|| now.saturating_sub(i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX)))
+        };
+        Cutoffs {
+            succeeded: cut(policy.succeeded),
+            dead: cut(policy.dead),
+            held: cut(policy.held),
+            health: cut(policy.health),
+            dispatchers: cut(policy.dispatchers),
+            audit: cut(policy.audit),
+            idempotency: cut(policy.idempotency),
+        }
+    }
+}
+
+/// Which of the two event scans: each walks up to its own horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    Succeeded,
+    Dead,
+}
+
+impl Scan {
+    /// The `retention_state` columns holding this scan's place.
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            Scan::Succeeded => ("succeeded_at", "succeeded_id"),
+            Scan::Dead => ("dead_at", "dead_id"),
+        }
+    }
+}
+
+/// A page of events one scan examined.
+struct EventPage {
+    /// The removable ones.
+    removable: Vec<String>,
+    /// Where the page ended, `None` when it was empty (the scan is done).
+    last: Option<(i64, String)>,
+}
+
+/// `(created_at, id)` and whether it may go, for events after `($2, $3)`
+/// and before `$1`, in order, `$4` of them; `$5`/`$6` are the dead and
+/// succeeded cut-offs (an event with a dead delivery expires at the first,
+/// any other at the second).
+fn event_page_sql() -> String {
+    format!(
+        "SELECT e.created_at, e.id, CAST({removable} AS BIGINT) AS removable FROM events e
+          WHERE e.created_at < $1 AND (e.created_at > $2 OR (e.created_at = $2 AND e.id > $3))
+          ORDER BY e.created_at, e.id LIMIT $4",
+        removable = removable_sql("e", 5, 6)
+    )
+}
+
+/// Whether event `alias` may be removed, given the dead and succeeded
+/// cut-offs at parameters `dead` and `succeeded`: no delivery unfinished,
+/// and older than the horizon that applies to it.
+fn removable_sql(alias: &str, dead: u8, succeeded: u8) -> String {
+    format!(
+        "(CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = {alias}.id AND d.state IN {UNFINISHED}) THEN 0
+               WHEN {alias}.created_at < (CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = {alias}.id AND d.state = 'dead')
+                                          THEN ${dead} ELSE ${succeeded} END) THEN 1
+               ELSE 0 END)"
+    )
+}
+
+/// The actor the pruner's audit rows name.
+fn pruner() -> Actor {
+    Actor {
+        name: "hookline".to_string(),
+        client_addr: None,
+        source: Source::System,
+    }
+}
+
+impl Store {
+    /// Takes (or renews) the pruner's lease for `owner`; `false` when
+    /// another process holds it.
+    pub async fn take_pruner_lease(&self, owner: &str) -> Result<bool> {
+        Ok(on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now(sql, &mut *tx).await?;
+            let taken = sqlx::query(
+                "UPDATE retention_state SET owner = $1, lease_expires_at = $2
+                  WHERE id = 1 AND (owner IS NULL OR owner = $1 OR lease_expires_at <= $3)",
+            )
+            .bind(owner)
+            .bind(now + LEASE_MS)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            taken > 0
+        }))
+    }
+
+    /// Gives the pruner's lease back, if `owner` holds it.
+    pub async fn release_pruner_lease(&self, owner: &str) -> Result<()> {
+        on_db!(self, |pools, _sql| {
+            sqlx::query("UPDATE retention_state SET owner = NULL, lease_expires_at = NULL WHERE id = 1 AND owner = $1")
+                .bind(owner)
+                .execute(&pools.write)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The last pass any pruner finished, if one has.
+    pub async fn last_prune(&self) -> Result<Option<LastPrune>> {
+        Ok(on_db!(self, |pools, _sql| {
+            sqlx::query_as(
+                "SELECT last_pass_at AS at, COALESCE(last_pass_ms, 0) AS took_ms,
+                        COALESCE(last_pass_removed, 0) AS removed
+                   FROM retention_state WHERE id = 1 AND last_pass_at IS NOT NULL",
+            )
+            .fetch_optional(&pools.read)
+            .await?
+        }))
+    }
+
+    /// One pass of every rule of `policy`, by `owner`, who must hold the
+    /// pruner's lease ([`Store::take_pruner_lease`]); it stops early if the
+    /// lease is lost. Each batch is its own short transaction, followed by
+    /// a pause as long as the batch took, so publishing and delivery never
+    /// wait long behind it. With `dry_run`, counts what would go and
+    /// changes nothing (the scans start from the first event).
+    pub async fn prune(
+        &self,
+        policy: &RetentionConfig,
+        owner: &str,
+        dry_run: bool,
+    ) -> Result<PruneReport> {
+        let started = std::time::Instant::now();
+        let now = on_db!(self, |pools, sql| {
+            let mut conn = pools.read.acquire().await?;
+            db_now(sql, &mut *conn).await?
+        });
+        let cutoffs = Cutoffs::at(now, policy);
+        let mut report = PruneReport {
+            dry_run,
+            ..PruneReport::default()
+        };
+        if dry_run {
+            self.count_expired(&cutoffs, &mut report).await?;
+            return Ok(report);
+        }
+        let pass = async {
+            if let Some(cutoff) = cutoffs.held {
+                while self.end_held_batch(cutoff, now, owner, &mut report).await? {}
+            }
+            for (scan, horizon) in [(Scan::Succeeded, cutoffs.succeeded), (Scan::Dead, cutoffs.dead)] {
+                let Some(horizon) = horizon else { continue };
+                while self
+                    .prune_event_batch(scan, horizon, &cutoffs, owner, &mut report)
+                    .await?
+                {}
+            }
+            for table in AgedTable::ALL {
+                let Some(cutoff) = table.cutoff(&cutoffs) else {
+                    continue;
+                };
+                while self.prune_aged_batch(table, cutoff, owner, &mut report).await? {}
+            }
+            Ok::<(), super::StoreError>(())
+        };
+        pass.await?;
+        let took_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let removed = i64::try_from(report.total()).unwrap_or(i64::MAX);
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let at = db_now(sql, &mut *tx).await?;
+            sqlx::query(
+                "UPDATE retention_state SET last_pass_at = $1, last_pass_ms = $2, last_pass_removed = $3
+                  WHERE id = 1",
+            )
+            .bind(at)
+            .bind(took_ms)
+            .bind(removed)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(report)
+    }
+
+    /// Ends dead up to a batch of deliveries held longer than `cutoff`
+    /// allows; `true` while there may be more (and the lease holds).
+    async fn end_held_batch(
+        &self,
+        cutoff: i64,
+        now: i64,
+        owner: &str,
+        report: &mut PruneReport,
+    ) -> Result<bool> {
+        let started = std::time::Instant::now();
+        let ended: Vec<(String,)> = on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            if !renew_lease(&mut *tx, owner, now).await? {
+                return Ok(false);
+            }
+            // The state is checked again on the row itself: a delivery a
+            // dispatcher leased meanwhile (its endpoint resumed) is skipped.
+            let ended: Vec<(String,)> = sqlx::query_as(
+                "UPDATE deliveries SET state = 'dead', last_error = $1, updated_at = $2,
+                        lease_owner = NULL, lease_expires_at = NULL
+                  WHERE state IN ('pending', 'scheduled') AND id IN (
+                        SELECT d.id FROM deliveries d
+                         WHERE d.state IN ('pending', 'scheduled') AND d.created_at < $3
+                           AND d.endpoint_id IN (SELECT id FROM endpoints
+                                                  WHERE state IN ('paused', 'disabled'))
+                         LIMIT $4)
+                  RETURNING endpoint_id",
+            )
+            .bind(HELD_REASON)
+            .bind(now)
+            .bind(cutoff)
+            .bind(ROWS_PER_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !ended.is_empty() {
+                let mut endpoints: Vec<String> = ended.iter().map(|(id,)| id.clone()).collect();
+                endpoints.sort_unstable();
+                endpoints.dedup();
+                write_audit(
+                    &mut *tx,
+                    now,
+                    AuditRecord {
+                        actor: &pruner(),
+                        action: "delivery.held_expired",
+                        detail: json!({ "deliveries": ended.len(), "reason": HELD_REASON }),
+                        target_ids: endpoints,
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            ended
+        });
+        report.held_ended_dead += ended.len() as u64;
+        if !ended.is_empty() {
+            self.note_change();
+        }
+        pace(started).await;
+        Ok(ended.len() as i64 == ROWS_PER_BATCH)
+    }
+
+    /// Examines the next page of `scan` (events older than `horizon`) and
+    /// removes the removable ones with their deliveries and attempts;
+    /// `true` while the scan has further to go (and the lease holds).
+    async fn prune_event_batch(
+        &self,
+        scan: Scan,
+        horizon: i64,
+        cutoffs: &Cutoffs,
+        owner: &str,
+        report: &mut PruneReport,
+    ) -> Result<bool> {
+        let started = std::time::Instant::now();
+        let (at_column, id_column) = scan.columns();
+        let (dead, succeeded) = (
+            cutoffs.dead.unwrap_or(i64::MIN),
+            cutoffs.succeeded.unwrap_or(i64::MIN),
+        );
+        let removed = on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now(sql, &mut *tx).await?;
+            if !renew_lease(&mut *tx, owner, now).await? {
+                return Ok(false);
+            }
+            let (after_at, after_id): (i64, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {at_column}, {id_column} FROM retention_state WHERE id = 1"
+            )))
+            .fetch_one(&mut *tx)
+            .await?;
+            let rows: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(event_page_sql()))
+                .bind(horizon)
+                .bind(after_at)
+                .bind(&after_id)
+                .bind(EVENTS_PER_BATCH)
+                .bind(dead)
+                .bind(succeeded)
+                .fetch_all(&mut *tx)
+                .await?;
+            let page = EventPage {
+                last: rows.last().map(|(at, id, _)| (*at, id.clone())),
+                removable: rows
+                    .into_iter()
+                    .filter(|(_, _, removable)| *removable == 1)
+                    .map(|(_, id, _)| id)
+                    .collect(),
+            };
+            let Some((last_at, last_id)) = page.last else {
+                tx.commit().await?;
+                return Ok(false);
+            };
+            let mut removed = Removed::default();
+            if !page.removable.is_empty() {
+                let list = json_list(&page.removable);
+                // Postgres: hold the deliveries still, then judge again, so
+                // a delivery retried since the page was read keeps its event.
+                let lock = sql.row_lock("FOR UPDATE");
+                if !lock.is_empty() {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT id FROM deliveries WHERE event_id IN {}{lock}",
+                        sql.json_list(1)
+                    )))
+                    .bind(&list)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                }
+                let still: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT e.id FROM events e WHERE e.id IN {} AND {} = 1",
+                    sql.json_list(1),
+                    removable_sql("e", 2, 3)
+                )))
+                .bind(&list)
+                .bind(dead)
+                .bind(succeeded)
+                .fetch_all(&mut *tx)
+                .await?;
+                let still: Vec<String> = still.into_iter().map(|(id,)| id).collect();
+                let list = json_list(&still);
+                removed.attempts = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM attempts WHERE delivery_id IN
+                       (SELECT id FROM deliveries WHERE event_id IN {})",
+                    sql.json_list(1)
+                )))
+                .bind(&list)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                removed.deliveries = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM deliveries WHERE event_id IN {}",
+                    sql.json_list(1)
+                )))
+                .bind(&list)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                removed.events = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM events WHERE id IN {}",
+                    sql.json_list(1)
+                )))
+                .bind(&list)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE retention_state SET {at_column} = $1, {id_column} = $2 WHERE id = 1"
+            )))
+            .bind(last_at)
+            .bind(&last_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            removed
+        });
+        report.events += removed.events;
+        report.deliveries += removed.deliveries;
+        report.attempts += removed.attempts;
+        pace(started).await;
+        Ok(true)
+    }
+
+    /// Removes up to a batch of `table`'s rows older than `cutoff`; `true`
+    /// while there may be more (and the lease holds).
+    async fn prune_aged_batch(
+        &self,
+        table: AgedTable,
+        cutoff: i64,
+        owner: &str,
+        report: &mut PruneReport,
+    ) -> Result<bool> {
+        let started = std::time::Instant::now();
+        let mut removed = 0;
+        let mut more = false;
+        for statement in table.deletes() {
+            let (count, held) = on_db!(self, |pools, sql| {
+                let mut tx = pools.write.begin_with(sql.begin_write).await?;
+                let now = db_now(sql, &mut *tx).await?;
+                if !renew_lease(&mut *tx, owner, now).await? {
+                    return Ok(false);
+                }
+                let count = sqlx::query(*statement)
+                    .bind(cutoff)
+                    .bind(ROWS_PER_BATCH)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                (count, true)
+            });
+            more |= held && count as i64 == ROWS_PER_BATCH;
+            removed += count;
+        }
+        *table.counter(report) += removed;
+        pace(started).await;
+        Ok(more)
+    }
+
+    /// Fills `report` with what a pass at `cutoffs` would remove.
+    async fn count_expired(&self, cutoffs: &Cutoffs, report: &mut PruneReport) -> Result<()> {
+        let (dead, succeeded) = (
+            cutoffs.dead.unwrap_or(i64::MIN),
+            cutoffs.succeeded.unwrap_or(i64::MIN),
+        );
+        // Every event either scan could reach is older than the longer horizon.
+        let reach = cutoffs.dead.into_iter().chain(cutoffs.succeeded).max();
+        on_db!(self, |pools, _sql| {
+            let mut conn = pools.read.acquire().await?;
+            if let Some(reach) = reach {
+                let (events, deliveries, attempts): (i64, i64, i64) =
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "WITH gone AS (SELECT e.id FROM events e
+                                        WHERE e.created_at < $1 AND {} = 1)
+                         SELECT (SELECT COUNT(*) FROM gone),
+                                (SELECT COUNT(*) FROM deliveries WHERE event_id IN (SELECT id FROM gone)),
+                                (SELECT COUNT(*) FROM attempts WHERE delivery_id IN
+                                    (SELECT id FROM deliveries WHERE event_id IN (SELECT id FROM gone)))",
+                        removable_sql("e", 2, 3)
+                    )))
+                    .bind(reach)
+                    .bind(dead)
+                    .bind(succeeded)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                report.events = events as u64;
+                report.deliveries = deliveries as u64;
+                report.attempts = attempts as u64;
+            }
+            if let Some(cutoff) = cutoffs.held {
+                let held: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM deliveries d
+                      WHERE d.state IN ('pending', 'scheduled') AND d.created_at < $1
+                        AND d.endpoint_id IN (SELECT id FROM endpoints WHERE state IN ('paused', 'disabled'))",
+                )
+                .bind(cutoff)
+                .fetch_one(&mut *conn)
+                .await?;
+                report.held_ended_dead = held as u64;
+            }
+            for table in AgedTable::ALL {
+                let Some(cutoff) = table.cutoff(cutoffs) else {
+                    continue;
+                };
+                for statement in table.counts() {
+                    let count: i64 = sqlx::query_scalar(*statement)
+                        .bind(cutoff)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    *table.counter(report) += count as u64;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Rows one event batch removed.
+#[derive(Default)]
+struct Removed {
+    events: u64,
+    deliveries: u64,
+    attempts: u64,
+}
+
+/// The tables whose rows go by age alone.
+#[derive(Debug, Clone, Copy)]
+enum AgedTable {
+    Health,
+    Dispatchers,
+    Audit,
+    Idempotency,
+}
+
+impl AgedTable {
+    const ALL: [AgedTable; 4] = [
+        AgedTable::Health,
+        AgedTable::Dispatchers,
+        AgedTable::Audit,
+        AgedTable::Idempotency,
+    ];
+
+    fn cutoff(self, cutoffs: &Cutoffs) -> Option<i64> {
+        match self {
+            AgedTable::Health => cutoffs.health,
+            AgedTable::Dispatchers => cutoffs.dispatchers,
+            AgedTable::Audit => cutoffs.audit,
+            AgedTable::Idempotency => cutoffs.idempotency,
+        }
+    }
+
+    fn counter(self, report: &mut PruneReport) -> &mut u64 {
+        match self {
+            AgedTable::Health => &mut report.health_rows,
+            AgedTable::Dispatchers => &mut report.dispatchers,
+            AgedTable::Audit => &mut report.audit_rows,
+            AgedTable::Idempotency => &mut report.idempotency_keys,
+        }
+    }
+
+    /// Statements removing up to `$2` rows older than `$1`, each through
+    /// the index on its age.
+    fn deletes(self) -> &'static [&'static str] {
+        match self {
+            AgedTable::Health => &[
+                "DELETE FROM endpoint_health WHERE (endpoint_id, minute, dispatcher_id) IN
+                   (SELECT endpoint_id, minute, dispatcher_id FROM endpoint_health
+                     WHERE minute < $1 ORDER BY minute LIMIT $2)",
+                "DELETE FROM health_totals WHERE (minute, dispatcher_id) IN
+                   (SELECT minute, dispatcher_id FROM health_totals
+                     WHERE minute < $1 ORDER BY minute LIMIT $2)",
+            ],
+            AgedTable::Dispatchers => &["DELETE FROM dispatchers WHERE id IN
+                   (SELECT id FROM dispatchers
+                     WHERE COALESCE(stopped_at, last_seen_at) < $1 LIMIT $2)"],
+            AgedTable::Audit => &["DELETE FROM audit_log WHERE id IN
+                   (SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2)"],
+            AgedTable::Idempotency => &["DELETE FROM idempotency_keys WHERE (scope, key) IN
+                   (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)"],
+        }
+    }
+
+    /// Statements counting the rows older than `$1`.
+    fn counts(self) -> &'static [&'static str] {
+        match self {
+            AgedTable::Health => &[
+                "SELECT COUNT(*) FROM endpoint_health WHERE minute < $1",
+                "SELECT COUNT(*) FROM health_totals WHERE minute < $1",
+            ],
+            AgedTable::Dispatchers => {
+                &["SELECT COUNT(*) FROM dispatchers WHERE COALESCE(stopped_at, last_seen_at) < $1"]
+            }
+            AgedTable::Audit => &["SELECT COUNT(*) FROM audit_log WHERE at < $1"],
+            AgedTable::Idempotency => {
+                &["SELECT COUNT(*) FROM idempotency_keys WHERE created_at < $1"]
+            }
+        }
+    }
+}
+
+/// Renews `owner`'s pruner lease inside a batch's transaction; `false` when
+/// another process has taken it.
+async fn renew_lease<C>(conn: &mut C, owner: &str, now: i64) -> std::result::Result<bool, sqlx::Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    for<'q> &'q str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    (String,): for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+{
+    let renewed: Vec<(String,)> = sqlx::query_as(
+        "UPDATE retention_state SET lease_expires_at = $1 WHERE id = 1 AND owner = $2
+         RETURNING owner",
+    )
+    .bind(now + LEASE_MS)
+    .bind(owner)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(!renewed.is_empty())
+}
+
+/// Waits as long as a batch took, so the pruner holds the writer at most
+/// about half the time.
+async fn pace(batch_started: std::time::Instant) {
+    tokio::time::sleep(batch_started.elapsed().min(Duration::from_millis(500))).await;
+}
