@@ -34,10 +34,10 @@ pub mod metrics;
 pub mod model;
 /// Operator and producer actions, validated, audited; every interface calls these.
 pub mod ops;
-/// Which values are secrets (URL passwords, sensitive headers) and how they are masked.
-pub mod redact;
 /// Retention in the background: one pruner at a time across every process.
 pub mod prune;
+/// Which values are secrets (URL passwords, sensitive headers) and how they are masked.
+pub mod redact;
 /// Encryption at rest of endpoint secrets with `[secrets] key`.
 pub mod seal;
 /// Standard Webhooks signatures and the `whsec_…` secrets behind them.

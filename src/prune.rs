@@ -14,7 +14,9 @@ use crate::store::{PruneReport, Store, StoreError};
 /// Why a pass by hand did not run.
 #[derive(Debug, Error)]
 pub enum PruneError {
-    #[error("another hookline process is pruning right now; its pass ends by itself (try again in a minute)")]
+    #[error(
+        "another hookline process is pruning right now; its pass ends by itself (try again in a minute)"
+    )]
     Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -82,7 +84,12 @@ impl Pruner {
     }
 }
 
-async fn run(store: Store, policy: RetentionConfig, owner: String, mut stopped: watch::Receiver<bool>) {
+async fn run(
+    store: Store,
+    policy: RetentionConfig,
+    owner: String,
+    mut stopped: watch::Receiver<bool>,
+) {
     // The first pass waits an interval too: a process starting is busy enough.
     loop {
         tokio::select! {
@@ -94,7 +101,10 @@ async fn run(store: Store, policy: RetentionConfig, owner: String, mut stopped: 
                 return Ok(None);
             }
             let started = Instant::now();
-            store.prune(&policy, &owner, false).await.map(|r| Some((r, started.elapsed())))
+            store
+                .prune(&policy, &owner, false)
+                .await
+                .map(|r| Some((r, started.elapsed())))
         };
         let outcome = tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,
@@ -127,6 +137,8 @@ fn log_pass(outcome: Result<Option<(PruneReport, Duration)>, StoreError>) {
             }
         }
         Ok(None) => {}
-        Err(err) => tracing::warn!(error = %err, "retention pass failed; trying again next interval"),
+        Err(err) => {
+            tracing::warn!(error = %err, "retention pass failed; trying again next interval")
+        }
     }
 }

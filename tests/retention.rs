@@ -147,7 +147,10 @@ impl Env {
                 others.push(delivery.id);
             }
         }
-        self.store.release("dsp_test", &others).await.expect("release");
+        self.store
+            .release("dsp_test", &others)
+            .await
+            .expect("release");
         mine.unwrap_or_else(|| panic!("no delivery of {event_id} was due"))
     }
 
@@ -233,7 +236,10 @@ impl Env {
     async fn prune_by(&self, policy: &RetentionConfig) -> PruneReport {
         assert!(self.store.take_pruner_lease(OWNER).await.expect("lease"));
         let report = self.store.prune(policy, OWNER, false).await.expect("prune");
-        self.store.release_pruner_lease(OWNER).await.expect("release");
+        self.store
+            .release_pruner_lease(OWNER)
+            .await
+            .expect("release");
         report
     }
 
@@ -242,9 +248,7 @@ impl Env {
     }
 }
 
-async fn succeeded_events_go_at_their_horizon_with_their_deliveries_and_attempts(
-    backend: Backend,
-) {
+async fn succeeded_events_go_at_their_horizon_with_their_deliveries_and_attempts(backend: Backend) {
     let env = env(backend).await;
     let old = env.publish("order.created", None).await;
     let young = env.publish("order.created", None).await;
@@ -256,7 +260,10 @@ async fn succeeded_events_go_at_their_horizon_with_their_deliveries_and_attempts
     env.age(&unmatched, 14.01).await;
     let report = env.prune().await;
     assert!(!env.kept(&old).await, "older than 14d: removed");
-    assert!(!env.kept(&unmatched).await, "matched nothing, older than 14d: removed");
+    assert!(
+        !env.kept(&unmatched).await,
+        "matched nothing, older than 14d: removed"
+    );
     assert!(env.kept(&young).await, "younger than 14d: kept");
     assert_eq!(
         (report.events, report.deliveries, report.attempts),
@@ -275,9 +282,7 @@ async fn succeeded_events_go_at_their_horizon_with_their_deliveries_and_attempts
     assert_eq!(env.prune().await.total(), 0, "a second pass finds nothing");
 }
 
-async fn unfinished_work_is_never_removed_and_dead_events_wait_for_their_rule(
-    backend: Backend,
-) {
+async fn unfinished_work_is_never_removed_and_dead_events_wait_for_their_rule(backend: Backend) {
     let env = env(backend).await;
     let pending = env.publish("order.created", None).await;
     let retrying = env.publish("order.created", None).await;
@@ -312,7 +317,13 @@ async fn an_event_that_finishes_after_the_scan_passed_it_goes_with_the_longer_ru
     env.age(&late, 20.0).await;
     assert_eq!(env.prune().await.events, 0, "unfinished: kept");
     env.finish(&late, NextStep::Succeeded).await;
-    env.prune().await;
+    let dry = env
+        .store
+        .prune(&env.config.retention, OWNER, true)
+        .await
+        .expect("dry run");
+    assert_eq!(dry.events, 0, "the dry run counts what a pass reaches");
+    assert_eq!(env.prune().await.events, 0);
     // The 14d scan has passed it; the 30d scan reaches it later.
     env.age(&late, 10.01).await;
     let report = env.prune().await;
@@ -351,7 +362,10 @@ async fn held_work_ends_dead_after_its_horizon_and_is_audited(backend: Backend) 
         )
         .await;
     assert_eq!(audited, 1);
-    assert!(env.kept(&old).await, "the dead rule is off: the event stays");
+    assert!(
+        env.kept(&old).await,
+        "the dead rule is off: the event stays"
+    );
 }
 
 async fn rollups_dispatchers_audit_and_idempotency_keys_go_by_age(backend: Backend) {
@@ -373,8 +387,12 @@ async fn rollups_dispatchers_audit_and_idempotency_keys_go_by_age(backend: Backe
     ] {
         let stopped = stopped_ago.map(|ago| now - ago);
         let statement = match stopped {
-            Some(_) => "INSERT INTO dispatchers (id, host, pid, version, started_at, last_seen_at, stopped_at) VALUES ($1, 'h', 1, 'v', $2, $2, $3)",
-            None => "INSERT INTO dispatchers (id, host, pid, version, started_at, last_seen_at) VALUES ($1, 'h', 1, 'v', $2, $2)",
+            Some(_) => {
+                "INSERT INTO dispatchers (id, host, pid, version, started_at, last_seen_at, stopped_at) VALUES ($1, 'h', 1, 'v', $2, $2, $3)"
+            }
+            None => {
+                "INSERT INTO dispatchers (id, host, pid, version, started_at, last_seen_at) VALUES ($1, 'h', 1, 'v', $2, $2)"
+            }
         };
         let mut args = vec![Arg::Text(id), Arg::Int(now - seen_ago)];
         if let Some(stopped) = stopped {
@@ -405,7 +423,10 @@ async fn rollups_dispatchers_audit_and_idempotency_keys_go_by_age(backend: Backe
     // The ones to remove: since nothing else here is older than the rules.
     let audit_before = env.number("SELECT COUNT(*) FROM audit_log", &[]).await;
     let report = env.prune().await;
-    assert_eq!(report.health_rows, 2, "the old rollup and its total: {report:?}");
+    assert_eq!(
+        report.health_rows, 2,
+        "the old rollup and its total: {report:?}"
+    );
     assert_eq!(report.dispatchers, 2, "{report:?}");
     assert_eq!(report.audit_rows as i64, audit_before, "{report:?}");
     assert_eq!(report.idempotency_keys, 1, "{report:?}");
@@ -436,8 +457,11 @@ async fn a_dry_run_counts_what_a_pass_removes_and_changes_nothing(backend: Backe
     for event in &events {
         env.age(event, 31.0).await;
     }
-    env.exec("UPDATE audit_log SET at = at - $1", &[Arg::Int(401 * DAY_MS)])
-        .await;
+    env.exec(
+        "UPDATE audit_log SET at = at - $1",
+        &[Arg::Int(401 * DAY_MS)],
+    )
+    .await;
     let before = env.db.dump().await;
     let dry = env
         .store
@@ -498,7 +522,10 @@ async fn hookline_prune_prints_each_table(backend: Backend) {
     env.finish(&old, NextStep::Succeeded).await;
     env.age(&old, 15.0).await;
     let dry = ok(env.db.hookline(&["prune", "--dry-run"]));
-    assert!(dry.contains("events") && dry.contains("would remove 3 rows in all"), "{dry}");
+    assert!(
+        dry.contains("events") && dry.contains("would remove 3 rows in all"),
+        "{dry}"
+    );
     assert!(env.kept(&old).await);
     let json = ok(env.db.hookline(&["--json", "prune"]));
     let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
@@ -507,6 +534,78 @@ async fn hookline_prune_prints_each_table(backend: Backend) {
     assert_eq!(report["total"], 3, "{json}");
     assert_eq!(report["dry_run"], false, "{json}");
     assert!(!env.kept(&old).await);
+}
+
+async fn pruning_beside_publishing_and_delivering_loses_nothing(backend: Backend) {
+    let env = env(backend).await;
+    let sink = hookline::sink::start(hookline::sink::SinkOptions::default())
+        .await
+        .expect("sink");
+    env.ops
+        .update_endpoint(
+            &env.endpoint_id,
+            &hookline::ops::EndpointChanges {
+                url: Some(sink.url()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("point the endpoint at the sink");
+    // Everything finished is expired at once: the pruner races every
+    // delivery from the moment it succeeds.
+    let policy = RetentionConfig {
+        succeeded: Duration::from_millis(1),
+        dead: Duration::from_millis(1),
+        ..RetentionConfig::default()
+    };
+    let dispatcher = common::RunningDispatcher::start(&env.store, &env.config);
+    let pruning = {
+        let store = env.store.clone();
+        let policy = policy.clone();
+        tokio::spawn(async move {
+            let mut removed = 0;
+            let stop_at = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < stop_at {
+                if store.take_pruner_lease(OWNER).await.expect("lease") {
+                    removed += store
+                        .prune(&policy, OWNER, false)
+                        .await
+                        .expect("prune")
+                        .events;
+                }
+                if store
+                    .list_deliveries(&Default::default(), None, 1)
+                    .await
+                    .expect("list")
+                    .items
+                    .is_empty()
+                    && removed >= 600
+                {
+                    break;
+                }
+            }
+            removed
+        })
+    };
+    let mut published = std::collections::HashSet::new();
+    for _ in 0..60 {
+        let batch = common::numbered_events(&env.ops, "acme", "order.created", 10).await;
+        for event in env.store.publish(&batch, 0).await.expect("publish") {
+            published.insert(event.event_id);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let removed = pruning.await.expect("pruner");
+    dispatcher.stop().await;
+    let stats = sink.stats();
+    assert_eq!(
+        stats.unique_ids,
+        published.len() as u64,
+        "every event published reached the receiver: {stats:?}"
+    );
+    assert_eq!(removed, 600, "and every one was pruned once delivered");
+    assert_eq!(env.number("SELECT COUNT(*) FROM events", &[]).await, 0);
+    assert_eq!(env.number("SELECT COUNT(*) FROM attempts", &[]).await, 0);
 }
 
 macro_rules! both_backends {
@@ -531,4 +630,5 @@ both_backends!(
     a_dry_run_counts_what_a_pass_removes_and_changes_nothing,
     one_pruner_at_a_time,
     hookline_prune_prints_each_table,
+    pruning_beside_publishing_and_delivering_loses_nothing,
 );

@@ -396,7 +396,11 @@ pub async fn prune(args: PruneArgs, config: &Config, out: &Output) -> anyhow::Re
         })
         .collect();
     out.table(&records, "");
-    let verb = if report.dry_run { "would remove" } else { "removed" };
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     out.note(&format!("{verb} {} rows in all", report.total()));
     Ok(())
 }

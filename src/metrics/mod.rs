@@ -303,7 +303,9 @@ impl Metrics {
     /// A retention pass ended, having removed `rows` (table, count), after `took`.
     pub fn pruned(&self, rows: &[(&'static str, u64)], took: Duration) {
         for &(table, count) in rows {
-            self.pruned.get_or_create(&TableLabels { table }).inc_by(count);
+            self.pruned
+                .get_or_create(&TableLabels { table })
+                .inc_by(count);
         }
         self.prune_passes.inc();
         self.prune_duration.observe(took.as_secs_f64());

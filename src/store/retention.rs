@@ -230,8 +230,8 @@ impl Store {
     /// pruner's lease ([`Store::take_pruner_lease`]); it stops early if the
     /// lease is lost. Each batch is its own short transaction, followed by
     /// a pause as long as the batch took, so publishing and delivery never
-    /// wait long behind it. With `dry_run`, counts what would go and
-    /// changes nothing (the scans start from the first event).
+    /// wait long behind it. With `dry_run`, counts what a pass would remove
+    /// and changes nothing.
     pub async fn prune(
         &self,
         policy: &RetentionConfig,
@@ -256,7 +256,10 @@ impl Store {
             if let Some(cutoff) = cutoffs.held {
                 while self.end_held_batch(cutoff, now, owner, &mut report).await? {}
             }
-            for (scan, horizon) in [(Scan::Succeeded, cutoffs.succeeded), (Scan::Dead, cutoffs.dead)] {
+            for (scan, horizon) in [
+                (Scan::Succeeded, cutoffs.succeeded),
+                (Scan::Dead, cutoffs.dead),
+            ] {
                 let Some(horizon) = horizon else { continue };
                 while self
                     .prune_event_batch(scan, horizon, &cutoffs, owner, &mut report)
@@ -267,7 +270,10 @@ impl Store {
                 let Some(cutoff) = table.cutoff(&cutoffs) else {
                     continue;
                 };
-                while self.prune_aged_batch(table, cutoff, owner, &mut report).await? {}
+                while self
+                    .prune_aged_batch(table, cutoff, owner, &mut report)
+                    .await?
+                {}
             }
             Ok::<(), super::StoreError>(())
         };
@@ -380,15 +386,16 @@ impl Store {
             )))
             .fetch_one(&mut *tx)
             .await?;
-            let rows: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(event_page_sql()))
-                .bind(horizon)
-                .bind(after_at)
-                .bind(&after_id)
-                .bind(EVENTS_PER_BATCH)
-                .bind(dead)
-                .bind(succeeded)
-                .fetch_all(&mut *tx)
-                .await?;
+            let rows: Vec<(i64, String, i64)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(event_page_sql()))
+                    .bind(horizon)
+                    .bind(after_at)
+                    .bind(&after_id)
+                    .bind(EVENTS_PER_BATCH)
+                    .bind(dead)
+                    .bind(succeeded)
+                    .fetch_all(&mut *tx)
+                    .await?;
             let page = EventPage {
                 last: rows.last().map(|(at, id, _)| (*at, id.clone())),
                 removable: rows
@@ -513,24 +520,28 @@ impl Store {
             cutoffs.dead.unwrap_or(i64::MIN),
             cutoffs.succeeded.unwrap_or(i64::MIN),
         );
-        // Every event either scan could reach is older than the longer horizon.
-        let reach = cutoffs.dead.into_iter().chain(cutoffs.succeeded).max();
         on_db!(self, |pools, _sql| {
             let mut conn = pools.read.acquire().await?;
-            if let Some(reach) = reach {
+            if cutoffs.dead.is_some() || cutoffs.succeeded.is_some() {
+                // What the two scans would reach: the events past each one's
+                // place and older than its horizon.
                 let (events, deliveries, attempts): (i64, i64, i64) =
                     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "WITH gone AS (SELECT e.id FROM events e
-                                        WHERE e.created_at < $1 AND {} = 1)
+                        "WITH s AS (SELECT * FROM retention_state WHERE id = 1),
+                              gone AS (SELECT e.id FROM events e, s
+                                        WHERE {} = 1
+                                          AND ((e.created_at < $2 AND (e.created_at > s.dead_at
+                                                OR (e.created_at = s.dead_at AND e.id > s.dead_id)))
+                                            OR (e.created_at < $1 AND (e.created_at > s.succeeded_at
+                                                OR (e.created_at = s.succeeded_at AND e.id > s.succeeded_id)))))
                          SELECT (SELECT COUNT(*) FROM gone),
                                 (SELECT COUNT(*) FROM deliveries WHERE event_id IN (SELECT id FROM gone)),
                                 (SELECT COUNT(*) FROM attempts WHERE delivery_id IN
                                     (SELECT id FROM deliveries WHERE event_id IN (SELECT id FROM gone)))",
-                        removable_sql("e", 2, 3)
+                        removable_sql("e", 2, 1)
                     )))
-                    .bind(reach)
-                    .bind(dead)
                     .bind(succeeded)
+                    .bind(dead)
                     .fetch_one(&mut *conn)
                     .await?;
                 report.events = events as u64;
@@ -650,7 +661,11 @@ impl AgedTable {
 
 /// Renews `owner`'s pruner lease inside a batch's transaction; `false` when
 /// another process has taken it.
-async fn renew_lease<C>(conn: &mut C, owner: &str, now: i64) -> std::result::Result<bool, sqlx::Error>
+async fn renew_lease<C>(
+    conn: &mut C,
+    owner: &str,
+    now: i64,
+) -> std::result::Result<bool, sqlx::Error>
 where
     C: sqlx::Connection,
     for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
