@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::app::{HEALTH_WINDOW, PAGE};
 use super::format::{endpoint_label, group_digits};
 use super::msg::{Act, Acted, Command, Holds, ListLoad, Load, Loaded, Msg};
-use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
+use super::screens::{DeliveryQuery, EndpointRow, RetentionStatus, SearchProgress, WorstEndpoint};
 use crate::held::Hold;
 use crate::model::{Delivery, DeliveryState, Endpoint, ErrorKind, Subscription, now_millis};
 use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError, from_now, local_time_short};
@@ -469,9 +469,10 @@ impl Loader {
     /// the database (only the few shown leave it).
     async fn overview(&self) -> Result<Loaded, OpsError> {
         let reads = self.reads();
-        let (throughput, standings) = tokio::try_join!(
+        let (throughput, standings, last_pass) = tokio::try_join!(
             reads.throughput(SPARK_MINUTES),
             reads.worst_endpoints(FAILURE_MINUTES, WORST),
+            reads.last_prune(),
         )?;
         let worst = standings
             .into_iter()
@@ -484,8 +485,31 @@ impl Loader {
                 last_error: s.last_error,
             })
             .collect();
-        Ok(Loaded::Overview { throughput, worst })
+        let retention = RetentionStatus {
+            rules: retention_rules(self.ops.retention()),
+            last_pass: last_pass.map(|p| ((now_millis() - p.at).max(0), p.removed)),
+        };
+        Ok(Loaded::Overview {
+            throughput,
+            worst,
+            retention,
+        })
     }
+}
+
+/// The horizons of the rules that remove events or end held work, in the
+/// console's words: `delivered 14d · dead 30d · held 30d`.
+fn retention_rules(policy: &crate::config::RetentionConfig) -> String {
+    [
+        ("delivered", policy.succeeded),
+        ("dead", policy.dead),
+        ("held", policy.held),
+    ]
+    .into_iter()
+    .filter(|(_, horizon)| !horizon.is_zero())
+    .map(|(label, horizon)| format!("{label} {}", crate::config::format_duration(horizon)))
+    .collect::<Vec<_>>()
+    .join(" · ")
 }
 
 impl Io {

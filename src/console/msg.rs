@@ -4,7 +4,7 @@
 
 use crossterm::event::KeyEvent;
 
-use super::screens::{DeliveryQuery, EndpointRow, SearchProgress, WorstEndpoint};
+use super::screens::{DeliveryQuery, EndpointRow, RetentionStatus, SearchProgress, WorstEndpoint};
 use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, Endpoint, Millis, Subscription};
 use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
@@ -88,6 +88,7 @@ pub enum Loaded {
     Overview {
         throughput: Vec<MinuteTotals>,
         worst: Vec<WorstEndpoint>,
+        retention: RetentionStatus,
     },
     Deliveries {
         rows: Vec<Delivery>,

@@ -231,11 +231,23 @@ pub struct WorstEndpoint {
     pub last_error: Option<String>,
 }
 
+/// What the overview says about retention: the rules in force and the
+/// last pass any pruner finished.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionStatus {
+    /// The horizons, as `delivered 14d · dead 30d · held 30d` (rules that
+    /// are off are left out).
+    pub rules: String,
+    /// How long ago the last pass ended (ms) and the rows it removed.
+    pub last_pass: Option<(i64, i64)>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct OverviewScreen {
     /// Attempts per minute, oldest first.
     pub throughput: Vec<MinuteTotals>,
     pub worst: Vec<WorstEndpoint>,
+    pub retention: RetentionStatus,
     pub selected: usize,
     pub loaded: bool,
 }

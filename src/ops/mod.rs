@@ -217,6 +217,8 @@ pub struct Ops {
     hand_off: Option<HandOff>,
     /// Judges endpoint URLs as the dispatcher will (`[network]`).
     guard: Guard,
+    /// How long history is kept (`[retention]`).
+    retention: crate::config::RetentionConfig,
 }
 
 impl Ops {
@@ -231,7 +233,13 @@ impl Ops {
             scope: None,
             hand_off: None,
             guard: Guard::new(&config.network),
+            retention: config.retention.clone(),
         }
+    }
+
+    /// How long history is kept (`[retention]`).
+    pub fn retention(&self) -> &crate::config::RetentionConfig {
+        &self.retention
     }
 
     /// Publishes through these actions hand what the dispatcher running in

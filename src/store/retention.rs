@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::audit::AuditRecord;
 use super::tx::{db_now, write_audit};
-use super::{Result, Store, json_list, on_db};
+use super::{Reads, Result, Store, json_list, on_db};
 use crate::config::RetentionConfig;
 use crate::model::{Actor, Source};
 
@@ -211,19 +211,6 @@ impl Store {
                 .await?;
         });
         Ok(())
-    }
-
-    /// The last pass any pruner finished, if one has.
-    pub async fn last_prune(&self) -> Result<Option<LastPrune>> {
-        Ok(on_db!(self, |pools, _sql| {
-            sqlx::query_as(
-                "SELECT last_pass_at AS at, COALESCE(last_pass_ms, 0) AS took_ms,
-                        COALESCE(last_pass_removed, 0) AS removed
-                   FROM retention_state WHERE id = 1 AND last_pass_at IS NOT NULL",
-            )
-            .fetch_optional(&pools.read)
-            .await?
-        }))
     }
 
     /// One pass of every rule of `policy`, by `owner`, who must hold the
@@ -656,6 +643,21 @@ impl AgedTable {
                 &["SELECT COUNT(*) FROM idempotency_keys WHERE created_at < $1"]
             }
         }
+    }
+}
+
+impl Reads {
+    /// The last pass any pruner finished, if one has.
+    pub async fn last_prune(&self) -> Result<Option<LastPrune>> {
+        Ok(on_db!(self, |pools, _sql| {
+            sqlx::query_as(
+                "SELECT last_pass_at AS at, COALESCE(last_pass_ms, 0) AS took_ms,
+                        COALESCE(last_pass_removed, 0) AS removed
+                   FROM retention_state WHERE id = 1 AND last_pass_at IS NOT NULL",
+            )
+            .fetch_optional(&pools.read)
+            .await?
+        }))
     }
 }
 

@@ -3,7 +3,9 @@
 
 use super::{App, Slot};
 use crate::console::msg::{Command, Holds, ListLoad, Load, Loaded};
-use crate::console::screens::{EndpointRow, Screen, SearchProgress, WorstEndpoint};
+use crate::console::screens::{
+    EndpointRow, RetentionStatus, Screen, SearchProgress, WorstEndpoint,
+};
 use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, Subscription};
 use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
@@ -51,7 +53,11 @@ impl App {
                 dispatchers_alive,
                 last_seen_ago,
             } => self.on_header(summary, dispatchers_alive, last_seen_ago),
-            Loaded::Overview { throughput, worst } => self.on_overview(throughput, worst),
+            Loaded::Overview {
+                throughput,
+                worst,
+                retention,
+            } => self.on_overview(throughput, worst, retention),
             Loaded::Deliveries {
                 rows,
                 older,
@@ -141,13 +147,16 @@ impl App {
         &mut self,
         throughput: Vec<MinuteTotals>,
         worst: Vec<WorstEndpoint>,
+        retention: RetentionStatus,
     ) -> Vec<Command> {
         let Screen::Overview(s) = self.top_mut() else {
             return Vec::new();
         };
-        let changed = !s.loaded || s.throughput != throughput || s.worst != worst;
+        let changed =
+            !s.loaded || s.throughput != throughput || s.worst != worst || s.retention != retention;
         s.throughput = throughput;
         s.worst = worst;
+        s.retention = retention;
         s.loaded = true;
         s.selected = s.selected.min(s.worst.len().saturating_sub(1));
         self.dirty |= changed;

@@ -12,7 +12,7 @@ use crate::console::app::App;
 use crate::console::columns::Column;
 use crate::console::fit::shorten_middle;
 use crate::console::format::{backlog_text, group_digits};
-use crate::console::screens::{OverviewScreen, WorstEndpoint};
+use crate::console::screens::{OverviewScreen, RetentionStatus, WorstEndpoint};
 use crate::console::theme::{Theme, endpoint_state_label};
 use crate::text::{escape_controls, width};
 
@@ -178,6 +178,25 @@ fn render_rates(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
     );
 }
 
+/// The retention policy and the last pass, for the overview's bottom edge:
+/// ` kept: delivered 14d · dead 30d · held 30d · pruned 3m ago, 1,204 rows `.
+fn retention_line(retention: &RetentionStatus) -> String {
+    let rules = if retention.rules.is_empty() {
+        "kept: everything, retention is off".to_string()
+    } else {
+        format!("kept: {}", retention.rules)
+    };
+    let pass = match retention.last_pass {
+        Some((ago, rows)) => format!(
+            "pruned {} ago, {} rows",
+            human_duration(ago),
+            group_digits(rows.max(0) as u64)
+        ),
+        None => "not pruned yet".to_string(),
+    };
+    format!(" {rules} · {pass} ")
+}
+
 /// The rightmost `width` columns of `area`.
 fn right_aligned(area: Rect, width: usize) -> Rect {
     let width = u16::try_from(width).unwrap_or(u16::MAX).min(area.width);
@@ -189,10 +208,12 @@ fn right_aligned(area: Rect, width: usize) -> Rect {
 }
 
 fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: Rect) {
-    let block = Block::bordered().title(Span::styled(
-        " Worst endpoints (enter: their deliveries) ",
-        theme.title(),
-    ));
+    let block = Block::bordered()
+        .title(Span::styled(
+            " Worst endpoints (enter: their deliveries) ",
+            theme.title(),
+        ))
+        .title_bottom(Span::styled(retention_line(&screen.retention), theme.dim()));
     if screen.loaded && screen.worst.is_empty() {
         frame.render_widget(
             Paragraph::new(Span::styled(
