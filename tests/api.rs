@@ -99,9 +99,15 @@ impl Server {
     async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Server {
         install_crypto();
         let db = TestDb::new(backend);
-        let store = db.store().await;
         let mut config = test_config(&db.url);
         tweak(&mut config);
+        let store = hookline::store::Store::open_with(
+            &db.url,
+            hookline::store::OpenMode::CreateAndMigrate,
+            hookline::store::StoreOptions::from_config(&config),
+        )
+        .await
+        .expect("open the store");
         let ops = test_ops(&store, &config);
         let (_, admin) = ops
             .create_api_key("admin-key", None)
@@ -1826,7 +1832,51 @@ async fn api_bench_reports_every_figure(backend: Backend) {
     );
 }
 
+/// An id of `kind` made `days` ago, naming nothing.
+fn made_days_ago(kind: IdKind, days: u64) -> String {
+    let now = u64::try_from(hookline::model::now_millis()).expect("a time after 1970");
+    let at = now - days * 86_400_000;
+    let ulid = ulid::Ulid::from_parts(at, 42);
+    format!("{}{ulid}", kind.prefix())
+}
+
+async fn an_id_older_than_retention_is_gone_for_every_caller(backend: Backend) {
+    let server = Server::start(backend).await;
+    let t = two_tenants(&server).await;
+    let old = made_days_ago(IdKind::Delivery, 15);
+    let path = format!("/v1/deliveries/{old}");
+    let problem = server
+        .admin("GET", &path, None)
+        .await
+        .assert_problem(410, None);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("removed by retention (older than 14d)")),
+        "{problem}"
+    );
+    server
+        .send("GET", &path, Some(&t.acme_key), Body::None)
+        .await
+        .assert_problem(410, None);
+    // Younger than the horizon: unknown, as ever (nothing about other
+    // tenants is revealed).
+    let young = made_days_ago(IdKind::Delivery, 13);
+    server
+        .admin("GET", &format!("/v1/deliveries/{young}"), None)
+        .await
+        .assert_problem(404, None);
+    let cli = server.db.hookline(&["delivery", "show", &old]);
+    assert!(!cli.status.success());
+    let said = common::stderr(&cli);
+    assert!(
+        said.contains("was removed by retention (older than 14d)"),
+        "{said}"
+    );
+}
+
 both_backends!(
+    an_id_older_than_retention_is_gone_for_every_caller,
     full_flow_delivers_to_a_real_sink,
     secrets_are_masked_in_every_answer,
     gnarly_payload_arrives_byte_identical,

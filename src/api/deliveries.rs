@@ -159,6 +159,7 @@ async fn filter(caller: &Caller, query: &DeliveryQuery) -> ApiResult<DeliveryFil
     responses(
         (status = 200, description = "The delivery", body = DeliveryDetailView),
         (status = 404, description = "No such delivery", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Removed by retention: the id is older than the retention horizon", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -131,6 +131,16 @@ impl Problem {
         )
     }
 
+    /// An event or delivery retention removed (410).
+    pub fn gone(kind: &str, id: &str, horizon: &str) -> Problem {
+        Problem::new(
+            StatusCode::GONE,
+            "gone",
+            "Removed by retention",
+            format!("{kind} {id:?} was removed by retention (older than {horizon})"),
+        )
+    }
+
     /// Like [`Problem::not_found`], for an id given in a body field or query parameter.
     pub fn unknown_reference(field: &str, kind: &str, id: &str) -> Problem {
         Problem::not_found(kind, id).with_field(field, format!("no {kind} {id:?}"))
@@ -201,6 +211,7 @@ impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Problem {
         match err {
             StoreError::NotFound { kind, key } => Problem::not_found(kind, &key),
+            StoreError::Gone { kind, key, horizon } => Problem::gone(kind, &key, &horizon),
             StoreError::Conflict(reason) => Problem::conflict(reason),
             StoreError::Database(err) => {
                 tracing::error!(error = %err, "database error in the API");

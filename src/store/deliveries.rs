@@ -6,7 +6,7 @@ use serde_json::json;
 use super::audit::AuditRecord;
 use super::sql::rows::{AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns};
 use super::tx::{db_now, notify_change, write_audit};
-use super::{Backend, Cursor, Page, Reads, Result, Store, StoreError, json_list, on_db};
+use super::{Backend, Cursor, Page, Reads, Result, Store, json_list, on_db};
 use crate::model::{Actor, Attempt, Delivery, DeliveryState, Event};
 
 /// Which deliveries a listing shows; empty fields do not filter.
@@ -248,7 +248,7 @@ impl Reads {
                 (delivery, attempts)
             });
         let delivery: Delivery = delivery
-            .ok_or_else(|| StoreError::not_found("delivery", id))?
+            .ok_or_else(|| self.missing("delivery", id))?
             .try_into()?;
         let event = self.get_event(&delivery.event_id).await?;
         Ok(DeliveryDetail {
@@ -280,7 +280,7 @@ impl Reads {
                 .await?
         });
         row.map(Event::from)
-            .ok_or_else(|| StoreError::not_found("event", id))
+            .ok_or_else(|| self.missing("event", id))
     }
 
     async fn list_deliveries_toward(

@@ -74,6 +74,11 @@ pub struct StoreOptions {
     /// How long an idempotency key deduplicates (`[retention] idempotency`);
     /// `None` or zero: for as long as the key is kept.
     pub idempotency_window: Option<std::time::Duration>,
+    /// The shortest age at which retention may remove an event (the least
+    /// of `retention.succeeded` and `retention.dead` that are on): an
+    /// event or delivery id older than this that is not found is reported
+    /// as removed. `None`: never.
+    pub removal_horizon: Option<std::time::Duration>,
 }
 
 impl StoreOptions {
@@ -83,6 +88,10 @@ impl StoreOptions {
             secrets_key: config.secrets.key.clone(),
             max_connections: Some(config.database.max_connections),
             idempotency_window: Some(config.retention.idempotency),
+            removal_horizon: [config.retention.succeeded, config.retention.dead]
+                .into_iter()
+                .filter(|h| !h.is_zero())
+                .min(),
         }
     }
 }
@@ -103,6 +112,15 @@ pub enum StoreError {
     /// An id or name that matches nothing.
     #[error("{kind} not found: {key}")]
     NotFound { kind: &'static str, key: String },
+    /// An event or delivery id that matches nothing and is older than the
+    /// retention horizon: it was removed (or never existed, which cannot be
+    /// told apart any more).
+    #[error("{kind} {key} was removed by retention (older than {horizon})")]
+    Gone {
+        kind: &'static str,
+        key: String,
+        horizon: String,
+    },
     /// The change contradicts existing data (a duplicate name, a wrong state).
     #[error("{0}")]
     Conflict(String),
@@ -205,6 +223,8 @@ pub struct Reads {
     targets: std::sync::Arc<queue::TargetCache>,
     /// How long an idempotency key deduplicates, in ms; 0: always.
     idempotency_ms: i64,
+    /// See [`StoreOptions::removal_horizon`].
+    removal_horizon: Option<std::time::Duration>,
 }
 
 impl std::ops::Deref for Store {
@@ -293,6 +313,7 @@ impl Store {
                 idempotency_ms: options
                     .idempotency_window
                     .map_or(0, |w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX)),
+                removal_horizon: options.removal_horizon.filter(|h| !h.is_zero()),
             },
         };
         match mode {
@@ -348,6 +369,26 @@ impl Reads {
     /// Where the database is, for messages: a file path, or a URL without its password.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// The error for `kind` `id` that matched nothing: [`StoreError::Gone`]
+    /// when the id's own time is older than retention's horizon, else
+    /// [`StoreError::NotFound`].
+    pub(crate) fn missing(&self, kind: &'static str, id: &str) -> StoreError {
+        let made = crate::model::id_time_ms(id);
+        match (self.removal_horizon, made) {
+            (Some(horizon), Some(made))
+                if crate::model::now_millis().saturating_sub(made)
+                    > i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX) =>
+            {
+                StoreError::Gone {
+                    kind,
+                    key: id.to_string(),
+                    horizon: crate::config::format_duration(horizon),
+                }
+            }
+            _ => StoreError::not_found(kind, id),
+        }
     }
 
     /// Idempotency keys created before this moment (unix ms `now` less the
