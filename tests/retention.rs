@@ -608,6 +608,40 @@ async fn pruning_beside_publishing_and_delivering_loses_nothing(backend: Backend
     assert_eq!(env.number("SELECT COUNT(*) FROM attempts", &[]).await, 0);
 }
 
+async fn the_pruner_reads_through_its_indexes(backend: Backend) {
+    let env = env(backend).await;
+    for _ in 0..20 {
+        let event = env
+            .publish("order.created", Some(&new_id(IdKind::Event)))
+            .await;
+        env.finish(&event, NextStep::Succeeded).await;
+    }
+    let plans = env.store.explain_retention().await.expect("explain");
+    let plan = |name: &str| {
+        plans
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("no plan for {name}"))
+    };
+    for (name, index) in [
+        ("event_page", "events_created"),
+        ("event_attempts", "attempts_delivery"),
+        ("event_attempts", "deliveries_event"),
+        ("event_deliveries", "deliveries_event"),
+        ("end_held", "deliveries_queue"),
+        ("health", "endpoint_health_recent"),
+        ("audit", "audit_log_at"),
+        ("idempotency", "idempotency_keys_created"),
+    ] {
+        let text = plan(name);
+        assert!(text.contains(index), "{name} must use {index}:\n{text}");
+    }
+    for (name, text) in &plans {
+        assert!(!text.contains("TEMP B-TREE"), "{name} sorts:\n{text}");
+    }
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -631,4 +665,5 @@ both_backends!(
     one_pruner_at_a_time,
     hookline_prune_prints_each_table,
     pruning_beside_publishing_and_delivering_loses_nothing,
+    the_pruner_reads_through_its_indexes,
 );

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::AuditRecord;
+use super::sql::dialect::Dialect;
 use super::tx::{db_now, write_audit};
 use super::{Reads, Result, Store, json_list, on_db};
 use crate::config::RetentionConfig;
@@ -33,6 +34,24 @@ pub const HELD_REASON: &str = "held longer than retention.held";
 
 /// Deliveries that are not finished: their event is never removed.
 const UNFINISHED: &str = "('pending', 'scheduled', 'in_flight')";
+
+/// Ends dead (reason `$1`, at `$2`) up to `$4` deliveries created before
+/// `$3` and held by a paused or disabled endpoint, found per endpoint in
+/// the queue index (which holds only queued work, however long the
+/// endpoint's history); returns their endpoints.
+fn end_held_sql(sql: &Dialect) -> String {
+    format!(
+        "UPDATE deliveries SET state = 'dead', last_error = $1, updated_at = $2,
+                lease_owner = NULL, lease_expires_at = NULL
+          WHERE state IN ('pending', 'scheduled') AND id IN (
+                SELECT d.id FROM deliveries d{queue}
+                 WHERE d.state IN ('pending', 'scheduled') AND d.created_at < $3
+                   AND d.endpoint_id IN (SELECT id FROM endpoints WHERE state IN ('paused', 'disabled'))
+                 LIMIT $4)
+          RETURNING endpoint_id",
+        queue = sql.index_hint("deliveries_queue")
+    )
+}
 
 /// What one pass removed, or with `dry_run` would remove, by table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -301,23 +320,13 @@ impl Store {
             }
             // The state is checked again on the row itself: a delivery a
             // dispatcher leased meanwhile (its endpoint resumed) is skipped.
-            let ended: Vec<(String,)> = sqlx::query_as(
-                "UPDATE deliveries SET state = 'dead', last_error = $1, updated_at = $2,
-                        lease_owner = NULL, lease_expires_at = NULL
-                  WHERE state IN ('pending', 'scheduled') AND id IN (
-                        SELECT d.id FROM deliveries d
-                         WHERE d.state IN ('pending', 'scheduled') AND d.created_at < $3
-                           AND d.endpoint_id IN (SELECT id FROM endpoints
-                                                  WHERE state IN ('paused', 'disabled'))
-                         LIMIT $4)
-                  RETURNING endpoint_id",
-            )
-            .bind(HELD_REASON)
-            .bind(now)
-            .bind(cutoff)
-            .bind(ROWS_PER_BATCH)
-            .fetch_all(&mut *tx)
-            .await?;
+            let ended: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(end_held_sql(sql)))
+                .bind(HELD_REASON)
+                .bind(now)
+                .bind(cutoff)
+                .bind(ROWS_PER_BATCH)
+                .fetch_all(&mut *tx)
+                .await?;
             if !ended.is_empty() {
                 let mut endpoints: Vec<String> = ended.iter().map(|(id,)| id.clone()).collect();
                 endpoints.sort_unstable();
@@ -646,7 +655,111 @@ impl AgedTable {
     }
 }
 
+/// A representative value for a statement [`Reads::explain_retention`] plans.
+#[derive(Clone, Copy)]
+enum Sample {
+    Int(i64),
+    Text(&'static str),
+}
+
 impl Reads {
+    /// The query plan of each statement a pass runs, by name, as the
+    /// database reports it (`EXPLAIN QUERY PLAN` on SQLite; `EXPLAIN` on
+    /// Postgres with sequential scans priced out, so the plan shows whether
+    /// an index can serve the statement however small the tables are): for
+    /// the test that guards the pruner's index use.
+    pub async fn explain_retention(&self) -> Result<Vec<(&'static str, String)>> {
+        let now = crate::model::now_millis();
+        let page = event_page_sql();
+        let list = r#"["msg_explain"]"#;
+        on_db!(self, |pools, sql| {
+            let by_event = |statement: &str| statement.replace("{list}", &sql.json_list(1));
+            let statements: Vec<(&'static str, String, Vec<Sample>)> = vec![
+                (
+                    "event_page",
+                    page.clone(),
+                    vec![
+                        Sample::Int(now),
+                        Sample::Int(0),
+                        Sample::Text(""),
+                        Sample::Int(EVENTS_PER_BATCH),
+                        Sample::Int(now),
+                        Sample::Int(now),
+                    ],
+                ),
+                (
+                    "event_attempts",
+                    by_event(
+                        "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN {list})",
+                    ),
+                    vec![Sample::Text(list)],
+                ),
+                (
+                    "event_deliveries",
+                    by_event("DELETE FROM deliveries WHERE event_id IN {list}"),
+                    vec![Sample::Text(list)],
+                ),
+                (
+                    "end_held",
+                    end_held_sql(sql),
+                    vec![
+                        Sample::Text(HELD_REASON),
+                        Sample::Int(now),
+                        Sample::Int(now),
+                        Sample::Int(ROWS_PER_BATCH),
+                    ],
+                ),
+                (
+                    "health",
+                    AgedTable::Health.deletes()[0].to_string(),
+                    vec![Sample::Int(now), Sample::Int(ROWS_PER_BATCH)],
+                ),
+                (
+                    "health_totals",
+                    AgedTable::Health.deletes()[1].to_string(),
+                    vec![Sample::Int(now), Sample::Int(ROWS_PER_BATCH)],
+                ),
+                (
+                    "audit",
+                    AgedTable::Audit.deletes()[0].to_string(),
+                    vec![Sample::Int(now), Sample::Int(ROWS_PER_BATCH)],
+                ),
+                (
+                    "idempotency",
+                    AgedTable::Idempotency.deletes()[0].to_string(),
+                    vec![Sample::Int(now), Sample::Int(ROWS_PER_BATCH)],
+                ),
+            ];
+            let mut plans = Vec::new();
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            if sql.plan_with_values.is_some() {
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (name, statement, samples) in statements {
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(format!("{}{statement}", sql.explain)));
+                for sample in samples {
+                    query = match sample {
+                        Sample::Int(value) => query.bind(value),
+                        Sample::Text(text) => query.bind(text),
+                    };
+                }
+                let rows = query.fetch_all(&mut *tx).await?;
+                let lines: Vec<String> = rows
+                    .iter()
+                    .filter_map(|row| {
+                        use sqlx::Row;
+                        row.try_get::<String, _>(sql.explain_column).ok()
+                    })
+                    .collect();
+                plans.push((name, lines.join("\n")));
+            }
+            tx.rollback().await?;
+            Ok(plans)
+        })
+    }
     /// The last pass any pruner finished, if one has.
     pub async fn last_prune(&self) -> Result<Option<LastPrune>> {
         Ok(on_db!(self, |pools, _sql| {

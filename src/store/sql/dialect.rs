@@ -1119,14 +1119,22 @@ mod tests {
             "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
                  SELECT value->>'scope', value->>'key', value->>'event_id',
                      CAST(value->>'delivery_count' AS BIGINT), $2
-                 FROM jsonb_each($1) WHERE TRUE ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key"
+                 FROM jsonb_each($1) WHERE TRUE
+                 ON CONFLICT (scope, key) DO UPDATE SET event_id = excluded.event_id,
+                     delivery_count = excluded.delivery_count, created_at = excluded.created_at
+                 WHERE idempotency_keys.created_at < $3
+                 RETURNING scope, key"
         );
         assert_eq!(
             POSTGRES.insert_idempotency_keys,
             "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
                  SELECT value->>'scope', value->>'key', value->>'event_id',
                      CAST(value->>'delivery_count' AS BIGINT), $2
-                 FROM jsonb_array_elements($1::jsonb) AS r(value) WHERE TRUE ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key"
+                 FROM jsonb_array_elements($1::jsonb) AS r(value) WHERE TRUE
+                 ON CONFLICT (scope, key) DO UPDATE SET event_id = excluded.event_id,
+                     delivery_count = excluded.delivery_count, created_at = excluded.created_at
+                 WHERE idempotency_keys.created_at < $3
+                 RETURNING scope, key"
         );
         assert_eq!(SQLITE.lock_endpoints, None);
         assert_eq!(
