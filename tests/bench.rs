@@ -336,7 +336,74 @@ async fn isolation_bench_reports_both_scenarios(backend: Backend) {
     assert_eq!(report["within_target"].as_bool(), Some(ratio <= 2.0));
 }
 
+async fn soak_bench_reports_each_interval(backend: Backend) {
+    let db = TestDb::new(backend);
+    let args = [
+        "bench",
+        "soak",
+        "--duration",
+        "6s",
+        "--every",
+        "2s",
+        "--rate",
+        "40",
+        "--endpoints",
+        "2",
+        "--json",
+    ];
+    let output = bench_command(&db)
+        .args(args)
+        .output()
+        .expect("run the bench");
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(output)).expect("bench --json prints one JSON object");
+    assert_eq!(report["benchmark"], "soak");
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1, "one run with pruning unless --compare");
+    assert_eq!(runs[0]["pruning"], true);
+    let intervals = runs[0]["intervals"].as_array().expect("intervals");
+    assert_eq!(intervals.len(), 3, "{report}");
+    let mut last_events = 0;
+    for interval in intervals {
+        let events = interval["events"].as_i64().unwrap_or(-1);
+        // Nothing is a minute old yet: every event published is still kept,
+        // with one delivery per endpoint.
+        assert!(events > last_events, "the events grow: {interval}");
+        assert_eq!(
+            interval["deliveries"].as_i64(),
+            Some(events * 2),
+            "{interval}"
+        );
+        assert!(
+            interval["live_bytes"].as_i64().unwrap_or(0) > 0,
+            "{interval}"
+        );
+        assert!(
+            interval["created_per_sec"].as_f64().unwrap_or(0.0) > 0.0,
+            "{interval}"
+        );
+        last_events = events;
+    }
+    let published = 40.0 * 6.0;
+    assert!(
+        (last_events as f64 - published).abs() <= published * 0.2,
+        "{last_events} events in 6 s at 40/s"
+    );
+    // A rate that is not a number is refused before anything runs.
+    let refused = bench_command(&db)
+        .args(["bench", "soak", "--rate", "0"])
+        .output()
+        .expect("run the bench");
+    assert!(!refused.status.success());
+    assert!(
+        common::stderr(&refused).contains("rate"),
+        "{}",
+        common::stderr(&refused)
+    );
+}
+
 both_backends!(
+    soak_bench_reports_each_interval,
     isolation_bench_reports_both_scenarios,
     pipeline_bench_reports_every_figure,
     pipeline_bench_refuses_a_database_in_use,

@@ -277,7 +277,7 @@ fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_withi
     size.set(reading.size_bytes);
     registry.register(
         "hookline_database_size_bytes",
-        "Size of the database (SQLite: its main file; Postgres: pg_database_size)",
+        "Bytes of live data (SQLite: pages in use, free pages and the WAL left out; Postgres: hookline's tables with their indexes and TOAST)",
         size,
     );
 }

@@ -12,6 +12,8 @@ mod cpu;
 mod isolation;
 mod pipeline;
 mod seed;
+/// `bench soak`: a steady rate for minutes with a tiny retention.
+pub mod soak;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;

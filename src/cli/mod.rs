@@ -108,6 +108,8 @@ pub enum BenchCommand {
     Isolation(IsolationArgs),
     /// Publishing over HTTP to the API (serve in this process), delivered to local sinks.
     Api(ApiBenchArgs),
+    /// A steady rate for minutes with a tiny retention: live size, rows pruned, latency.
+    Soak(SoakBenchArgs),
     /// Refresh and frame times of every console screen on a seeded database.
     Console(ConsoleBenchArgs),
 }
@@ -148,6 +150,26 @@ pub struct ApiBenchArgs {
     /// Keep to this many events/s in all (default: as fast as the API answers).
     #[arg(long)]
     pub rate: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SoakBenchArgs {
+    /// How long each run publishes.
+    #[arg(long, default_value = "10m", value_parser = parse_duration_arg)]
+    pub duration: std::time::Duration,
+    /// Events/s, each to every endpoint (about 80 % of the steady rate
+    /// `bench api` keeps up with on the same database is the intended use).
+    #[arg(long)]
+    pub rate: f64,
+    /// Sink endpoints, each its own local receiver.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints: usize,
+    /// How often a line of figures is taken.
+    #[arg(long, default_value = "1m", value_parser = parse_duration_arg)]
+    pub every: std::time::Duration,
+    /// Run without and with pruning, interleaved, three pairs.
+    #[arg(long)]
+    pub compare: bool,
 }
 
 #[derive(Debug, Args)]
@@ -550,6 +572,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Api(args)) => {
             run::bench_api(args, cli.db, &config, &out).await
+        }
+        Command::Bench(BenchCommand::Soak(args)) => {
+            run::bench_soak(args, cli.db, &config, &out).await
         }
         Command::Bench(BenchCommand::Console(args)) => run::bench_console(args, cli.db, &out).await,
     }

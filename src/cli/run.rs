@@ -12,7 +12,9 @@ use hookline::store::{OpenMode, Store, StoreOptions};
 use serde_json::json;
 
 use super::output::Output;
-use super::{ApiBenchArgs, BenchMode, ConsoleArgs, ConsoleBenchArgs, PipelineArgs, SinkArgs};
+use super::{
+    ApiBenchArgs, BenchMode, ConsoleArgs, ConsoleBenchArgs, PipelineArgs, SinkArgs, SoakBenchArgs,
+};
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
@@ -266,6 +268,30 @@ pub async fn bench_api(
     out.result(
         serde_json::to_value(&report)?,
         hookline::bench::api::render(&report).trim_end(),
+    );
+    Ok(())
+}
+
+/// `bench soak`: a fresh SQLite file per run unless `--db` names a database.
+pub async fn bench_soak(
+    args: SoakBenchArgs,
+    db: Option<String>,
+    config: &Config,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let options = hookline::bench::soak::SoakOptions {
+        duration: args.duration,
+        rate: args.rate,
+        endpoints: args.endpoints,
+        every: args.every,
+        compare: args.compare,
+        db,
+        dispatch: config.dispatch.clone(),
+    };
+    let report = hookline::bench::soak::run(&options).await?;
+    out.result(
+        serde_json::to_value(&report)?,
+        hookline::bench::soak::render(&report).trim_end(),
     );
     Ok(())
 }

@@ -663,6 +663,31 @@ enum Sample {
 }
 
 impl Reads {
+    /// Rows of events, deliveries and attempts: the tables that grow with
+    /// traffic (counted, so for benchmarks and tests, not screens).
+    pub async fn growing_table_rows(&self) -> Result<[i64; 3]> {
+        let (events, deliveries, attempts): (i64, i64, i64) = on_db!(self, |pools, _sql| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM deliveries),
+                        (SELECT COUNT(*) FROM attempts)",
+            )
+            .fetch_one(&pools.read)
+            .await?
+        });
+        Ok([events, deliveries, attempts])
+    }
+
+    /// Bytes of live data: what retention keeps bounded (SQLite: pages in
+    /// use, free pages and the WAL left out; Postgres: hookline's tables
+    /// with their indexes and TOAST).
+    pub async fn live_size(&self) -> Result<i64> {
+        Ok(on_db!(self, |pools, sql| {
+            sqlx::query_scalar(sql.live_size)
+                .fetch_one(&pools.read)
+                .await?
+        }))
+    }
+
     /// The query plan of each statement a pass runs, by name, as the
     /// database reports it (`EXPLAIN QUERY PLAN` on SQLite; `EXPLAIN` on
     /// Postgres with sequential scans priced out, so the plan shows whether

@@ -33,7 +33,8 @@ pub struct GaugeReading {
     pub endpoints: Vec<(EndpointState, i64)>,
     /// Dispatchers that have not stopped, seen in the last hour.
     pub dispatchers: Vec<Heartbeat>,
-    /// Bytes the database takes (SQLite: its main file; Postgres: the database).
+    /// Bytes of live data (SQLite: pages in use; Postgres: hookline's tables
+    /// with their indexes).
     pub size_bytes: i64,
 }
 

@@ -66,6 +66,8 @@ pub(crate) struct Dialect {
     pub due_pauses: &'static str,
     pub end_pauses: &'static str,
     pub queue_heads: &'static str,
+    /// `SELECT` of the live data's size in bytes (see [`live_size`]).
+    pub live_size: &'static str,
     pub cycle_heads: Option<&'static str>,
     pub in_flight_of: &'static str,
     /// Whether the claim statement counts each endpoint's leases itself
@@ -145,6 +147,7 @@ impl Dialect {
             due_pauses: due_pauses(f).leak(),
             end_pauses: end_pauses(f).leak(),
             queue_heads: queue_heads(f).leak(),
+            live_size: format!("SELECT {}", live_size(f)).leak(),
             cycle_heads: cycle_heads(f),
             in_flight_of: in_flight_of(f).leak(),
             claim_counts_leases: f.pick(false, true),
@@ -491,6 +494,18 @@ fn lock_endpoints(f: Flavor) -> Option<String> {
     }
 }
 
+/// The bytes hookline's data takes, free space left out: SQLite's pages in
+/// use (the WAL apart), Postgres's tables with their indexes and TOAST.
+fn live_size(f: Flavor) -> &'static str {
+    f.pick(
+        "(SELECT (page_count - freelist_count) * page_size
+            FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size())",
+        "(SELECT CAST(COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS BIGINT)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = current_schema() AND c.relkind = 'r')",
+    )
+}
+
 /// Puts deliveries whose lease expired before `$1` back in the queue.
 fn reap_expired(f: Flavor) -> String {
     format!(
@@ -729,10 +744,7 @@ fn metric_gauges(f: Flavor) -> String {
             "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
             "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
         ),
-        size = f.pick(
-            "(SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())",
-            "pg_database_size(current_database())",
-        ),
+        size = live_size(f),
         stopped = "SELECT id FROM endpoints WHERE state <> 'active' AND deleted_at IS NULL",
         top = crate::store::read::METRIC_BACKLOG_TOP,
         recent = crate::store::read::METRIC_DISPATCHERS_WITHIN_MS,
