@@ -630,3 +630,32 @@ fn assert_columns_line_up(screen: &str, name: &str) {
         "{name}: the state column moved:\n{header}\n{row}"
     );
 }
+
+/// `:id` of an event or delivery older than the retention horizon that is
+/// not found says it was removed, rather than showing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_retention_removed_says_so() {
+    let db = common::TestDb::new(Backend::Sqlite);
+    let config = common::test_config(&db.url);
+    let store = hookline::store::Store::open_with(
+        &db.url,
+        hookline::store::OpenMode::CreateAndMigrate,
+        hookline::store::StoreOptions::from_config(&config),
+    )
+    .await
+    .expect("open");
+    let ops = common::test_ops(&store, &config);
+    let old = |prefix: &str| {
+        let at = u64::try_from(now_millis()).expect("after 1970") - 15 * 86_400_000;
+        format!("{prefix}{}", ulid::Ulid::from_parts(at, 7))
+    };
+    for id in [old("msg_"), old("dlv_")] {
+        let app = drive(&ops, (100, 30), true, &format!(":id {id}<enter>")).await;
+        let shot = draw(&app, "removed", false);
+        let text = screen_text(&shot.buffer);
+        assert!(
+            text.contains("removed by retention (older than 14d)"),
+            ":id {id}:\n{text}"
+        );
+    }
+}

@@ -215,20 +215,22 @@ async fn one_run(
             }
             tokio::time::sleep(PUBLISH_EVERY).await;
         }
-        // The interval before this one has had a whole interval to arrive.
-        let latencies = waiting
-            .take()
-            .map(|p| latencies(&sinks, &p))
-            .unwrap_or_default();
+        // The interval before this one has had a whole interval to arrive:
+        // its figures go on its own line.
+        if let (Some(earlier), Some(line)) = (waiting.take(), intervals.last_mut()) {
+            let samples = latencies(&sinks, &earlier);
+            line.delivered_p50_ms = percentile(&samples, 0.50);
+            line.delivered_p99_ms = percentile(&samples, 0.99);
+            if intervals.len() > WARM_UP {
+                latencies_all.extend_from_slice(&samples);
+            }
+        }
         waiting = Some(published);
         let rows = table_rows(store).await?;
         let pruned_now = pruned.load(Ordering::Relaxed);
         let seconds = interval_start.elapsed().as_secs_f64();
         let removed = (pruned_now - last_pruned) as f64;
         let grown = (rows.iter().sum::<i64>() - last_rows.iter().sum::<i64>()) as f64;
-        if intervals.len() >= WARM_UP {
-            latencies_all.extend_from_slice(&latencies);
-        }
         intervals.push(SoakInterval {
             at_s: started.elapsed().as_secs_f64(),
             live_bytes: store.live_size().await?,
@@ -237,16 +239,19 @@ async fn one_run(
             attempts: rows[2],
             pruned_per_sec: removed / seconds,
             created_per_sec: (grown + removed) / seconds,
-            delivered_p50_ms: percentile(&latencies, 0.50),
-            delivered_p99_ms: percentile(&latencies, 0.99),
+            delivered_p50_ms: 0.0,
+            delivered_p99_ms: 0.0,
         });
         last_rows = rows;
         last_pruned = pruned_now;
     }
     // The last interval's deliveries get as long as any other's to arrive.
     tokio::time::sleep(options.every.min(Duration::from_secs(10))).await;
-    if let Some(published) = waiting.take() {
-        latencies_all.extend(latencies(&sinks, &published));
+    if let (Some(last), Some(line)) = (waiting.take(), intervals.last_mut()) {
+        let samples = latencies(&sinks, &last);
+        line.delivered_p50_ms = percentile(&samples, 0.50);
+        line.delivered_p99_ms = percentile(&samples, 0.99);
+        latencies_all.extend_from_slice(&samples);
     }
     if let Some(pruner) = pruner {
         pruner.abort();

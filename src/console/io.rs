@@ -257,6 +257,14 @@ impl Loader {
                             .await?
                     }
                 };
+                if page.items.is_empty()
+                    && cursor.is_none()
+                    && let Some(event_id) = &filter.event_id
+                {
+                    // `:id msg_…` of an event retention removed says so,
+                    // rather than showing an empty list.
+                    reads.get_event(event_id).await?;
+                }
                 let (older, newer) = match how {
                     ListLoad::Replace | ListLoad::Older => (page.next, None),
                     ListLoad::Newer | ListLoad::Tail => (None, page.next),
