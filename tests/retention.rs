@@ -626,9 +626,8 @@ async fn the_pruner_reads_through_its_indexes(backend: Backend) {
     };
     for (name, index) in [
         ("event_page", "events_created"),
+        ("event_lock", "deliveries_event"),
         ("event_attempts", "attempts_delivery"),
-        ("event_attempts", "deliveries_event"),
-        ("event_deliveries", "deliveries_event"),
         ("end_held", "deliveries_queue"),
         ("health", "endpoint_health_recent"),
         ("audit", "audit_log_at"),

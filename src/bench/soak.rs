@@ -198,7 +198,7 @@ async fn one_run(
     let pruner = pruning.then(|| spawn_pruner(store.clone(), policy, owner, Arc::clone(&pruned)));
 
     let started = Instant::now();
-    let mut intervals = Vec::new();
+    let mut intervals: Vec<SoakInterval> = Vec::new();
     let mut waiting: Option<Published> = None;
     let mut last_rows = table_rows(store).await?;
     let mut last_pruned = 0;

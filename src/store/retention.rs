@@ -175,7 +175,8 @@ struct EventPage {
 fn event_page_sql() -> String {
     format!(
         "SELECT e.created_at, e.id, CAST({removable} AS BIGINT) AS removable FROM events e
-          WHERE e.created_at < $1 AND (e.created_at > $2 OR (e.created_at = $2 AND e.id > $3))
+          WHERE e.created_at < $1 AND e.created_at >= $2
+            AND (e.created_at > $2 OR e.id > $3)
           ORDER BY e.created_at, e.id LIMIT $4",
         removable = removable_sql("e", 5, 6)
     )
@@ -412,19 +413,18 @@ impl Store {
                 let list = json_list(&page.removable);
                 // Postgres: hold the deliveries still, then judge again, so
                 // a delivery retried since the page was read keeps its event.
-                let lock = sql.row_lock("FOR UPDATE");
-                if !lock.is_empty() {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id FROM deliveries WHERE event_id IN {}{lock}",
-                        sql.json_list(1)
+                let deliveries: Vec<(String, String)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT id, event_id FROM deliveries WHERE event_id{}{}",
+                        sql.any_of_json(1),
+                        sql.row_lock("FOR UPDATE")
                     )))
                     .bind(&list)
                     .fetch_all(&mut *tx)
                     .await?;
-                }
                 let still: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT e.id FROM events e WHERE e.id IN {} AND {} = 1",
-                    sql.json_list(1),
+                    "SELECT e.id FROM events e WHERE e.id{} AND {} = 1",
+                    sql.any_of_json(1),
                     removable_sql("e", 2, 3)
                 )))
                 .bind(&list)
@@ -433,32 +433,31 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
                 let still: Vec<String> = still.into_iter().map(|(id,)| id).collect();
-                let list = json_list(&still);
-                removed.attempts = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM attempts WHERE delivery_id IN
-                       (SELECT id FROM deliveries WHERE event_id IN {})",
-                    sql.json_list(1)
-                )))
-                .bind(&list)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                removed.deliveries = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM deliveries WHERE event_id IN {}",
-                    sql.json_list(1)
-                )))
-                .bind(&list)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                removed.events = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM events WHERE id IN {}",
-                    sql.json_list(1)
-                )))
-                .bind(&list)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let going: Vec<&str> = deliveries
+                    .iter()
+                    .filter(|(_, event)| still.contains(event))
+                    .map(|(id, _)| id.as_str())
+                    .collect();
+                // By id lists each database probes its indexes with.
+                let by_id = |statement: &str| {
+                    sqlx::AssertSqlSafe(statement.replace("{any}", &sql.any_of_json(1)))
+                };
+                removed.attempts =
+                    sqlx::query(by_id("DELETE FROM attempts WHERE delivery_id{any}"))
+                        .bind(json_list(&going))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                removed.deliveries = sqlx::query(by_id("DELETE FROM deliveries WHERE id{any}"))
+                    .bind(json_list(&going))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                removed.events = sqlx::query(by_id("DELETE FROM events WHERE id{any}"))
+                    .bind(json_list(&still))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE retention_state SET {at_column} = $1, {id_column} = $2 WHERE id = 1"
@@ -701,7 +700,7 @@ impl Reads {
         let page = event_page_sql();
         let list = r#"["msg_explain"]"#;
         on_db!(self, |pools, sql| {
-            let by_event = |statement: &str| statement.replace("{list}", &sql.json_list(1));
+            let by_id = |statement: &str| statement.replace("{any}", &sql.any_of_json(1));
             let statements: Vec<(&'static str, String, Vec<Sample>)> = vec![
                 (
                     "event_page",
@@ -716,15 +715,18 @@ impl Reads {
                     ],
                 ),
                 (
+                    "event_lock",
+                    by_id("SELECT id, event_id FROM deliveries WHERE event_id{any}"),
+                    vec![Sample::Text(list)],
+                ),
+                (
                     "event_attempts",
-                    by_event(
-                        "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN {list})",
-                    ),
+                    by_id("DELETE FROM attempts WHERE delivery_id{any}"),
                     vec![Sample::Text(list)],
                 ),
                 (
                     "event_deliveries",
-                    by_event("DELETE FROM deliveries WHERE event_id IN {list}"),
+                    by_id("DELETE FROM deliveries WHERE id{any}"),
                     vec![Sample::Text(list)],
                 ),
                 (

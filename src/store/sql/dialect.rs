@@ -187,10 +187,10 @@ impl Dialect {
         self.flavor.indexed_by(index)
     }
 
-    /// `(SELECT value FROM <JSON array parameter $n>)`, a list of text, for
-    /// statements assembled at run time.
-    pub fn json_list(&self, n: u8) -> String {
-        self.flavor.json_list(n)
+    /// ` = ANY (…)` / ` IN (…)` of the JSON array parameter `$n`, in the
+    /// form each database probes an index with (see [`Flavor::any_of_json`]).
+    pub fn any_of_json(&self, n: u8) -> String {
+        self.flavor.any_of_json(n)
     }
 
     /// ` <clause>` (a row lock) where the database has row locks, else
