@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::audit::AuditRecord;
 use super::sql::dialect::Dialect;
+use super::sql::plan_text;
 use super::tx::{db_now, write_audit};
 use super::{Reads, Result, Store, json_list, on_db};
 use crate::config::RetentionConfig;
@@ -777,14 +778,7 @@ impl Reads {
                     };
                 }
                 let rows = query.fetch_all(&mut *tx).await?;
-                let lines: Vec<String> = rows
-                    .iter()
-                    .filter_map(|row| {
-                        use sqlx::Row;
-                        row.try_get::<String, _>(sql.explain_column).ok()
-                    })
-                    .collect();
-                plans.push((name, lines.join("\n")));
+                plans.push((name, plan_text(&rows, sql.explain_column)));
             }
             tx.rollback().await?;
             Ok(plans)

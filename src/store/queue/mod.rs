@@ -25,6 +25,7 @@ use serde_json::json;
 
 use super::audit::AuditRecord;
 use super::sql::dialect::Dialect;
+use super::sql::plan_text;
 use super::sql::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Reads, Result, Store, json_list, on_db, to_json};
 use crate::model::{Actor, DeliveryState, ErrorKind, Source};
@@ -290,14 +291,7 @@ impl Reads {
                     }
                     query.fetch_all(&mut *conn).await?
                 };
-                let lines: Vec<String> = rows
-                    .iter()
-                    .filter_map(|row| {
-                        use sqlx::Row;
-                        row.try_get::<String, _>(sql.explain_column).ok()
-                    })
-                    .collect();
-                plans.push((name, lines.join("\n")));
+                plans.push((name, plan_text(&rows, sql.explain_column)));
             }
             Ok(plans)
         })
