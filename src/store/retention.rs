@@ -490,22 +490,28 @@ impl Store {
         let mut removed = 0;
         let mut more = false;
         for statement in table.deletes() {
-            let (count, held) = on_db!(self, |pools, sql| {
+            let count: Option<u64> = on_db!(self, |pools, sql| {
                 let mut tx = pools.write.begin_with(sql.begin_write).await?;
                 let now = db_now(sql, &mut *tx).await?;
-                if !renew_lease(&mut *tx, owner, now).await? {
-                    return Ok(false);
+                if renew_lease(&mut *tx, owner, now).await? {
+                    let count = sqlx::query(*statement)
+                        .bind(cutoff)
+                        .bind(ROWS_PER_BATCH)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
+                    Some(count)
+                } else {
+                    None
                 }
-                let count = sqlx::query(*statement)
-                    .bind(cutoff)
-                    .bind(ROWS_PER_BATCH)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                (count, true)
             });
-            more |= held && count as i64 == ROWS_PER_BATCH;
+            // The lease was taken over: stop, keeping what was removed.
+            let Some(count) = count else {
+                more = false;
+                break;
+            };
+            more |= count as i64 == ROWS_PER_BATCH;
             removed += count;
         }
         *table.counter(report) += removed;
