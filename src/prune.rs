@@ -25,20 +25,12 @@ pub enum PruneError {
 /// The name a pruner's lease carries: host, process and start, so two
 /// processes on one host never share it.
 pub fn owner_id() -> String {
-    let host = hostname();
     format!(
-        "{host}:{}:{}",
+        "{}:{}:{}",
+        crate::dispatch::hostname(),
         std::process::id(),
         crate::model::now_millis()
     )
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
 }
 
 /// One pass by hand (`hookline prune`): counts with `dry_run`, else takes

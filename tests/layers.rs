@@ -22,7 +22,8 @@ fn allowed(layer: &str) -> Option<&'static [&'static str]> {
         "model" | "topic" | "api_key" | "config" | "health" | "sign" | "redact" | "seal"
         | "text" | "held" | "metrics" => Some(&[]),
         "store" => Some(&[]),
-        "dispatch" | "prune" => Some(&["store"]),
+        "dispatch" => Some(&["store"]),
+        "prune" => Some(&["dispatch", "store"]),
         "ops" => Some(&["dispatch", "store"]),
         // The read side of the store only: no `Store` (see `writes_through_store`).
         "api" | "console" | "sink" => Some(&["ops", "store"]),
