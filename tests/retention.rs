@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use common::{Backend, TestDb, ok, test_config, test_ops};
 use hookline::config::{Config, RetentionConfig};
-use hookline::model::{DeliveryState, ErrorKind, IdKind, new_id, now_millis};
+use hookline::model::{DeliveryState, IdKind, new_id, now_millis};
 use hookline::ops::{EndpointInput, EventInput, Ops};
 use hookline::store::{
-    ClaimRequest, ClaimedDelivery, HELD_REASON, NewAttempt, NextStep, OpenMode, Outcome,
-    PruneReport, Store, StoreOptions,
+    ClaimRequest, ClaimedDelivery, HELD_REASON, NextStep, OpenMode, PruneReport, Store,
+    StoreOptions,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -98,25 +98,7 @@ impl Env {
     /// Claims the event's delivery and records an attempt leading to `next`.
     async fn finish(&self, event_id: &str, next: NextStep) {
         let delivery = self.claim(event_id).await;
-        let succeeded = next == NextStep::Succeeded;
-        let outcome = Outcome {
-            attempt: NewAttempt {
-                id: new_id(IdKind::Attempt),
-                delivery_id: delivery.id.clone(),
-                endpoint_id: delivery.endpoint_id.clone(),
-                attempt_number: delivery.attempts + 1,
-                started_at: now_millis(),
-                duration_ms: 3,
-                status_code: Some(if succeeded { 200 } else { 500 }),
-                error_kind: (!succeeded).then_some(ErrorKind::HttpStatus),
-                error_message: None,
-                request_headers: Vec::new(),
-                response_body: None,
-            },
-            next,
-            disable_endpoint: None,
-            published_at: None,
-        };
+        let outcome = common::outcome(&delivery, next);
         self.store
             .record_outcomes("dsp_test", &[outcome])
             .await

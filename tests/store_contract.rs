@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Backend, TestDb, test_config, test_ops};
+use common::{Backend, TestDb, outcome, test_config, test_ops};
 use hookline::config::Config;
 use hookline::model::{
     Actor, AuditEntry, Delivery, DeliveryState, Endpoint, EndpointState, ErrorKind, IdKind, Source,
@@ -21,8 +21,7 @@ use hookline::model::{
 use hookline::ops::{BulkRetry, EndpointChanges, EndpointInput, EventInput, Ops, OpsError};
 use hookline::store::{
     AttemptSlots, ClaimRequest, Claimed, ClaimedDelivery, Cursor, DeliveryFilter, HandOffRequest,
-    NewAttempt, NewEvent, NextStep, OpenMode, Outcome, Published, RecordSummary, Rollups, Store,
-    StoreError,
+    NewEvent, NextStep, OpenMode, Outcome, Published, RecordSummary, Rollups, Store, StoreError,
 };
 
 /// A valid 24-byte Standard Webhooks secret.
@@ -75,29 +74,6 @@ fn request(owner: &str, limit: usize) -> ClaimRequest<'_> {
         default_timeout_ms: 1_000,
         reap_expired: true,
         slots: None,
-    }
-}
-
-/// An attempt at `delivery` whose consequence is `next` (2xx for success, 500 otherwise).
-fn outcome(delivery: &ClaimedDelivery, next: NextStep) -> Outcome {
-    let succeeded = next == NextStep::Succeeded;
-    Outcome {
-        attempt: NewAttempt {
-            id: new_id(IdKind::Attempt),
-            delivery_id: delivery.id.clone(),
-            endpoint_id: delivery.endpoint_id.clone(),
-            attempt_number: delivery.attempts + 1,
-            started_at: now_millis(),
-            duration_ms: 12,
-            status_code: Some(if succeeded { 200 } else { 500 }),
-            error_kind: (!succeeded).then_some(ErrorKind::HttpStatus),
-            error_message: None,
-            request_headers: vec![("webhook-signature".to_string(), "v1,****".to_string())],
-            response_body: Some(if succeeded { "ok" } else { "boom" }.to_string()),
-        },
-        next,
-        disable_endpoint: None,
-        published_at: None,
     }
 }
 

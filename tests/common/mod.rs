@@ -401,3 +401,32 @@ pub fn assert_no_plain_secret(text: &str, where_: &str) {
         );
     }
 }
+
+/// An attempt at `delivery` whose consequence is `next` (2xx for success, 500 otherwise).
+#[allow(dead_code)] // not every test binary records outcomes
+pub fn outcome(
+    delivery: &hookline::store::ClaimedDelivery,
+    next: hookline::store::NextStep,
+) -> hookline::store::Outcome {
+    use hookline::model::{ErrorKind, IdKind, new_id, now_millis};
+    use hookline::store::{NewAttempt, NextStep, Outcome};
+    let succeeded = next == NextStep::Succeeded;
+    Outcome {
+        attempt: NewAttempt {
+            id: new_id(IdKind::Attempt),
+            delivery_id: delivery.id.clone(),
+            endpoint_id: delivery.endpoint_id.clone(),
+            attempt_number: delivery.attempts + 1,
+            started_at: now_millis(),
+            duration_ms: 12,
+            status_code: Some(if succeeded { 200 } else { 500 }),
+            error_kind: (!succeeded).then_some(ErrorKind::HttpStatus),
+            error_message: None,
+            request_headers: vec![("webhook-signature".to_string(), "v1,****".to_string())],
+            response_body: Some(if succeeded { "ok" } else { "boom" }.to_string()),
+        },
+        next,
+        disable_endpoint: None,
+        published_at: None,
+    }
+}
