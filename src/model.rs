@@ -528,10 +528,53 @@ pub struct Event {
     /// `None` for a broadcast.
     pub tenant_id: Option<String>,
     pub topic: String,
-    /// Exactly the bytes published.
+    /// Exactly the bytes published; empty once removed (`payload_removed`).
     pub payload: String,
+    /// Bytes published (kept when the payload is removed).
+    pub payload_size: i64,
+    /// Set when the payload was removed: its deliveries cannot be retried.
+    pub payload_removed: Option<PayloadRemoval>,
     pub idempotency_key: Option<String>,
     pub created_at: Millis,
+}
+
+impl Event {
+    /// Why this event's deliveries cannot be sent again, if they cannot.
+    pub fn unsendable_reason(&self) -> Option<String> {
+        self.payload_removed.as_ref().map(|removal| {
+            format!(
+                "its payload was {}; it cannot be retried",
+                removal.by.describe()
+            )
+        })
+    }
+}
+
+/// When and why an event's payload bytes were removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PayloadRemoval {
+    pub at: Millis,
+    pub by: PayloadRemovedBy,
+}
+
+string_enum! {
+    /// What removed a payload.
+    PayloadRemovedBy, "a payload removal" {
+        /// `retention.payload`: its deliveries had finished and it aged out.
+        Retention => "retention",
+        /// Erased on request (`hookline event expunge`, `tenant expunge`, the API).
+        Expunged => "expunged",
+    }
+}
+
+impl PayloadRemovedBy {
+    /// "expunged" / "removed by retention.payload", for sentences.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PayloadRemovedBy::Retention => "removed by retention.payload",
+            PayloadRemovedBy::Expunged => "expunged",
+        }
+    }
 }
 
 /// One event on its way to one endpoint.

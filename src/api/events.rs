@@ -1,9 +1,10 @@
-//! `POST /v1/events`: publish an event for a tenant, or broadcast it.
+//! `POST /v1/events`: publish an event for a tenant, or broadcast it;
+//! `DELETE /v1/events/{id}/payload`: erase one.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -13,6 +14,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::problem::{ApiResult, Problem};
+use crate::model::IdKind;
 use crate::ops::{EventInput, Payload};
 
 /// The header a producer may send its idempotency key in instead of the body.
@@ -114,4 +116,48 @@ fn idempotency_key(headers: &HeaderMap, body: Option<String>) -> ApiResult<Optio
         )),
         (body, header) => Ok(body.or(header)),
     }
+}
+
+/// What erasing an event's payload did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExpungeResponse {
+    /// `msg_…`
+    pub id: String,
+    /// Its deliveries that had not finished, now cancelled.
+    pub deliveries_cancelled: u64,
+    /// Stored response bodies removed from its attempts.
+    pub response_bodies_removed: u64,
+}
+
+/// Erase an event's payload now, with the response bodies stored for its
+/// attempts (receivers often echo the payload); its unfinished deliveries
+/// are cancelled. The event keeps its id, topic and size; its deliveries
+/// can no longer be retried. Audited. Admin keys, or the key of the
+/// event's tenant (broadcasts: admin keys only).
+#[utoipa::path(
+    delete,
+    path = "/v1/events/{id}/payload",
+    operation_id = "expunge_event_payload",
+    tag = "events",
+    params(("id" = String, Path, description = "Event id (`msg_…`)")),
+    responses(
+        (status = 200, description = "Erased", body = ExpungeResponse),
+        (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Removed by retention: the id is older than the retention horizon", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn expunge_payload(
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ExpungeResponse>> {
+    if IdKind::of(&id) != Some(IdKind::Event) {
+        return Err(Problem::not_found("event", &id));
+    }
+    let report = caller.ops.expunge_events(std::slice::from_ref(&id)).await?;
+    Ok(Json(ExpungeResponse {
+        id,
+        deliveries_cancelled: report.deliveries_cancelled,
+        response_bodies_removed: report.response_bodies_removed,
+    }))
 }

@@ -282,26 +282,47 @@ pub struct EventView {
     /// `null` for a broadcast.
     pub tenant_id: Option<String>,
     pub topic: String,
-    /// The payload exactly as published (byte for byte).
-    #[schema(value_type = serde_json::Value)]
-    pub payload: Box<RawValue>,
+    /// The payload exactly as published (byte for byte); `null` once
+    /// removed (see `payload_removed`).
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub payload: Option<Box<RawValue>>,
+    /// Bytes published (kept when the payload is removed).
+    pub payload_size: i64,
+    /// Set when the payload was removed, by `retention.payload` or on
+    /// request: the event's deliveries can no longer be retried.
+    pub payload_removed: Option<PayloadRemovedView>,
     pub idempotency_key: Option<String>,
     pub created_at: String,
+}
+
+/// When and why an event's payload was removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PayloadRemovedView {
+    pub at: String,
+    /// `retention` (`retention.payload`) or `expunged` (on request).
+    pub by: String,
 }
 
 impl From<Event> for EventView {
     fn from(e: Event) -> EventView {
         // The payload was checked to be JSON when published; should a row
         // hold anything else, show it as a JSON string rather than fail.
-        let payload = RawValue::from_string(e.payload.clone()).unwrap_or_else(|_| {
-            RawValue::from_string(serde_json::Value::from(e.payload).to_string())
-                .unwrap_or_default()
+        let payload = e.payload_removed.is_none().then(|| {
+            RawValue::from_string(e.payload.clone()).unwrap_or_else(|_| {
+                RawValue::from_string(serde_json::Value::from(e.payload).to_string())
+                    .unwrap_or_default()
+            })
         });
         EventView {
             id: e.id,
             tenant_id: e.tenant_id,
             topic: e.topic,
             payload,
+            payload_size: e.payload_size,
+            payload_removed: e.payload_removed.map(|removal| PayloadRemovedView {
+                at: time(removal.at),
+                by: removal.by.as_str().to_string(),
+            }),
             idempotency_key: e.idempotency_key,
             created_at: time(e.created_at),
         }

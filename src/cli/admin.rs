@@ -143,6 +143,23 @@ pub async fn tenant(command: TenantCommand, config: &Config, out: &Output) -> an
                 ),
             );
         }
+        TenantCommand::Expunge { tenant, before } => {
+            let (tenant, report) = ops.expunge_tenant(&tenant, &before).await?;
+            let mut text = format!(
+                "tenant {} ({}): {}",
+                tenant.name,
+                tenant.id,
+                super::events::expunge_summary(&report)
+            );
+            if report.broadcasts_left > 0 {
+                text.push_str(&format!(
+                    "\n{} broadcast events delivered to it were left: they belong to no tenant \
+                     (expunge them by id with `hookline event expunge`)",
+                    report.broadcasts_left
+                ));
+            }
+            out.result(serde_json::to_value(&report)?, &text);
+        }
     }
     Ok(())
 }

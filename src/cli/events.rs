@@ -7,12 +7,14 @@ use hookline::config::Config;
 use hookline::held::{Hold, Stopped};
 use hookline::model::{Attempt, Delivery, IdKind};
 use hookline::ops::{BulkRetry, EventInput, Ops, OpsError, parse_since};
-use hookline::store::{Cursor, DeliveryDetail, DeliveryFilter};
+use hookline::store::{Cursor, DeliveryDetail, DeliveryFilter, ExpungeReport};
 use serde_json::json;
 
 use super::admin::{open_store, ops};
 use super::output::{Cell, Output, Record};
-use super::{AuditArgs, DeliveryCommand, DeliveryListArgs, PruneArgs, PublishArgs, RetryArgs};
+use super::{
+    AuditArgs, DeliveryCommand, DeliveryListArgs, EventCommand, PruneArgs, PublishArgs, RetryArgs,
+};
 
 /// The payload argument: JSON text, `@FILE`, or `-` for stdin, byte for byte.
 fn read_payload(arg: &str) -> anyhow::Result<String> {
@@ -139,7 +141,14 @@ fn print_delivery_detail(detail: &DeliveryDetail, stopped: &Stopped, out: &Outpu
     if out.is_json() {
         let mut object = delivery_record(&detail.delivery, stopped).to_json();
         if let Some(map) = object.as_object_mut() {
-            map.insert("payload".to_string(), json!(detail.event.payload));
+            match &detail.event.payload_removed {
+                None => map.insert("payload".to_string(), json!(detail.event.payload)),
+                Some(removal) => {
+                    map.insert("payload".to_string(), serde_json::Value::Null);
+                    map.insert("payload_removed".to_string(), json!(removal))
+                }
+            };
+            map.insert("payload_size".to_string(), json!(detail.event.payload_size));
             let attempts: Vec<serde_json::Value> = detail
                 .attempts
                 .iter()
@@ -159,9 +168,14 @@ fn print_delivery_detail(detail: &DeliveryDetail, stopped: &Stopped, out: &Outpu
     }
     out.detail(&record);
     out.line("\npayload:");
-    let pretty = hookline::model::reindent_json(&detail.event.payload);
-    for line in pretty.lines() {
-        out.line(format!("  {line}"));
+    match payload_removed_note(&detail.event) {
+        Some(note) => out.line(format!("  {note}")),
+        None => {
+            let pretty = hookline::model::reindent_json(&detail.event.payload);
+            for line in pretty.lines() {
+                out.line(format!("  {line}"));
+            }
+        }
     }
     out.line("\nattempts:");
     if detail.attempts.is_empty() {
@@ -234,7 +248,9 @@ pub async fn delivery(
                             "id": event.id,
                             "tenant_id": event.tenant_id,
                             "topic": event.topic,
-                            "payload": event.payload,
+                            "payload": event.payload_removed.is_none().then_some(&event.payload),
+                            "payload_size": event.payload_size,
+                            "payload_removed": event.payload_removed,
                             "created_at": hookline::model::format_rfc3339(event.created_at),
                             "deliveries": deliveries,
                         }),
@@ -245,11 +261,18 @@ pub async fn delivery(
                         .field("id", &event.id)
                         .field(
                             "tenant_id",
-                            event.tenant_id.unwrap_or_else(|| "(broadcast)".into()),
+                            event
+                                .tenant_id
+                                .clone()
+                                .unwrap_or_else(|| "(broadcast)".into()),
                         )
                         .field("topic", &event.topic)
                         .field("created_at", Cell::Time(event.created_at))
-                        .field("payload", event.payload.trim_end());
+                        .field(
+                            "payload",
+                            payload_removed_note(&event)
+                                .unwrap_or_else(|| event.payload.trim_end().to_string()),
+                        );
                     out.detail(&record);
                     out.line("");
                     let rows: Vec<Record> = page
@@ -375,14 +398,67 @@ pub async fn retry(args: RetryArgs, config: &Config, out: &Output) -> anyhow::Re
 }
 
 /// `hookline prune`: one retention pass now, table by table.
+/// `hookline event …`.
+pub async fn event(command: EventCommand, config: &Config, out: &Output) -> anyhow::Result<()> {
+    let ops = ops(config).await?;
+    match command {
+        EventCommand::Expunge { ids } => {
+            let report = ops.expunge_events(&ids).await?;
+            out.result(serde_json::to_value(&report)?, &expunge_summary(&report));
+        }
+    }
+    Ok(())
+}
+
+/// What is said instead of a removed payload: when, why, and that its
+/// deliveries cannot be sent again.
+fn payload_removed_note(event: &hookline::model::Event) -> Option<String> {
+    let removal = event.payload_removed?;
+    Some(format!(
+        "({} bytes, {} at {}; its deliveries cannot be retried)",
+        event.payload_size,
+        removal.by.describe(),
+        hookline::ops::local_time(removal.at)
+    ))
+}
+
+/// `12.3 MiB`.
+fn mebibytes(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+}
+
+/// What an expunge removed, in a sentence (two when the SQLite log could
+/// not be emptied yet).
+pub fn expunge_summary(report: &ExpungeReport) -> String {
+    let mut text = format!(
+        "expunged {} event payloads and {} response bodies; {} unfinished deliveries cancelled",
+        report.events, report.response_bodies_removed, report.deliveries_cancelled
+    );
+    if !report.log_truncated {
+        text.push_str(
+            "\na reader kept the database's write-ahead log busy: earlier copies of the removed \
+             pages stay in it until its next checkpoint",
+        );
+    }
+    text
+}
+
 pub async fn prune(args: PruneArgs, config: &Config, out: &Output) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     let report = hookline::prune::prune_once(&store, &config.retention, args.dry_run).await;
+    let vacuumed = match (&report, args.vacuum) {
+        (Ok(_), true) => Some(store.vacuum().await),
+        _ => None,
+    };
     store.close().await;
     let report = report?;
+    let vacuumed = vacuumed.transpose().context("vacuum")?;
     if out.is_json() {
         let mut json = serde_json::to_value(&report)?;
         json["total"] = serde_json::Value::from(report.total());
+        if let Some(vacuumed) = vacuumed {
+            json["vacuum"] = serde_json::to_value(vacuumed)?;
+        }
         out.result(json, "");
         return Ok(());
     }
@@ -402,6 +478,19 @@ pub async fn prune(args: PruneArgs, config: &Config, out: &Output) -> anyhow::Re
         "removed"
     };
     out.note(&format!("{verb} {} rows in all", report.total()));
+    if report.space_released_bytes > 0 {
+        out.note(&format!(
+            "handed {} of free pages back to the file system",
+            mebibytes(report.space_released_bytes as f64)
+        ));
+    }
+    if let Some(vacuumed) = vacuumed {
+        out.note(&format!(
+            "vacuumed: {} before, {} after",
+            mebibytes(vacuumed.before_bytes as f64),
+            mebibytes(vacuumed.after_bytes as f64)
+        ));
+    }
     Ok(())
 }
 

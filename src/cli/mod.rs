@@ -73,6 +73,9 @@ pub enum Command {
     Subscription(SubscriptionCommand),
     /// Publish an event for a tenant, or broadcast it to every tenant.
     Publish(PublishArgs),
+    /// Erase events' payloads.
+    #[command(subcommand)]
+    Event(EventCommand),
     /// Inspect deliveries.
     #[command(subcommand)]
     Delivery(DeliveryCommand),
@@ -96,8 +99,27 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Count what a pass would remove, and change nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "vacuum")]
     pub dry_run: bool,
+    /// Then rewrite the database compactly. SQLite: VACUUM, which also turns
+    /// on incremental vacuum for a file created without it; it needs free
+    /// disk about the database's size and holds the writer throughout, so
+    /// run it with hookline stopped. Postgres: VACUUM (ANALYZE) of
+    /// hookline's tables.
+    #[arg(long)]
+    pub vacuum: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Remove events' payloads now, with the response bodies of their
+    /// attempts, and cancel their unfinished deliveries (erasure requests).
+    /// Each event keeps its id, topic and size; audited.
+    Expunge {
+        /// Event ids (msg_…).
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,6 +304,15 @@ pub enum TenantCommand {
     Delete {
         /// Tenant id or name.
         tenant: String,
+    },
+    /// Remove the payloads of a tenant's events created before a time, as
+    /// `hookline event expunge` does (broadcast events are left and counted).
+    Expunge {
+        /// Tenant id or name.
+        tenant: String,
+        /// An RFC 3339 time, a date (2026-01-31: its start in UTC), or an age (30d).
+        #[arg(long)]
+        before: String,
     },
 }
 
@@ -558,6 +589,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Endpoint(command) => admin::endpoint(command, &config, &out).await,
         Command::Subscription(command) => admin::subscription(command, &config, &out).await,
         Command::Publish(args) => events::publish(args, &config, &out).await,
+        Command::Event(command) => events::event(command, &config, &out).await,
         Command::Delivery(command) => events::delivery(command, &config, &out).await,
         Command::Retry(args) => events::retry(args, &config, &out).await,
         Command::Dispatchers => events::dispatchers(&config, &out).await,

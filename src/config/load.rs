@@ -42,7 +42,7 @@ pub(super) const SECTIONS: [&str; 9] = [
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 33] = [
+const KEYS: [(&str, &str); 35] = [
     ("database", "url"),
     ("database", "max_connections"),
     ("dispatch", "concurrency"),
@@ -75,6 +75,8 @@ const KEYS: [(&str, &str); 33] = [
     ("retention", "dispatchers"),
     ("retention", "audit"),
     ("retention", "idempotency"),
+    ("retention", "payload"),
+    ("retention", "attempts_per_delivery"),
     ("retention", "interval"),
 ];
 
@@ -288,7 +290,14 @@ fn apply_retention(
         "dispatchers" => &mut r.dispatchers,
         "audit" => &mut r.audit,
         "idempotency" => &mut r.idempotency,
+        "payload" => &mut r.payload,
         "interval" => &mut r.interval,
+        "attempts_per_delivery" => {
+            return Some(match raw {
+                Raw::Toml(value) => u32::from_toml(value).map(|v| r.attempts_per_delivery = v),
+                Raw::Env(value) => u32::from_env(value).map(|v| r.attempts_per_delivery = v),
+            });
+        }
         _ => return None,
     };
     Some(match raw {

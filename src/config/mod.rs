@@ -75,6 +75,12 @@ pub struct RetentionConfig {
     pub audit: Duration,
     /// Idempotency keys: an older key no longer deduplicates.
     pub idempotency: Duration,
+    /// Payload bytes of events whose deliveries have all finished (off by
+    /// default): the event keeps id, topic and size, and its deliveries can
+    /// no longer be retried.
+    pub payload: Duration,
+    /// Attempts kept per delivery: its first and its latest; 0 keeps all.
+    pub attempts_per_delivery: u32,
     /// How often the pruner looks for what has expired.
     pub interval: Duration,
 }
@@ -90,6 +96,8 @@ impl Default for RetentionConfig {
             dispatchers: Duration::from_secs(d),
             audit: Duration::from_secs(400 * d),
             idempotency: Duration::from_secs(24 * h),
+            payload: Duration::ZERO,
+            attempts_per_delivery: 20,
             interval: Duration::from_secs(m),
         }
     }
@@ -100,7 +108,7 @@ const MAX_RETENTION: Duration = Duration::from_secs(3650 * 86_400);
 
 impl RetentionConfig {
     /// Each rule's key and duration.
-    pub fn rules(&self) -> [(&'static str, Duration); 7] {
+    pub fn rules(&self) -> [(&'static str, Duration); 8] {
         [
             ("succeeded", self.succeeded),
             ("dead", self.dead),
@@ -109,6 +117,7 @@ impl RetentionConfig {
             ("dispatchers", self.dispatchers),
             ("audit", self.audit),
             ("idempotency", self.idempotency),
+            ("payload", self.payload),
         ]
     }
 
@@ -128,6 +137,13 @@ impl RetentionConfig {
                 (format!("retention.{key}"), problem)
             })
             .collect();
+        problems.push((
+            "retention.attempts_per_delivery".into(),
+            (self.attempts_per_delivery == 1).then(|| {
+                "must be 0 (keep every attempt) or at least 2 (the first and the latest), got 1"
+                    .to_string()
+            }),
+        ));
         problems.push((
             "retention.interval".into(),
             (self.interval < Duration::from_secs(1) || self.interval > Duration::from_secs(86_400))

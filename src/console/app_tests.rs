@@ -129,6 +129,8 @@ fn detail(d: Delivery) -> DeliveryDetail {
             tenant_id: Some(d.tenant_id.clone()),
             topic: d.topic.clone(),
             payload: r#"{"order":"ord_7003"}"#.to_string(),
+            payload_size: 20,
+            payload_removed: None,
             idempotency_key: None,
             created_at: d.created_at,
         },

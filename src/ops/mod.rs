@@ -24,8 +24,8 @@ use crate::model::{
 use crate::redact;
 use crate::sign::Secret;
 use crate::store::{
-    EndpointPatch, NewApiKey, NewEndpoint, NewSubscription, Reads, RetryFilter, RetryReport, Store,
-    StoreError, SubscriptionPatch,
+    EndpointPatch, ExpungeReport, NewApiKey, NewEndpoint, NewSubscription, Reads, RetryFilter,
+    RetryReport, Store, StoreError, SubscriptionPatch,
 };
 pub use publish::{Committers, EventInput, Payload, PublishStats, Publisher};
 pub use until::{
@@ -33,7 +33,8 @@ pub use until::{
     parse_until_rfc3339,
 };
 pub use validate::{
-    parse_headers, parse_since, validate_name, validate_payload, validate_reason, validate_url,
+    parse_before, parse_headers, parse_since, validate_name, validate_payload, validate_reason,
+    validate_url,
 };
 use validate::{validate_description, validate_max_in_flight, validate_pattern, validate_timeout};
 
@@ -639,6 +640,49 @@ impl Ops {
     }
 
     // --- events and deliveries -----------------------------------------
+
+    /// Removes the payloads of events `ids` now, with the response bodies
+    /// of their attempts, and cancels their unfinished deliveries (see
+    /// [`Store::expunge_events`]). A tenant's key reaches its own events
+    /// only (broadcasts belong to no tenant). All or nothing: an unknown id
+    /// changes nothing.
+    pub async fn expunge_events(&self, ids: &[String]) -> Result<ExpungeReport> {
+        if ids.is_empty() {
+            return Err(OpsError::invalid(
+                "ids",
+                "give at least one event id (msg_…)",
+            ));
+        }
+        if let Some(bad) = ids.iter().find(|id| IdKind::of(id) != Some(IdKind::Event)) {
+            return Err(OpsError::invalid(
+                "ids",
+                format!("{bad:?} is not an event id (msg_…)"),
+            ));
+        }
+        if let Some(scope) = &self.scope {
+            for id in ids {
+                let event = self.store.get_event(id).await?;
+                if event.tenant_id.as_deref() != Some(scope.as_str()) {
+                    return Err(OpsError::not_found("id", "event", id));
+                }
+            }
+        }
+        Ok(self.store.expunge_events(ids, &self.actor).await?)
+    }
+
+    /// Removes the payloads of every event of tenant `key` created before
+    /// `before` (an RFC 3339 time, a date such as 2026-01-31 meaning its
+    /// start in UTC, or an age such as 30d), as [`Ops::expunge_events`]
+    /// does; broadcasts are left and counted.
+    pub async fn expunge_tenant(&self, key: &str, before: &str) -> Result<(Tenant, ExpungeReport)> {
+        let before = parse_before(before)?;
+        let tenant = self.tenant(key).await?;
+        let report = self
+            .store
+            .expunge_tenant(&tenant.id, before, &self.actor)
+            .await?;
+        Ok((tenant, report))
+    }
 
     /// Starts a fresh schedule for each of the given deliveries.
     pub async fn retry(&self, delivery_ids: &[String]) -> Result<RetryReport> {

@@ -246,6 +246,24 @@ pub fn parse_since(field: &'static str, text: &str) -> Result<i64> {
     Ok(now_millis() - i64::try_from(ago.as_millis()).unwrap_or(i64::MAX / 2))
 }
 
+/// `--before` / `before`: an RFC 3339 time, a date (`2026-01-31`, the
+/// start of that day in UTC), or an age (`30d`: that long ago).
+pub fn parse_before(text: &str) -> Result<i64> {
+    let is_date = text.len() == 10 && text.as_bytes().get(4) == Some(&b'-');
+    if is_date && let Some(at) = crate::model::parse_rfc3339(&format!("{text}T00:00:00Z")) {
+        return Ok(at);
+    }
+    parse_since("before", text).map_err(|_| {
+        OpsError::invalid(
+            "before",
+            format!(
+                "expected an RFC 3339 time like 2026-11-23T08:00:00Z, a date like 2026-11-23, \
+                 or an age like 30d; got {text:?}"
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

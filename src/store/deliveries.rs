@@ -4,10 +4,14 @@
 use serde_json::json;
 
 use super::audit::AuditRecord;
-use super::sql::rows::{AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns};
+use super::queue::trim_attempts_of;
+use super::sql::dialect::{Dialect, PAYLOAD_KEPT};
+use super::sql::rows::{
+    AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns, event_columns,
+};
 use super::tx::{db_now, notify_change, write_audit};
 use super::{Backend, Cursor, Page, Reads, Result, Store, json_list, on_db};
-use crate::model::{Actor, Attempt, Delivery, DeliveryState, Event};
+use crate::model::{Actor, Attempt, Delivery, DeliveryState, Event, PayloadRemovedBy};
 
 /// Which deliveries a listing shows; empty fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -194,8 +198,7 @@ fn retry_conditions(filter: &RetryFilter, backend: Backend) -> Conditions {
     conditions
 }
 
-const EVENT_BY_ID: &str =
-    "SELECT id, tenant_id, topic, payload, idempotency_key, created_at FROM events WHERE id = $1";
+const EVENT_BY_ID: &str = concat!("SELECT ", event_columns!(), " FROM events WHERE id = $1");
 const DELIVERY_BY_ID: &str = concat!(
     "SELECT ",
     delivery_columns!(),
@@ -279,8 +282,7 @@ impl Reads {
                 .fetch_optional(&pools.read)
                 .await?
         });
-        row.map(Event::from)
-            .ok_or_else(|| self.missing("event", id))
+        row.ok_or_else(|| self.missing("event", id))?.try_into()
     }
 
     async fn list_deliveries_toward(
@@ -388,7 +390,13 @@ impl Store {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now(sql, &mut *tx).await?;
             let list = json_list(ids);
-            let states: Vec<(String, String, Option<i64>)> = sqlx::query_as(sql.delivery_states)
+            if let Some(lock) = sql.lock_events_of(&format!("ld.id{}", sql.any_of_json(1))) {
+                sqlx::query(sqlx::AssertSqlSafe(lock))
+                    .bind(&list)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let states: Vec<DeliveryStanding> = sqlx::query_as(sql.delivery_states)
                 .bind(&list)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -398,6 +406,7 @@ impl Store {
                 .bind(now)
                 .fetch_all(&mut *tx)
                 .await?;
+            self.trim_revived(sql, &mut *tx, &retried).await?;
             let report = retry_report(ids, &states, retried);
             if !report.retried.is_empty() {
                 notify_change(sql, &mut *tx).await?;
@@ -457,6 +466,9 @@ impl Store {
         }
         let filter = &filter;
         let mut conditions = retry_conditions(filter, self.backend());
+        conditions
+            .clauses
+            .push(PAYLOAD_KEPT.replace("deliveries.event_id", "d.event_id"));
         let where_sql = conditions.sql();
         // An endpoint's failures come from its failure index; anything else
         // (succeeded ones) from all of its deliveries.
@@ -487,24 +499,34 @@ impl Store {
             None => String::new(),
         };
         let count = on_db!(self, |pools, sql| {
+            let chosen = format!(
+                "SELECT d.id FROM deliveries d{}
+                 JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
+                 WHERE {where_sql}{limit_sql}",
+                sql.index_hint(index)
+            );
             let text = format!(
                 "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ${}, \
                  lease_owner = NULL, lease_expires_at = NULL, updated_at = ${n}
-                 WHERE id IN (SELECT d.id FROM deliveries d{}
-                     JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
-                     WHERE {where_sql}{limit_sql})",
+                 WHERE id IN ({chosen}) RETURNING id",
                 n - 1,
-                sql.index_hint(index)
             );
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now(sql, &mut *tx).await?;
             conditions.params[n - 2] = Param::Int(now + first_delay_ms);
             conditions.params[n - 1] = Param::Int(now);
-            let query = sqlx::query(sqlx::AssertSqlSafe(text));
-            let count = bind_params!(query, &conditions.params)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            if let Some(lock) = sql.lock_events_of(&format!("ld.id IN ({chosen})")) {
+                let query = sqlx::query(sqlx::AssertSqlSafe(lock));
+                bind_params!(query, &conditions.params[..n - 2])
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(text));
+            let revived: Vec<String> = bind_params!(query, &conditions.params)
+                .fetch_all(&mut *tx)
+                .await?;
+            self.trim_revived(sql, &mut *tx, &revived).await?;
+            let count = revived.len() as u64;
             if count > 0 {
                 notify_change(sql, &mut *tx).await?;
                 write_audit(
@@ -535,21 +557,53 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Makes room for the new schedule's first attempt in the history of
+    /// each of `revived`, within `retention.attempts_per_delivery`.
+    async fn trim_revived<C>(
+        &self,
+        sql: &Dialect,
+        conn: &mut C,
+        revived: &[String],
+    ) -> std::result::Result<(), sqlx::Error>
+    where
+        C: sqlx::Connection,
+        for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+        <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+        for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+        for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+        <C::Database as sqlx::Database>::QueryResult: super::tx::RowsAffected,
+    {
+        if self.attempts_kept == 0 {
+            return Ok(());
+        }
+        for chunk in revived.chunks(1_000) {
+            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            trim_attempts_of(sql, &mut *conn, &ids, self.attempts_kept - 1).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A delivery's state, its endpoint's deletion time and its event's payload
+/// removal, as a retry finds them.
+type DeliveryStanding = (String, String, Option<i64>, Option<String>);
+
 /// Explains, for each requested id, whether it was retried and if not why.
-fn retry_report(
-    ids: &[String],
-    states: &[(String, String, Option<i64>)],
-    retried: Vec<String>,
-) -> RetryReport {
+fn retry_report(ids: &[String], states: &[DeliveryStanding], retried: Vec<String>) -> RetryReport {
     let mut skipped = Vec::new();
     for id in ids {
         if retried.contains(id) {
             continue;
         }
-        let reason = match states.iter().find(|(found, _, _)| found == id) {
+        let reason = match states.iter().find(|(found, ..)| found == id) {
             None => "no such delivery".to_string(),
-            Some((_, _, Some(_deleted_at))) => "its endpoint was deleted".to_string(),
-            Some((_, state, None)) => match DeliveryState::from_db(state) {
+            Some((_, _, Some(_deleted_at), _)) => "its endpoint was deleted".to_string(),
+            Some((_, _, None, Some(removed_by))) => match PayloadRemovedBy::from_db(removed_by) {
+                Ok(by) => format!("its payload was {}; it cannot be retried", by.describe()),
+                Err(err) => err.to_string(),
+            },
+            Some((_, state, None, None)) => match DeliveryState::from_db(state) {
                 Ok(DeliveryState::Pending) => "already pending".to_string(),
                 Ok(DeliveryState::InFlight) => "being attempted right now".to_string(),
                 Ok(DeliveryState::Cancelled) => "cancelled (its endpoint was deleted)".to_string(),

@@ -14,6 +14,7 @@ mod backend;
 mod deliveries;
 mod dispatchers;
 mod endpoints;
+mod erasure;
 mod publish;
 mod queue;
 mod read;
@@ -23,6 +24,7 @@ mod sealing;
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod seed;
+mod space;
 mod sql;
 mod subscriptions;
 mod tenants;
@@ -38,6 +40,7 @@ use crate::seal::{SealError, SecretsKey};
 pub use apikeys::NewApiKey;
 pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
 pub use endpoints::{EndpointPatch, NewEndpoint};
+pub use erasure::{EXPUNGED_REASON, ExpungeReport};
 pub use publish::{AttemptSlots, HandOffRequest, NewEvent, Published};
 pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,
@@ -48,6 +51,7 @@ pub use read::{
     HealthWindow, Heartbeat, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage, Tally,
 };
 pub use retention::{HELD_REASON, LastPrune, PruneReport};
+pub use space::Vacuumed;
 pub use subscriptions::{NewSubscription, SubscriptionPatch};
 
 /// How [`Store::open`] treats a database that does not exist yet.
@@ -79,6 +83,9 @@ pub struct StoreOptions {
     /// event or delivery id older than this that is not found is reported
     /// as removed. `None`: never.
     pub removal_horizon: Option<std::time::Duration>,
+    /// Attempts kept per delivery, its first and its latest
+    /// (`retention.attempts_per_delivery`); 0 or `None`: all.
+    pub attempts_per_delivery: Option<u32>,
 }
 
 impl StoreOptions {
@@ -92,6 +99,7 @@ impl StoreOptions {
                 .into_iter()
                 .filter(|h| !h.is_zero())
                 .min(),
+            attempts_per_delivery: Some(config.retention.attempts_per_delivery),
         }
     }
 }
@@ -225,6 +233,8 @@ pub struct Reads {
     idempotency_ms: i64,
     /// See [`StoreOptions::removal_horizon`].
     removal_horizon: Option<std::time::Duration>,
+    /// See [`StoreOptions::attempts_per_delivery`] (0: all).
+    attempts_kept: i64,
 }
 
 impl std::ops::Deref for Store {
@@ -314,6 +324,7 @@ impl Store {
                     .idempotency_window
                     .map_or(0, |w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX)),
                 removal_horizon: options.removal_horizon.filter(|h| !h.is_zero()),
+                attempts_kept: i64::from(options.attempts_per_delivery.unwrap_or(0)),
             },
         };
         match mode {

@@ -17,12 +17,14 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::AuditRecord;
+use super::erasure::strip_payloads;
+use super::read::health::StatsRow;
 use super::sql::dialect::Dialect;
 use super::sql::plan_text;
 use super::tx::{db_now, write_audit};
 use super::{Reads, Result, Store, json_list, on_db};
 use crate::config::RetentionConfig;
-use crate::model::{Actor, Source};
+use crate::model::{Actor, PayloadRemovedBy, Source};
 
 /// Events examined per transaction. With ten endpoints a batch removes
 /// about a thousand rows: on SQLite, where it holds the one writer, 200
@@ -33,6 +35,11 @@ const EVENTS_PER_BATCH: i64 = 50;
 const ROWS_PER_BATCH: i64 = 1_000;
 /// How long a pruner's lease lasts unless renewed (each batch renews it).
 const LEASE_MS: i64 = 60_000;
+/// Endpoints whose stale stats one transaction folds.
+const STATS_ENDPOINTS_PER_BATCH: i64 = 500;
+/// The `endpoint_stats.dispatcher_id` of the rows folded from dispatchers
+/// long gone (real ids are prefixed ULIDs).
+pub const RETIRED_DISPATCHER: &str = "retired";
 /// Why a held delivery ended dead.
 pub const HELD_REASON: &str = "held longer than retention.held";
 
@@ -65,13 +72,20 @@ pub struct PruneReport {
     pub events: u64,
     pub deliveries: u64,
     pub attempts: u64,
+    /// Events whose payload was removed (`retention.payload`).
+    pub payloads: u64,
     /// Held deliveries that ended dead (`retention.held`).
     pub held_ended_dead: u64,
     /// Per-minute health rollups (per endpoint, and the totals).
     pub health_rows: u64,
+    /// Per-dispatcher endpoint stats of dispatchers that stopped attempting
+    /// an endpoint longer than `health` ago, folded into one row per endpoint.
+    pub endpoint_stats: u64,
     pub dispatchers: u64,
     pub audit_rows: u64,
     pub idempotency_keys: u64,
+    /// Bytes of free pages handed back to the file system (SQLite).
+    pub space_released_bytes: u64,
 }
 
 impl PruneReport {
@@ -80,21 +94,25 @@ impl PruneReport {
         self.events
             + self.deliveries
             + self.attempts
+            + self.payloads
             + self.held_ended_dead
             + self.health_rows
+            + self.endpoint_stats
             + self.dispatchers
             + self.audit_rows
             + self.idempotency_keys
     }
 
     /// `(table, rows)` in a fixed order, for reports.
-    pub fn rows(&self) -> [(&'static str, u64); 8] {
+    pub fn rows(&self) -> [(&'static str, u64); 10] {
         [
             ("events", self.events),
             ("deliveries", self.deliveries),
             ("attempts", self.attempts),
+            ("payloads", self.payloads),
             ("held_ended_dead", self.held_ended_dead),
             ("health_rows", self.health_rows),
+            ("endpoint_stats", self.endpoint_stats),
             ("dispatchers", self.dispatchers),
             ("audit_rows", self.audit_rows),
             ("idempotency_keys", self.idempotency_keys),
@@ -124,6 +142,7 @@ struct Cutoffs {
     dispatchers: Option<i64>,
     audit: Option<i64>,
     idempotency: Option<i64>,
+    payload: Option<i64>,
 }
 
 impl Cutoffs {
@@ -140,15 +159,20 @@ impl Cutoffs {
             dispatchers: cut(policy.dispatchers),
             audit: cut(policy.audit),
             idempotency: cut(policy.idempotency),
+            payload: cut(policy.payload),
         }
     }
 }
 
-/// Which of the two event scans: each walks up to its own horizon.
+/// Which of the event scans: each walks up to its own horizon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scan {
+    /// Removes events (`retention.succeeded`).
     Succeeded,
+    /// Removes events (`retention.dead`).
     Dead,
+    /// Removes payloads (`retention.payload`).
+    Payload,
 }
 
 impl Scan {
@@ -157,6 +181,15 @@ impl Scan {
         match self {
             Scan::Succeeded => ("succeeded_at", "succeeded_id"),
             Scan::Dead => ("dead_at", "dead_id"),
+            Scan::Payload => ("payload_at", "payload_id"),
+        }
+    }
+
+    /// The page this scan reads ([`event_page_sql`]).
+    fn page_sql(self) -> String {
+        match self {
+            Scan::Succeeded | Scan::Dead => event_page_sql(&removable_sql("e", 5, 6)),
+            Scan::Payload => event_page_sql(&payload_removable_sql("e")),
         }
     }
 }
@@ -169,17 +202,26 @@ struct EventPage {
     last: Option<(i64, String)>,
 }
 
-/// `(created_at, id)` and whether it may go, for events after `($2, $3)`
-/// and before `$1`, in order, `$4` of them; `$5`/`$6` are the dead and
-/// succeeded cut-offs (an event with a dead delivery expires at the first,
-/// any other at the second).
-fn event_page_sql() -> String {
+/// `(created_at, id)` and whether `judge` (SQL on event `e`, 1 or 0) lets
+/// it go, for events after `($2, $3)` and before `$1`, in order, `$4` of
+/// them. The event scans judge with [`removable_sql`] (`$5`/`$6`: the dead
+/// and succeeded cut-offs), the payload scan with [`payload_removable_sql`].
+fn event_page_sql(judge: &str) -> String {
     format!(
-        "SELECT e.created_at, e.id, CAST({removable} AS BIGINT) AS removable FROM events e
+        "SELECT e.created_at, e.id, CAST({judge} AS BIGINT) AS removable FROM events e
           WHERE e.created_at < $1 AND e.created_at >= $2
             AND (e.created_at > $2 OR e.id > $3)
-          ORDER BY e.created_at, e.id LIMIT $4",
-        removable = removable_sql("e", 5, 6)
+          ORDER BY e.created_at, e.id LIMIT $4"
+    )
+}
+
+/// Whether the payload of event `alias` may be removed: it still has one,
+/// and every delivery of it has finished.
+fn payload_removable_sql(alias: &str) -> String {
+    format!(
+        "(CASE WHEN {alias}.payload_removed_at IS NULL
+                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = {alias}.id AND d.state IN {UNFINISHED})
+               THEN 1 ELSE 0 END)"
     )
 }
 
@@ -270,6 +312,7 @@ impl Store {
             for (scan, horizon) in [
                 (Scan::Succeeded, cutoffs.succeeded),
                 (Scan::Dead, cutoffs.dead),
+                (Scan::Payload, cutoffs.payload),
             ] {
                 let Some(horizon) = horizon else { continue };
                 while self
@@ -286,9 +329,16 @@ impl Store {
                     .await?
                 {}
             }
+            if let Some(cutoff) = cutoffs.health {
+                while self
+                    .fold_stale_stats_batch(cutoff, owner, &mut report)
+                    .await?
+                {}
+            }
             Ok::<(), super::StoreError>(())
         };
         pass.await?;
+        report.space_released_bytes = self.release_free_pages().await?;
         let took_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let removed = i64::try_from(report.total()).unwrap_or(i64::MAX);
         on_db!(self, |pools, sql| {
@@ -387,16 +437,16 @@ impl Store {
             )))
             .fetch_one(&mut *tx)
             .await?;
-            let rows: Vec<(i64, String, i64)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(event_page_sql()))
-                    .bind(horizon)
-                    .bind(after_at)
-                    .bind(&after_id)
-                    .bind(EVENTS_PER_BATCH)
-                    .bind(dead)
-                    .bind(succeeded)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            let page_sql = scan.page_sql();
+            let mut page = sqlx::query_as(sqlx::AssertSqlSafe(page_sql.as_str()))
+                .bind(horizon)
+                .bind(after_at)
+                .bind(&after_id)
+                .bind(EVENTS_PER_BATCH);
+            if scan != Scan::Payload {
+                page = page.bind(dead).bind(succeeded);
+            }
+            let rows: Vec<(i64, String, i64)> = page.fetch_all(&mut *tx).await?;
             let page = EventPage {
                 last: rows.last().map(|(at, id, _)| (*at, id.clone())),
                 removable: rows
@@ -412,53 +462,84 @@ impl Store {
             let mut removed = Removed::default();
             if !page.removable.is_empty() {
                 let list = json_list(&page.removable);
-                // Postgres: hold the deliveries still, then judge again, so
-                // a delivery retried since the page was read keeps its event.
-                let deliveries: Vec<(String, String)> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, event_id FROM deliveries WHERE event_id{}{}",
+                // Postgres: hold the events, then their deliveries, then
+                // judge again, so a delivery retried since the page was read
+                // keeps its event (a retry takes the events' rows first too).
+                let lock = sql.row_lock("FOR UPDATE");
+                if !lock.is_empty() {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT id FROM events WHERE id{}{lock}",
+                        sql.any_of_json(1)
+                    )))
+                    .bind(&list)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if scan == Scan::Payload {
+                    let still: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT e.id FROM events e WHERE e.id{} AND {} = 1",
                         sql.any_of_json(1),
-                        sql.row_lock("FOR UPDATE")
+                        payload_removable_sql("e")
                     )))
                     .bind(&list)
                     .fetch_all(&mut *tx)
                     .await?;
-                let still: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT e.id FROM events e WHERE e.id{} AND {} = 1",
-                    sql.any_of_json(1),
-                    removable_sql("e", 2, 3)
-                )))
-                .bind(&list)
-                .bind(dead)
-                .bind(succeeded)
-                .fetch_all(&mut *tx)
-                .await?;
-                let still: Vec<String> = still.into_iter().map(|(id,)| id).collect();
-                let going: Vec<&str> = deliveries
-                    .iter()
-                    .filter(|(_, event)| still.contains(event))
-                    .map(|(id, _)| id.as_str())
-                    .collect();
-                // By id lists each database probes its indexes with.
-                let by_id = |statement: &str| {
-                    sqlx::AssertSqlSafe(statement.replace("{any}", &sql.any_of_json(1)))
-                };
-                removed.attempts =
-                    sqlx::query(by_id("DELETE FROM attempts WHERE delivery_id{any}"))
+                    let stripped = strip_payloads(
+                        &mut *tx,
+                        sql,
+                        &json_list(&still),
+                        PayloadRemovedBy::Retention,
+                        now,
+                    )
+                    .await?;
+                    removed.payloads = stripped.events;
+                } else {
+                    let deliveries: Vec<(String, String)> =
+                        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                            "SELECT id, event_id FROM deliveries WHERE event_id{}{}",
+                            sql.any_of_json(1),
+                            sql.row_lock("FOR UPDATE")
+                        )))
+                        .bind(&list)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let still: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT e.id FROM events e WHERE e.id{} AND {} = 1",
+                        sql.any_of_json(1),
+                        removable_sql("e", 2, 3)
+                    )))
+                    .bind(&list)
+                    .bind(dead)
+                    .bind(succeeded)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let still: Vec<String> = still.into_iter().map(|(id,)| id).collect();
+                    let going: Vec<&str> = deliveries
+                        .iter()
+                        .filter(|(_, event)| still.contains(event))
+                        .map(|(id, _)| id.as_str())
+                        .collect();
+                    // By id lists each database probes its indexes with.
+                    let by_id = |statement: &str| {
+                        sqlx::AssertSqlSafe(statement.replace("{any}", &sql.any_of_json(1)))
+                    };
+                    removed.attempts =
+                        sqlx::query(by_id("DELETE FROM attempts WHERE delivery_id{any}"))
+                            .bind(json_list(&going))
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    removed.deliveries = sqlx::query(by_id("DELETE FROM deliveries WHERE id{any}"))
                         .bind(json_list(&going))
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                removed.deliveries = sqlx::query(by_id("DELETE FROM deliveries WHERE id{any}"))
-                    .bind(json_list(&going))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                removed.events = sqlx::query(by_id("DELETE FROM events WHERE id{any}"))
-                    .bind(json_list(&still))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    removed.events = sqlx::query(by_id("DELETE FROM events WHERE id{any}"))
+                        .bind(json_list(&still))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
             }
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE retention_state SET {at_column} = $1, {id_column} = $2 WHERE id = 1"
@@ -473,6 +554,7 @@ impl Store {
         report.events += removed.events;
         report.deliveries += removed.deliveries;
         report.attempts += removed.attempts;
+        report.payloads += removed.payloads;
         pace(started).await;
         Ok(true)
     }
@@ -519,6 +601,103 @@ impl Store {
         Ok(more)
     }
 
+    /// Folds the `endpoint_stats` rows of up to a batch of endpoints whose
+    /// last attempt by some dispatcher is older than `cutoff` (that
+    /// dispatcher has stopped, or stopped sending there) into one row per
+    /// endpoint under [`RETIRED_DISPATCHER`], so dispatchers that come and
+    /// go do not leave a row each behind; `true` while there may be more.
+    async fn fold_stale_stats_batch(
+        &self,
+        cutoff: i64,
+        owner: &str,
+        report: &mut PruneReport,
+    ) -> Result<bool> {
+        let started = std::time::Instant::now();
+        let folded: Option<(u64, usize)> = on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now(sql, &mut *tx).await?;
+            if !renew_lease(&mut *tx, owner, now).await? {
+                return Ok(false);
+            }
+            let endpoints: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT endpoint_id FROM endpoint_stats
+                  WHERE COALESCE(last_attempt_at, 0) < $1 AND dispatcher_id <> $2
+                  ORDER BY endpoint_id LIMIT $3",
+            )
+            .bind(cutoff)
+            .bind(RETIRED_DISPATCHER)
+            .bind(STATS_ENDPOINTS_PER_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            if endpoints.is_empty() {
+                tx.commit().await?;
+                None
+            } else {
+                let list = json_list(&endpoints);
+                // The stale rows and the earlier fold of each endpoint.
+                let old_rows: Vec<StatsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT endpoint_id, consecutive_failures, last_attempt_at, last_success_at,
+                            last_failure_at, last_status, last_error FROM endpoint_stats
+                      WHERE endpoint_id{} AND (dispatcher_id = $2 OR COALESCE(last_attempt_at, 0) < $3){}",
+                    sql.any_of_json(1),
+                    sql.row_lock("FOR UPDATE")
+                )))
+                .bind(&list)
+                .bind(RETIRED_DISPATCHER)
+                .bind(cutoff)
+                .fetch_all(&mut *tx)
+                .await?;
+                let removed = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM endpoint_stats
+                      WHERE endpoint_id{} AND (dispatcher_id = $2 OR COALESCE(last_attempt_at, 0) < $3)",
+                    sql.any_of_json(1)
+                )))
+                .bind(&list)
+                .bind(RETIRED_DISPATCHER)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let folded: Vec<serde_json::Value> = endpoints
+                    .iter()
+                    .map(|endpoint| {
+                        let rows: Vec<StatsRow> = old_rows
+                            .iter()
+                            .filter(|r| &r.endpoint_id == endpoint)
+                            .cloned()
+                            .collect();
+                        let row = StatsRow::fold(endpoint, &rows);
+                        json!({
+                            "endpoint_id": row.endpoint_id,
+                            "dispatcher_id": RETIRED_DISPATCHER,
+                            "failures": row.consecutive_failures,
+                            "last_attempt_at": row.last_attempt_at,
+                            "last_success_at": row.last_success_at,
+                            "last_failure_at": row.last_failure_at,
+                            "last_status": row.last_status,
+                            "last_error": row.last_error,
+                        })
+                    })
+                    .collect();
+                sqlx::query(sql.upsert_endpoint_stats)
+                    .bind(serde_json::Value::from(folded).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Some((
+                    removed.saturating_sub(endpoints.len() as u64),
+                    endpoints.len(),
+                ))
+            }
+        });
+        let Some((removed, endpoints)) = folded else {
+            return Ok(false);
+        };
+        report.endpoint_stats += removed;
+        pace(started).await;
+        Ok(endpoints as i64 == STATS_ENDPOINTS_PER_BATCH)
+    }
+
     /// Fills `report` with what a pass at `cutoffs` would remove.
     async fn count_expired(&self, cutoffs: &Cutoffs, report: &mut PruneReport) -> Result<()> {
         let (dead, succeeded) = (
@@ -527,10 +706,11 @@ impl Store {
         );
         on_db!(self, |pools, _sql| {
             let mut conn = pools.read.acquire().await?;
-            if cutoffs.dead.is_some() || cutoffs.succeeded.is_some() {
-                // What the two scans would reach: the events past each one's
-                // place and older than its horizon.
-                let (events, deliveries, attempts): (i64, i64, i64) =
+            if cutoffs.dead.is_some() || cutoffs.succeeded.is_some() || cutoffs.payload.is_some() {
+                // What the scans would reach: the events past each one's
+                // place and older than its horizon (payloads: of events the
+                // other two leave).
+                let (events, deliveries, attempts, payloads): (i64, i64, i64, i64) =
                     sqlx::query_as(sqlx::AssertSqlSafe(format!(
                         "WITH s AS (SELECT * FROM retention_state WHERE id = 1),
                               gone AS (SELECT e.id FROM events e, s
@@ -542,16 +722,24 @@ impl Store {
                          SELECT (SELECT COUNT(*) FROM gone),
                                 (SELECT COUNT(*) FROM deliveries WHERE event_id IN (SELECT id FROM gone)),
                                 (SELECT COUNT(*) FROM attempts WHERE delivery_id IN
-                                    (SELECT id FROM deliveries WHERE event_id IN (SELECT id FROM gone)))",
-                        removable_sql("e", 2, 1)
+                                    (SELECT id FROM deliveries WHERE event_id IN (SELECT id FROM gone))),
+                                (SELECT COUNT(*) FROM events e, s
+                                  WHERE e.created_at < $3 AND {} = 1
+                                    AND (e.created_at > s.payload_at
+                                         OR (e.created_at = s.payload_at AND e.id > s.payload_id))
+                                    AND e.id NOT IN (SELECT id FROM gone))",
+                        removable_sql("e", 2, 1),
+                        payload_removable_sql("e")
                     )))
                     .bind(succeeded)
                     .bind(dead)
+                    .bind(cutoffs.payload.unwrap_or(i64::MIN))
                     .fetch_one(&mut *conn)
                     .await?;
                 report.events = events as u64;
                 report.deliveries = deliveries as u64;
                 report.attempts = attempts as u64;
+                report.payloads = payloads as u64;
             }
             if let Some(cutoff) = cutoffs.held {
                 let held: i64 = sqlx::query_scalar(
@@ -563,6 +751,23 @@ impl Store {
                 .fetch_one(&mut *conn)
                 .await?;
                 report.held_ended_dead = held as u64;
+            }
+            if let Some(cutoff) = cutoffs.health {
+                // A fold replaces an endpoint's stale rows and earlier fold
+                // with one row.
+                let net: i64 = sqlx::query_scalar(
+                    "WITH stale AS (SELECT endpoint_id FROM endpoint_stats
+                                     WHERE COALESCE(last_attempt_at, 0) < $1 AND dispatcher_id <> $2)
+                     SELECT (SELECT COUNT(*) FROM stale)
+                          + (SELECT COUNT(*) FROM endpoint_stats
+                              WHERE dispatcher_id = $2 AND endpoint_id IN (SELECT endpoint_id FROM stale))
+                          - (SELECT COUNT(DISTINCT endpoint_id) FROM stale)",
+                )
+                .bind(cutoff)
+                .bind(RETIRED_DISPATCHER)
+                .fetch_one(&mut *conn)
+                .await?;
+                report.endpoint_stats = net.max(0) as u64;
             }
             for table in AgedTable::ALL {
                 let Some(cutoff) = table.cutoff(cutoffs) else {
@@ -587,6 +792,7 @@ struct Removed {
     events: u64,
     deliveries: u64,
     attempts: u64,
+    payloads: u64,
 }
 
 /// The tables whose rows go by age alone.
@@ -704,7 +910,7 @@ impl Reads {
     /// the test that guards the pruner's index use.
     pub async fn explain_retention(&self) -> Result<Vec<(&'static str, String)>> {
         let now = crate::model::now_millis();
-        let page = event_page_sql();
+        let page = Scan::Succeeded.page_sql();
         let list = r#"["msg_explain"]"#;
         on_db!(self, |pools, sql| {
             let by_id = |statement: &str| statement.replace("{any}", &sql.any_of_json(1));
@@ -719,6 +925,16 @@ impl Reads {
                         Sample::Int(EVENTS_PER_BATCH),
                         Sample::Int(now),
                         Sample::Int(now),
+                    ],
+                ),
+                (
+                    "payload_page",
+                    Scan::Payload.page_sql(),
+                    vec![
+                        Sample::Int(now),
+                        Sample::Int(0),
+                        Sample::Text(""),
+                        Sample::Int(EVENTS_PER_BATCH),
                     ],
                 ),
                 (

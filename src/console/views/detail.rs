@@ -143,11 +143,23 @@ fn paragraph(screen: &DetailScreen, theme: Theme) -> Option<Paragraph<'static>> 
     }
     lines.push(Line::default());
     lines.push(Line::from(Span::styled(
-        format!("Payload ({} bytes)", detail.event.payload.len()),
+        format!("Payload ({} bytes)", detail.event.payload_size),
         theme.title(),
     )));
-    for line in reindent_json(&detail.event.payload).lines() {
-        lines.push(Line::from(format!("  {}", shown(line))));
+    match detail.event.payload_removed {
+        Some(removal) => lines.push(Line::from(Span::styled(
+            format!(
+                "  {} at {}: this delivery cannot be retried",
+                removal.by.describe(),
+                short_time(removal.at)
+            ),
+            theme.warn(),
+        ))),
+        None => {
+            for line in reindent_json(&detail.event.payload).lines() {
+                lines.push(Line::from(format!("  {}", shown(line))));
+            }
+        }
     }
     Some(Paragraph::new(lines).wrap(Wrap { trim: false }))
 }

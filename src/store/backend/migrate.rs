@@ -75,6 +75,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0007_retention.sql"),
         step: None,
     },
+    Migration {
+        version: 8,
+        name: "erasure",
+        sqlite: include_str!("../../../migrations/sqlite/0008_erasure.sql"),
+        postgres: include_str!("../../../migrations/postgres/0008_erasure.sql"),
+        step: None,
+    },
 ];
 
 /// The schema version this build of hookline expects.

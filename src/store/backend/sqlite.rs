@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::store::{OpenMode, Pools, Result, StoreError};
 
@@ -63,6 +65,11 @@ pub(crate) async fn connect(url: &str, mode: OpenMode) -> Result<(Pools<sqlx::Sq
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true)
+        // A new file hands free pages back to the file system when the
+        // pruner asks (`incremental_vacuum`); removed rows are overwritten
+        // with zeros, so an erased payload does not linger in free pages.
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
+        .pragma("secure_delete", "on")
         // No large cache_size: every ephemeral table SQLite builds (an
         // `IN (…)` list, a sort) gets a page cache of that size, and setting
         // up and tearing those down cost more than the claim itself.

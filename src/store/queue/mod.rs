@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::AuditRecord;
-use super::sql::dialect::Dialect;
+use super::sql::dialect::{Dialect, trim_attempts};
 use super::sql::plan_text;
 use super::sql::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Reads, Result, Store, json_list, on_db, to_json};
@@ -524,6 +524,10 @@ impl Store {
                         .collect();
                 }
             }
+            let retried = batch.retried_deliveries();
+            if self.attempts_kept > 0 && !retried.is_empty() {
+                trim_attempts_of(sql, &mut *tx, &retried, self.attempts_kept).await?;
+            }
             tx.commit().await?;
             (applied, claimed, resumed)
         });
@@ -573,6 +577,33 @@ struct CycleHeads {
     retry_due: Option<i64>,
     /// The row version of each endpoint the claim locked.
     versions: HashMap<String, String>,
+}
+
+/// Keeps, of each of `deliveries`, its first attempt and its latest ones,
+/// `kept` in all (`retention.attempts_per_delivery`), inside the caller's
+/// transaction. Run where a delivery's history grows: a retry's outcome,
+/// and a manual retry.
+pub(crate) async fn trim_attempts_of<C>(
+    sql: &Dialect,
+    conn: &mut C,
+    deliveries: &[&str],
+    kept: i64,
+) -> std::result::Result<u64, sqlx::Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    <C::Database as sqlx::Database>::QueryResult: crate::store::tx::RowsAffected,
+{
+    use crate::store::tx::RowsAffected;
+    Ok(sqlx::query(sqlx::AssertSqlSafe(trim_attempts(sql)))
+        .bind(json_list(deliveries))
+        .bind(kept - 1)
+        .execute(conn)
+        .await?
+        .rows_affected())
 }
 
 /// A row of [`Dialect::cycle_heads`].

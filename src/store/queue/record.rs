@@ -55,6 +55,16 @@ impl<'a> PreparedBatch<'a> {
         }
     }
 
+    /// The deliveries whose outcome here was a retry's (attempt 2 on):
+    /// those whose history may outgrow `retention.attempts_per_delivery`.
+    pub fn retried_deliveries(&self) -> Vec<&'a str> {
+        self.rows
+            .iter()
+            .filter(|row| row.attempt_number > 1)
+            .map(|row| row.delivery_id)
+            .collect()
+    }
+
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty() && self.rollups.is_none()

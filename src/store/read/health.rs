@@ -113,15 +113,45 @@ pub(crate) fn rollups_sql(hint: &str, filter: &str) -> String {
     )
 }
 
-#[derive(sqlx::FromRow)]
-struct StatsRow {
-    endpoint_id: String,
-    consecutive_failures: i64,
-    last_attempt_at: Option<i64>,
-    last_success_at: Option<i64>,
-    last_failure_at: Option<i64>,
-    last_status: Option<i64>,
-    last_error: Option<String>,
+/// One `endpoint_stats` row (one endpoint, one dispatcher).
+#[derive(sqlx::FromRow, Debug, Clone, Default)]
+pub(crate) struct StatsRow {
+    pub endpoint_id: String,
+    pub consecutive_failures: i64,
+    pub last_attempt_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_failure_at: Option<i64>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl StatsRow {
+    /// The rows of one endpoint folded into one, as readers see them
+    /// merged: the latest of each time, the status of the latest attempt,
+    /// the error of the latest failure, and the failures since the latest
+    /// success.
+    pub(crate) fn fold(endpoint_id: &str, rows: &[StatsRow]) -> StatsRow {
+        let last_success_at = rows.iter().filter_map(|r| r.last_success_at).max();
+        let latest_attempt = rows.iter().max_by_key(|r| r.last_attempt_at);
+        let since = last_success_at.unwrap_or(i64::MIN);
+        StatsRow {
+            endpoint_id: endpoint_id.to_string(),
+            consecutive_failures: rows
+                .iter()
+                .filter(|r| r.last_failure_at.is_some_and(|at| at > since))
+                .map(|r| r.consecutive_failures)
+                .sum(),
+            last_attempt_at: latest_attempt.and_then(|r| r.last_attempt_at),
+            last_success_at,
+            last_failure_at: rows.iter().filter_map(|r| r.last_failure_at).max(),
+            last_status: latest_attempt.and_then(|r| r.last_status),
+            last_error: rows
+                .iter()
+                .filter(|r| r.last_error.is_some())
+                .max_by_key(|r| r.last_failure_at)
+                .and_then(|r| r.last_error.clone()),
+        }
+    }
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -175,22 +205,13 @@ fn merge(
                 endpoint_id,
                 ..EndpointHealth::default()
             });
-        entry.last_success_at = rows.iter().filter_map(|r| r.last_success_at).max();
-        entry.last_failure_at = rows.iter().filter_map(|r| r.last_failure_at).max();
-        let latest_attempt = rows.iter().max_by_key(|r| r.last_attempt_at);
-        entry.last_attempt_at = latest_attempt.and_then(|r| r.last_attempt_at);
-        entry.last_status = latest_attempt.and_then(|r| r.last_status);
-        entry.last_error = rows
-            .iter()
-            .filter(|r| r.last_error.is_some())
-            .max_by_key(|r| r.last_failure_at)
-            .and_then(|r| r.last_error.clone());
-        let last_success = entry.last_success_at.unwrap_or(i64::MIN);
-        entry.consecutive_failures = rows
-            .iter()
-            .filter(|r| r.last_failure_at.is_some_and(|at| at > last_success))
-            .map(|r| r.consecutive_failures)
-            .sum();
+        let folded = StatsRow::fold(&entry.endpoint_id, &rows);
+        entry.consecutive_failures = folded.consecutive_failures;
+        entry.last_attempt_at = folded.last_attempt_at;
+        entry.last_success_at = folded.last_success_at;
+        entry.last_failure_at = folded.last_failure_at;
+        entry.last_status = folded.last_status;
+        entry.last_error = folded.last_error;
     }
     for (endpoint_id, recent, window) in windows {
         let entry = health

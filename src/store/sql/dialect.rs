@@ -193,6 +193,23 @@ impl Dialect {
         self.flavor.any_of_json(n)
     }
 
+    /// Takes (Postgres) a share lock on the events of the deliveries `ld`
+    /// that `deliveries_where` picks, before a retry revives
+    /// them: a payload removal holds its events' rows, so a retry either
+    /// waits and then sees the payload gone, or revives first and the
+    /// removal sees the delivery unfinished. `None` on SQLite, where write
+    /// transactions exclude each other.
+    pub fn lock_events_of(&self, deliveries_where: &str) -> Option<String> {
+        match self.flavor {
+            Flavor::Sqlite => None,
+            Flavor::Postgres => Some(format!(
+                "SELECT ev.id FROM events ev WHERE ev.id IN
+                   (SELECT ld.event_id FROM deliveries ld WHERE {deliveries_where})
+                 FOR SHARE OF ev"
+            )),
+        }
+    }
+
     /// ` <clause>` (a row lock) where the database has row locks, else
     /// nothing: SQLite's one writer already excludes the others.
     pub fn row_lock(&self, clause: &str) -> String {
@@ -1032,11 +1049,34 @@ fn release_leases(f: Flavor) -> String {
 /// `(id, state, endpoint deleted_at)` of deliveries in JSON list `$1`.
 fn delivery_states(f: Flavor) -> String {
     format!(
-        "SELECT d.id, d.state, e.deleted_at FROM deliveries d
-                 JOIN endpoints e ON e.id = d.endpoint_id WHERE d.id IN {}",
+        "SELECT d.id, d.state, e.deleted_at,
+                (SELECT ev.payload_removed_by FROM events ev WHERE ev.id = d.event_id) AS payload_removed_by
+                 FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.id IN {}",
         f.json_list(1)
     )
 }
+
+/// Removes, of each delivery in JSON list `$1`, the attempts between its
+/// first and its latest `$2`: what `retention.attempts_per_delivery` keeps.
+/// Reads each delivery's attempts from `attempts_delivery` (a handful of
+/// index entries for most).
+pub(crate) fn trim_attempts(sql: &Dialect) -> String {
+    format!(
+        "DELETE FROM attempts WHERE id IN (
+           SELECT ranked.id FROM (
+             SELECT a.id,
+                    ROW_NUMBER() OVER (PARTITION BY a.delivery_id ORDER BY a.started_at DESC, a.id DESC) AS newest,
+                    ROW_NUMBER() OVER (PARTITION BY a.delivery_id ORDER BY a.started_at, a.id) AS oldest
+               FROM attempts a WHERE a.delivery_id{}) ranked
+            WHERE ranked.newest > $2 AND ranked.oldest > 1)",
+        sql.any_of_json(1)
+    )
+}
+
+/// Whether the event of the delivery row `deliveries` still has its payload:
+/// one whose payload was removed can never be sent again.
+pub(crate) const PAYLOAD_KEPT: &str = "NOT EXISTS (SELECT 1 FROM events ev
+    WHERE ev.id = deliveries.event_id AND ev.payload_removed_at IS NOT NULL)";
 
 /// Revives the deliveries in JSON list `$1` that are in one of `states`
 /// (SQL literals), due at `$2`; `$3` is now. Returns the ids revived. The
@@ -1048,6 +1088,7 @@ fn retry_ids(f: Flavor, states: &str) -> String {
                      lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
                  WHERE id IN {} AND state IN ({states})
                    AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)
+                   AND {PAYLOAD_KEPT}
                  RETURNING id",
         f.indexed_by("sqlite_autoindex_deliveries_1"),
         f.json_list(1),

@@ -5,7 +5,8 @@
 use sqlx::FromRow;
 
 use crate::model::{
-    Attempt, AuditEntry, Delivery, DispatcherInfo, Endpoint, Event, Stored, Subscription, Tenant,
+    Attempt, AuditEntry, Delivery, DispatcherInfo, Endpoint, Event, PayloadRemoval, Stored,
+    Subscription, Tenant,
 };
 use crate::store::StoreError;
 
@@ -157,20 +158,44 @@ pub(crate) struct EventRow {
     pub tenant_id: Option<String>,
     pub topic: String,
     pub payload: String,
+    pub payload_size: i64,
+    pub payload_removed_at: Option<i64>,
+    pub payload_removed_by: Option<String>,
     pub idempotency_key: Option<String>,
     pub created_at: i64,
 }
 
-impl From<EventRow> for Event {
-    fn from(row: EventRow) -> Event {
-        Event {
+/// Columns of [`EventRow`], for `… FROM events`.
+/// A macro, not a const: `concat!` splices it into const SQL, and takes only literals.
+macro_rules! event_columns {
+    () => {
+        "id, tenant_id, topic, payload, COALESCE(payload_size, OCTET_LENGTH(payload)) AS payload_size,
+         payload_removed_at, payload_removed_by, idempotency_key, created_at"
+    };
+}
+pub(crate) use event_columns;
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<Event, StoreError> {
+        let payload_removed = match (row.payload_removed_at, row.payload_removed_by) {
+            (Some(at), Some(by)) => Some(PayloadRemoval {
+                at,
+                by: parse_column("events", "payload_removed_by", &by)?,
+            }),
+            _ => None,
+        };
+        Ok(Event {
             id: row.id,
             tenant_id: row.tenant_id,
             topic: row.topic,
             payload: row.payload,
+            payload_size: row.payload_size,
+            payload_removed,
             idempotency_key: row.idempotency_key,
             created_at: row.created_at,
-        }
+        })
     }
 }
 
