@@ -1023,7 +1023,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
     let server = Server::start_with(backend, |c| c.api.open_health_metrics = true).await;
     let health = server.send("GET", "/healthz", None, Body::None).await;
     assert_eq!(health.status, 200, "{}", health.text());
-    assert_eq!(health.json()["schema_version"], 7);
+    assert_eq!(health.json()["schema_version"], 8);
     let metrics = server.send("GET", "/metrics", None, Body::None).await;
     assert_eq!(metrics.status, 200);
     assert!(
@@ -1042,7 +1042,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
 // --- 5. tenant isolation ------------------------------------------------------
 
 /// Every route the API serves, as (method, path template).
-const ROUTES: [(&str, &str); 28] = [
+const ROUTES: [(&str, &str); 29] = [
     ("POST", "/v1/events"),
     ("GET", "/v1/tenants"),
     ("POST", "/v1/tenants"),
@@ -1072,6 +1072,7 @@ const ROUTES: [(&str, &str); 28] = [
     ("GET", "/v1/deliveries?endpoint"),
     ("GET", "/v1/subscriptions?endpoint"),
     ("GET", "/v1/endpoints/{id}/secret"),
+    ("DELETE", "/v1/events/{id}/payload"),
 ];
 
 /// Two tenants with an endpoint, a subscription and a delivery each.
@@ -1130,6 +1131,63 @@ async fn two_tenants(server: &Server) -> TwoTenants {
     }
 }
 
+async fn a_tenant_erases_its_own_events_payload(backend: Backend) {
+    let server = Server::start(backend).await;
+    let t = two_tenants(&server).await;
+    let delivery = format!("/v1/deliveries/{}", t.acme_delivery);
+    let detail = server.admin_ok("GET", &delivery, None, 200).await;
+    let event = detail["event"]["id"]
+        .as_str()
+        .expect("event id")
+        .to_string();
+    assert!(detail["event"]["payload"].is_object(), "{detail}");
+    let erase = format!("/v1/events/{event}/payload");
+    let reply = server
+        .send("DELETE", &erase, Some(&t.acme_key), Body::None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["id"], event.as_str());
+    let shown = server
+        .send("GET", &delivery, Some(&t.acme_key), Body::None)
+        .await
+        .json();
+    assert!(shown["event"]["payload"].is_null(), "{shown}");
+    assert_eq!(
+        shown["event"]["payload_removed"]["by"], "expunged",
+        "{shown}"
+    );
+    assert_eq!(shown["event"]["payload_size"], 2, "{shown}");
+    assert_eq!(shown["event"]["topic"], "order.created", "{shown}");
+    let retry = server
+        .send(
+            "POST",
+            &format!("{delivery}/retry"),
+            Some(&t.acme_key),
+            Body::None,
+        )
+        .await;
+    retry.assert_problem(409, None);
+    assert!(
+        retry.text().contains("cannot be retried"),
+        "{}",
+        retry.text()
+    );
+    // Erasing again is answered the same; an unknown event is not found.
+    let again = server
+        .send("DELETE", &erase, Some(&t.acme_key), Body::None)
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    let missing = server
+        .admin(
+            "DELETE",
+            &format!("/v1/events/{}/payload", unknown(IdKind::Event)),
+            None,
+        )
+        .await;
+    missing.assert_problem(404, None);
+    server.stop().await;
+}
+
 async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
     let server = Server::start(backend).await;
     let t = two_tenants(&server).await;
@@ -1151,6 +1209,17 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
             (route.0, path, body, status)
         };
     let ep = &t.globex_endpoint;
+    let globex_event = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/deliveries/{}", t.globex_delivery),
+            None,
+            200,
+        )
+        .await["event"]["id"]
+        .as_str()
+        .expect("the delivery's event id")
+        .to_string();
     #[rustfmt::skip]
     let cases = vec![
         attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "tenant": "globex", "topic": "order.created", "payload": {} })), 404),
@@ -1179,6 +1248,7 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
         attempt(ROUTES[25], format!("/v1/deliveries?endpoint={ep}"), Body::None, 404),
         attempt(ROUTES[26], format!("/v1/subscriptions?endpoint={ep}"), Body::None, 404),
         attempt(ROUTES[27], format!("/v1/endpoints/{ep}/secret"), Body::None, 404),
+        attempt(ROUTES[28], format!("/v1/events/{globex_event}/payload"), Body::None, 404),
         // Broadcasts reach every tenant: not for a tenant key.
         attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "broadcast": true, "topic": "order.created", "payload": {} })), 403),
         // Its own tenant may not be deleted with its own key.
@@ -1884,6 +1954,7 @@ both_backends!(
     auth_refusals,
     health_and_metrics_may_be_open,
     a_tenant_key_never_sees_another_tenant,
+    a_tenant_erases_its_own_events_payload,
     pagination_walks_every_row_once,
     state_words_and_their_aliases,
     openapi_document_lists_every_route_served,

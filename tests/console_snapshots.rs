@@ -659,3 +659,59 @@ async fn an_id_retention_removed_says_so() {
         );
     }
 }
+
+/// A delivery whose event's payload was expunged says so where the payload
+/// would be, and that it cannot be retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expunged_payload_says_so_in_the_detail() {
+    let db = common::TestDb::new(Backend::Sqlite);
+    let config = common::test_config(&db.url);
+    let store = hookline::store::Store::open_with(
+        &db.url,
+        hookline::store::OpenMode::CreateAndMigrate,
+        hookline::store::StoreOptions::from_config(&config),
+    )
+    .await
+    .expect("open");
+    let ops = common::test_ops(&store, &config);
+    ops.add_tenant("acme").await.expect("tenant");
+    let endpoint = ops
+        .add_endpoint(&hookline::ops::EndpointInput {
+            tenant: "acme".into(),
+            name: "hooks".into(),
+            url: "http://127.0.0.1:9/hooks".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("endpoint");
+    ops.add_subscription(&endpoint.id, "order.*", None)
+        .await
+        .expect("subscription");
+    let event = common::numbered_events(&ops, "acme", "order.created", 1).await;
+    let published = store.publish(&event, 0).await.expect("publish");
+    let event_id = published[0].event_id.clone();
+    ops.expunge_events(std::slice::from_ref(&event_id))
+        .await
+        .expect("expunge");
+    let delivery = store
+        .list_deliveries(
+            &hookline::store::DeliveryFilter {
+                event_id: Some(event_id),
+                ..Default::default()
+            },
+            None,
+            1,
+        )
+        .await
+        .expect("list")
+        .items[0]
+        .id
+        .clone();
+    let app = drive(&ops, (100, 30), true, &format!(":id {delivery}<enter>")).await;
+    let text = screen_text(&draw(&app, "expunged", false).buffer);
+    assert!(
+        text.contains("Payload (7 bytes)") && text.contains("expunged at"),
+        "{text}"
+    );
+    assert!(text.contains("this delivery cannot be retried"), "{text}");
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{Backend, TestDb, ok, test_config, test_ops};
 use hookline::config::{Config, RetentionConfig};
-use hookline::model::{DeliveryState, IdKind, new_id, now_millis};
+use hookline::model::{DeliveryState, IdKind, PayloadRemovedBy, new_id, now_millis};
 use hookline::ops::{EndpointInput, EventInput, Ops};
 use hookline::store::{
     ClaimRequest, ClaimedDelivery, HELD_REASON, NextStep, OpenMode, PruneReport, Store,
@@ -197,6 +197,21 @@ impl Env {
         )
         .await
             == 1
+    }
+
+    /// The id of the event's one delivery.
+    async fn delivery_of(&self, event_id: &str) -> String {
+        let filter = hookline::store::DeliveryFilter {
+            event_id: Some(event_id.to_string()),
+            ..Default::default()
+        };
+        let found = self
+            .store
+            .list_deliveries(&filter, None, 10)
+            .await
+            .expect("list deliveries");
+        assert_eq!(found.items.len(), 1, "one delivery of {event_id}");
+        found.items[0].id.clone()
     }
 
     /// The state of the event's one delivery.
@@ -457,6 +472,7 @@ async fn a_dry_run_counts_what_a_pass_removes_and_changes_nothing(backend: Backe
     assert_eq!(
         PruneReport {
             dry_run: false,
+            space_released_bytes: done.space_released_bytes,
             ..dry.clone()
         },
         done,
@@ -608,6 +624,7 @@ async fn the_pruner_reads_through_its_indexes(backend: Backend) {
     };
     for (name, index) in [
         ("event_page", "events_created"),
+        ("payload_page", "events_created"),
         ("event_lock", "deliveries_event"),
         ("event_attempts", "attempts_delivery"),
         ("end_held", "deliveries_queue"),
@@ -621,6 +638,280 @@ async fn the_pruner_reads_through_its_indexes(backend: Backend) {
     for (name, text) in &plans {
         assert!(!text.contains("TEMP B-TREE"), "{name} sorts:\n{text}");
     }
+}
+
+async fn payloads_go_at_their_horizon_and_their_deliveries_cannot_be_retried(backend: Backend) {
+    let env = env(backend).await;
+    let old = env.publish("order.created", None).await;
+    let young = env.publish("order.created", None).await;
+    let unfinished = env.publish("order.created", None).await;
+    env.finish(&old, NextStep::Dead).await;
+    env.finish(&young, NextStep::Succeeded).await;
+    env.finish(&unfinished, NextStep::RetryIn(DAY_MS)).await;
+    env.age(&old, 2.01).await;
+    env.age(&young, 1.99).await;
+    env.age(&unfinished, 2.01).await;
+    let policy = RetentionConfig {
+        payload: Duration::from_secs(2 * 86_400),
+        ..RetentionConfig::default()
+    };
+    let report = env.prune_by(&policy).await;
+    assert_eq!(report.payloads, 1, "{report:?}");
+    assert_eq!(report.events, 0, "the events stay: {report:?}");
+
+    let gone = env.store.get_event(&old).await.expect("the event stays");
+    assert_eq!(gone.payload, "");
+    assert_eq!(gone.payload_size, r#"{"order":42}"#.len() as i64);
+    assert_eq!(
+        gone.payload_removed.map(|r| r.by),
+        Some(PayloadRemovedBy::Retention)
+    );
+    for kept in [&young, &unfinished] {
+        let event = env.store.get_event(kept).await.expect("event");
+        assert_eq!(event.payload, r#"{"order":42}"#, "{kept} keeps its payload");
+        assert!(event.payload_removed.is_none());
+    }
+    let bodies = |event: &str| {
+        let event = event.to_string();
+        let env = &env;
+        async move {
+            env.number(
+                "SELECT COUNT(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                  WHERE d.event_id = $1 AND a.response_body IS NOT NULL",
+                &[Arg::Text(&event)],
+            )
+            .await
+        }
+    };
+    assert_eq!(bodies(&old).await, 0, "its response bodies go with it");
+    assert_eq!(bodies(&young).await, 1);
+
+    let delivery = env.delivery_of(&old).await;
+    let retried = env
+        .ops
+        .retry(std::slice::from_ref(&delivery))
+        .await
+        .expect("retry");
+    assert!(retried.retried.is_empty(), "{retried:?}");
+    assert!(
+        retried.skipped[0]
+            .1
+            .contains("removed by retention.payload; it cannot be retried"),
+        "{retried:?}"
+    );
+    let bulk = env
+        .ops
+        .retry_bulk(&hookline::ops::BulkRetry {
+            endpoint: env.endpoint_id.clone(),
+            states: Vec::new(),
+            since: None,
+            until: None,
+            dry_run: false,
+        })
+        .await
+        .expect("bulk retry");
+    assert_eq!(bulk.1, 0, "a bulk retry leaves it too");
+    assert_eq!(env.state(&old).await, DeliveryState::Dead);
+    let shown = ok(env.db.hookline(&["delivery", "show", &delivery]));
+    assert!(
+        shown.contains("removed by retention.payload at") && shown.contains("cannot be retried"),
+        "{shown}"
+    );
+    assert_eq!(env.prune_by(&policy).await.payloads, 0, "once only");
+}
+
+async fn a_delivery_keeps_its_first_and_latest_attempts(backend: Backend) {
+    let env = env(backend).await;
+    let event = env.publish("order.created", None).await;
+    for _ in 0..25 {
+        env.finish(&event, NextStep::RetryIn(0)).await;
+    }
+    let delivery = env.delivery_of(&event).await;
+    let attempts = |sql: &'static str| {
+        let delivery = delivery.clone();
+        let env = &env;
+        async move { env.number(sql, &[Arg::Text(&delivery)]).await }
+    };
+    assert_eq!(
+        attempts("SELECT COUNT(*) FROM attempts WHERE delivery_id = $1").await,
+        20,
+        "retention.attempts_per_delivery"
+    );
+    assert_eq!(
+        attempts("SELECT MIN(attempt_number) FROM attempts WHERE delivery_id = $1").await,
+        1,
+        "the first stays"
+    );
+    assert_eq!(
+        attempts("SELECT MAX(attempt_number) FROM attempts WHERE delivery_id = $1").await,
+        25
+    );
+    assert_eq!(
+        attempts(
+            "SELECT COUNT(*) FROM attempts WHERE delivery_id = $1 AND attempt_number BETWEEN 2 AND 6"
+        )
+        .await,
+        0,
+        "the oldest after the first go"
+    );
+    // A manual retry makes room for its schedule's first attempt.
+    let retried = env
+        .ops
+        .retry(std::slice::from_ref(&delivery))
+        .await
+        .expect("retry");
+    assert_eq!(retried.retried, vec![delivery.clone()]);
+    assert_eq!(
+        attempts("SELECT COUNT(*) FROM attempts WHERE delivery_id = $1").await,
+        19
+    );
+    env.finish(&event, NextStep::RetryIn(0)).await;
+    env.finish(&event, NextStep::RetryIn(0)).await;
+    assert_eq!(
+        attempts("SELECT COUNT(*) FROM attempts WHERE delivery_id = $1").await,
+        20
+    );
+    assert_eq!(
+        attempts(
+            "SELECT MIN(started_at) FROM attempts WHERE delivery_id = $1 AND attempt_number = 1"
+        )
+        .await,
+        attempts("SELECT MIN(started_at) FROM attempts WHERE delivery_id = $1").await,
+        "the very first attempt is still there"
+    );
+}
+
+async fn stats_of_dispatchers_long_gone_fold_into_one_row(backend: Backend) {
+    let env = env(backend).await;
+    let now = now_millis();
+    for (dispatcher, failures, attempt_ago, success_ago, error) in [
+        ("dsp_gone_a", 3, 8 * DAY_MS, Some(9 * DAY_MS), "boom a"),
+        ("dsp_gone_b", 0, 10 * DAY_MS, Some(10 * DAY_MS), "boom b"),
+        ("dsp_live", 1, 3_600_000, None, "boom live"),
+    ] {
+        env.exec(
+            "INSERT INTO endpoint_stats (endpoint_id, dispatcher_id, consecutive_failures,
+                 last_attempt_at, last_success_at, last_failure_at, last_status, last_error)
+             VALUES ($1, $2, $3, $4, $5, $6, 500, $7)",
+            &[
+                Arg::Text(&env.endpoint_id),
+                Arg::Text(dispatcher),
+                Arg::Int(failures),
+                Arg::Int(now - attempt_ago),
+                Arg::Int(success_ago.map_or(0, |ago| now - ago)),
+                Arg::Int(now - attempt_ago),
+                Arg::Text(error),
+            ],
+        )
+        .await;
+    }
+    let dry = env
+        .store
+        .prune(&env.config.retention, OWNER, true)
+        .await
+        .expect("dry run");
+    let report = env.prune().await;
+    assert_eq!(report.endpoint_stats, 1, "two rows became one: {report:?}");
+    assert_eq!(dry.endpoint_stats, 1, "{dry:?}");
+    let count = |sql: &'static str| {
+        let env = &env;
+        async move { env.number(sql, &[Arg::Text(&env.endpoint_id)]).await }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM endpoint_stats WHERE endpoint_id = $1").await,
+        2
+    );
+    assert_eq!(
+        count("SELECT consecutive_failures FROM endpoint_stats WHERE endpoint_id = $1 AND dispatcher_id = 'retired'").await,
+        3,
+        "the failures since the last success carry over"
+    );
+    assert_eq!(
+        count("SELECT last_success_at FROM endpoint_stats WHERE endpoint_id = $1 AND dispatcher_id = 'retired'").await,
+        now - 9 * DAY_MS,
+        "so does the last success"
+    );
+    assert_eq!(env.prune().await.endpoint_stats, 0, "folded once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_hands_free_pages_back() {
+    let env = env(Backend::Sqlite).await;
+    assert_eq!(
+        env.number("SELECT auto_vacuum FROM pragma_auto_vacuum()", &[])
+            .await,
+        2,
+        "a new file vacuums incrementally"
+    );
+    let padding = "x".repeat(2_000);
+    let mut batch = Vec::new();
+    for n in 0..2_000 {
+        let input = EventInput {
+            tenant: Some("acme".into()),
+            topic: "order.created".into(),
+            payload: format!(r#"{{"n":{n},"pad":"{padding}"}}"#).into(),
+            ..EventInput::default()
+        };
+        batch.push(env.ops.validate_event(input).await.expect("valid event"));
+    }
+    env.store.publish(&batch, 0).await.expect("publish");
+    env.exec(
+        "UPDATE deliveries SET state = 'succeeded', created_at = created_at - $1",
+        &[Arg::Int(15 * DAY_MS)],
+    )
+    .await;
+    env.exec(
+        "UPDATE events SET created_at = created_at - $1",
+        &[Arg::Int(15 * DAY_MS)],
+    )
+    .await;
+    let pages_before = env
+        .number("SELECT page_count FROM pragma_page_count()", &[])
+        .await;
+    let report = env.prune().await;
+    assert_eq!(report.events, 2_000, "{report:?}");
+    assert!(report.space_released_bytes > 4_000_000, "{report:?}");
+    let pages_after = env
+        .number("SELECT page_count FROM pragma_page_count()", &[])
+        .await;
+    assert!(
+        pages_after * 2 < pages_before,
+        "the file shrank: {pages_before} pages, then {pages_after}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_vacuum_converts_a_file_made_without_incremental_vacuum() {
+    use sqlx::Connection;
+    let db = TestDb::new(Backend::Sqlite);
+    {
+        // A file as hookline made it before incremental vacuum: NONE, fixed
+        // once a table exists.
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db.path("hookline.db"))
+            .create_if_missing(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE legacy (x INTEGER)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    ok(db.hookline(&["migrate"]));
+    let mode = || async {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        let mode: i64 = sqlx::query_scalar("SELECT auto_vacuum FROM pragma_auto_vacuum()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        mode
+    };
+    assert_eq!(mode().await, 0, "the old file keeps NONE");
+    let out = ok(db.hookline(&["prune", "--vacuum"]));
+    assert!(out.contains("vacuumed:"), "{out}");
+    assert_eq!(mode().await, 2, "converted");
 }
 
 macro_rules! both_backends {
@@ -647,4 +938,7 @@ both_backends!(
     hookline_prune_prints_each_table,
     pruning_beside_publishing_and_delivering_loses_nothing,
     the_pruner_reads_through_its_indexes,
+    payloads_go_at_their_horizon_and_their_deliveries_cannot_be_retried,
+    a_delivery_keeps_its_first_and_latest_attempts,
+    stats_of_dispatchers_long_gone_fold_into_one_row,
 );

@@ -65,11 +65,6 @@ pub(crate) async fn connect(url: &str, mode: OpenMode) -> Result<(Pools<sqlx::Sq
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true)
-        // A new file hands free pages back to the file system when the
-        // pruner asks (`incremental_vacuum`); removed rows are overwritten
-        // with zeros, so an erased payload does not linger in free pages.
-        .auto_vacuum(SqliteAutoVacuum::Incremental)
-        .pragma("secure_delete", "on")
         // No large cache_size: every ephemeral table SQLite builds (an
         // `IN (…)` list, a sort) gets a page cache of that size, and setting
         // up and tearing those down cost more than the claim itself.
@@ -80,12 +75,21 @@ pub(crate) async fn connect(url: &str, mode: OpenMode) -> Result<(Pools<sqlx::Sq
         // instead of 9.
         .row_buffer_size(ROW_BUFFER)
         .statement_cache_capacity(crate::store::sql::values::STATEMENT_CACHE);
+    // The writer, connecting first, creates a new file so that it hands
+    // free pages back to the file system when the pruner asks
+    // (`incremental_vacuum`); it overwrites removed rows with zeros, so an
+    // erased payload does not linger in free pages. Readers set neither:
+    // a read-only connection may not.
+    let writer_options = options
+        .clone()
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
+        .pragma("secure_delete", "on");
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
-        .connect_with(options.clone())
+        .connect_with(writer_options)
         .await?;
     let read = SqlitePoolOptions::new()
         .max_connections(READERS)
