@@ -186,14 +186,18 @@ async fn migration_5_scrubs_what_was_kept_in_plain(backend: Backend) {
         "set up"
     );
 
-    // Back to v4 (undoing v7's table and index and v6's column first), then
-    // forward: the v5 step runs on these rows.
+    // Back to v4 (undoing v8's columns and index, v7's table and index and
+    // v6's column first), then forward: the v5 step runs on these rows.
+    execute(&db, "DROP INDEX events_tenant").await;
+    for column in ["payload_size", "payload_removed_at", "payload_removed_by"] {
+        execute(&db, &format!("ALTER TABLE events DROP COLUMN {column}")).await;
+    }
     execute(&db, "DROP INDEX idempotency_keys_created").await;
     execute(&db, "DROP TABLE retention_state").await;
     execute(&db, "DROP INDEX endpoints_paused_until").await;
     execute(&db, "ALTER TABLE endpoints DROP COLUMN paused_until").await;
     execute(&db, "DELETE FROM schema_migrations WHERE version >= 5").await;
-    assert_eq!(store.migrate().await.expect("migrate"), 3);
+    assert_eq!(store.migrate().await.expect("migrate"), 4);
     let after = db.dump().await;
     assert_no_plain_secret(&dump_of_table(&after, "attempts"), "the attempts table");
     assert_no_plain_secret(&dump_of_table(&after, "audit_log"), "the audit log");
