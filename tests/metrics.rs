@@ -504,6 +504,20 @@ async fn counters_match_what_the_database_recorded(backend: Backend) {
         assert_eq!(beats.len(), 2, "{}", scrape.text);
         assert!(beats.iter().all(|age| *age < 5.0), "{beats:?}");
         assert!(scrape.sum("hookline_database_size_bytes", &[]) > 0.0);
+        // SQLite reports its free pages and its log apart from live data.
+        let sqlite = backend == Backend::Sqlite;
+        for family in [
+            "hookline_database_free_bytes",
+            "hookline_database_wal_bytes",
+        ] {
+            assert_eq!(scrape.has_family(family), sqlite, "{family}");
+        }
+        if sqlite {
+            assert!(
+                scrape.sum("hookline_database_wal_bytes", &[]) > 0.0,
+                "a running writer keeps a log"
+            );
+        }
         assert!(scrape.sum("process_resident_memory_bytes", &[]) > 0.0);
         assert!(scrape.has_family("process_cpu_seconds_total"));
     }

@@ -280,6 +280,22 @@ fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_withi
         "Bytes of live data (SQLite: pages in use, free pages and the WAL left out; Postgres: hookline's tables with their indexes and TOAST)",
         size,
     );
+    if let Some(files) = reading.sqlite_files {
+        let free = Gauge::<i64>::default();
+        free.set(files.free_bytes);
+        registry.register(
+            "hookline_database_free_bytes",
+            "SQLite: bytes of the file's free pages (reused for new rows; the pruner hands those beyond a tenth of the file back)",
+            free,
+        );
+        let wal = Gauge::<i64>::default();
+        wal.set(files.wal_bytes);
+        registry.register(
+            "hookline_database_wal_bytes",
+            "SQLite: bytes of the write-ahead log file beside the database",
+            wal,
+        );
+    }
 }
 
 fn register_dispatchers(registry: &mut Registry, reading: &GaugeReading, alive_within: Duration) {

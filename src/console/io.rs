@@ -512,6 +512,7 @@ fn retention_rules(policy: &crate::config::RetentionConfig) -> String {
         ("delivered", policy.succeeded),
         ("dead", policy.dead),
         ("held", policy.held),
+        ("payloads", policy.payload),
     ]
     .into_iter()
     .filter(|(_, horizon)| !horizon.is_zero())

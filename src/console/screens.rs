@@ -235,8 +235,8 @@ pub struct WorstEndpoint {
 /// last pass any pruner finished.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionStatus {
-    /// The horizons, as `delivered 14d · dead 30d · held 30d` (rules that
-    /// are off are left out).
+    /// The horizons, as `delivered 14d · dead 30d · held 30d · payloads 2d`
+    /// (rules that are off are left out).
     pub rules: String,
     /// How long ago the last pass ended (ms) and the rows it removed.
     pub last_pass: Option<(i64, i64)>,

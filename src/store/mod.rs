@@ -48,7 +48,8 @@ pub use queue::{
 };
 pub use read::{
     Backlog, EndpointHealth, EndpointQueue, EndpointStanding, EndpointTally, GaugeReading,
-    HealthWindow, Heartbeat, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage, Tally,
+    HealthWindow, Heartbeat, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage,
+    SqliteFiles, Tally,
 };
 pub use retention::{HELD_REASON, LastPrune, PruneReport};
 pub use space::Vacuumed;

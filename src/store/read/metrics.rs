@@ -36,6 +36,17 @@ pub struct GaugeReading {
     /// Bytes of live data (SQLite: pages in use; Postgres: hookline's tables
     /// with their indexes).
     pub size_bytes: i64,
+    /// SQLite: bytes of the file's free pages (kept for reuse, or waiting
+    /// for the pruner to hand them back) and of the write-ahead log, apart
+    /// from the live data. `None` on Postgres.
+    pub sqlite_files: Option<SqliteFiles>,
+}
+
+/// The parts of a SQLite database on disk that are not live data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SqliteFiles {
+    pub free_bytes: i64,
+    pub wal_bytes: i64,
 }
 
 /// One endpoint's backlog.
@@ -102,6 +113,20 @@ impl Reads {
                 }),
                 _ => reading.size_bytes = count,
             }
+        }
+        if let crate::store::Db::Sqlite(pools) = &*self.db {
+            let free_bytes: i64 = sqlx::query_scalar(
+                "SELECT freelist_count * page_size FROM pragma_freelist_count(), pragma_page_size()",
+            )
+            .fetch_one(&pools.read)
+            .await?;
+            // The log may be absent (no writer has it open): none, then.
+            let wal_bytes = std::fs::metadata(format!("{}-wal", self.location))
+                .map_or(0, |meta| i64::try_from(meta.len()).unwrap_or(i64::MAX));
+            reading.sqlite_files = Some(SqliteFiles {
+                free_bytes,
+                wal_bytes,
+            });
         }
         Ok(reading)
     }

@@ -9,7 +9,7 @@ mod tally;
 
 pub use health::{EndpointHealth, HealthWindow};
 pub use metrics::{
-    Backlog, GaugeReading, Heartbeat, METRIC_BACKLOG_TOP, METRIC_DISPATCHERS_WITHIN_MS,
+    Backlog, GaugeReading, Heartbeat, METRIC_BACKLOG_TOP, METRIC_DISPATCHERS_WITHIN_MS, SqliteFiles,
 };
 pub use summary::{
     EndpointQueue, EndpointStanding, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage,
