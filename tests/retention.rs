@@ -655,6 +655,12 @@ async fn payloads_go_at_their_horizon_and_their_deliveries_cannot_be_retried(bac
         payload: Duration::from_secs(2 * 86_400),
         ..RetentionConfig::default()
     };
+    let dry = env
+        .store
+        .prune(&policy, OWNER, true)
+        .await
+        .expect("dry run");
+    assert_eq!(dry.payloads, 1, "the dry run counts it: {dry:?}");
     let report = env.prune_by(&policy).await;
     assert_eq!(report.payloads, 1, "{report:?}");
     assert_eq!(report.events, 0, "the events stay: {report:?}");

@@ -285,7 +285,7 @@ fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_withi
         free.set(files.free_bytes);
         registry.register(
             "hookline_database_free_bytes",
-            "SQLite: bytes of the file's free pages (reused for new rows; the pruner hands those beyond a tenth of the file back)",
+            "SQLite: bytes of the file's free pages (reused for new rows; the pruner hands those beyond a quarter of the file back)",
             free,
         );
         let wal = Gauge::<i64>::default();

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::audit::AuditRecord;
 use super::queue::trim_attempts_of;
-use super::sql::dialect::{Dialect, PAYLOAD_KEPT};
+use super::sql::dialect::{Dialect, payload_kept};
 use super::sql::rows::{
     AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns, event_columns,
 };
@@ -466,9 +466,7 @@ impl Store {
         }
         let filter = &filter;
         let mut conditions = retry_conditions(filter, self.backend());
-        conditions
-            .clauses
-            .push(PAYLOAD_KEPT.replace("deliveries.event_id", "d.event_id"));
+        conditions.clauses.push(payload_kept("d"));
         let where_sql = conditions.sql();
         // An endpoint's failures come from its failure index; anything else
         // (succeeded ones) from all of its deliveries.
@@ -555,9 +553,7 @@ impl Store {
         }
         Ok(count)
     }
-}
 
-impl Store {
     /// Makes room for the new schedule's first attempt in the history of
     /// each of `revived`, within `retention.attempts_per_delivery`.
     async fn trim_revived<C>(

@@ -11,11 +11,14 @@ use super::{Db, Result, Store};
 
 /// Free pages kept for reuse, as a share of the file: inserts take them
 /// before the file grows again, so a database at its steady size neither
-/// grows nor shrinks pass after pass.
-const SLACK_DIVISOR: i64 = 10;
-/// Pages handed back per step: about 16 MB at SQLite's default page size,
-/// a few milliseconds of the writer.
-const PAGES_PER_STEP: i64 = 4_096;
+/// grows nor shrinks pass after pass (a pass frees what the next minutes
+/// of traffic fill).
+const SLACK_DIVISOR: i64 = 4;
+/// Pages handed back per step: 2 MB at SQLite's default page size. Each
+/// step holds the one writer while it moves pages from the end of the file
+/// into free ones; in `bench soak` steps of 4,096 pages stalled deliveries
+/// for seconds.
+const PAGES_PER_STEP: i64 = 512;
 
 /// What a rewrite did to the database's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,7 +57,7 @@ impl Store {
     }
 
     /// SQLite with `auto_vacuum = INCREMENTAL`: hands free pages beyond a
-    /// tenth of the file back to the file system, in steps, each followed
+    /// quarter of the file back to the file system, in steps, each followed
     /// by a pause as long as it took. Returns the bytes released (0 on
     /// Postgres, and on a file created before incremental vacuum existed:
     /// `hookline prune --vacuum` converts one).

@@ -1073,10 +1073,15 @@ pub(crate) fn trim_attempts(sql: &Dialect) -> String {
     )
 }
 
-/// Whether the event of the delivery row `deliveries` still has its payload:
-/// one whose payload was removed can never be sent again.
-pub(crate) const PAYLOAD_KEPT: &str = "NOT EXISTS (SELECT 1 FROM events ev
-    WHERE ev.id = deliveries.event_id AND ev.payload_removed_at IS NOT NULL)";
+/// Whether the event of delivery row `delivery` (a table name or alias)
+/// still has its payload: one whose payload was removed can never be sent
+/// again. A lookup by the event's key per row.
+pub(crate) fn payload_kept(delivery: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM events ev
+            WHERE ev.id = {delivery}.event_id AND ev.payload_removed_at IS NOT NULL)"
+    )
+}
 
 /// Revives the deliveries in JSON list `$1` that are in one of `states`
 /// (SQL literals), due at `$2`; `$3` is now. Returns the ids revived. The
@@ -1088,10 +1093,11 @@ fn retry_ids(f: Flavor, states: &str) -> String {
                      lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
                  WHERE id IN {} AND state IN ({states})
                    AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)
-                   AND {PAYLOAD_KEPT}
+                   AND {}
                  RETURNING id",
         f.indexed_by("sqlite_autoindex_deliveries_1"),
         f.json_list(1),
+        payload_kept("deliveries"),
     )
 }
 
