@@ -631,10 +631,9 @@ fn assert_columns_line_up(screen: &str, name: &str) {
     );
 }
 
-/// `:id` of an event or delivery older than the retention horizon that is
-/// not found says it was removed, rather than showing nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_retention_removed_says_so() {
+/// A fresh SQLite database opened with the test settings (retention
+/// included), and operator actions on it.
+async fn configured_store() -> (common::TestDb, hookline::store::Store, Ops) {
     let db = common::TestDb::new(Backend::Sqlite);
     let config = common::test_config(&db.url);
     let store = hookline::store::Store::open_with(
@@ -645,6 +644,14 @@ async fn an_id_retention_removed_says_so() {
     .await
     .expect("open");
     let ops = common::test_ops(&store, &config);
+    (db, store, ops)
+}
+
+/// `:id` of an event or delivery older than the retention horizon that is
+/// not found says it was removed, rather than showing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_retention_removed_says_so() {
+    let (_db, _store, ops) = configured_store().await;
     let old = |prefix: &str| {
         let at = u64::try_from(now_millis()).expect("after 1970") - 15 * 86_400_000;
         format!("{prefix}{}", ulid::Ulid::from_parts(at, 7))
@@ -664,16 +671,7 @@ async fn an_id_retention_removed_says_so() {
 /// would be, and that it cannot be retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expunged_payload_says_so_in_the_detail() {
-    let db = common::TestDb::new(Backend::Sqlite);
-    let config = common::test_config(&db.url);
-    let store = hookline::store::Store::open_with(
-        &db.url,
-        hookline::store::OpenMode::CreateAndMigrate,
-        hookline::store::StoreOptions::from_config(&config),
-    )
-    .await
-    .expect("open");
-    let ops = common::test_ops(&store, &config);
+    let (_db, store, ops) = configured_store().await;
     ops.add_tenant("acme").await.expect("tenant");
     let endpoint = ops
         .add_endpoint(&hookline::ops::EndpointInput {

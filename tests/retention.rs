@@ -199,34 +199,29 @@ impl Env {
             == 1
     }
 
-    /// The id of the event's one delivery.
-    async fn delivery_of(&self, event_id: &str) -> String {
+    /// The event's one delivery.
+    async fn the_delivery(&self, event_id: &str) -> hookline::model::Delivery {
         let filter = hookline::store::DeliveryFilter {
             event_id: Some(event_id.to_string()),
             ..Default::default()
         };
-        let found = self
+        let mut found = self
             .store
             .list_deliveries(&filter, None, 10)
             .await
             .expect("list deliveries");
         assert_eq!(found.items.len(), 1, "one delivery of {event_id}");
-        found.items[0].id.clone()
+        found.items.remove(0)
+    }
+
+    /// The id of the event's one delivery.
+    async fn delivery_of(&self, event_id: &str) -> String {
+        self.the_delivery(event_id).await.id
     }
 
     /// The state of the event's one delivery.
     async fn state(&self, event_id: &str) -> DeliveryState {
-        let filter = hookline::store::DeliveryFilter {
-            event_id: Some(event_id.to_string()),
-            ..Default::default()
-        };
-        let found = self
-            .store
-            .list_deliveries(&filter, None, 10)
-            .await
-            .expect("list deliveries");
-        assert_eq!(found.items.len(), 1, "one delivery of {event_id}");
-        found.items[0].state
+        self.the_delivery(event_id).await.state
     }
 
     /// One pass by `policy` (the defaults unless changed), holding the lease.
