@@ -324,19 +324,6 @@ async fn a_tenant_expunge_takes_its_events_before_a_date_and_leaves_broadcasts(b
     );
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await; })*
-        }
-    };
-}
-
 both_backends!(
     an_expunged_payload_is_gone_from_every_row_and_file,
     an_unknown_id_changes_nothing,

@@ -915,19 +915,6 @@ async fn prune_vacuum_converts_a_file_made_without_incremental_vacuum() {
     assert_eq!(mode().await, 2, "converted");
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await; })*
-        }
-    };
-}
-
 both_backends!(
     succeeded_events_go_at_their_horizon_with_their_deliveries_and_attempts,
     unfinished_work_is_never_removed_and_dead_events_wait_for_their_rule,
