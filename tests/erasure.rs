@@ -56,11 +56,17 @@ impl Env {
     /// ends with `marker`, past a padding that puts it on SQLite's overflow
     /// pages (which a removal frees); returns its id.
     async fn publish(&self, tenant: Option<&str>, marker: &str) -> String {
+        self.publish_payload(tenant, "order.created", payload_of(marker))
+            .await
+    }
+
+    /// Publishes an event for `tenant` with exactly `payload`.
+    async fn publish_payload(&self, tenant: Option<&str>, topic: &str, payload: String) -> String {
         let input = EventInput {
             tenant: tenant.map(str::to_string),
             broadcast: tenant.is_none(),
-            topic: "order.created".into(),
-            payload: payload_of(marker).into(),
+            topic: topic.into(),
+            payload: payload.into(),
             ..EventInput::default()
         };
         let event = self.ops.validate_event(input).await.expect("valid event");
@@ -196,6 +202,24 @@ async fn an_expunged_payload_is_gone_from_every_row_and_file(backend: Backend) {
     let (finished, unfinished, kept) = (marker("finished"), marker("unfinished"), marker("kept"));
     let finished_event = env.publish(Some("acme"), &finished).await;
     let unfinished_event = env.publish(Some("acme"), &unfinished).await;
+    // A short payload lives in the row's own page (not on overflow pages),
+    // which later rows fill around it before it is erased.
+    let small = marker("small");
+    let small_event = env
+        .publish_payload(
+            Some("acme"),
+            "order.created",
+            format!(r#"{{"customer":"{small}"}}"#),
+        )
+        .await;
+    for n in 0..200 {
+        env.publish_payload(
+            Some("globex"),
+            "invoice.sent",
+            format!(r#"{{"order":{n}}}"#),
+        )
+        .await;
+    }
     let kept_event = env.publish(Some("acme"), &kept).await;
     env.attempt(&finished_event, &finished, NextStep::Dead)
         .await;
@@ -203,12 +227,16 @@ async fn an_expunged_payload_is_gone_from_every_row_and_file(backend: Backend) {
     let dump = env.db.dump().await;
     assert!(dump.contains(&finished) && dump.contains(&unfinished) && dump.contains(&kept));
 
-    let out = ok(env
-        .db
-        .hookline(&["event", "expunge", &finished_event, &unfinished_event]));
+    let out = ok(env.db.hookline(&[
+        "event",
+        "expunge",
+        &finished_event,
+        &unfinished_event,
+        &small_event,
+    ]));
     assert!(
         out.contains(
-            "expunged 2 event payloads and 1 response bodies; 1 unfinished deliveries cancelled"
+            "expunged 3 event payloads and 1 response bodies; 2 unfinished deliveries cancelled"
         ),
         "{out}"
     );
@@ -218,13 +246,13 @@ async fn an_expunged_payload_is_gone_from_every_row_and_file(backend: Backend) {
         !dump.contains(&finished),
         "the payload and its echo are gone"
     );
-    assert!(!dump.contains(&unfinished));
+    assert!(!dump.contains(&unfinished) && !dump.contains(&small));
     assert!(dump.contains(&kept), "another event keeps its payload");
     if backend == Backend::Sqlite {
         let raw = env.raw_files();
         assert!(contains(&raw, &kept), "the search reads the file");
         assert!(
-            !contains(&raw, &finished) && !contains(&raw, &unfinished),
+            !contains(&raw, &finished) && !contains(&raw, &unfinished) && !contains(&raw, &small),
             "no copy lingers in free pages or the write-ahead log"
         );
     }

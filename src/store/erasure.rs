@@ -47,8 +47,36 @@ pub(crate) struct Stripped {
 /// already) and the response bodies of their attempts; an expunge also
 /// cancels their unfinished deliveries. The caller holds the events' rows
 /// (the UPDATE takes them first), which every retry takes before it revives
-/// a delivery, so none is revived with its payload gone.
+/// a delivery, so none is revived with its payload gone. On SQLite every
+/// page these statements free is overwritten with zeros, so the bytes do
+/// not linger in the file's free pages.
 pub(crate) async fn strip_payloads<C>(
+    conn: &mut C,
+    sql: &Dialect,
+    list: &str,
+    by: PayloadRemovedBy,
+    now: i64,
+) -> std::result::Result<Stripped, sqlx::Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    for<'q> &'q str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    <C::Database as sqlx::Database>::QueryResult: super::tx::RowsAffected,
+{
+    if let Some(begin) = sql.secure_erase_begin {
+        sqlx::query(begin).execute(&mut *conn).await?;
+    }
+    let stripped = strip(conn, sql, list, by, now).await;
+    if let Some(end) = sql.secure_erase_end {
+        sqlx::query(end).execute(&mut *conn).await?;
+    }
+    stripped
+}
+
+/// The statements of [`strip_payloads`].
+async fn strip<C>(
     conn: &mut C,
     sql: &Dialect,
     list: &str,

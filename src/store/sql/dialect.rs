@@ -51,6 +51,12 @@ pub(crate) struct Dialect {
     pub plan_with_values: Option<&'static str>,
     /// Counts `schema_migrations` tables (0 or 1).
     pub migrations_table_exists: &'static str,
+    /// SQLite: makes the writer overwrite every page it frees with zeros,
+    /// not only the rows it removes in place, for the rest of an erasure
+    /// (see [`Dialect::secure_erase_end`]); `None` where nothing is needed.
+    pub secure_erase_begin: Option<&'static str>,
+    /// Puts the writer back to zeroing only what costs no extra I/O.
+    pub secure_erase_end: Option<&'static str>,
     pub lock_endpoints: Option<&'static str>,
     pub endpoint_for_update: &'static str,
     pub endpoint_for_delete: &'static str,
@@ -132,6 +138,8 @@ impl Dialect {
                 "SELECT COUNT(*) FROM information_schema.tables
         WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
             ),
+            secure_erase_begin: f.pick(Some("PRAGMA secure_delete = ON"), None),
+            secure_erase_end: f.pick(Some("PRAGMA secure_delete = FAST"), None),
             lock_endpoints: lock_endpoints(f).map(|text| &*text.leak()),
             endpoint_for_update: endpoint_for_update(f).leak(),
             endpoint_for_delete: endpoint_for_delete(f).leak(),
