@@ -1,14 +1,16 @@
 //! Why work that is due waits: the reasons a pending or retrying delivery
-//! is held, in the words every screen shows. Held is not a state; it is
-//! said beside one.
+//! is held (its endpoint paused or disabled, or its circuit breaker open),
+//! in the words every screen shows. Held is not a state; it is said beside
+//! one.
 
 use std::collections::HashMap;
 
 use crate::model::{Delivery, DeliveryState, EndpointState};
 
-/// The endpoints that hold their due work (paused or disabled) by id: the
-/// few that are not active, read once per list.
-pub type Stopped = HashMap<String, EndpointState>;
+/// The endpoints that hold their due work, by id, with what holds it: the
+/// few that are paused, disabled or behind an open breaker, read once per
+/// list.
+pub type Stopped = HashMap<String, Hold>;
 
 /// What holds a delivery back from being attempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,6 +19,8 @@ pub enum Hold {
     EndpointPaused,
     /// Its endpoint was disabled (by an operator or automatically).
     EndpointDisabled,
+    /// Its endpoint's circuit breaker is open (or waiting on its probe).
+    BreakerOpen,
 }
 
 impl Hold {
@@ -38,10 +42,10 @@ impl Hold {
         Hold::of_endpoint(endpoint_state).filter(|_| waits(delivery_state))
     }
 
-    /// What holds `delivery`, given the endpoints that are stopped.
+    /// What holds `delivery`, given the endpoints that hold their work.
     pub fn of(delivery: &Delivery, stopped: &Stopped) -> Option<Hold> {
-        let endpoint_state = *stopped.get(&delivery.endpoint_id)?;
-        Hold::of_delivery(delivery.state, endpoint_state)
+        let hold = *stopped.get(&delivery.endpoint_id)?;
+        waits(delivery.state).then_some(hold)
     }
 
     /// The reason as a machine reads it (API and `--json`): `endpoint_paused`.
@@ -49,6 +53,7 @@ impl Hold {
         match self {
             Hold::EndpointPaused => "endpoint_paused",
             Hold::EndpointDisabled => "endpoint_disabled",
+            Hold::BreakerOpen => "breaker_open",
         }
     }
 
@@ -57,6 +62,7 @@ impl Hold {
         match self {
             Hold::EndpointPaused => "held: endpoint paused",
             Hold::EndpointDisabled => "held: endpoint disabled",
+            Hold::BreakerOpen => "held: breaker open",
         }
     }
 
@@ -65,6 +71,7 @@ impl Hold {
         match self {
             Hold::EndpointPaused => "held: paused",
             Hold::EndpointDisabled => "held: disabled",
+            Hold::BreakerOpen => "held: breaker",
         }
     }
 
@@ -73,6 +80,7 @@ impl Hold {
         match self {
             Hold::EndpointPaused => "paused",
             Hold::EndpointDisabled => "disabled",
+            Hold::BreakerOpen => "behind an open circuit breaker",
         }
     }
 
@@ -81,6 +89,7 @@ impl Hold {
         match self {
             Hold::EndpointPaused => "it is resumed",
             Hold::EndpointDisabled => "it is enabled again",
+            Hold::BreakerOpen => "a probe gets an answer and the breaker closes",
         }
     }
 }

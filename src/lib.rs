@@ -34,6 +34,8 @@ pub mod metrics;
 pub mod model;
 /// Operator and producer actions, validated, audited; every interface calls these.
 pub mod ops;
+/// Endpoint protection's rules (the circuit breaker); its state is in the store.
+pub mod protect;
 /// Retention in the background: one pruner at a time across every process.
 pub mod prune;
 /// Which values are secrets (URL passwords, sensitive headers) and how they are masked.

@@ -159,6 +159,8 @@ pub enum IdKind {
     Dispatcher,
     /// API keys (the id names the key; the secret key itself is never stored).
     ApiKey,
+    /// A change of an endpoint's circuit breaker.
+    BreakerTransition,
 }
 
 impl IdKind {
@@ -174,12 +176,13 @@ impl IdKind {
             IdKind::Audit => "aud_",
             IdKind::Dispatcher => "dsp_",
             IdKind::ApiKey => "key_",
+            IdKind::BreakerTransition => "brk_",
         }
     }
 
     /// Which kind of id `text` looks like, judged by prefix and ULID shape.
     pub fn of(text: &str) -> Option<IdKind> {
-        const ALL: [IdKind; 9] = [
+        const ALL: [IdKind; 10] = [
             IdKind::Tenant,
             IdKind::Endpoint,
             IdKind::Subscription,
@@ -189,6 +192,7 @@ impl IdKind {
             IdKind::Audit,
             IdKind::Dispatcher,
             IdKind::ApiKey,
+            IdKind::BreakerTransition,
         ];
         ALL.into_iter().find(|kind| {
             text.strip_prefix(kind.prefix())
@@ -379,6 +383,32 @@ impl DeliveryState {
             self,
             DeliveryState::Dead | DeliveryState::Retrying | DeliveryState::Delivered
         )
+    }
+}
+
+string_enum! {
+    /// Where an endpoint's circuit breaker is: whether its receiver is
+    /// being spared.
+    BreakerState, "a breaker state" {
+        /// Deliveries flow; outcomes are counted.
+        Closed => "closed",
+        /// The receiver kept failing: its due work is held, nothing is
+        /// attempted, no retry is spent, until a probe may go.
+        Open => "open",
+        /// One delivery has gone as a probe; its outcome closes or re-opens.
+        HalfOpen => "half_open",
+    }
+}
+
+string_enum! {
+    /// Who decides an endpoint's breaker: its outcomes, or an operator.
+    BreakerMode, "a breaker mode" {
+        /// Outcomes open it and a probe closes it.
+        Auto => "auto",
+        /// Held open by an operator until set back to `auto`.
+        Open => "open",
+        /// Held closed by an operator: outcomes are counted, never acted on.
+        Closed => "closed",
     }
 }
 

@@ -45,12 +45,19 @@ impl World {
     async fn with_config(backend: Backend, tweak: impl FnOnce(&mut Config)) -> World {
         install_crypto();
         let db = TestDb::new(backend);
-        let store = db.store().await;
         let mut config = test_config(&db.url);
         tweak(&mut config);
         config
             .validate()
             .unwrap_or_else(|e| panic!("tweaked test config invalid: {e}"));
+        // The store applies the breaker's rules: it takes the tweaked ones.
+        let store = hookline::store::Store::open_with(
+            &db.url,
+            hookline::store::OpenMode::CreateAndMigrate,
+            hookline::store::StoreOptions::from_config(&config),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.url));
         let ops = test_ops(&store, &config);
         World {
             db,
@@ -1520,6 +1527,8 @@ async fn a_stopped_dispatcher_is_handed_nothing(backend: Backend) {
 async fn health_counts_every_attempt_once_the_dispatcher_is_quiet(backend: Backend) {
     let world = World::with_config(backend, |c| {
         c.dispatch.retry_schedule = vec![Duration::ZERO];
+        // Every attempt to the failing endpoint is counted here, not held.
+        c.protection.breaker = false;
     })
     .await;
     let healthy = healthy_sink().await;

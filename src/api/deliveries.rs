@@ -87,7 +87,7 @@ pub async fn list(
         .reads()
         .list_deliveries(&filter, cursor.as_ref(), limit)
         .await?;
-    let stopped = caller.ops.reads().stopped_endpoints().await?;
+    let stopped = caller.ops.reads().held_endpoints().await?;
     Ok(Json(DeliveryPage {
         data: page
             .items
@@ -165,7 +165,7 @@ async fn filter(caller: &Caller, query: &DeliveryQuery) -> ApiResult<DeliveryFil
 )]
 pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<DeliveryDetailView>> {
     let detail = caller.delivery(&id).await?;
-    let stopped = caller.ops.reads().stopped_endpoints().await?;
+    let stopped = caller.ops.reads().held_endpoints().await?;
     let view = DeliveryDetailView::new(detail, &stopped);
     Ok(Json(caller.present(view)))
 }
@@ -197,7 +197,7 @@ pub async fn retry(
         return Err(Problem::conflict(format!("not retried: {reason}")));
     }
     let detail = caller.delivery(&id).await?;
-    let stopped = caller.ops.reads().stopped_endpoints().await?;
+    let stopped = caller.ops.reads().held_endpoints().await?;
     let view = DeliveryView::new(detail.delivery, &stopped);
     Ok((StatusCode::ACCEPTED, Json(caller.present(view))))
 }

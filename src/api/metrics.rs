@@ -182,6 +182,13 @@ struct BacklogLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BreakerLabels {
+    endpoint_id: String,
+    state: &'static str,
+    mode: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct DispatcherLabels {
     dispatcher: String,
     dispatcher_id: String,
@@ -236,10 +243,11 @@ fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_withi
     );
     registry.register(
         "hookline_deliveries_held",
-        "Pending and retrying deliveries that wait because their endpoint is paused or disabled, by reason",
+        "Pending and retrying deliveries that wait because their endpoint is paused or disabled or its circuit breaker is open, by reason",
         family_of([
             (Hold::EndpointPaused, reading.held_paused),
             (Hold::EndpointDisabled, reading.held_disabled),
+            (Hold::BreakerOpen, reading.held_breaker),
         ]
         .map(|(hold, count)| (ReasonLabels { reason: hold.code() }, count))),
     );
@@ -260,6 +268,18 @@ fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_withi
                 tenant: backlog.tenant.clone(),
             };
             (labels, backlog.deliveries)
+        })),
+    );
+    registry.register(
+        "hookline_endpoint_breaker",
+        "1 for each endpoint whose circuit breaker is open or half-open, or forced (closed ones are left out, so the series stay few)",
+        family_of(reading.breakers.iter().map(|(endpoint_id, state, mode)| {
+            let labels = BreakerLabels {
+                endpoint_id: endpoint_id.clone(),
+                state: state.as_str(),
+                mode: mode.as_str(),
+            };
+            (labels, 1)
         })),
     );
     registry.register(

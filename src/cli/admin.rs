@@ -1,11 +1,13 @@
 //! `hookline tenant|endpoint|subscription …`: managing who receives what.
 
 use hookline::config::Config;
-use hookline::model::{Actor, Endpoint, Source, Subscription, Tenant, now_millis};
+use hookline::model::{
+    Actor, BreakerMode, BreakerState, Endpoint, Source, Subscription, Tenant, now_millis,
+};
 use hookline::ops::{
     EndpointChanges, EndpointInput, Ops, from_now, local_time, local_time_short, parse_until,
 };
-use hookline::store::{OpenMode, Store, StoreOptions};
+use hookline::store::{Breaker, OpenMode, Store, StoreOptions};
 use serde_json::json;
 
 use super::output::{Cell, Output, Record};
@@ -287,6 +289,69 @@ pub async fn endpoint(
             );
             out.result(endpoint_record(&endpoint).to_json(), &text);
         }
+        EndpointCommand::Breaker {
+            endpoint,
+            mode,
+            limit,
+        } => {
+            if let Some(mode) = mode {
+                let mode = match mode.as_str() {
+                    "open" => BreakerMode::Open,
+                    "close" | "closed" => BreakerMode::Closed,
+                    _ => BreakerMode::Auto,
+                };
+                let (endpoint, breaker) = ops.set_breaker(&endpoint, mode).await?;
+                let text = match mode {
+                    BreakerMode::Open => format!(
+                        "breaker of endpoint {} ({}) forced open: its deliveries are held until `hookline endpoint breaker {} auto`",
+                        endpoint.name, endpoint.id, endpoint.id
+                    ),
+                    BreakerMode::Closed => format!(
+                        "breaker of endpoint {} ({}) forced closed: its deliveries flow whatever their outcomes until `hookline endpoint breaker {} auto`",
+                        endpoint.name, endpoint.id, endpoint.id
+                    ),
+                    BreakerMode::Auto => format!(
+                        "breaker of endpoint {} ({}) back to auto: {}",
+                        endpoint.name,
+                        endpoint.id,
+                        if breaker.state == BreakerState::Open {
+                            "one delivery goes as a probe now"
+                        } else {
+                            "closed, counting outcomes"
+                        }
+                    ),
+                };
+                out.result(
+                    json!({ "endpoint_id": endpoint.id, "breaker": breaker }),
+                    &text,
+                );
+                return Ok(());
+            }
+            let (endpoint, breaker, transitions) = ops.breaker(&endpoint, limit).await?;
+            if out.is_json() {
+                out.result(
+                    json!({ "endpoint_id": endpoint.id, "breaker": breaker, "transitions": transitions }),
+                    "",
+                );
+                return Ok(());
+            }
+            out.detail(&breaker_record(&endpoint, &breaker));
+            out.note("");
+            out.table(
+                &transitions
+                    .iter()
+                    .map(|t| {
+                        Record::new()
+                            .field("at", Cell::time(Some(t.at)))
+                            .field("from", t.from.as_str())
+                            .field("to", t.to.as_str())
+                            .field("reason", &t.reason)
+                            .field("by", t.actor.clone().unwrap_or_else(|| "hookline".into()))
+                    })
+                    .collect::<Vec<_>>(),
+                "no transitions yet",
+            );
+        }
         EndpointCommand::Delete { endpoint } => {
             let (endpoint, cancelled) = ops.delete_endpoint(&endpoint).await?;
             out.result(
@@ -365,4 +430,27 @@ pub async fn subscription(
         }
     }
     Ok(())
+}
+
+/// An endpoint's breaker as `key: value` lines.
+fn breaker_record(endpoint: &Endpoint, breaker: &Breaker) -> Record {
+    let mode = match breaker.mode {
+        BreakerMode::Auto => "auto (its outcomes decide)".to_string(),
+        forced => format!("forced {forced} until set back to auto"),
+    };
+    Record::new()
+        .field("endpoint", format!("{} ({})", endpoint.name, endpoint.id))
+        .field("state", breaker.state.as_str())
+        .field("mode", mode)
+        .field("opened_at", Cell::time(breaker.opened_at))
+        .field("next_probe_at", Cell::time(breaker.next_probe_at))
+        .field(
+            "window",
+            format!(
+                "{} of {} attempts failed",
+                breaker.window_failures, breaker.window_attempts
+            ),
+        )
+        .field("failures_in_a_row", breaker.consecutive_failures)
+        .field("last_answered_at", Cell::time(breaker.last_answered_at))
 }

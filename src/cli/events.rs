@@ -225,7 +225,7 @@ pub async fn delivery(
         DeliveryCommand::Show { id } => match IdKind::of(&id) {
             Some(IdKind::Delivery) => {
                 let detail = store.get_delivery(&id).await?;
-                let stopped = store.stopped_endpoints().await?;
+                let stopped = store.held_endpoints().await?;
                 print_delivery_detail(&detail, &stopped, out);
                 Ok(())
             }
@@ -236,7 +236,7 @@ pub async fn delivery(
                     ..DeliveryFilter::default()
                 };
                 let page = store.list_deliveries(&filter, None, 10_000).await?;
-                let stopped = store.stopped_endpoints().await?;
+                let stopped = store.held_endpoints().await?;
                 if out.is_json() {
                     let deliveries: Vec<serde_json::Value> = page
                         .items
@@ -326,7 +326,7 @@ async fn list_deliveries(args: DeliveryListArgs, ops: &Ops, out: &Output) -> any
         .reads()
         .list_deliveries(&filter, cursor.as_ref(), args.limit as usize)
         .await?;
-    let stopped = ops.reads().stopped_endpoints().await?;
+    let stopped = ops.reads().held_endpoints().await?;
     let rows: Vec<Record> = if out.is_json() {
         page.items
             .iter()

@@ -348,6 +348,19 @@ pub enum EndpointCommand {
     },
     /// Make a paused or disabled endpoint active again; held deliveries flow oldest first.
     Resume { endpoint: String },
+    /// Show an endpoint's circuit breaker and its latest transitions, or
+    /// force it: `open` holds its deliveries, `close` lets them flow
+    /// whatever the outcomes, `auto` hands it back to its outcomes (a
+    /// breaker left open then probes at once). Forced states hold until
+    /// set back to `auto`.
+    Breaker {
+        endpoint: String,
+        #[arg(value_parser = ["open", "close", "closed", "auto"])]
+        mode: Option<String>,
+        /// Transitions shown, newest first.
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+    },
     /// Delete an endpoint and its subscriptions; unfinished deliveries are cancelled.
     Delete { endpoint: String },
     /// Replace the signing secret; the old one keeps signing for dispatch.secret_rotation_grace.

@@ -28,7 +28,7 @@ const ENV_PREFIX: &str = "HOOKLINE_";
 
 /// The sections of the file; each is one word, so `HOOKLINE_<SECTION>_<KEY>`
 /// splits at the first `_` after the prefix.
-pub(super) const SECTIONS: [&str; 9] = [
+pub(super) const SECTIONS: [&str; 10] = [
     "database",
     "dispatch",
     "limits",
@@ -38,11 +38,12 @@ pub(super) const SECTIONS: [&str; 9] = [
     "secrets",
     "metrics",
     "retention",
+    "protection",
 ];
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 35] = [
+const KEYS: [(&str, &str); 43] = [
     ("database", "url"),
     ("database", "max_connections"),
     ("dispatch", "concurrency"),
@@ -76,8 +77,16 @@ const KEYS: [(&str, &str); 35] = [
     ("retention", "audit"),
     ("retention", "idempotency"),
     ("retention", "payload"),
+    ("retention", "breaker"),
     ("retention", "attempts_per_delivery"),
     ("retention", "interval"),
+    ("protection", "breaker"),
+    ("protection", "window"),
+    ("protection", "min_attempts"),
+    ("protection", "failure_ratio"),
+    ("protection", "consecutive_failures"),
+    ("protection", "cooldown"),
+    ("protection", "max_cooldown"),
 ];
 
 impl Config {
@@ -291,6 +300,7 @@ fn apply_retention(
         "audit" => &mut r.audit,
         "idempotency" => &mut r.idempotency,
         "payload" => &mut r.payload,
+        "breaker" => &mut r.breaker,
         "interval" => &mut r.interval,
         "attempts_per_delivery" => {
             return Some(match raw {
@@ -347,6 +357,15 @@ fn apply(
         ("metrics", "listen") => set(&mut config.metrics.listen, raw),
         ("metrics", "per_endpoint") => set(&mut config.metrics.per_endpoint, raw),
         ("retention", key) => return apply_retention(&mut config.retention, key, raw),
+        ("protection", "breaker") => set(&mut config.protection.breaker, raw),
+        ("protection", "window") => set(&mut config.protection.window, raw),
+        ("protection", "min_attempts") => set(&mut config.protection.min_attempts, raw),
+        ("protection", "failure_ratio") => set(&mut config.protection.failure_ratio, raw),
+        ("protection", "consecutive_failures") => {
+            set(&mut config.protection.consecutive_failures, raw)
+        }
+        ("protection", "cooldown") => set(&mut config.protection.cooldown, raw),
+        ("protection", "max_cooldown") => set(&mut config.protection.max_cooldown, raw),
         _ => return None,
     })
 }

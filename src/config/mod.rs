@@ -53,6 +53,76 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[retention]`: how long history is kept.
     pub retention: RetentionConfig,
+    /// `[protection]`: sparing receivers that keep failing.
+    pub protection: ProtectionConfig,
+}
+
+/// `[protection]` settings: each endpoint's circuit breaker (see
+/// [`crate::protect`] and `config/hookline.toml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtectionConfig {
+    /// Off: outcomes are not counted and no breaker opens by itself
+    /// (a state an operator forced still holds).
+    pub breaker: bool,
+    /// The sliding window the failure ratio is taken over.
+    pub window: Duration,
+    /// Fewest attempts in the window before the ratio can open a breaker.
+    pub min_attempts: u32,
+    /// Share of the window's attempts that failed at which it opens.
+    pub failure_ratio: f64,
+    /// Failures in a row, across all dispatchers, at which it opens; 0: off.
+    pub consecutive_failures: u32,
+    /// Wait before the first probe; doubled on each re-open.
+    pub cooldown: Duration,
+    /// The longest wait before a probe.
+    pub max_cooldown: Duration,
+}
+
+impl Default for ProtectionConfig {
+    fn default() -> Self {
+        ProtectionConfig {
+            breaker: true,
+            window: Duration::from_secs(60),
+            min_attempts: 10,
+            failure_ratio: 0.5,
+            consecutive_failures: 20,
+            cooldown: Duration::from_secs(30),
+            max_cooldown: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl ProtectionConfig {
+    /// What is wrong with these settings, by key (`None`: nothing).
+    fn problems(&self) -> Vec<(String, Option<String>)> {
+        let between = |key: &str, value: Duration, low: Duration, high: Duration| {
+            let problem = (value < low || value > high).then(|| {
+                format!(
+                    "must be between {} and {}, got {}",
+                    format_duration(low),
+                    format_duration(high),
+                    format_duration(value)
+                )
+            });
+            (format!("protection.{key}"), problem)
+        };
+        let second = Duration::from_secs(1);
+        let day = Duration::from_secs(86_400);
+        vec![
+            between("window", self.window, second, day),
+            between("cooldown", self.cooldown, second, day),
+            between("max_cooldown", self.max_cooldown, self.cooldown, day),
+            (
+                "protection.failure_ratio".into(),
+                (!(self.failure_ratio > 0.0 && self.failure_ratio <= 1.0))
+                    .then(|| format!("must be above 0 and at most 1, got {}", self.failure_ratio)),
+            ),
+            (
+                "protection.min_attempts".into(),
+                (self.min_attempts == 0).then(|| "must be at least 1, got 0".to_string()),
+            ),
+        ]
+    }
 }
 
 /// `[retention]` settings: how long each kind of row is kept, counted from
@@ -79,6 +149,8 @@ pub struct RetentionConfig {
     /// default): the event keeps id, topic and size, and its deliveries can
     /// no longer be retried.
     pub payload: Duration,
+    /// Circuit breaker transitions.
+    pub breaker: Duration,
     /// Attempts kept per delivery: its first and its latest; 0 keeps all.
     pub attempts_per_delivery: u32,
     /// How often the pruner looks for what has expired.
@@ -97,6 +169,7 @@ impl Default for RetentionConfig {
             audit: Duration::from_secs(400 * d),
             idempotency: Duration::from_secs(24 * h),
             payload: Duration::ZERO,
+            breaker: Duration::from_secs(30 * d),
             attempts_per_delivery: 20,
             interval: Duration::from_secs(m),
         }
@@ -108,7 +181,7 @@ const MAX_RETENTION: Duration = Duration::from_secs(3650 * 86_400);
 
 impl RetentionConfig {
     /// Each rule's key and duration.
-    pub fn rules(&self) -> [(&'static str, Duration); 8] {
+    pub fn rules(&self) -> [(&'static str, Duration); 9] {
         [
             ("succeeded", self.succeeded),
             ("dead", self.dead),
@@ -118,6 +191,7 @@ impl RetentionConfig {
             ("audit", self.audit),
             ("idempotency", self.idempotency),
             ("payload", self.payload),
+            ("breaker", self.breaker),
         ]
     }
 
@@ -492,6 +566,7 @@ impl Config {
             rules.push((format!("dispatch.retry_schedule[{i}]"), too_long(*value)));
         }
         rules.extend(self.retention.problems());
+        rules.extend(self.protection.problems());
         match rules
             .into_iter()
             .find_map(|(key, problem)| Some((key, problem?)))

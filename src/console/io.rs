@@ -13,6 +13,7 @@ use super::format::{endpoint_label, group_digits};
 use super::msg::{Act, Acted, Command, Holds, ListLoad, Load, Loaded, Msg};
 use super::screens::{DeliveryQuery, EndpointRow, RetentionStatus, SearchProgress, WorstEndpoint};
 use crate::held::Hold;
+
 use crate::model::{Delivery, DeliveryState, Endpoint, ErrorKind, Subscription, now_millis};
 use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError, from_now, local_time_short};
 use crate::store::{EndpointHealth, Reads};
@@ -192,24 +193,34 @@ impl Loader {
         Ok((list, complete))
     }
 
-    /// What holds the due work of each paused or disabled endpoint:
-    /// re-read only when the configuration changed (pausing, disabling and
-    /// resuming all do), so a list's refresh pays one tiny query for it.
+    /// What holds the due work of each paused or disabled endpoint, or
+    /// one behind an open circuit breaker. Endpoint states are re-read only
+    /// when the configuration changed (pausing, disabling and resuming all
+    /// do); breakers open and close without changing it, so a list's
+    /// refresh reads them each time (one tiny query).
     async fn holds(&self) -> Result<Holds, OpsError> {
         let version = self.reads().config_version().await?;
-        if let Some((at, holds)) = &self.cache().holds
-            && *at == version
-        {
-            return Ok(holds.clone());
+        let cached = match &self.cache().holds {
+            Some((at, holds)) if *at == version => Some(holds.clone()),
+            _ => None,
+        };
+        let mut holds = match cached {
+            Some(holds) => holds,
+            None => {
+                let stopped: Holds = self
+                    .reads()
+                    .stopped_endpoints()
+                    .await?
+                    .into_iter()
+                    .filter_map(|(id, state)| Hold::of_endpoint(state).map(|hold| (id, hold)))
+                    .collect();
+                self.cache().holds = Some((version, stopped.clone()));
+                stopped
+            }
+        };
+        for id in self.reads().endpoints_behind_breakers().await? {
+            holds.entry(id).or_insert(Hold::BreakerOpen);
         }
-        let holds: Holds = self
-            .reads()
-            .stopped_endpoints()
-            .await?
-            .into_iter()
-            .filter_map(|(id, state)| Hold::of_endpoint(state).map(|hold| (id, hold)))
-            .collect();
-        self.cache().holds = Some((version, holds.clone()));
         Ok(holds)
     }
 

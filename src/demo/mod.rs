@@ -30,6 +30,8 @@ use crate::store::{OpenMode, Store, StoreError, StoreOptions, Tally};
 const DEMO_SCHEDULE_SECONDS: &[u64] = &[0, 1, 3, 6];
 /// Per-attempt timeout: longer than the slow receiver, short enough to watch.
 const DEMO_TIMEOUT: Duration = Duration::from_secs(5);
+/// The demo's first breaker cool-down (the real default is 30 s).
+const DEMO_BREAKER_COOLDOWN: Duration = Duration::from_secs(5);
 /// Fastest event rate the demo accepts; it is a demo, not a load test.
 const MAX_RATE: f64 = 1_000.0;
 
@@ -104,9 +106,12 @@ pub async fn start(options: &DemoOptions) -> Result<Demo, DemoError> {
         .map(|s| Duration::from_secs(*s))
         .collect();
     config.dispatch.timeout = DEMO_TIMEOUT;
+    // Probes of an open breaker come seconds apart, not half a minute.
+    config.protection.cooldown = DEMO_BREAKER_COOLDOWN;
+    config.protection.max_cooldown = DEMO_BREAKER_COOLDOWN * 8;
     // The demo's receivers listen on 127.0.0.1: exactly that, nothing more.
     config.network.allow = vec![IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST))];
-    let store_options = StoreOptions::from_config(&options.config);
+    let store_options = StoreOptions::from_config(&config);
     let (store, dir) = open_database(options.db.as_deref(), store_options).await?;
     let actor = Actor {
         name: "demo".to_string(),
@@ -226,12 +231,21 @@ impl Demo {
                 .cloned()
                 .unwrap_or_default();
             let endpoint = self.store.get_endpoint(&player.endpoint_id).await?;
+            let breaker = self.store.breaker(&player.endpoint_id).await?;
+            let breaker_reason = self
+                .store
+                .breaker_transitions(&player.endpoint_id, 1)
+                .await?
+                .pop()
+                .map(|t| t.reason);
             endpoints.push(EndpointSummary {
                 tenant: player.tenant,
                 name: player.name,
                 behaviour: player.behaviour,
                 state: endpoint.state,
                 state_reason: endpoint.state_reason,
+                breaker: breaker.state,
+                breaker_reason,
                 counts,
                 sink,
             });
@@ -264,6 +278,10 @@ pub struct EndpointSummary {
     /// The endpoint's state at the end (the 410 one is usually disabled).
     pub state: crate::model::EndpointState,
     pub state_reason: Option<String>,
+    /// Its circuit breaker at the end (the down one's is open).
+    pub breaker: crate::model::BreakerState,
+    /// Why the breaker last changed, if it ever did.
+    pub breaker_reason: Option<String>,
     /// The database's counts.
     pub counts: crate::store::EndpointTally,
     /// The receiver's own counts (none for the endpoint nobody listens on).
@@ -360,6 +378,15 @@ impl DemoSummary {
             ));
         }
         for e in &self.endpoints {
+            if e.breaker != crate::model::BreakerState::Closed {
+                out.push_str(&format!(
+                    "{}/{} ended with its circuit breaker {}: {}; its deliveries wait for a probe to get an answer\n",
+                    e.tenant,
+                    e.name,
+                    e.breaker.as_str().replace('_', "-"),
+                    e.breaker_reason.as_deref().unwrap_or("forced")
+                ));
+            }
             if e.state != crate::model::EndpointState::Active {
                 out.push_str(&format!(
                     "{}/{} ended {}: {}\n",

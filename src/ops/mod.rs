@@ -18,14 +18,14 @@ use crate::dispatch::guard::{self, Guard};
 use crate::dispatch::hand_off::HandOff;
 use crate::dispatch::retry::RetryPolicy;
 use crate::model::{
-    Actor, ApiKey, DeliveryState, Endpoint, EndpointState, IdKind, Millis, Subscription, Tenant,
-    now_millis,
+    Actor, ApiKey, BreakerMode, DeliveryState, Endpoint, EndpointState, IdKind, Millis,
+    Subscription, Tenant, now_millis,
 };
 use crate::redact;
 use crate::sign::Secret;
 use crate::store::{
-    EndpointPatch, ExpungeReport, NewApiKey, NewEndpoint, NewSubscription, Reads, RetryFilter,
-    RetryReport, Store, StoreError, SubscriptionPatch,
+    Breaker, BreakerTransition, EndpointPatch, ExpungeReport, NewApiKey, NewEndpoint,
+    NewSubscription, Reads, RetryFilter, RetryReport, Store, StoreError, SubscriptionPatch,
 };
 pub use publish::{Committers, EventInput, Payload, PublishStats, Publisher};
 pub use until::{
@@ -510,6 +510,30 @@ impl Ops {
             .set_endpoint_state(&endpoint.id, EndpointState::Active, None, &self.actor)
             .await?;
         Ok((endpoint, before))
+    }
+
+    /// Endpoint `key`'s circuit breaker and its latest `limit` transitions,
+    /// newest first.
+    pub async fn breaker(
+        &self,
+        key: &str,
+        limit: i64,
+    ) -> Result<(Endpoint, Breaker, Vec<BreakerTransition>)> {
+        let endpoint = self.endpoint(key).await?;
+        let breaker = self.store.breaker(&endpoint.id).await?;
+        let transitions = self.store.breaker_transitions(&endpoint.id, limit).await?;
+        Ok((endpoint, breaker, transitions))
+    }
+
+    /// Forces endpoint `key`'s breaker open or closed, or hands it back to
+    /// its outcomes (`auto`); audited.
+    pub async fn set_breaker(&self, key: &str, mode: BreakerMode) -> Result<(Endpoint, Breaker)> {
+        let endpoint = self.endpoint(key).await?;
+        let breaker = self
+            .store
+            .set_breaker(&endpoint.id, mode, &self.actor)
+            .await?;
+        Ok((endpoint, breaker))
     }
 
     /// Deletes an endpoint; returns it and how many deliveries were cancelled.

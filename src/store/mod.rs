@@ -11,6 +11,7 @@
 mod apikeys;
 mod audit;
 mod backend;
+mod breakers;
 mod deliveries;
 mod dispatchers;
 mod endpoints;
@@ -38,6 +39,7 @@ use crate::config::redact_url;
 use crate::seal::{SealError, SecretsKey};
 
 pub use apikeys::NewApiKey;
+pub use breakers::{Breaker, BreakerTransition};
 pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
 pub use endpoints::{EndpointPatch, NewEndpoint};
 pub use erasure::{EXPUNGED_REASON, ExpungeReport};
@@ -87,6 +89,8 @@ pub struct StoreOptions {
     /// Attempts kept per delivery, its first and its latest
     /// (`retention.attempts_per_delivery`); 0 or `None`: all.
     pub attempts_per_delivery: Option<u32>,
+    /// The circuit breaker's rules (`[protection]`); `None`: the defaults.
+    pub protection: Option<crate::config::ProtectionConfig>,
 }
 
 impl StoreOptions {
@@ -101,6 +105,7 @@ impl StoreOptions {
                 .filter(|h| !h.is_zero())
                 .min(),
             attempts_per_delivery: Some(config.retention.attempts_per_delivery),
+            protection: Some(config.protection.clone()),
         }
     }
 }
@@ -236,6 +241,8 @@ pub struct Reads {
     removal_horizon: Option<std::time::Duration>,
     /// See [`StoreOptions::attempts_per_delivery`] (0: all).
     attempts_kept: i64,
+    /// See [`StoreOptions::protection`].
+    protection: std::sync::Arc<crate::config::ProtectionConfig>,
 }
 
 impl std::ops::Deref for Store {
@@ -326,6 +333,7 @@ impl Store {
                     .map_or(0, |w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX)),
                 removal_horizon: options.removal_horizon.filter(|h| !h.is_zero()),
                 attempts_kept: i64::from(options.attempts_per_delivery.unwrap_or(0)),
+                protection: std::sync::Arc::new(options.protection.unwrap_or_default()),
             },
         };
         match mode {

@@ -84,6 +84,8 @@ pub struct PruneReport {
     pub dispatchers: u64,
     pub audit_rows: u64,
     pub idempotency_keys: u64,
+    /// Circuit breaker transitions (`retention.breaker`).
+    pub breaker_transitions: u64,
     /// Bytes of free pages handed back to the file system (SQLite).
     pub space_released_bytes: u64,
 }
@@ -101,10 +103,11 @@ impl PruneReport {
             + self.dispatchers
             + self.audit_rows
             + self.idempotency_keys
+            + self.breaker_transitions
     }
 
     /// `(table, rows)` in a fixed order, for reports.
-    pub fn rows(&self) -> [(&'static str, u64); 10] {
+    pub fn rows(&self) -> [(&'static str, u64); 11] {
         [
             ("events", self.events),
             ("deliveries", self.deliveries),
@@ -116,6 +119,7 @@ impl PruneReport {
             ("dispatchers", self.dispatchers),
             ("audit_rows", self.audit_rows),
             ("idempotency_keys", self.idempotency_keys),
+            ("breaker_transitions", self.breaker_transitions),
         ]
     }
 }
@@ -143,6 +147,7 @@ struct Cutoffs {
     audit: Option<i64>,
     idempotency: Option<i64>,
     payload: Option<i64>,
+    breaker: Option<i64>,
 }
 
 impl Cutoffs {
@@ -160,6 +165,7 @@ impl Cutoffs {
             audit: cut(policy.audit),
             idempotency: cut(policy.idempotency),
             payload: cut(policy.payload),
+            breaker: cut(policy.breaker),
         }
     }
 }
@@ -802,14 +808,16 @@ enum AgedTable {
     Dispatchers,
     Audit,
     Idempotency,
+    BreakerTransitions,
 }
 
 impl AgedTable {
-    const ALL: [AgedTable; 4] = [
+    const ALL: [AgedTable; 5] = [
         AgedTable::Health,
         AgedTable::Dispatchers,
         AgedTable::Audit,
         AgedTable::Idempotency,
+        AgedTable::BreakerTransitions,
     ];
 
     fn cutoff(self, cutoffs: &Cutoffs) -> Option<i64> {
@@ -818,6 +826,7 @@ impl AgedTable {
             AgedTable::Dispatchers => cutoffs.dispatchers,
             AgedTable::Audit => cutoffs.audit,
             AgedTable::Idempotency => cutoffs.idempotency,
+            AgedTable::BreakerTransitions => cutoffs.breaker,
         }
     }
 
@@ -827,6 +836,7 @@ impl AgedTable {
             AgedTable::Dispatchers => &mut report.dispatchers,
             AgedTable::Audit => &mut report.audit_rows,
             AgedTable::Idempotency => &mut report.idempotency_keys,
+            AgedTable::BreakerTransitions => &mut report.breaker_transitions,
         }
     }
 
@@ -849,6 +859,8 @@ impl AgedTable {
                    (SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2)"],
             AgedTable::Idempotency => &["DELETE FROM idempotency_keys WHERE (scope, key) IN
                    (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)"],
+            AgedTable::BreakerTransitions => &["DELETE FROM breaker_transitions WHERE id IN
+                   (SELECT id FROM breaker_transitions WHERE at < $1 ORDER BY at LIMIT $2)"],
         }
     }
 
@@ -865,6 +877,9 @@ impl AgedTable {
             AgedTable::Audit => &["SELECT COUNT(*) FROM audit_log WHERE at < $1"],
             AgedTable::Idempotency => {
                 &["SELECT COUNT(*) FROM idempotency_keys WHERE created_at < $1"]
+            }
+            AgedTable::BreakerTransitions => {
+                &["SELECT COUNT(*) FROM breaker_transitions WHERE at < $1"]
             }
         }
     }
@@ -980,6 +995,11 @@ impl Reads {
                 (
                     "idempotency",
                     AgedTable::Idempotency.deletes()[0].to_string(),
+                    vec![Sample::Int(now), Sample::Int(ROWS_PER_BATCH)],
+                ),
+                (
+                    "breaker_transitions",
+                    AgedTable::BreakerTransitions.deletes()[0].to_string(),
                     vec![Sample::Int(now), Sample::Int(ROWS_PER_BATCH)],
                 ),
             ];

@@ -82,6 +82,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0008_erasure.sql"),
         step: None,
     },
+    Migration {
+        version: 9,
+        name: "breaker",
+        sqlite: include_str!("../../../migrations/sqlite/0009_breaker.sql"),
+        postgres: include_str!("../../../migrations/postgres/0009_breaker.sql"),
+        step: None,
+    },
 ];
 
 /// The schema version this build of hookline expects.

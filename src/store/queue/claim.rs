@@ -2,6 +2,7 @@
 //! work (active, due, under their in-flight cap), and the statement that
 //! leases the globally oldest due deliveries across them.
 
+use crate::model::BreakerState;
 use crate::store::sql::dialect::Dialect;
 
 /// Milliseconds a lease outlives the endpoint's timeout, so an attempt that
@@ -23,6 +24,33 @@ pub(crate) struct Head {
     pub cap: i64,
     /// Its deliveries leased right now, by any dispatcher.
     pub in_flight: i64,
+    /// Its breaker's stored state, if it has failed since it last closed.
+    pub breaker: Option<String>,
+    /// When its breaker may send a probe (open past its cool-down, or
+    /// half-open with the probe lost); `None` while closed or forced.
+    pub probe_due: Option<i64>,
+}
+
+impl Head {
+    /// What its breaker lets through at `now`.
+    fn gate(&self, now: i64) -> Gate {
+        match self.breaker.as_deref() {
+            None | Some("closed") => Gate::Open,
+            Some(_) if self.probe_due.is_some_and(|due| due <= now) => Gate::Probe,
+            Some(_) => Gate::Held,
+        }
+    }
+}
+
+/// What an endpoint's breaker lets a claim take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Closed: up to its in-flight cap.
+    Open,
+    /// One delivery, as the probe, if this claim wins it.
+    Probe,
+    /// Nothing: its due work is held.
+    Held,
 }
 
 /// An endpoint this claim may take deliveries from.
@@ -35,6 +63,9 @@ pub(crate) struct Eligible {
     pub free: i64,
     /// Its in-flight cap.
     pub cap: i64,
+    /// Its breaker is open or half-open and this would be its probe: the
+    /// claim must win the probe first, and then takes one delivery.
+    pub probe: Option<BreakerState>,
 }
 
 /// The active endpoints with due work and free capacity, oldest head first,
@@ -44,7 +75,17 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
     let mut next_due_in: Option<i64> = None;
     for head in heads {
         let Some(due) = head.due else { continue };
-        let free = head.cap - head.in_flight;
+        let gate = head.gate(now);
+        if gate == Gate::Held {
+            // Look again when its probe may go.
+            if let Some(probe_due) = head.probe_due {
+                let wait = (probe_due.max(due) - now).max(0);
+                next_due_in = Some(next_due_in.map_or(wait, |w| w.min(wait)));
+            }
+            continue;
+        }
+        let cap = if gate == Gate::Probe { 1 } else { head.cap };
+        let free = cap - head.in_flight;
         if free <= 0 {
             continue;
         }
@@ -55,7 +96,13 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
                 endpoint_id: head.id.clone(),
                 due,
                 free,
-                cap: head.cap,
+                cap,
+                probe: (gate == Gate::Probe).then(|| {
+                    head.breaker
+                        .as_deref()
+                        .and_then(|state| BreakerState::from_db(state).ok())
+                        .unwrap_or(BreakerState::Open)
+                }),
             });
         }
     }
@@ -130,7 +177,44 @@ mod tests {
             due: Some(due),
             cap: 8,
             in_flight: 8 - free,
+            breaker: None,
+            probe_due: None,
         }
+    }
+
+    fn behind_breaker(id: &str, state: &str, probe_due: Option<i64>) -> Head {
+        Head {
+            breaker: Some(state.to_string()),
+            probe_due,
+            ..head(id, 10, 8)
+        }
+    }
+
+    #[test]
+    fn an_open_breaker_holds_its_work_until_one_probe_may_go() {
+        let heads = [
+            behind_breaker("ep_closed", "closed", None),
+            behind_breaker("ep_cooling", "open", Some(400)),
+            behind_breaker("ep_forced", "open", None),
+            behind_breaker("ep_probe", "open", Some(90)),
+            behind_breaker("ep_lost", "half_open", Some(100)),
+        ];
+        let (eligible, next_due) = eligible_endpoints(&heads, 100);
+        let got: Vec<(&str, i64, Option<BreakerState>)> = eligible
+            .iter()
+            .map(|e| (e.endpoint_id.as_str(), e.free, e.probe))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ep_closed", 8, None),
+                ("ep_lost", 1, Some(BreakerState::HalfOpen)),
+                ("ep_probe", 1, Some(BreakerState::Open)),
+            ]
+        );
+        assert_eq!(next_due, Some(0));
+        let (_, next_due) = eligible_endpoints(&heads[1..3], 100);
+        assert_eq!(next_due, Some(300), "wakes when the probe may go");
     }
 
     #[test]

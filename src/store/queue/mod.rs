@@ -29,6 +29,7 @@ use super::sql::plan_text;
 use super::sql::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Reads, Result, Store, json_list, on_db, to_json};
 use crate::model::{Actor, DeliveryState, ErrorKind, Source};
+use crate::store::breakers::{NOTE_PROBE, count_outcomes as count_breaker_outcomes, start_probes};
 use crate::store::endpoints::end_due_pauses;
 use crate::store::tx::{db_now, notify_change, write_audit};
 pub(crate) use claim::LEASE_MARGIN_MS;
@@ -427,6 +428,10 @@ impl Store {
                 )
                 .await?;
             }
+            // Before the queue is read: the one wait for a breaker row
+            // comes while this transaction holds no other.
+            let counted =
+                count_breaker_outcomes(&mut *tx, sql, &self.protection, outcomes, now).await?;
             let mut claimed = Claimed::default();
             if let Some(request) = request {
                 if request.reap_expired {
@@ -443,7 +448,8 @@ impl Store {
                 if let Some(recorded) = heads.applied {
                     applied = recorded;
                 }
-                let (eligible, mut next_due_in_ms) = eligible_endpoints(&heads.heads, now);
+                let (mut eligible, mut next_due_in_ms) = eligible_endpoints(&heads.heads, now);
+                let probing = win_probes(sql, &mut *tx, &mut eligible, request, now).await?;
                 if let Some(retry_due) = heads.retry_due {
                     // Retries this cycle scheduled: in no head yet.
                     let wait = (retry_due - now).max(0);
@@ -484,6 +490,16 @@ impl Store {
                 if let Some(slots) = request.slots {
                     // Endpoints may have had fewer due deliveries than free slots.
                     slots.give_back(limit.saturating_sub(rows.len()));
+                }
+                for endpoint_id in &probing {
+                    let Some(probe) = rows.iter().find(|r| &r.endpoint_id == endpoint_id) else {
+                        continue;
+                    };
+                    sqlx::query(NOTE_PROBE)
+                        .bind(endpoint_id)
+                        .bind(&probe.id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 if !rows.is_empty() {
                     rows.sort_by(|a, b| {
@@ -529,7 +545,7 @@ impl Store {
                 trim_attempts_of(sql, &mut *tx, &retried, self.attempts_kept).await?;
             }
             tx.commit().await?;
-            (applied, claimed, resumed)
+            (applied, claimed, resumed + counted.transitions)
         });
         if resumed > 0 {
             self.note_change();
@@ -615,8 +631,46 @@ struct CycleHeadRow {
     due: Option<i64>,
     cap: Option<i64>,
     in_flight: Option<i64>,
+    breaker: Option<String>,
+    probe_due: Option<i64>,
     locked: bool,
     version: Option<String>,
+}
+
+/// Takes the probes of the `eligible` endpoints whose breaker would send
+/// one, and drops those another claim took; returns the endpoints this
+/// claim probes. The probe is lost (and another may go) if no outcome
+/// comes within the lease.
+async fn win_probes<C>(
+    sql: &Dialect,
+    conn: &mut C,
+    eligible: &mut Vec<claim::Eligible>,
+    request: &ClaimRequest<'_>,
+    now: i64,
+) -> std::result::Result<Vec<String>, sqlx::Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    (String,): for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+    for<'q> &'q str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+{
+    let candidates: Vec<(&str, crate::model::BreakerState)> = eligible
+        .iter()
+        .filter_map(|e| e.probe.map(|before| (e.endpoint_id.as_str(), before)))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let probe_ms = request
+        .lease_ms
+        .max(request.default_timeout_ms + LEASE_MARGIN_MS);
+    let won = start_probes(&mut *conn, sql, &candidates, probe_ms, now).await?;
+    eligible.retain(|e| e.probe.is_none() || won.contains(&e.endpoint_id));
+    Ok(won)
 }
 
 /// Reads the queue heads for a claim of `request`. On Postgres the same
@@ -697,6 +751,8 @@ where
             due: row.due,
             cap,
             in_flight,
+            breaker: row.breaker,
+            probe_due: row.probe_due,
         });
     }
     Ok(read)

@@ -3,7 +3,7 @@
 //! dispatchers' heartbeats and the database's size, all in one statement so
 //! a scrape costs one round trip.
 
-use crate::model::{DeliveryState, EndpointState};
+use crate::model::{BreakerMode, BreakerState, DeliveryState, EndpointState};
 use crate::store::sql::rows::parse_column;
 use crate::store::{Reads, Result, on_db};
 
@@ -24,6 +24,12 @@ pub struct GaugeReading {
     pub held_paused: i64,
     /// Pending and retrying deliveries of disabled endpoints.
     pub held_disabled: i64,
+    /// Pending and retrying deliveries of active endpoints whose circuit
+    /// breaker is open or half-open.
+    pub held_breaker: i64,
+    /// The breakers that are not closed, or are forced: endpoint id, state
+    /// and mode.
+    pub breakers: Vec<(String, BreakerState, BreakerMode)>,
     /// How long (ms) the longest-waiting due delivery that is not held has
     /// waited past its due time; `None` when nothing is due.
     pub oldest_due_ms: Option<i64>,
@@ -94,7 +100,13 @@ impl Reads {
                     .deliveries
                     .push((parse_column("deliveries", "state", &key)?, count)),
                 "held" if key == "paused" => reading.held_paused = count,
+                "held" if key == "breaker" => reading.held_breaker = count,
                 "held" => reading.held_disabled = count,
+                "breaker" => reading.breakers.push((
+                    key,
+                    parse_column("endpoint_breakers", "state", &label_a.unwrap_or_default())?,
+                    parse_column("endpoint_breakers", "mode", &label_b.unwrap_or_default())?,
+                )),
                 "oldest_due" => reading.oldest_due_ms = value.map(|ms| ms.max(0)),
                 "backlog" => reading.backlogs.push(Backlog {
                     endpoint_id: key,

@@ -222,6 +222,32 @@ impl Reads {
             .collect()
     }
 
+    /// The endpoints that hold their due work, by id, with what holds it:
+    /// paused or disabled, or (active, but) behind an open or half-open
+    /// circuit breaker.
+    pub async fn held_endpoints(&self) -> Result<crate::held::Stopped> {
+        let mut held: crate::held::Stopped = self
+            .stopped_endpoints()
+            .await?
+            .into_iter()
+            .filter_map(|(id, state)| crate::held::Hold::of_endpoint(state).map(|h| (id, h)))
+            .collect();
+        for id in self.endpoints_behind_breakers().await? {
+            held.entry(id).or_insert(crate::held::Hold::BreakerOpen);
+        }
+        Ok(held)
+    }
+
+    /// The endpoints whose circuit breaker is open or half-open: a few rows
+    /// of a table with one row per endpoint that has failed.
+    pub async fn endpoints_behind_breakers(&self) -> Result<Vec<String>> {
+        Ok(on_db!(self, |pools, _sql| {
+            sqlx::query_scalar("SELECT endpoint_id FROM endpoint_breakers WHERE state <> 'closed'")
+                .fetch_all(&pools.read)
+                .await?
+        }))
+    }
+
     /// Attempts per minute over the last `minutes` minutes (this one
     /// included), oldest first, minutes without attempts as zeros.
     pub async fn throughput(&self, minutes: i64) -> Result<Vec<MinuteTotals>> {

@@ -114,6 +114,9 @@ pub(crate) struct Dialect {
     pub retry_ids: &'static str,
     pub retry_undelivered_ids: &'static str,
     pub deliveries_of: &'static str,
+    pub count_breaker_outcomes: &'static str,
+    pub start_breakers: &'static str,
+    pub start_probes: &'static str,
 }
 
 impl Dialect {
@@ -181,6 +184,9 @@ impl Dialect {
             apply_outcomes: apply_outcomes(f),
             upsert_endpoint_stats: upsert_endpoint_stats(f).leak(),
             upsert_health: upsert_health(f).leak(),
+            count_breaker_outcomes: count_breaker_outcomes(f).leak(),
+            start_breakers: start_breakers(f).leak(),
+            start_probes: start_probes(f).leak(),
             release_leases: release_leases(f).leak(),
             delivery_states: delivery_states(f).leak(),
             retry_ids: retry_ids(f, "'dead', 'scheduled', 'succeeded'").leak(),
@@ -493,7 +499,8 @@ fn hand_off_heads(f: Flavor) -> String {
                      e.url, e.secret, e.previous_secret, e.previous_secret_expires_at, e.timeout_ms,
                      e.headers
                  FROM endpoints e
-                 WHERE e.id IN {ids} AND e.state = 'active' AND e.deleted_at IS NULL",
+                 WHERE e.id IN {ids} AND e.state = 'active' AND e.deleted_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM endpoint_breakers b WHERE b.endpoint_id = e.id AND b.state <> 'closed')",
         in_flight = f.indexed_by("deliveries_in_flight"),
         queue = f.indexed_by("deliveries_queue"),
         ids = f.json_list(1),
@@ -601,9 +608,13 @@ fn head_rows(f: Flavor, cap: u8, released: &str) -> String {
     format!(
         "SELECT e.id,
                        (SELECT MIN(q.next_attempt_at) FROM deliveries q{queue} WHERE q.endpoint_id = e.id AND q.state IN ('pending', 'scheduled')) AS due,
-                       COALESCE(e.max_in_flight, ${cap}) AS cap,
-                       (SELECT COUNT(*) FROM deliveries f{in_flight} WHERE f.endpoint_id = e.id AND f.state = 'in_flight'){released} AS in_flight
+                       CASE WHEN b.state IS NULL OR b.state = 'closed' THEN COALESCE(e.max_in_flight, ${cap}) ELSE 1 END AS cap,
+                       (SELECT COUNT(*) FROM deliveries f{in_flight} WHERE f.endpoint_id = e.id AND f.state = 'in_flight'){released} AS in_flight,
+                       b.state AS breaker,
+                       CASE WHEN b.mode = 'auto' AND b.state = 'open' THEN b.probe_at
+                            WHEN b.mode = 'auto' AND b.state = 'half_open' THEN b.probe_until END AS probe_due
                 FROM heads JOIN endpoints e ON e.id = heads.endpoint_id
+                LEFT JOIN endpoint_breakers b ON b.endpoint_id = e.id
                 WHERE e.state = 'active' AND e.deleted_at IS NULL",
         queue = f.indexed_by("deliveries_queue"),
         in_flight = f.indexed_by("deliveries_in_flight"),
@@ -642,9 +653,10 @@ fn cycle_heads(f: Flavor) -> Option<&'static str> {
               head_rows AS ({rows}),
               locked AS (SELECT id, CAST(xmin AS TEXT) AS version FROM endpoints
                   WHERE id IN (SELECT id FROM head_rows WHERE due <= $2 AND cap > in_flight
+                                   AND (breaker IS NULL OR breaker = 'closed' OR probe_due <= $2)
                                ORDER BY due, id LIMIT $7)
                   FOR NO KEY UPDATE SKIP LOCKED)
-         SELECT s.applied, s.retry_due, h.id, h.due, h.cap, h.in_flight,
+         SELECT s.applied, s.retry_due, h.id, h.due, h.cap, h.in_flight, h.breaker, h.probe_due,
                 l.id IS NOT NULL AS locked, l.version
            FROM (SELECT COUNT(*) AS applied,
                         MIN(next_attempt_at) FILTER (WHERE state = 'scheduled') AS retry_due
@@ -749,11 +761,19 @@ fn metric_gauges(f: Flavor) -> String {
         UNION ALL SELECT 'held', 'disabled', NULL, NULL,
             (SELECT COUNT(*) FROM deliveries{queue} WHERE state IN ('pending', 'scheduled')
                 AND endpoint_id IN (SELECT id FROM endpoints WHERE state = 'disabled' AND deleted_at IS NULL))
+        UNION ALL SELECT 'held', 'breaker', NULL, NULL,
+            (SELECT COUNT(*) FROM deliveries{queue} WHERE state IN ('pending', 'scheduled')
+                AND endpoint_id IN (SELECT b.endpoint_id FROM endpoint_breakers b JOIN endpoints e ON e.id = b.endpoint_id
+                                     WHERE b.state <> 'closed' AND e.state = 'active' AND e.deleted_at IS NULL))
+        UNION ALL SELECT 'breaker', b.endpoint_id, b.state, b.mode, 1
+            FROM endpoint_breakers b JOIN endpoints e ON e.id = b.endpoint_id
+            WHERE (b.state <> 'closed' OR b.mode <> 'auto') AND e.deleted_at IS NULL
         UNION ALL SELECT 'oldest_due', NULL, NULL, NULL,
             (SELECT now FROM clock) - (SELECT next_attempt_at FROM deliveries{due}
                 WHERE state IN ('pending', 'scheduled') AND next_attempt_at >= 0
                 AND next_attempt_at <= (SELECT now FROM clock)
                 AND endpoint_id NOT IN ({stopped})
+                AND endpoint_id NOT IN (SELECT endpoint_id FROM endpoint_breakers WHERE state <> 'closed')
                 ORDER BY next_attempt_at LIMIT 1)
         UNION ALL SELECT 'backlog', q.endpoint_id, t.name, e.name, q.backlog
             FROM (SELECT endpoint_id, COUNT(*) AS backlog FROM deliveries{queue}
@@ -1116,6 +1136,89 @@ fn deliveries_of(f: Flavor) -> String {
                  JOIN tenants t ON t.id = d.tenant_id WHERE d.id IN {}",
         delivery_columns!(),
         f.json_list(1)
+    )
+}
+
+// Circuit breakers.
+
+/// Adds JSON rows `$1` (a batch's outcomes per endpoint: attempts,
+/// failures, trailing failures, answered 0/1) to the breakers those
+/// endpoints have, at window bucket `$2`, clock `$3`. Two fixed buckets
+/// make the sliding window: moving to the next bucket shifts the current
+/// one to `previous_*`. Returns the rows as they now are. An endpoint
+/// without a row (it has not failed) costs an index probe.
+fn count_breaker_outcomes(f: Flavor) -> String {
+    let n = |field: &str| format!("CAST(value->>'{field}' AS BIGINT)");
+    format!(
+        "UPDATE endpoint_breakers SET
+             previous_attempts = CASE WHEN window_bucket = $2 THEN previous_attempts
+                 WHEN window_bucket = $2 - 1 THEN attempts ELSE 0 END,
+             previous_failures = CASE WHEN window_bucket = $2 THEN previous_failures
+                 WHEN window_bucket = $2 - 1 THEN failures ELSE 0 END,
+             attempts = CASE WHEN window_bucket = $2 THEN attempts ELSE 0 END + {attempts},
+             failures = CASE WHEN window_bucket = $2 THEN failures ELSE 0 END + {failures},
+             window_bucket = $2,
+             consecutive_failures = CASE WHEN {answered} = 1 THEN {trailing}
+                 ELSE consecutive_failures + {trailing} END,
+             last_answered_at = CASE WHEN {answered} = 1 THEN $3 ELSE last_answered_at END,
+             updated_at = $3
+           FROM {rows}
+          WHERE endpoint_breakers.endpoint_id = value->>'endpoint_id'
+         RETURNING {returned}",
+        attempts = n("attempts"),
+        failures = n("failures"),
+        trailing = n("trailing"),
+        answered = n("answered"),
+        rows = f.json_rows(1),
+        returned = COUNTED_COLUMNS,
+    )
+}
+
+/// Gives the endpoints of JSON rows `$1` (that failed in a batch and have
+/// no breaker row) one, at window bucket `$2`, clock `$3`. The window
+/// counts only what came after the failure that created the row: counting
+/// from a failure would make the ratio look worse than it is. Another
+/// dispatcher creating the same row first wins; these counts are then
+/// left out.
+fn start_breakers(f: Flavor) -> String {
+    let n = |field: &str| format!("CAST(value->>'{field}' AS BIGINT)");
+    format!(
+        "INSERT INTO endpoint_breakers (endpoint_id, window_bucket, attempts, failures,
+                consecutive_failures, last_answered_at, updated_at)
+         SELECT value->>'endpoint_id', $2, {attempts}, {failures}, {trailing},
+                CASE WHEN {answered} = 1 THEN $3 END, $3
+           FROM {rows} WHERE TRUE
+         ON CONFLICT (endpoint_id) DO NOTHING
+         RETURNING {returned}",
+        attempts = n("attempts_after_first_failure"),
+        failures = n("failures_after_first_failure"),
+        trailing = n("trailing"),
+        answered = n("answered"),
+        rows = f.json_rows(1),
+        returned = COUNTED_COLUMNS,
+    )
+}
+
+/// What counting returns of a breaker row.
+const COUNTED_COLUMNS: &str = "endpoint_id, mode, state, cooldown_ms, window_bucket, attempts,
+    failures, previous_attempts, previous_failures, consecutive_failures, probe_delivery_id";
+
+/// Turns the breakers of the endpoints in JSON list `$1` that may probe at
+/// clock `$2` (open past their cool-down, or half-open with the probe lost)
+/// half-open, the probe's answer due within `$3` ms; a breaker another
+/// claim holds is skipped. Returns the endpoints this claim may probe.
+fn start_probes(f: Flavor) -> String {
+    let may_probe = "mode = 'auto' AND ((state = 'open' AND probe_at <= $2)
+                  OR (state = 'half_open' AND probe_until <= $2))";
+    format!(
+        "UPDATE endpoint_breakers SET state = 'half_open', probe_until = $2 + $3,
+                probe_delivery_id = NULL, updated_at = $2
+          WHERE endpoint_id IN (SELECT endpoint_id FROM endpoint_breakers
+                  WHERE endpoint_id IN {ids} AND {may_probe}{lock})
+            AND {may_probe}
+          RETURNING endpoint_id",
+        ids = f.json_list(1),
+        lock = f.skip_locked(),
     )
 }
 

@@ -1,0 +1,471 @@
+//! The circuit breaker, on both backends with real receivers: it opens on
+//! failures in a row and on the failure ratio, holds the endpoint's work
+//! without spending attempts, sends one probe per cool-down, re-opens for
+//! twice as long, closes on an answer; answers about content and the
+//! guard's refusals do not count; forced states hold; a publish's hand-off
+//! honours an open breaker; dispatcher processes count together.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{Backend, RunningDispatcher, TestDb, ok, test_config, test_ops, wait_until};
+use hookline::config::Config;
+use hookline::model::{BreakerMode, BreakerState, DeliveryState, ErrorKind};
+use hookline::ops::{EndpointInput, Ops};
+use hookline::store::{ClaimRequest, NextStep, OpenMode, Store, StoreOptions};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A receiver whose answer can be changed while it runs; counts requests.
+struct Receiver {
+    status: Arc<AtomicU16>,
+    requests: Arc<AtomicU64>,
+    url: String,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(status: u16) -> Receiver {
+        Receiver::slow(status, Duration::ZERO).await
+    }
+
+    /// A receiver that takes `latency` over every answer.
+    async fn slow(status: u16, latency: Duration) -> Receiver {
+        let status_now = Arc::new(AtomicU16::new(status));
+        let requests = Arc::new(AtomicU64::new(0));
+        let (answer, count) = (status_now.clone(), requests.clone());
+        let app = axum::Router::new().fallback(move || {
+            let (answer, count) = (answer.clone(), count.clone());
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(latency).await;
+                axum::http::StatusCode::from_u16(answer.load(Ordering::SeqCst))
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the receiver");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver {
+            status: status_now,
+            requests,
+            url,
+            _server: server,
+        }
+    }
+
+    fn answer(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+struct Env {
+    db: TestDb,
+    config: Config,
+    store: Store,
+    ops: Ops,
+    endpoint_id: String,
+}
+
+/// A tenant with one endpoint at `url` subscribed to `order.*`; breaker
+/// settings compressed for a test: 5 failures in a row open it, the first
+/// cool-down is `cooldown`; retries every 100 ms, long enough never to die.
+async fn env(backend: Backend, url: &str, cooldown: Duration) -> Env {
+    let db = TestDb::new(backend);
+    let mut config = test_config(&db.url);
+    config.dispatch.retry_schedule = vec![Duration::from_millis(100); 40];
+    config.dispatch.retry_schedule[0] = Duration::ZERO;
+    config.dispatch.concurrency = 4;
+    config.protection.consecutive_failures = 5;
+    config.protection.cooldown = cooldown;
+    config.protection.max_cooldown = cooldown * 8;
+    let store = Store::open_with(
+        &db.url,
+        OpenMode::CreateAndMigrate,
+        StoreOptions::from_config(&config),
+    )
+    .await
+    .expect("open");
+    let ops = test_ops(&store, &config);
+    ops.add_tenant("acme").await.expect("tenant");
+    let endpoint = ops
+        .add_endpoint(&EndpointInput {
+            tenant: "acme".into(),
+            name: "hooks".into(),
+            url: url.into(),
+            ..EndpointInput::default()
+        })
+        .await
+        .expect("endpoint");
+    ops.add_subscription(&endpoint.id, "order.*", None)
+        .await
+        .expect("subscription");
+    Env {
+        db,
+        config,
+        store,
+        ops,
+        endpoint_id: endpoint.id,
+    }
+}
+
+impl Env {
+    async fn publish(&self, count: usize) {
+        let events = common::numbered_events(&self.ops, "acme", "order.created", count).await;
+        self.store.publish(&events, 0).await.expect("publish");
+    }
+
+    async fn state(&self) -> BreakerState {
+        self.store
+            .breaker(&self.endpoint_id)
+            .await
+            .expect("breaker")
+            .state
+    }
+
+    async fn wait_for(&self, state: BreakerState) {
+        let reached = wait_until(WAIT, || async { self.state().await == state }).await;
+        assert!(reached, "the breaker never became {state}");
+    }
+
+    async fn deliveries(&self) -> Vec<hookline::model::Delivery> {
+        self.store
+            .list_deliveries(&Default::default(), None, 1000)
+            .await
+            .expect("list")
+            .items
+    }
+
+    async fn attempts_made(&self) -> i64 {
+        self.deliveries().await.iter().map(|d| d.attempts).sum()
+    }
+
+    async fn transitions(&self) -> Vec<(BreakerState, BreakerState, String, serde_json::Value)> {
+        let mut list = self
+            .store
+            .breaker_transitions(&self.endpoint_id, 100)
+            .await
+            .expect("transitions");
+        list.reverse();
+        list.into_iter()
+            .map(|t| (t.from, t.to, t.reason, t.figures))
+            .collect()
+    }
+}
+
+async fn a_failing_receiver_is_spared_probed_and_let_back_in(backend: Backend) {
+    let receiver = Receiver::start(503).await;
+    let env = env(backend, &receiver.url, Duration::from_millis(1500)).await;
+    let dispatcher = RunningDispatcher::start(&env.store, &env.config);
+    env.publish(8).await;
+    env.wait_for(BreakerState::Open).await;
+
+    // Held, not failed: no request, no attempt spent, nothing dies.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (requests, attempts) = (receiver.requests(), env.attempts_made().await);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(receiver.requests(), requests, "nothing is sent while open");
+    assert_eq!(env.attempts_made().await, attempts, "no attempt is spent");
+    assert!(
+        env.deliveries()
+            .await
+            .iter()
+            .all(|d| d.state != DeliveryState::Dead),
+        "nothing dies"
+    );
+
+    // After the cool-down one probe goes; it fails and the breaker
+    // re-opens for twice as long.
+    let reopened = wait_until(WAIT, || async {
+        env.transitions()
+            .await
+            .iter()
+            .any(|(from, to, _, _)| *from == BreakerState::HalfOpen && *to == BreakerState::Open)
+    })
+    .await;
+    assert!(reopened, "{:#?}", env.transitions().await);
+    assert_eq!(receiver.requests(), requests + 1, "exactly one probe");
+    let breaker = env.store.breaker(&env.endpoint_id).await.expect("breaker");
+    assert_eq!(breaker.cooldown_ms, 3000, "the cool-down doubled");
+
+    // The receiver recovers: the next probe closes it and the backlog flows.
+    receiver.answer(200);
+    env.wait_for(BreakerState::Closed).await;
+    let delivered = wait_until(WAIT, || async {
+        env.deliveries()
+            .await
+            .iter()
+            .all(|d| d.state == DeliveryState::Delivered)
+    })
+    .await;
+    assert!(delivered, "{:#?}", env.deliveries().await);
+    dispatcher.stop().await;
+
+    let steps: Vec<(BreakerState, BreakerState)> = env
+        .transitions()
+        .await
+        .iter()
+        .map(|(from, to, _, _)| (*from, *to))
+        .collect();
+    use BreakerState::{Closed, HalfOpen, Open};
+    assert_eq!(
+        steps,
+        [
+            (Closed, Open),
+            (Open, HalfOpen),
+            (HalfOpen, Open),
+            (Open, HalfOpen),
+            (HalfOpen, Closed)
+        ]
+    );
+    let (_, _, reason, figures) = &env.transitions().await[0];
+    // One cycle may record several failures at once: at least the five.
+    assert!(reason.ends_with("failures in a row"), "{reason}");
+    assert!(
+        figures["consecutive_failures"].as_i64() >= Some(5),
+        "{figures}"
+    );
+}
+
+/// Records one outcome per due delivery, each with `status`/`error`.
+async fn record_outcomes(env: &Env, status: Option<i64>, error: Option<ErrorKind>) {
+    let claimed = env
+        .store
+        .claim(&ClaimRequest {
+            owner: "dsp_test",
+            limit: 100,
+            lease_ms: 60_000,
+            default_max_in_flight: 100,
+            default_timeout_ms: 1_000,
+            reap_expired: false,
+            slots: None,
+        })
+        .await
+        .expect("claim");
+    let outcomes: Vec<_> = claimed
+        .deliveries
+        .iter()
+        .map(|delivery| {
+            let mut outcome = common::outcome(delivery, NextStep::RetryIn(0));
+            outcome.attempt.status_code = status;
+            outcome.attempt.error_kind = error;
+            outcome
+        })
+        .collect();
+    assert!(!outcomes.is_empty(), "work was due");
+    env.store
+        .record_outcomes("dsp_test", &outcomes)
+        .await
+        .expect("record");
+}
+
+async fn answers_about_content_and_refusals_do_not_open_it(backend: Backend) {
+    let env = env(backend, "http://127.0.0.1:9/hooks", Duration::from_secs(60)).await;
+    env.publish(30).await;
+    let http = Some(ErrorKind::HttpStatus);
+    record_outcomes(&env, Some(404), http).await;
+    record_outcomes(&env, None, Some(ErrorKind::BlockedDestination)).await;
+    record_outcomes(&env, Some(501), http).await;
+    assert_eq!(env.state().await, BreakerState::Closed);
+    assert!(env.transitions().await.is_empty());
+    let breaker = env.store.breaker(&env.endpoint_id).await.expect("breaker");
+    assert_eq!(breaker.consecutive_failures, 0);
+
+    // Refused connections are the receiver's failure: 30 in a row.
+    record_outcomes(&env, None, Some(ErrorKind::Connect)).await;
+    let (from, to, reason, _) = env.transitions().await.remove(0);
+    assert_eq!((from, to), (BreakerState::Closed, BreakerState::Open));
+    assert_eq!(reason, "30 failures in a row");
+}
+
+async fn the_ratio_opens_it_when_failures_in_a_row_are_off(backend: Backend) {
+    let env = env(backend, "http://127.0.0.1:9/hooks", Duration::from_secs(60)).await;
+    assert_eq!(env.config.protection.min_attempts, 10);
+    env.publish(9).await;
+    let store = Store::open_with(
+        &env.db.url,
+        OpenMode::Existing,
+        StoreOptions {
+            // Failures in a row off; a window of a day, so the test never
+            // straddles two of its buckets.
+            protection: Some(hookline::config::ProtectionConfig {
+                consecutive_failures: 0,
+                window: Duration::from_secs(86_400),
+                ..env.config.protection.clone()
+            }),
+            ..StoreOptions::from_config(&env.config)
+        },
+    )
+    .await
+    .expect("open");
+    let env = Env { store, ..env };
+    let http = Some(ErrorKind::HttpStatus);
+    record_outcomes(&env, Some(500), http).await;
+    assert_eq!(env.state().await, BreakerState::Closed, "8 attempts < 10");
+    // The window counts from after the failure that gave the endpoint its
+    // breaker row: 8 of 8, then 8 of 17 (under half), then 17 of 26.
+    record_outcomes(&env, Some(200), None).await;
+    assert_eq!(env.state().await, BreakerState::Closed, "8 of 17 failed");
+    record_outcomes(&env, Some(500), http).await;
+    let (_, to, reason, figures) = env.transitions().await.remove(0);
+    assert_eq!(to, BreakerState::Open);
+    assert_eq!(reason, "17 of 26 attempts failed in the last 1d");
+    assert_eq!(figures["window_attempts"], 26, "{figures}");
+}
+
+async fn forced_states_hold_until_set_back_to_auto(backend: Backend) {
+    let receiver = Receiver::start(200).await;
+    let env = env(backend, &receiver.url, Duration::from_secs(60)).await;
+    let out = ok(env
+        .db
+        .hookline(&["endpoint", "breaker", &env.endpoint_id, "open"]));
+    assert!(out.contains("forced open"), "{out}");
+    let dispatcher = RunningDispatcher::start(&env.store, &env.config);
+    // Handed off straight to the dispatcher, and claimed: neither sends.
+    let handing_off = env.ops.clone().handing_off_to(dispatcher.hand_off.clone());
+    let events = common::numbered_events(&env.ops, "acme", "order.created", 3).await;
+    handing_off.publish_batch(&events).await.expect("publish");
+    env.publish(2).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.requests(), 0, "an open breaker holds everything");
+    let shown = ok(env
+        .db
+        .hookline(&["--json", "endpoint", "breaker", &env.endpoint_id]));
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    assert_eq!(shown["breaker"]["state"], "open", "{shown}");
+    assert_eq!(shown["breaker"]["mode"], "open", "{shown}");
+    assert_eq!(shown["transitions"][0]["actor"], "test-operator", "{shown}");
+    let gauges = env.store.metric_gauges().await.expect("gauges");
+    assert_eq!(gauges.held_breaker, 5, "the metrics count what it holds");
+    assert_eq!(
+        gauges.breakers,
+        [(
+            env.endpoint_id.clone(),
+            BreakerState::Open,
+            BreakerMode::Open
+        )]
+    );
+    let listed = ok(env.db.hookline(&["--json", "delivery", "list"]));
+    assert!(listed.contains("\"held\": \"breaker_open\""), "{listed}");
+
+    // Back to auto: a probe goes at once, gets its answer, and all flows.
+    ok(env
+        .db
+        .hookline(&["endpoint", "breaker", &env.endpoint_id, "auto"]));
+    let delivered = wait_until(WAIT, || async { receiver.requests() == 5 }).await;
+    assert!(delivered, "{} requests", receiver.requests());
+    env.wait_for(BreakerState::Closed).await;
+
+    // Forced closed: failures are counted, never acted on.
+    env.ops
+        .set_breaker(&env.endpoint_id, BreakerMode::Closed)
+        .await
+        .expect("force closed");
+    receiver.answer(503);
+    env.publish(2).await;
+    let failed_on = wait_until(WAIT, || async { receiver.requests() >= 5 + 12 }).await;
+    assert!(failed_on, "{} requests", receiver.requests());
+    assert_eq!(env.state().await, BreakerState::Closed);
+    dispatcher.stop().await;
+    let audit = ok(env.db.hookline(&["--json", "audit"]));
+    assert!(audit.contains("endpoint.breaker"), "{audit}");
+}
+
+/// Two `hookline dispatch` processes deliver to one failing receiver: the
+/// failures both record open one breaker, and while it is open neither
+/// sends anything but the probe.
+async fn dispatcher_processes_share_one_breaker(backend: Backend) {
+    // Slow enough that one dispatcher's four attempts leave room for the
+    // other's claim.
+    let receiver = Receiver::slow(503, Duration::from_millis(50)).await;
+    let env = env(backend, &receiver.url, Duration::from_secs(60)).await;
+    // Retries every 100 ms for 4 s: without the breaker, requests go on.
+    let schedule = format!("0s{}", ",100ms".repeat(40));
+    let mut processes: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            common::hookline_command(&env.db.url, &["dispatch"])
+                .env("HOOKLINE_DISPATCH_RETRY_SCHEDULE", &schedule)
+                .env("HOOKLINE_DISPATCH_POLL_INTERVAL", "100ms")
+                // Four at a time each: neither can take all the work.
+                .env("HOOKLINE_DISPATCH_CONCURRENCY", "4")
+                .env("HOOKLINE_PROTECTION_CONSECUTIVE_FAILURES", "0")
+                .env("HOOKLINE_PROTECTION_MIN_ATTEMPTS", "30")
+                .env("HOOKLINE_PROTECTION_COOLDOWN", "60s")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start a dispatcher")
+        })
+        .collect();
+    // Both are up and waiting before there is work, so both take some.
+    let both_up = wait_until(WAIT, || async {
+        scalar(
+            &env.db.url,
+            "SELECT COUNT(*) FROM dispatchers WHERE stopped_at IS NULL",
+        )
+        .await
+            == 2
+    })
+    .await;
+    env.publish(20).await;
+    let opened = wait_until(WAIT, || async { env.state().await == BreakerState::Open }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let at_open = receiver.requests();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let later = receiver.requests();
+    for process in &mut processes {
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+    assert!(both_up, "two dispatchers started");
+    assert!(opened, "the breaker never opened");
+    assert_eq!(later, at_open, "nothing is sent while it is open");
+    let (_, _, reason, figures) = env.transitions().await.remove(0);
+    assert!(reason.contains("attempts failed"), "{reason}");
+    assert!(figures["window_attempts"].as_i64() >= Some(30), "{figures}");
+    // Each dispatcher keeps its own stats row per endpoint.
+    let attempted = scalar(
+        &env.db.url,
+        "SELECT COUNT(DISTINCT dispatcher_id) FROM endpoint_stats",
+    )
+    .await;
+    assert_eq!(attempted, 2, "both dispatchers attempted");
+}
+
+/// One number the database answers `query` with.
+async fn scalar(url: &str, query: &str) -> i64 {
+    use sqlx::Connection;
+    let query = sqlx::AssertSqlSafe(query.to_string());
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .expect("query")
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .expect("query")
+    }
+}
+
+both_backends!(
+    a_failing_receiver_is_spared_probed_and_let_back_in,
+    answers_about_content_and_refusals_do_not_open_it,
+    the_ratio_opens_it_when_failures_in_a_row_are_off,
+    forced_states_hold_until_set_back_to_auto,
+    dispatcher_processes_share_one_breaker,
+);
