@@ -1042,7 +1042,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
 // --- 5. tenant isolation ------------------------------------------------------
 
 /// Every route the API serves, as (method, path template).
-const ROUTES: [(&str, &str); 29] = [
+const ROUTES: [(&str, &str); 31] = [
     ("POST", "/v1/events"),
     ("GET", "/v1/tenants"),
     ("POST", "/v1/tenants"),
@@ -1073,6 +1073,8 @@ const ROUTES: [(&str, &str); 29] = [
     ("GET", "/v1/subscriptions?endpoint"),
     ("GET", "/v1/endpoints/{id}/secret"),
     ("DELETE", "/v1/events/{id}/payload"),
+    ("GET", "/v1/endpoints/{id}/breaker"),
+    ("POST", "/v1/endpoints/{id}/breaker"),
 ];
 
 /// Two tenants with an endpoint, a subscription and a delivery each.
@@ -1129,6 +1131,66 @@ async fn two_tenants(server: &Server) -> TwoTenants {
         globex_subscription,
         globex_delivery,
     }
+}
+
+async fn a_tenant_forces_its_endpoints_breaker_and_sees_why(backend: Backend) {
+    let server = Server::start(backend).await;
+    let t = two_tenants(&server).await;
+    let breaker = format!("/v1/endpoints/{}/breaker", t.acme_endpoint);
+    let shown = server
+        .send("GET", &breaker, Some(&t.acme_key), Body::None)
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    assert_eq!(shown.json()["state"], "closed");
+    assert_eq!(shown.json()["mode"], "auto");
+
+    let bad = server
+        .send(
+            "POST",
+            &breaker,
+            Some(&t.acme_key),
+            Body::Json(json!({ "mode": "shut" })),
+        )
+        .await;
+    bad.assert_problem(422, Some("mode"));
+    let forced = server
+        .send(
+            "POST",
+            &breaker,
+            Some(&t.acme_key),
+            Body::Json(json!({ "mode": "open" })),
+        )
+        .await;
+    assert_eq!(forced.status, 200, "{}", forced.text());
+    let forced = forced.json();
+    assert_eq!(
+        (forced["state"].clone(), forced["mode"].clone()),
+        (json!("open"), json!("open"))
+    );
+    assert_eq!(forced["transitions"][0]["from"], "closed", "{forced}");
+    assert_eq!(forced["transitions"][0]["to"], "open", "{forced}");
+    assert!(
+        forced["next_probe_at"].is_null(),
+        "forced open never probes"
+    );
+    let held = server
+        .send(
+            "GET",
+            &format!("/v1/deliveries/{}", t.acme_delivery),
+            Some(&t.acme_key),
+            Body::None,
+        )
+        .await
+        .json();
+    assert_eq!(held["delivery"]["held"], "breaker_open", "{held}");
+    let back = server
+        .admin_ok("POST", &breaker, Some(json!({ "mode": "auto" })), 200)
+        .await;
+    assert_eq!(back["mode"], "auto", "{back}");
+    assert!(
+        back["next_probe_at"].is_string(),
+        "a probe goes at once: {back}"
+    );
 }
 
 async fn a_tenant_erases_its_own_events_payload(backend: Backend) {
@@ -1249,6 +1311,8 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
         attempt(ROUTES[26], format!("/v1/subscriptions?endpoint={ep}"), Body::None, 404),
         attempt(ROUTES[27], format!("/v1/endpoints/{ep}/secret"), Body::None, 404),
         attempt(ROUTES[28], format!("/v1/events/{globex_event}/payload"), Body::None, 404),
+        attempt(ROUTES[29], format!("/v1/endpoints/{ep}/breaker"), Body::None, 404),
+        attempt(ROUTES[30], format!("/v1/endpoints/{ep}/breaker"), json_body(json!({ "mode": "open" })), 404),
         // Broadcasts reach every tenant: not for a tenant key.
         attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "broadcast": true, "topic": "order.created", "payload": {} })), 403),
         // Its own tenant may not be deleted with its own key.
@@ -1955,6 +2019,7 @@ both_backends!(
     health_and_metrics_may_be_open,
     a_tenant_key_never_sees_another_tenant,
     a_tenant_erases_its_own_events_payload,
+    a_tenant_forces_its_endpoints_breaker_and_sees_why,
     pagination_walks_every_row_once,
     state_words_and_their_aliases,
     openapi_document_lists_every_route_served,

@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::body::{JsonBody, OptionalJsonBody, QueryParams};
 use super::problem::{ApiResult, Problem};
-use super::views::{Deleted, EndpointSecretView, EndpointView, List};
-use crate::model::{DeliveryState, now_millis};
+use super::views::{BreakerView, Deleted, EndpointSecretView, EndpointView, List};
+use crate::model::{BreakerMode, DeliveryState, now_millis};
 use crate::ops::{BulkRetry, EndpointChanges, EndpointInput, parse_since, parse_until_rfc3339};
 
 /// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a value.
@@ -78,6 +78,18 @@ pub struct PauseEndpoint {
     /// out: paused until resumed.
     #[schema(format = DateTime, example = "2026-12-07T04:00:00+01:00")]
     pub until: Option<String>,
+}
+
+/// How an endpoint's circuit breaker is to be decided.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetBreaker {
+    /// `open` holds the endpoint's deliveries whatever its outcomes,
+    /// `closed` lets them flow whatever they are, `auto` hands the breaker
+    /// back to the outcomes (one left open then probes at once). Forced
+    /// states hold until set back to `auto`.
+    #[schema(example = "open")]
+    pub mode: String,
 }
 
 /// The new secret; generated when left out.
@@ -294,6 +306,66 @@ pub async fn pause(
         .await?;
     Ok(Json(endpoint.into()))
 }
+
+/// The endpoint's circuit breaker: its state, why, the next probe, the
+/// window's figures, and its latest transitions (newest first).
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}/breaker",
+    operation_id = "get_endpoint_breaker",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    responses(
+        (status = 200, description = "The breaker", body = BreakerView),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn breaker(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<BreakerView>> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let (_, breaker, transitions) = caller
+        .ops
+        .breaker(&endpoint.id, BREAKER_TRANSITIONS_SHOWN)
+        .await?;
+    Ok(Json(BreakerView::new(breaker, transitions)))
+}
+
+/// Force the endpoint's circuit breaker open or closed, or hand it back to
+/// its outcomes (`auto`); audited.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/breaker",
+    operation_id = "set_endpoint_breaker",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)")),
+    request_body = SetBreaker,
+    responses(
+        (status = 200, description = "The breaker as it now is", body = BreakerView),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`mode` is not open, closed or auto", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn set_breaker(
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<SetBreaker>,
+) -> ApiResult<Json<BreakerView>> {
+    let mode: BreakerMode = request
+        .mode
+        .parse()
+        .map_err(|e: crate::model::UnknownVariant| Problem::invalid_field("mode", e.to_string()))?;
+    let endpoint = caller.endpoint(&id, None).await?;
+    caller.ops.set_breaker(&endpoint.id, mode).await?;
+    let (_, breaker, transitions) = caller
+        .ops
+        .breaker(&endpoint.id, BREAKER_TRANSITIONS_SHOWN)
+        .await?;
+    Ok(Json(BreakerView::new(breaker, transitions)))
+}
+
+/// Transitions a breaker view lists.
+const BREAKER_TRANSITIONS_SHOWN: i64 = 20;
 
 /// Make a paused or disabled endpoint active; held deliveries flow oldest first.
 #[utoipa::path(

@@ -113,6 +113,7 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
             endpoints::update,
             endpoints::delete
         ))
+        .routes(routes!(endpoints::breaker, endpoints::set_breaker))
         .routes(routes!(endpoints::pause))
         .routes(routes!(endpoints::resume))
         .routes(routes!(endpoints::rotate_secret))

@@ -13,7 +13,7 @@ use crate::model::{
     format_rfc3339,
 };
 use crate::ops::BLOCKED_DESTINATION;
-use crate::store::DeliveryDetail;
+use crate::store::{Breaker, BreakerTransition, DeliveryDetail};
 
 fn time(ms: Millis) -> String {
     format_rfc3339(ms)
@@ -146,6 +146,82 @@ impl EndpointView {
             description: e.description,
             created_at: time(e.created_at),
             updated_at: time(e.updated_at),
+        }
+    }
+}
+
+/// An endpoint's circuit breaker.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakerView {
+    /// `ep_…`
+    pub endpoint_id: String,
+    /// `closed` (deliveries flow), `open` (held) or `half_open` (one
+    /// delivery out as a probe).
+    pub state: String,
+    /// `auto` (its outcomes decide), or the state an operator forced:
+    /// `open`, `closed`.
+    pub mode: String,
+    /// When it last opened.
+    pub opened_at: Option<String>,
+    /// Open: when the next probe may go; `null` otherwise, and while
+    /// forced open.
+    pub next_probe_at: Option<String>,
+    /// The current cool-down in ms (doubled on each re-open); 0 while closed.
+    pub cooldown_ms: i64,
+    /// Failures in a row, across every dispatcher.
+    pub consecutive_failures: i64,
+    /// Attempts and failures over `protection.window`.
+    pub window_attempts: i64,
+    pub window_failures: i64,
+    /// When the receiver last answered.
+    pub last_answered_at: Option<String>,
+    /// The latest changes of state, newest first.
+    pub transitions: Vec<BreakerTransitionView>,
+}
+
+/// One change of a breaker's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakerTransitionView {
+    /// `brk_…`
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    /// Why: "20 failures in a row", "the probe got an answer", "set to open by ana".
+    pub reason: String,
+    /// The figures that decided it (window attempts and failures, failures
+    /// in a row, cool-down).
+    #[schema(value_type = Object)]
+    pub figures: serde_json::Value,
+    /// Who forced it; `null` when the rules did.
+    pub actor: Option<String>,
+    pub at: String,
+}
+
+impl BreakerView {
+    pub fn new(b: Breaker, transitions: Vec<BreakerTransition>) -> BreakerView {
+        BreakerView {
+            endpoint_id: b.endpoint_id,
+            state: b.state.to_string(),
+            mode: b.mode.to_string(),
+            opened_at: time_opt(b.opened_at),
+            next_probe_at: time_opt(b.next_probe_at),
+            cooldown_ms: b.cooldown_ms,
+            consecutive_failures: b.consecutive_failures,
+            window_attempts: b.window_attempts,
+            window_failures: b.window_failures,
+            last_answered_at: time_opt(b.last_answered_at),
+            transitions: transitions
+                .into_iter()
+                .map(|t| BreakerTransitionView {
+                    id: t.id,
+                    from: t.from.to_string(),
+                    to: t.to.to_string(),
+                    reason: t.reason,
+                    figures: t.figures,
+                    actor: t.actor,
+                    at: time(t.at),
+                })
+                .collect(),
         }
     }
 }

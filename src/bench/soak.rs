@@ -67,6 +67,8 @@ pub struct SoakInterval {
     /// Seconds since the run started, at the end of the interval.
     pub at_s: f64,
     pub live_bytes: i64,
+    /// SQLite: the write-ahead log's size at the end of the interval.
+    pub wal_bytes: Option<i64>,
     pub events: i64,
     pub deliveries: i64,
     pub attempts: i64,
@@ -234,6 +236,7 @@ async fn one_run(
         intervals.push(SoakInterval {
             at_s: started.elapsed().as_secs_f64(),
             live_bytes: store.live_size().await?,
+            wal_bytes: store.wal_bytes(),
             events: rows[0],
             deliveries: rows[1],
             attempts: rows[2],
@@ -369,11 +372,17 @@ pub fn render(report: &SoakReport) -> String {
         report.rate, report.endpoints, report.duration_s, report.database
     );
     for run in &report.runs {
+        let wal = run.intervals.iter().any(|i| i.wal_bytes.is_some());
         out.push_str(&format!(
-            "\npruning {}\n{:>7} {:>10} {:>9} {:>11} {:>10} {:>9} {:>10} {:>16}\n",
+            "\npruning {}\n{:>7} {:>10}{} {:>9} {:>11} {:>10} {:>9} {:>10} {:>16}\n",
             if run.pruning { "on" } else { "off" },
             "at s",
             "live MiB",
+            if wal {
+                format!(" {:>8}", "wal MiB")
+            } else {
+                String::new()
+            },
             "events",
             "deliveries",
             "attempts",
@@ -383,9 +392,12 @@ pub fn render(report: &SoakReport) -> String {
         ));
         for i in &run.intervals {
             out.push_str(&format!(
-                "{:>7.0} {:>10.1} {:>9} {:>11} {:>10} {:>9.0} {:>10.0} {:>16}\n",
+                "{:>7.0} {:>10.1}{} {:>9} {:>11} {:>10} {:>9.0} {:>10.0} {:>16}\n",
                 i.at_s,
                 i.live_bytes as f64 / 1_048_576.0,
+                i.wal_bytes
+                    .map(|b| format!(" {:>8.1}", b as f64 / 1_048_576.0))
+                    .unwrap_or_default(),
                 i.events,
                 i.deliveries,
                 i.attempts,

@@ -84,6 +84,17 @@ type GaugeRow = (
 );
 
 impl Reads {
+    /// SQLite: the size of the write-ahead log file (0 when absent: no
+    /// writer has it open). `None` on Postgres.
+    pub fn wal_bytes(&self) -> Option<i64> {
+        let crate::store::Db::Sqlite(_) = &*self.db else {
+            return None;
+        };
+        let size = std::fs::metadata(format!("{}-wal", self.location))
+            .map_or(0, |meta| i64::try_from(meta.len()).unwrap_or(i64::MAX));
+        Some(size)
+    }
+
     /// Every database gauge of `/metrics`, in one statement.
     pub async fn metric_gauges(&self) -> Result<GaugeReading> {
         let rows: Vec<GaugeRow> = on_db!(self, |pools, sql| {
@@ -132,9 +143,7 @@ impl Reads {
             )
             .fetch_one(&pools.read)
             .await?;
-            // The log may be absent (no writer has it open): none, then.
-            let wal_bytes = std::fs::metadata(format!("{}-wal", self.location))
-                .map_or(0, |meta| i64::try_from(meta.len()).unwrap_or(i64::MAX));
+            let wal_bytes = self.wal_bytes().unwrap_or(0);
             reading.sqlite_files = Some(SqliteFiles {
                 free_bytes,
                 wal_bytes,
