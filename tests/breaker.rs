@@ -82,14 +82,22 @@ struct Env {
 /// settings compressed for a test: 5 failures in a row open it, the first
 /// cool-down is `cooldown`; retries every 100 ms, long enough never to die.
 async fn env(backend: Backend, url: &str, cooldown: Duration) -> Env {
+    env_with(backend, url, |c| {
+        c.protection.cooldown = cooldown;
+        c.protection.max_cooldown = cooldown * 8;
+    })
+    .await
+}
+
+/// [`env`] with settings of its own, changed by `tweak`.
+async fn env_with(backend: Backend, url: &str, tweak: impl FnOnce(&mut Config)) -> Env {
     let db = TestDb::new(backend);
     let mut config = test_config(&db.url);
     config.dispatch.retry_schedule = vec![Duration::from_millis(100); 40];
     config.dispatch.retry_schedule[0] = Duration::ZERO;
     config.dispatch.concurrency = 4;
     config.protection.consecutive_failures = 5;
-    config.protection.cooldown = cooldown;
-    config.protection.max_cooldown = cooldown * 8;
+    tweak(&mut config);
     let store = Store::open_with(
         &db.url,
         OpenMode::CreateAndMigrate,
@@ -382,6 +390,58 @@ async fn forced_states_hold_until_set_back_to_auto(backend: Backend) {
     assert!(audit.contains("endpoint.breaker"), "{audit}");
 }
 
+async fn an_endpoint_failing_past_disable_after_is_disabled_until_resumed(backend: Backend) {
+    let receiver = Receiver::start(503).await;
+    let env = env_with(backend, &receiver.url, |c| {
+        c.protection.cooldown = Duration::from_secs(1);
+        c.protection.disable_after = Duration::from_secs(1);
+    })
+    .await;
+    let dispatcher = RunningDispatcher::start(&env.store, &env.config);
+    env.publish(3).await;
+    let endpoint = || async {
+        env.store
+            .get_endpoint(&env.endpoint_id)
+            .await
+            .expect("endpoint")
+    };
+    let disabled = wait_until(WAIT, || async {
+        endpoint().await.state == hookline::model::EndpointState::Disabled
+    })
+    .await;
+    assert!(disabled, "{:?}", endpoint().await);
+    let reason = endpoint().await.state_reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("every attempt failed since ")
+            && reason.ends_with("last error: status 503"),
+        "{reason}"
+    );
+    assert!(
+        env.deliveries()
+            .await
+            .iter()
+            .all(|d| d.state != DeliveryState::Dead),
+        "held, not dead"
+    );
+    let audit = ok(env.db.hookline(&["--json", "audit"]));
+    assert!(audit.contains("every attempt failed since"), "{audit}");
+
+    // The receiver is back; resuming enables the endpoint, closes its
+    // breaker, and its deliveries flow.
+    receiver.answer(200);
+    ok(env.db.hookline(&["endpoint", "resume", &env.endpoint_id]));
+    assert_eq!(env.state().await, BreakerState::Closed);
+    let delivered = wait_until(WAIT, || async {
+        env.deliveries()
+            .await
+            .iter()
+            .all(|d| d.state == DeliveryState::Delivered)
+    })
+    .await;
+    dispatcher.stop().await;
+    assert!(delivered, "{:#?}", env.deliveries().await);
+}
+
 /// Two `hookline dispatch` processes deliver to one failing receiver: the
 /// failures both record open one breaker, and while it is open neither
 /// sends anything but the probe.
@@ -468,4 +528,5 @@ both_backends!(
     the_ratio_opens_it_when_failures_in_a_row_are_off,
     forced_states_hold_until_set_back_to_auto,
     dispatcher_processes_share_one_breaker,
+    an_endpoint_failing_past_disable_after_is_disabled_until_resumed,
 );

@@ -13,7 +13,9 @@
 -- The failure window is two fixed buckets of `protection.window`:
 -- `window_bucket` (unix ms / window) with `attempts`/`failures`, and the
 -- one before it; the ratio weighs the previous bucket by how much of it
--- still lies inside the sliding window.
+-- still lies inside the sliding window. `failing_since`: the first failure
+-- since the receiver last answered (`protection.disable_after` counts from
+-- it).
 CREATE TABLE endpoint_breakers (
     endpoint_id TEXT PRIMARY KEY REFERENCES endpoints(id) ON DELETE CASCADE,
     mode TEXT NOT NULL DEFAULT 'auto',
@@ -30,6 +32,7 @@ CREATE TABLE endpoint_breakers (
     previous_failures BIGINT NOT NULL DEFAULT 0,
     consecutive_failures BIGINT NOT NULL DEFAULT 0,
     last_answered_at BIGINT,
+    failing_since BIGINT,
     updated_at BIGINT NOT NULL
 );
 

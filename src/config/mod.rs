@@ -76,6 +76,9 @@ pub struct ProtectionConfig {
     pub cooldown: Duration,
     /// The longest wait before a probe.
     pub max_cooldown: Duration,
+    /// An endpoint whose every attempt has failed this long is disabled;
+    /// zero: never.
+    pub disable_after: Duration,
 }
 
 impl Default for ProtectionConfig {
@@ -88,6 +91,7 @@ impl Default for ProtectionConfig {
             consecutive_failures: 20,
             cooldown: Duration::from_secs(30),
             max_cooldown: Duration::from_secs(30 * 60),
+            disable_after: Duration::from_secs(5 * 86_400),
         }
     }
 }
@@ -112,6 +116,16 @@ impl ProtectionConfig {
             between("window", self.window, second, day),
             between("cooldown", self.cooldown, second, day),
             between("max_cooldown", self.max_cooldown, self.cooldown, day),
+            (
+                "protection.disable_after".into(),
+                (self.disable_after > MAX_DURATION).then(|| {
+                    format!(
+                        "must be at most {}, got {}",
+                        format_duration(MAX_DURATION),
+                        format_duration(self.disable_after)
+                    )
+                }),
+            ),
             (
                 "protection.failure_ratio".into(),
                 (!(self.failure_ratio > 0.0 && self.failure_ratio <= 1.0))

@@ -81,6 +81,8 @@ pub struct BreakerCounts {
     pub consecutive_failures: i64,
     /// The delivery sent as the probe, while half-open.
     pub probe_delivery_id: Option<String>,
+    /// The first failure since the receiver last answered.
+    pub failing_since: Option<i64>,
 }
 
 /// The attempts and failures of the sliding window ending at `now`: the
@@ -151,6 +153,23 @@ pub fn judge(
     }
 }
 
+/// Whether the endpoint is to be disabled at `now`: every attempt has
+/// failed for `protection.disable_after` (off at zero), and no operator
+/// forced its breaker. Returns since when.
+pub fn failing_too_long(
+    policy: &ProtectionConfig,
+    counts: &BreakerCounts,
+    now: i64,
+) -> Option<i64> {
+    let after = millis(policy.disable_after);
+    if after == 0 || counts.mode != BreakerMode::Auto || counts.consecutive_failures == 0 {
+        return None;
+    }
+    counts
+        .failing_since
+        .filter(|since| now.saturating_sub(*since) >= after)
+}
+
 /// Why a closed breaker opens now, if it does.
 fn opening_reason(policy: &ProtectionConfig, counts: &BreakerCounts, now: i64) -> Option<String> {
     let in_a_row = i64::from(policy.consecutive_failures);
@@ -186,6 +205,7 @@ mod tests {
             previous_failures: 0,
             consecutive_failures: 0,
             probe_delivery_id: None,
+            failing_since: None,
         }
     }
 
@@ -296,6 +316,28 @@ mod tests {
             panic!("re-opens")
         };
         assert_eq!(cooldown_ms, 30 * 60_000, "capped at max_cooldown");
+    }
+
+    #[test]
+    fn an_endpoint_failing_for_disable_after_is_to_be_disabled() {
+        let mut policy = ProtectionConfig::default();
+        let mut c = counts(BreakerState::Open);
+        c.consecutive_failures = 3;
+        let five_days = 5 * 86_400_000;
+        c.failing_since = Some(NOW - five_days);
+        assert_eq!(failing_too_long(&policy, &c, NOW), Some(NOW - five_days));
+        c.failing_since = Some(NOW - five_days + 1);
+        assert_eq!(failing_too_long(&policy, &c, NOW), None, "just short of it");
+        c.failing_since = Some(0);
+        c.mode = BreakerMode::Closed;
+        assert_eq!(
+            failing_too_long(&policy, &c, NOW),
+            None,
+            "forced: left alone"
+        );
+        c.mode = BreakerMode::Auto;
+        policy.disable_after = Duration::ZERO;
+        assert_eq!(failing_too_long(&policy, &c, NOW), None, "off");
     }
 
     #[test]

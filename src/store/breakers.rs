@@ -22,7 +22,8 @@ use super::{Result, Store, json_list, on_db, to_json};
 use crate::config::ProtectionConfig;
 use crate::model::{Actor, BreakerMode, BreakerState, IdKind, new_id};
 use crate::protect::breaker::{
-    BreakerCounts, Verdict, counts_as_failure, judge, shows_receiver_up, window_figures, window_ms,
+    BreakerCounts, Verdict, counts_as_failure, failing_too_long, judge, shows_receiver_up,
+    window_figures, window_ms,
 };
 
 /// One endpoint's outcomes in a batch, as the counting statement reads them.
@@ -103,6 +104,7 @@ pub(crate) struct CountedRow {
     previous_failures: i64,
     consecutive_failures: i64,
     probe_delivery_id: Option<String>,
+    failing_since: Option<i64>,
 }
 
 impl CountedRow {
@@ -118,6 +120,7 @@ impl CountedRow {
             previous_failures: self.previous_failures,
             consecutive_failures: self.consecutive_failures,
             probe_delivery_id: self.probe_delivery_id.clone(),
+            failing_since: self.failing_since,
         })
     }
 }
@@ -130,7 +133,7 @@ const OPEN: &str = "UPDATE endpoint_breakers
 const CLOSE: &str = "UPDATE endpoint_breakers
     SET state = 'closed', cooldown_ms = 0, probe_at = NULL, probe_until = NULL,
         probe_delivery_id = NULL, attempts = 0, failures = 0, previous_attempts = 0,
-        previous_failures = 0, consecutive_failures = 0, updated_at = $3
+        previous_failures = 0, consecutive_failures = 0, failing_since = NULL, updated_at = $3
     WHERE endpoint_id = $1 AND state = $2";
 
 const INSERT_TRANSITION: &str = "INSERT INTO breaker_transitions
@@ -156,19 +159,19 @@ where
     C: sqlx::Connection,
     for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
     <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
-    for<'q> &'q str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> &'static str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
     for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> Option<String>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
     for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
 {
     sqlx::query(INSERT_TRANSITION)
         .bind(new_id(IdKind::BreakerTransition))
-        .bind(transition.endpoint_id)
+        .bind(transition.endpoint_id.to_string())
         .bind(transition.from.as_db())
         .bind(transition.to.as_db())
-        .bind(transition.reason)
+        .bind(transition.reason.to_string())
         .bind(transition.figures.to_string())
-        .bind(transition.actor)
+        .bind(transition.actor.map(str::to_string))
         .bind(now)
         .execute(&mut *conn)
         .await?;
@@ -180,6 +183,76 @@ where
 pub(crate) struct Counted {
     /// Breakers that opened or closed.
     pub transitions: u64,
+    /// Endpoints disabled for failing longer than `protection.disable_after`.
+    pub disabled: u64,
+}
+
+/// Whether `outcome` failed against its receiver, and how, in a few words:
+/// `503`, `connect: Connection refused`.
+fn failure_words(outcome: &Outcome) -> Option<String> {
+    let attempt = &outcome.attempt;
+    if !counts_as_failure(attempt.status_code, attempt.error_kind) {
+        return None;
+    }
+    Some(match (attempt.status_code, &attempt.error_message) {
+        (Some(status), _) => format!("status {status}"),
+        (None, Some(message)) => message.clone(),
+        (None, None) => attempt
+            .error_kind
+            .map_or_else(|| "a failure".to_string(), |k| k.to_string()),
+    })
+}
+
+/// Disables endpoint `endpoint_id`, failing since `since`, with the last
+/// failure of `outcomes` in its reason; audited. `false` if it was not
+/// active any more.
+async fn disable_failing<C>(
+    conn: &mut C,
+    endpoint_id: &str,
+    since: i64,
+    outcomes: &[Outcome],
+    actor: &Actor,
+    now: i64,
+) -> std::result::Result<bool, sqlx::Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    for<'q> &'static str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> Option<String>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    <C::Database as sqlx::Database>::QueryResult: super::tx::RowsAffected,
+{
+    use super::tx::RowsAffected;
+    let last_error = outcomes
+        .iter()
+        .filter(|o| o.attempt.endpoint_id == endpoint_id)
+        .max_by_key(|o| o.attempt.started_at)
+        .and_then(failure_words)
+        .unwrap_or_else(|| "unknown".to_string());
+    let reason = format!(
+        "every attempt failed since {}; last error: {last_error}",
+        crate::model::format_rfc3339(since)
+    );
+    let disabled = sqlx::query(super::queue::DISABLE_ENDPOINT)
+        .bind(endpoint_id.to_string())
+        .bind(reason.clone())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if disabled == 0 {
+        return Ok(false);
+    }
+    let audit = AuditRecord {
+        actor,
+        action: "endpoint.disable",
+        target_ids: vec![endpoint_id.to_string()],
+        detail: json!({ "reason": reason, "failing_since": crate::model::format_rfc3339(since) }),
+    };
+    write_audit(&mut *conn, now, audit).await?;
+    Ok(true)
 }
 
 /// Inside a dispatcher cycle: counts `outcomes` against their endpoints'
@@ -189,6 +262,7 @@ pub(crate) async fn count_outcomes<C>(
     sql: &Dialect,
     policy: &ProtectionConfig,
     outcomes: &[Outcome],
+    system: &Actor,
     now: i64,
 ) -> std::result::Result<Counted, sqlx::Error>
 where
@@ -196,9 +270,9 @@ where
     for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
     <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
     CountedRow: for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
-    for<'q> &'q str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> &'static str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
     for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> Option<String>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
     for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
     <C::Database as sqlx::Database>::QueryResult: super::tx::RowsAffected,
 {
@@ -239,6 +313,11 @@ where
     for row in counted {
         // A row written by something else: leave it as it is.
         let Ok(counts) = row.counts() else { continue };
+        if let Some(since) = failing_too_long(policy, &counts, now)
+            && disable_failing(&mut *conn, &row.endpoint_id, since, outcomes, system, now).await?
+        {
+            done.disabled += 1;
+        }
         let probe_answered = counts
             .probe_delivery_id
             .as_deref()
@@ -305,9 +384,9 @@ where
     for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
     <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
     (String,): for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
-    for<'q> &'q str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> &'static str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
     for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> Option<String>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
     for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
 {
     if candidates.is_empty() {
@@ -338,6 +417,15 @@ where
     }
     Ok(won.into_iter().map(|(id,)| id).collect())
 }
+
+/// Closes endpoint `$1`'s breaker (unless forced) and starts its counters
+/// over, at clock `$2`: an operator enabled the endpoint again after it was
+/// disabled, so its held work flows at once.
+pub(crate) const CLOSE_ON_ENABLE: &str = "UPDATE endpoint_breakers
+    SET state = 'closed', cooldown_ms = 0, probe_at = NULL, probe_until = NULL,
+        probe_delivery_id = NULL, attempts = 0, failures = 0, previous_attempts = 0,
+        previous_failures = 0, consecutive_failures = 0, failing_since = NULL, updated_at = $2
+    WHERE endpoint_id = $1 AND mode = 'auto'";
 
 /// Names `delivery_id` as the probe of `endpoint_id`'s half-open breaker.
 pub(crate) const NOTE_PROBE: &str = "UPDATE endpoint_breakers SET probe_delivery_id = $2
@@ -421,7 +509,7 @@ struct TransitionRow {
 
 const BREAKER_COLUMNS: &str = "endpoint_id, mode, state, cooldown_ms, window_bucket, attempts,
     failures, previous_attempts, previous_failures, consecutive_failures, probe_delivery_id,
-    opened_at, probe_at, last_answered_at";
+    failing_since, opened_at, probe_at, last_answered_at";
 
 impl BreakerRow {
     fn into_breaker(self, policy: &ProtectionConfig, now: i64) -> Result<Breaker> {
@@ -619,7 +707,7 @@ const SET_MODE: &str = "INSERT INTO endpoint_breakers (endpoint_id, mode, state,
         probe_until = NULL,
         probe_delivery_id = NULL,
         attempts = 0, failures = 0, previous_attempts = 0, previous_failures = 0,
-        consecutive_failures = 0,
+        consecutive_failures = 0, failing_since = NULL,
         updated_at = excluded.updated_at";
 
 #[cfg(test)]

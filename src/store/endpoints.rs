@@ -466,6 +466,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if state == EndpointState::Active {
+                if before.state == EndpointState::Disabled {
+                    sqlx::query(super::breakers::CLOSE_ON_ENABLE)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 notify_change(sql, &mut *tx).await?;
             }
             let action = match state {

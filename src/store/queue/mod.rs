@@ -145,7 +145,7 @@ pub struct RecordSummary {
     pub stale: u64,
 }
 
-const DISABLE_ENDPOINT: &str = "UPDATE endpoints
+pub(crate) const DISABLE_ENDPOINT: &str = "UPDATE endpoints
     SET state = 'disabled', state_reason = $2, state_changed_at = $3, updated_at = $3
     WHERE id = $1 AND state = 'active' AND deleted_at IS NULL";
 
@@ -431,7 +431,8 @@ impl Store {
             // Before the queue is read: the one wait for a breaker row
             // comes while this transaction holds no other.
             let counted =
-                count_breaker_outcomes(&mut *tx, sql, &self.protection, outcomes, now).await?;
+                count_breaker_outcomes(&mut *tx, sql, &self.protection, outcomes, &system, now)
+                    .await?;
             let mut claimed = Claimed::default();
             if let Some(request) = request {
                 if request.reap_expired {
@@ -545,7 +546,11 @@ impl Store {
                 trim_attempts_of(sql, &mut *tx, &retried, self.attempts_kept).await?;
             }
             tx.commit().await?;
-            (applied, claimed, resumed + counted.transitions)
+            (
+                applied,
+                claimed,
+                resumed + counted.transitions + counted.disabled,
+            )
         });
         if resumed > 0 {
             self.note_change();
@@ -653,9 +658,9 @@ where
     for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
     <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
     (String,): for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
-    for<'q> &'q str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> &'static str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
     for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> Option<String>: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
     for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
 {
     let candidates: Vec<(&str, crate::model::BreakerState)> = eligible

@@ -1161,6 +1161,9 @@ fn count_breaker_outcomes(f: Flavor) -> String {
              consecutive_failures = CASE WHEN {answered} = 1 THEN {trailing}
                  ELSE consecutive_failures + {trailing} END,
              last_answered_at = CASE WHEN {answered} = 1 THEN $3 ELSE last_answered_at END,
+             failing_since = CASE WHEN {trailing} = 0 AND {answered} = 1 THEN NULL
+                 WHEN {trailing} > 0 AND ({answered} = 1 OR failing_since IS NULL) THEN $3
+                 ELSE failing_since END,
              updated_at = $3
            FROM {rows}
           WHERE endpoint_breakers.endpoint_id = value->>'endpoint_id'
@@ -1184,9 +1187,9 @@ fn start_breakers(f: Flavor) -> String {
     let n = |field: &str| format!("CAST(value->>'{field}' AS BIGINT)");
     format!(
         "INSERT INTO endpoint_breakers (endpoint_id, window_bucket, attempts, failures,
-                consecutive_failures, last_answered_at, updated_at)
+                consecutive_failures, last_answered_at, failing_since, updated_at)
          SELECT value->>'endpoint_id', $2, {attempts}, {failures}, {trailing},
-                CASE WHEN {answered} = 1 THEN $3 END, $3
+                CASE WHEN {answered} = 1 THEN $3 END, CASE WHEN {trailing} > 0 THEN $3 END, $3
            FROM {rows} WHERE TRUE
          ON CONFLICT (endpoint_id) DO NOTHING
          RETURNING {returned}",
@@ -1201,7 +1204,8 @@ fn start_breakers(f: Flavor) -> String {
 
 /// What counting returns of a breaker row.
 const COUNTED_COLUMNS: &str = "endpoint_id, mode, state, cooldown_ms, window_bucket, attempts,
-    failures, previous_attempts, previous_failures, consecutive_failures, probe_delivery_id";
+    failures, previous_attempts, previous_failures, consecutive_failures, probe_delivery_id,
+    failing_since";
 
 /// Turns the breakers of the endpoints in JSON list `$1` that may probe at
 /// clock `$2` (open past their cool-down, or half-open with the probe lost)
