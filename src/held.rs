@@ -21,6 +21,9 @@ pub enum Hold {
     EndpointDisabled,
     /// Its endpoint's circuit breaker is open (or waiting on its probe).
     BreakerOpen,
+    /// Its receiver answered 429 or 503 with `Retry-After`: nothing goes
+    /// to the endpoint before the time it named.
+    ReceiverAskedToWait,
 }
 
 impl Hold {
@@ -54,6 +57,7 @@ impl Hold {
             Hold::EndpointPaused => "endpoint_paused",
             Hold::EndpointDisabled => "endpoint_disabled",
             Hold::BreakerOpen => "breaker_open",
+            Hold::ReceiverAskedToWait => "receiver_asked_to_wait",
         }
     }
 
@@ -63,6 +67,7 @@ impl Hold {
             Hold::EndpointPaused => "held: endpoint paused",
             Hold::EndpointDisabled => "held: endpoint disabled",
             Hold::BreakerOpen => "held: breaker open",
+            Hold::ReceiverAskedToWait => "held: receiver asked to wait",
         }
     }
 
@@ -72,6 +77,7 @@ impl Hold {
             Hold::EndpointPaused => "held: paused",
             Hold::EndpointDisabled => "held: disabled",
             Hold::BreakerOpen => "held: breaker",
+            Hold::ReceiverAskedToWait => "held: asked to wait",
         }
     }
 
@@ -81,6 +87,7 @@ impl Hold {
             Hold::EndpointPaused => "paused",
             Hold::EndpointDisabled => "disabled",
             Hold::BreakerOpen => "behind an open circuit breaker",
+            Hold::ReceiverAskedToWait => "asked by its receiver to wait (Retry-After)",
         }
     }
 
@@ -90,6 +97,7 @@ impl Hold {
             Hold::EndpointPaused => "it is resumed",
             Hold::EndpointDisabled => "it is enabled again",
             Hold::BreakerOpen => "a probe gets an answer and the breaker closes",
+            Hold::ReceiverAskedToWait => "the time the receiver named",
         }
     }
 }

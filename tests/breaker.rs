@@ -22,6 +22,8 @@ const WAIT: Duration = Duration::from_secs(20);
 /// A receiver whose answer can be changed while it runs; counts requests.
 struct Receiver {
     status: Arc<AtomicU16>,
+    /// `Retry-After` seconds sent with a 429 or 503; 0: none.
+    retry_after: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
     url: String,
     _server: tokio::task::JoinHandle<()>,
@@ -35,15 +37,25 @@ impl Receiver {
     /// A receiver that takes `latency` over every answer.
     async fn slow(status: u16, latency: Duration) -> Receiver {
         let status_now = Arc::new(AtomicU16::new(status));
+        let retry_after = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
-        let (answer, count) = (status_now.clone(), requests.clone());
+        let (answer, wait, count) = (status_now.clone(), retry_after.clone(), requests.clone());
         let app = axum::Router::new().fallback(move || {
-            let (answer, count) = (answer.clone(), count.clone());
+            let (answer, wait, count) = (answer.clone(), wait.clone(), count.clone());
             async move {
                 count.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(latency).await;
-                axum::http::StatusCode::from_u16(answer.load(Ordering::SeqCst))
-                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                let status = axum::http::StatusCode::from_u16(answer.load(Ordering::SeqCst))
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+                let mut headers = axum::http::HeaderMap::new();
+                let seconds = wait.load(Ordering::SeqCst);
+                if seconds > 0 && matches!(status.as_u16(), 429 | 503) {
+                    headers.insert(
+                        axum::http::header::RETRY_AFTER,
+                        axum::http::HeaderValue::from(seconds),
+                    );
+                }
+                (status, headers)
             }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -55,6 +67,7 @@ impl Receiver {
         });
         Receiver {
             status: status_now,
+            retry_after,
             requests,
             url,
             _server: server,
@@ -63,6 +76,11 @@ impl Receiver {
 
     fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Sends `Retry-After: seconds` with its 429 and 503 answers.
+    fn ask_to_wait(&self, seconds: u64) {
+        self.retry_after.store(seconds, Ordering::SeqCst);
     }
 
     fn requests(&self) -> u64 {
@@ -442,6 +460,47 @@ async fn an_endpoint_failing_past_disable_after_is_disabled_until_resumed(backen
     assert!(delivered, "{:#?}", env.deliveries().await);
 }
 
+async fn a_receiver_asking_to_wait_holds_its_whole_endpoint(backend: Backend) {
+    let receiver = Receiver::start(429).await;
+    receiver.ask_to_wait(2);
+    let env = env(backend, &receiver.url, Duration::from_secs(60)).await;
+    let dispatcher = RunningDispatcher::start(&env.store, &env.config);
+    env.publish(3).await;
+    let waiting = wait_until(WAIT, || async {
+        let breaker = env.store.breaker(&env.endpoint_id).await.expect("breaker");
+        breaker.wait_until.is_some()
+    })
+    .await;
+    assert!(waiting, "the endpoint never waited");
+    // Each delivery's own retry is due in 100 ms (the schedule's longest
+    // step caps its Retry-After); the endpoint waits the full 2 s.
+    receiver.answer(200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = receiver.requests();
+    let listed = ok(env.db.hookline(&["--json", "delivery", "list"]));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        receiver.requests(),
+        asked,
+        "nothing before the time it named"
+    );
+    assert!(listed.contains("receiver_asked_to_wait"), "{listed}");
+    let delivered = wait_until(WAIT, || async {
+        env.deliveries()
+            .await
+            .iter()
+            .all(|d| d.state == DeliveryState::Delivered)
+    })
+    .await;
+    dispatcher.stop().await;
+    assert!(delivered, "{:#?}", env.deliveries().await);
+    assert_eq!(
+        env.state().await,
+        BreakerState::Closed,
+        "3 failures open nothing"
+    );
+}
+
 /// Two `hookline dispatch` processes deliver to one failing receiver: the
 /// failures both record open one breaker, and while it is open neither
 /// sends anything but the probe.
@@ -529,4 +588,5 @@ both_backends!(
     forced_states_hold_until_set_back_to_auto,
     dispatcher_processes_share_one_breaker,
     an_endpoint_failing_past_disable_after_is_disabled_until_resumed,
+    a_receiver_asking_to_wait_holds_its_whole_endpoint,
 );

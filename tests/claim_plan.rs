@@ -94,6 +94,7 @@ async fn seed(db: &TestDb) -> Store {
                 },
                 disable_endpoint: None,
                 published_at: None,
+                retry_after_ms: None,
             })
             .collect();
         store

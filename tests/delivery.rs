@@ -1036,7 +1036,8 @@ async fn gone_disables_the_endpoint_until_resumed(backend: Backend) {
 // --- 8. Retry-After ------------------------------------------------------------
 
 async fn retry_after_is_honoured_and_capped(backend: Backend) {
-    // Short steps, then one long one: the cap on Retry-After is 2s.
+    // Short steps, then one long one; a Retry-After holds the whole
+    // endpoint, at most protection.max_retry_after (2s here).
     let world = World::with_config(backend, |c| {
         c.dispatch.retry_schedule = vec![
             Duration::ZERO,
@@ -1044,6 +1045,7 @@ async fn retry_after_is_honoured_and_capped(backend: Backend) {
             Duration::from_millis(50),
             Duration::from_secs(2),
         ];
+        c.protection.max_retry_after = Duration::from_secs(2);
     })
     .await;
     let asks_1s = sink(SinkOptions {
@@ -1091,7 +1093,7 @@ async fn retry_after_is_honoured_and_capped(backend: Backend) {
     let five = expect_requests(&asks_5s, 2, WAIT).await;
     assert!(
         (2_000..3_500).contains(&gap(&five)),
-        "Retry-After: 5 should be capped at the longest step (2s), got {}ms",
+        "Retry-After: 5 should be capped at protection.max_retry_after (2s), got {}ms",
         gap(&five)
     );
     // The attempts made under Retry-After still count (the second answer is

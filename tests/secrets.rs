@@ -146,6 +146,7 @@ async fn migration_5_scrubs_what_was_kept_in_plain(backend: Backend) {
         next: NextStep::Succeeded,
         disable_endpoint: None,
         published_at: None,
+        retry_after_ms: None,
     };
     store
         .record_outcomes("dsp_old", std::slice::from_ref(&outcome))

@@ -15,7 +15,8 @@
 -- one before it; the ratio weighs the previous bucket by how much of it
 -- still lies inside the sliding window. `failing_since`: the first failure
 -- since the receiver last answered (`protection.disable_after` counts from
--- it).
+-- it). `wait_until`: the receiver answered 429 or 503 with `Retry-After`;
+-- nothing is sent to the endpoint before then.
 CREATE TABLE endpoint_breakers (
     endpoint_id TEXT PRIMARY KEY REFERENCES endpoints(id) ON DELETE CASCADE,
     mode TEXT NOT NULL DEFAULT 'auto',
@@ -33,6 +34,7 @@ CREATE TABLE endpoint_breakers (
     consecutive_failures BIGINT NOT NULL DEFAULT 0,
     last_answered_at BIGINT,
     failing_since BIGINT,
+    wait_until BIGINT,
     updated_at BIGINT NOT NULL
 );
 

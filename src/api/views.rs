@@ -175,6 +175,9 @@ pub struct BreakerView {
     pub window_failures: i64,
     /// When the receiver last answered.
     pub last_answered_at: Option<String>,
+    /// The receiver answered 429 or 503 with `Retry-After`: nothing is sent
+    /// to the endpoint before this time; `null` once it has passed.
+    pub wait_until: Option<String>,
     /// The latest changes of state, newest first.
     pub transitions: Vec<BreakerTransitionView>,
 }
@@ -210,6 +213,7 @@ impl BreakerView {
             window_attempts: b.window_attempts,
             window_failures: b.window_failures,
             last_answered_at: time_opt(b.last_answered_at),
+            wait_until: time_opt(b.wait_until),
             transitions: transitions
                 .into_iter()
                 .map(|t| BreakerTransitionView {

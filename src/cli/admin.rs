@@ -453,4 +453,5 @@ fn breaker_record(endpoint: &Endpoint, breaker: &Breaker) -> Record {
         )
         .field("failures_in_a_row", breaker.consecutive_failures)
         .field("last_answered_at", Cell::time(breaker.last_answered_at))
+        .field("wait_until", Cell::time(breaker.wait_until))
 }

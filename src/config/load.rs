@@ -43,7 +43,7 @@ pub(super) const SECTIONS: [&str; 10] = [
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 44] = [
+const KEYS: [(&str, &str); 45] = [
     ("database", "url"),
     ("database", "max_connections"),
     ("dispatch", "concurrency"),
@@ -88,6 +88,7 @@ const KEYS: [(&str, &str); 44] = [
     ("protection", "cooldown"),
     ("protection", "max_cooldown"),
     ("protection", "disable_after"),
+    ("protection", "max_retry_after"),
 ];
 
 impl Config {
@@ -368,6 +369,7 @@ fn apply(
         ("protection", "cooldown") => set(&mut config.protection.cooldown, raw),
         ("protection", "max_cooldown") => set(&mut config.protection.max_cooldown, raw),
         ("protection", "disable_after") => set(&mut config.protection.disable_after, raw),
+        ("protection", "max_retry_after") => set(&mut config.protection.max_retry_after, raw),
         _ => return None,
     })
 }

@@ -79,6 +79,8 @@ pub struct ProtectionConfig {
     /// An endpoint whose every attempt has failed this long is disabled;
     /// zero: never.
     pub disable_after: Duration,
+    /// The longest a receiver's `Retry-After` holds its whole endpoint.
+    pub max_retry_after: Duration,
 }
 
 impl Default for ProtectionConfig {
@@ -92,6 +94,7 @@ impl Default for ProtectionConfig {
             cooldown: Duration::from_secs(30),
             max_cooldown: Duration::from_secs(30 * 60),
             disable_after: Duration::from_secs(5 * 86_400),
+            max_retry_after: Duration::from_secs(3600),
         }
     }
 }
@@ -116,6 +119,7 @@ impl ProtectionConfig {
             between("window", self.window, second, day),
             between("cooldown", self.cooldown, second, day),
             between("max_cooldown", self.max_cooldown, self.cooldown, day),
+            between("max_retry_after", self.max_retry_after, Duration::ZERO, day),
             (
                 "protection.disable_after".into(),
                 (self.disable_after > MAX_DURATION).then(|| {

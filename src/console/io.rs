@@ -218,8 +218,8 @@ impl Loader {
                 stopped
             }
         };
-        for id in self.reads().endpoints_behind_breakers().await? {
-            holds.entry(id).or_insert(Hold::BreakerOpen);
+        for (id, hold) in self.reads().endpoints_held_by_protection().await? {
+            holds.entry(id).or_insert(hold);
         }
         Ok(holds)
     }

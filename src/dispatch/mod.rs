@@ -657,6 +657,9 @@ async fn attempt_task(
         next,
         disable_endpoint,
         published_at,
+        retry_after_ms: result
+            .retry_after
+            .map(|wait| i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
     };
     // The loop keeps the receiver until every attempt task has ended.
     let _ = outcomes.send(outcome);

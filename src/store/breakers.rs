@@ -178,6 +178,59 @@ where
     Ok(())
 }
 
+/// Holds endpoint `$1` until clock `$2` (its receiver asked to wait), or
+/// later if it already waits longer; `$3` is the clock now.
+const WAIT_UNTIL: &str = "INSERT INTO endpoint_breakers (endpoint_id, wait_until, updated_at)
+    VALUES ($1, $2, $3)
+    ON CONFLICT (endpoint_id) DO UPDATE SET
+        wait_until = CASE WHEN endpoint_breakers.wait_until > excluded.wait_until
+            THEN endpoint_breakers.wait_until ELSE excluded.wait_until END,
+        updated_at = excluded.updated_at";
+
+/// The longest `Retry-After` of each endpoint in `outcomes`, in ms.
+fn waits_asked(outcomes: &[Outcome]) -> BTreeMap<&str, i64> {
+    let mut waits: BTreeMap<&str, i64> = BTreeMap::new();
+    for outcome in outcomes {
+        if let Some(ms) = outcome.retry_after_ms.filter(|ms| *ms > 0) {
+            let wait = waits
+                .entry(outcome.attempt.endpoint_id.as_str())
+                .or_default();
+            *wait = (*wait).max(ms);
+        }
+    }
+    waits
+}
+
+/// Inside a dispatcher cycle, after counting: holds each endpoint whose
+/// receiver answered 429 or 503 with `Retry-After` until then (at most
+/// `protection.max_retry_after`), in endpoint order.
+pub(crate) async fn hold_for_retry_after<C>(
+    conn: &mut C,
+    policy: &ProtectionConfig,
+    outcomes: &[Outcome],
+    now: i64,
+) -> std::result::Result<u64, sqlx::Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+{
+    let most = i64::try_from(policy.max_retry_after.as_millis()).unwrap_or(i64::MAX);
+    let mut held = 0;
+    for (endpoint_id, ms) in waits_asked(outcomes) {
+        sqlx::query(WAIT_UNTIL)
+            .bind(endpoint_id.to_string())
+            .bind(now.saturating_add(ms.min(most)))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        held += 1;
+    }
+    Ok(held)
+}
+
 /// What counting a batch changed.
 #[derive(Debug, Default)]
 pub(crate) struct Counted {
@@ -450,6 +503,9 @@ pub struct Breaker {
     pub window_failures: i64,
     /// When the receiver last answered (unix ms).
     pub last_answered_at: Option<i64>,
+    /// The receiver answered 429 or 503 with `Retry-After`: nothing is sent
+    /// before this time (unix ms); `None` when it has passed.
+    pub wait_until: Option<i64>,
 }
 
 impl Breaker {
@@ -466,6 +522,7 @@ impl Breaker {
             window_attempts: 0,
             window_failures: 0,
             last_answered_at: None,
+            wait_until: None,
         }
     }
 }
@@ -493,6 +550,7 @@ struct BreakerRow {
     opened_at: Option<i64>,
     probe_at: Option<i64>,
     last_answered_at: Option<i64>,
+    wait_until: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -509,7 +567,7 @@ struct TransitionRow {
 
 const BREAKER_COLUMNS: &str = "endpoint_id, mode, state, cooldown_ms, window_bucket, attempts,
     failures, previous_attempts, previous_failures, consecutive_failures, probe_delivery_id,
-    failing_since, opened_at, probe_at, last_answered_at";
+    failing_since, opened_at, probe_at, last_answered_at, wait_until";
 
 impl BreakerRow {
     fn into_breaker(self, policy: &ProtectionConfig, now: i64) -> Result<Breaker> {
@@ -529,6 +587,7 @@ impl BreakerRow {
             window_attempts: attempts.round() as i64,
             window_failures: failures.round() as i64,
             last_answered_at: self.last_answered_at,
+            wait_until: self.wait_until.filter(|until| *until > now),
         })
     }
 }
@@ -734,6 +793,7 @@ mod tests {
             next: NextStep::Succeeded,
             disable_endpoint: None,
             published_at: None,
+            retry_after_ms: None,
         }
     }
 

@@ -428,5 +428,6 @@ pub fn outcome(
         next,
         disable_endpoint: None,
         published_at: None,
+        retry_after_ms: None,
     }
 }

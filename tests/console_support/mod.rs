@@ -342,6 +342,7 @@ fn success(delivery: &str, endpoint: &(String, String), at: i64, ms: i64) -> Out
         next: NextStep::Succeeded,
         disable_endpoint: None,
         published_at: None,
+        retry_after_ms: None,
     }
 }
 
@@ -364,6 +365,7 @@ fn server_error(
         next,
         disable_endpoint: None,
         published_at: None,
+        retry_after_ms: None,
     }
 }
 
@@ -378,6 +380,7 @@ fn timeout(delivery: &str, endpoint: &(String, String), at: i64) -> Outcome {
         next: NextStep::RetryIn(RETRY_IN_MS),
         disable_endpoint: None,
         published_at: None,
+        retry_after_ms: None,
     }
 }
 
@@ -435,6 +438,7 @@ pub async fn add_failing_endpoint(
         next: NextStep::RetryIn(RETRY_IN_MS),
         disable_endpoint: None,
         published_at: None,
+        retry_after_ms: None,
     };
     record(&seeded.store, &owner, &[outcome]).await;
     event
@@ -543,6 +547,7 @@ pub async fn seed_hostile(backend: Backend) -> Hostile {
         next: NextStep::RetryIn(0),
         disable_endpoint: None,
         published_at: None,
+        retry_after_ms: None,
     };
     record(&store, &owner, &[answer]).await;
     let again = claim(&store, &owner, 10).await;
@@ -558,6 +563,7 @@ pub async fn seed_hostile(backend: Backend) -> Hostile {
         next: NextStep::Dead,
         disable_endpoint: None,
         published_at: None,
+        retry_after_ms: None,
     };
     record(&store, &owner, &[reset]).await;
     ops.pause_endpoint(

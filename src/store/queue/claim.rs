@@ -29,11 +29,16 @@ pub(crate) struct Head {
     /// When its breaker may send a probe (open past its cool-down, or
     /// half-open with the probe lost); `None` while closed or forced.
     pub probe_due: Option<i64>,
+    /// Until when its receiver asked to be left alone (`Retry-After`).
+    pub wait_until: Option<i64>,
 }
 
 impl Head {
     /// What its breaker lets through at `now`.
     fn gate(&self, now: i64) -> Gate {
+        if self.wait_until.is_some_and(|until| until > now) {
+            return Gate::Held;
+        }
         match self.breaker.as_deref() {
             None | Some("closed") => Gate::Open,
             Some(_) if self.probe_due.is_some_and(|due| due <= now) => Gate::Probe,
@@ -77,9 +82,13 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
         let Some(due) = head.due else { continue };
         let gate = head.gate(now);
         if gate == Gate::Held {
-            // Look again when its probe may go.
-            if let Some(probe_due) = head.probe_due {
-                let wait = (probe_due.max(due) - now).max(0);
+            // Look again when its probe may go or its wait ends.
+            let free_at = [head.probe_due, head.wait_until.filter(|w| *w > now)]
+                .into_iter()
+                .flatten()
+                .max();
+            if let Some(free_at) = free_at {
+                let wait = (free_at.max(due) - now).max(0);
                 next_due_in = Some(next_due_in.map_or(wait, |w| w.min(wait)));
             }
             continue;
@@ -179,6 +188,7 @@ mod tests {
             in_flight: 8 - free,
             breaker: None,
             probe_due: None,
+            wait_until: None,
         }
     }
 
@@ -215,6 +225,19 @@ mod tests {
         assert_eq!(next_due, Some(0));
         let (_, next_due) = eligible_endpoints(&heads[1..3], 100);
         assert_eq!(next_due, Some(300), "wakes when the probe may go");
+    }
+
+    #[test]
+    fn a_receiver_that_asked_to_wait_is_left_alone_until_then() {
+        let waiting = Head {
+            wait_until: Some(250),
+            ..head("ep_waiting", 10, 8)
+        };
+        let (eligible, next_due) = eligible_endpoints(std::slice::from_ref(&waiting), 100);
+        assert!(eligible.is_empty());
+        assert_eq!(next_due, Some(150), "wakes when the wait ends");
+        let (eligible, _) = eligible_endpoints(&[waiting], 250);
+        assert_eq!(eligible.len(), 1, "free again at the time it named");
     }
 
     #[test]

@@ -29,7 +29,9 @@ use super::sql::plan_text;
 use super::sql::values::{RowsStatement, execute_rows, padded_rows};
 use super::{AttemptSlots, Reads, Result, Store, json_list, on_db, to_json};
 use crate::model::{Actor, DeliveryState, ErrorKind, Source};
-use crate::store::breakers::{NOTE_PROBE, count_outcomes as count_breaker_outcomes, start_probes};
+use crate::store::breakers::{
+    NOTE_PROBE, count_outcomes as count_breaker_outcomes, hold_for_retry_after, start_probes,
+};
 use crate::store::endpoints::end_due_pauses;
 use crate::store::tx::{db_now, notify_change, write_audit};
 pub(crate) use claim::LEASE_MARGIN_MS;
@@ -133,6 +135,9 @@ pub struct Outcome {
     /// When the delivery's event was published (unix ms), for the publish →
     /// delivered latency the dispatcher reports; not stored.
     pub published_at: Option<i64>,
+    /// The receiver's `Retry-After` on a 429 or 503, in ms: the whole
+    /// endpoint waits that long (up to `protection.max_retry_after`).
+    pub retry_after_ms: Option<i64>,
 }
 
 /// What [`Store::record_outcomes`] did.
@@ -433,6 +438,7 @@ impl Store {
             let counted =
                 count_breaker_outcomes(&mut *tx, sql, &self.protection, outcomes, &system, now)
                     .await?;
+            hold_for_retry_after(&mut *tx, &self.protection, outcomes, now).await?;
             let mut claimed = Claimed::default();
             if let Some(request) = request {
                 if request.reap_expired {
@@ -638,6 +644,7 @@ struct CycleHeadRow {
     in_flight: Option<i64>,
     breaker: Option<String>,
     probe_due: Option<i64>,
+    wait_until: Option<i64>,
     locked: bool,
     version: Option<String>,
 }
@@ -758,6 +765,7 @@ where
             in_flight,
             breaker: row.breaker,
             probe_due: row.probe_due,
+            wait_until: row.wait_until,
         });
     }
     Ok(read)

@@ -232,20 +232,38 @@ impl Reads {
             .into_iter()
             .filter_map(|(id, state)| crate::held::Hold::of_endpoint(state).map(|h| (id, h)))
             .collect();
-        for id in self.endpoints_behind_breakers().await? {
-            held.entry(id).or_insert(crate::held::Hold::BreakerOpen);
+        for (id, hold) in self.endpoints_held_by_protection().await? {
+            held.entry(id).or_insert(hold);
         }
         Ok(held)
     }
 
-    /// The endpoints whose circuit breaker is open or half-open: a few rows
-    /// of a table with one row per endpoint that has failed.
-    pub async fn endpoints_behind_breakers(&self) -> Result<Vec<String>> {
-        Ok(on_db!(self, |pools, _sql| {
-            sqlx::query_scalar("SELECT endpoint_id FROM endpoint_breakers WHERE state <> 'closed'")
-                .fetch_all(&pools.read)
-                .await?
-        }))
+    /// The endpoints whose circuit breaker is open or half-open, or whose
+    /// receiver asked them to wait: a few rows of a table with one row per
+    /// endpoint that has failed.
+    pub async fn endpoints_held_by_protection(&self) -> Result<Vec<(String, crate::held::Hold)>> {
+        let rows: Vec<(String, String)> = on_db!(self, |pools, sql| {
+            let mut conn = pools.read.acquire().await?;
+            let now = db_now(sql, &mut *conn).await?;
+            sqlx::query_as(
+                "SELECT endpoint_id, state FROM endpoint_breakers
+                  WHERE state <> 'closed' OR wait_until > $1",
+            )
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, state)| {
+                let hold = if state == "closed" {
+                    crate::held::Hold::ReceiverAskedToWait
+                } else {
+                    crate::held::Hold::BreakerOpen
+                };
+                (id, hold)
+            })
+            .collect())
     }
 
     /// Attempts per minute over the last `minutes` minutes (this one

@@ -500,7 +500,8 @@ fn hand_off_heads(f: Flavor) -> String {
                      e.headers
                  FROM endpoints e
                  WHERE e.id IN {ids} AND e.state = 'active' AND e.deleted_at IS NULL
-                   AND NOT EXISTS (SELECT 1 FROM endpoint_breakers b WHERE b.endpoint_id = e.id AND b.state <> 'closed')",
+                   AND NOT EXISTS (SELECT 1 FROM endpoint_breakers b WHERE b.endpoint_id = e.id
+                                   AND (b.state <> 'closed' OR b.wait_until > $3))",
         in_flight = f.indexed_by("deliveries_in_flight"),
         queue = f.indexed_by("deliveries_queue"),
         ids = f.json_list(1),
@@ -610,7 +611,7 @@ fn head_rows(f: Flavor, cap: u8, released: &str) -> String {
                        (SELECT MIN(q.next_attempt_at) FROM deliveries q{queue} WHERE q.endpoint_id = e.id AND q.state IN ('pending', 'scheduled')) AS due,
                        CASE WHEN b.state IS NULL OR b.state = 'closed' THEN COALESCE(e.max_in_flight, ${cap}) ELSE 1 END AS cap,
                        (SELECT COUNT(*) FROM deliveries f{in_flight} WHERE f.endpoint_id = e.id AND f.state = 'in_flight'){released} AS in_flight,
-                       b.state AS breaker,
+                       b.state AS breaker, b.wait_until,
                        CASE WHEN b.mode = 'auto' AND b.state = 'open' THEN b.probe_at
                             WHEN b.mode = 'auto' AND b.state = 'half_open' THEN b.probe_until END AS probe_due
                 FROM heads JOIN endpoints e ON e.id = heads.endpoint_id
@@ -654,9 +655,10 @@ fn cycle_heads(f: Flavor) -> Option<&'static str> {
               locked AS (SELECT id, CAST(xmin AS TEXT) AS version FROM endpoints
                   WHERE id IN (SELECT id FROM head_rows WHERE due <= $2 AND cap > in_flight
                                    AND (breaker IS NULL OR breaker = 'closed' OR probe_due <= $2)
+                                   AND (wait_until IS NULL OR wait_until <= $2)
                                ORDER BY due, id LIMIT $7)
                   FOR NO KEY UPDATE SKIP LOCKED)
-         SELECT s.applied, s.retry_due, h.id, h.due, h.cap, h.in_flight, h.breaker, h.probe_due,
+         SELECT s.applied, s.retry_due, h.id, h.due, h.cap, h.in_flight, h.breaker, h.probe_due, h.wait_until,
                 l.id IS NOT NULL AS locked, l.version
            FROM (SELECT COUNT(*) AS applied,
                         MIN(next_attempt_at) FILTER (WHERE state = 'scheduled') AS retry_due
