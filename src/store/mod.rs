@@ -229,6 +229,8 @@ pub struct Reads {
     checkpointer_started: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Set by the background checkpointer when the WAL should start over.
     wal_rewind_due: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set by the background checkpointer while writes outpace its copy.
+    checkpoint_lagging: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Seals endpoint secrets on write and opens them on read.
     secrets_key: Option<SecretsKey>,
     /// The database's clock for the hot paths (see [`tx::DbClock`]).
@@ -325,6 +327,7 @@ impl Store {
                     false,
                 )),
                 wal_rewind_due: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                checkpoint_lagging: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
                 secrets_key: options.secrets_key,
                 clock: std::sync::Arc::default(),
                 targets: std::sync::Arc::default(),

@@ -411,7 +411,7 @@ impl Store {
         if !ended.is_empty() {
             self.note_change();
         }
-        pace(started).await;
+        self.pace(started).await;
         Ok(ended.len() as i64 == ROWS_PER_BATCH)
     }
 
@@ -561,7 +561,7 @@ impl Store {
         report.deliveries += removed.deliveries;
         report.attempts += removed.attempts;
         report.payloads += removed.payloads;
-        pace(started).await;
+        self.pace(started).await;
         Ok(true)
     }
 
@@ -603,7 +603,7 @@ impl Store {
             removed += count;
         }
         *table.counter(report) += removed;
-        pace(started).await;
+        self.pace(started).await;
         Ok(more)
     }
 
@@ -700,7 +700,7 @@ impl Store {
             return Ok(false);
         };
         report.endpoint_stats += removed;
-        pace(started).await;
+        self.pace(started).await;
         Ok(endpoints as i64 == STATS_ENDPOINTS_PER_BATCH)
     }
 
@@ -1066,8 +1066,19 @@ where
     Ok(!renewed.is_empty())
 }
 
-/// Waits as long as a batch took, so the pruner holds the writer at most
-/// about half the time.
-async fn pace(batch_started: std::time::Instant) {
-    tokio::time::sleep(batch_started.elapsed().min(Duration::from_millis(500))).await;
+impl Store {
+    /// Waits as long as a batch took, so the pruner holds the writer at most
+    /// about half the time; on SQLite, also while the background checkpoint
+    /// is behind the writes (up to `LAGGING_WAIT`), so that pruning never
+    /// grows the WAL past what the checkpoint can copy.
+    async fn pace(&self, batch_started: std::time::Instant) {
+        tokio::time::sleep(batch_started.elapsed().min(Duration::from_millis(500))).await;
+        let waited = std::time::Instant::now();
+        while self.checkpoint_lagging() && waited.elapsed() < LAGGING_WAIT {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
+
+/// The longest a pruning batch waits for a lagging checkpoint.
+const LAGGING_WAIT: Duration = Duration::from_secs(5);

@@ -34,6 +34,11 @@ const REWIND_AFTER_FRAMES: i64 = 262_144;
 const CATCH_UP_PASSES: usize = 4;
 const FEW_FRAMES: i64 = 256;
 
+/// WAL frames past which the writer is asked to start the WAL over even if
+/// the background copy has not caught up (2 GiB): a bound on the file, at
+/// the price of a longer pause of the writer.
+const REWIND_REGARDLESS_FRAMES: i64 = 2 * REWIND_AFTER_FRAMES;
+
 impl Reads {
     /// A receiver whose value moves when the database changes. The first
     /// call starts the cross-process watcher.
@@ -167,6 +172,7 @@ impl Store {
         let options = pools.write.connect_options();
         let changes = Arc::downgrade(&self.changes);
         let rewind_due = Arc::clone(&self.wal_rewind_due);
+        let lagging = Arc::clone(&self.checkpoint_lagging);
         tokio::spawn(async move {
             loop {
                 let Ok(mut conn) = sqlx::sqlite::SqliteConnection::connect_with(&options).await
@@ -180,7 +186,7 @@ impl Store {
                         return;
                     }
                     tokio::time::sleep(CHECKPOINT_EVERY).await;
-                    if let Err(err) = checkpoint(&mut conn, &rewind_due).await {
+                    if let Err(err) = checkpoint(&mut conn, &rewind_due, &lagging).await {
                         tracing::warn!(error = %err, "background checkpoint failed; reconnecting");
                         break;
                     }
@@ -212,25 +218,49 @@ async fn passive_checkpoint<'c>(
 /// That copy and its syncs pause the writer (20–110 ms here), so first this
 /// connection catches up until little is left to copy. A blocking
 /// checkpoint from here instead would pause the writer for all of its syncs.
+///
+/// When writes outpace the copy (the pruner deleting beside full intake),
+/// asking anyway left the writer hundreds of MiB to copy and stalled
+/// delivery for seconds. Instead this raises `lagging`, which the pruner
+/// waits on between its batches ([`Reads::checkpoint_lagging`]), and asks
+/// next time; only past `REWIND_REGARDLESS_FRAMES` does it ask regardless.
 async fn checkpoint(
     conn: &mut sqlx::SqliteConnection,
     rewind_due: &AtomicBool,
+    lagging: &AtomicBool,
 ) -> Result<(), sqlx::Error> {
     let (wal_frames, mut copied) = passive_checkpoint(&mut *conn).await?;
     if wal_frames < REWIND_AFTER_FRAMES {
+        lagging.store(false, Ordering::Release);
         return Ok(());
     }
+    let mut caught_up = false;
     for _ in 0..CATCH_UP_PASSES {
         let (frames, now_copied) = passive_checkpoint(&mut *conn).await?;
         let written_meanwhile = frames - copied;
         copied = now_copied;
         if written_meanwhile <= FEW_FRAMES {
+            caught_up = true;
             break;
         }
+    }
+    lagging.store(!caught_up, Ordering::Release);
+    if !caught_up && wal_frames < REWIND_REGARDLESS_FRAMES {
+        tracing::debug!(wal_frames, copied, "the WAL copy is behind the writes");
+        return Ok(());
     }
     tracing::debug!(copied, "asking the writer to start the WAL over");
     rewind_due.store(true, Ordering::Release);
     Ok(())
+}
+
+impl Reads {
+    /// SQLite: whether the background checkpoint has fallen behind the
+    /// writes, so that work that can wait (pruning) should. Always `false`
+    /// on Postgres and without a background checkpointer.
+    pub(crate) fn checkpoint_lagging(&self) -> bool {
+        self.checkpoint_lagging.load(Ordering::Acquire)
+    }
 }
 
 impl Store {
