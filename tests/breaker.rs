@@ -173,6 +173,17 @@ impl Env {
             .items
     }
 
+    /// Waits until every delivery is delivered; whether they all were.
+    async fn all_delivered(&self) -> bool {
+        wait_until(WAIT, || async {
+            self.deliveries()
+                .await
+                .iter()
+                .all(|d| d.state == DeliveryState::Delivered)
+        })
+        .await
+    }
+
     async fn attempts_made(&self) -> i64 {
         self.deliveries().await.iter().map(|d| d.attempts).sum()
     }
@@ -228,13 +239,7 @@ async fn a_failing_receiver_is_spared_probed_and_let_back_in(backend: Backend) {
     // The receiver recovers: the next probe closes it and the backlog flows.
     receiver.answer(200);
     env.wait_for(BreakerState::Closed).await;
-    let delivered = wait_until(WAIT, || async {
-        env.deliveries()
-            .await
-            .iter()
-            .all(|d| d.state == DeliveryState::Delivered)
-    })
-    .await;
+    let delivered = env.all_delivered().await;
     assert!(delivered, "{:#?}", env.deliveries().await);
     dispatcher.stop().await;
 
@@ -449,13 +454,7 @@ async fn an_endpoint_failing_past_disable_after_is_disabled_until_resumed(backen
     receiver.answer(200);
     ok(env.db.hookline(&["endpoint", "resume", &env.endpoint_id]));
     assert_eq!(env.state().await, BreakerState::Closed);
-    let delivered = wait_until(WAIT, || async {
-        env.deliveries()
-            .await
-            .iter()
-            .all(|d| d.state == DeliveryState::Delivered)
-    })
-    .await;
+    let delivered = env.all_delivered().await;
     dispatcher.stop().await;
     assert!(delivered, "{:#?}", env.deliveries().await);
 }
@@ -485,13 +484,7 @@ async fn a_receiver_asking_to_wait_holds_its_whole_endpoint(backend: Backend) {
         "nothing before the time it named"
     );
     assert!(listed.contains("receiver_asked_to_wait"), "{listed}");
-    let delivered = wait_until(WAIT, || async {
-        env.deliveries()
-            .await
-            .iter()
-            .all(|d| d.state == DeliveryState::Delivered)
-    })
-    .await;
+    let delivered = env.all_delivered().await;
     dispatcher.stop().await;
     assert!(delivered, "{:#?}", env.deliveries().await);
     assert_eq!(
