@@ -68,73 +68,59 @@ where
     if let Some(begin) = sql.secure_erase_begin {
         sqlx::query(begin).execute(&mut *conn).await?;
     }
-    let stripped = strip(conn, sql, list, by, now).await;
+    // The statements run in a block of their own so the setting is put
+    // back whether they succeed or fail.
+    let stripped = async {
+        use super::tx::RowsAffected;
+        let any = sql.any_of_json(1);
+        let only_kept = match by {
+            PayloadRemovedBy::Retention => " AND payload_removed_at IS NULL",
+            PayloadRemovedBy::Expunged => "",
+        };
+        let events = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE events SET payload_size = COALESCE(payload_size, OCTET_LENGTH(payload)), payload = '',
+                    payload_removed_at = $2, payload_removed_by = $3
+              WHERE id{any}{only_kept}"
+        )))
+        .bind(list)
+        .bind(now)
+        .bind(by.as_db())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        let cancelled = match by {
+            PayloadRemovedBy::Retention => 0,
+            PayloadRemovedBy::Expunged => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE deliveries SET state = 'cancelled', last_error = $2, updated_at = $3,
+                        lease_owner = NULL, lease_expires_at = NULL
+                  WHERE event_id{any} AND state IN ('pending', 'scheduled', 'in_flight')"
+            )))
+            .bind(list)
+            .bind(EXPUNGED_REASON)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+        };
+        let bodies = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE attempts SET response_body = NULL
+              WHERE response_body IS NOT NULL AND delivery_id IN (SELECT id FROM deliveries WHERE event_id{any})"
+        )))
+        .bind(list)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(Stripped {
+            events,
+            cancelled,
+            bodies,
+        })
+    }
+    .await;
     if let Some(end) = sql.secure_erase_end {
         sqlx::query(end).execute(&mut *conn).await?;
     }
     stripped
-}
-
-/// The statements of [`strip_payloads`].
-async fn strip<C>(
-    conn: &mut C,
-    sql: &Dialect,
-    list: &str,
-    by: PayloadRemovedBy,
-    now: i64,
-) -> std::result::Result<Stripped, sqlx::Error>
-where
-    C: sqlx::Connection,
-    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
-    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
-    for<'q> &'q str: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
-    for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
-    <C::Database as sqlx::Database>::QueryResult: super::tx::RowsAffected,
-{
-    use super::tx::RowsAffected;
-    let any = sql.any_of_json(1);
-    let only_kept = match by {
-        PayloadRemovedBy::Retention => " AND payload_removed_at IS NULL",
-        PayloadRemovedBy::Expunged => "",
-    };
-    let events = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE events SET payload_size = COALESCE(payload_size, OCTET_LENGTH(payload)), payload = '',
-                payload_removed_at = $2, payload_removed_by = $3
-          WHERE id{any}{only_kept}"
-    )))
-    .bind(list)
-    .bind(now)
-    .bind(by.as_db())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    let cancelled = match by {
-        PayloadRemovedBy::Retention => 0,
-        PayloadRemovedBy::Expunged => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET state = 'cancelled', last_error = $2, updated_at = $3,
-                    lease_owner = NULL, lease_expires_at = NULL
-              WHERE event_id{any} AND state IN ('pending', 'scheduled', 'in_flight')"
-        )))
-        .bind(list)
-        .bind(EXPUNGED_REASON)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected(),
-    };
-    let bodies = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE attempts SET response_body = NULL
-          WHERE response_body IS NOT NULL AND delivery_id IN (SELECT id FROM deliveries WHERE event_id{any})"
-    )))
-    .bind(list)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(Stripped {
-        events,
-        cancelled,
-        bodies,
-    })
 }
 
 impl Store {
