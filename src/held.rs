@@ -1,11 +1,11 @@
 //! Why work that is due waits: the reasons a pending or retrying delivery
-//! is held (its endpoint paused or disabled, or its circuit breaker open),
-//! in the words every screen shows. Held is not a state; it is said beside
-//! one.
+//! is held (its endpoint paused or disabled, its circuit breaker open, its
+//! receiver asking to wait, its rate limit spent), in the words every
+//! screen shows. Held is not a state; it is said beside one.
 
 use std::collections::HashMap;
 
-use crate::model::{Delivery, DeliveryState, EndpointState};
+use crate::model::{Delivery, DeliveryState, EndpointState, Millis};
 
 /// The endpoints that hold their due work, by id, with what holds it: the
 /// few that are paused, disabled or behind an open breaker, read once per
@@ -19,11 +19,14 @@ pub enum Hold {
     EndpointPaused,
     /// Its endpoint was disabled (by an operator or automatically).
     EndpointDisabled,
-    /// Its endpoint's circuit breaker is open (or waiting on its probe).
-    BreakerOpen,
+    /// Its endpoint's circuit breaker is open (or waiting on its probe),
+    /// with when the next probe may go (`None` while forced open).
+    BreakerOpen { next_probe_at: Option<Millis> },
     /// Its receiver answered 429 or 503 with `Retry-After`: nothing goes
     /// to the endpoint before the time it named.
-    ReceiverAskedToWait,
+    ReceiverAskedToWait { until: Millis },
+    /// Its endpoint's rate limit has no request left this moment.
+    RateLimited { per_second: i64 },
 }
 
 impl Hold {
@@ -56,18 +59,28 @@ impl Hold {
         match self {
             Hold::EndpointPaused => "endpoint_paused",
             Hold::EndpointDisabled => "endpoint_disabled",
-            Hold::BreakerOpen => "breaker_open",
-            Hold::ReceiverAskedToWait => "receiver_asked_to_wait",
+            Hold::BreakerOpen { .. } => "breaker_open",
+            Hold::ReceiverAskedToWait { .. } => "receiver_asked_to_wait",
+            Hold::RateLimited { .. } => "rate_limited",
         }
     }
 
-    /// The reason in full: `held: endpoint paused`.
-    pub fn label(self) -> &'static str {
+    /// The reason in full, times written by `time`: `held: endpoint
+    /// paused`, `held: breaker open, next probe 02:14`.
+    pub fn label(self, time: impl Fn(Millis) -> String) -> String {
         match self {
-            Hold::EndpointPaused => "held: endpoint paused",
-            Hold::EndpointDisabled => "held: endpoint disabled",
-            Hold::BreakerOpen => "held: breaker open",
-            Hold::ReceiverAskedToWait => "held: receiver asked to wait",
+            Hold::EndpointPaused => "held: endpoint paused".to_string(),
+            Hold::EndpointDisabled => "held: endpoint disabled".to_string(),
+            Hold::BreakerOpen {
+                next_probe_at: Some(at),
+            } => format!("held: breaker open, next probe {}", time(at)),
+            Hold::BreakerOpen {
+                next_probe_at: None,
+            } => "held: breaker open".to_string(),
+            Hold::ReceiverAskedToWait { until } => {
+                format!("held: receiver asked to wait until {}", time(until))
+            }
+            Hold::RateLimited { per_second } => format!("held: rate limit {per_second}/s"),
         }
     }
 
@@ -76,8 +89,9 @@ impl Hold {
         match self {
             Hold::EndpointPaused => "held: paused",
             Hold::EndpointDisabled => "held: disabled",
-            Hold::BreakerOpen => "held: breaker",
-            Hold::ReceiverAskedToWait => "held: asked to wait",
+            Hold::BreakerOpen { .. } => "held: breaker",
+            Hold::ReceiverAskedToWait { .. } => "held: asked to wait",
+            Hold::RateLimited { .. } => "held: rate limit",
         }
     }
 
@@ -86,8 +100,9 @@ impl Hold {
         match self {
             Hold::EndpointPaused => "paused",
             Hold::EndpointDisabled => "disabled",
-            Hold::BreakerOpen => "behind an open circuit breaker",
-            Hold::ReceiverAskedToWait => "asked by its receiver to wait (Retry-After)",
+            Hold::BreakerOpen { .. } => "behind an open circuit breaker",
+            Hold::ReceiverAskedToWait { .. } => "asked by its receiver to wait (Retry-After)",
+            Hold::RateLimited { .. } => "at its rate limit",
         }
     }
 
@@ -96,8 +111,9 @@ impl Hold {
         match self {
             Hold::EndpointPaused => "it is resumed",
             Hold::EndpointDisabled => "it is enabled again",
-            Hold::BreakerOpen => "a probe gets an answer and the breaker closes",
-            Hold::ReceiverAskedToWait => "the time the receiver named",
+            Hold::BreakerOpen { .. } => "a probe gets an answer and the breaker closes",
+            Hold::ReceiverAskedToWait { .. } => "the time the receiver named",
+            Hold::RateLimited { .. } => "its rate limit lets it go",
         }
     }
 }
@@ -130,6 +146,15 @@ mod tests {
             Hold::of_delivery(DeliveryState::Dead, EndpointState::Paused),
             None
         );
-        assert_eq!(Hold::EndpointPaused.label(), "held: endpoint paused");
+        let time = |ms: i64| format!("t{ms}");
+        assert_eq!(Hold::EndpointPaused.label(time), "held: endpoint paused");
+        let probe = Hold::BreakerOpen {
+            next_probe_at: Some(5),
+        };
+        assert_eq!(probe.label(time), "held: breaker open, next probe t5");
+        let wait = Hold::ReceiverAskedToWait { until: 7 };
+        assert_eq!(wait.label(time), "held: receiver asked to wait until t7");
+        let limited = Hold::RateLimited { per_second: 10 };
+        assert_eq!(limited.label(time), "held: rate limit 10/s");
     }
 }

@@ -466,6 +466,36 @@ pub struct Tenant {
     pub created_at: Millis,
 }
 
+/// An endpoint's rate limit: at most `per_second` requests a second across
+/// every dispatcher, and at most `burst` at once after a quiet spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub per_second: i64,
+    pub burst: i64,
+}
+
+impl RateLimit {
+    /// A limit of `per_second` with `burst`, or the default burst of a
+    /// tenth of the rate (at least 1).
+    pub fn new(per_second: i64, burst: Option<i64>) -> RateLimit {
+        RateLimit {
+            per_second,
+            burst: burst.unwrap_or((per_second / 10).max(1)),
+        }
+    }
+}
+
+impl fmt::Display for RateLimit {
+    /// `10/s`, or `10/s burst 5` where the burst is not the default.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/s", self.per_second)?;
+        if self.burst != RateLimit::new(self.per_second, None).burst {
+            write!(f, " burst {}", self.burst)?;
+        }
+        Ok(())
+    }
+}
+
 /// A URL that receives a tenant's events, with its signing secrets and limits.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Endpoint {
@@ -490,6 +520,8 @@ pub struct Endpoint {
     pub timeout_ms: Option<i64>,
     /// Concurrent attempts cap; `None` uses `dispatch.max_in_flight_per_endpoint`.
     pub max_in_flight: Option<i64>,
+    /// Requests a second across every dispatcher; `None`: unlimited.
+    pub rate_limit: Option<RateLimit>,
     /// Extra headers sent with every attempt, in order.
     pub headers: Vec<(String, String)>,
     pub description: Option<String>,

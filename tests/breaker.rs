@@ -522,7 +522,7 @@ async fn dispatcher_processes_share_one_breaker(backend: Backend) {
         .collect();
     // Both are up and waiting before there is work, so both take some.
     let both_up = wait_until(WAIT, || async {
-        scalar(
+        common::scalar(
             &env.db.url,
             "SELECT COUNT(*) FROM dispatchers WHERE stopped_at IS NULL",
         )
@@ -547,31 +547,12 @@ async fn dispatcher_processes_share_one_breaker(backend: Backend) {
     assert!(reason.contains("attempts failed"), "{reason}");
     assert!(figures["window_attempts"].as_i64() >= Some(30), "{figures}");
     // Each dispatcher keeps its own stats row per endpoint.
-    let attempted = scalar(
+    let attempted = common::scalar(
         &env.db.url,
         "SELECT COUNT(DISTINCT dispatcher_id) FROM endpoint_stats",
     )
     .await;
     assert_eq!(attempted, 2, "both dispatchers attempted");
-}
-
-/// One number the database answers `query` with.
-async fn scalar(url: &str, query: &str) -> i64 {
-    use sqlx::Connection;
-    let query = sqlx::AssertSqlSafe(query.to_string());
-    if url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
-        sqlx::query_scalar(query)
-            .fetch_one(&mut conn)
-            .await
-            .expect("query")
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-        sqlx::query_scalar(query)
-            .fetch_one(&mut conn)
-            .await
-            .expect("query")
-    }
 }
 
 both_backends!(

@@ -125,6 +125,7 @@ impl Api {
                     max_in_flight: None,
                     headers: Vec::new(),
                     description: None,
+                    rate_limit: None,
                 },
                 &system,
             )

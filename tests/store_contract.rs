@@ -609,6 +609,8 @@ async fn endpoint_settings_can_be_overridden_at_creation(backend: Backend) {
             max_in_flight: Some(2),
             headers: vec!["X-Team: payments".to_string(), "x-env:prod".to_string()],
             description: Some("billing".to_string()),
+            rate_limit: None,
+            rate_limit_burst: None,
         })
         .await
         .expect("add endpoint");

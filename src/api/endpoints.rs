@@ -44,6 +44,12 @@ pub struct CreateEndpoint {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub description: Option<String>,
+    /// Requests a second, 1 to 100000, across every dispatcher (default:
+    /// unlimited).
+    pub rate_limit: Option<u32>,
+    /// Requests at once after a quiet spell, 1 to 100000 (default: a tenth
+    /// of `rate_limit`, at least 1).
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// Changes to an endpoint; fields left out stay as they are, `null` resets
@@ -64,6 +70,13 @@ pub struct UpdateEndpoint {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
+    /// Requests a second, 1 to 100000; `null` removes the limit.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit: Option<Option<u32>>,
+    /// Requests at once; alone, it keeps the endpoint's rate (default with
+    /// a new `rate_limit`: a tenth of it, at least 1).
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// Why an endpoint is paused, and when the pause ends by itself.
@@ -187,6 +200,8 @@ pub async fn create(
         max_in_flight: request.max_in_flight,
         headers: header_lines(&request.headers)?,
         description: request.description,
+        rate_limit: request.rate_limit,
+        rate_limit_burst: request.rate_limit_burst,
     };
     let endpoint = caller.ops.add_endpoint(&input).await?;
     Ok((
@@ -240,6 +255,8 @@ pub async fn update(
         max_in_flight: request.max_in_flight,
         headers: request.headers.as_ref().map(header_lines).transpose()?,
         description: request.description,
+        rate_limit: request.rate_limit,
+        rate_limit_burst: request.rate_limit_burst,
     };
     Ok(Json(
         caller

@@ -247,7 +247,12 @@ fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_withi
         family_of([
             (Hold::EndpointPaused, reading.held_paused),
             (Hold::EndpointDisabled, reading.held_disabled),
-            (Hold::BreakerOpen, reading.held_breaker),
+            (
+                Hold::BreakerOpen {
+                    next_probe_at: None,
+                },
+                reading.held_breaker,
+            ),
         ]
         .map(|(hold, count)| (ReasonLabels { reason: hold.code() }, count))),
     );

@@ -97,6 +97,10 @@ pub struct EndpointView {
     pub timeout_ms: Option<i64>,
     /// Cap on concurrent attempts; `null` uses the server's default.
     pub max_in_flight: Option<i64>,
+    /// Requests a second across every dispatcher; `null`: unlimited.
+    pub rate_limit: Option<i64>,
+    /// Requests at once after a quiet spell; `null` without a rate limit.
+    pub rate_limit_burst: Option<i64>,
     /// Extra headers sent with every attempt; the values of sensitive ones
     /// (`Authorization`, `Cookie`, names containing `token`, `secret`,
     /// `key`, `password` or `auth`) masked as `****`.
@@ -142,6 +146,8 @@ impl EndpointView {
             paused_until: time_opt(e.paused_until),
             timeout_ms: e.timeout_ms,
             max_in_flight: e.max_in_flight,
+            rate_limit: e.rate_limit.map(|l| l.per_second),
+            rate_limit_burst: e.rate_limit.map(|l| l.burst),
             headers: e.headers.into_iter().collect(),
             description: e.description,
             created_at: time(e.created_at),

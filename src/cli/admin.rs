@@ -75,15 +75,25 @@ pub fn endpoint_record(endpoint: &Endpoint) -> Record {
         .field("secret", &endpoint.secret)
         .field("timeout_ms", endpoint.timeout_ms)
         .field("max_in_flight", endpoint.max_in_flight)
+        .field("rate_limit", endpoint.rate_limit.map(|l| l.per_second))
+        .field("rate_limit_burst", endpoint.rate_limit.map(|l| l.burst))
         .field("headers", Cell::Json(json!(headers)))
         .field("state_reason", endpoint.state_reason.as_ref())
         .field("paused_until", Cell::time(endpoint.paused_until))
         .field("created_at", Cell::Time(endpoint.created_at))
 }
 
-fn endpoint_detail(endpoint: &Endpoint, subscriptions: &[Subscription]) -> Record {
+fn endpoint_detail(
+    endpoint: &Endpoint,
+    breaker: &Breaker,
+    subscriptions: &[Subscription],
+) -> Record {
     let patterns: Vec<&str> = subscriptions.iter().map(|s| s.pattern.as_str()).collect();
     endpoint_record(endpoint)
+        .field("breaker", breaker.state.as_str())
+        .field("breaker_mode", breaker.mode.as_str())
+        .field("breaker_next_probe_at", Cell::time(breaker.next_probe_at))
+        .field("receiver_wait_until", Cell::time(breaker.wait_until))
         .field("tenant_id", &endpoint.tenant_id)
         .field("previous_secret", endpoint.previous_secret.as_ref())
         .field(
@@ -183,6 +193,8 @@ pub async fn endpoint(
                 max_in_flight: args.max_in_flight,
                 headers: args.header,
                 description: args.description,
+                rate_limit: args.rate_limit,
+                rate_limit_burst: args.burst,
             };
             let endpoint = visible_one(&ops, out, ops.add_endpoint(&input).await?).await?;
             out.detail(&endpoint_record(&endpoint));
@@ -214,8 +226,9 @@ pub async fn endpoint(
                 .reads()
                 .list_subscriptions(Some(&endpoint.id), None)
                 .await?;
+            let (_, breaker, _) = ops.breaker(&endpoint.id, 0).await?;
             let endpoint = visible_one(&ops, out, endpoint).await?;
-            out.detail(&endpoint_detail(&endpoint, &subscriptions));
+            out.detail(&endpoint_detail(&endpoint, &breaker, &subscriptions));
         }
         EndpointCommand::Update(args) => {
             let changes = EndpointChanges {
@@ -239,6 +252,12 @@ pub async fn endpoint(
                     Some(args.header)
                 },
                 description: args.description.map(Some),
+                rate_limit: if args.no_rate_limit {
+                    Some(None)
+                } else {
+                    args.rate_limit.map(Some)
+                },
+                rate_limit_burst: args.burst,
             };
             let endpoint = ops.update_endpoint(&args.endpoint, &changes).await?;
             let endpoint = visible_one(&ops, out, endpoint).await?;

@@ -71,7 +71,11 @@ pub async fn publish(args: PublishArgs, config: &Config, out: &Output) -> anyhow
 /// `pending · held: endpoint paused`.
 fn state_text(delivery: &Delivery, stopped: &Stopped) -> String {
     match Hold::of(delivery, stopped) {
-        Some(hold) => format!("{} · {}", delivery.state, hold.label()),
+        Some(hold) => format!(
+            "{} · {}",
+            delivery.state,
+            hold.label(hookline::ops::local_time_short)
+        ),
         None => delivery.state.to_string(),
     }
 }
@@ -163,7 +167,11 @@ fn print_delivery_detail(detail: &DeliveryDetail, stopped: &Stopped, out: &Outpu
     if let Some(hold) = Hold::of(&detail.delivery, stopped) {
         record = record.field(
             "held",
-            format!("{}: nothing is sent until {}", hold.label(), hold.until()),
+            format!(
+                "{}: nothing is sent until {}",
+                hold.label(hookline::ops::local_time_short),
+                hold.until()
+            ),
         );
     }
     out.detail(&record);

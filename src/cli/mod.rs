@@ -398,6 +398,12 @@ pub struct EndpointAddArgs {
     /// Free text.
     #[arg(long)]
     pub description: Option<String>,
+    /// Requests a second across every dispatcher (default: unlimited).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate_limit: Option<u32>,
+    /// Requests at once after a quiet spell (default: a tenth of the rate).
+    #[arg(long, requires = "rate_limit")]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -426,6 +432,15 @@ pub struct EndpointUpdateArgs {
     pub clear_headers: bool,
     #[arg(long)]
     pub description: Option<String>,
+    /// Requests a second across every dispatcher.
+    #[arg(long, value_name = "PER_SECOND", conflicts_with = "no_rate_limit")]
+    pub rate_limit: Option<u32>,
+    /// Remove the rate limit.
+    #[arg(long)]
+    pub no_rate_limit: bool,
+    /// Requests at once after a quiet spell (alone: keeps the rate).
+    #[arg(long, conflicts_with = "no_rate_limit")]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -97,6 +97,7 @@ fn endpoint(n: usize, name: &str, state: EndpointState) -> EndpointRow {
             paused_until: None,
             timeout_ms: None,
             max_in_flight: None,
+            rate_limit: None,
             headers: Vec::new(),
             description: None,
             created_at: 0,

@@ -36,7 +36,10 @@ pub use validate::{
     parse_before, parse_headers, parse_since, validate_name, validate_payload, validate_reason,
     validate_url,
 };
-use validate::{validate_description, validate_max_in_flight, validate_pattern, validate_timeout};
+use validate::{
+    validate_description, validate_max_in_flight, validate_pattern, validate_rate_limit,
+    validate_timeout,
+};
 
 /// Why an action was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +166,9 @@ fn keep_masked_headers(
 /// Result of an action.
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;
 
+/// Why a burst alone is refused.
+const NO_RATE: &str = "a burst needs a rate limit: give rate_limit too";
+
 /// An endpoint as an operator describes it (raw values, not yet validated).
 #[derive(Debug, Clone, Default)]
 pub struct EndpointInput {
@@ -177,6 +183,10 @@ pub struct EndpointInput {
     /// `Name: value` pairs.
     pub headers: Vec<String>,
     pub description: Option<String>,
+    /// Requests a second across every dispatcher.
+    pub rate_limit: Option<u32>,
+    /// Its burst; default a tenth of the rate (at least 1).
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// Changes to an endpoint as an operator gives them.
@@ -189,6 +199,10 @@ pub struct EndpointChanges {
     /// Replaces all custom headers.
     pub headers: Option<Vec<String>>,
     pub description: Option<Option<String>>,
+    /// `Some(None)` removes the limit.
+    pub rate_limit: Option<Option<u32>>,
+    /// The burst alone keeps the rate the endpoint has.
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// A bulk retry as an operator asks for it.
@@ -373,6 +387,11 @@ impl Ops {
                 .as_deref()
                 .map(validate_description)
                 .transpose()?,
+            rate_limit: match (input.rate_limit, input.rate_limit_burst) {
+                (Some(rate), burst) => Some(validate_rate_limit(rate, burst)?),
+                (None, Some(_)) => return Err(OpsError::invalid("rate_limit_burst", NO_RATE)),
+                (None, None) => None,
+            },
         };
         self.store
             .create_endpoint(&new, &self.actor)
@@ -462,11 +481,28 @@ impl Ops {
                 .as_ref()
                 .map(|d| d.as_deref().map(validate_description).transpose())
                 .transpose()?,
+            rate_limit: None,
         };
-        if patch.is_empty() {
+        let burst_only = changes.rate_limit.is_none() && changes.rate_limit_burst.is_some();
+        if patch.is_empty() && changes.rate_limit.is_none() && !burst_only {
             return Err(OpsError::invalid("changes", "nothing to change was given"));
         }
         let endpoint = self.endpoint(key).await?;
+        patch.rate_limit = match (changes.rate_limit, changes.rate_limit_burst) {
+            (Some(Some(rate)), burst) => Some(Some(validate_rate_limit(rate, burst)?)),
+            (Some(None), Some(_)) => {
+                return Err(OpsError::invalid("rate_limit_burst", NO_RATE));
+            }
+            (Some(None), None) => Some(None),
+            (None, Some(burst)) => {
+                let Some(limit) = endpoint.rate_limit else {
+                    return Err(OpsError::invalid("rate_limit_burst", NO_RATE));
+                };
+                let rate = u32::try_from(limit.per_second).unwrap_or(u32::MAX);
+                Some(Some(validate_rate_limit(rate, Some(burst))?))
+            }
+            (None, None) => None,
+        };
         if let Some(url) = &mut patch.url {
             *url = keep_masked_password(url, &endpoint.url)?;
         }

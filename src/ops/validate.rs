@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use super::{OpsError, Payload, Result};
 use crate::config::{ByteSize, format_size};
-use crate::model::{IdKind, now_millis};
+use crate::model::{IdKind, RateLimit, now_millis};
 use crate::topic::TopicPattern;
 
 /// Longest name of a tenant or endpoint.
@@ -123,6 +123,29 @@ pub(super) fn validate_max_in_flight(max: u32) -> Result<i64> {
         ));
     }
     Ok(i64::from(max))
+}
+
+/// Requests a second an endpoint's rate limit may allow, and its burst.
+const RATE_LIMIT_RANGE: (u32, u32) = (1, 100_000);
+
+/// A rate limit of `per_second` with `burst` (or the default burst).
+pub(super) fn validate_rate_limit(per_second: u32, burst: Option<u32>) -> Result<RateLimit> {
+    let (low, high) = RATE_LIMIT_RANGE;
+    if per_second < low || per_second > high {
+        return Err(OpsError::invalid(
+            "rate_limit",
+            format!("must be between {low} and {high} requests a second, got {per_second}"),
+        ));
+    }
+    if let Some(burst) = burst
+        && (burst < low || burst > high)
+    {
+        return Err(OpsError::invalid(
+            "rate_limit_burst",
+            format!("must be between {low} and {high} requests, got {burst}"),
+        ));
+    }
+    Ok(RateLimit::new(i64::from(per_second), burst.map(i64::from)))
 }
 
 pub(super) fn validate_description(text: &str) -> Result<String> {

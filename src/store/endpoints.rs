@@ -4,12 +4,15 @@ use serde_json::json;
 use sqlx::{Connection, Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::audit::AuditRecord;
+use super::rate_limits::write_rate_limit;
 use super::sealing::Sealer;
 use super::sql::dialect::Dialect;
 use super::sql::rows::{EndpointRow, endpoint_columns};
 use super::tx::{db_now, is_unique_violation, notify_change, remove_endpoint, write_audit};
 use super::{Reads, Result, Store, StoreError, TenantScope, json_list, on_db};
-use crate::model::{Actor, Endpoint, EndpointState, IdKind, Millis, format_rfc3339, new_id};
+use crate::model::{
+    Actor, Endpoint, EndpointState, IdKind, Millis, RateLimit, format_rfc3339, new_id,
+};
 use crate::redact::{mask_headers, mask_url_password, url_password};
 
 /// A validated endpoint to create.
@@ -23,6 +26,7 @@ pub struct NewEndpoint {
     pub max_in_flight: Option<i64>,
     pub headers: Vec<(String, String)>,
     pub description: Option<String>,
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Validated changes to an endpoint; `None` leaves a field as it is, and for
@@ -35,6 +39,7 @@ pub struct EndpointPatch {
     pub max_in_flight: Option<Option<i64>>,
     pub headers: Option<Vec<(String, String)>>,
     pub description: Option<Option<String>>,
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 impl EndpointPatch {
@@ -46,6 +51,7 @@ impl EndpointPatch {
             && self.max_in_flight.is_none()
             && self.headers.is_none()
             && self.description.is_none()
+            && self.rate_limit.is_none()
     }
 }
 
@@ -308,6 +314,9 @@ impl Store {
                 Err(err) if is_unique_violation(&err) => return Err(duplicate_name(&new.name)),
                 other => other?,
             };
+            if new.rate_limit.is_some() {
+                write_rate_limit(&mut *tx, &id, new.rate_limit, now).await?;
+            }
             write_audit(
                 &mut *tx,
                 now,
@@ -322,6 +331,7 @@ impl Store {
                         "name": new.name,
                         "url": mask_url_password(&new.url),
                         "headers": mask_headers(&new.headers),
+                        "rate_limit": new.rate_limit,
                     }),
                 },
             )
@@ -367,6 +377,9 @@ impl Store {
                 Err(err) if is_unique_violation(&err) => return Err(duplicate_name(&after.name)),
                 other => other?,
             };
+            if after.rate_limit != before.rate_limit {
+                write_rate_limit(&mut *tx, id, after.rate_limit, now).await?;
+            }
             write_audit(
                 &mut *tx,
                 now,
@@ -622,6 +635,9 @@ fn apply_patch(before: &Endpoint, patch: &EndpointPatch) -> Endpoint {
     if let Some(description) = &patch.description {
         after.description = description.clone();
     }
+    if let Some(rate_limit) = patch.rate_limit {
+        after.rate_limit = rate_limit;
+    }
     after
 }
 
@@ -649,6 +665,11 @@ fn patch_detail(before: &Endpoint, after: &Endpoint) -> serde_json::Value {
         "description",
         json!(before.description),
         json!(after.description),
+    );
+    note(
+        "rate_limit",
+        json!(before.rate_limit),
+        json!(after.rate_limit),
     );
     if before.url != after.url {
         let (from, to) = (

@@ -18,6 +18,7 @@ mod endpoints;
 mod erasure;
 mod publish;
 mod queue;
+mod rate_limits;
 mod read;
 mod retention;
 mod sealing;

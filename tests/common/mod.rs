@@ -431,3 +431,22 @@ pub fn outcome(
         retry_after_ms: None,
     }
 }
+
+/// One number the database answers `query` with.
+pub async fn scalar(url: &str, query: &str) -> i64 {
+    use sqlx::Connection;
+    let query = sqlx::AssertSqlSafe(query.to_string());
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .expect("query")
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .expect("query")
+    }
+}

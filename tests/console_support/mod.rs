@@ -99,6 +99,8 @@ pub async fn seed(backend: Backend) -> Seeded {
             max_in_flight: None,
             headers: Vec::new(),
             description: None,
+            rate_limit: None,
+            rate_limit_burst: None,
         };
         let endpoint = ops
             .add_endpoint(&input)
@@ -408,6 +410,8 @@ pub async fn add_failing_endpoint(
             max_in_flight: None,
             headers: Vec::new(),
             description: None,
+            rate_limit: None,
+            rate_limit_burst: None,
         })
         .await
         .unwrap_or_else(|e| panic!("add endpoint {name}: {e}"));
@@ -513,6 +517,8 @@ pub async fn seed_hostile(backend: Backend) -> Hostile {
             max_in_flight: None,
             headers: vec![format!("X-Note: v{RLO}{CLEAR_C1}")],
             description: Some(format!("desc {OSC52} {CLEAR} {RLO}")),
+            rate_limit: None,
+            rate_limit_burst: None,
         })
         .await
         .unwrap_or_else(|e| panic!("add endpoint: {e}"));

@@ -54,7 +54,11 @@ fn paragraph(screen: &DetailScreen, theme: Theme) -> Option<Paragraph<'static>> 
         lines.push(Line::from(vec![
             Span::styled(format!("{:<11}", "held"), theme.dim()),
             Span::styled(
-                format!("{}: nothing is sent until {}", hold.label(), hold.until()),
+                format!(
+                    "{}: nothing is sent until {}",
+                    hold.label(crate::ops::local_time_short),
+                    hold.until()
+                ),
                 theme.warn(),
             ),
         ]));

@@ -89,6 +89,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0009_breaker.sql"),
         step: None,
     },
+    Migration {
+        version: 10,
+        name: "rate_limit",
+        sqlite: include_str!("../../../migrations/sqlite/0010_rate_limit.sql"),
+        postgres: include_str!("../../../migrations/postgres/0010_rate_limit.sql"),
+        step: None,
+    },
 ];
 
 /// The schema version this build of hookline expects.

@@ -31,9 +31,33 @@ pub(crate) struct Head {
     pub probe_due: Option<i64>,
     /// Until when its receiver asked to be left alone (`Retry-After`).
     pub wait_until: Option<i64>,
+    /// Its rate limit (requests a second, burst), if it has one, and the
+    /// bucket as the last claim left it.
+    pub rate_per_second: Option<i64>,
+    pub rate_burst: Option<i64>,
+    pub tokens_milli: Option<i64>,
+    pub refilled_at: Option<i64>,
 }
 
 impl Head {
+    /// Thousandths of a request its rate limit lets through at `now`;
+    /// `None` without a limit. The same sum as [`Dialect::tokens_at`].
+    pub fn tokens_milli_at(&self, now: i64) -> Option<i64> {
+        let (rate, burst) = (self.rate_per_second?, self.rate_burst?);
+        let held = self.tokens_milli.unwrap_or(0);
+        let since = now.saturating_sub(self.refilled_at.unwrap_or(now)).max(0);
+        Some(
+            held.saturating_add(since.saturating_mul(rate))
+                .min(burst.saturating_mul(1000)),
+        )
+    }
+
+    /// Whether due work of this endpoint waits at `now` for its rate limit.
+    pub fn waits_for_tokens(&self, now: i64) -> bool {
+        self.due.is_some_and(|due| due <= now)
+            && self.tokens_milli_at(now).is_some_and(|milli| milli < 1000)
+    }
+
     /// What its breaker lets through at `now`.
     fn gate(&self, now: i64) -> Gate {
         if self.wait_until.is_some_and(|until| until > now) {
@@ -71,6 +95,9 @@ pub(crate) struct Eligible {
     /// Its breaker is open or half-open and this would be its probe: the
     /// claim must win the probe first, and then takes one delivery.
     pub probe: Option<BreakerState>,
+    /// It has a rate limit: `free` counts its tokens too, and what the
+    /// claim leases is taken from them.
+    pub rate_limited: bool,
 }
 
 /// The active endpoints with due work and free capacity, oldest head first,
@@ -94,9 +121,19 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
             continue;
         }
         let cap = if gate == Gate::Probe { 1 } else { head.cap };
-        let free = cap - head.in_flight;
+        let mut free = cap - head.in_flight;
         if free <= 0 {
             continue;
+        }
+        if let (Some(milli), Some(rate)) = (head.tokens_milli_at(now), head.rate_per_second) {
+            if milli < 1000 {
+                // Look again when the next request's worth has come in.
+                let refill = (1000 - milli + rate - 1) / rate.max(1);
+                let wait = refill.max(due - now).max(0);
+                next_due_in = Some(next_due_in.map_or(wait, |w| w.min(wait)));
+                continue;
+            }
+            free = free.min(milli / 1000);
         }
         let wait = (due - now).max(0);
         next_due_in = Some(next_due_in.map_or(wait, |w| w.min(wait)));
@@ -112,6 +149,7 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
                         .and_then(|state| BreakerState::from_db(state).ok())
                         .unwrap_or(BreakerState::Open)
                 }),
+                rate_limited: head.rate_per_second.is_some(),
             });
         }
     }
@@ -145,10 +183,14 @@ pub(crate) fn claim_sql(sql: &Dialect, endpoints: usize) -> String {
             let slots = 8 + 2 * k;
             let limit = if sql.claim_counts_leases {
                 // The statement starts after the endpoint locks, so this
-                // count includes every lease committed before them.
+                // count includes every lease committed before them, and
+                // the tokens every claim before them left.
                 format!(
-                    "GREATEST(0, ${slots} - (SELECT COUNT(*) FROM deliveries
-                         WHERE endpoint_id = ${endpoint} AND state = 'in_flight'))"
+                    "GREATEST(0, LEAST(${slots} - (SELECT COUNT(*) FROM deliveries
+                         WHERE endpoint_id = ${endpoint} AND state = 'in_flight'),
+                         COALESCE((SELECT {tokens} / 1000 FROM endpoint_rate_limits r
+                                    WHERE r.endpoint_id = ${endpoint}), ${slots})))",
+                    tokens = sql.tokens_at("$1", "r."),
                 )
             } else {
                 format!("${slots}")
@@ -189,6 +231,10 @@ mod tests {
             breaker: None,
             probe_due: None,
             wait_until: None,
+            rate_per_second: None,
+            rate_burst: None,
+            tokens_milli: None,
+            refilled_at: None,
         }
     }
 
@@ -241,6 +287,37 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limit_takes_only_the_tokens_its_bucket_holds() {
+        // 10/s, burst 3: 1.5 requests' worth left 200 ms ago, 2 since.
+        let limited = Head {
+            rate_per_second: Some(10),
+            rate_burst: Some(3),
+            tokens_milli: Some(1_500),
+            refilled_at: Some(0),
+            ..head("ep_limited", 0, 8)
+        };
+        let (eligible, _) = eligible_endpoints(std::slice::from_ref(&limited), 200);
+        assert_eq!(eligible.len(), 1);
+        assert_eq!(
+            eligible[0].free, 3,
+            "1.5 + 0.2 s x 10/s = 3.5, capped at the burst"
+        );
+        assert!(eligible[0].rate_limited);
+        let (eligible, _) = eligible_endpoints(std::slice::from_ref(&limited), 0);
+        assert_eq!(eligible[0].free, 1, "whole requests only");
+
+        let empty = Head {
+            tokens_milli: Some(400),
+            ..limited
+        };
+        let (eligible, next_due) = eligible_endpoints(std::slice::from_ref(&empty), 0);
+        assert!(eligible.is_empty(), "no whole request in the bucket");
+        assert_eq!(next_due, Some(60), "600 thousandths at 10/s: 60 ms");
+        assert!(empty.waits_for_tokens(0));
+        assert!(!empty.waits_for_tokens(60));
+    }
+
+    #[test]
     fn eligible_endpoints_have_capacity_and_come_oldest_first() {
         let heads = [
             head("ep_a", 50, 3),
@@ -279,7 +356,8 @@ mod tests {
         );
         let text = claim_sql(&crate::store::sql::dialect::POSTGRES, 1);
         assert!(text.contains("FOR UPDATE SKIP LOCKED") && !text.contains("INDEXED BY"));
-        assert!(text.contains("GREATEST(0, $8 - (SELECT COUNT(*)"), "{text}");
+        assert!(text.contains("LEAST($8 - (SELECT COUNT(*)"), "{text}");
+        assert!(text.contains("FROM endpoint_rate_limits r"), "{text}");
         assert!(text.contains("GREATEST($3"));
     }
 }

@@ -96,6 +96,8 @@ pub struct Claimed {
     /// How long until more work may be due for an endpoint with free
     /// capacity (`Some(0)`: some is due now); `None` when nothing is queued.
     pub next_due_in_ms: Option<i64>,
+    /// Endpoints whose due work waited for their rate limit this claim.
+    pub rate_limited: usize,
 }
 
 /// One attempt as the dispatcher made it.
@@ -456,6 +458,11 @@ impl Store {
                     applied = recorded;
                 }
                 let (mut eligible, mut next_due_in_ms) = eligible_endpoints(&heads.heads, now);
+                claimed.rate_limited = heads
+                    .heads
+                    .iter()
+                    .filter(|h| h.waits_for_tokens(now))
+                    .count();
                 let probing = win_probes(sql, &mut *tx, &mut eligible, request, now).await?;
                 if let Some(retry_due) = heads.retry_due {
                     // Retries this cycle scheduled: in no head yet.
@@ -498,6 +505,7 @@ impl Store {
                     // Endpoints may have had fewer due deliveries than free slots.
                     slots.give_back(limit.saturating_sub(rows.len()));
                 }
+                take_tokens(sql, &mut *tx, &eligible, &rows, now).await?;
                 for endpoint_id in &probing {
                     let Some(probe) = rows.iter().find(|r| &r.endpoint_id == endpoint_id) else {
                         continue;
@@ -645,8 +653,50 @@ struct CycleHeadRow {
     breaker: Option<String>,
     probe_due: Option<i64>,
     wait_until: Option<i64>,
+    rate_per_second: Option<i64>,
+    rate_burst: Option<i64>,
+    tokens_milli: Option<i64>,
+    refilled_at: Option<i64>,
     locked: bool,
     version: Option<String>,
+}
+
+/// Takes from the rate-limited `eligible` endpoints a request's worth of
+/// tokens for each of the `claimed` rows that goes to them.
+async fn take_tokens<C>(
+    sql: &Dialect,
+    conn: &mut C,
+    eligible: &[claim::Eligible],
+    claimed: &[ClaimedRow],
+    now: i64,
+) -> std::result::Result<(), sqlx::Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    for<'q> String: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+    for<'q> i64: sqlx::Encode<'q, C::Database> + sqlx::Type<C::Database>,
+{
+    let taken: Vec<serde_json::Value> = eligible
+        .iter()
+        .filter(|e| e.rate_limited)
+        .filter_map(|e| {
+            let count = claimed
+                .iter()
+                .filter(|row| row.endpoint_id == e.endpoint_id)
+                .count();
+            (count > 0).then(|| json!({ "endpoint_id": e.endpoint_id, "taken": count }))
+        })
+        .collect();
+    if taken.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(sql.take_tokens)
+        .bind(now)
+        .bind(to_json(&taken))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Takes the probes of the `eligible` endpoints whose breaker would send
@@ -766,6 +816,10 @@ where
             breaker: row.breaker,
             probe_due: row.probe_due,
             wait_until: row.wait_until,
+            rate_per_second: row.rate_per_second,
+            rate_burst: row.rate_burst,
+            tokens_milli: row.tokens_milli,
+            refilled_at: row.refilled_at,
         });
     }
     Ok(read)

@@ -238,32 +238,43 @@ impl Reads {
         Ok(held)
     }
 
-    /// The endpoints whose circuit breaker is open or half-open, or whose
-    /// receiver asked them to wait: a few rows of a table with one row per
-    /// endpoint that has failed.
+    /// The endpoints whose circuit breaker is open or half-open, whose
+    /// receiver asked them to wait, or whose rate limit is spent this
+    /// moment: a few rows of tables with one row per endpoint that has
+    /// failed or has a limit.
     pub async fn endpoints_held_by_protection(&self) -> Result<Vec<(String, crate::held::Hold)>> {
-        let rows: Vec<(String, String)> = on_db!(self, |pools, sql| {
+        use crate::held::Hold;
+        type BreakerHold = (String, String, String, Option<i64>, Option<i64>);
+        let rows: Vec<BreakerHold> = on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
             let now = db_now(sql, &mut *conn).await?;
             sqlx::query_as(
-                "SELECT endpoint_id, state FROM endpoint_breakers
+                "SELECT endpoint_id, state, mode, probe_at, wait_until FROM endpoint_breakers
                   WHERE state <> 'closed' OR wait_until > $1",
             )
             .bind(now)
             .fetch_all(&mut *conn)
             .await?
         });
-        Ok(rows
+        let mut held: Vec<(String, Hold)> = rows
             .into_iter()
-            .map(|(id, state)| {
-                let hold = if state == "closed" {
-                    crate::held::Hold::ReceiverAskedToWait
-                } else {
-                    crate::held::Hold::BreakerOpen
+            .map(|(id, state, mode, probe_at, wait_until)| {
+                let hold = match (state.as_str(), wait_until) {
+                    ("closed", Some(until)) => Hold::ReceiverAskedToWait { until },
+                    _ => Hold::BreakerOpen {
+                        next_probe_at: probe_at.filter(|_| mode == "auto" && state == "open"),
+                    },
                 };
                 (id, hold)
             })
-            .collect())
+            .collect();
+        for (id, limit) in self.endpoints_waiting_for_tokens().await? {
+            if !held.iter().any(|(held_id, _)| *held_id == id) {
+                let per_second = limit.per_second;
+                held.push((id, Hold::RateLimited { per_second }));
+            }
+        }
+        Ok(held)
     }
 
     /// Attempts per minute over the last `minutes` minutes (this one

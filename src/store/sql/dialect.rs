@@ -117,6 +117,7 @@ pub(crate) struct Dialect {
     pub count_breaker_outcomes: &'static str,
     pub start_breakers: &'static str,
     pub start_probes: &'static str,
+    pub take_tokens: &'static str,
 }
 
 impl Dialect {
@@ -187,6 +188,7 @@ impl Dialect {
             count_breaker_outcomes: count_breaker_outcomes(f).leak(),
             start_breakers: start_breakers(f).leak(),
             start_probes: start_probes(f).leak(),
+            take_tokens: take_tokens(f).leak(),
             release_leases: release_leases(f).leak(),
             delivery_states: delivery_states(f).leak(),
             retry_ids: retry_ids(f, "'dead', 'scheduled', 'succeeded'").leak(),
@@ -222,6 +224,12 @@ impl Dialect {
                  FOR SHARE OF ev"
             )),
         }
+    }
+
+    /// The thousandths of a request in a rate limit's bucket at clock
+    /// `now`, its columns named with `prefix` (see [`tokens_at`]).
+    pub fn tokens_at(&self, now: &str, prefix: &str) -> String {
+        tokens_at(self.flavor, now, prefix)
     }
 
     /// ` <clause>` (a row lock) where the database has row locks, else
@@ -489,7 +497,8 @@ fn find_idempotency_keys(f: Flavor) -> String {
 
 /// Hand-off at publish: of the active endpoints in JSON list `$1`, each
 /// one's cap (`$2` where it has none), deliveries leased now, whether work
-/// due by `$3` waits in its queue, and how to reach it.
+/// due by `$3` waits in its queue, and how to reach it. Endpoints behind a
+/// breaker or a rate limit are left to the claim, which accounts for them.
 fn hand_off_heads(f: Flavor) -> String {
     format!(
         "SELECT e.id, COALESCE(e.max_in_flight, $2) AS cap,
@@ -501,7 +510,8 @@ fn hand_off_heads(f: Flavor) -> String {
                  FROM endpoints e
                  WHERE e.id IN {ids} AND e.state = 'active' AND e.deleted_at IS NULL
                    AND NOT EXISTS (SELECT 1 FROM endpoint_breakers b WHERE b.endpoint_id = e.id
-                                   AND (b.state <> 'closed' OR b.wait_until > $3))",
+                                   AND (b.state <> 'closed' OR b.wait_until > $3))
+                   AND NOT EXISTS (SELECT 1 FROM endpoint_rate_limits r WHERE r.endpoint_id = e.id)",
         in_flight = f.indexed_by("deliveries_in_flight"),
         queue = f.indexed_by("deliveries_queue"),
         ids = f.json_list(1),
@@ -603,8 +613,9 @@ fn queue_walk(f: Flavor) -> String {
 }
 
 /// The head of each active endpoint [`queue_walk`] found: earliest due
-/// time, cap (parameter `cap` where it has none of its own), and leases
-/// counted minus `released` (an expression over `e.id`, or nothing).
+/// time, cap (parameter `cap` where it has none of its own), leases
+/// counted minus `released` (an expression over `e.id`, or nothing), its
+/// breaker, and its rate limit's bucket.
 fn head_rows(f: Flavor, cap: u8, released: &str) -> String {
     format!(
         "SELECT e.id,
@@ -613,9 +624,12 @@ fn head_rows(f: Flavor, cap: u8, released: &str) -> String {
                        (SELECT COUNT(*) FROM deliveries f{in_flight} WHERE f.endpoint_id = e.id AND f.state = 'in_flight'){released} AS in_flight,
                        b.state AS breaker, b.wait_until,
                        CASE WHEN b.mode = 'auto' AND b.state = 'open' THEN b.probe_at
-                            WHEN b.mode = 'auto' AND b.state = 'half_open' THEN b.probe_until END AS probe_due
+                            WHEN b.mode = 'auto' AND b.state = 'half_open' THEN b.probe_until END AS probe_due,
+                       r.per_second AS rate_per_second, r.burst AS rate_burst,
+                       r.tokens_milli, r.refilled_at
                 FROM heads JOIN endpoints e ON e.id = heads.endpoint_id
                 LEFT JOIN endpoint_breakers b ON b.endpoint_id = e.id
+                LEFT JOIN endpoint_rate_limits r ON r.endpoint_id = e.id
                 WHERE e.state = 'active' AND e.deleted_at IS NULL",
         queue = f.indexed_by("deliveries_queue"),
         in_flight = f.indexed_by("deliveries_in_flight"),
@@ -656,9 +670,11 @@ fn cycle_heads(f: Flavor) -> Option<&'static str> {
                   WHERE id IN (SELECT id FROM head_rows WHERE due <= $2 AND cap > in_flight
                                    AND (breaker IS NULL OR breaker = 'closed' OR probe_due <= $2)
                                    AND (wait_until IS NULL OR wait_until <= $2)
+                                   AND (rate_per_second IS NULL OR {tokens} >= 1000)
                                ORDER BY due, id LIMIT $7)
                   FOR NO KEY UPDATE SKIP LOCKED)
          SELECT s.applied, s.retry_due, h.id, h.due, h.cap, h.in_flight, h.breaker, h.probe_due, h.wait_until,
+                h.rate_per_second, h.rate_burst, h.tokens_milli, h.refilled_at,
                 l.id IS NOT NULL AS locked, l.version
            FROM (SELECT COUNT(*) AS applied,
                         MIN(next_attempt_at) FILTER (WHERE state = 'scheduled') AS retry_due
@@ -666,6 +682,7 @@ fn cycle_heads(f: Flavor) -> Option<&'static str> {
            LEFT JOIN head_rows h ON TRUE
            LEFT JOIN locked l ON l.id = h.id",
         stats = shift_params(&upsert_endpoint_stats(f), 3),
+        tokens = tokens_at(f, "$2", ""),
         health = shift_params(&upsert_health(f), 4),
         walk = queue_walk(f),
         rows = head_rows(
@@ -675,6 +692,41 @@ fn cycle_heads(f: Flavor) -> Option<&'static str> {
         ),
     );
     Some(text.leak())
+}
+
+/// The thousandths of a request in a rate limit's bucket at clock `now`
+/// (columns `per_second`, `burst`, `tokens_milli`, `refilled_at`, named
+/// with `prefix`, or as the heads name them when `prefix` is empty):
+/// what it held, plus `per_second` for every millisecond since, up to
+/// `burst` requests.
+fn tokens_at(f: Flavor, now: &str, prefix: &str) -> String {
+    let least = f.pick("MIN", "LEAST");
+    let greatest = f.greatest();
+    let (rate, burst) = if prefix.is_empty() {
+        ("rate_per_second".to_string(), "rate_burst".to_string())
+    } else {
+        (format!("{prefix}per_second"), format!("{prefix}burst"))
+    };
+    format!(
+        "{least}({burst} * 1000, {prefix}tokens_milli + {greatest}(0, {now} - {prefix}refilled_at) * {rate})"
+    )
+}
+
+/// After a claim: takes from each rate-limited endpoint of JSON rows `$2`
+/// (`endpoint_id`, `taken`) a request's worth of tokens per delivery
+/// leased, at clock `$1`. On Postgres the claim holds the endpoint's lock,
+/// so no other claim spends the same tokens.
+fn take_tokens(f: Flavor) -> String {
+    format!(
+        "UPDATE endpoint_rate_limits SET
+             tokens_milli = {tokens} - 1000 * CAST(value->>'taken' AS BIGINT),
+             refilled_at = {greatest}(refilled_at, $1), updated_at = $1
+           FROM {rows}
+          WHERE endpoint_rate_limits.endpoint_id = value->>'endpoint_id'",
+        tokens = tokens_at(f, "$1", "endpoint_rate_limits."),
+        greatest = f.greatest(),
+        rows = f.json_rows(2),
+    )
 }
 
 /// `text` with every parameter `$n` renumbered `$(n + by)`, so statements

@@ -5,8 +5,8 @@
 use sqlx::FromRow;
 
 use crate::model::{
-    Attempt, AuditEntry, Delivery, DispatcherInfo, Endpoint, Event, PayloadRemoval, Stored,
-    Subscription, Tenant,
+    Attempt, AuditEntry, Delivery, DispatcherInfo, Endpoint, Event, PayloadRemoval, RateLimit,
+    Stored, Subscription, Tenant,
 };
 use crate::store::StoreError;
 
@@ -60,7 +60,9 @@ macro_rules! endpoint_columns {
     () => {
         "e.id, e.tenant_id, t.name AS tenant_name, e.name, e.url, e.secret, \
      e.previous_secret, e.previous_secret_expires_at, e.state, e.state_reason, e.state_changed_at, e.paused_until, \
-     e.timeout_ms, e.max_in_flight, e.headers, e.description, e.created_at, e.updated_at"
+     e.timeout_ms, e.max_in_flight, e.headers, e.description, e.created_at, e.updated_at, \
+     (SELECT r.per_second FROM endpoint_rate_limits r WHERE r.endpoint_id = e.id) AS rate_limit, \
+     (SELECT r.burst FROM endpoint_rate_limits r WHERE r.endpoint_id = e.id) AS rate_limit_burst"
     };
 }
 pub(crate) use endpoint_columns;
@@ -85,6 +87,8 @@ pub(crate) struct EndpointRow {
     pub description: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub rate_limit: Option<i64>,
+    pub rate_limit_burst: Option<i64>,
 }
 
 impl TryFrom<EndpointRow> for Endpoint {
@@ -106,6 +110,9 @@ impl TryFrom<EndpointRow> for Endpoint {
             paused_until: row.paused_until,
             timeout_ms: row.timeout_ms,
             max_in_flight: row.max_in_flight,
+            rate_limit: row
+                .rate_limit
+                .map(|per_second| RateLimit::new(per_second, row.rate_limit_burst)),
             description: row.description,
             created_at: row.created_at,
             updated_at: row.updated_at,

@@ -1,0 +1,292 @@
+//! Per-endpoint rate limits, on both backends with real receivers: set,
+//! shown and removed with its field named on bad input; the claim takes no
+//! more than the bucket holds and says what holds the rest; three
+//! `hookline dispatch` processes share one bucket.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Backend, TestDb, test_config, test_ops, wait_until};
+use hookline::held::Hold;
+use hookline::model::{DeliveryState, RateLimit};
+use hookline::ops::{EndpointChanges, EndpointInput, OpsError};
+use hookline::store::{ClaimRequest, OpenMode, Store, StoreOptions};
+
+/// A receiver that answers 200 at once and notes when each request came.
+struct Receiver {
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+    url: String,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let noted = arrivals.clone();
+        let app = axum::Router::new().fallback(move || {
+            let noted = noted.clone();
+            async move {
+                if let Ok(mut list) = noted.lock() {
+                    list.push(Instant::now());
+                }
+                axum::http::StatusCode::OK
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the receiver");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver {
+            arrivals,
+            url,
+            _server: server,
+        }
+    }
+
+    fn arrivals(&self) -> Vec<Instant> {
+        let mut list = self.arrivals.lock().map(|l| l.clone()).unwrap_or_default();
+        list.sort();
+        list
+    }
+}
+
+/// The most requests in any `window` of `arrivals` (sorted).
+fn most_in_any(arrivals: &[Instant], window: Duration) -> usize {
+    let mut most = 0;
+    let mut start = 0;
+    for (end, at) in arrivals.iter().enumerate() {
+        while *at - arrivals[start] >= window {
+            start += 1;
+        }
+        most = most.max(end + 1 - start);
+    }
+    most
+}
+
+async fn open(backend: Backend) -> (TestDb, hookline::config::Config, Store) {
+    let db = TestDb::new(backend);
+    let config = test_config(&db.url);
+    let store = Store::open_with(
+        &db.url,
+        OpenMode::CreateAndMigrate,
+        StoreOptions::from_config(&config),
+    )
+    .await
+    .expect("open");
+    (db, config, store)
+}
+
+fn claim_request() -> ClaimRequest<'static> {
+    ClaimRequest {
+        owner: "dsp_test",
+        limit: 100,
+        lease_ms: 60_000,
+        default_max_in_flight: 100,
+        default_timeout_ms: 1_000,
+        reap_expired: false,
+        slots: None,
+    }
+}
+
+/// Set with the endpoint or later, shown on it, its burst changed alone,
+/// refused naming the field, removed; the claim takes what the bucket
+/// holds and the rest is shown held by the limit.
+async fn a_rate_limit_is_set_enforced_at_the_claim_and_removed(backend: Backend) {
+    let (_db, config, store) = open(backend).await;
+    let ops = test_ops(&store, &config);
+    ops.add_tenant("acme").await.expect("tenant");
+    let endpoint = ops
+        .add_endpoint(&EndpointInput {
+            tenant: "acme".into(),
+            name: "hooks".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            rate_limit: Some(50),
+            ..EndpointInput::default()
+        })
+        .await
+        .expect("endpoint");
+    assert_eq!(endpoint.rate_limit, Some(RateLimit::new(50, Some(5))));
+
+    let burst_only = EndpointChanges {
+        rate_limit_burst: Some(3),
+        ..EndpointChanges::default()
+    };
+    let changed = ops
+        .update_endpoint(&endpoint.id, &burst_only)
+        .await
+        .expect("burst");
+    assert_eq!(changed.rate_limit, Some(RateLimit::new(50, Some(3))));
+
+    let zero = EndpointChanges {
+        rate_limit: Some(Some(0)),
+        ..EndpointChanges::default()
+    };
+    match ops.update_endpoint(&endpoint.id, &zero).await {
+        Err(OpsError::Invalid { field, reason }) => {
+            assert_eq!(field, "rate_limit");
+            assert!(reason.contains("between 1 and"), "{reason}");
+        }
+        other => panic!("a rate of 0 was not refused: {other:?}"),
+    }
+    let burst_without = EndpointChanges {
+        rate_limit: Some(None),
+        rate_limit_burst: Some(4),
+        ..EndpointChanges::default()
+    };
+    assert!(matches!(
+        ops.update_endpoint(&endpoint.id, &burst_without).await,
+        Err(OpsError::Invalid {
+            field: "rate_limit_burst",
+            ..
+        })
+    ));
+    let unchanged = ops.endpoint(&endpoint.id).await.expect("endpoint");
+    assert_eq!(
+        unchanged.rate_limit, changed.rate_limit,
+        "refused: nothing changed"
+    );
+
+    // 1 a second, burst 2: a claim over 5 due deliveries takes 2.
+    let slow = EndpointChanges {
+        rate_limit: Some(Some(1)),
+        rate_limit_burst: Some(2),
+        ..EndpointChanges::default()
+    };
+    ops.update_endpoint(&endpoint.id, &slow)
+        .await
+        .expect("slow");
+    ops.add_subscription(&endpoint.id, "order.*", None)
+        .await
+        .expect("subscription");
+    let events = common::numbered_events(&ops, "acme", "order.created", 5).await;
+    store.publish(&events, 0).await.expect("publish");
+    let claimed = store.claim(&claim_request()).await.expect("claim");
+    assert_eq!(claimed.deliveries.len(), 2, "the burst, and no more");
+    let again = store.claim(&claim_request()).await.expect("claim");
+    assert!(again.deliveries.len() <= 1, "at most what came in since");
+    let held = store.held_endpoints().await.expect("held");
+    assert_eq!(
+        held.get(&endpoint.id),
+        Some(&Hold::RateLimited { per_second: 1 }),
+        "the rest is shown held by the limit"
+    );
+
+    let off = EndpointChanges {
+        rate_limit: Some(None),
+        ..EndpointChanges::default()
+    };
+    let removed = ops.update_endpoint(&endpoint.id, &off).await.expect("off");
+    assert_eq!(removed.rate_limit, None);
+    let rest = store.claim(&claim_request()).await.expect("claim");
+    assert_eq!(
+        claimed.deliveries.len() + again.deliveries.len() + rest.deliveries.len(),
+        5,
+        "without the limit the rest goes at once"
+    );
+    let audit = store.list_audit(None, 100).await.expect("audit").items;
+    assert!(
+        audit
+            .iter()
+            .any(|entry| entry.action == "endpoint.update" && entry.detail.contains("rate_limit")),
+        "the change is audited"
+    );
+}
+
+/// Three `hookline dispatch` processes against one endpoint limited to
+/// 20 a second (burst 2): together they keep to it.
+async fn three_dispatchers_share_one_bucket(backend: Backend) {
+    const RATE: usize = 20;
+    const BURST: usize = 2;
+    const EVENTS: usize = 100;
+    let receiver = Receiver::start().await;
+    let (db, config, store) = open(backend).await;
+    let ops = test_ops(&store, &config);
+    ops.add_tenant("acme").await.expect("tenant");
+    let endpoint = ops
+        .add_endpoint(&EndpointInput {
+            tenant: "acme".into(),
+            name: "hooks".into(),
+            url: receiver.url.clone(),
+            rate_limit: Some(RATE as u32),
+            rate_limit_burst: Some(BURST as u32),
+            ..EndpointInput::default()
+        })
+        .await
+        .expect("endpoint");
+    ops.add_subscription(&endpoint.id, "order.*", None)
+        .await
+        .expect("subscription");
+    let mut processes: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            common::hookline_command(&db.url, &["dispatch"])
+                .env("HOOKLINE_DISPATCH_POLL_INTERVAL", "50ms")
+                .env("HOOKLINE_DISPATCH_CONCURRENCY", "16")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start a dispatcher")
+        })
+        .collect();
+    let events = common::numbered_events(&ops, "acme", "order.created", EVENTS).await;
+    store.publish(&events, 0).await.expect("publish");
+    let delivered = wait_until(Duration::from_secs(90), || async {
+        let page = store
+            .list_deliveries(&Default::default(), None, 1000)
+            .await
+            .expect("list");
+        page.items
+            .iter()
+            .filter(|d| d.state == DeliveryState::Delivered)
+            .count()
+            == EVENTS
+    })
+    .await;
+    let dispatchers: i64 = common::scalar(
+        &db.url,
+        "SELECT COUNT(DISTINCT dispatcher_id) FROM endpoint_stats",
+    )
+    .await;
+    for process in &mut processes {
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+    assert!(delivered, "everything is delivered, at the limit's pace");
+    let arrivals = receiver.arrivals();
+    assert_eq!(arrivals.len(), EVENTS, "each sent once");
+    // A token is taken when a delivery is leased, and the request leaves a
+    // little later: a window a few times longer than a second, with half
+    // a second's worth of slack for that, still fails if each process kept
+    // a bucket of its own (three times the rate).
+    let window = Duration::from_secs(3);
+    let most = most_in_any(&arrivals, window);
+    assert!(
+        most <= RATE * 3 + BURST + RATE / 2,
+        "{most} requests in {window:?} at {RATE}/s"
+    );
+    let took = arrivals[EVENTS - 1] - arrivals[0];
+    let least = Duration::from_millis(((EVENTS - BURST) * 1000 / RATE) as u64).mul_f64(0.9);
+    assert!(took >= least, "{EVENTS} requests in {took:?} at {RATE}/s");
+    assert!(
+        dispatchers >= 2,
+        "the dispatchers shared the work ({dispatchers})"
+    );
+}
+
+#[test]
+fn the_window_count_is_right() {
+    let start = Instant::now();
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    let arrivals = [at(0), at(100), at(900), at(1_000), at(1_050), at(2_500)];
+    assert_eq!(most_in_any(&arrivals, Duration::from_secs(1)), 4);
+    assert_eq!(most_in_any(&arrivals, Duration::from_millis(100)), 2);
+}
+
+both_backends!(
+    a_rate_limit_is_set_enforced_at_the_claim_and_removed,
+    three_dispatchers_share_one_bucket,
+);
