@@ -397,6 +397,15 @@ async fn forced_states_hold_until_set_back_to_auto(backend: Backend) {
     let delivered = wait_until(WAIT, || async { receiver.requests() == 5 }).await;
     assert!(delivered, "{} requests", receiver.requests());
     env.wait_for(BreakerState::Closed).await;
+    let mut exposed = String::new();
+    hookline::metrics::metrics()
+        .encode(&mut exposed)
+        .expect("encode");
+    assert!(
+        exposed
+            .contains(r#"hookline_breaker_transitions_total{to="closed",cause="probe_answered"}"#),
+        "the probe's close is counted by its rule"
+    );
 
     // Forced closed: failures are counted, never acted on.
     env.ops

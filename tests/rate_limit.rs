@@ -169,6 +169,12 @@ async fn a_rate_limit_is_set_enforced_at_the_claim_and_removed(backend: Backend)
     assert_eq!(claimed.deliveries.len(), 2, "the burst, and no more");
     let again = store.claim(&claim_request()).await.expect("claim");
     assert!(again.deliveries.len() <= 1, "at most what came in since");
+    let gauges = store.metric_gauges().await.expect("gauges");
+    assert!(
+        gauges.held_rate_limited >= 2,
+        "the due rest counts as held by the limit: {}",
+        gauges.held_rate_limited
+    );
     let held = store.held_endpoints().await.expect("held");
     assert_eq!(
         held.get(&endpoint.id),

@@ -243,7 +243,7 @@ fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_withi
     );
     registry.register(
         "hookline_deliveries_held",
-        "Pending and retrying deliveries that wait because their endpoint is paused or disabled or its circuit breaker is open, by reason",
+        "Pending and retrying deliveries that wait because their endpoint is paused or disabled, its circuit breaker is open, its receiver asked to wait (Retry-After) or its rate limit is spent, by reason",
         family_of([
             (Hold::EndpointPaused, reading.held_paused),
             (Hold::EndpointDisabled, reading.held_disabled),
@@ -252,6 +252,14 @@ fn register_reading(registry: &mut Registry, reading: &GaugeReading, alive_withi
                     next_probe_at: None,
                 },
                 reading.held_breaker,
+            ),
+            (
+                Hold::ReceiverAskedToWait { until: 0 },
+                reading.held_asked_to_wait,
+            ),
+            (
+                Hold::RateLimited { per_second: 0 },
+                reading.held_rate_limited,
             ),
         ]
         .map(|(hold, count)| (ReasonLabels { reason: hold.code() }, count))),

@@ -436,6 +436,7 @@ impl Dispatcher {
                     clock.elapsed(),
                     (limit > 0).then_some(claimed.deliveries.len()),
                 );
+                metrics().rate_limited(claimed.rate_limited);
                 tracing::debug!(
                     recorded = cycle.pending.len(),
                     asked = limit,

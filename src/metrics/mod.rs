@@ -104,6 +104,12 @@ struct TableLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TransitionLabels {
+    to: &'static str,
+    cause: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -138,6 +144,8 @@ pub struct Metrics {
     prune_passes: Counter,
     last_prune: Gauge<f64, std::sync::atomic::AtomicU64>,
     prune_duration: Histogram,
+    breaker_transitions: Family<TransitionLabels, Counter>,
+    rate_limited_waits: Counter,
 }
 
 /// This process's instruments.
@@ -171,6 +179,8 @@ impl Metrics {
             prune_passes: Counter::default(),
             last_prune: Gauge::default(),
             prune_duration: Histogram::new(PRUNE_DURATION_BOUNDS),
+            breaker_transitions: Family::default(),
+            rate_limited_waits: Counter::default(),
         };
         metrics.registered()
     }
@@ -296,6 +306,16 @@ impl Metrics {
             "Duration of retention passes",
             self.prune_duration.clone(),
         );
+        r.register(
+            "hookline_breaker_transitions",
+            "Circuit breaker transitions this process made, by the state entered (open, half_open, closed) and the rule that moved it (failure_ratio, consecutive_failures, probe_failed, probe_answered, operator)",
+            self.breaker_transitions.clone(),
+        );
+        r.register(
+            "hookline_rate_limited_waits",
+            "Claims in this process in which an endpoint's due work waited for its rate limit (one per endpoint and claim)",
+            self.rate_limited_waits.clone(),
+        );
         r.register_collector(Box::new(process::ProcessCollector));
         self
     }
@@ -387,6 +407,19 @@ impl Metrics {
             self.claims.inc();
             self.claimed.inc_by(claimed as u64);
         }
+    }
+
+    /// A circuit breaker moved `to` a state, by the rule `cause`.
+    pub fn breaker_moved(&self, to: &'static str, cause: &'static str) {
+        self.breaker_transitions
+            .get_or_create(&TransitionLabels { to, cause })
+            .inc();
+    }
+
+    /// A claim left the due work of `endpoints` endpoints waiting for
+    /// their rate limits.
+    pub fn rate_limited(&self, endpoints: usize) {
+        self.rate_limited_waits.inc_by(endpoints as u64);
     }
 
     /// A publish handed `deliveries` straight to the dispatcher.

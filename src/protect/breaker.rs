@@ -110,9 +110,41 @@ pub enum Verdict {
     /// Nothing changes.
     Stay,
     /// It opens (from closed or half-open) for `cooldown_ms`.
-    Open { reason: String, cooldown_ms: i64 },
+    Open {
+        reason: String,
+        cooldown_ms: i64,
+        cause: Cause,
+    },
     /// The probe got an answer: it closes and its counters start over.
     Close { reason: String },
+}
+
+/// Which rule moved a breaker, as metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// `protection.consecutive_failures` failures in a row.
+    ConsecutiveFailures,
+    /// `protection.failure_ratio` of the window's attempts failed.
+    FailureRatio,
+    /// The probe failed: open again, for longer.
+    ProbeFailed,
+    /// The probe got an answer: closed.
+    ProbeAnswered,
+    /// An operator forced it, or handed it back to `auto`.
+    Operator,
+}
+
+impl Cause {
+    /// The label: `failure_ratio`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::ConsecutiveFailures => "consecutive_failures",
+            Cause::FailureRatio => "failure_ratio",
+            Cause::ProbeFailed => "probe_failed",
+            Cause::ProbeAnswered => "probe_answered",
+            Cause::Operator => "operator",
+        }
+    }
 }
 
 /// What the outcomes just counted into `counts` do to the breaker at `now`.
@@ -129,9 +161,10 @@ pub fn judge(
     }
     match counts.state {
         BreakerState::Closed => match opening_reason(policy, counts, now) {
-            Some(reason) => Verdict::Open {
+            Some((cause, reason)) => Verdict::Open {
                 reason,
                 cooldown_ms: next_cooldown_ms(policy, 0),
+                cause,
             },
             None => Verdict::Stay,
         },
@@ -144,6 +177,7 @@ pub fn judge(
                 Verdict::Open {
                     reason: format!("the probe failed; next probe in {}", format_ms(cooldown_ms)),
                     cooldown_ms,
+                    cause: Cause::ProbeFailed,
                 }
             }
             None => Verdict::Stay,
@@ -171,20 +205,26 @@ pub fn failing_too_long(
 }
 
 /// Why a closed breaker opens now, if it does.
-fn opening_reason(policy: &ProtectionConfig, counts: &BreakerCounts, now: i64) -> Option<String> {
+fn opening_reason(
+    policy: &ProtectionConfig,
+    counts: &BreakerCounts,
+    now: i64,
+) -> Option<(Cause, String)> {
     let in_a_row = i64::from(policy.consecutive_failures);
     if in_a_row > 0 && counts.consecutive_failures >= in_a_row {
-        return Some(format!("{} failures in a row", counts.consecutive_failures));
+        let reason = format!("{} failures in a row", counts.consecutive_failures);
+        return Some((Cause::ConsecutiveFailures, reason));
     }
     let (attempts, failures) = window_figures(counts, now, window_ms(policy));
     let enough = attempts >= f64::from(policy.min_attempts.max(1));
     if enough && failures >= policy.failure_ratio * attempts {
-        return Some(format!(
+        let reason = format!(
             "{:.0} of {:.0} attempts failed in the last {}",
             failures,
             attempts,
             format_ms(window_ms(policy))
-        ));
+        );
+        return Some((Cause::FailureRatio, reason));
     }
     None
 }
@@ -281,10 +321,12 @@ mod tests {
         let Verdict::Open {
             reason,
             cooldown_ms,
+            cause,
         } = judge(&policy, &c, None, NOW)
         else {
             panic!("opens")
         };
+        assert_eq!(cause, Cause::ConsecutiveFailures);
         assert_eq!(
             (reason.as_str(), cooldown_ms),
             ("20 failures in a row", 30_000)

@@ -22,7 +22,7 @@ use super::{Result, Store, json_list, on_db, to_json};
 use crate::config::ProtectionConfig;
 use crate::model::{Actor, BreakerMode, BreakerState, IdKind, new_id};
 use crate::protect::breaker::{
-    BreakerCounts, Verdict, counts_as_failure, failing_too_long, judge, shows_receiver_up,
+    BreakerCounts, Cause, Verdict, counts_as_failure, failing_too_long, judge, shows_receiver_up,
     window_figures, window_ms,
 };
 
@@ -236,6 +236,8 @@ where
 pub(crate) struct Counted {
     /// Breakers that opened or closed.
     pub transitions: u64,
+    /// Each of those transitions: where to, and which rule moved it.
+    pub moves: Vec<(BreakerState, Cause)>,
     /// Endpoints disabled for failing longer than `protection.disable_after`.
     pub disabled: u64,
 }
@@ -375,13 +377,14 @@ where
             .probe_delivery_id
             .as_deref()
             .and_then(|id| probes.get(id).copied());
-        let (to, reason, cooldown_ms) = match judge(policy, &counts, probe_answered, now) {
+        let (to, reason, cooldown_ms, cause) = match judge(policy, &counts, probe_answered, now) {
             Verdict::Stay => continue,
             Verdict::Open {
                 reason,
                 cooldown_ms,
-            } => (BreakerState::Open, reason, cooldown_ms),
-            Verdict::Close { reason } => (BreakerState::Closed, reason, 0),
+                cause,
+            } => (BreakerState::Open, reason, cooldown_ms, cause),
+            Verdict::Close { reason } => (BreakerState::Closed, reason, 0, Cause::ProbeAnswered),
         };
         let statement = if to == BreakerState::Open {
             OPEN
@@ -416,6 +419,7 @@ where
         };
         record_transition(&mut *conn, transition, now).await?;
         done.transitions += 1;
+        done.moves.push((to, cause));
     }
     Ok(done)
 }
@@ -729,6 +733,7 @@ impl Store {
                     };
                     record_transition(&mut *tx, transition, now).await?;
                 }
+                let moved = (before != after).then_some(after);
                 let audit = AuditRecord {
                     actor,
                     action: "endpoint.breaker",
@@ -738,6 +743,9 @@ impl Store {
                 write_audit(&mut *tx, now, audit).await?;
                 notify_change(sql, &mut *tx).await?;
                 tx.commit().await?;
+                if let Some(to) = moved {
+                    crate::metrics::metrics().breaker_moved(to.as_str(), Cause::Operator.label());
+                }
                 true
             }
         });

@@ -560,6 +560,9 @@ impl Store {
                 trim_attempts_of(sql, &mut *tx, &retried, self.attempts_kept).await?;
             }
             tx.commit().await?;
+            for &(to, cause) in &counted.moves {
+                crate::metrics::metrics().breaker_moved(to.as_str(), cause.label());
+            }
             (
                 applied,
                 claimed,

@@ -27,6 +27,12 @@ pub struct GaugeReading {
     /// Pending and retrying deliveries of active endpoints whose circuit
     /// breaker is open or half-open.
     pub held_breaker: i64,
+    /// Queued deliveries of active endpoints whose receiver asked them to
+    /// wait (`Retry-After`), until the time it named.
+    pub held_asked_to_wait: i64,
+    /// Due deliveries of active endpoints whose rate limit has no request
+    /// left this moment.
+    pub held_rate_limited: i64,
     /// The breakers that are not closed, or are forced: endpoint id, state
     /// and mode.
     pub breakers: Vec<(String, BreakerState, BreakerMode)>,
@@ -112,6 +118,8 @@ impl Reads {
                     .push((parse_column("deliveries", "state", &key)?, count)),
                 "held" if key == "paused" => reading.held_paused = count,
                 "held" if key == "breaker" => reading.held_breaker = count,
+                "held" if key == "wait" => reading.held_asked_to_wait = count,
+                "held" if key == "rate_limited" => reading.held_rate_limited = count,
                 "held" => reading.held_disabled = count,
                 "breaker" => reading.breakers.push((
                     key,

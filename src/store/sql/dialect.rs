@@ -819,6 +819,16 @@ fn metric_gauges(f: Flavor) -> String {
             (SELECT COUNT(*) FROM deliveries{queue} WHERE state IN ('pending', 'scheduled')
                 AND endpoint_id IN (SELECT b.endpoint_id FROM endpoint_breakers b JOIN endpoints e ON e.id = b.endpoint_id
                                      WHERE b.state <> 'closed' AND e.state = 'active' AND e.deleted_at IS NULL))
+        UNION ALL SELECT 'held', 'wait', NULL, NULL,
+            (SELECT COUNT(*) FROM deliveries{queue} WHERE state IN ('pending', 'scheduled')
+                AND endpoint_id IN (SELECT b.endpoint_id FROM endpoint_breakers b JOIN endpoints e ON e.id = b.endpoint_id
+                                     WHERE b.state = 'closed' AND b.wait_until > (SELECT now FROM clock)
+                                       AND e.state = 'active' AND e.deleted_at IS NULL))
+        UNION ALL SELECT 'held', 'rate_limited', NULL, NULL,
+            (SELECT COUNT(*) FROM deliveries{queue} WHERE state IN ('pending', 'scheduled')
+                AND next_attempt_at <= (SELECT now FROM clock)
+                AND endpoint_id IN (SELECT r.endpoint_id FROM endpoint_rate_limits r JOIN endpoints e ON e.id = r.endpoint_id
+                                     WHERE {tokens} < 1000 AND e.state = 'active' AND e.deleted_at IS NULL))
         UNION ALL SELECT 'breaker', b.endpoint_id, b.state, b.mode, 1
             FROM endpoint_breakers b JOIN endpoints e ON e.id = b.endpoint_id
             WHERE (b.state <> 'closed' OR b.mode <> 'auto') AND e.deleted_at IS NULL
@@ -844,6 +854,7 @@ fn metric_gauges(f: Flavor) -> String {
             "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
         ),
         size = live_size(f),
+        tokens = tokens_at(f, "(SELECT now FROM clock)", "r."),
         stopped = "SELECT id FROM endpoints WHERE state <> 'active' AND deleted_at IS NULL",
         top = crate::store::read::METRIC_BACKLOG_TOP,
         recent = crate::store::read::METRIC_DISPATCHERS_WITHIN_MS,
