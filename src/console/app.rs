@@ -8,6 +8,7 @@
 //! forms, and applying loaded data.
 
 mod actions;
+mod breaker;
 pub mod confirm;
 pub mod forms;
 mod keys;
@@ -58,6 +59,8 @@ pub enum Mode {
     Form(Form),
     /// An endpoint's secrets in plain, until any key hides them.
     Reveal(Box<crate::model::Endpoint>),
+    /// An endpoint's circuit breaker, with the keys that force it.
+    Breaker(Box<super::screens::BreakerPanel>),
 }
 
 /// A long action's progress.

@@ -106,6 +106,7 @@ fn endpoint(n: usize, name: &str, state: EndpointState) -> EndpointRow {
         queue: Some(EndpointQueue::default()),
         health: None,
         blocked: None,
+        protection: None,
     }
 }
 
@@ -1953,6 +1954,156 @@ fn read_only_hides_and_refuses_the_reveal() {
             .iter()
             .any(|b| b.action == keymap::Action::RevealSecrets)
     );
+}
+
+/// The `b` panel's data: a breaker open since a minute ago with two
+/// transitions, on an endpoint limited to 10/s.
+fn breaker_panel() -> Box<crate::console::screens::BreakerPanel> {
+    use crate::model::{BreakerMode, BreakerState, RateLimit};
+    use crate::store::{Breaker, BreakerTransition};
+    let now = now_millis();
+    let mut endpoint = endpoint(1, "orders", EndpointState::Active).endpoint;
+    endpoint.rate_limit = Some(RateLimit::new(10, None));
+    let transition = |n: usize, from, to, reason: &str, actor: Option<&str>| BreakerTransition {
+        id: id("brk_", n),
+        endpoint_id: id("ep_", 1),
+        from,
+        to,
+        reason: reason.to_string(),
+        figures: serde_json::json!({}),
+        actor: actor.map(str::to_string),
+        at: now - 60_000 * n as i64,
+    };
+    Box::new(crate::console::screens::BreakerPanel {
+        endpoint,
+        breaker: Breaker {
+            endpoint_id: id("ep_", 1),
+            state: BreakerState::Open,
+            mode: BreakerMode::Auto,
+            opened_at: Some(now - 60_000),
+            next_probe_at: Some(now + 30_000),
+            cooldown_ms: 60_000,
+            consecutive_failures: 20,
+            window_attempts: 24,
+            window_failures: 22,
+            last_answered_at: None,
+            wait_until: None,
+        },
+        transitions: vec![
+            transition(
+                1,
+                BreakerState::HalfOpen,
+                BreakerState::Open,
+                "the probe failed; next probe in 1m",
+                None,
+            ),
+            transition(
+                2,
+                BreakerState::Closed,
+                BreakerState::Open,
+                "20 failures in a row",
+                None,
+            ),
+        ],
+    })
+}
+
+#[test]
+fn b_shows_the_breaker_and_forces_it_only_after_asking() {
+    use crate::model::BreakerMode;
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    let commands = key(&mut app, KeyCode::Char('b'));
+    let [Command::Load { token, load }] = commands.as_slice() else {
+        panic!("b reads the breaker first: {commands:?}");
+    };
+    assert_eq!(
+        load,
+        &Load::Breaker {
+            endpoint_id: id("ep_", 1)
+        }
+    );
+    app.update(Msg::Loaded {
+        token: *token,
+        result: Ok(Loaded::Breaker(breaker_panel())),
+    });
+    assert!(matches!(app.mode, Mode::Breaker(_)));
+    let shown = screen(&app);
+    for words in [
+        "Breaker of globex/orders",
+        "open · auto · since",
+        "next probe",
+        "22 of 24 attempts failed · 20 failures in a row",
+        "rate limit  10/s",
+        "transitions, newest first",
+        "half-open → open",
+        "20 failures in a row",
+        "force open",
+    ] {
+        assert!(shown.contains(words), "{words:?} not shown:\n{shown}");
+    }
+    // `c`: asks, naming what it does; nothing is sent before Enter on it.
+    assert!(key(&mut app, KeyCode::Char('c')).is_empty());
+    let Mode::Confirm(asked) = &app.mode else {
+        panic!("c asks first: {:?}", app.mode);
+    };
+    assert!(asked.question.contains("closed"), "{}", asked.question);
+    assert_eq!(
+        asked.act,
+        Act::SetBreaker {
+            id: id("ep_", 1),
+            mode: BreakerMode::Closed
+        }
+    );
+    key(&mut app, KeyCode::Tab);
+    let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        commands,
+        [Command::Act(Act::SetBreaker {
+            id: id("ep_", 1),
+            mode: BreakerMode::Closed
+        })]
+    );
+}
+
+#[test]
+fn read_only_shows_the_breaker_but_never_forces_it() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], true);
+    let commands = key(&mut app, KeyCode::Char('b'));
+    let [Command::Load { token, .. }] = commands.as_slice() else {
+        panic!("b reads the breaker under --read-only too: {commands:?}");
+    };
+    app.update(Msg::Loaded {
+        token: *token,
+        result: Ok(Loaded::Breaker(breaker_panel())),
+    });
+    assert!(!screen(&app).contains("force open"));
+    assert!(key(&mut app, KeyCode::Char('o')).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(
+        flash_text(&app).contains("read-only"),
+        "{}",
+        flash_text(&app)
+    );
+}
+
+#[test]
+fn the_endpoints_view_says_what_protection_holds() {
+    let mut open = endpoint(1, "orders", EndpointState::Active);
+    open.protection = Some(Hold::BreakerOpen {
+        next_probe_at: Some(now_millis() + 60_000),
+    });
+    let mut limited = endpoint(2, "invoices", EndpointState::Active);
+    limited.protection = Some(Hold::RateLimited { per_second: 10 });
+    let app = on_endpoints(vec![open, limited], false);
+    let shown = screen(&app);
+    for words in [
+        "breaker",
+        "held: breaker open, next probe",
+        "limited",
+        "held: rate limit 10/s",
+    ] {
+        assert!(shown.contains(words), "{words:?} not shown:\n{shown}");
+    }
 }
 
 // --- per-screen cursors, the status line and help's end ----------------------

@@ -11,10 +11,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::app::{HEALTH_WINDOW, PAGE};
 use super::format::{endpoint_label, group_digits};
 use super::msg::{Act, Acted, Command, Holds, ListLoad, Load, Loaded, Msg};
-use super::screens::{DeliveryQuery, EndpointRow, RetentionStatus, SearchProgress, WorstEndpoint};
+use super::screens::{
+    BreakerPanel, DeliveryQuery, EndpointRow, RetentionStatus, SearchProgress, WorstEndpoint,
+};
 use crate::held::Hold;
 
-use crate::model::{Delivery, DeliveryState, Endpoint, ErrorKind, Subscription, now_millis};
+use crate::model::{
+    BreakerMode, Delivery, DeliveryState, Endpoint, ErrorKind, Subscription, now_millis,
+};
 use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError, from_now, local_time_short};
 use crate::store::{EndpointHealth, Reads};
 
@@ -29,6 +33,8 @@ const WORST: usize = 10;
 const SPARK_MINUTES: i64 = 60;
 /// Minutes over which the overview ranks endpoints by failure rate.
 const FAILURE_MINUTES: i64 = 5;
+/// Transitions the breaker panel lists (what an 80x24 terminal holds).
+const BREAKER_TRANSITIONS: i64 = 8;
 
 /// Runs commands against the database, reporting to the console's loop.
 #[derive(Clone)]
@@ -380,6 +386,15 @@ impl Loader {
                     retrying: u64::try_from(queue.retrying).unwrap_or(0),
                 }
             }
+            Load::Breaker { endpoint_id } => {
+                let (endpoint, breaker, transitions) =
+                    self.ops.breaker(&endpoint_id, BREAKER_TRANSITIONS).await?;
+                Loaded::Breaker(Box::new(BreakerPanel {
+                    endpoint: endpoint.masked(),
+                    breaker,
+                    transitions,
+                }))
+            }
             Load::DeadCount { endpoint_id, label } => {
                 let (_, count) = self.ops.retry_bulk(&dead_of(&endpoint_id, true)).await?;
                 Loaded::DeadCount {
@@ -449,6 +464,11 @@ impl Loader {
             )?;
             (endpoints, complete, window, queues, health)
         };
+        let mut protection: Holds = reads
+            .endpoints_held_by_protection()
+            .await?
+            .into_iter()
+            .collect();
         let rows = endpoints
             .into_iter()
             .filter(|e| matches(e))
@@ -458,6 +478,7 @@ impl Loader {
                 EndpointRow {
                     queue: in_window.then(|| queues.remove(&endpoint.id).unwrap_or_default()),
                     blocked: self.blocked(&endpoint, health.as_ref()),
+                    protection: protection.remove(&endpoint.id),
                     health,
                     endpoint,
                 }
@@ -488,14 +509,17 @@ impl Loader {
     /// the database (only the few shown leave it).
     async fn overview(&self) -> Result<Loaded, OpsError> {
         let reads = self.reads();
-        let (throughput, standings, last_pass) = tokio::try_join!(
+        let (throughput, standings, last_pass, protection) = tokio::try_join!(
             reads.throughput(SPARK_MINUTES),
             reads.worst_endpoints(FAILURE_MINUTES, WORST),
             reads.last_prune(),
+            reads.endpoints_held_by_protection(),
         )?;
+        let mut protection: Holds = protection.into_iter().collect();
         let worst = standings
             .into_iter()
             .map(|s| WorstEndpoint {
+                protection: protection.remove(&s.endpoint_id),
                 failure_rate_5m: s.failure_rate(),
                 endpoint_id: s.endpoint_id,
                 label: s.label,
@@ -590,6 +614,22 @@ impl Io {
                     "resumed {} (was {before}): held deliveries flow oldest first",
                     endpoint_label(&endpoint)
                 )
+            }
+            Act::SetBreaker { id, mode } => {
+                let (endpoint, breaker) = ops.set_breaker(&id, mode).await?;
+                let label = endpoint_label(&endpoint);
+                match mode {
+                    BreakerMode::Open => format!(
+                        "forced the breaker of {label} open: its deliveries are held until you set it back (b)"
+                    ),
+                    BreakerMode::Closed => format!(
+                        "forced the breaker of {label} closed: its deliveries flow whatever it answers"
+                    ),
+                    BreakerMode::Auto => format!(
+                        "the breaker of {label} follows its outcomes again (now {})",
+                        breaker.state.as_str().replace('_', "-")
+                    ),
+                }
             }
             Act::RotateSecret(id) => {
                 let endpoint = ops.rotate_secret(&id, None).await?;

@@ -53,6 +53,7 @@ pub enum Action {
     PauseResume,
     RotateSecret,
     RevealSecrets,
+    Breaker,
     Edit,
     New,
     Delete,
@@ -192,6 +193,15 @@ pub const KEYMAP: &[Binding] = &[
         // that nothing is written (and is what one hands to people who
         // should not see credentials): hidden there.
         mutating: true,
+    },
+    Binding {
+        keys: &[Key::Char('b')],
+        action: Action::Breaker,
+        help: "the endpoint's circuit breaker: state, figures and transitions; o/c/a force it open, closed or back to auto (asks first)",
+        hint: Some("breaker"),
+        scope: Scope::Views(&[Endpoints]),
+        // Reading it changes nothing; forcing it is refused under --read-only.
+        mutating: false,
     },
     Binding {
         keys: &[Key::Char('s')],

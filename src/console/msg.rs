@@ -4,9 +4,11 @@
 
 use crossterm::event::KeyEvent;
 
-use super::screens::{DeliveryQuery, EndpointRow, RetentionStatus, SearchProgress, WorstEndpoint};
+use super::screens::{
+    BreakerPanel, DeliveryQuery, EndpointRow, RetentionStatus, SearchProgress, WorstEndpoint,
+};
 use crate::held::Hold;
-use crate::model::{AuditEntry, Delivery, Endpoint, Millis, Subscription};
+use crate::model::{AuditEntry, BreakerMode, Delivery, Endpoint, Millis, Subscription};
 use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
 
 /// What holds the due work of each paused or disabled endpoint, by id.
@@ -72,6 +74,10 @@ pub enum Load {
     /// An endpoint as it is now and how many deliveries it holds (before
     /// "resume", whose question names them).
     ResumeCheck {
+        endpoint_id: String,
+    },
+    /// An endpoint's circuit breaker and its latest transitions (the `b` panel).
+    Breaker {
         endpoint_id: String,
     },
 }
@@ -144,6 +150,7 @@ pub enum Loaded {
         /// Its retrying deliveries: they keep their schedule.
         retrying: u64,
     },
+    Breaker(Box<BreakerPanel>),
 }
 
 /// An operator action for `io.rs` to run through `ops`.
@@ -189,6 +196,11 @@ pub enum Act {
         headers: String,
     },
     DeleteEndpoint(String),
+    /// Force an endpoint's breaker open or closed, or back to `auto`.
+    SetBreaker {
+        id: String,
+        mode: BreakerMode,
+    },
 }
 
 /// How an action ended.

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, Endpoint, Subscription};
 use crate::store::{
-    Cursor, DeliveryDetail, DeliveryFilter, EndpointHealth, EndpointQueue, MinuteTotals,
+    Breaker, BreakerTransition, Cursor, DeliveryDetail, DeliveryFilter, EndpointHealth,
+    EndpointQueue, MinuteTotals,
 };
 
 use super::keymap::ViewKind;
@@ -199,6 +201,19 @@ pub struct EndpointRow {
     /// Why the outbound guard refuses this endpoint's URL, when it does: its
     /// host is a blocked IP literal, or its last attempt was refused.
     pub blocked: Option<String>,
+    /// What holds an active endpoint's work: its breaker, its receiver's
+    /// `Retry-After`, its rate limit.
+    pub protection: Option<Hold>,
+}
+
+/// An endpoint's circuit breaker as the `b` panel shows it: its state and
+/// figures, and its latest transitions, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerPanel {
+    /// Masked: only its name and limits are shown.
+    pub endpoint: Endpoint,
+    pub breaker: Breaker,
+    pub transitions: Vec<BreakerTransition>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -229,6 +244,8 @@ pub struct WorstEndpoint {
     pub failure_rate_5m: Option<f64>,
     pub backlog: i64,
     pub last_error: Option<String>,
+    /// What holds an active endpoint's work (breaker, `Retry-After`, rate limit).
+    pub protection: Option<Hold>,
 }
 
 /// What the overview says about retention: the rules in force and the

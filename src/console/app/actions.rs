@@ -120,7 +120,7 @@ impl App {
         Vec::new()
     }
 
-    fn selected_endpoint(&self) -> Option<&Endpoint> {
+    pub(super) fn selected_endpoint(&self) -> Option<&Endpoint> {
         match self.top() {
             Screen::Endpoints(s) => s.rows.selected_item().map(|row| &row.endpoint),
             _ => None,

@@ -21,6 +21,7 @@ impl App {
             Mode::Form(form) => self.on_form_key(form, key),
             // Any key hides the secrets again (the mode, and so the values, are dropped).
             Mode::Reveal(_) => Vec::new(),
+            Mode::Breaker(panel) => self.on_breaker_key(panel, key),
         }
     }
 
@@ -101,6 +102,7 @@ impl App {
             Action::PauseResume => self.pause_resume(),
             Action::RotateSecret => self.rotate_secret(),
             Action::RevealSecrets => self.reveal_secrets(),
+            Action::Breaker => self.open_breaker(),
             Action::Edit => self.edit(),
             Action::New => self.new_subscription(),
             Action::Delete => self.delete(),

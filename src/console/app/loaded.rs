@@ -44,6 +44,11 @@ impl App {
                 retrying,
             } => self.ask_to_resume(&endpoint, held, retrying),
             Loaded::Marked { asked, rows, holds } => self.ask_to_retry_marked(asked, rows, &holds),
+            Loaded::Breaker(panel) => {
+                self.mode = super::Mode::Breaker(panel);
+                self.dirty = true;
+                Vec::new()
+            }
             // Refused counts and re-reads for a question must say why too.
             Loaded::Refused(reason) => self.on_refused(slot, reason),
             // A stale answer: the screen it was for is gone.

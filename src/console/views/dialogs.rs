@@ -1,5 +1,6 @@
 //! Dialogs over the body: a confirmation (Cancel focused until moved, as
-//! tall as its question) and the forms with their inline errors. A form
+//! tall as its question), the forms with their inline errors, an
+//! endpoint's secrets and its circuit breaker. A form
 //! shows what is stored, outside text's controls as escapes; the field
 //! itself edits the real text.
 
@@ -8,11 +9,13 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::{cursor_column, shown};
+use super::{cursor_column, human_duration, short_time, shown};
 use crate::console::app::confirm::Confirm;
 use crate::console::app::forms::Form;
+use crate::console::screens::BreakerPanel;
 use crate::console::theme::Theme;
-use crate::model::Endpoint;
+use crate::model::{BreakerMode, BreakerState, Endpoint, now_millis};
+use crate::ops::{from_now, local_time_short};
 use crate::redact::is_sensitive_header;
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -180,4 +183,123 @@ pub fn form(form: &Form, theme: Theme, frame: &mut Frame, body: Rect) {
             frame.set_cursor_position((x, y));
         }
     }
+}
+
+/// Transitions are shown up to this width of their reason.
+const BREAKER_WIDTH: u16 = 78;
+
+/// An endpoint's circuit breaker: its state and why, the window's
+/// figures, what else holds it, and its latest transitions.
+pub fn breaker(panel: &BreakerPanel, theme: Theme, frame: &mut Frame, body: Rect) {
+    let now = now_millis();
+    let b = &panel.breaker;
+    let field = |name: &str, value: String, style| {
+        Line::from(vec![
+            Span::styled(format!("{name:<12}"), theme.dim()),
+            Span::styled(value, style),
+        ])
+    };
+    let state_style = match b.state {
+        BreakerState::Closed => theme.good(),
+        BreakerState::HalfOpen => theme.warn(),
+        BreakerState::Open => theme.bad(),
+    };
+    let state = b.state.as_str().replace('_', "-");
+    let how = match (b.mode, b.opened_at) {
+        (BreakerMode::Auto, Some(at)) if b.state != BreakerState::Closed => format!(
+            "{state} · auto · since {} ({})",
+            local_time_short(at),
+            from_now(at, now)
+        ),
+        (BreakerMode::Auto, _) => format!("{state} · auto"),
+        (forced, _) => format!(
+            "{state} · forced {} (holds until set back to auto)",
+            forced.as_str()
+        ),
+    };
+    let mut lines = vec![field("state", how, state_style)];
+    if let Some(at) = b.next_probe_at {
+        lines.push(field(
+            "next probe",
+            format!(
+                "{} ({}) · cool-down {}",
+                local_time_short(at),
+                from_now(at, now),
+                human_duration(b.cooldown_ms)
+            ),
+            theme.plain(),
+        ));
+    }
+    lines.push(field(
+        "window",
+        format!(
+            "{} of {} attempts failed · {} failures in a row",
+            b.window_failures, b.window_attempts, b.consecutive_failures
+        ),
+        theme.plain(),
+    ));
+    if let Some(until) = b.wait_until {
+        lines.push(field(
+            "receiver",
+            format!(
+                "asked to wait until {} ({})",
+                local_time_short(until),
+                from_now(until, now)
+            ),
+            theme.warn(),
+        ));
+    }
+    if let Some(at) = b.last_answered_at {
+        lines.push(field(
+            "answered",
+            format!("last at {} ({})", local_time_short(at), from_now(at, now)),
+            theme.plain(),
+        ));
+    }
+    if let Some(limit) = panel.endpoint.rate_limit {
+        lines.push(field("rate limit", limit.to_string(), theme.plain()));
+    }
+    lines.push(Line::from(""));
+    if panel.transitions.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "no transitions yet: it has never opened",
+            theme.dim(),
+        )));
+    } else {
+        lines.push(Line::from(Span::styled(
+            "transitions, newest first",
+            theme.dim(),
+        )));
+    }
+    for t in &panel.transitions {
+        let by = t
+            .actor
+            .as_deref()
+            .map(|actor| format!(" ({})", shown(actor)))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<9} ", short_time(t.at)), theme.dim()),
+            Span::raw(format!(
+                "{:<20} ",
+                format!(
+                    "{} → {}",
+                    t.from.as_str().replace('_', "-"),
+                    t.to.as_str().replace('_', "-")
+                )
+            )),
+            Span::raw(format!("{}{by}", shown(&t.reason))),
+        ]));
+    }
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let area = centered(body, BREAKER_WIDTH, height);
+    frame.render_widget(Clear, area);
+    let title = format!(
+        " Breaker of {}/{} ",
+        shown(&panel.endpoint.tenant_name),
+        shown(&panel.endpoint.name)
+    );
+    let block = Block::bordered().title(Span::styled(title, theme.title()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    frame.render_widget(Paragraph::new(lines), inner);
 }

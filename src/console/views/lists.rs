@@ -327,6 +327,13 @@ const BLOCKED_LABEL: &str = "⊘ blocked";
 /// and in the strip).
 fn endpoint_state_cell(row: &EndpointRow, theme: Theme) -> Cell<'static> {
     let endpoint = &row.endpoint;
+    if row.blocked.is_none() && row.protection.is_some() {
+        return Cell::from(super::endpoint_state_span(
+            endpoint.state,
+            row.protection,
+            theme,
+        ));
+    }
     let state = match (&row.blocked, &endpoint.state_reason) {
         (Some(_), _) if endpoint.state == EndpointState::Active => BLOCKED_LABEL.to_string(),
         (_, Some(_)) => format!("{}*", endpoint_state_label(endpoint.state)),
@@ -340,8 +347,9 @@ fn endpoint_state_cell(row: &EndpointRow, theme: Theme) -> Cell<'static> {
 }
 
 /// What is wrong with an endpoint, most telling first: when a pause ends
-/// and why it was paused or disabled, why the guard refuses it, or its last
-/// error.
+/// and why it was paused or disabled, why the guard refuses it, what holds
+/// an active one's work (its breaker and next probe, a receiver's wait, its
+/// rate limit), or its last error.
 pub fn endpoint_problem(row: &EndpointRow) -> String {
     let endpoint = &row.endpoint;
     // A pause that ends by itself says when first: a long reason is clipped.
@@ -359,6 +367,17 @@ pub fn endpoint_problem(row: &EndpointRow) -> String {
         (Some(until), None, _, _) => until,
         (None, Some(reason), _, _) if endpoint.state != EndpointState::Active => reason.clone(),
         (None, _, Some(reason), _) => reason.clone(),
+        _ if endpoint.state == EndpointState::Active && row.protection.is_some() => {
+            let hold = row.protection.map(|h| h.label(local_time_short));
+            match (
+                hold,
+                row.health.as_ref().and_then(|h| h.last_error.as_ref()),
+            ) {
+                (Some(hold), Some(error)) => format!("{hold} · {error}"),
+                (Some(hold), None) => hold,
+                (None, _) => String::new(),
+            }
+        }
         (None, _, _, Some(error)) => error.clone(),
         _ => String::new(),
     }

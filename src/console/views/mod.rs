@@ -101,6 +101,7 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
         Mode::Confirm(confirm) => dialogs::confirm(confirm, theme, frame, body),
         Mode::Form(form) => dialogs::form(form, theme, frame, body),
         Mode::Reveal(endpoint) => dialogs::reveal(endpoint, theme, frame, body),
+        Mode::Breaker(panel) => dialogs::breaker(panel, theme, frame, body),
         _ => {}
     }
 }
@@ -277,6 +278,16 @@ fn render_hints(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             theme,
         ),
         Mode::Reveal(_) => hint_line(&[("any key", "hide the secrets")], theme),
+        Mode::Breaker(_) if app.read_only => hint_line(&[("any key", "close")], theme),
+        Mode::Breaker(_) => hint_line(
+            &[
+                ("o", "force open"),
+                ("c", "force closed"),
+                ("a", "auto"),
+                ("any key", "close"),
+            ],
+            theme,
+        ),
         Mode::Normal => {
             let hints = keymap::hints(app.view(), app.read_only);
             let pairs: Vec<(&str, &str)> = hints.iter().map(|(k, h)| (k.as_str(), *h)).collect();
@@ -455,6 +466,27 @@ pub fn percent(rate: Option<f64>) -> String {
 
 /// Outside text as the console shows it: controls, C1 and bidi
 /// characters as visible escapes (see [`crate::text`]).
+/// An endpoint's state word, or while it is active, what holds its work
+/// (`breaker`, `waiting` for a receiver's `Retry-After`, `limited` by its
+/// rate limit), styled.
+pub fn endpoint_state_span(
+    state: crate::model::EndpointState,
+    protection: Option<crate::held::Hold>,
+    theme: Theme,
+) -> Span<'static> {
+    use crate::held::Hold;
+    let active = state == crate::model::EndpointState::Active;
+    match protection.filter(|_| active) {
+        Some(Hold::BreakerOpen { .. }) => Span::styled("breaker", theme.bad()),
+        Some(Hold::ReceiverAskedToWait { .. }) => Span::styled("waiting", theme.warn()),
+        Some(Hold::RateLimited { .. }) => Span::styled("limited", theme.warn()),
+        _ => Span::styled(
+            crate::console::theme::endpoint_state_label(state),
+            theme.endpoint_state(state),
+        ),
+    }
+}
+
 pub fn shown(text: &str) -> String {
     escape_controls(text).into_owned()
 }

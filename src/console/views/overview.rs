@@ -13,7 +13,7 @@ use crate::console::columns::Column;
 use crate::console::fit::shorten_middle;
 use crate::console::format::{backlog_text, group_digits};
 use crate::console::screens::{OverviewScreen, RetentionStatus, WorstEndpoint};
-use crate::console::theme::{Theme, endpoint_state_label};
+use crate::console::theme::Theme;
 use crate::text::{escape_controls, width};
 
 pub fn render(screen: &OverviewScreen, app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
@@ -251,10 +251,7 @@ fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: 
             "STATE",
             Column::fixed(0, 11),
             move |w: &WorstEndpoint, _| {
-                Cell::from(Span::styled(
-                    endpoint_state_label(w.state),
-                    theme.endpoint_state(w.state),
-                ))
+                Cell::from(super::endpoint_state_span(w.state, w.protection, theme))
             },
         ),
         ListColumn::new(
