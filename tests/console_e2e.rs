@@ -370,6 +370,68 @@ async fn held_by_orders(seeded: &Seeded) -> (i64, i64) {
 /// `p` asks why and how long, then to confirm (Cancel focused): Cancel
 /// changes nothing; confirming pauses with the reason typed, kept and
 /// audited. `p` again asks before resuming, naming what it will send.
+/// A rate limit set in the edit form, and the breaker forced open from
+/// its `b` panel after the question, both audited as the operator's.
+async fn rate_limit_and_breaker_from_the_endpoints_view(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::start(&seeded.db.url, &[]);
+    endpoints_filtered_to_orders(&console);
+
+    console.keys(&["e"]);
+    console.wait_for("Rate limit (e.g. 50/s");
+    for _ in 0..4 {
+        console.keys(&["Tab"]);
+    }
+    console.type_text("20/s burst 3");
+    console.keys(&["Enter"]);
+    console.wait_for("saved globex/orders");
+    let endpoint = orders(&seeded).await;
+    assert_eq!(
+        endpoint.rate_limit,
+        Some(hookline::model::RateLimit::new(20, Some(3)))
+    );
+    assert_by_the_operator(&last_audit(&seeded).await, "endpoint.update");
+
+    console.keys(&["b"]);
+    let panel = console.wait_for("Breaker of globex/orders");
+    assert!(panel.contains("closed · auto"), "{panel}");
+    assert!(panel.contains("rate limit  20/s burst 3"), "{panel}");
+    assert!(panel.contains("never opened"), "{panel}");
+    let before = seeded.db.dump().await;
+    console.keys(&["o"]);
+    let screen = console.wait_for("[ Cancel ]");
+    assert!(
+        dialog_text(&screen).contains("Force the breaker of globex/orders open?"),
+        "{screen}"
+    );
+    console.keys(&["Enter"]);
+    console.wait_for("cancelled: nothing was changed");
+    assert_eq!(seeded.db.dump().await, before, "a cancelled force wrote");
+
+    console.keys(&["b"]);
+    console.wait_for("Breaker of globex/orders");
+    console.keys(&["o"]);
+    console.wait_for("[ Cancel ]");
+    console.keys(&["Tab"]);
+    console.wait_for("[ Force open ]");
+    console.keys(&["Enter"]);
+    console.wait_for("forced the breaker of globex/orders open");
+    let breaker = seeded
+        .store
+        .breaker(&endpoint.id)
+        .await
+        .unwrap_or_else(|e| panic!("breaker: {e}"));
+    assert_eq!(breaker.state, hookline::model::BreakerState::Open);
+    assert_eq!(breaker.mode, hookline::model::BreakerMode::Open);
+    assert_by_the_operator(&last_audit(&seeded).await, "endpoint.breaker");
+    // The row says so; the panel lists the transition and who made it.
+    console.wait_for("breaker");
+    console.keys(&["b"]);
+    let panel = console.wait_for("closed → open");
+    assert!(panel.contains("forced open"), "{panel}");
+    assert!(panel.contains(OPERATOR), "{panel}");
+}
+
 async fn pause_with_a_reason_through_the_confirmation(backend: Backend) {
     let seeded = seed(backend).await;
     let console = Console::start(&seeded.db.url, &[]);
@@ -1099,6 +1161,7 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
 }
 
 both_backends!(
+    rate_limit_and_breaker_from_the_endpoints_view,
     held_work_and_a_missing_dispatcher_are_said_everywhere,
     empty_and_refused_lists_say_so,
     old_state_words_filter_and_the_screen_says_the_new_ones,

@@ -19,7 +19,9 @@ use crate::held::Hold;
 use crate::model::{
     BreakerMode, Delivery, DeliveryState, Endpoint, ErrorKind, Subscription, now_millis,
 };
-use crate::ops::{BulkRetry, EndpointChanges, Ops, OpsError, from_now, local_time_short};
+use crate::ops::{
+    BulkRetry, EndpointChanges, Ops, OpsError, from_now, local_time_short, parse_rate_limit,
+};
 use crate::store::{EndpointHealth, Reads};
 
 /// Events a payload search examines per page.
@@ -684,8 +686,12 @@ impl Io {
                 timeout,
                 max_in_flight,
                 headers,
+                rate_limit,
             } => {
-                let changes = endpoint_changes(&url, &timeout, &max_in_flight, &headers)?;
+                let mut changes = endpoint_changes(&url, &timeout, &max_in_flight, &headers)?;
+                let limit = parse_rate_limit(&rate_limit)?;
+                changes.rate_limit = Some(limit.map(|(rate, _)| rate));
+                changes.rate_limit_burst = limit.and_then(|(_, burst)| burst);
                 let endpoint = ops.update_endpoint(&id, &changes).await?;
                 format!("saved {}", endpoint_label(&endpoint))
             }

@@ -194,6 +194,8 @@ pub enum Act {
         timeout: String,
         max_in_flight: String,
         headers: String,
+        /// `50/s`, `50/s burst 5`, or empty for none.
+        rate_limit: String,
     },
     DeleteEndpoint(String),
     /// Force an endpoint's breaker open or closed, or back to `auto`.

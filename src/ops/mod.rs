@@ -33,8 +33,8 @@ pub use until::{
     parse_until_rfc3339,
 };
 pub use validate::{
-    parse_before, parse_headers, parse_since, validate_name, validate_payload, validate_reason,
-    validate_url,
+    parse_before, parse_headers, parse_rate_limit, parse_since, validate_name, validate_payload,
+    validate_reason, validate_url,
 };
 use validate::{
     validate_description, validate_max_in_flight, validate_pattern, validate_rate_limit,

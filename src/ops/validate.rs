@@ -128,6 +128,38 @@ pub(super) fn validate_max_in_flight(max: u32) -> Result<i64> {
 /// Requests a second an endpoint's rate limit may allow, and its burst.
 const RATE_LIMIT_RANGE: (u32, u32) = (1, 100_000);
 
+/// A rate limit as people write it: `50`, `50/s`, `50/s burst 5` (as
+/// [`RateLimit`] displays it); empty: none. Returns the rate and burst,
+/// still to be validated.
+pub fn parse_rate_limit(text: &str) -> Result<Option<(u32, Option<u32>)>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let number = |field: &'static str, word: &str| {
+        word.parse::<u32>().map_err(|_| {
+            OpsError::invalid(
+                field,
+                format!("{word:?} is not a whole number (write 50/s or 50/s burst 5)"),
+            )
+        })
+    };
+    let mut words = text.split_whitespace();
+    let rate = words.next().unwrap_or_default();
+    let rate = number("rate_limit", rate.strip_suffix("/s").unwrap_or(rate))?;
+    let burst = match (words.next(), words.next(), words.next()) {
+        (None, _, _) => None,
+        (Some("burst"), Some(burst), None) => Some(number("rate_limit_burst", burst)?),
+        _ => {
+            return Err(OpsError::invalid(
+                "rate_limit",
+                format!("{text:?}: write 50/s, or 50/s burst 5"),
+            ));
+        }
+    };
+    Ok(Some((rate, burst)))
+}
+
 /// A rate limit of `per_second` with `burst` (or the default burst).
 pub(super) fn validate_rate_limit(per_second: u32, burst: Option<u32>) -> Result<RateLimit> {
     let (low, high) = RATE_LIMIT_RANGE;
@@ -290,6 +322,46 @@ pub fn parse_before(text: &str) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limits_read_as_they_are_shown() {
+        assert_eq!(parse_rate_limit("").ok(), Some(None));
+        assert_eq!(parse_rate_limit("50").ok(), Some(Some((50, None))));
+        assert_eq!(parse_rate_limit(" 50/s ").ok(), Some(Some((50, None))));
+        assert_eq!(
+            parse_rate_limit("50/s burst 5").ok(),
+            Some(Some((50, Some(5))))
+        );
+        let shown = RateLimit::new(50, Some(7)).to_string();
+        assert_eq!(shown, "50/s burst 7");
+        assert_eq!(parse_rate_limit(&shown).ok(), Some(Some((50, Some(7)))));
+        assert_eq!(
+            RateLimit::new(50, None).to_string(),
+            "50/s",
+            "the default unsaid"
+        );
+        assert!(matches!(
+            parse_rate_limit("fast"),
+            Err(OpsError::Invalid {
+                field: "rate_limit",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_rate_limit("50/s burst many"),
+            Err(OpsError::Invalid {
+                field: "rate_limit_burst",
+                ..
+            })
+        ));
+        assert!(matches!(
+            validate_rate_limit(0, None),
+            Err(OpsError::Invalid {
+                field: "rate_limit",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn urls_must_be_http() {

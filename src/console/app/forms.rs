@@ -87,6 +87,11 @@ impl Form {
                     "Headers (Name: value; Name: value)",
                     &headers.join("; "),
                 ),
+                field(
+                    "rate_limit",
+                    "Rate limit (e.g. 50/s or 50/s burst 5; empty: none)",
+                    &e.rate_limit.map(|l| l.to_string()).unwrap_or_default(),
+                ),
             ],
             focus: 0,
             submitting: false,
@@ -321,6 +326,7 @@ fn form_act(form: &Form) -> Result<Act, (&'static str, String)> {
             timeout: form_value(form, "timeout"),
             max_in_flight: form_value(form, "max_in_flight"),
             headers: form_value(form, "header"),
+            rate_limit: form_value(form, "rate_limit"),
         },
     })
 }
