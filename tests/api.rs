@@ -1183,6 +1183,58 @@ async fn a_tenant_forces_its_endpoints_breaker_and_sees_why(backend: Backend) {
         .await
         .json();
     assert_eq!(held["delivery"]["held"], "breaker_open", "{held}");
+    // The endpoint resource carries it, alone and in the list.
+    let endpoint = format!("/v1/endpoints/{}", t.acme_endpoint);
+    let one = server.admin_ok("GET", &endpoint, None, 200).await;
+    assert_eq!(one["breaker"]["state"], "open", "{one}");
+    assert_eq!(one["breaker"]["mode"], "open", "{one}");
+    let listed = server.admin_ok("GET", "/v1/endpoints", None, 200).await;
+    let states: Vec<(String, String)> = listed["data"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|e| {
+                    let id = e["id"].as_str().unwrap_or_default().to_string();
+                    let state = e["breaker"]["state"].as_str().unwrap_or_default();
+                    (id, state.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        states.contains(&(t.acme_endpoint.clone(), "open".to_string())),
+        "{states:?}"
+    );
+    assert!(
+        states.iter().any(|(_, state)| state == "closed"),
+        "the other tenant's endpoint is closed: {states:?}"
+    );
+    // A rate limit is set with the endpoint, named when refused.
+    let limited = server
+        .admin_ok(
+            "PATCH",
+            &endpoint,
+            Some(json!({ "rate_limit": 50, "rate_limit_burst": 5 })),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (
+            limited["rate_limit"].clone(),
+            limited["rate_limit_burst"].clone()
+        ),
+        (json!(50), json!(5)),
+        "{limited}"
+    );
+    let refused = server
+        .send(
+            "PATCH",
+            &endpoint,
+            Some(&t.acme_key),
+            Body::Json(json!({ "rate_limit": 0 })),
+        )
+        .await;
+    refused.assert_problem(422, Some("rate_limit"));
     let back = server
         .admin_ok("POST", &breaker, Some(json!({ "mode": "auto" })), 200)
         .await;

@@ -17,6 +17,12 @@ use super::views::{BreakerView, Deleted, EndpointSecretView, EndpointView, List}
 use crate::model::{BreakerMode, DeliveryState, now_millis};
 use crate::ops::{BulkRetry, EndpointChanges, EndpointInput, parse_since, parse_until_rfc3339};
 
+/// `view` with its endpoint's circuit breaker as it is now.
+async fn with_breaker(caller: &Caller, view: EndpointView) -> ApiResult<EndpointView> {
+    let (_, breaker, _) = caller.ops.breaker(&view.id, 0).await?;
+    Ok(view.with_breaker(breaker))
+}
+
 /// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a value.
 pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     deserializer: D,
@@ -167,8 +173,19 @@ pub async fn list(
         (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
     };
     let endpoints = caller.ops.reads().list_endpoints(tenant.as_deref()).await?;
+    let mut breakers = caller.ops.breakers_by_endpoint().await?;
     Ok(Json(List {
-        data: endpoints.into_iter().map(EndpointView::from).collect(),
+        data: endpoints
+            .into_iter()
+            .map(|e| {
+                let breaker = breakers.remove(&e.id);
+                let view = EndpointView::from(e);
+                match breaker {
+                    Some(breaker) => view.with_breaker(breaker),
+                    None => view,
+                }
+            })
+            .collect(),
     }))
 }
 
@@ -224,7 +241,8 @@ pub async fn create(
     security(("api_key" = []))
 )]
 pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
-    Ok(Json(caller.endpoint(&id, None).await?.into()))
+    let endpoint = caller.endpoint(&id, None).await?;
+    Ok(Json(with_breaker(&caller, endpoint.into()).await?))
 }
 
 /// Change an endpoint's settings.
@@ -258,13 +276,8 @@ pub async fn update(
         rate_limit: request.rate_limit,
         rate_limit_burst: request.rate_limit_burst,
     };
-    Ok(Json(
-        caller
-            .ops
-            .update_endpoint(&endpoint.id, &changes)
-            .await?
-            .into(),
-    ))
+    let endpoint = caller.ops.update_endpoint(&endpoint.id, &changes).await?;
+    Ok(Json(with_breaker(&caller, endpoint.into()).await?))
 }
 
 /// Delete an endpoint and its subscriptions; unfinished deliveries are cancelled.
@@ -321,7 +334,7 @@ pub async fn pause(
         .ops
         .pause_endpoint(&endpoint.id, request.reason.as_deref(), until)
         .await?;
-    Ok(Json(endpoint.into()))
+    Ok(Json(with_breaker(&caller, endpoint.into()).await?))
 }
 
 /// The endpoint's circuit breaker: its state, why, the next probe, the
@@ -400,7 +413,7 @@ const BREAKER_TRANSITIONS_SHOWN: i64 = 20;
 pub async fn resume(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
     let endpoint = caller.endpoint(&id, None).await?;
     let (endpoint, _before) = caller.ops.resume_endpoint(&endpoint.id).await?;
-    Ok(Json(endpoint.into()))
+    Ok(Json(with_breaker(&caller, endpoint.into()).await?))
 }
 
 /// Replace the signing secret; the old one keeps signing (both signatures
@@ -429,7 +442,9 @@ pub async fn rotate_secret(
         .ops
         .rotate_secret(&endpoint.id, request.secret.as_deref())
         .await?;
-    Ok(Json(EndpointView::with_secret(endpoint)))
+    Ok(Json(
+        with_breaker(&caller, EndpointView::with_secret(endpoint)).await?,
+    ))
 }
 
 /// Reveal an endpoint's signing secrets: the current one, and the previous

@@ -101,6 +101,9 @@ pub struct EndpointView {
     pub rate_limit: Option<i64>,
     /// Requests at once after a quiet spell; `null` without a rate limit.
     pub rate_limit_burst: Option<i64>,
+    /// Its circuit breaker now (`GET /v1/endpoints/{id}/breaker` adds the
+    /// transitions).
+    pub breaker: BreakerStateView,
     /// Extra headers sent with every attempt; the values of sensitive ones
     /// (`Authorization`, `Cookie`, names containing `token`, `secret`,
     /// `key`, `password` or `auth`) masked as `****`.
@@ -118,6 +121,14 @@ impl From<Endpoint> for EndpointView {
 }
 
 impl EndpointView {
+    /// The view with the endpoint's breaker as it is now.
+    pub fn with_breaker(self, breaker: Breaker) -> EndpointView {
+        EndpointView {
+            breaker: breaker.into(),
+            ..self
+        }
+    }
+
     /// The answer to create and rotate-secret: the signing secret in full
     /// (its owner needs it to verify), the URL's password and header values
     /// masked as everywhere.
@@ -131,6 +142,7 @@ impl EndpointView {
 
     fn shown(e: Endpoint) -> EndpointView {
         EndpointView {
+            breaker: Breaker::pristine(&e.id).into(),
             id: e.id,
             tenant_id: e.tenant_id,
             tenant_name: e.tenant_name,
@@ -156,9 +168,9 @@ impl EndpointView {
     }
 }
 
-/// An endpoint's circuit breaker.
+/// An endpoint's circuit breaker as it is now.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BreakerView {
+pub struct BreakerStateView {
     /// `ep_…`
     pub endpoint_id: String,
     /// `closed` (deliveries flow), `open` (held) or `half_open` (one
@@ -184,6 +196,31 @@ pub struct BreakerView {
     /// The receiver answered 429 or 503 with `Retry-After`: nothing is sent
     /// to the endpoint before this time; `null` once it has passed.
     pub wait_until: Option<String>,
+}
+
+impl From<Breaker> for BreakerStateView {
+    fn from(b: Breaker) -> BreakerStateView {
+        BreakerStateView {
+            endpoint_id: b.endpoint_id,
+            state: b.state.to_string(),
+            mode: b.mode.to_string(),
+            opened_at: time_opt(b.opened_at),
+            next_probe_at: time_opt(b.next_probe_at),
+            cooldown_ms: b.cooldown_ms,
+            consecutive_failures: b.consecutive_failures,
+            window_attempts: b.window_attempts,
+            window_failures: b.window_failures,
+            last_answered_at: time_opt(b.last_answered_at),
+            wait_until: time_opt(b.wait_until),
+        }
+    }
+}
+
+/// An endpoint's circuit breaker with its history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakerView {
+    #[serde(flatten)]
+    pub breaker: BreakerStateView,
     /// The latest changes of state, newest first.
     pub transitions: Vec<BreakerTransitionView>,
 }
@@ -209,17 +246,7 @@ pub struct BreakerTransitionView {
 impl BreakerView {
     pub fn new(b: Breaker, transitions: Vec<BreakerTransition>) -> BreakerView {
         BreakerView {
-            endpoint_id: b.endpoint_id,
-            state: b.state.to_string(),
-            mode: b.mode.to_string(),
-            opened_at: time_opt(b.opened_at),
-            next_probe_at: time_opt(b.next_probe_at),
-            cooldown_ms: b.cooldown_ms,
-            consecutive_failures: b.consecutive_failures,
-            window_attempts: b.window_attempts,
-            window_failures: b.window_failures,
-            last_answered_at: time_opt(b.last_answered_at),
-            wait_until: time_opt(b.wait_until),
+            breaker: b.into(),
             transitions: transitions
                 .into_iter()
                 .map(|t| BreakerTransitionView {

@@ -548,6 +548,18 @@ impl Ops {
         Ok((endpoint, before))
     }
 
+    /// The circuit breakers of the endpoints that ever failed, by endpoint
+    /// id; any other endpoint's is closed and counting.
+    pub async fn breakers_by_endpoint(&self) -> Result<std::collections::HashMap<String, Breaker>> {
+        Ok(self
+            .store
+            .breakers_that_counted()
+            .await?
+            .into_iter()
+            .map(|b| (b.endpoint_id.clone(), b))
+            .collect())
+    }
+
     /// Endpoint `key`'s circuit breaker and its latest `limit` transitions,
     /// newest first.
     pub async fn breaker(

@@ -514,7 +514,7 @@ pub struct Breaker {
 
 impl Breaker {
     /// The breaker of an endpoint that has never failed: closed, counting.
-    fn pristine(endpoint_id: &str) -> Breaker {
+    pub fn pristine(endpoint_id: &str) -> Breaker {
         Breaker {
             endpoint_id: endpoint_id.to_string(),
             state: BreakerState::Closed,
@@ -636,13 +636,24 @@ impl Store {
 
     /// The breakers that are not closed, or are forced, by endpoint id.
     pub async fn breakers_not_closed(&self) -> Result<Vec<Breaker>> {
+        self.breakers_where("state <> 'closed' OR mode <> 'auto'")
+            .await
+    }
+
+    /// Every breaker that has counted a failure (the others are pristine),
+    /// by endpoint id: one row per endpoint that ever failed.
+    pub async fn breakers_that_counted(&self) -> Result<Vec<Breaker>> {
+        self.breakers_where("TRUE").await
+    }
+
+    async fn breakers_where(&self, condition: &'static str) -> Result<Vec<Breaker>> {
         let policy = std::sync::Arc::clone(&self.protection);
         let (rows, now): (Vec<BreakerRow>, i64) = on_db!(self, |pools, sql| {
             let mut conn = pools.read.acquire().await?;
             let now = db_now(sql, &mut *conn).await?;
             let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {BREAKER_COLUMNS} FROM endpoint_breakers
-                  WHERE state <> 'closed' OR mode <> 'auto' ORDER BY endpoint_id"
+                  WHERE {condition} ORDER BY endpoint_id"
             )))
             .fetch_all(&mut *conn)
             .await?;
