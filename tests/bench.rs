@@ -336,6 +336,77 @@ async fn isolation_bench_reports_both_scenarios(backend: Backend) {
     assert_eq!(report["within_target"].as_bool(), Some(ratio <= 2.0));
 }
 
+/// A receiver down for 4 s (retries give up after 1.5 s): the breaker
+/// spares it most attempts and none of its deliveries is lost to retries
+/// running out; a limit of 20/s fed by two dispatch processes holds.
+async fn protection_bench_reports_the_breaker_and_the_limit(backend: Backend) {
+    let db = TestDb::new(backend);
+    let args = [
+        "bench",
+        "protection",
+        "--rate",
+        "10",
+        "--down",
+        "4s",
+        "--after",
+        "1s",
+        "--cooldown",
+        "1s",
+        "--max-cooldown",
+        "2s",
+        "--retry-schedule",
+        "0s,500ms,1s",
+        "--limit",
+        "20",
+        "--limit-events",
+        "60",
+        "--dispatchers",
+        "2",
+        "--json",
+    ];
+    let mut command = bench_command(&db);
+    let output = command.args(args).output().expect("run the bench");
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(output)).expect("bench --json prints one JSON object");
+    assert_eq!(report["benchmark"], "protection");
+    let runs = report["runs"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = runs.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(names, ["alone", "down, breaker off", "down, breaker on"]);
+    for run in &runs {
+        let p50 = run["healthy_p50_ms"].as_f64().unwrap_or(-1.0);
+        let p99 = run["healthy_p99_ms"].as_f64().unwrap_or(-1.0);
+        assert!(p50 >= 0.0 && p99 >= p50, "{run}");
+        assert_eq!(run["healthy_deliveries"], 50 * 9, "{run}");
+    }
+    assert!(runs[0]["down"].is_null());
+    let (off, on) = (&runs[1]["down"], &runs[2]["down"]);
+    let attempts = |d: &serde_json::Value| d["attempts_while_down"].as_u64().unwrap_or(0);
+    assert!(
+        off["died"].as_u64() > Some(0),
+        "without the breaker, retries run out while it is down: {off}"
+    );
+    assert!(
+        attempts(on) < attempts(off),
+        "the breaker spares it attempts: {on} against {off}"
+    );
+    assert!(
+        on["transitions"].as_u64() >= Some(2),
+        "opened and closed: {on}"
+    );
+    assert!(
+        on["first_after_back_ms"].as_i64().is_some(),
+        "its work flows again: {on}"
+    );
+    let limit = &report["rate_limit"];
+    assert_eq!(limit["delivered"], 60, "{limit}");
+    let most = limit["most_in_30s"].as_u64().unwrap_or(u64::MAX);
+    assert!(most <= limit["bound_30s"].as_u64().unwrap_or(0), "{limit}");
+    assert!(
+        limit["seconds"].as_f64() >= Some((60.0 - 2.0) / 20.0 * 0.9),
+        "at the limit's pace: {limit}"
+    );
+}
+
 async fn soak_bench_reports_each_interval(backend: Backend) {
     let db = TestDb::new(backend);
     let args = [
@@ -403,6 +474,7 @@ async fn soak_bench_reports_each_interval(backend: Backend) {
 }
 
 both_backends!(
+    protection_bench_reports_the_breaker_and_the_limit,
     soak_bench_reports_each_interval,
     isolation_bench_reports_both_scenarios,
     pipeline_bench_reports_every_figure,

@@ -11,6 +11,7 @@ mod console;
 mod cpu;
 mod isolation;
 mod pipeline;
+mod protection;
 mod seed;
 /// `bench soak`: a steady rate for minutes with a tiny retention.
 pub mod soak;
@@ -26,6 +27,10 @@ pub use isolation::{IsolationOptions, IsolationReport, Scenario, isolation, rend
 pub use pipeline::{
     PipelineOptions, PipelineReport, PipelineRun, PublishMode, pipeline, render_pipeline,
 };
+pub use protection::{
+    DownFigures, DownRun, ProtectionOptions, ProtectionReport, RateLimitRun, most_in_any,
+    protection, render_protection,
+};
 pub use seed::{SeedPlan, SeedSummary};
 
 // Shared by the benchmarks beside the pipeline.
@@ -36,7 +41,7 @@ use crate::dispatch::guard::Guard;
 use crate::model::{Actor, Endpoint, Source};
 use crate::ops::{EndpointInput, Ops};
 use crate::sink::{SinkHandle, SinkOptions};
-use crate::store::{Backend, OpenMode, Store, StoreError};
+use crate::store::{Backend, OpenMode, Store, StoreError, StoreOptions};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -71,13 +76,22 @@ async fn open_database(
     db: Option<&str>,
     first: bool,
 ) -> Result<(Store, Option<tempfile::TempDir>), BenchError> {
+    open_database_with(db, first, StoreOptions::default()).await
+}
+
+/// [`open_database`] with the store's options (its breaker rules).
+async fn open_database_with(
+    db: Option<&str>,
+    first: bool,
+    options: StoreOptions,
+) -> Result<(Store, Option<tempfile::TempDir>), BenchError> {
     let Some(url) = db else {
         let dir = tempfile::tempdir()?;
         let url = database_url(None, Some(&dir));
-        let store = Store::open(&url, OpenMode::CreateAndMigrate).await?;
+        let store = Store::open_with(&url, OpenMode::CreateAndMigrate, options).await?;
         return Ok((store, Some(dir)));
     };
-    let store = Store::open(url, OpenMode::CreateAndMigrate).await?;
+    let store = Store::open_with(url, OpenMode::CreateAndMigrate, options).await?;
     let tenants = store.list_tenants().await?;
     if first && !tenants.is_empty() {
         return Err(BenchError::Setup(format!(

@@ -134,6 +134,43 @@ pub enum BenchCommand {
     Soak(SoakBenchArgs),
     /// Refresh and frame times of every console screen on a seeded database.
     Console(ConsoleBenchArgs),
+    /// A receiver down for minutes with and without the circuit breaker,
+    /// and one rate limit fed by several dispatch processes.
+    Protection(ProtectionBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProtectionBenchArgs {
+    /// Events a second, each to the nine healthy endpoints and the one that goes down.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// How long the down endpoint's receiver refuses connections.
+    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
+    pub down: std::time::Duration,
+    /// How long the stream goes on after it comes back.
+    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    pub after: std::time::Duration,
+    /// The breaker's first cool-down (doubling on each re-open).
+    #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+    pub cooldown: std::time::Duration,
+    /// The longest cool-down.
+    #[arg(long, default_value = "20s", value_parser = parse_duration_arg)]
+    pub max_cooldown: std::time::Duration,
+    /// The retry ladder, compressed to seconds.
+    #[arg(long, default_value = "0s,1s,2s,4s,8s,16s")]
+    pub retry_schedule: String,
+    /// The rate limit (requests a second) of the endpoint fed by several dispatchers.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Events queued for it.
+    #[arg(long, default_value_t = 3_000)]
+    pub limit_events: usize,
+    /// `hookline dispatch` processes feeding it.
+    #[arg(long, default_value_t = 3)]
+    pub dispatchers: usize,
+    /// Only the breaker part, or only the rate limit part.
+    #[arg(long, value_parser = ["breaker", "rate-limit"])]
+    pub only: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -637,5 +674,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             run::bench_soak(args, cli.db, &config, &out).await
         }
         Command::Bench(BenchCommand::Console(args)) => run::bench_console(args, cli.db, &out).await,
+        Command::Bench(BenchCommand::Protection(args)) => {
+            run::bench_protection(args, cli.db, &config, &out).await
+        }
     }
 }

@@ -248,6 +248,46 @@ pub async fn bench_isolation(
     Ok(())
 }
 
+/// `bench protection`: fresh SQLite files unless `--db` names a database.
+pub async fn bench_protection(
+    args: super::ProtectionBenchArgs,
+    db: Option<String>,
+    config: &Config,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let mut dispatch = config.dispatch.clone();
+    dispatch.retry_schedule = args
+        .retry_schedule
+        .split(',')
+        .map(|step| hookline::config::parse_duration(step.trim()))
+        .collect::<Result<_, _>>()
+        .map_err(|reason| anyhow::anyhow!("--retry-schedule: {reason}"))?;
+    let protection = hookline::config::ProtectionConfig {
+        cooldown: args.cooldown,
+        max_cooldown: args.max_cooldown,
+        ..config.protection.clone()
+    };
+    let options = hookline::bench::ProtectionOptions {
+        rate: args.rate,
+        down: args.down,
+        after: args.after,
+        protection,
+        limit: args.limit,
+        limit_events: args.limit_events,
+        dispatchers: args.dispatchers,
+        breaker: args.only.as_deref() != Some("rate-limit"),
+        rate_limit: args.only.as_deref() != Some("breaker"),
+        db,
+        dispatch,
+    };
+    let report = hookline::bench::protection(&options).await?;
+    out.result(
+        serde_json::to_value(&report)?,
+        hookline::bench::render_protection(&report).trim_end(),
+    );
+    Ok(())
+}
+
 /// `bench api`: a fresh SQLite file per run unless `--db` names a database.
 pub async fn bench_api(
     args: ApiBenchArgs,

@@ -181,6 +181,11 @@ impl SinkHandle {
         self.stats.ids.first_accepted(webhook_id.as_bytes())
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `http://ADDR/`, the URL to register as an endpoint.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
