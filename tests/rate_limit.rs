@@ -192,6 +192,46 @@ async fn a_rate_limit_is_set_enforced_at_the_claim_and_removed(backend: Backend)
     );
 }
 
+/// The CLI sets a limit with the endpoint's other settings, shows it with
+/// the breaker, refuses a bad one naming it and changing nothing.
+async fn the_cli_sets_shows_and_refuses_a_rate_limit(backend: Backend) {
+    let (db, config, store) = open(backend).await;
+    let ops = test_ops(&store, &config);
+    ops.add_tenant("acme").await.expect("tenant");
+    common::ok(db.hookline(&[
+        "endpoint",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "hooks",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--rate-limit",
+        "7",
+        "--burst",
+        "2",
+    ]));
+    let shown = common::ok(db.hookline(&["--json", "endpoint", "show", "acme/hooks"]));
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    assert_eq!(shown["rate_limit"], 7, "{shown}");
+    assert_eq!(shown["rate_limit_burst"], 2, "{shown}");
+    assert_eq!(shown["breaker"], "closed", "{shown}");
+    assert_eq!(shown["breaker_consecutive_failures"], 0, "{shown}");
+
+    let before = db.dump().await;
+    let refused = db.hookline(&["endpoint", "update", "acme/hooks", "--rate-limit", "0"]);
+    assert!(!refused.status.success());
+    let said = common::stderr(&refused);
+    assert!(said.contains("rate_limit: must be between 1 and"), "{said}");
+    assert_eq!(db.dump().await, before, "a refused limit changed nothing");
+
+    common::ok(db.hookline(&["endpoint", "update", "acme/hooks", "--no-rate-limit"]));
+    let shown = common::ok(db.hookline(&["--json", "endpoint", "show", "acme/hooks"]));
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    assert!(shown["rate_limit"].is_null(), "{shown}");
+}
+
 /// Three `hookline dispatch` processes against one endpoint limited to
 /// 20 a second (burst 2): together they keep to it.
 async fn three_dispatchers_share_one_bucket(backend: Backend) {
@@ -273,5 +313,6 @@ async fn three_dispatchers_share_one_bucket(backend: Backend) {
 
 both_backends!(
     a_rate_limit_is_set_enforced_at_the_claim_and_removed,
+    the_cli_sets_shows_and_refuses_a_rate_limit,
     three_dispatchers_share_one_bucket,
 );

@@ -120,20 +120,26 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
             }
             continue;
         }
-        let cap = if gate == Gate::Probe { 1 } else { head.cap };
-        let mut free = cap - head.in_flight;
-        if free <= 0 {
+        // Before the cap: on Postgres an endpoint whose bucket is empty is
+        // not locked for this claim, so it reads as full, and the wake-up
+        // for its next request must still be set.
+        let tokens = head.tokens_milli_at(now);
+        if let (Some(milli), Some(rate)) = (tokens, head.rate_per_second)
+            && milli < 1000
+        {
+            // Look again when the next request's worth has come in.
+            let refill = (1000 - milli + rate - 1) / rate.max(1);
+            let wait = refill.max(due - now).max(0);
+            next_due_in = Some(next_due_in.map_or(wait, |w| w.min(wait)));
             continue;
         }
-        if let (Some(milli), Some(rate)) = (head.tokens_milli_at(now), head.rate_per_second) {
-            if milli < 1000 {
-                // Look again when the next request's worth has come in.
-                let refill = (1000 - milli + rate - 1) / rate.max(1);
-                let wait = refill.max(due - now).max(0);
-                next_due_in = Some(next_due_in.map_or(wait, |w| w.min(wait)));
-                continue;
-            }
+        let cap = if gate == Gate::Probe { 1 } else { head.cap };
+        let mut free = cap - head.in_flight;
+        if let Some(milli) = tokens {
             free = free.min(milli / 1000);
+        }
+        if free <= 0 {
+            continue;
         }
         let wait = (due - now).max(0);
         next_due_in = Some(next_due_in.map_or(wait, |w| w.min(wait)));
@@ -166,9 +172,12 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
 /// Parameters: `$1` now, `$2` owner, `$3` lease ms, `$4` default timeout ms,
 /// `$5` lease margin ms, `$6` limit, then per endpoint `k` its id at
 /// `$(7+2k)` and at `$(8+2k)` its free slots, or, where the claim counts
-/// the leases itself ([`Dialect::claim_counts_leases`]), its cap. The text
-/// depends only on the endpoint count, so the prepared-statement cache
-/// keeps one per count.
+/// the leases itself ([`Dialect::claim_counts_leases`]), its cap. Where
+/// it does and `rate_limited` (some endpoint of the claim has a rate
+/// limit), each arm also reads its endpoint's bucket again after the
+/// locks; claims of endpoints without one never read it. The text depends
+/// only on the endpoint count and that flag, so the prepared-statement
+/// cache keeps two per count.
 ///
 /// The leased rows are reached by primary key and by nothing else: no
 /// condition on `state` outside the arms (the arms hold the picked rows
@@ -176,12 +185,12 @@ pub(crate) fn eligible_endpoints(heads: &[Head], now: i64) -> (Vec<Eligible>, Op
 /// one, Postgres could plan the outer scan over the queue index, and a plan
 /// made while the queue was near empty, which Postgres keeps until the next
 /// statistics, scanned a 50,000-delivery backlog for every claim.
-pub(crate) fn claim_sql(sql: &Dialect, endpoints: usize) -> String {
+pub(crate) fn claim_sql(sql: &Dialect, endpoints: usize, rate_limited: bool) -> String {
     let arms: Vec<String> = (0..endpoints)
         .map(|k| {
             let endpoint = 7 + 2 * k;
             let slots = 8 + 2 * k;
-            let limit = if sql.claim_counts_leases {
+            let limit = if sql.claim_counts_leases && rate_limited {
                 // The statement starts after the endpoint locks, so this
                 // count includes every lease committed before them, and
                 // the tokens every claim before them left.
@@ -191,6 +200,13 @@ pub(crate) fn claim_sql(sql: &Dialect, endpoints: usize) -> String {
                          COALESCE((SELECT {tokens} / 1000 FROM endpoint_rate_limits r
                                     WHERE r.endpoint_id = ${endpoint}), ${slots})))",
                     tokens = sql.tokens_at("$1", "r."),
+                )
+            } else if sql.claim_counts_leases {
+                // The statement starts after the endpoint locks, so this
+                // count includes every lease committed before them.
+                format!(
+                    "GREATEST(0, ${slots} - (SELECT COUNT(*) FROM deliveries
+                         WHERE endpoint_id = ${endpoint} AND state = 'in_flight'))"
                 )
             } else {
                 format!("${slots}")
@@ -315,6 +331,15 @@ mod tests {
         assert_eq!(next_due, Some(60), "600 thousandths at 10/s: 60 ms");
         assert!(empty.waits_for_tokens(0));
         assert!(!empty.waits_for_tokens(60));
+
+        // Not locked for this claim (Postgres reads it as full): the
+        // wake-up for its next request is still set.
+        let unlocked = Head {
+            in_flight: 8,
+            ..empty
+        };
+        let (_, next_due) = eligible_endpoints(std::slice::from_ref(&unlocked), 0);
+        assert_eq!(next_due, Some(60));
     }
 
     #[test]
@@ -344,7 +369,7 @@ mod tests {
 
     #[test]
     fn the_claim_statement_numbers_its_parameters_per_endpoint() {
-        let text = claim_sql(&crate::store::sql::dialect::SQLITE, 2);
+        let text = claim_sql(&crate::store::sql::dialect::SQLITE, 2, false);
         assert!(text.contains("endpoint_id = $7") && text.contains("LIMIT $8"));
         assert!(text.contains("endpoint_id = $9") && text.contains("LIMIT $10"));
         assert_eq!(text.matches("UNION ALL").count(), 1);
@@ -354,8 +379,14 @@ mod tests {
             !text.contains("COUNT(*)"),
             "SQLite's single writer counted leases exactly"
         );
-        let text = claim_sql(&crate::store::sql::dialect::POSTGRES, 1);
+        let text = claim_sql(&crate::store::sql::dialect::POSTGRES, 1, false);
         assert!(text.contains("FOR UPDATE SKIP LOCKED") && !text.contains("INDEXED BY"));
+        assert!(text.contains("GREATEST(0, $8 - (SELECT COUNT(*)"), "{text}");
+        assert!(
+            !text.contains("endpoint_rate_limits"),
+            "no bucket read without a limited endpoint"
+        );
+        let text = claim_sql(&crate::store::sql::dialect::POSTGRES, 1, true);
         assert!(text.contains("LEAST($8 - (SELECT COUNT(*)"), "{text}");
         assert!(text.contains("FROM endpoint_rate_limits r"), "{text}");
         assert!(text.contains("GREATEST($3"));

@@ -242,7 +242,7 @@ impl Reads {
                 ),
                 (
                     "claim",
-                    claim_sql(sql, 1),
+                    claim_sql(sql, 1, false),
                     vec![
                         Param::Now,
                         Param::Text("dsp_explain"),
@@ -483,7 +483,8 @@ impl Store {
                     if remaining == 0 {
                         break;
                     }
-                    let text = claim_sql(sql, chunk.len());
+                    let rate_limited = chunk.iter().any(|e| e.rate_limited);
+                    let text = claim_sql(sql, chunk.len(), rate_limited);
                     let mut query = sqlx::query_as::<_, ClaimedRow>(sqlx::AssertSqlSafe(text))
                         .bind(now)
                         .bind(request.owner)
