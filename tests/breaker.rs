@@ -379,6 +379,12 @@ async fn forced_states_hold_until_set_back_to_auto(backend: Backend) {
     assert_eq!(shown["transitions"][0]["actor"], "test-operator", "{shown}");
     let gauges = env.store.metric_gauges().await.expect("gauges");
     assert_eq!(gauges.held_breaker, 5, "the metrics count what it holds");
+    let summary = env.store.queue_summary().await.expect("summary");
+    assert_eq!(
+        (summary.pending_held, summary.retrying_held),
+        (5, 0),
+        "the console's queue counts say so too"
+    );
     assert_eq!(
         gauges.breakers,
         [(

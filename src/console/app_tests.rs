@@ -2030,7 +2030,7 @@ fn b_shows_the_breaker_and_forces_it_only_after_asking() {
     let shown = screen(&app);
     for words in [
         "Breaker of globex/orders",
-        "open · auto · since",
+        "open · auto · last opened",
         "next probe",
         "22 of 24 attempts failed · 20 failures in a row",
         "rate limit  10/s",

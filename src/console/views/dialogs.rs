@@ -207,7 +207,7 @@ pub fn breaker(panel: &BreakerPanel, theme: Theme, frame: &mut Frame, body: Rect
     let state = b.state.as_str().replace('_', "-");
     let how = match (b.mode, b.opened_at) {
         (BreakerMode::Auto, Some(at)) if b.state != BreakerState::Closed => format!(
-            "{state} · auto · since {} ({})",
+            "{state} · auto · last opened {} ({})",
             local_time_short(at),
             from_now(at, now)
         ),

@@ -477,9 +477,9 @@ pub fn endpoint_state_span(
     use crate::held::Hold;
     let active = state == crate::model::EndpointState::Active;
     match protection.filter(|_| active) {
-        Some(Hold::BreakerOpen { .. }) => Span::styled("breaker", theme.bad()),
-        Some(Hold::ReceiverAskedToWait { .. }) => Span::styled("waiting", theme.warn()),
-        Some(Hold::RateLimited { .. }) => Span::styled("limited", theme.warn()),
+        Some(Hold::BreakerOpen { .. }) => Span::styled("◇ breaker", theme.bad()),
+        Some(Hold::ReceiverAskedToWait { .. }) => Span::styled("◷ waiting", theme.warn()),
+        Some(Hold::RateLimited { .. }) => Span::styled("≈ limited", theme.warn()),
         _ => Span::styled(
             crate::console::theme::endpoint_state_label(state),
             theme.endpoint_state(state),

@@ -29,8 +29,9 @@ pub struct QueueSummary {
     pub retrying: i64,
     pub in_flight: i64,
     pub dead: i64,
-    /// Of the pending ones, those whose endpoint is paused or disabled
-    /// (held; see [`crate::held`]), counted to the same limit.
+    /// Of the pending ones, those whose endpoint is paused or disabled or
+    /// behind an open breaker (held; see [`crate::held`]), counted to the
+    /// same limit.
     pub pending_held: i64,
     /// Of the retrying ones, those held the same way.
     pub retrying_held: i64,

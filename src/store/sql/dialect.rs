@@ -784,9 +784,11 @@ fn queue_counts(f: Flavor) -> String {
                     (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries{queue} WHERE state IN ('pending', 'scheduled') AND state = 'pending' AND endpoint_id IN ({stopped}) LIMIT $1) AS x),
                     (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries{queue} WHERE state IN ('pending', 'scheduled') AND state = 'scheduled' AND endpoint_id IN ({stopped}) LIMIT $1) AS x)",
         // Held work: the claim's index, one range per paused or disabled
-        // endpoint (few), so the count costs what those endpoints hold, capped.
+        // endpoint, or one behind an open breaker (few), so the count costs
+        // what those endpoints hold, capped.
         queue = f.indexed_by("deliveries_queue"),
-        stopped = "SELECT id FROM endpoints WHERE state <> 'active' AND deleted_at IS NULL",
+        stopped = "SELECT id FROM endpoints WHERE state <> 'active' AND deleted_at IS NULL
+                   UNION SELECT endpoint_id FROM endpoint_breakers WHERE state <> 'closed'",
         pending = f.indexed_by("deliveries_pending"),
         failed = f.indexed_by("deliveries_failed_state"),
         in_flight = f.indexed_by("deliveries_in_flight"),
