@@ -75,6 +75,9 @@ fn paragraph(screen: &DetailScreen, theme: Theme) -> Option<Paragraph<'static>> 
         let wait = d.next_attempt_at - now_millis();
         let when = if wait > 0 {
             format!("in {}", human_duration(wait))
+        } else if screen.hold.is_some() {
+            // Due, but held: "due now" would promise an attempt.
+            "due, held (above)".to_string()
         } else {
             "due now".to_string()
         };
