@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{
-    BenchError, RunningDispatcher, bench_ops, describe, open_database, percentile, sink_endpoints,
+    BenchError, RunningDispatcher, bench_ops, describe, open_database, percentile,
+    publish_steadily, sink_endpoints, wait_for_accepted,
 };
 use crate::config::DispatchConfig;
-use crate::model::{Source, now_millis};
+use crate::model::Source;
 use crate::ops::{EndpointInput, EventInput, Ops};
 use crate::sink::{SinkHandle, SinkOptions};
 use crate::store::{NewEvent, Store};
@@ -190,9 +191,17 @@ async fn scenario(
     }
     let dispatcher = RunningDispatcher::start(store, &options.dispatch)?;
     let started = Instant::now();
-    let acked = publish_steadily(&stage, options).await?;
+    let good = template(&stage, "good.tick").await?;
+    let acked = publish_steadily(
+        &stage.ops,
+        &good,
+        options.rate,
+        options.events,
+        PUBLISH_TICK,
+    )
+    .await?;
     let expected = (options.events * HEALTHY) as u64;
-    let waited = wait_for_healthy(&stage, expected, started).await;
+    let waited = wait_for_accepted(&stage.healthy, expected, started, STALL).await;
     let seconds = started.elapsed().as_secs_f64();
     dispatcher.stop().await;
     waited?;
@@ -216,64 +225,6 @@ async fn scenario(
         seconds,
         bad_attempts,
     })
-}
-
-/// Publishes the steady stream at `rate`, in a batch per tick, recording
-/// when each event was acknowledged.
-async fn publish_steadily(
-    stage: &Stage,
-    options: &IsolationOptions,
-) -> Result<Vec<(String, i64)>, BenchError> {
-    let good = template(stage, "good.tick").await?;
-    let per_tick = options.rate * PUBLISH_TICK.as_secs_f64();
-    let mut ticks = tokio::time::interval(PUBLISH_TICK);
-    let mut owed = 0.0;
-    let mut acked = Vec::with_capacity(options.events);
-    while acked.len() < options.events {
-        ticks.tick().await;
-        owed += per_tick;
-        let count = (owed.floor() as usize).min(options.events - acked.len());
-        if count == 0 {
-            continue;
-        }
-        owed -= count as f64;
-        let batch: Vec<NewEvent> = (0..count)
-            .map(|n| NewEvent {
-                payload: super::payload(acked.len() + n),
-                ..good.clone()
-            })
-            .collect();
-        let published = stage.ops.publish_batch(&batch).await?;
-        let at = now_millis();
-        acked.extend(published.into_iter().map(|p| (p.event_id, at)));
-    }
-    Ok(acked)
-}
-
-/// Waits until the healthy sinks accepted `expected` requests, failing when
-/// nothing arrived for [`STALL`].
-async fn wait_for_healthy(
-    stage: &Stage,
-    expected: u64,
-    started: Instant,
-) -> Result<(), BenchError> {
-    let mut last = (0, Instant::now());
-    loop {
-        let done: u64 = stage.healthy.iter().map(|s| s.stats().accepted).sum();
-        if done >= expected {
-            return Ok(());
-        }
-        if done != last.0 {
-            last = (done, Instant::now());
-        } else if last.1.elapsed() > STALL {
-            return Err(BenchError::Stalled {
-                done,
-                total: expected,
-                waited: started.elapsed(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Renders a report as the table people read.

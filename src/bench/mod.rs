@@ -173,6 +173,68 @@ async fn sink_endpoints(
     Ok(sinks)
 }
 
+/// Publishes `events` copies of `template` (each its own payload) at
+/// `rate` a second, a batch every `tick`, recording when each was
+/// acknowledged (unix ms).
+async fn publish_steadily(
+    ops: &Ops,
+    template: &crate::store::NewEvent,
+    rate: f64,
+    events: usize,
+    tick: Duration,
+) -> Result<Vec<(String, i64)>, BenchError> {
+    let per_tick = rate * tick.as_secs_f64();
+    let mut ticks = tokio::time::interval(tick);
+    let mut owed = 0.0;
+    let mut acked = Vec::with_capacity(events);
+    while acked.len() < events {
+        ticks.tick().await;
+        owed += per_tick;
+        let count = (owed.floor() as usize).min(events - acked.len());
+        if count == 0 {
+            continue;
+        }
+        owed -= count as f64;
+        let batch: Vec<crate::store::NewEvent> = (0..count)
+            .map(|n| crate::store::NewEvent {
+                payload: payload(acked.len() + n),
+                ..template.clone()
+            })
+            .collect();
+        let published = ops.publish_batch(&batch).await?;
+        let at = crate::model::now_millis();
+        acked.extend(published.into_iter().map(|p| (p.event_id, at)));
+    }
+    Ok(acked)
+}
+
+/// Waits until `sinks` accepted `expected` requests in all, failing when
+/// nothing arrived for `stall`.
+async fn wait_for_accepted(
+    sinks: &[SinkHandle],
+    expected: u64,
+    started: std::time::Instant,
+    stall: Duration,
+) -> Result<(), BenchError> {
+    let mut last = (0, std::time::Instant::now());
+    loop {
+        let done: u64 = sinks.iter().map(|s| s.stats().accepted).sum();
+        if done >= expected {
+            return Ok(());
+        }
+        if done != last.0 {
+            last = (done, std::time::Instant::now());
+        } else if last.1.elapsed() > stall {
+            return Err(BenchError::Stalled {
+                done,
+                total: expected,
+                waited: started.elapsed(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The database a report is about, for its first lines.
 fn describe(store: &Store) -> String {
     match store.backend() {

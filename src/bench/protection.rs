@@ -11,11 +11,11 @@ use serde::Serialize;
 
 use super::{
     BenchError, RunningDispatcher, bench_ops, database_url, describe, open_database_with,
-    percentile, sink_endpoints,
+    percentile, publish_steadily, sink_endpoints, wait_for_accepted,
 };
 use crate::config::{DispatchConfig, ProtectionConfig};
 use crate::model::{DeliveryState, Source, now_millis};
-use crate::ops::{EndpointInput, EventInput, Ops};
+use crate::ops::{EndpointInput, EventInput};
 use crate::sink::{SinkHandle, SinkOptions};
 use crate::store::{DeliveryFilter, NewEvent, Store, StoreOptions};
 
@@ -242,9 +242,18 @@ async fn down_run(
         })
     });
     let events = (options.rate * (options.down + options.after).as_secs_f64()).ceil() as usize;
-    let acked = publish_steadily(&ops, &tenant, options.rate, events.max(1)).await?;
+    let template = ops
+        .validate_event(EventInput {
+            tenant: Some(tenant.clone()),
+            topic: "tick.now".to_string(),
+            payload: super::payload(0).into(),
+            ..EventInput::default()
+        })
+        .await?;
+    let acked =
+        publish_steadily(&ops, &template, options.rate, events.max(1), PUBLISH_TICK).await?;
     let expected = (acked.len() * HEALTHY) as u64;
-    let waited = wait_for_healthy(&healthy, expected, started).await;
+    let waited = wait_for_accepted(&healthy, expected, started, STALL).await;
     let back = match comes_back {
         Some(task) => match task.await {
             Ok((Ok(sink), at)) => Some((sink, at)),
@@ -380,73 +389,6 @@ async fn down_figures(
         first_after_back_ms,
         backlog_drained_ms,
     })
-}
-
-/// Publishes `events` at `rate`, a batch per tick, recording when each
-/// was acknowledged.
-async fn publish_steadily(
-    ops: &Ops,
-    tenant: &str,
-    rate: f64,
-    events: usize,
-) -> Result<Vec<(String, i64)>, BenchError> {
-    let template = ops
-        .validate_event(EventInput {
-            tenant: Some(tenant.to_string()),
-            topic: "tick.now".to_string(),
-            payload: super::payload(0).into(),
-            ..EventInput::default()
-        })
-        .await?;
-    let per_tick = rate * PUBLISH_TICK.as_secs_f64();
-    let mut ticks = tokio::time::interval(PUBLISH_TICK);
-    let mut owed = 0.0;
-    let mut acked = Vec::with_capacity(events);
-    while acked.len() < events {
-        ticks.tick().await;
-        owed += per_tick;
-        let count = (owed.floor() as usize).min(events - acked.len());
-        if count == 0 {
-            continue;
-        }
-        owed -= count as f64;
-        let batch: Vec<NewEvent> = (0..count)
-            .map(|n| NewEvent {
-                payload: super::payload(acked.len() + n),
-                ..template.clone()
-            })
-            .collect();
-        let published = ops.publish_batch(&batch).await?;
-        let at = now_millis();
-        acked.extend(published.into_iter().map(|p| (p.event_id, at)));
-    }
-    Ok(acked)
-}
-
-/// Waits until the healthy sinks accepted `expected` requests, failing when
-/// nothing arrived for [`STALL`].
-async fn wait_for_healthy(
-    healthy: &[SinkHandle],
-    expected: u64,
-    started: Instant,
-) -> Result<(), BenchError> {
-    let mut last = (0, Instant::now());
-    loop {
-        let done: u64 = healthy.iter().map(|s| s.stats().accepted).sum();
-        if done >= expected {
-            return Ok(());
-        }
-        if done != last.0 {
-            last = (done, Instant::now());
-        } else if last.1.elapsed() > STALL {
-            return Err(BenchError::Stalled {
-                done,
-                total: expected,
-                waited: started.elapsed(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Kills the dispatcher processes when dropped, however the run ends.
