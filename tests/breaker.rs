@@ -58,13 +58,7 @@ impl Receiver {
                 (status, headers)
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the receiver");
-        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, server) = common::serve_receiver(app).await;
         Receiver {
             status: status_now,
             retry_after,
@@ -116,13 +110,7 @@ async fn env_with(backend: Backend, url: &str, tweak: impl FnOnce(&mut Config)) 
     config.dispatch.concurrency = 4;
     config.protection.consecutive_failures = 5;
     tweak(&mut config);
-    let store = Store::open_with(
-        &db.url,
-        OpenMode::CreateAndMigrate,
-        StoreOptions::from_config(&config),
-    )
-    .await
-    .expect("open");
+    let store = db.store_with(&config).await;
     let ops = test_ops(&store, &config);
     ops.add_tenant("acme").await.expect("tenant");
     let endpoint = ops

@@ -9,9 +9,7 @@ mod common;
 use common::{Backend, TestDb, ok, stderr, test_config, test_ops};
 use hookline::model::{DeliveryState, IdKind, PayloadRemovedBy, new_id};
 use hookline::ops::{EndpointInput, EventInput, Ops};
-use hookline::store::{
-    ClaimRequest, ClaimedDelivery, DeliveryFilter, NextStep, OpenMode, Store, StoreOptions,
-};
+use hookline::store::{ClaimRequest, ClaimedDelivery, DeliveryFilter, NextStep, Store};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -25,13 +23,7 @@ struct Env {
 async fn env(backend: Backend) -> Env {
     let db = TestDb::new(backend);
     let config = test_config(&db.url);
-    let store = Store::open_with(
-        &db.url,
-        OpenMode::CreateAndMigrate,
-        StoreOptions::from_config(&config),
-    )
-    .await
-    .expect("open");
+    let store = db.store_with(&config).await;
     let ops = test_ops(&store, &config);
     for tenant in ["acme", "globex"] {
         ops.add_tenant(tenant).await.expect("tenant");

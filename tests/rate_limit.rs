@@ -13,7 +13,7 @@ use hookline::bench::most_in_any;
 use hookline::held::Hold;
 use hookline::model::{DeliveryState, RateLimit, now_millis};
 use hookline::ops::{EndpointChanges, EndpointInput, OpsError};
-use hookline::store::{ClaimRequest, OpenMode, Store, StoreOptions};
+use hookline::store::{ClaimRequest, Store};
 
 /// A receiver that answers 200 at once and notes when each request came
 /// (unix ms).
@@ -36,13 +36,7 @@ impl Receiver {
                 axum::http::StatusCode::OK
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the receiver");
-        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, server) = common::serve_receiver(app).await;
         Receiver {
             arrivals,
             url,
@@ -60,13 +54,7 @@ impl Receiver {
 async fn open(backend: Backend) -> (TestDb, hookline::config::Config, Store) {
     let db = TestDb::new(backend);
     let config = test_config(&db.url);
-    let store = Store::open_with(
-        &db.url,
-        OpenMode::CreateAndMigrate,
-        StoreOptions::from_config(&config),
-    )
-    .await
-    .expect("open");
+    let store = db.store_with(&config).await;
     (db, config, store)
 }
 

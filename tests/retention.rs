@@ -11,10 +11,7 @@ use common::{Backend, TestDb, ok, test_config, test_ops};
 use hookline::config::{Config, RetentionConfig};
 use hookline::model::{DeliveryState, IdKind, PayloadRemovedBy, new_id, now_millis};
 use hookline::ops::{EndpointInput, EventInput, Ops};
-use hookline::store::{
-    ClaimRequest, ClaimedDelivery, HELD_REASON, NextStep, OpenMode, PruneReport, Store,
-    StoreOptions,
-};
+use hookline::store::{ClaimRequest, ClaimedDelivery, HELD_REASON, NextStep, PruneReport, Store};
 
 const DAY_MS: i64 = 86_400_000;
 const OWNER: &str = "pruner-under-test";
@@ -34,13 +31,7 @@ async fn env(backend: Backend) -> Env {
     // Tests here fail deliveries many times over on purpose: a breaker
     // would hold them.
     config.protection.breaker = false;
-    let store = Store::open_with(
-        &db.url,
-        OpenMode::CreateAndMigrate,
-        StoreOptions::from_config(&config),
-    )
-    .await
-    .expect("open");
+    let store = db.store_with(&config).await;
     let ops = test_ops(&store, &config);
     ops.add_tenant("acme").await.expect("tenant");
     let endpoint = ops

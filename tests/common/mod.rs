@@ -62,6 +62,18 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("open {}: {e}", self.url))
     }
 
+    /// The store, created and migrated, with the rules `config` gives it
+    /// (its breaker's, retention's).
+    pub async fn store_with(&self, config: &Config) -> Store {
+        Store::open_with(
+            &self.url,
+            OpenMode::CreateAndMigrate,
+            hookline::store::StoreOptions::from_config(config),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", self.url))
+    }
+
     /// A path inside the test's temp dir.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -449,4 +461,17 @@ pub async fn scalar(url: &str, query: &str) -> i64 {
             .await
             .expect("query")
     }
+}
+
+/// Serves `app` on a free port of 127.0.0.1 until dropped with the
+/// handle; the URL of its `/hook`.
+pub async fn serve_receiver(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the receiver");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, server)
 }
