@@ -14,13 +14,13 @@ use super::auth::Caller;
 use super::body::{JsonBody, OptionalJsonBody, QueryParams};
 use super::problem::{ApiResult, Problem};
 use super::views::{BreakerView, Deleted, EndpointSecretView, EndpointView, List};
-use crate::model::{BreakerMode, DeliveryState, now_millis};
+use crate::model::{BreakerMode, DeliveryState, Endpoint, now_millis};
 use crate::ops::{BulkRetry, EndpointChanges, EndpointInput, parse_since, parse_until_rfc3339};
 
-/// `view` with its endpoint's circuit breaker as it is now.
-async fn with_breaker(caller: &Caller, view: EndpointView) -> ApiResult<EndpointView> {
-    let (_, breaker, _) = caller.ops.breaker(&view.id, 0).await?;
-    Ok(view.with_breaker(breaker))
+/// `endpoint` as the API shows it, with its circuit breaker as it is now.
+async fn shown(caller: &Caller, endpoint: Endpoint) -> ApiResult<EndpointView> {
+    let breaker = caller.ops.breaker_of(&endpoint).await?;
+    Ok(EndpointView::from(endpoint).with_breaker(breaker))
 }
 
 /// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a value.
@@ -242,7 +242,7 @@ pub async fn create(
 )]
 pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
     let endpoint = caller.endpoint(&id, None).await?;
-    Ok(Json(with_breaker(&caller, endpoint.into()).await?))
+    Ok(Json(shown(&caller, endpoint).await?))
 }
 
 /// Change an endpoint's settings.
@@ -277,7 +277,7 @@ pub async fn update(
         rate_limit_burst: request.rate_limit_burst,
     };
     let endpoint = caller.ops.update_endpoint(&endpoint.id, &changes).await?;
-    Ok(Json(with_breaker(&caller, endpoint.into()).await?))
+    Ok(Json(shown(&caller, endpoint).await?))
 }
 
 /// Delete an endpoint and its subscriptions; unfinished deliveries are cancelled.
@@ -334,7 +334,7 @@ pub async fn pause(
         .ops
         .pause_endpoint(&endpoint.id, request.reason.as_deref(), until)
         .await?;
-    Ok(Json(with_breaker(&caller, endpoint.into()).await?))
+    Ok(Json(shown(&caller, endpoint).await?))
 }
 
 /// The endpoint's circuit breaker: its state, why, the next probe, the
@@ -413,7 +413,7 @@ const BREAKER_TRANSITIONS_SHOWN: i64 = 20;
 pub async fn resume(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
     let endpoint = caller.endpoint(&id, None).await?;
     let (endpoint, _before) = caller.ops.resume_endpoint(&endpoint.id).await?;
-    Ok(Json(with_breaker(&caller, endpoint.into()).await?))
+    Ok(Json(shown(&caller, endpoint).await?))
 }
 
 /// Replace the signing secret; the old one keeps signing (both signatures
@@ -442,8 +442,9 @@ pub async fn rotate_secret(
         .ops
         .rotate_secret(&endpoint.id, request.secret.as_deref())
         .await?;
+    let breaker = caller.ops.breaker_of(&endpoint).await?;
     Ok(Json(
-        with_breaker(&caller, EndpointView::with_secret(endpoint)).await?,
+        EndpointView::with_secret(endpoint).with_breaker(breaker),
     ))
 }
 

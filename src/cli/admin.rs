@@ -229,7 +229,7 @@ pub async fn endpoint(
                 .reads()
                 .list_subscriptions(Some(&endpoint.id), None)
                 .await?;
-            let (_, breaker, _) = ops.breaker(&endpoint.id, 0).await?;
+            let breaker = ops.breaker_of(&endpoint).await?;
             let endpoint = visible_one(&ops, out, endpoint).await?;
             out.detail(&endpoint_detail(&endpoint, &breaker, &subscriptions));
         }

@@ -548,6 +548,15 @@ impl Ops {
         Ok((endpoint, before))
     }
 
+    /// The circuit breaker of `endpoint` (already found) as it is now,
+    /// without its transitions; another tenant's reads as not found.
+    pub async fn breaker_of(&self, endpoint: &Endpoint) -> Result<Breaker> {
+        if !self.may_act_for(&endpoint.tenant_id) {
+            return Err(OpsError::not_found("endpoint", "endpoint", &endpoint.id));
+        }
+        Ok(self.store.breaker(&endpoint.id).await?)
+    }
+
     /// The circuit breakers of the endpoints that ever failed, by endpoint
     /// id; any other endpoint's is closed and counting.
     pub async fn breakers_by_endpoint(&self) -> Result<std::collections::HashMap<String, Breaker>> {
