@@ -180,6 +180,59 @@ async fn a_rate_limit_is_set_enforced_at_the_claim_and_removed(backend: Backend)
     );
 }
 
+/// A dispatcher meters a backlog at the limit and counts the claims that
+/// waited for it in its metrics.
+async fn a_dispatcher_meters_a_backlog_and_counts_the_waits(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let (_db, config, store) = open(backend).await;
+    let ops = test_ops(&store, &config);
+    ops.add_tenant("acme").await.expect("tenant");
+    let endpoint = ops
+        .add_endpoint(&EndpointInput {
+            tenant: "acme".into(),
+            name: "hooks".into(),
+            url: receiver.url.clone(),
+            rate_limit: Some(10),
+            rate_limit_burst: Some(1),
+            ..EndpointInput::default()
+        })
+        .await
+        .expect("endpoint");
+    ops.add_subscription(&endpoint.id, "order.*", None)
+        .await
+        .expect("subscription");
+    let waits_before = rate_limited_waits();
+    let events = common::numbered_events(&ops, "acme", "order.created", 12).await;
+    store.publish(&events, 0).await.expect("publish");
+    let dispatcher = common::RunningDispatcher::start(&store, &config);
+    let all = wait_until(Duration::from_secs(30), || async {
+        receiver.arrivals().len() == 12
+    })
+    .await;
+    dispatcher.stop().await;
+    assert!(all, "{} of 12 arrived", receiver.arrivals().len());
+    let arrivals = receiver.arrivals();
+    let took = arrivals[11] - arrivals[0];
+    assert!(
+        took >= 1_000,
+        "12 requests at 10/s, burst 1, took {took} ms"
+    );
+    assert!(rate_limited_waits() > waits_before, "the waits are counted");
+}
+
+/// This process's `hookline_rate_limited_waits_total`.
+fn rate_limited_waits() -> f64 {
+    let mut exposed = String::new();
+    hookline::metrics::metrics()
+        .encode(&mut exposed)
+        .expect("encode");
+    exposed
+        .lines()
+        .find_map(|line| line.strip_prefix("hookline_rate_limited_waits_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The CLI sets a limit with the endpoint's other settings, shows it with
 /// the breaker, refuses a bad one naming it and changing nothing.
 async fn the_cli_sets_shows_and_refuses_a_rate_limit(backend: Backend) {
@@ -301,6 +354,7 @@ async fn three_dispatchers_share_one_bucket(backend: Backend) {
 
 both_backends!(
     a_rate_limit_is_set_enforced_at_the_claim_and_removed,
+    a_dispatcher_meters_a_backlog_and_counts_the_waits,
     the_cli_sets_shows_and_refuses_a_rate_limit,
     three_dispatchers_share_one_bucket,
 );
