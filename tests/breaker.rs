@@ -383,6 +383,10 @@ async fn forced_states_hold_until_set_back_to_auto(backend: Backend) {
     );
     let listed = ok(env.db.hookline(&["--json", "delivery", "list"]));
     assert!(listed.contains("\"held\": \"breaker_open\""), "{listed}");
+    let endpoints = ok(env.db.hookline(&["endpoint", "list"]));
+    assert!(endpoints.contains("active, breaker open"), "{endpoints}");
+    let endpoints = ok(env.db.hookline(&["--json", "endpoint", "list"]));
+    assert!(endpoints.contains("\"breaker\": \"open\""), "{endpoints}");
 
     // Back to auto: a probe goes at once, gets its answer, and all flows.
     ok(env

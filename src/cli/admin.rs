@@ -2,7 +2,8 @@
 
 use hookline::config::Config;
 use hookline::model::{
-    Actor, BreakerMode, BreakerState, Endpoint, Source, Subscription, Tenant, now_millis,
+    Actor, BreakerMode, BreakerState, Endpoint, EndpointState, Source, Subscription, Tenant,
+    now_millis,
 };
 use hookline::ops::{
     EndpointChanges, EndpointInput, Ops, from_now, local_time, local_time_short, parse_until,
@@ -110,11 +111,15 @@ fn endpoint_detail(
 }
 
 /// The short endpoint table (fits 100 columns).
-fn endpoint_row(endpoint: &Endpoint) -> Record {
-    // A pause that ends by itself says when, where the state is read.
-    let state = match endpoint.paused_until {
-        Some(at) => format!("{} until {}", endpoint.state.as_str(), local_time_short(at)),
-        None => endpoint.state.as_str().to_string(),
+fn endpoint_row(endpoint: &Endpoint, breaker: BreakerState) -> Record {
+    // A pause that ends by itself says when, where the state is read; an
+    // active endpoint's work held by its breaker says so there too.
+    let state = match (endpoint.paused_until, endpoint.state, breaker) {
+        (Some(at), _, _) => format!("{} until {}", endpoint.state.as_str(), local_time_short(at)),
+        (None, EndpointState::Active, BreakerState::Open | BreakerState::HalfOpen) => {
+            format!("active, breaker {}", breaker.as_str().replace('_', "-"))
+        }
+        (None, _, _) => endpoint.state.as_str().to_string(),
     };
     Record::new()
         .field("id", &endpoint.id)
@@ -213,10 +218,22 @@ pub async fn endpoint(
             };
             let endpoints = ops.reads().list_endpoints(tenant_id.as_deref()).await?;
             let endpoints = visible(&ops, out, endpoints).await?;
+            let breakers = ops.breakers_by_endpoint().await?;
+            let breaker_of = |e: &Endpoint| {
+                breakers
+                    .get(&e.id)
+                    .map_or(BreakerState::Closed, |b| b.state)
+            };
             let records: Vec<Record> = if out.is_json() {
-                endpoints.iter().map(endpoint_record).collect()
+                endpoints
+                    .iter()
+                    .map(|e| endpoint_record(e).field("breaker", breaker_of(e).as_str()))
+                    .collect()
             } else {
-                endpoints.iter().map(endpoint_row).collect()
+                endpoints
+                    .iter()
+                    .map(|e| endpoint_row(e, breaker_of(e)))
+                    .collect()
             };
             out.table(
                 &records,
