@@ -511,22 +511,19 @@ async fn dispatcher_processes_share_one_breaker(backend: Backend) {
     let env = env(backend, &receiver.url, Duration::from_secs(60)).await;
     // Retries every 100 ms for 4 s: without the breaker, requests go on.
     let schedule = format!("0s{}", ",100ms".repeat(40));
-    let mut processes: Vec<std::process::Child> = (0..2)
-        .map(|_| {
-            common::hookline_command(&env.db.url, &["dispatch"])
-                .env("HOOKLINE_DISPATCH_RETRY_SCHEDULE", &schedule)
-                .env("HOOKLINE_DISPATCH_POLL_INTERVAL", "100ms")
-                // Four at a time each: neither can take all the work.
-                .env("HOOKLINE_DISPATCH_CONCURRENCY", "4")
-                .env("HOOKLINE_PROTECTION_CONSECUTIVE_FAILURES", "0")
-                .env("HOOKLINE_PROTECTION_MIN_ATTEMPTS", "30")
-                .env("HOOKLINE_PROTECTION_COOLDOWN", "60s")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start a dispatcher")
-        })
-        .collect();
+    let mut processes = common::dispatch_processes(
+        &env.db.url,
+        2,
+        &[
+            ("HOOKLINE_DISPATCH_RETRY_SCHEDULE", &schedule),
+            ("HOOKLINE_DISPATCH_POLL_INTERVAL", "100ms"),
+            // Four at a time each: neither can take all the work.
+            ("HOOKLINE_DISPATCH_CONCURRENCY", "4"),
+            ("HOOKLINE_PROTECTION_CONSECUTIVE_FAILURES", "0"),
+            ("HOOKLINE_PROTECTION_MIN_ATTEMPTS", "30"),
+            ("HOOKLINE_PROTECTION_COOLDOWN", "60s"),
+        ],
+    );
     // Both are up and waiting before there is work, so both take some.
     let both_up = wait_until(WAIT, || async {
         common::scalar(

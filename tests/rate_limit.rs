@@ -12,7 +12,7 @@ use common::{Backend, TestDb, test_config, test_ops, wait_until};
 use hookline::bench::most_in_any;
 use hookline::held::Hold;
 use hookline::model::{DeliveryState, RateLimit, now_millis};
-use hookline::ops::{EndpointChanges, EndpointInput, OpsError};
+use hookline::ops::{EndpointChanges, EndpointInput, Ops, OpsError};
 use hookline::store::{ClaimRequest, Store};
 
 /// A receiver that answers 200 at once and notes when each request came
@@ -180,20 +180,17 @@ async fn a_rate_limit_is_set_enforced_at_the_claim_and_removed(backend: Backend)
     );
 }
 
-/// A dispatcher meters a backlog at the limit and counts the claims that
-/// waited for it in its metrics.
-async fn a_dispatcher_meters_a_backlog_and_counts_the_waits(backend: Backend) {
-    let receiver = Receiver::start().await;
-    let (_db, config, store) = open(backend).await;
-    let ops = test_ops(&store, &config);
+/// Tenant `acme` with endpoint `hooks` at `url`, limited to `rate` a
+/// second with `burst`, subscribed to `order.*`.
+async fn limited_endpoint(ops: &Ops, url: &str, rate: u32, burst: u32) {
     ops.add_tenant("acme").await.expect("tenant");
     let endpoint = ops
         .add_endpoint(&EndpointInput {
             tenant: "acme".into(),
             name: "hooks".into(),
-            url: receiver.url.clone(),
-            rate_limit: Some(10),
-            rate_limit_burst: Some(1),
+            url: url.to_string(),
+            rate_limit: Some(rate),
+            rate_limit_burst: Some(burst),
             ..EndpointInput::default()
         })
         .await
@@ -201,6 +198,15 @@ async fn a_dispatcher_meters_a_backlog_and_counts_the_waits(backend: Backend) {
     ops.add_subscription(&endpoint.id, "order.*", None)
         .await
         .expect("subscription");
+}
+
+/// A dispatcher meters a backlog at the limit and counts the claims that
+/// waited for it in its metrics.
+async fn a_dispatcher_meters_a_backlog_and_counts_the_waits(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let (_db, config, store) = open(backend).await;
+    let ops = test_ops(&store, &config);
+    limited_endpoint(&ops, &receiver.url, 10, 1).await;
     let waits_before = rate_limited_waits();
     let events = common::numbered_events(&ops, "acme", "order.created", 12).await;
     store.publish(&events, 0).await.expect("publish");
@@ -282,32 +288,15 @@ async fn three_dispatchers_share_one_bucket(backend: Backend) {
     let receiver = Receiver::start().await;
     let (db, config, store) = open(backend).await;
     let ops = test_ops(&store, &config);
-    ops.add_tenant("acme").await.expect("tenant");
-    let endpoint = ops
-        .add_endpoint(&EndpointInput {
-            tenant: "acme".into(),
-            name: "hooks".into(),
-            url: receiver.url.clone(),
-            rate_limit: Some(RATE as u32),
-            rate_limit_burst: Some(BURST as u32),
-            ..EndpointInput::default()
-        })
-        .await
-        .expect("endpoint");
-    ops.add_subscription(&endpoint.id, "order.*", None)
-        .await
-        .expect("subscription");
-    let mut processes: Vec<std::process::Child> = (0..3)
-        .map(|_| {
-            common::hookline_command(&db.url, &["dispatch"])
-                .env("HOOKLINE_DISPATCH_POLL_INTERVAL", "50ms")
-                .env("HOOKLINE_DISPATCH_CONCURRENCY", "16")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start a dispatcher")
-        })
-        .collect();
+    limited_endpoint(&ops, &receiver.url, RATE as u32, BURST as u32).await;
+    let mut processes = common::dispatch_processes(
+        &db.url,
+        3,
+        &[
+            ("HOOKLINE_DISPATCH_POLL_INTERVAL", "50ms"),
+            ("HOOKLINE_DISPATCH_CONCURRENCY", "16"),
+        ],
+    );
     let events = common::numbered_events(&ops, "acme", "order.created", EVENTS).await;
     store.publish(&events, 0).await.expect("publish");
     let delivered = wait_until(Duration::from_secs(90), || async {

@@ -475,3 +475,22 @@ pub async fn serve_receiver(app: axum::Router) -> (String, tokio::task::JoinHand
     });
     (url, server)
 }
+
+/// `count` `hookline dispatch` processes of the real binary on `url`, with
+/// the settings `env` gives them, their output dropped. Kill them when done.
+pub fn dispatch_processes(
+    url: &str,
+    count: usize,
+    env: &[(&str, &str)],
+) -> Vec<std::process::Child> {
+    (0..count)
+        .map(|_| {
+            hookline_command(url, &["dispatch"])
+                .envs(env.iter().copied())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start a dispatcher")
+        })
+        .collect()
+}
