@@ -1064,6 +1064,111 @@ async fn old_state_words_filter_and_the_screen_says_the_new_ones(backend: Backen
     assert!(!screen.contains("succeeded"), "no old word shown: {screen}");
 }
 
+/// A `resident.update` fanned out to three acme endpoints: two of them
+/// (pointed at a live receiver) delivered it, the paused crm-sync holds it.
+async fn an_event_shows_its_fan_out_and_opens_each_delivery(backend: Backend) {
+    common::install_crypto();
+    let seeded = seed(backend).await;
+    let receiver = hookline::sink::start(hookline::sink::SinkOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("start the receiver: {e}"));
+    for name in ["archive", "portal"] {
+        let endpoint = seeded
+            .ops
+            .add_endpoint(&hookline::ops::EndpointInput {
+                tenant: "acme".to_string(),
+                name: name.to_string(),
+                url: receiver.url(),
+                secret: None,
+                timeout: None,
+                max_in_flight: None,
+                headers: Vec::new(),
+                description: None,
+                rate_limit: None,
+                rate_limit_burst: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("add acme/{name}: {e}"));
+        seeded
+            .ops
+            .add_subscription(&endpoint.id, "resident.update", None)
+            .await
+            .unwrap_or_else(|e| panic!("subscribe acme/{name}: {e}"));
+    }
+    let published = seeded
+        .ops
+        .publish(hookline::ops::EventInput {
+            tenant: Some("acme".to_string()),
+            broadcast: false,
+            topic: "resident.update".to_string(),
+            payload: r#"{"resident":"res_9001","unit":"9F"}"#.into(),
+            idempotency_key: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("publish: {e}"));
+    assert_eq!(published.deliveries, 3);
+    let fanout = seeded
+        .store
+        .reads()
+        .event_fanout(&published.event_id, 10)
+        .await
+        .unwrap_or_else(|e| panic!("read the fan-out: {e}"));
+    let id_of = |name: &str| {
+        fanout
+            .deliveries
+            .iter()
+            .find(|d| d.endpoint_name == name)
+            .map(|d| d.id.clone())
+            .unwrap_or_else(|| panic!("no delivery to acme/{name}"))
+    };
+    let (archive, held, portal) = (id_of("archive"), id_of("crm-sync"), id_of("portal"));
+    deliver(&seeded, &[archive, portal]).await;
+
+    let console = Console::start(&seeded.db.url, &[]);
+    console.keys(&[":"]);
+    console.type_text(&format!("id {}", published.event_id));
+    console.keys(&["Enter"]);
+    let screen = console.wait_for("Fan-out: 3 endpoints  ✓ 2  ○ 1");
+    let row = |name: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!("acme/{name} ")))
+            .unwrap_or_else(|| panic!("no row for acme/{name}:\n{screen}"))
+            .to_string()
+    };
+    for name in ["archive", "portal"] {
+        let line = row(name);
+        assert!(line.contains("✓ delivered"), "{line}");
+        assert!(
+            line.trim_end().ends_with(" 200") && line.contains(" 1  "),
+            "one attempt, answered 200: {line:?}"
+        );
+    }
+    let line = row("crm-sync");
+    assert!(line.contains("held: paused"), "{line}");
+    assert!(line.trim_end().ends_with(" 0"), "no attempt yet: {line}");
+    assert!(
+        screen.contains(r#""resident": "res_9001","#),
+        "re-indented: {screen}"
+    );
+
+    // Enter on the held row opens that delivery; Esc comes back to the event.
+    console.keys(&["j", "Enter"]);
+    let screen = console.wait_for(&format!("delivery   {held}"));
+    assert!(screen.contains("held: endpoint paused"), "{screen}");
+    console.keys(&["Escape"]);
+    console.wait_for("Fan-out: 3 endpoints");
+    console.keys(&["x"]);
+    console.wait_for(r#"{"resident":"res_9001","unit":"9F"}"#);
+    // From a delivery's detail, Enter opens its event.
+    console.keys(&["Escape", "Escape", ":"]);
+    console.type_text(&format!("id {held}"));
+    console.keys(&["Enter"]);
+    console.wait_for(&format!("delivery   {held}"));
+    console.keys(&["Enter"]);
+    console.wait_for("Fan-out: 3 endpoints");
+}
+
 /// Runs a dispatcher until every delivery in `ids` is delivered.
 async fn deliver(seeded: &Seeded, ids: &[String]) {
     let dispatcher = common::RunningDispatcher::start(&seeded.store, &seeded.config);
@@ -1161,6 +1266,7 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
 }
 
 both_backends!(
+    an_event_shows_its_fan_out_and_opens_each_delivery,
     rate_limit_and_breaker_from_the_endpoints_view,
     held_work_and_a_missing_dispatcher_are_said_everywhere,
     empty_and_refused_lists_say_so,

@@ -109,6 +109,22 @@ const DETAIL: Script = Script {
     must_show_80: &[],
     must_show_large: &["ord_700", "webhook-signature: v1,****"],
 };
+const EVENT: Script = Script {
+    name: "event",
+    keys: ":failed<enter><enter><enter>",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &[
+        "order.created",
+        "Fan-out: 1 endpoint",
+        "globex/orders",
+        "✗ dead",
+        "http_status 500",
+        "\"order\": \"ord_7003\"",
+    ],
+    must_show_80: &[],
+    must_show_large: &[],
+};
 const ENDPOINTS: Script = Script {
     name: "endpoints",
     keys: "3",
@@ -209,6 +225,7 @@ const ALL: &[&Script] = &[
     &OVERVIEW,
     &DELIVERIES,
     &DETAIL,
+    &EVENT,
     &ENDPOINTS,
     &SUBSCRIPTIONS,
     &AUDIT,
@@ -437,6 +454,11 @@ async fn delivery_detail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_and_its_fan_out() {
+    check(&EVENT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints() {
     check(&ENDPOINTS).await;
 }
@@ -530,6 +552,18 @@ async fn hostile_text_is_shown_escaped_in_line() {
                 r#""clear": "\u009b2J""#,
                 r#""bidi": "\u202egpj.exe""#,
             ],
+            &[],
+        ),
+        (
+            "event",
+            "2<enter><enter>",
+            &["hostile/receiver", r"reset \x1b]52;c;"],
+            &[],
+        ),
+        (
+            "event_exact",
+            "2<enter><enter>x",
+            &[r#""bidi":"\u202egpj.exe""#],
             &[],
         ),
         (

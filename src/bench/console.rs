@@ -314,7 +314,11 @@ fn scenarios(seeded: &SeedSummary) -> Vec<Scenario> {
     ];
     if !samples.event.is_empty() {
         list.push(scenario(
-            "deliveries: one event (:id msg_…)",
+            "deliveries: one event (/event:msg_…)",
+            &[":deliveries", &format!("/event:{}", samples.event)],
+        ));
+        list.push(scenario(
+            "event view: its fan-out (:id msg_…)",
             &[&format!(":id {}", samples.event)],
         ));
     }
@@ -616,6 +620,7 @@ impl Harness {
             Screen::Overview(s) => s.worst.len(),
             Screen::Deliveries(s) => s.rows.items.len(),
             Screen::Detail(s) => s.detail.as_ref().map_or(0, |d| d.attempts.len()),
+            Screen::Event(s) => s.fanout.as_ref().map_or(0, |f| f.deliveries.len()),
             Screen::Endpoints(s) => s.rows.items.len(),
             Screen::Subscriptions(s) => s.rows.items.len(),
             Screen::Audit(s) => s.rows.items.len(),

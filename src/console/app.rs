@@ -342,6 +342,9 @@ impl App {
             Screen::Detail(s) => Some(Load::Detail {
                 id: s.delivery_id.clone(),
             }),
+            Screen::Event(s) => Some(Load::Event {
+                id: s.event_id.clone(),
+            }),
             Screen::Endpoints(s) => Some(Load::Endpoints {
                 tenant,
                 filter: s.filter.clone(),
@@ -375,6 +378,7 @@ pub fn has_strip(view: ViewKind) -> bool {
         view,
         ViewKind::Overview
             | ViewKind::Deliveries
+            | ViewKind::Event
             | ViewKind::Endpoints
             | ViewKind::Subscriptions
             | ViewKind::Audit

@@ -666,17 +666,10 @@ fn colon_id_jumps_to_an_event_or_a_delivery() {
     let mut app = app_with(false);
     let event = format!("msg_{ULID}");
     let commands = command(&mut app, &format!("id {event}"));
-    assert_eq!(app.view(), ViewKind::Deliveries);
-    assert_eq!(
-        deliveries_screen(&app).query.filter.event_id.as_deref(),
-        Some(event.as_str())
-    );
-    assert_eq!(app.top().crumb(), format!("Deliveries (event {event})"));
-    assert!(
-        loads(&commands)
-            .iter()
-            .any(|l| matches!(l, Load::Deliveries { query, .. } if query.filter.event_id.as_deref() == Some(event.as_str())))
-    );
+    assert_eq!(app.view(), ViewKind::Event);
+    assert_eq!(app.stack.len(), 2, "esc leads back to the deliveries");
+    assert_eq!(app.top().crumb(), event);
+    assert!(loads(&commands).contains(&&Load::Event { id: event.clone() }));
 
     let delivery = format!("dlv_{ULID}");
     let commands = command(&mut app, &format!("id {delivery}"));
@@ -688,7 +681,7 @@ fn colon_id_jumps_to_an_event_or_a_delivery() {
 
     // A bare id works as a command too.
     command(&mut app, &event);
-    assert_eq!(app.view(), ViewKind::Deliveries);
+    assert_eq!(app.view(), ViewKind::Event);
 }
 
 #[test]
@@ -1520,6 +1513,7 @@ fn on_view(view: ViewKind, read_only: bool) -> App {
             read_only,
         ),
         ViewKind::Subscriptions => on_subscriptions(read_only),
+        ViewKind::Event => on_event(3, read_only),
         other => panic!("no mutating keys expected in {other:?}"),
     }
 }
@@ -2489,4 +2483,107 @@ fn a_slow_load_says_what_it_waits_for() {
         text.contains("still waiting for the database to list deliveries matching state:dead"),
         "{text}"
     );
+}
+
+/// A delivery's detail, then Enter: its event, loaded with a fan-out of
+/// `count` deliveries and a payload of 60 lines.
+fn on_event(count: usize, read_only: bool) -> App {
+    let mut app = on_detail(read_only);
+    let commands = key(&mut app, KeyCode::Enter);
+    let event_id = id("msg_", 0);
+    assert_eq!(
+        loads(&commands),
+        vec![&Load::Event {
+            id: event_id.clone()
+        }]
+    );
+    let mut event = detail(delivery(0, DeliveryState::Dead)).event;
+    event.payload = format!(
+        "[{}]",
+        (0..60).map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+    );
+    answer(
+        &mut app,
+        Loaded::Event {
+            fanout: Box::new(crate::store::EventFanout {
+                event,
+                tenant_name: Some("acme".to_string()),
+                deliveries: deliveries(count),
+                more: false,
+            }),
+            holds: Holds::new(),
+        },
+    );
+    app
+}
+
+fn event_screen(app: &App) -> &crate::console::screens::EventScreen {
+    match app.top() {
+        Screen::Event(s) => s,
+        other => panic!("not on an event: {:?}", other.kind()),
+    }
+}
+
+#[test]
+fn on_an_event_j_walks_the_fan_out_then_scrolls_the_payload_and_k_comes_back() {
+    let mut app = on_event(3, false);
+    assert_eq!(app.view(), ViewKind::Event);
+    for _ in 0..2 {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    assert_eq!(
+        (event_screen(&app).selected, event_screen(&app).scroll),
+        (2, 0)
+    );
+    for _ in 0..5 {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    assert_eq!(event_screen(&app).selected, 2, "past the last endpoint…");
+    assert_eq!(event_screen(&app).scroll, 5, "…it scrolls on");
+    for _ in 0..5 {
+        key(&mut app, KeyCode::Char('k'));
+    }
+    assert_eq!(
+        (event_screen(&app).selected, event_screen(&app).scroll),
+        (2, 0)
+    );
+    key(&mut app, KeyCode::Char('k'));
+    assert_eq!(event_screen(&app).selected, 1);
+    key(&mut app, KeyCode::Char('G'));
+    assert!(event_screen(&app).scroll > 40, "the payload's end");
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(
+        (event_screen(&app).selected, event_screen(&app).scroll),
+        (0, 0)
+    );
+}
+
+#[test]
+fn enter_on_a_fan_out_row_opens_that_delivery_and_x_shows_the_exact_bytes() {
+    let mut app = on_event(3, false);
+    key(&mut app, KeyCode::Char('x'));
+    assert!(event_screen(&app).exact);
+    assert!(screen(&app).contains("[0,1,2,3"), "{}", screen(&app));
+    key(&mut app, KeyCode::Char('j'));
+    let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(loads(&commands), vec![&Load::Detail { id: id("dlv_", 1) }]);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.view(), ViewKind::Event);
+    assert_eq!(event_screen(&app).selected, 1, "back on the same row");
+}
+
+#[test]
+fn an_event_that_cannot_be_shown_says_why_in_its_body() {
+    let mut app = app_with(false);
+    command(&mut app, &format!("id {}", id("msg_", 9)));
+    answer(
+        &mut app,
+        Loaded::Refused(format!("event {} not found", id("msg_", 9))),
+    );
+    assert!(
+        screen(&app).contains(&format!("event {} not found", id("msg_", 9))),
+        "{}",
+        screen(&app)
+    );
+    assert!(!screen(&app).contains("loading…"));
 }

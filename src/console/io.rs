@@ -35,6 +35,9 @@ const WORST: usize = 10;
 const SPARK_MINUTES: i64 = 60;
 /// Minutes over which the overview ranks endpoints by failure rate.
 const FAILURE_MINUTES: i64 = 5;
+/// Deliveries the event view lists (an event fanned out wider says how
+/// to list them all).
+const FANOUT_ROWS: usize = 1_000;
 /// Transitions the breaker panel lists (what an 80x24 terminal holds).
 const BREAKER_TRANSITIONS: i64 = 8;
 
@@ -331,6 +334,10 @@ impl Loader {
                     hold,
                 }
             }
+            Load::Event { id } => Loaded::Event {
+                fanout: Box::new(self.reads().event_fanout(&id, FANOUT_ROWS).await?),
+                holds: self.holds().await?,
+            },
             Load::Marked { ids } => Loaded::Marked {
                 asked: ids.len(),
                 rows: self.reads().deliveries_by_ids(&ids).await?,

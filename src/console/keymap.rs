@@ -9,6 +9,7 @@ pub enum ViewKind {
     Overview,
     Deliveries,
     Detail,
+    Event,
     Endpoints,
     Subscriptions,
     Audit,
@@ -22,6 +23,7 @@ impl ViewKind {
             ViewKind::Overview => "Overview",
             ViewKind::Deliveries => "Deliveries",
             ViewKind::Detail => "Delivery",
+            ViewKind::Event => "Event",
             ViewKind::Endpoints => "Endpoints",
             ViewKind::Subscriptions => "Subscriptions",
             ViewKind::Audit => "Audit",
@@ -59,6 +61,8 @@ pub enum Action {
     Delete,
     Follow,
     Subscriptions,
+    /// Show a payload's exact bytes, or re-indented again.
+    ExactBytes,
 }
 
 /// How a binding's key is matched.
@@ -122,7 +126,7 @@ pub struct Binding {
     pub mutating: bool,
 }
 
-use ViewKind::{Deliveries, Detail, Endpoints, Overview, Subscriptions};
+use ViewKind::{Deliveries, Detail, Endpoints, Event, Overview, Subscriptions};
 
 const LISTS: &[ViewKind] = &[
     Overview,
@@ -140,7 +144,7 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::Retry,
         help: "retry the selected (or marked) deliveries; redeliver a delivered one",
         hint: Some("retry"),
-        scope: Scope::Views(&[Deliveries, Detail]),
+        scope: Scope::Views(&[Deliveries, Detail, Event]),
         mutating: true,
     },
     Binding {
@@ -234,6 +238,31 @@ pub const KEYMAP: &[Binding] = &[
         hint: Some("delete"),
         scope: Scope::Views(&[Endpoints, Subscriptions]),
         mutating: true,
+    },
+    Binding {
+        keys: &[Key::Code(KeyCode::Enter)],
+        action: Action::Open,
+        help: "open the delivery's event: its payload and every endpoint it fanned out to",
+        hint: Some("event"),
+        scope: Scope::Views(&[Detail]),
+        mutating: false,
+    },
+    Binding {
+        keys: &[Key::Code(KeyCode::Enter)],
+        action: Action::Open,
+        help: "open the selected endpoint's delivery",
+        hint: Some("open"),
+        scope: Scope::Views(&[Event]),
+        mutating: false,
+    },
+    Binding {
+        keys: &[Key::Char('x')],
+        action: Action::ExactBytes,
+        help: "the payload's exact bytes, as published (x again: re-indented)",
+        // The payload's title names the key, where it applies.
+        hint: None,
+        scope: Scope::Views(&[Event]),
+        mutating: false,
     },
     Binding {
         keys: &[Key::Code(KeyCode::Enter)],
@@ -470,6 +499,7 @@ mod tests {
             ViewKind::Overview,
             ViewKind::Deliveries,
             ViewKind::Detail,
+            ViewKind::Event,
             ViewKind::Endpoints,
             ViewKind::Subscriptions,
             ViewKind::Audit,
@@ -488,6 +518,7 @@ mod tests {
             ViewKind::Overview,
             ViewKind::Deliveries,
             ViewKind::Detail,
+            ViewKind::Event,
             ViewKind::Endpoints,
             ViewKind::Subscriptions,
             ViewKind::Audit,

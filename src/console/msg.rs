@@ -9,7 +9,7 @@ use super::screens::{
 };
 use crate::held::Hold;
 use crate::model::{AuditEntry, BreakerMode, Delivery, Endpoint, Millis, Subscription};
-use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
+use crate::store::{Cursor, DeliveryDetail, EventFanout, MinuteTotals, QueueSummary};
 
 /// What holds the due work of each paused or disabled endpoint, by id.
 pub type Holds = std::collections::HashMap<String, Hold>;
@@ -42,6 +42,10 @@ pub enum Load {
         after: Option<Cursor>,
     },
     Detail {
+        id: String,
+    },
+    /// An event and its fan-out.
+    Event {
         id: String,
     },
     Endpoints {
@@ -113,6 +117,11 @@ pub enum Loaded {
         detail: Box<DeliveryDetail>,
         /// What holds it, if it waits on its endpoint.
         hold: Option<Hold>,
+    },
+    Event {
+        fanout: Box<EventFanout>,
+        /// What holds each stopped endpoint's due work, by endpoint id.
+        holds: Holds,
     },
     /// The marked deliveries re-read: `asked` is how many were marked.
     Marked {

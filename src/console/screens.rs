@@ -7,7 +7,7 @@ use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, Endpoint, Subscription};
 use crate::store::{
     Breaker, BreakerTransition, Cursor, DeliveryDetail, DeliveryFilter, EndpointHealth,
-    EndpointQueue, MinuteTotals,
+    EndpointQueue, EventFanout, MinuteTotals,
 };
 
 use super::keymap::ViewKind;
@@ -191,6 +191,36 @@ pub struct DetailScreen {
     pub hold: Option<crate::held::Hold>,
 }
 
+/// One event and every delivery it fanned out to.
+#[derive(Debug, Clone, Default)]
+pub struct EventScreen {
+    pub event_id: String,
+    pub fanout: Option<EventFanout>,
+    /// What holds the due work of stopped endpoints, as last loaded.
+    pub holds: super::msg::Holds,
+    /// The fan-out row under the cursor.
+    pub selected: usize,
+    /// Lines scrolled down.
+    pub scroll: u16,
+    /// Show the payload's exact bytes instead of re-indented.
+    pub exact: bool,
+    /// Why the event cannot be shown (unknown, or removed by retention).
+    pub refused: Option<String>,
+}
+
+impl EventScreen {
+    /// What holds `delivery`, if it is due work of a stopped endpoint.
+    pub fn hold(&self, delivery: &Delivery) -> Option<Hold> {
+        let hold = self.holds.get(&delivery.endpoint_id).copied();
+        hold.filter(|_| crate::held::waits(delivery.state))
+    }
+
+    /// The delivery under the cursor.
+    pub fn selected_delivery(&self) -> Option<&Delivery> {
+        self.fanout.as_ref()?.deliveries.get(self.selected)
+    }
+}
+
 /// One endpoint with what the health table shows of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointRow {
@@ -282,6 +312,7 @@ pub enum Screen {
     Overview(OverviewScreen),
     Deliveries(DeliveriesScreen),
     Detail(DetailScreen),
+    Event(EventScreen),
     Endpoints(EndpointsScreen),
     Subscriptions(SubscriptionsScreen),
     Audit(AuditScreen),
@@ -294,6 +325,7 @@ impl Screen {
             Screen::Overview(_) => ViewKind::Overview,
             Screen::Deliveries(_) => ViewKind::Deliveries,
             Screen::Detail(_) => ViewKind::Detail,
+            Screen::Event(_) => ViewKind::Event,
             Screen::Endpoints(_) => ViewKind::Endpoints,
             Screen::Subscriptions(_) => ViewKind::Subscriptions,
             Screen::Audit(_) => ViewKind::Audit,
@@ -310,6 +342,7 @@ impl Screen {
                 None => "Deliveries".to_string(),
             },
             Screen::Detail(s) => s.delivery_id.clone(),
+            Screen::Event(s) => s.event_id.clone(),
             Screen::Subscriptions(s) => match &s.endpoint {
                 Some((_, label)) => format!("Subscriptions ({label})"),
                 None => "Subscriptions".to_string(),

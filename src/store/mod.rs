@@ -16,6 +16,7 @@ mod deliveries;
 mod dispatchers;
 mod endpoints;
 mod erasure;
+mod fanout;
 mod publish;
 mod queue;
 mod rate_limits;
@@ -44,6 +45,7 @@ pub use breakers::{Breaker, BreakerTransition};
 pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
 pub use endpoints::{EndpointPatch, NewEndpoint};
 pub use erasure::{EXPUNGED_REASON, ExpungeReport};
+pub use fanout::EventFanout;
 pub use publish::{AttemptSlots, HandOffRequest, NewEvent, Published};
 pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,

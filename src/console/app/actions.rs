@@ -32,6 +32,10 @@ impl App {
                 Some(detail) => (&detail.delivery, s.hold),
                 None => return Vec::new(),
             },
+            Screen::Event(s) => match s.selected_delivery() {
+                Some(d) => (d, s.hold(d)),
+                None => return Vec::new(),
+            },
             _ => return Vec::new(),
         };
         let mut question = retry_question(1, &[delivery]);

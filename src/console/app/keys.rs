@@ -107,7 +107,16 @@ impl App {
             Action::New => self.new_subscription(),
             Action::Delete => self.delete(),
             Action::Subscriptions => self.open_subscriptions(),
+            Action::ExactBytes => self.toggle_exact_bytes(),
         }
+    }
+
+    /// `x` on an event: its payload's exact bytes, or re-indented again.
+    fn toggle_exact_bytes(&mut self) -> Vec<Command> {
+        if let Screen::Event(s) = self.top_mut() {
+            s.exact = !s.exact;
+        }
+        Vec::new()
     }
 
     /// `/`: the prompt starts from the filter in force, to be refined.

@@ -8,7 +8,7 @@ use crate::console::screens::{
 };
 use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, Subscription};
-use crate::store::{Cursor, DeliveryDetail, MinuteTotals, QueueSummary};
+use crate::store::{Cursor, DeliveryDetail, EventFanout, MinuteTotals, QueueSummary};
 
 impl App {
     pub(super) fn on_loaded(&mut self, token: u64, result: Result<Loaded, String>) -> Vec<Command> {
@@ -76,6 +76,7 @@ impl App {
                 holds,
             } => self.on_search(rows, progress, holds),
             Loaded::Detail { detail, hold } => self.on_detail(*detail, hold),
+            Loaded::Event { fanout, holds } => self.on_event(*fanout, holds),
             Loaded::Endpoints { rows, complete } => self.on_endpoints(rows, complete),
             Loaded::Subscriptions { rows, complete } => self.on_subscriptions(rows, complete),
             Loaded::Audit {
@@ -118,6 +119,13 @@ impl App {
     /// What the screen asked for cannot be shown: a list says why in its
     /// body; elsewhere the status line does.
     fn on_refused(&mut self, slot: Option<Slot>, reason: String) -> Vec<Command> {
+        if slot == Some(Slot::Top)
+            && let Screen::Event(s) = self.top_mut()
+        {
+            s.refused = Some(reason);
+            self.dirty = true;
+            return Vec::new();
+        }
         match self.top_list_mut() {
             Some(rows) if slot == Some(Slot::Top) => {
                 rows.fail(reason);
@@ -260,6 +268,19 @@ impl App {
         let changed = s.detail.as_ref() != Some(&detail) || s.hold != hold;
         s.detail = Some(detail);
         s.hold = hold;
+        self.dirty |= changed;
+        Vec::new()
+    }
+
+    fn on_event(&mut self, fanout: EventFanout, holds: Holds) -> Vec<Command> {
+        let Screen::Event(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        let changed = s.fanout.as_ref() != Some(&fanout) || s.holds != holds || s.refused.is_some();
+        s.refused = None;
+        s.selected = s.selected.min(fanout.deliveries.len().saturating_sub(1));
+        s.fanout = Some(fanout);
+        s.holds = holds;
         self.dirty |= changed;
         Vec::new()
     }

@@ -6,8 +6,8 @@ use crate::console::format::endpoint_label;
 use crate::console::keymap::ViewKind;
 use crate::console::msg::{Command, ListLoad, Load};
 use crate::console::screens::{
-    AuditScreen, DeliveriesScreen, DetailScreen, EndpointsScreen, HelpScreen, OverviewScreen,
-    Screen, SubscriptionsScreen,
+    AuditScreen, DeliveriesScreen, DetailScreen, EndpointsScreen, EventScreen, HelpScreen,
+    OverviewScreen, Screen, SubscriptionsScreen,
 };
 use crate::model::IdKind;
 
@@ -34,21 +34,69 @@ impl App {
                 s.selected = s.selected.saturating_add_signed(delta).min(last);
             }
             Screen::Detail(_) => self.scroll_detail(delta),
+            Screen::Event(_) => self.move_in_event(delta),
             Screen::Help(_) => self.scroll_help(delta),
         }
         Vec::new()
+    }
+
+    /// The body's height on a screen without a table header: the header,
+    /// breadcrumbs, status and hint lines, the banner if shown and the
+    /// detail strip if the view has one taken off.
+    fn page_height(&self) -> u16 {
+        let strip = if super::has_strip(self.view()) {
+            super::STRIP_LINES
+        } else {
+            0
+        };
+        self.size
+            .1
+            .saturating_sub(4 + strip + u16::from(self.no_dispatcher()))
+            .max(1)
+    }
+
+    /// On an event the selection walks its fan-out; past the last endpoint
+    /// the view scrolls on into the payload, and back up the same way.
+    fn move_in_event(&mut self, delta: isize) {
+        let width = self.size.0;
+        let height = self.page_height();
+        let Screen::Event(s) = self.top_mut() else {
+            return;
+        };
+        let rows = s.fanout.as_ref().map_or(0, |f| f.deliveries.len());
+        let limit = crate::console::views::event_scroll_limit(s, width, height);
+        let visible_from = |selected: usize| {
+            let line = crate::console::views::event_row_line(selected);
+            line.saturating_sub(usize::from(height).saturating_sub(1))
+        };
+        for _ in 0..delta.unsigned_abs() {
+            let moved = if delta > 0 && s.selected + 1 < rows {
+                s.selected += 1;
+                true
+            } else if delta > 0 {
+                s.scroll = s.scroll.saturating_add(1).min(limit);
+                false
+            } else if usize::from(s.scroll) > visible_from(s.selected) {
+                s.scroll -= 1;
+                false
+            } else {
+                s.selected = s.selected.saturating_sub(1);
+                true
+            };
+            if moved {
+                // A row the selection moves to is on screen.
+                let line = crate::console::views::event_row_line(s.selected);
+                let scroll = usize::from(s.scroll).clamp(visible_from(s.selected), line);
+                s.scroll = u16::try_from(scroll).unwrap_or(u16::MAX).min(limit);
+            }
+        }
     }
 
     /// A delivery's detail scrolls only as far as its last row reaching the
     /// bottom, so `G` then `k` moves at once.
     fn scroll_detail(&mut self, delta: isize) {
         let width = self.size.0;
-        // Header, breadcrumbs, status and hint lines, and the banner if shown.
-        let height = self
-            .size
-            .1
-            .saturating_sub(4 + u16::from(self.no_dispatcher()))
-            .max(1);
+        let height = self.page_height();
         let Screen::Detail(s) = self.top_mut() else {
             return;
         };
@@ -156,6 +204,22 @@ impl App {
                 self.scroll_detail(if top { isize::MIN / 2 } else { isize::MAX / 2 });
                 return Vec::new();
             }
+            Screen::Event(s) => {
+                if top {
+                    s.selected = 0;
+                    s.scroll = 0;
+                } else {
+                    s.selected = s
+                        .fanout
+                        .as_ref()
+                        .map_or(0, |f| f.deliveries.len())
+                        .saturating_sub(1);
+                    s.scroll = u16::MAX;
+                    // Clamped to the view's end.
+                    self.move_in_event(1);
+                }
+                return Vec::new();
+            }
             _ => {
                 let delta = if top { isize::MIN / 2 } else { isize::MAX / 2 };
                 return self.move_selection(delta);
@@ -261,7 +325,7 @@ impl App {
                 view: self.view(),
                 scroll: 0,
             }),
-            ViewKind::Detail => return Vec::new(),
+            ViewKind::Detail | ViewKind::Event => return Vec::new(),
         };
         self.stack = vec![screen];
         self.pending.remove(&Slot::Top);
@@ -282,7 +346,7 @@ impl App {
             return;
         };
         let kind = screen.kind();
-        if matches!(kind, ViewKind::Help | ViewKind::Detail) {
+        if matches!(kind, ViewKind::Help | ViewKind::Detail | ViewKind::Event) {
             return;
         }
         match &mut screen {
@@ -290,7 +354,7 @@ impl App {
             Screen::Endpoints(s) => s.rows.loading = None,
             Screen::Subscriptions(s) => s.rows.loading = None,
             Screen::Audit(s) => s.rows.loading = None,
-            Screen::Overview(_) | Screen::Detail(_) | Screen::Help(_) => {}
+            Screen::Overview(_) | Screen::Detail(_) | Screen::Event(_) | Screen::Help(_) => {}
         }
         self.saved.insert(kind, screen);
     }
@@ -333,10 +397,21 @@ impl App {
                         ..DetailScreen::default()
                     })),
                     Some(IdKind::Endpoint) => Some(deliveries_of_endpoint(id, id)),
+                    Some(IdKind::Event) => Some(event_screen(id)),
                     _ => None,
                 }
             }),
-            Screen::Detail(_) | Screen::Help(_) => None,
+            Screen::Detail(s) => s
+                .detail
+                .as_ref()
+                .map(|detail| event_screen(&detail.delivery.event_id)),
+            Screen::Event(s) => s.selected_delivery().map(|d| {
+                Screen::Detail(DetailScreen {
+                    delivery_id: d.id.clone(),
+                    ..DetailScreen::default()
+                })
+            }),
+            Screen::Help(_) => None,
         };
         match next {
             Some(screen) => self.push(screen),
@@ -357,6 +432,14 @@ impl App {
         }
         Vec::new()
     }
+}
+
+/// An event's view, to be loaded.
+pub(super) fn event_screen(event_id: &str) -> Screen {
+    Screen::Event(EventScreen {
+        event_id: event_id.to_string(),
+        ..EventScreen::default()
+    })
 }
 
 pub(super) fn deliveries_of_endpoint(endpoint_id: &str, label: &str) -> Screen {

@@ -1,7 +1,7 @@
 //! What a line typed at the `/` filter or `:` command prompt does once
 //! Enter sends it.
 
-use super::navigate::deliveries_of_endpoint;
+use super::navigate::{deliveries_of_endpoint, event_screen};
 use super::{App, Slot};
 use crate::console::filter::parse_filter;
 use crate::console::keymap::ViewKind;
@@ -108,7 +108,7 @@ impl App {
         self.refresh_commands(true)
     }
 
-    /// `:id msg_…` shows an event's deliveries; `:id dlv_…` one delivery.
+    /// `:id msg_…` shows an event and its fan-out; `:id dlv_…` one delivery.
     fn jump_to_id(&mut self, id: &str) -> Vec<Command> {
         match IdKind::of(id) {
             Some(IdKind::Delivery) => {
@@ -123,12 +123,10 @@ impl App {
                 self.refresh_commands(false)
             }
             Some(IdKind::Event) => {
-                let mut screen = DeliveriesScreen {
-                    context: Some(format!("event {id}")),
-                    ..DeliveriesScreen::default()
-                };
-                screen.query.filter.event_id = Some(id.to_string());
-                self.set_stack(vec![Screen::Deliveries(screen)]);
+                self.set_stack(vec![
+                    Screen::Deliveries(DeliveriesScreen::default()),
+                    event_screen(id),
+                ]);
                 self.pending.remove(&Slot::Top);
                 self.refresh_commands(false)
             }

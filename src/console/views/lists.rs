@@ -155,7 +155,7 @@ fn deliveries_what(screen: &DeliveriesScreen) -> String {
 /// (`○ pending · held: paused`). Below 110 columns a held row keeps the
 /// state's symbol and gives its word to the reason (`○ held: paused`), so
 /// topics and endpoints keep their room; the detail says it in full.
-fn state_cell(d: &Delivery, hold: Option<Hold>, wide: bool) -> String {
+pub(super) fn state_cell(d: &Delivery, hold: Option<Hold>, wide: bool) -> String {
     let label = state_label(d.state);
     match hold {
         Some(hold) if wide => format!("{label} · {}", hold.short_label()),

@@ -14,6 +14,7 @@
 
 mod detail;
 mod dialogs;
+mod event;
 mod fitted;
 mod help;
 mod lists;
@@ -30,7 +31,7 @@ use super::app::{App, Mode, STRIP_LINES, has_strip};
 use super::fit::wrap;
 use super::format::group_digits;
 use super::keymap;
-use super::screens::{DetailScreen, ListLoading, Screen};
+use super::screens::{DetailScreen, EventScreen, ListLoading, Screen};
 use super::theme::Theme;
 use crate::model::{format_rfc3339, now_millis};
 use crate::text::{char_width, escape_controls, width};
@@ -43,6 +44,16 @@ pub fn help_line_count(view: keymap::ViewKind, read_only: bool, width: u16) -> u
 /// How far a delivery's detail can scroll in a body of `width` x `height`.
 pub fn detail_scroll_limit(screen: &DetailScreen, width: u16, height: u16) -> u16 {
     detail::scroll_limit(screen, width, height)
+}
+
+/// How far an event's view can scroll in a body of `width` x `height`.
+pub fn event_scroll_limit(screen: &EventScreen, width: u16, height: u16) -> u16 {
+    event::scroll_limit(screen, width, height)
+}
+
+/// The line of the event view on which fan-out row `index` is drawn.
+pub fn event_row_line(index: usize) -> usize {
+    event::row_line(index)
 }
 
 /// Below this size the console asks for a bigger terminal.
@@ -89,6 +100,7 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
         Screen::Overview(s) => overview::render(s, app, theme, frame, body),
         Screen::Deliveries(s) => lists::deliveries(s, theme, frame, body),
         Screen::Detail(s) => detail::render(s, theme, frame, body),
+        Screen::Event(s) => event::render(s, theme, frame, body),
         Screen::Endpoints(s) => lists::endpoints(s, theme, frame, body),
         Screen::Subscriptions(s) => lists::subscriptions(s, theme, frame, body),
         Screen::Audit(s) => lists::audit(s, theme, frame, body),
@@ -464,8 +476,6 @@ pub fn percent(rate: Option<f64>) -> String {
     rate.map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0))
 }
 
-/// Outside text as the console shows it: controls, C1 and bidi
-/// characters as visible escapes (see [`crate::text`]).
 /// An endpoint's state word, or while it is active, what holds its work
 /// (`breaker`, `waiting` for a receiver's `Retry-After`, `limited` by its
 /// rate limit), styled.
@@ -487,6 +497,8 @@ pub fn endpoint_state_span(
     }
 }
 
+/// Outside text as the console shows it: controls, C1 and bidi
+/// characters as visible escapes (see [`crate::text`]).
 pub fn shown(text: &str) -> String {
     escape_controls(text).into_owned()
 }

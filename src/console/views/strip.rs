@@ -104,6 +104,21 @@ fn fields(app: &App) -> Vec<Field> {
                 ]
             })
             .unwrap_or_default(),
+        Screen::Event(s) => s
+            .selected_delivery()
+            .map(|d| {
+                let last = match (&d.last_error, d.last_status) {
+                    (Some(error), _) => bad("last error", error.clone()),
+                    (None, Some(status)) => field("last status", status.to_string()),
+                    (None, None) => field("last", ""),
+                };
+                vec![
+                    field("endpoint", format!("{}/{}", d.tenant_name, d.endpoint_name)),
+                    last,
+                    field("delivery", d.id.clone()),
+                ]
+            })
+            .unwrap_or_default(),
         Screen::Endpoints(s) => s
             .rows
             .selected_item()
