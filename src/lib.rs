@@ -16,6 +16,8 @@ pub mod api_key;
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench;
+/// A failed attempt's cause, normalised: what an endpoint's failures are grouped by.
+pub mod cause;
 /// Settings from TOML and `HOOKLINE_*` environment overrides, validated once.
 pub mod config;
 /// `hookline console`: the operations TUI for the person on call.

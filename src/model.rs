@@ -513,6 +513,9 @@ pub struct Endpoint {
     /// Why the endpoint is paused or disabled.
     pub state_reason: Option<String>,
     pub state_changed_at: Option<Millis>,
+    /// Who made the last change of state, as [`Actor::describe`] says it
+    /// (`hookline` when hookline disabled or resumed it by itself).
+    pub state_changed_by: Option<String>,
     /// When an operator's pause ends by itself: a dispatcher resumes the
     /// endpoint then (by the database's clock). `None` unless paused so.
     pub paused_until: Option<Millis>,
@@ -527,6 +530,9 @@ pub struct Endpoint {
     pub description: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// When the signing secret was last rotated; `None`: never (it dates
+    /// from `created_at`).
+    pub secret_rotated_at: Option<Millis>,
 }
 
 impl Endpoint {
@@ -700,6 +706,18 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// Who, in a few words: `oncall-ana (console, from 203.0.113.9)`, or
+    /// `hookline` for hookline itself.
+    pub fn describe(&self) -> String {
+        if self.source == Source::System {
+            return "hookline".to_string();
+        }
+        match &self.client_addr {
+            Some(addr) => format!("{} ({}, from {addr})", self.name, self.source),
+            None => format!("{} ({})", self.name, self.source),
+        }
+    }
+
     /// The operator running this process: OS user and SSH client address.
     pub fn from_environment(source: Source) -> Actor {
         let name = ["USER", "LOGNAME"]

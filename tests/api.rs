@@ -1023,7 +1023,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
     let server = Server::start_with(backend, |c| c.api.open_health_metrics = true).await;
     let health = server.send("GET", "/healthz", None, Body::None).await;
     assert_eq!(health.status, 200, "{}", health.text());
-    assert_eq!(health.json()["schema_version"], 10);
+    assert_eq!(health.json()["schema_version"], 11);
     let metrics = server.send("GET", "/metrics", None, Body::None).await;
     assert_eq!(metrics.status, 200);
     assert!(

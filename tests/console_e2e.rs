@@ -1169,6 +1169,130 @@ async fn an_event_shows_its_fan_out_and_opens_each_delivery(backend: Backend) {
     console.wait_for("Fan-out: 3 endpoints");
 }
 
+/// A receiver failing two ways (503 for most events, too slow for the
+/// rest): the endpoint detail groups its failed attempts by cause with the
+/// right counts and shares, and Enter on a cause lists the deliveries that
+/// died of it.
+async fn endpoint_detail_groups_failures_by_cause(backend: Backend) {
+    common::install_crypto();
+    let seeded = seed(backend).await;
+    // Breaker off: every delivery runs its whole schedule (three attempts).
+    let mut config = seeded.config.clone();
+    config.protection.breaker = false;
+    let store = seeded.db.store_with(&config).await;
+    let app = axum::Router::new().fallback(|body: String| async move {
+        if body.contains("\"slow\"") {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    });
+    let (url, _server) = common::serve_receiver(app).await;
+    let endpoint = seeded
+        .ops
+        .add_endpoint(&hookline::ops::EndpointInput {
+            tenant: "acme".to_string(),
+            name: "flaky".to_string(),
+            url,
+            secret: None,
+            timeout: Some(Duration::from_millis(300)),
+            max_in_flight: None,
+            headers: Vec::new(),
+            description: None,
+            rate_limit: None,
+            rate_limit_burst: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("add acme/flaky: {e}"));
+    seeded
+        .ops
+        .add_subscription(&endpoint.id, "shipment.*", None)
+        .await
+        .unwrap_or_else(|e| panic!("subscribe acme/flaky: {e}"));
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        let speed = if n < 3 { "slow" } else { "fast" };
+        let published = seeded
+            .ops
+            .publish(hookline::ops::EventInput {
+                tenant: Some("acme".to_string()),
+                broadcast: false,
+                topic: "shipment.sent".to_string(),
+                payload: format!(r#"{{"shipment":{n},"speed":"{speed}"}}"#).into(),
+                idempotency_key: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("publish: {e}"));
+        let fanout = store
+            .reads()
+            .event_fanout(&published.event_id, 10)
+            .await
+            .unwrap_or_else(|e| panic!("read the fan-out: {e}"));
+        ids.extend(fanout.deliveries.into_iter().map(|d| d.id));
+    }
+    let dispatcher = common::RunningDispatcher::start(&store, &config);
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    for id in &ids {
+        while delivery_state(&seeded, id).await.state != DeliveryState::Dead {
+            assert!(Instant::now() < deadline, "{id} did not die in time");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    dispatcher.stop().await;
+
+    let console = Console::start(&seeded.db.url, &[]);
+    console.keys(&["3", "/"]);
+    console.type_text("flaky");
+    console.keys(&["Enter"]);
+    console.wait_for("acme/flaky");
+    console.keys(&["Enter"]);
+    // Five events answered 503 three times each; three timed out three times.
+    let screen = console.wait_for("Failures by cause, last hour: 24");
+    let row = |cause: &str| {
+        screen
+            .lines()
+            .find(|l| l.trim_start_matches(['›', ' ']).starts_with(cause))
+            .unwrap_or_else(|| panic!("no {cause} row:\n{screen}"))
+            .to_string()
+    };
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let busy = row("http_status 503");
+    assert!(
+        words(&busy).windows(2).any(|w| w == ["15", "62%"]),
+        "15 of 24: {busy}"
+    );
+    assert!(
+        busy.starts_with('›'),
+        "the most frequent first, selected: {busy}"
+    );
+    let slow = row("timeout");
+    assert!(
+        words(&slow).windows(2).any(|w| w == ["9", "37%"]),
+        "9 of 24: {slow}"
+    );
+    assert!(screen.contains("subscribed shipment.*"), "{screen}");
+    console.keys(&["Tab"]);
+    console.wait_for("Failures by cause, last day: 24");
+
+    // Enter on the 503s: the deliveries that died of them, and only those.
+    console.keys(&["Enter"]);
+    let screen = console.wait_until("the five deliveries that died of a 503", |s| {
+        s.lines().filter(|l| l.contains("✗ dead")).count() == 5
+    });
+    assert!(screen.contains("failed with http_status 503"), "{screen}");
+    assert!(!screen.contains("timeout"), "{screen}");
+    // `l` on the detail lists every delivery of the endpoint.
+    console.keys(&["Escape"]);
+    console.wait_for("Failures by cause");
+    console.keys(&["l"]);
+    console.wait_until("all eight deliveries", |s| {
+        s.lines().filter(|l| l.contains("✗ dead")).count() == 8
+    });
+}
+
 /// Runs a dispatcher until every delivery in `ids` is delivered.
 async fn deliver(seeded: &Seeded, ids: &[String]) {
     let dispatcher = common::RunningDispatcher::start(&seeded.store, &seeded.config);
@@ -1266,6 +1390,7 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
 }
 
 both_backends!(
+    endpoint_detail_groups_failures_by_cause,
     an_event_shows_its_fan_out_and_opens_each_delivery,
     rate_limit_and_breaker_from_the_endpoints_view,
     held_work_and_a_missing_dispatcher_are_said_everywhere,

@@ -140,6 +140,22 @@ const ENDPOINTS: Script = Script {
     must_show_80: &[],
     must_show_large: &[],
 };
+const ENDPOINT_DETAIL: Script = Script {
+    name: "endpoint_detail",
+    keys: "3jj<enter>",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &[
+        "globex/orders",
+        "https://erp.globex.example/api/orders/webhook",
+        "subscribed order.*",
+        "Failures by cause, last hour: 10",
+        "http_status 500",
+        "timeout",
+    ],
+    must_show_80: &[],
+    must_show_large: &[],
+};
 const SUBSCRIPTIONS: Script = Script {
     name: "subscriptions",
     keys: "4",
@@ -227,6 +243,7 @@ const ALL: &[&Script] = &[
     &DETAIL,
     &EVENT,
     &ENDPOINTS,
+    &ENDPOINT_DETAIL,
     &SUBSCRIPTIONS,
     &AUDIT,
     &HELP,
@@ -464,6 +481,11 @@ async fn endpoints() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_detail() {
+    check(&ENDPOINT_DETAIL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions() {
     check(&SUBSCRIPTIONS).await;
 }
@@ -552,6 +574,12 @@ async fn hostile_text_is_shown_escaped_in_line() {
                 r#""clear": "\u009b2J""#,
                 r#""bidi": "\u202egpj.exe""#,
             ],
+            &[],
+        ),
+        (
+            "endpoint_detail",
+            "3<enter>",
+            &["hostile/receiver", r"network: reset \x1b]#;c;"],
             &[],
         ),
         (

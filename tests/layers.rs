@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// logs through `tracing`) and which know nothing of any layer.
 const PLAIN: &[&str] = &[
     "model", "topic", "api_key", "config", "health", "sign", "redact", "seal", "text", "held",
-    "metrics", "protect",
+    "metrics", "protect", "cause",
 ];
 
 /// What each layer may import besides the plain modules; `None` means
@@ -20,7 +20,7 @@ const PLAIN: &[&str] = &[
 fn allowed(layer: &str) -> Option<&'static [&'static str]> {
     match layer {
         "model" | "topic" | "api_key" | "config" | "health" | "sign" | "redact" | "seal"
-        | "text" | "held" | "metrics" | "protect" => Some(&[]),
+        | "text" | "held" | "metrics" | "protect" | "cause" => Some(&[]),
         "store" => Some(&[]),
         "dispatch" => Some(&["store"]),
         "prune" => Some(&["dispatch", "store"]),

@@ -621,6 +621,7 @@ impl Harness {
             Screen::Deliveries(s) => s.rows.items.len(),
             Screen::Detail(s) => s.detail.as_ref().map_or(0, |d| d.attempts.len()),
             Screen::Event(s) => s.fanout.as_ref().map_or(0, |f| f.deliveries.len()),
+            Screen::EndpointDetail(s) => s.detail.as_ref().map_or(0, |d| d.causes(s.day).len()),
             Screen::Endpoints(s) => s.rows.items.len(),
             Screen::Subscriptions(s) => s.rows.items.len(),
             Screen::Audit(s) => s.rows.items.len(),

@@ -43,7 +43,7 @@ pub(super) const SECTIONS: [&str; 10] = [
 
 /// Every setting as (section, key). [`apply`] must accept each of them; the
 /// tests check that this list, `apply` and `config/hookline.toml` agree.
-const KEYS: [(&str, &str); 45] = [
+const KEYS: [(&str, &str); 46] = [
     ("database", "url"),
     ("database", "max_connections"),
     ("dispatch", "concurrency"),
@@ -78,6 +78,7 @@ const KEYS: [(&str, &str); 45] = [
     ("retention", "idempotency"),
     ("retention", "payload"),
     ("retention", "breaker"),
+    ("retention", "failure_causes"),
     ("retention", "attempts_per_delivery"),
     ("retention", "interval"),
     ("protection", "breaker"),
@@ -303,6 +304,7 @@ fn apply_retention(
         "idempotency" => &mut r.idempotency,
         "payload" => &mut r.payload,
         "breaker" => &mut r.breaker,
+        "failure_causes" => &mut r.failure_causes,
         "interval" => &mut r.interval,
         "attempts_per_delivery" => {
             return Some(match raw {

@@ -169,6 +169,8 @@ pub struct RetentionConfig {
     pub payload: Duration,
     /// Circuit breaker transitions.
     pub breaker: Duration,
+    /// Per-minute failures by cause (the endpoint detail's grouping).
+    pub failure_causes: Duration,
     /// Attempts kept per delivery: its first and its latest; 0 keeps all.
     pub attempts_per_delivery: u32,
     /// How often the pruner looks for what has expired.
@@ -188,6 +190,7 @@ impl Default for RetentionConfig {
             idempotency: Duration::from_secs(24 * h),
             payload: Duration::ZERO,
             breaker: Duration::from_secs(30 * d),
+            failure_causes: Duration::from_secs(7 * d),
             attempts_per_delivery: 20,
             interval: Duration::from_secs(m),
         }
@@ -199,7 +202,7 @@ const MAX_RETENTION: Duration = Duration::from_secs(3650 * 86_400);
 
 impl RetentionConfig {
     /// Each rule's key and duration.
-    pub fn rules(&self) -> [(&'static str, Duration); 9] {
+    pub fn rules(&self) -> [(&'static str, Duration); 10] {
         [
             ("succeeded", self.succeeded),
             ("dead", self.dead),
@@ -210,6 +213,7 @@ impl RetentionConfig {
             ("idempotency", self.idempotency),
             ("payload", self.payload),
             ("breaker", self.breaker),
+            ("failure_causes", self.failure_causes),
         ]
     }
 

@@ -345,6 +345,9 @@ impl App {
             Screen::Event(s) => Some(Load::Event {
                 id: s.event_id.clone(),
             }),
+            Screen::EndpointDetail(s) => Some(Load::EndpointDetail {
+                id: s.endpoint_id.clone(),
+            }),
             Screen::Endpoints(s) => Some(Load::Endpoints {
                 tenant,
                 filter: s.filter.clone(),
@@ -380,6 +383,7 @@ pub fn has_strip(view: ViewKind) -> bool {
             | ViewKind::Deliveries
             | ViewKind::Event
             | ViewKind::Endpoints
+            | ViewKind::EndpointDetail
             | ViewKind::Subscriptions
             | ViewKind::Audit
     )

@@ -94,6 +94,7 @@ fn endpoint(n: usize, name: &str, state: EndpointState) -> EndpointRow {
             state,
             state_reason: None,
             state_changed_at: None,
+            state_changed_by: None,
             paused_until: None,
             timeout_ms: None,
             max_in_flight: None,
@@ -102,6 +103,7 @@ fn endpoint(n: usize, name: &str, state: EndpointState) -> EndpointRow {
             description: None,
             created_at: 0,
             updated_at: 0,
+            secret_rotated_at: None,
         },
         queue: Some(EndpointQueue::default()),
         health: None,
@@ -416,7 +418,7 @@ fn enter_opens_the_selected_delivery_and_esc_goes_back_to_the_same_row() {
 }
 
 #[test]
-fn enter_on_an_endpoint_lists_its_deliveries() {
+fn enter_on_an_endpoint_opens_its_detail_and_l_lists_its_deliveries() {
     let mut app = on_endpoints(
         vec![
             endpoint(1, "orders", EndpointState::Active),
@@ -426,6 +428,14 @@ fn enter_on_an_endpoint_lists_its_deliveries() {
     );
     key(&mut app, KeyCode::Char('j'));
     let commands = key(&mut app, KeyCode::Enter);
+    assert_eq!(app.view(), ViewKind::EndpointDetail);
+    assert_eq!(app.top().crumb(), "globex/billing");
+    assert_eq!(
+        loads(&commands),
+        vec![&Load::EndpointDetail { id: id("ep_", 2) }]
+    );
+    answer(&mut app, endpoint_detail_loaded(2, "billing"));
+    let commands = key(&mut app, KeyCode::Char('l'));
     let screen = deliveries_screen(&app);
     assert_eq!(screen.query.filter.endpoint_id, Some(id("ep_", 2)));
     assert_eq!(app.top().crumb(), "Deliveries (globex/billing)");
@@ -433,6 +443,59 @@ fn enter_on_an_endpoint_lists_its_deliveries() {
         l,
         Load::Deliveries { query, .. } if query.filter.endpoint_id == Some(id("ep_", 2))
     )));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.view(), ViewKind::EndpointDetail);
+}
+
+/// An endpoint's detail as loaded: two causes in the last hour.
+fn endpoint_detail_loaded(n: usize, name: &str) -> Loaded {
+    let cause = |cause: &str, failures: i64| crate::store::FailureCause {
+        cause: cause.to_string(),
+        failures,
+        first_at: 0,
+        last_at: 0,
+        example_delivery_id: id("dlv_", 1),
+        example_error: cause.to_string(),
+    };
+    let endpoint = endpoint(n, name, EndpointState::Active).endpoint;
+    Loaded::EndpointDetail(Box::new(crate::console::screens::EndpointDetail {
+        breaker: crate::store::Breaker::pristine(&endpoint.id),
+        endpoint,
+        queue: EndpointQueue::default(),
+        hold: None,
+        minutes: Vec::new(),
+        causes_hour: vec![cause("http_status 503", 15), cause("timeout", 9)],
+        causes_day: vec![cause("http_status 503", 15)],
+        subscriptions: Vec::new(),
+    }))
+}
+
+#[test]
+fn on_an_endpoint_detail_enter_on_a_cause_lists_the_deliveries_that_failed_with_it() {
+    let mut app = on_endpoints(vec![endpoint(1, "orders", EndpointState::Active)], false);
+    key(&mut app, KeyCode::Enter);
+    answer(&mut app, endpoint_detail_loaded(1, "orders"));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('j'));
+    let commands = key(&mut app, KeyCode::Enter);
+    let screen = deliveries_screen(&app);
+    assert_eq!(
+        screen.query.cause.as_deref(),
+        Some("timeout"),
+        "the last cause, clamped"
+    );
+    assert_eq!(screen.query.filter.endpoint_id, Some(id("ep_", 1)));
+    assert!(loads(&commands).iter().any(|l| matches!(
+        l,
+        Load::Deliveries { query, .. } if query.cause.as_deref() == Some("timeout")
+    )));
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Tab);
+    assert!(screen_text_has(&app, "last day: 15"));
+}
+
+fn screen_text_has(app: &App, text: &str) -> bool {
+    screen(app).contains(text)
 }
 
 #[test]
@@ -1514,6 +1577,15 @@ fn on_view(view: ViewKind, read_only: bool) -> App {
         ),
         ViewKind::Subscriptions => on_subscriptions(read_only),
         ViewKind::Event => on_event(3, read_only),
+        ViewKind::EndpointDetail => {
+            let mut app = on_endpoints(
+                vec![endpoint(1, "orders", EndpointState::Active)],
+                read_only,
+            );
+            key(&mut app, KeyCode::Enter);
+            answer(&mut app, endpoint_detail_loaded(1, "orders"));
+            app
+        }
         other => panic!("no mutating keys expected in {other:?}"),
     }
 }

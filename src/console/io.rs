@@ -12,7 +12,8 @@ use super::app::{HEALTH_WINDOW, PAGE};
 use super::format::{endpoint_label, group_digits};
 use super::msg::{Act, Acted, Command, Holds, ListLoad, Load, Loaded, Msg};
 use super::screens::{
-    BreakerPanel, DeliveryQuery, EndpointRow, RetentionStatus, SearchProgress, WorstEndpoint,
+    BreakerPanel, DeliveryQuery, EndpointDetail, EndpointRow, RetentionStatus, SearchProgress,
+    WorstEndpoint,
 };
 use crate::held::Hold;
 
@@ -38,6 +39,11 @@ const FAILURE_MINUTES: i64 = 5;
 /// Deliveries the event view lists (an event fanned out wider says how
 /// to list them all).
 const FANOUT_ROWS: usize = 1_000;
+/// Failed deliveries a load of a cause's deliveries reads at most, to
+/// find a page of those with the cause.
+const CAUSE_SCAN: usize = 5_000;
+/// Minutes of attempts the endpoint detail's sparklines show.
+const DETAIL_MINUTES: i64 = 60;
 /// Transitions the breaker panel lists (what an 80x24 terminal holds).
 const BREAKER_TRANSITIONS: i64 = 8;
 
@@ -267,16 +273,27 @@ impl Loader {
             Load::Deliveries { query, cursor, how } => {
                 let filter = self.resolve(&query).await?;
                 let reads = self.reads();
-                let page = match how {
-                    ListLoad::Replace | ListLoad::Older => {
-                        reads
-                            .list_deliveries(&filter, cursor.as_ref(), PAGE)
-                            .await?
+                let page = match (how, &query.cause) {
+                    (ListLoad::Replace | ListLoad::Older, Some(cause)) => {
+                        self.failed_with(&filter, cause, cursor.as_ref()).await?
                     }
-                    ListLoad::Newer | ListLoad::Tail => {
-                        reads
-                            .list_deliveries_newer(&filter, cursor.as_ref(), PAGE)
-                            .await?
+                    (_, cause) => {
+                        let mut page = match how {
+                            ListLoad::Replace | ListLoad::Older => {
+                                reads
+                                    .list_deliveries(&filter, cursor.as_ref(), PAGE)
+                                    .await?
+                            }
+                            ListLoad::Newer | ListLoad::Tail => {
+                                reads
+                                    .list_deliveries_newer(&filter, cursor.as_ref(), PAGE)
+                                    .await?
+                            }
+                        };
+                        if let Some(cause) = cause {
+                            page.items.retain(|d| has_cause(d, cause));
+                        }
+                        page
                     }
                 };
                 if page.items.is_empty()
@@ -333,6 +350,9 @@ impl Loader {
                     detail: Box::new(detail),
                     hold,
                 }
+            }
+            Load::EndpointDetail { id } => {
+                Loaded::EndpointDetail(Box::new(self.endpoint_detail(&id).await?))
             }
             Load::Event { id } => Loaded::Event {
                 fanout: Box::new(self.reads().event_fanout(&id, FANOUT_ROWS).await?),
@@ -439,6 +459,65 @@ impl Loader {
     /// reads only the first rows, so the screen shows in a few
     /// milliseconds while every endpoint (14 ms for 1,000 on SQLite) is
     /// read on the refresh that follows.
+    /// Everything the endpoint detail shows of endpoint `id`.
+    async fn endpoint_detail(&self, id: &str) -> Result<EndpointDetail, OpsError> {
+        let reads = self.reads();
+        let endpoint = reads.get_endpoint(id).await?;
+        let breaker = self.ops.breaker_of(&endpoint).await?;
+        let ids = [id.to_string()];
+        let (queues, minutes, causes_hour, causes_day, subscriptions, holds) = tokio::try_join!(
+            async { Ok::<_, OpsError>(reads.endpoint_queues(Some(&ids)).await?) },
+            async { Ok(reads.endpoint_throughput(id, DETAIL_MINUTES).await?) },
+            async { Ok(reads.failure_causes(id, 60).await?) },
+            async { Ok(reads.failure_causes(id, 24 * 60).await?) },
+            async { Ok(reads.list_subscriptions(Some(id), None).await?) },
+            self.holds(),
+        )?;
+        Ok(EndpointDetail {
+            hold: holds.get(id).copied(),
+            queue: queues.get(id).copied().unwrap_or_default(),
+            endpoint,
+            breaker,
+            minutes,
+            causes_hour,
+            causes_day,
+            subscriptions,
+        })
+    }
+
+    /// Up to a page of the failed (dead or retrying) deliveries of
+    /// `filter` whose last error has `cause`, newest first, from `after`;
+    /// reads at most [`CAUSE_SCAN`] of them, and continues from where it
+    /// stopped.
+    async fn failed_with(
+        &self,
+        filter: &crate::store::DeliveryFilter,
+        cause: &str,
+        after: Option<&crate::store::Cursor>,
+    ) -> Result<crate::store::Page<Delivery>, OpsError> {
+        let mut filter = filter.clone();
+        filter.states = vec![DeliveryState::Dead, DeliveryState::Retrying];
+        let mut found = Vec::new();
+        let mut cursor = after.cloned();
+        let mut scanned = 0;
+        loop {
+            let page = self
+                .reads()
+                .list_deliveries(&filter, cursor.as_ref(), 500)
+                .await?;
+            scanned += page.items.len();
+            found.extend(page.items.into_iter().filter(|d| has_cause(d, cause)));
+            cursor = page.next;
+            if cursor.is_none() || found.len() >= PAGE || scanned >= CAUSE_SCAN {
+                break;
+            }
+        }
+        Ok(crate::store::Page {
+            items: found,
+            next: cursor,
+        })
+    }
+
     async fn endpoints(
         &self,
         tenant_id: Option<&str>,
@@ -821,6 +900,14 @@ fn matches_filter(delivery: &Delivery, filter: &crate::store::DeliveryFilter) ->
             .event_id
             .as_ref()
             .is_none_or(|e| *e == delivery.event_id)
+}
+
+/// Whether `delivery` last failed with `cause`.
+fn has_cause(delivery: &Delivery, cause: &str) -> bool {
+    delivery
+        .last_error
+        .as_deref()
+        .is_some_and(|error| crate::cause::cause_of(error) == cause)
 }
 
 #[cfg(test)]

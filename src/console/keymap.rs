@@ -11,6 +11,7 @@ pub enum ViewKind {
     Detail,
     Event,
     Endpoints,
+    EndpointDetail,
     Subscriptions,
     Audit,
     Help,
@@ -25,6 +26,7 @@ impl ViewKind {
             ViewKind::Detail => "Delivery",
             ViewKind::Event => "Event",
             ViewKind::Endpoints => "Endpoints",
+            ViewKind::EndpointDetail => "Endpoint",
             ViewKind::Subscriptions => "Subscriptions",
             ViewKind::Audit => "Audit",
             ViewKind::Help => "Help",
@@ -63,6 +65,10 @@ pub enum Action {
     Subscriptions,
     /// Show a payload's exact bytes, or re-indented again.
     ExactBytes,
+    /// The endpoint's deliveries.
+    EndpointDeliveries,
+    /// Failures by cause over the last hour or the last day.
+    CauseWindow,
 }
 
 /// How a binding's key is matched.
@@ -126,7 +132,7 @@ pub struct Binding {
     pub mutating: bool,
 }
 
-use ViewKind::{Deliveries, Detail, Endpoints, Event, Overview, Subscriptions};
+use ViewKind::{Deliveries, Detail, EndpointDetail, Endpoints, Event, Overview, Subscriptions};
 
 const LISTS: &[ViewKind] = &[
     Overview,
@@ -139,6 +145,30 @@ const LISTS: &[ViewKind] = &[
 /// Every key the console knows, most specific first (a view's binding wins
 /// over a global one for the same key).
 pub const KEYMAP: &[Binding] = &[
+    Binding {
+        keys: &[Key::Code(KeyCode::Enter)],
+        action: Action::Open,
+        help: "open the deliveries that failed with the selected cause (dead or retrying)",
+        hint: Some("cause"),
+        scope: Scope::Views(&[EndpointDetail]),
+        mutating: false,
+    },
+    Binding {
+        keys: &[Key::Char('l')],
+        action: Action::EndpointDeliveries,
+        help: "list the endpoint's deliveries",
+        hint: Some("deliveries"),
+        scope: Scope::Views(&[Endpoints, EndpointDetail]),
+        mutating: false,
+    },
+    Binding {
+        keys: &[Key::Code(KeyCode::Tab)],
+        action: Action::CauseWindow,
+        help: "failures by cause over the last day (tab again: the last hour)",
+        hint: Some("hour/day"),
+        scope: Scope::Views(&[EndpointDetail]),
+        mutating: false,
+    },
     Binding {
         keys: &[Key::Char('r')],
         action: Action::Retry,
@@ -168,7 +198,7 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::PauseResume,
         help: "pause the endpoint (asks why and until when) or resume it (asks first)",
         hint: Some("pause/resume"),
-        scope: Scope::Views(&[Endpoints]),
+        scope: Scope::Views(&[Endpoints, EndpointDetail]),
         mutating: true,
     },
     Binding {
@@ -176,7 +206,7 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::RetryAllDead,
         help: "retry every dead delivery of the endpoint",
         hint: Some("retry dead"),
-        scope: Scope::Views(&[Endpoints]),
+        scope: Scope::Views(&[Endpoints, EndpointDetail]),
         mutating: true,
     },
     Binding {
@@ -184,7 +214,7 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::RotateSecret,
         help: "rotate the endpoint's signing secret (the old one signs for the grace period)",
         hint: None,
-        scope: Scope::Views(&[Endpoints]),
+        scope: Scope::Views(&[Endpoints, EndpointDetail]),
         mutating: true,
     },
     Binding {
@@ -192,7 +222,7 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::RevealSecrets,
         help: "reveal the endpoint's secrets: signing secret, URL password, headers (audited)",
         hint: None,
-        scope: Scope::Views(&[Endpoints]),
+        scope: Scope::Views(&[Endpoints, EndpointDetail]),
         // Changes no data, but writes an audit row, and --read-only promises
         // that nothing is written (and is what one hands to people who
         // should not see credentials): hidden there.
@@ -203,7 +233,7 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::Breaker,
         help: "the endpoint's circuit breaker: state, figures and transitions; o/c/a force it open, closed or back to auto (asks first)",
         hint: Some("breaker"),
-        scope: Scope::Views(&[Endpoints]),
+        scope: Scope::Views(&[Endpoints, EndpointDetail]),
         // Reading it changes nothing; forcing it is refused under --read-only.
         mutating: false,
     },
@@ -212,7 +242,7 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::Subscriptions,
         help: "show the endpoint's subscriptions",
         hint: Some("subs"),
-        scope: Scope::Views(&[Endpoints]),
+        scope: Scope::Views(&[Endpoints, EndpointDetail]),
         mutating: false,
     },
     Binding {
@@ -220,7 +250,7 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::Edit,
         help: "edit: the subscription's pattern, or the endpoint's URL, timeout, cap and headers",
         hint: Some("edit"),
-        scope: Scope::Views(&[Endpoints, Subscriptions]),
+        scope: Scope::Views(&[Endpoints, EndpointDetail, Subscriptions]),
         mutating: true,
     },
     Binding {
@@ -501,6 +531,7 @@ mod tests {
             ViewKind::Detail,
             ViewKind::Event,
             ViewKind::Endpoints,
+            ViewKind::EndpointDetail,
             ViewKind::Subscriptions,
             ViewKind::Audit,
             ViewKind::Help,
@@ -520,6 +551,7 @@ mod tests {
             ViewKind::Detail,
             ViewKind::Event,
             ViewKind::Endpoints,
+            ViewKind::EndpointDetail,
             ViewKind::Subscriptions,
             ViewKind::Audit,
         ] {

@@ -48,6 +48,10 @@ pub enum Load {
     Event {
         id: String,
     },
+    /// An endpoint's detail.
+    EndpointDetail {
+        id: String,
+    },
     Endpoints {
         tenant: Option<String>,
         /// Words the `tenant/name` label must contain (the `/` filter).
@@ -118,6 +122,7 @@ pub enum Loaded {
         /// What holds it, if it waits on its endpoint.
         hold: Option<Hold>,
     },
+    EndpointDetail(Box<super::screens::EndpointDetail>),
     Event {
         fanout: Box<EventFanout>,
         /// What holds each stopped endpoint's due work, by endpoint id.

@@ -7,7 +7,7 @@ use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, Endpoint, Subscription};
 use crate::store::{
     Breaker, BreakerTransition, Cursor, DeliveryDetail, DeliveryFilter, EndpointHealth,
-    EndpointQueue, EventFanout, MinuteTotals,
+    EndpointQueue, EventFanout, FailureCause, MinuteTotals,
 };
 
 use super::keymap::ViewKind;
@@ -147,6 +147,9 @@ pub struct DeliveryQuery {
     pub endpoint_name: Option<String>,
     /// Free text searched in payloads (streams; exempt from the speed target).
     pub text: Option<String>,
+    /// Only deliveries whose last error has this cause (see
+    /// [`crate::cause::cause_of`]); set from the endpoint detail.
+    pub cause: Option<String>,
     /// The filter as the operator typed it, for the header.
     pub label: String,
 }
@@ -218,6 +221,56 @@ impl EventScreen {
     /// The delivery under the cursor.
     pub fn selected_delivery(&self) -> Option<&Delivery> {
         self.fanout.as_ref()?.deliveries.get(self.selected)
+    }
+}
+
+/// Everything the endpoint detail shows of one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointDetail {
+    /// As stored (its secrets only ever drawn masked).
+    pub endpoint: Endpoint,
+    pub breaker: Breaker,
+    pub queue: EndpointQueue,
+    /// What holds its due work, if anything does.
+    pub hold: Option<Hold>,
+    /// Attempts per minute over the last hour, oldest first.
+    pub minutes: Vec<MinuteTotals>,
+    /// Failures by cause, most frequent first: the last hour and the last day.
+    pub causes_hour: Vec<FailureCause>,
+    pub causes_day: Vec<FailureCause>,
+    pub subscriptions: Vec<Subscription>,
+}
+
+impl EndpointDetail {
+    /// The causes of the window shown.
+    pub fn causes(&self, day: bool) -> &[FailureCause] {
+        if day {
+            &self.causes_day
+        } else {
+            &self.causes_hour
+        }
+    }
+}
+
+/// One endpoint: what it is, why it is in its state, and its failures by cause.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointDetailScreen {
+    pub endpoint_id: String,
+    /// `tenant/name`, for breadcrumbs before it loads.
+    pub label: String,
+    pub detail: Option<EndpointDetail>,
+    /// Causes over the last day instead of the last hour.
+    pub day: bool,
+    /// The cause under the cursor.
+    pub selected: usize,
+    /// Why the endpoint cannot be shown (deleted, unknown).
+    pub refused: Option<String>,
+}
+
+impl EndpointDetailScreen {
+    /// The cause under the cursor.
+    pub fn selected_cause(&self) -> Option<&FailureCause> {
+        self.detail.as_ref()?.causes(self.day).get(self.selected)
     }
 }
 
@@ -314,6 +367,7 @@ pub enum Screen {
     Detail(DetailScreen),
     Event(EventScreen),
     Endpoints(EndpointsScreen),
+    EndpointDetail(EndpointDetailScreen),
     Subscriptions(SubscriptionsScreen),
     Audit(AuditScreen),
     Help(HelpScreen),
@@ -327,6 +381,7 @@ impl Screen {
             Screen::Detail(_) => ViewKind::Detail,
             Screen::Event(_) => ViewKind::Event,
             Screen::Endpoints(_) => ViewKind::Endpoints,
+            Screen::EndpointDetail(_) => ViewKind::EndpointDetail,
             Screen::Subscriptions(_) => ViewKind::Subscriptions,
             Screen::Audit(_) => ViewKind::Audit,
             Screen::Help(_) => ViewKind::Help,
@@ -343,6 +398,7 @@ impl Screen {
             },
             Screen::Detail(s) => s.delivery_id.clone(),
             Screen::Event(s) => s.event_id.clone(),
+            Screen::EndpointDetail(s) => s.label.clone(),
             Screen::Subscriptions(s) => match &s.endpoint {
                 Some((_, label)) => format!("Subscriptions ({label})"),
                 None => "Subscriptions".to_string(),

@@ -92,10 +92,10 @@ const UPDATE: &str =
     "UPDATE endpoints SET name = $2, url = $3, timeout_ms = $4, max_in_flight = $5,
     headers = $6, description = $7, updated_at = $8 WHERE id = $1 AND deleted_at IS NULL";
 const SET_STATE: &str = "UPDATE endpoints SET state = $2, state_reason = $3, state_changed_at = $4,
-    paused_until = $5, updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
+    paused_until = $5, state_changed_by = $6, updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
 const ROTATE: &str =
     "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = $3,
-    secret = $2, updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
+    secret = $2, secret_rotated_at = $4, updated_at = $4 WHERE id = $1 AND deleted_at IS NULL";
 
 /// Encodes endpoint headers as stored: a JSON array of `[name, value]` pairs.
 fn headers_json(headers: &[(String, String)]) -> String {
@@ -476,6 +476,7 @@ impl Store {
                 .bind(reason)
                 .bind(now)
                 .bind(until)
+                .bind(actor.describe())
                 .execute(&mut *tx)
                 .await?;
             if state == EndpointState::Active {

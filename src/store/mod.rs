@@ -52,9 +52,9 @@ pub use queue::{
     RecordSummary, Rollups,
 };
 pub use read::{
-    Backlog, EndpointHealth, EndpointQueue, EndpointStanding, EndpointTally, GaugeReading,
-    HealthWindow, Heartbeat, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage,
-    SqliteFiles, Tally,
+    Backlog, EndpointHealth, EndpointQueue, EndpointStanding, EndpointTally, FailureCause,
+    GaugeReading, HealthWindow, Heartbeat, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT,
+    SearchPage, SqliteFiles, Tally,
 };
 pub use retention::{HELD_REASON, LastPrune, PruneReport};
 pub use space::Vacuumed;

@@ -86,6 +86,8 @@ pub struct PruneReport {
     pub idempotency_keys: u64,
     /// Circuit breaker transitions (`retention.breaker`).
     pub breaker_transitions: u64,
+    /// Per-minute failures by cause (`retention.failure_causes`).
+    pub failure_causes: u64,
     /// Bytes of free pages handed back to the file system (SQLite).
     pub space_released_bytes: u64,
 }
@@ -104,10 +106,11 @@ impl PruneReport {
             + self.audit_rows
             + self.idempotency_keys
             + self.breaker_transitions
+            + self.failure_causes
     }
 
     /// `(table, rows)` in a fixed order, for reports.
-    pub fn rows(&self) -> [(&'static str, u64); 11] {
+    pub fn rows(&self) -> [(&'static str, u64); 12] {
         [
             ("events", self.events),
             ("deliveries", self.deliveries),
@@ -120,6 +123,7 @@ impl PruneReport {
             ("audit_rows", self.audit_rows),
             ("idempotency_keys", self.idempotency_keys),
             ("breaker_transitions", self.breaker_transitions),
+            ("failure_causes", self.failure_causes),
         ]
     }
 }
@@ -148,6 +152,7 @@ struct Cutoffs {
     idempotency: Option<i64>,
     payload: Option<i64>,
     breaker: Option<i64>,
+    failure_causes: Option<i64>,
 }
 
 impl Cutoffs {
@@ -166,6 +171,7 @@ impl Cutoffs {
             idempotency: cut(policy.idempotency),
             payload: cut(policy.payload),
             breaker: cut(policy.breaker),
+            failure_causes: cut(policy.failure_causes),
         }
     }
 }
@@ -809,15 +815,17 @@ enum AgedTable {
     Audit,
     Idempotency,
     BreakerTransitions,
+    FailureCauses,
 }
 
 impl AgedTable {
-    const ALL: [AgedTable; 5] = [
+    const ALL: [AgedTable; 6] = [
         AgedTable::Health,
         AgedTable::Dispatchers,
         AgedTable::Audit,
         AgedTable::Idempotency,
         AgedTable::BreakerTransitions,
+        AgedTable::FailureCauses,
     ];
 
     fn cutoff(self, cutoffs: &Cutoffs) -> Option<i64> {
@@ -827,6 +835,7 @@ impl AgedTable {
             AgedTable::Audit => cutoffs.audit,
             AgedTable::Idempotency => cutoffs.idempotency,
             AgedTable::BreakerTransitions => cutoffs.breaker,
+            AgedTable::FailureCauses => cutoffs.failure_causes,
         }
     }
 
@@ -837,6 +846,7 @@ impl AgedTable {
             AgedTable::Audit => &mut report.audit_rows,
             AgedTable::Idempotency => &mut report.idempotency_keys,
             AgedTable::BreakerTransitions => &mut report.breaker_transitions,
+            AgedTable::FailureCauses => &mut report.failure_causes,
         }
     }
 
@@ -861,6 +871,11 @@ impl AgedTable {
                    (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)"],
             AgedTable::BreakerTransitions => &["DELETE FROM breaker_transitions WHERE id IN
                    (SELECT id FROM breaker_transitions WHERE at < $1 ORDER BY at LIMIT $2)"],
+            AgedTable::FailureCauses => &[
+                "DELETE FROM failure_causes WHERE (endpoint_id, minute, dispatcher_id, cause) IN
+                   (SELECT endpoint_id, minute, dispatcher_id, cause FROM failure_causes
+                     WHERE minute < $1 ORDER BY minute LIMIT $2)",
+            ],
         }
     }
 
@@ -881,6 +896,7 @@ impl AgedTable {
             AgedTable::BreakerTransitions => {
                 &["SELECT COUNT(*) FROM breaker_transitions WHERE at < $1"]
             }
+            AgedTable::FailureCauses => &["SELECT COUNT(*) FROM failure_causes WHERE minute < $1"],
         }
     }
 }
@@ -1000,6 +1016,11 @@ impl Reads {
                 (
                     "breaker_transitions",
                     AgedTable::BreakerTransitions.deletes()[0].to_string(),
+                    vec![Sample::Int(now), Sample::Int(ROWS_PER_BATCH)],
+                ),
+                (
+                    "failure_causes",
+                    AgedTable::FailureCauses.deletes()[0].to_string(),
                     vec![Sample::Int(now), Sample::Int(ROWS_PER_BATCH)],
                 ),
             ];

@@ -127,6 +127,7 @@ impl App {
     pub(super) fn selected_endpoint(&self) -> Option<&Endpoint> {
         match self.top() {
             Screen::Endpoints(s) => s.rows.selected_item().map(|row| &row.endpoint),
+            Screen::EndpointDetail(s) => s.detail.as_ref().map(|d| &d.endpoint),
             _ => None,
         }
     }
@@ -178,6 +179,10 @@ impl App {
 
     /// What holds the work of the endpoint `id`, as the endpoints list shows it.
     fn endpoint_hold(&self, id: &str) -> Option<Hold> {
+        if let Screen::EndpointDetail(s) = self.top() {
+            let endpoint = &s.detail.as_ref()?.endpoint;
+            return Hold::of_endpoint(endpoint.state).filter(|_| endpoint.id == id);
+        }
         let Screen::Endpoints(s) = self.top() else {
             return None;
         };
@@ -278,6 +283,9 @@ impl App {
                 .rows
                 .selected_item()
                 .map(|row| Form::edit_endpoint(&row.endpoint)),
+            Screen::EndpointDetail(s) => {
+                s.detail.as_ref().map(|d| Form::edit_endpoint(&d.endpoint))
+            }
             Screen::Subscriptions(s) => s.rows.selected_item().map(Form::edit_subscription),
             _ => None,
         };

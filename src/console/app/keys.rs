@@ -108,6 +108,8 @@ impl App {
             Action::Delete => self.delete(),
             Action::Subscriptions => self.open_subscriptions(),
             Action::ExactBytes => self.toggle_exact_bytes(),
+            Action::EndpointDeliveries => self.open_endpoint_deliveries(),
+            Action::CauseWindow => self.toggle_cause_window(),
         }
     }
 
@@ -115,6 +117,16 @@ impl App {
     fn toggle_exact_bytes(&mut self) -> Vec<Command> {
         if let Screen::Event(s) = self.top_mut() {
             s.exact = !s.exact;
+        }
+        Vec::new()
+    }
+
+    /// `tab` on an endpoint's detail: failures by cause over the last day,
+    /// or the last hour again.
+    fn toggle_cause_window(&mut self) -> Vec<Command> {
+        if let Screen::EndpointDetail(s) = self.top_mut() {
+            s.day = !s.day;
+            s.selected = 0;
         }
         Vec::new()
     }

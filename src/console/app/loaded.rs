@@ -4,7 +4,7 @@
 use super::{App, Slot};
 use crate::console::msg::{Command, Holds, ListLoad, Load, Loaded};
 use crate::console::screens::{
-    EndpointRow, RetentionStatus, Screen, SearchProgress, WorstEndpoint,
+    EndpointDetail, EndpointRow, RetentionStatus, Screen, SearchProgress, WorstEndpoint,
 };
 use crate::held::Hold;
 use crate::model::{AuditEntry, Delivery, Subscription};
@@ -77,6 +77,7 @@ impl App {
             } => self.on_search(rows, progress, holds),
             Loaded::Detail { detail, hold } => self.on_detail(*detail, hold),
             Loaded::Event { fanout, holds } => self.on_event(*fanout, holds),
+            Loaded::EndpointDetail(detail) => self.on_endpoint_detail(*detail),
             Loaded::Endpoints { rows, complete } => self.on_endpoints(rows, complete),
             Loaded::Subscriptions { rows, complete } => self.on_subscriptions(rows, complete),
             Loaded::Audit {
@@ -119,12 +120,17 @@ impl App {
     /// What the screen asked for cannot be shown: a list says why in its
     /// body; elsewhere the status line does.
     fn on_refused(&mut self, slot: Option<Slot>, reason: String) -> Vec<Command> {
-        if slot == Some(Slot::Top)
-            && let Screen::Event(s) = self.top_mut()
-        {
-            s.refused = Some(reason);
-            self.dirty = true;
-            return Vec::new();
+        if slot == Some(Slot::Top) {
+            let refused = match self.top_mut() {
+                Screen::Event(s) => Some(&mut s.refused),
+                Screen::EndpointDetail(s) => Some(&mut s.refused),
+                _ => None,
+            };
+            if let Some(refused) = refused {
+                *refused = Some(reason);
+                self.dirty = true;
+                return Vec::new();
+            }
         }
         match self.top_list_mut() {
             Some(rows) if slot == Some(Slot::Top) => {
@@ -281,6 +287,19 @@ impl App {
         s.selected = s.selected.min(fanout.deliveries.len().saturating_sub(1));
         s.fanout = Some(fanout);
         s.holds = holds;
+        self.dirty |= changed;
+        Vec::new()
+    }
+
+    fn on_endpoint_detail(&mut self, detail: EndpointDetail) -> Vec<Command> {
+        let Screen::EndpointDetail(s) = self.top_mut() else {
+            return Vec::new();
+        };
+        let changed = s.detail.as_ref() != Some(&detail) || s.refused.is_some();
+        s.selected = s.selected.min(detail.causes(s.day).len().saturating_sub(1));
+        s.label = crate::console::format::endpoint_label(&detail.endpoint);
+        s.detail = Some(detail);
+        s.refused = None;
         self.dirty |= changed;
         Vec::new()
     }

@@ -6,8 +6,8 @@ use crate::console::format::endpoint_label;
 use crate::console::keymap::ViewKind;
 use crate::console::msg::{Command, ListLoad, Load};
 use crate::console::screens::{
-    AuditScreen, DeliveriesScreen, DetailScreen, EndpointsScreen, EventScreen, HelpScreen,
-    OverviewScreen, Screen, SubscriptionsScreen,
+    AuditScreen, DeliveriesScreen, DetailScreen, EndpointDetailScreen, EndpointsScreen,
+    EventScreen, HelpScreen, OverviewScreen, Screen, SubscriptionsScreen,
 };
 use crate::model::IdKind;
 
@@ -35,6 +35,13 @@ impl App {
             }
             Screen::Detail(_) => self.scroll_detail(delta),
             Screen::Event(_) => self.move_in_event(delta),
+            Screen::EndpointDetail(s) => {
+                let causes = s.detail.as_ref().map_or(0, |d| d.causes(s.day).len());
+                s.selected = s
+                    .selected
+                    .saturating_add_signed(delta)
+                    .min(causes.saturating_sub(1));
+            }
             Screen::Help(_) => self.scroll_help(delta),
         }
         Vec::new()
@@ -325,7 +332,7 @@ impl App {
                 view: self.view(),
                 scroll: 0,
             }),
-            ViewKind::Detail | ViewKind::Event => return Vec::new(),
+            ViewKind::Detail | ViewKind::Event | ViewKind::EndpointDetail => return Vec::new(),
         };
         self.stack = vec![screen];
         self.pending.remove(&Slot::Top);
@@ -346,7 +353,10 @@ impl App {
             return;
         };
         let kind = screen.kind();
-        if matches!(kind, ViewKind::Help | ViewKind::Detail | ViewKind::Event) {
+        if matches!(
+            kind,
+            ViewKind::Help | ViewKind::Detail | ViewKind::Event | ViewKind::EndpointDetail
+        ) {
             return;
         }
         match &mut screen {
@@ -354,7 +364,11 @@ impl App {
             Screen::Endpoints(s) => s.rows.loading = None,
             Screen::Subscriptions(s) => s.rows.loading = None,
             Screen::Audit(s) => s.rows.loading = None,
-            Screen::Overview(_) | Screen::Detail(_) | Screen::Event(_) | Screen::Help(_) => {}
+            Screen::Overview(_)
+            | Screen::Detail(_)
+            | Screen::Event(_)
+            | Screen::EndpointDetail(_)
+            | Screen::Help(_) => {}
         }
         self.saved.insert(kind, screen);
     }
@@ -378,13 +392,24 @@ impl App {
                     ..DetailScreen::default()
                 })
             }),
-            Screen::Endpoints(s) => s.rows.selected_item().map(|row| {
-                deliveries_of_endpoint(&row.endpoint.id, &endpoint_label(&row.endpoint))
-            }),
+            Screen::Endpoints(s) => s
+                .rows
+                .selected_item()
+                .map(|row| endpoint_screen(&row.endpoint.id, &endpoint_label(&row.endpoint))),
             Screen::Overview(s) => s
                 .worst
                 .get(s.selected)
-                .map(|w| deliveries_of_endpoint(&w.endpoint_id, &w.label)),
+                .map(|w| endpoint_screen(&w.endpoint_id, &w.label)),
+            Screen::EndpointDetail(s) => s.selected_cause().map(|cause| {
+                let mut screen = DeliveriesScreen {
+                    follow: true,
+                    context: Some(format!("{}, failed with {}", s.label, cause.cause)),
+                    ..DeliveriesScreen::default()
+                };
+                screen.query.filter.endpoint_id = Some(s.endpoint_id.clone());
+                screen.query.cause = Some(cause.cause.clone());
+                Screen::Deliveries(screen)
+            }),
             Screen::Subscriptions(s) => s
                 .rows
                 .selected_item()
@@ -396,7 +421,7 @@ impl App {
                         delivery_id: id.clone(),
                         ..DetailScreen::default()
                     })),
-                    Some(IdKind::Endpoint) => Some(deliveries_of_endpoint(id, id)),
+                    Some(IdKind::Endpoint) => Some(endpoint_screen(id, id)),
                     Some(IdKind::Event) => Some(event_screen(id)),
                     _ => None,
                 }
@@ -419,12 +444,22 @@ impl App {
         }
     }
 
-    /// `s` on an endpoint: drill into its subscriptions.
+    /// `l` on an endpoint (the list's or the detail's): its deliveries.
+    pub(super) fn open_endpoint_deliveries(&mut self) -> Vec<Command> {
+        match self.selected_endpoint() {
+            Some(endpoint) => {
+                let screen = deliveries_of_endpoint(&endpoint.id, &endpoint_label(endpoint));
+                self.push(screen)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// `s` on an endpoint (the list's or the detail's): its subscriptions,
+    /// to edit there.
     pub(super) fn open_subscriptions(&mut self) -> Vec<Command> {
-        if let Screen::Endpoints(s) = self.top()
-            && let Some(row) = s.rows.selected_item()
-        {
-            let endpoint = (row.endpoint.id.clone(), endpoint_label(&row.endpoint));
+        if let Some(endpoint) = self.selected_endpoint() {
+            let endpoint = (endpoint.id.clone(), endpoint_label(endpoint));
             return self.push(Screen::Subscriptions(SubscriptionsScreen {
                 endpoint: Some(endpoint),
                 ..SubscriptionsScreen::default()
@@ -432,6 +467,15 @@ impl App {
         }
         Vec::new()
     }
+}
+
+/// An endpoint's detail, to be loaded.
+pub(super) fn endpoint_screen(endpoint_id: &str, label: &str) -> Screen {
+    Screen::EndpointDetail(EndpointDetailScreen {
+        endpoint_id: endpoint_id.to_string(),
+        label: label.to_string(),
+        ..EndpointDetailScreen::default()
+    })
 }
 
 /// An event's view, to be loaded.

@@ -14,6 +14,7 @@
 
 mod detail;
 mod dialogs;
+mod endpoint;
 mod event;
 mod fitted;
 mod help;
@@ -101,6 +102,7 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
         Screen::Deliveries(s) => lists::deliveries(s, theme, frame, body),
         Screen::Detail(s) => detail::render(s, theme, frame, body),
         Screen::Event(s) => event::render(s, theme, frame, body),
+        Screen::EndpointDetail(s) => endpoint::render(s, theme, frame, body),
         Screen::Endpoints(s) => lists::endpoints(s, theme, frame, body),
         Screen::Subscriptions(s) => lists::subscriptions(s, theme, frame, body),
         Screen::Audit(s) => lists::audit(s, theme, frame, body),

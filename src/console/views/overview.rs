@@ -210,7 +210,7 @@ fn right_aligned(area: Rect, width: usize) -> Rect {
 fn render_worst(screen: &OverviewScreen, theme: Theme, frame: &mut Frame, area: Rect) {
     let block = Block::bordered()
         .title(Span::styled(
-            " Worst endpoints (enter: their deliveries) ",
+            " Worst endpoints (enter: the endpoint) ",
             theme.title(),
         ))
         .title_bottom(Span::styled(retention_line(&screen.retention), theme.dim()));

@@ -104,6 +104,16 @@ fn fields(app: &App) -> Vec<Field> {
                 ]
             })
             .unwrap_or_default(),
+        Screen::EndpointDetail(s) => s
+            .selected_cause()
+            .map(|cause| {
+                vec![
+                    bad("cause", cause.cause.clone()),
+                    field("e.g.", cause.example_error.clone()),
+                    field("delivery", cause.example_delivery_id.clone()),
+                ]
+            })
+            .unwrap_or_default(),
         Screen::Event(s) => s
             .selected_delivery()
             .map(|d| {

@@ -96,6 +96,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0010_rate_limit.sql"),
         step: None,
     },
+    Migration {
+        version: 11,
+        name: "failure_causes",
+        sqlite: include_str!("../../../migrations/sqlite/0011_failure_causes.sql"),
+        postgres: include_str!("../../../migrations/postgres/0011_failure_causes.sql"),
+        step: None,
+    },
 ];
 
 /// The schema version this build of hookline expects.

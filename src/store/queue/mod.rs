@@ -153,7 +153,8 @@ pub struct RecordSummary {
 }
 
 pub(crate) const DISABLE_ENDPOINT: &str = "UPDATE endpoints
-    SET state = 'disabled', state_reason = $2, state_changed_at = $3, updated_at = $3
+    SET state = 'disabled', state_reason = $2, state_changed_at = $3, updated_at = $3,
+        state_changed_by = 'hookline'
     WHERE id = $1 AND state = 'active' AND deleted_at IS NULL";
 
 /// A representative parameter for [`Store::explain_queue`].
@@ -419,6 +420,10 @@ impl Store {
                     .await?;
                 sqlx::query(sql.upsert_health)
                     .bind(&rollups.health)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql.upsert_causes)
+                    .bind(&rollups.causes)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -784,6 +789,7 @@ where
         .bind(rollups.health.as_str())
         .bind(request.default_max_in_flight)
         .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
+        .bind(rollups.causes.as_str())
         .fetch_all(&mut *conn)
         .await?;
     let mut read = CycleHeads {

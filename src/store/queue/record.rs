@@ -28,6 +28,8 @@ pub(crate) struct RollupRows {
     pub stats: String,
     /// Per-endpoint-minute health rollups, as JSON rows in key order.
     pub health: String,
+    /// Per-endpoint-minute failures by cause, as JSON rows in key order.
+    pub causes: String,
 }
 
 impl Default for RollupRows {
@@ -36,6 +38,7 @@ impl Default for RollupRows {
         RollupRows {
             stats: "[]".to_string(),
             health: "[]".to_string(),
+            causes: "[]".to_string(),
         }
     }
 }
@@ -51,6 +54,7 @@ impl<'a> PreparedBatch<'a> {
             rollups: rollups.filter(|r| !r.is_empty()).map(|r| RollupRows {
                 stats: r.stats_json(),
                 health: r.health_json(),
+                causes: r.causes_json(),
             }),
         }
     }
@@ -80,6 +84,7 @@ impl<'a> PreparedBatch<'a> {
 pub struct Rollups {
     stats: HashMap<String, StatsJson>,
     health: HashMap<(String, i64), HealthJson>,
+    causes: HashMap<(String, i64, String), CauseJson>,
 }
 
 impl Rollups {
@@ -97,6 +102,7 @@ impl Rollups {
         for outcome in ordered {
             fold_stats(&mut self.stats, owner, &outcome.attempt);
             fold_health(&mut self.health, owner, &outcome.attempt);
+            fold_cause(&mut self.causes, owner, &outcome.attempt);
         }
     }
 
@@ -110,6 +116,15 @@ impl Rollups {
         // One lock order for every dispatcher, so concurrent upserts never deadlock.
         stats.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
         to_json(&stats)
+    }
+
+    fn causes_json(&self) -> String {
+        let mut causes: Vec<&CauseJson> = self.causes.values().collect();
+        // One lock order for every dispatcher, so concurrent upserts never deadlock.
+        causes.sort_by(|a, b| {
+            (&a.endpoint_id, a.minute, &a.cause).cmp(&(&b.endpoint_id, b.minute, &b.cause))
+        });
+        to_json(&causes)
     }
 
     fn health_json(&self) -> String {
@@ -310,4 +325,50 @@ fn fold_health(
     *count += 1;
     rollup.latency_sum_ms += attempt.duration_ms;
     rollup.buckets[bucket_of(attempt.duration_ms)] += 1;
+}
+
+/// One endpoint-minute's failures with one cause.
+#[derive(Debug, Clone, Serialize)]
+struct CauseJson {
+    endpoint_id: String,
+    minute: i64,
+    dispatcher_id: String,
+    cause: String,
+    failures: i64,
+    first_at: i64,
+    last_at: i64,
+    example_delivery_id: String,
+    example_error: String,
+}
+
+/// Counts one failed attempt under its cause (a success counts nowhere).
+fn fold_cause(
+    causes: &mut HashMap<(String, i64, String), CauseJson>,
+    owner: &str,
+    attempt: &NewAttempt,
+) {
+    let Some(example_error) = summarise_error(attempt) else {
+        return;
+    };
+    let cause = crate::cause::cause_of(&example_error);
+    let minute = attempt.started_at - attempt.started_at.rem_euclid(60_000);
+    let key = (attempt.endpoint_id.clone(), minute, cause);
+    let row = causes.entry(key.clone()).or_insert_with(|| CauseJson {
+        endpoint_id: key.0,
+        minute,
+        dispatcher_id: owner.to_string(),
+        cause: key.2,
+        failures: 0,
+        first_at: attempt.started_at,
+        last_at: attempt.started_at,
+        example_delivery_id: attempt.delivery_id.clone(),
+        example_error: example_error.clone(),
+    });
+    row.failures += 1;
+    row.first_at = row.first_at.min(attempt.started_at);
+    if attempt.started_at >= row.last_at {
+        row.last_at = attempt.started_at;
+        row.example_delivery_id = attempt.delivery_id.clone();
+        row.example_error = example_error;
+    }
 }

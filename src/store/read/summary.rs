@@ -107,7 +107,7 @@ pub struct SearchPage {
     pub scanned: i64,
 }
 
-const MINUTE_MS: i64 = 60_000;
+pub(super) const MINUTE_MS: i64 = 60_000;
 
 /// How many events are left below `($1, $2)`, up to `$3`.
 const SEARCH_REMAINING: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM events
@@ -292,19 +292,7 @@ impl Reads {
                 .await?;
             (first, rows)
         });
-        let by_minute: HashMap<i64, (i64, i64)> =
-            rows.into_iter().map(|(m, s, f)| (m, (s, f))).collect();
-        Ok((0..minutes)
-            .map(|i| {
-                let minute = first + i * MINUTE_MS;
-                let (succeeded, failed) = by_minute.get(&minute).copied().unwrap_or_default();
-                MinuteTotals {
-                    minute,
-                    succeeded,
-                    failed,
-                }
-            })
-            .collect())
+        Ok(fill_minutes(first, minutes, rows))
     }
 
     /// Backlog and in-flight counts per endpoint, for the given endpoints or
@@ -408,4 +396,26 @@ impl Reads {
             next: cursor.map(|(created_at, id)| Cursor { created_at, id }),
         })
     }
+}
+
+/// `minutes` minutes from `first` with the `(minute, succeeded, failed)`
+/// rows that have attempts, the others as zeros.
+pub(super) fn fill_minutes(
+    first: i64,
+    minutes: i64,
+    rows: Vec<(i64, i64, i64)>,
+) -> Vec<MinuteTotals> {
+    let by_minute: HashMap<i64, (i64, i64)> =
+        rows.into_iter().map(|(m, s, f)| (m, (s, f))).collect();
+    (0..minutes)
+        .map(|i| {
+            let minute = first + i * MINUTE_MS;
+            let (succeeded, failed) = by_minute.get(&minute).copied().unwrap_or_default();
+            MinuteTotals {
+                minute,
+                succeeded,
+                failed,
+            }
+        })
+        .collect()
 }

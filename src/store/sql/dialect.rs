@@ -109,6 +109,8 @@ pub(crate) struct Dialect {
     pub apply_outcomes: RowsStatement,
     pub upsert_endpoint_stats: &'static str,
     pub upsert_health: &'static str,
+    /// Adds JSON rows `$1` to the per-minute failures by cause.
+    pub upsert_causes: &'static str,
     pub release_leases: &'static str,
     pub delivery_states: &'static str,
     pub retry_ids: &'static str,
@@ -185,6 +187,7 @@ impl Dialect {
             apply_outcomes: apply_outcomes(f),
             upsert_endpoint_stats: upsert_endpoint_stats(f).leak(),
             upsert_health: upsert_health(f).leak(),
+            upsert_causes: upsert_causes(f).leak(),
             count_breaker_outcomes: count_breaker_outcomes(f).leak(),
             start_breakers: start_breakers(f).leak(),
             start_probes: start_probes(f).leak(),
@@ -578,7 +581,7 @@ fn due_pauses(f: Flavor) -> String {
 fn end_pauses(f: Flavor) -> String {
     format!(
         "UPDATE endpoints SET state = 'active', state_reason = NULL, state_changed_at = $1,
-                paused_until = NULL, updated_at = $1
+                paused_until = NULL, state_changed_by = 'hookline', updated_at = $1
           WHERE id IN {} AND state = 'paused' AND paused_until <= $1 AND deleted_at IS NULL
           RETURNING id",
         f.json_list(2)
@@ -639,7 +642,8 @@ fn head_rows(f: Flavor, cap: u8, released: &str) -> String {
 /// Postgres: the first half of a dispatcher cycle as one statement. It
 /// records the last batch's outcomes (rows `$1` as [`record_outcomes`], at
 /// clock `$2`, for owner `$3`), folds the rollups (`$4` endpoint stats, `$5`
-/// health, as [`upsert_endpoint_stats`] and [`upsert_health`]), reads the
+/// health, `$8` failures by cause, as [`upsert_endpoint_stats`],
+/// [`upsert_health`] and [`upsert_causes`]), reads the
 /// queue heads (default cap `$6`) and locks, skipping those another
 /// dispatcher holds, the endpoints the claim will serve: due, under their
 /// cap, oldest head first, at most `$7`.
@@ -664,6 +668,7 @@ fn cycle_heads(f: Flavor) -> Option<&'static str> {
                   RETURNING deliveries.endpoint_id, deliveries.state, deliveries.next_attempt_at),
               stats AS ({stats}),
               health AS ({health}),
+              causes AS ({causes}),
               {walk},
               head_rows AS ({rows}),
               locked AS (SELECT id, CAST(xmin AS TEXT) AS version FROM endpoints
@@ -684,6 +689,7 @@ fn cycle_heads(f: Flavor) -> Option<&'static str> {
         stats = shift_params(&upsert_endpoint_stats(f), 3),
         tokens = tokens_at(f, "$2", ""),
         health = shift_params(&upsert_health(f), 4),
+        causes = shift_params(&upsert_causes(f), 7),
         walk = queue_walk(f),
         rows = head_rows(
             f,
@@ -1125,6 +1131,30 @@ fn upsert_health(f: Flavor) -> String {
                      b8 = endpoint_health.b8 + excluded.b8, b9 = endpoint_health.b9 + excluded.b9,
                      b10 = endpoint_health.b10 + excluded.b10, b11 = endpoint_health.b11 + excluded.b11",
         f.json_rows(1)
+    )
+}
+
+/// Adds JSON rows `$1` to the per-minute `failure_causes`: counts add up,
+/// the first and last times widen, and the example is the latest failure.
+fn upsert_causes(f: Flavor) -> String {
+    let (least, greatest) = (f.pick("MIN", "LEAST"), f.greatest());
+    format!(
+        "INSERT INTO failure_causes (endpoint_id, minute, dispatcher_id, cause, failures,
+                     first_at, last_at, example_delivery_id, example_error)
+                 SELECT value->>'endpoint_id', CAST(value->>'minute' AS BIGINT), value->>'dispatcher_id',
+                     value->>'cause', CAST(value->>'failures' AS BIGINT),
+                     CAST(value->>'first_at' AS BIGINT), CAST(value->>'last_at' AS BIGINT),
+                     value->>'example_delivery_id', value->>'example_error'
+                 FROM {rows} WHERE TRUE
+                 ON CONFLICT (endpoint_id, minute, dispatcher_id, cause) DO UPDATE SET
+                     failures = failure_causes.failures + excluded.failures,
+                     first_at = {least}(failure_causes.first_at, excluded.first_at),
+                     last_at = {greatest}(failure_causes.last_at, excluded.last_at),
+                     example_delivery_id = CASE WHEN excluded.last_at >= failure_causes.last_at
+                         THEN excluded.example_delivery_id ELSE failure_causes.example_delivery_id END,
+                     example_error = CASE WHEN excluded.last_at >= failure_causes.last_at
+                         THEN excluded.example_error ELSE failure_causes.example_error END",
+        rows = f.json_rows(1),
     )
 }
 

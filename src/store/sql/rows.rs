@@ -59,8 +59,8 @@ impl From<TenantRow> for Tenant {
 macro_rules! endpoint_columns {
     () => {
         "e.id, e.tenant_id, t.name AS tenant_name, e.name, e.url, e.secret, \
-     e.previous_secret, e.previous_secret_expires_at, e.state, e.state_reason, e.state_changed_at, e.paused_until, \
-     e.timeout_ms, e.max_in_flight, e.headers, e.description, e.created_at, e.updated_at, \
+     e.previous_secret, e.previous_secret_expires_at, e.state, e.state_reason, e.state_changed_at, e.state_changed_by, e.paused_until, \
+     e.timeout_ms, e.max_in_flight, e.headers, e.description, e.created_at, e.updated_at, e.secret_rotated_at, \
      (SELECT r.per_second FROM endpoint_rate_limits r WHERE r.endpoint_id = e.id) AS rate_limit, \
      (SELECT r.burst FROM endpoint_rate_limits r WHERE r.endpoint_id = e.id) AS rate_limit_burst"
     };
@@ -80,6 +80,7 @@ pub(crate) struct EndpointRow {
     pub state: String,
     pub state_reason: Option<String>,
     pub state_changed_at: Option<i64>,
+    pub state_changed_by: Option<String>,
     pub paused_until: Option<i64>,
     pub timeout_ms: Option<i64>,
     pub max_in_flight: Option<i64>,
@@ -87,6 +88,7 @@ pub(crate) struct EndpointRow {
     pub description: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub secret_rotated_at: Option<i64>,
     pub rate_limit: Option<i64>,
     pub rate_limit_burst: Option<i64>,
 }
@@ -107,6 +109,7 @@ impl TryFrom<EndpointRow> for Endpoint {
             previous_secret_expires_at: row.previous_secret_expires_at,
             state_reason: row.state_reason,
             state_changed_at: row.state_changed_at,
+            state_changed_by: row.state_changed_by,
             paused_until: row.paused_until,
             timeout_ms: row.timeout_ms,
             max_in_flight: row.max_in_flight,
@@ -116,6 +119,7 @@ impl TryFrom<EndpointRow> for Endpoint {
             description: row.description,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            secret_rotated_at: row.secret_rotated_at,
         })
     }
 }
