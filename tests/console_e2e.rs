@@ -1293,6 +1293,50 @@ async fn endpoint_detail_groups_failures_by_cause(backend: Backend) {
     });
 }
 
+/// `y` puts the selected id on the clipboard with OSC 52 (tmux, with
+/// `set-clipboard on`, keeps it in its paste buffer), and `Y` a `curl`
+/// command for the delivery, shown whole as well.
+async fn y_copies_the_id_and_capital_y_a_curl_command(backend: Backend) {
+    let seeded = seed(backend).await;
+    let console = Console::launch_in(
+        &format!("--db '{}' console", seeded.db.url),
+        "Overview",
+        (120, 40),
+        &["set -g set-clipboard on"],
+    );
+    console.keys(&[":"]);
+    console.type_text("failed");
+    console.keys(&["Enter"]);
+    console.wait_for("filter state:dead  3 rows");
+    console.keys(&["y"]);
+    let newest = &seeded.dead[0];
+    console.wait_for(&format!("copied {newest}"));
+    let buffer = || console.tmux(&["show-buffer"]);
+    assert_eq!(buffer().trim_end(), newest.as_str());
+
+    console.keys(&["Y"]);
+    console.wait_for("Copied");
+    let copied = buffer();
+    assert!(
+        copied.starts_with("curl -X POST 'https://erp.globex.example/api/orders/webhook'"),
+        "{copied}"
+    );
+    assert!(
+        copied.contains("-H 'webhook-signature: v1,****'"),
+        "{copied}"
+    );
+    assert!(
+        copied.contains(&format!("-H 'webhook-id: {}'", seeded.dead_event)),
+        "{copied}"
+    );
+    assert!(
+        copied.contains(r#"--data-binary '{"order":"ord_700"#),
+        "{copied}"
+    );
+    console.keys(&["q"]);
+    console.wait_for("filter state:dead");
+}
+
 /// Runs a dispatcher until every delivery in `ids` is delivered.
 async fn deliver(seeded: &Seeded, ids: &[String]) {
     let dispatcher = common::RunningDispatcher::start(&seeded.store, &seeded.config);
@@ -1390,6 +1434,7 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
 }
 
 both_backends!(
+    y_copies_the_id_and_capital_y_a_curl_command,
     endpoint_detail_groups_failures_by_cause,
     an_event_shows_its_fan_out_and_opens_each_delivery,
     rate_limit_and_breaker_from_the_endpoints_view,

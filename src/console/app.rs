@@ -61,6 +61,9 @@ pub enum Mode {
     Reveal(Box<crate::model::Endpoint>),
     /// An endpoint's circuit breaker, with the keys that force it.
     Breaker(Box<super::screens::BreakerPanel>),
+    /// Text just copied (a `curl` command), shown whole for a manual copy
+    /// until any key.
+    Copied(String),
 }
 
 /// A long action's progress.
@@ -98,6 +101,9 @@ pub struct App {
     pub dirty: bool,
     /// Shown in the status bar when nothing more urgent is.
     pub notice: Option<String>,
+    /// Text to put on the operator's clipboard: the terminal loop sends it
+    /// as an OSC 52 sequence and clears it.
+    pub clipboard: Option<String>,
     /// Each top-level view as it was left, to return to (cursor, scroll,
     /// filter, marks); the screen on the stack is not in here.
     saved: HashMap<ViewKind, Screen>,
@@ -132,6 +138,7 @@ impl App {
             quit: false,
             dirty: true,
             notice: None,
+            clipboard: None,
             saved: HashMap::new(),
             next_token: 1,
             pending: HashMap::new(),

@@ -2659,3 +2659,31 @@ fn an_event_that_cannot_be_shown_says_why_in_its_body() {
     );
     assert!(!screen(&app).contains("loading…"));
 }
+
+#[test]
+fn y_puts_the_selected_id_on_the_clipboard_and_capital_y_asks_for_a_curl_command() {
+    let mut app = on_deliveries(3, false);
+    key(&mut app, KeyCode::Char('j'));
+    assert!(key(&mut app, KeyCode::Char('y')).is_empty());
+    assert_eq!(app.clipboard.as_deref(), Some(id("dlv_", 1).as_str()));
+    assert_eq!(flash_text(&app), format!("copied {}", id("dlv_", 1)));
+    let commands = key(&mut app, KeyCode::Char('Y'));
+    assert_eq!(
+        loads(&commands),
+        vec![&Load::Curl {
+            delivery_id: id("dlv_", 1)
+        }]
+    );
+    let Command::Load { token, .. } = commands[0].clone() else {
+        panic!("a load");
+    };
+    app.update(Msg::Loaded {
+        token,
+        result: Ok(Loaded::Curl("curl -X POST 'https://x'".to_string())),
+    });
+    assert!(matches!(&app.mode, Mode::Copied(text) if text.starts_with("curl")));
+    assert_eq!(app.clipboard.as_deref(), Some("curl -X POST 'https://x'"));
+    key(&mut app, KeyCode::Char('q'));
+    assert!(!app.quit, "any key closes the dialog, and only that");
+    assert_eq!(app.mode, Mode::Normal);
+}

@@ -351,6 +351,15 @@ impl Loader {
                     hold,
                 }
             }
+            Load::Curl { delivery_id } => {
+                let detail = self.reads().get_delivery(&delivery_id).await?;
+                let endpoint = self
+                    .reads()
+                    .get_endpoint(&detail.delivery.endpoint_id)
+                    .await?;
+                let url = crate::redact::mask_url_password(&endpoint.url);
+                Loaded::Curl(super::curl::curl_command(&detail, &url))
+            }
             Load::EndpointDetail { id } => {
                 Loaded::EndpointDetail(Box::new(self.endpoint_detail(&id).await?))
             }

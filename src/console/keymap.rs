@@ -69,6 +69,10 @@ pub enum Action {
     EndpointDeliveries,
     /// Failures by cause over the last hour or the last day.
     CauseWindow,
+    /// Copy the selected row's id to the clipboard.
+    CopyId,
+    /// Copy the selected delivery as a `curl` command.
+    CopyCurl,
 }
 
 /// How a binding's key is matched.
@@ -283,6 +287,31 @@ pub const KEYMAP: &[Binding] = &[
         help: "open the selected endpoint's delivery",
         hint: Some("open"),
         scope: Scope::Views(&[Event]),
+        mutating: false,
+    },
+    Binding {
+        keys: &[Key::Char('y')],
+        action: Action::CopyId,
+        help: "copy the selected id to the clipboard (OSC 52; the status line shows it too)",
+        hint: None,
+        scope: Scope::Views(&[
+            Overview,
+            Deliveries,
+            Detail,
+            Event,
+            Endpoints,
+            EndpointDetail,
+            Subscriptions,
+            ViewKind::Audit,
+        ]),
+        mutating: false,
+    },
+    Binding {
+        keys: &[Key::Char('Y')],
+        action: Action::CopyCurl,
+        help: "copy the selected delivery as a curl command with its headers (secrets masked), and show it",
+        hint: None,
+        scope: Scope::Views(&[Deliveries, Detail, Event]),
         mutating: false,
     },
     Binding {

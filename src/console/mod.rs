@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod columns;
+mod curl;
 mod filter;
 pub mod fit;
 mod format;
@@ -191,6 +192,9 @@ pub async fn run(ops: Ops, options: ConsoleOptions) -> Result<(), ConsoleError> 
         if app.quit {
             break;
         }
+        if let Some(text) = app.clipboard.take() {
+            copy_to_clipboard(&mut guard, &text)?;
+        }
         if app.dirty {
             let now = Instant::now();
             if from_key || now >= last_draw + MIN_DRAW_GAP {
@@ -205,6 +209,19 @@ pub async fn run(ops: Ops, options: ConsoleOptions) -> Result<(), ConsoleError> 
         }
     }
     drop(guard);
+    Ok(())
+}
+
+/// Puts `text` on the clipboard of the terminal the operator sits at (over
+/// SSH and tmux too, where they pass it on) with an OSC 52 sequence: its
+/// base64 carries no control character to the terminal.
+fn copy_to_clipboard(guard: &mut TerminalGuard, text: &str) -> Result<(), ConsoleError> {
+    use base64::Engine;
+    use std::io::Write;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let backend = guard.terminal.backend_mut();
+    write!(backend, "\x1b]52;c;{encoded}\x07")?;
+    backend.flush()?;
     Ok(())
 }
 

@@ -88,6 +88,10 @@ pub enum Load {
     Breaker {
         endpoint_id: String,
     },
+    /// A delivery as a `curl` command (for `Y`).
+    Curl {
+        delivery_id: String,
+    },
 }
 
 /// What a load brought back.
@@ -165,6 +169,8 @@ pub enum Loaded {
         retrying: u64,
     },
     Breaker(Box<BreakerPanel>),
+    /// A delivery as a `curl` command, to copy.
+    Curl(String),
 }
 
 /// An operator action for `io.rs` to run through `ops`.

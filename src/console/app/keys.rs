@@ -20,7 +20,7 @@ impl App {
             Mode::Confirm(confirm) => self.on_confirm_key(confirm, key),
             Mode::Form(form) => self.on_form_key(form, key),
             // Any key hides the secrets again (the mode, and so the values, are dropped).
-            Mode::Reveal(_) => Vec::new(),
+            Mode::Reveal(_) | Mode::Copied(_) => Vec::new(),
             Mode::Breaker(panel) => self.on_breaker_key(panel, key),
         }
     }
@@ -110,6 +110,8 @@ impl App {
             Action::ExactBytes => self.toggle_exact_bytes(),
             Action::EndpointDeliveries => self.open_endpoint_deliveries(),
             Action::CauseWindow => self.toggle_cause_window(),
+            Action::CopyId => self.copy_id(),
+            Action::CopyCurl => self.copy_curl(),
         }
     }
 

@@ -44,6 +44,15 @@ impl App {
                 retrying,
             } => self.ask_to_resume(&endpoint, held, retrying),
             Loaded::Marked { asked, rows, holds } => self.ask_to_retry_marked(asked, rows, &holds),
+            Loaded::Curl(text) => {
+                self.flash(
+                    "copied the curl command (OSC 52): shown whole here to copy by hand",
+                    false,
+                );
+                self.clipboard = Some(text.clone());
+                self.mode = super::Mode::Copied(text);
+                Vec::new()
+            }
             Loaded::Breaker(panel) => {
                 self.mode = super::Mode::Breaker(panel);
                 self.dirty = true;

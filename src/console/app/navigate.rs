@@ -444,6 +444,38 @@ impl App {
         }
     }
 
+    /// `y`: the selected id to the clipboard, and on the status line for
+    /// a terminal that ignores OSC 52.
+    pub(super) fn copy_id(&mut self) -> Vec<Command> {
+        if let Some(id) = selected_id(self.top()) {
+            self.flash(format!("copied {id}"), false);
+            self.clipboard = Some(id);
+        }
+        Vec::new()
+    }
+
+    /// `Y`: the selected delivery as a `curl` command; its URL and headers
+    /// are read first, and [`Loaded::Curl`](crate::console::msg::Loaded)
+    /// copies it.
+    pub(super) fn copy_curl(&mut self) -> Vec<Command> {
+        let delivery_id = match self.top() {
+            Screen::Deliveries(s) => s.rows.selected_item().map(|d| d.id.clone()),
+            Screen::Detail(s) => Some(s.delivery_id.clone()),
+            Screen::Event(s) => s.selected_delivery().map(|d| d.id.clone()),
+            _ => None,
+        };
+        let Some(delivery_id) = delivery_id else {
+            return Vec::new();
+        };
+        // No slot: the answer is wanted whatever the screen shows meanwhile.
+        let token = self.next_token;
+        self.next_token += 1;
+        vec![Command::Load {
+            token,
+            load: Load::Curl { delivery_id },
+        }]
+    }
+
     /// `l` on an endpoint (the list's or the detail's): its deliveries.
     pub(super) fn open_endpoint_deliveries(&mut self) -> Vec<Command> {
         match self.selected_endpoint() {
@@ -466,6 +498,30 @@ impl App {
             }));
         }
         Vec::new()
+    }
+}
+
+/// The id of what the cursor is on, for `y`.
+fn selected_id(screen: &Screen) -> Option<String> {
+    match screen {
+        Screen::Overview(s) => s.worst.get(s.selected).map(|w| w.endpoint_id.clone()),
+        Screen::Deliveries(s) => s.rows.selected_item().map(|d| d.id.clone()),
+        Screen::Detail(s) => Some(s.delivery_id.clone()),
+        Screen::Event(s) => Some(
+            s.selected_delivery()
+                .map_or_else(|| s.event_id.clone(), |d| d.id.clone()),
+        ),
+        Screen::Endpoints(s) => s.rows.selected_item().map(|r| r.endpoint.id.clone()),
+        Screen::EndpointDetail(s) => Some(s.endpoint_id.clone()),
+        Screen::Subscriptions(s) => s.rows.selected_item().map(|sub| sub.id.clone()),
+        Screen::Audit(s) => s.rows.selected_item().map(|entry| {
+            entry
+                .target_ids
+                .first()
+                .cloned()
+                .unwrap_or_else(|| entry.id.clone())
+        }),
+        Screen::Help(_) => None,
     }
 }
 

@@ -100,20 +100,38 @@ pub fn confirm(confirm: &Confirm, theme: Theme, frame: &mut Frame, body: Rect) {
 
 /// An endpoint's secrets in plain, one per line, wrapped rather than cut
 /// (a secret cut short is useless to copy).
+/// Text just copied to the clipboard, whole, for a terminal that ignores
+/// OSC 52: the mouse (never captured) selects it. Escaped as everywhere.
+pub fn copied(text: &str, theme: Theme, frame: &mut Frame, body: Rect) {
+    let lines: Vec<Line> = text.lines().map(|line| Line::from(shown(line))).collect();
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let rows = paragraph.line_count(body.width.saturating_sub(2));
+    let height = u16::try_from(rows)
+        .unwrap_or(u16::MAX)
+        .saturating_add(2)
+        .min(body.height);
+    let area = centered(body, body.width, height);
+    frame.render_widget(Clear, area);
+    let block = Block::bordered().title(Span::styled(" Copied ", theme.title()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    frame.render_widget(paragraph, inner);
+}
+
 pub fn reveal(endpoint: &Endpoint, theme: Theme, frame: &mut Frame, body: Rect) {
     let mut lines = vec![
         Line::from(Span::styled("Signing secret", theme.dim())),
-        Line::from(endpoint.secret.clone()),
+        Line::from(shown(&endpoint.secret)),
     ];
     if let Some(previous) = &endpoint.previous_secret {
         lines.push(Line::from(Span::styled(
             "Previous secret (signs until it expires)",
             theme.dim(),
         )));
-        lines.push(Line::from(previous.clone()));
+        lines.push(Line::from(shown(previous)));
     }
     lines.push(Line::from(Span::styled("URL", theme.dim())));
-    lines.push(Line::from(endpoint.url.clone()));
+    lines.push(Line::from(shown(&endpoint.url)));
     let sensitive: Vec<&(String, String)> = endpoint
         .headers
         .iter()
@@ -122,7 +140,7 @@ pub fn reveal(endpoint: &Endpoint, theme: Theme, frame: &mut Frame, body: Rect) 
     if !sensitive.is_empty() {
         lines.push(Line::from(Span::styled("Headers", theme.dim())));
         for (name, value) in sensitive {
-            lines.push(Line::from(format!("{name}: {value}")));
+            lines.push(Line::from(format!("{}: {}", shown(name), shown(value))));
         }
     }
     let height = (lines.len() as u16).saturating_mul(2).saturating_add(2);
