@@ -1635,6 +1635,12 @@ async fn state_words_and_their_aliases(backend: Backend) {
         )
         .await;
     assert_eq!(recovered["queued"], 2, "{recovered}");
+    // A dry run previews them: the oldest and newest, and nothing held.
+    assert!(
+        recovered["oldest"].is_string() && recovered["newest"].is_string(),
+        "{recovered}"
+    );
+    assert_eq!(recovered["held"], 0, "{recovered}");
 
     // The queue gauge is labelled with today's words.
     let metrics = server.admin("GET", "/metrics", None).await.text();

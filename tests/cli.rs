@@ -964,6 +964,29 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
     );
     assert_eq!(dry["count"], 3);
     assert_eq!(dry["dry_run"], true);
+    // The preview: the oldest and newest of the three, and nothing held.
+    let listed = ok_json(&db, &["delivery", "list", "--state", "dead"]);
+    let dead = objects(&listed);
+    let mut created: Vec<String> = dead
+        .iter()
+        .map(|d| d["created_at"].as_str().unwrap_or_default().to_string())
+        .collect();
+    created.sort();
+    assert_eq!(
+        dry["oldest"].as_str(),
+        created.first().map(String::as_str),
+        "{dry}"
+    );
+    assert_eq!(
+        dry["newest"].as_str(),
+        created.last().map(String::as_str),
+        "{dry}"
+    );
+    assert_eq!(
+        (dry["held"].as_u64(), dry["held_reason"].is_null()),
+        (Some(0), true),
+        "{dry}"
+    );
     assert_eq!(
         objects(&ok_json(&db, &["delivery", "list", "--state", "dead"])).len(),
         3,

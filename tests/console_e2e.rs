@@ -1337,6 +1337,126 @@ async fn y_copies_the_id_and_capital_y_a_curl_command(backend: Backend) {
     console.wait_for("filter state:dead");
 }
 
+/// `N` on an endpoint sends its retrying deliveries now: the one the seed
+/// scheduled half an hour away reaches a live receiver at once, as its
+/// second attempt.
+async fn retry_now_sends_retrying_deliveries_at_once(backend: Backend) {
+    common::install_crypto();
+    let seeded = seed(backend).await;
+    let receiver = hookline::sink::start(hookline::sink::SinkOptions {
+        keep: true,
+        ..hookline::sink::SinkOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start the receiver: {e}"));
+    seeded
+        .ops
+        .update_endpoint(
+            "globex/orders",
+            &hookline::ops::EndpointChanges {
+                url: Some(receiver.url()),
+                ..hookline::ops::EndpointChanges::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("point globex/orders at the receiver: {e}"));
+    let before = delivery_state(&seeded, &seeded.retrying).await;
+    assert_eq!(
+        (before.state, before.attempts),
+        (DeliveryState::Retrying, 1)
+    );
+    let console = Console::start(&seeded.db.url, &[]);
+    endpoints_filtered_to_orders(&console);
+    console.keys(&["N"]);
+    let screen = console.wait_for("Send its retrying delivery to globex/orders now");
+    assert!(screen.contains("keeps its attempt count"), "{screen}");
+    console.keys(&["Tab", "Enter"]);
+    console.wait_for("sent the retrying delivery of globex/orders now");
+    let moved = delivery_state(&seeded, &seeded.retrying).await;
+    assert!(moved.next_attempt_at <= now_millis(), "due now: {moved:?}");
+    assert_eq!(last_audit(&seeded).await.action, "endpoint.retry_now");
+    deliver(&seeded, std::slice::from_ref(&seeded.retrying)).await;
+    let after = delivery_state(&seeded, &seeded.retrying).await;
+    assert_eq!(
+        after.attempts, 2,
+        "the schedule went on from its first attempt"
+    );
+    let got = receiver
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.headers
+                .iter()
+                .any(|(n, v)| n == "webhook-id" && *v == after.event_id)
+        })
+        .count();
+    assert_eq!(got, 1, "the receiver got it once");
+}
+
+/// `R` on a filtered deliveries list previews the blast radius before it
+/// asks: the count per endpoint (as the database has it), the oldest and
+/// newest, and that a paused endpoint's deliveries will wait; confirmed,
+/// exactly those are queued again.
+async fn bulk_retry_previews_its_blast_radius(backend: Backend) {
+    let seeded = seed(backend).await;
+    seeded
+        .ops
+        .pause_endpoint("globex/orders", Some("ERP upgrade"), None)
+        .await
+        .unwrap_or_else(|e| panic!("pause globex/orders: {e}"));
+    let failed = seeded
+        .store
+        .reads()
+        .list_deliveries(
+            &hookline::store::DeliveryFilter {
+                states: vec![DeliveryState::Dead, DeliveryState::Retrying],
+                ..hookline::store::DeliveryFilter::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("list the failed: {e}"))
+        .items;
+    assert_eq!(
+        failed.len(),
+        4,
+        "three dead and one retrying, all to globex/orders"
+    );
+    let console = Console::start(&seeded.db.url, &[]);
+    console.keys(&["2", "/"]);
+    console.type_text("state:dead,retrying");
+    console.keys(&["Enter"]);
+    console.wait_for("4 rows");
+    console.keys(&["R"]);
+    let screen = console.wait_for("Confirm");
+    let question = dialog_text(&screen);
+    assert!(
+        question
+            .contains("Retry 4 deliveries (the deliveries matching state:dead,retrying), created"),
+        "{question}"
+    );
+    assert!(
+        question.contains("globex/orders 4 (held: paused)"),
+        "{question}"
+    );
+    assert!(
+        question.contains("All of them wait until their endpoint takes work again"),
+        "{question}"
+    );
+    console.keys(&["Tab", "Enter"]);
+    console.wait_for("retried 4 deliveries at 1 endpoint");
+    for delivery in &failed {
+        let now = delivery_state(&seeded, &delivery.id).await;
+        assert_eq!(
+            (now.state, now.attempts),
+            (DeliveryState::Pending, 0),
+            "{}",
+            delivery.id
+        );
+    }
+}
+
 /// Runs a dispatcher until every delivery in `ids` is delivered.
 async fn deliver(seeded: &Seeded, ids: &[String]) {
     let dispatcher = common::RunningDispatcher::start(&seeded.store, &seeded.config);
@@ -1434,6 +1554,8 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
 }
 
 both_backends!(
+    bulk_retry_previews_its_blast_radius,
+    retry_now_sends_retrying_deliveries_at_once,
     y_copies_the_id_and_capital_y_a_curl_command,
     endpoint_detail_groups_failures_by_cause,
     an_event_shows_its_fan_out_and_opens_each_delivery,

@@ -4293,6 +4293,8 @@ async fn chunked_bulk_retry_revives_oldest_first_and_only_what_matches(backend: 
                 states: vec![DeliveryState::Pending, DeliveryState::InFlight],
                 since: None,
                 until: None,
+                topic: None,
+                event_id: None,
             },
             false,
             0,

@@ -135,11 +135,25 @@ pub struct Recover {
     pub dry_run: bool,
 }
 
-/// How many deliveries a recover queued (or would queue).
+/// How many deliveries a recover queued (or would queue). A dry run
+/// also previews them: the oldest and newest, and how many wait behind a
+/// hold on the endpoint, and why.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Recovered {
     pub queued: u64,
     pub dry_run: bool,
+    /// Dry run: the oldest delivery it would queue (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<String>,
+    /// Dry run: the newest delivery it would queue (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<String>,
+    /// Dry run: how many of them would wait behind a hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
+    /// Dry run: what holds them (`endpoint_paused`, `breaker_open`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_reason: Option<String>,
 }
 
 /// Filters of the endpoint list.
@@ -514,12 +528,35 @@ pub async fn recover(
         until,
         dry_run: request.dry_run,
     };
+    if request.dry_run {
+        let (_endpoint, preview) = caller.ops.preview_bulk(&request).await?;
+        let time = |ms: i64| (preview.count > 0).then(|| crate::model::format_rfc3339(ms));
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(Recovered {
+                queued: preview.count,
+                dry_run: true,
+                oldest: time(preview.oldest),
+                newest: time(preview.newest),
+                held: Some(if preview.held.is_some() {
+                    preview.count
+                } else {
+                    0
+                }),
+                held_reason: preview.held.map(|hold| hold.code().to_string()),
+            }),
+        ));
+    }
     let (_endpoint, queued) = caller.ops.retry_bulk(&request).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Recovered {
             queued,
-            dry_run: request.dry_run,
+            dry_run: false,
+            oldest: None,
+            newest: None,
+            held: None,
+            held_reason: None,
         }),
     ))
 }

@@ -386,23 +386,64 @@ pub async fn retry(args: RetryArgs, config: &Config, out: &Output) -> anyhow::Re
             .transpose()?,
         dry_run: args.dry_run,
     };
+    if request.dry_run {
+        let (endpoint, preview) = ops.preview_bulk(&request).await?;
+        out.result(
+            preview_json(&endpoint.id, &preview),
+            &preview_text(&preview),
+        );
+        return Ok(());
+    }
     let (endpoint, count) = ops.retry_bulk(&request).await?;
-    let text = if request.dry_run {
-        format!(
-            "would retry {count} deliveries to {} ({})",
-            endpoint.name, endpoint.id
-        )
-    } else {
-        format!(
-            "retried {count} deliveries to {} ({})",
-            endpoint.name, endpoint.id
-        )
-    };
+    let text = format!(
+        "retried {count} deliveries to {} ({})",
+        endpoint.name, endpoint.id
+    );
     out.result(
-        json!({ "endpoint_id": endpoint.id, "count": count, "dry_run": request.dry_run }),
+        json!({ "endpoint_id": endpoint.id, "count": count, "dry_run": false }),
         &text,
     );
     Ok(())
+}
+
+/// A bulk retry's preview as `--json` gives it: the count, the oldest and
+/// newest (RFC 3339), and how many wait behind a hold, and why.
+fn preview_json(endpoint_id: &str, preview: &hookline::ops::PreviewEndpoint) -> serde_json::Value {
+    let time = |ms: i64| (preview.count > 0).then(|| hookline::model::format_rfc3339(ms));
+    json!({
+        "endpoint_id": endpoint_id,
+        "count": preview.count,
+        "dry_run": true,
+        "oldest": time(preview.oldest),
+        "newest": time(preview.newest),
+        "held": if preview.held.is_some() { preview.count } else { 0 },
+        "held_reason": preview.held.map(|hold| hold.code()),
+    })
+}
+
+/// "would retry 3 deliveries to acme/prod (ep_…), created … to …; all 3
+/// are held: endpoint paused (they wait until it is resumed)".
+fn preview_text(preview: &hookline::ops::PreviewEndpoint) -> String {
+    let mut text = format!(
+        "would retry {} deliveries to {}/{} ({})",
+        preview.count, preview.tenant, preview.name, preview.endpoint_id
+    );
+    if preview.count > 0 {
+        text.push_str(&format!(
+            ", created {} to {}",
+            hookline::model::format_rfc3339(preview.oldest),
+            hookline::model::format_rfc3339(preview.newest)
+        ));
+    }
+    if let Some(hold) = preview.held.filter(|_| preview.count > 0) {
+        text.push_str(&format!(
+            "; all {} are held: {} (they wait until {})",
+            preview.count,
+            hold.label(hookline::ops::local_time_short),
+            hold.until()
+        ));
+    }
+    text
 }
 
 /// `hookline prune`: one retention pass now, table by table.

@@ -351,6 +351,14 @@ impl Loader {
                     hold,
                 }
             }
+            Load::RetryPreview { query } => {
+                let filter = self.resolve(&query).await?;
+                let preview = self.ops.retry_preview(&filter).await?;
+                Loaded::RetryPreview {
+                    query: Box::new(query),
+                    preview: Box::new(preview),
+                }
+            }
             Load::Curl { delivery_id } => {
                 let detail = self.reads().get_delivery(&delivery_id).await?;
                 let endpoint = self
@@ -685,6 +693,24 @@ impl Io {
                 label,
                 count,
             } => self.retry_all_dead(&endpoint_id, &label, count).await?,
+            Act::RetryFiltered {
+                query,
+                endpoints,
+                total,
+            } => self.retry_filtered(&query, &endpoints, total).await?,
+            Act::RetryNow { endpoint_id, label } => {
+                let (_, moved) = ops.retry_now(&endpoint_id).await?;
+                match moved {
+                    0 => format!("{label} had no retrying delivery waiting for its schedule"),
+                    1 => format!(
+                        "sent the retrying delivery of {label} now (it keeps its attempt count)"
+                    ),
+                    n => format!(
+                        "sent {} retrying deliveries of {label} now (each keeps its attempt count)",
+                        group_digits(n)
+                    ),
+                }
+            }
             Act::Pause { id, reason, until } => {
                 let (endpoint, already) = ops.pause_endpoint(&id, reason.as_deref(), until).await?;
                 let label = endpoint_label(&endpoint);
@@ -802,6 +828,44 @@ impl Io {
     }
 
     /// Revives an endpoint's dead deliveries in chunks, reporting progress.
+    /// Retries what `query` shows at each of `endpoints` in turn, in
+    /// chunks, reporting progress against the preview's `total`.
+    async fn retry_filtered(
+        &self,
+        query: &DeliveryQuery,
+        endpoints: &[(String, String)],
+        total: u64,
+    ) -> Result<String, OpsError> {
+        let filter = self.loader.resolve(query).await?;
+        let mut done = 0;
+        for (endpoint_id, label) in endpoints {
+            loop {
+                let count = self
+                    .loader
+                    .ops
+                    .retry_filtered_at(endpoint_id, &filter, RETRY_CHUNK)
+                    .await?;
+                done += count;
+                let _ = self.sender.send(Msg::Progress {
+                    label: format!("retrying deliveries to {label}"),
+                    done,
+                    total: total.max(done),
+                });
+                if count < RETRY_CHUNK {
+                    break;
+                }
+            }
+        }
+        let at = match endpoints.len() {
+            1 => "1 endpoint".to_string(),
+            n => format!("{n} endpoints"),
+        };
+        Ok(format!(
+            "retried {} deliveries at {at}, each on a fresh schedule",
+            group_digits(done)
+        ))
+    }
+
     async fn retry_all_dead(
         &self,
         endpoint_id: &str,

@@ -69,6 +69,10 @@ pub enum Action {
     EndpointDeliveries,
     /// Failures by cause over the last hour or the last day.
     CauseWindow,
+    /// Send an endpoint's retrying deliveries now.
+    RetryNow,
+    /// Retry everything the deliveries filter shows, after a preview.
+    RetryFiltered,
     /// Copy the selected row's id to the clipboard.
     CopyId,
     /// Copy the selected delivery as a `curl` command.
@@ -210,6 +214,22 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::RetryAllDead,
         help: "retry every dead delivery of the endpoint",
         hint: Some("retry dead"),
+        scope: Scope::Views(&[Endpoints, EndpointDetail]),
+        mutating: true,
+    },
+    Binding {
+        keys: &[Key::Char('R')],
+        action: Action::RetryFiltered,
+        help: "retry every failed delivery the filter shows (state:delivered redelivers), after a preview: how many per endpoint, oldest and newest, how many are held",
+        hint: Some("retry all"),
+        scope: Scope::Views(&[Deliveries]),
+        mutating: true,
+    },
+    Binding {
+        keys: &[Key::Char('N')],
+        action: Action::RetryNow,
+        help: "retry now: send the endpoint's retrying deliveries at once instead of on their schedule (each keeps its attempt count; asks first)",
+        hint: Some("retry now"),
         scope: Scope::Views(&[Endpoints, EndpointDetail]),
         mutating: true,
     },

@@ -92,6 +92,10 @@ pub enum Load {
     Curl {
         delivery_id: String,
     },
+    /// What retrying everything `query` shows would touch (for `R`).
+    RetryPreview {
+        query: DeliveryQuery,
+    },
 }
 
 /// What a load brought back.
@@ -171,6 +175,10 @@ pub enum Loaded {
     Breaker(Box<BreakerPanel>),
     /// A delivery as a `curl` command, to copy.
     Curl(String),
+    RetryPreview {
+        query: Box<DeliveryQuery>,
+        preview: Box<crate::ops::RetryPreview>,
+    },
 }
 
 /// An operator action for `io.rs` to run through `ops`.
@@ -185,6 +193,18 @@ pub enum Act {
         endpoint_id: String,
         label: String,
         count: u64,
+    },
+    /// Retry what `query` shows, endpoint by endpoint (as the preview listed them).
+    RetryFiltered {
+        query: Box<DeliveryQuery>,
+        /// `(endpoint id, label)`.
+        endpoints: Vec<(String, String)>,
+        total: u64,
+    },
+    /// Send an endpoint's retrying deliveries now.
+    RetryNow {
+        endpoint_id: String,
+        label: String,
     },
     Pause {
         id: String,

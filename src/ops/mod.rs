@@ -5,6 +5,7 @@
 //! Every write goes through [`Ops`](crate::ops::Ops); screens and listings
 //! read through the read-only [`Reads`](crate::store::Reads) it hands out.
 
+mod bulk;
 mod publish;
 mod until;
 mod validate;
@@ -27,6 +28,7 @@ use crate::store::{
     Breaker, BreakerTransition, EndpointPatch, ExpungeReport, NewApiKey, NewEndpoint,
     NewSubscription, Reads, RetryFilter, RetryReport, Store, StoreError, SubscriptionPatch,
 };
+pub use bulk::{PreviewEndpoint, RetryPreview, retry_states};
 pub use publish::{Committers, EventInput, Payload, PublishStats, Publisher};
 pub use until::{
     from_now, local_time, local_time_short, local_time_short_from, parse_until, parse_until_from,
@@ -799,6 +801,15 @@ impl Ops {
         self.retry_bulk_chunk(request, None).await
     }
 
+    /// Sends every retrying delivery of `endpoint` now instead of at its
+    /// scheduled time, each keeping its attempt count; returns the
+    /// endpoint and how many.
+    pub async fn retry_now(&self, endpoint: &str) -> Result<(Endpoint, u64)> {
+        let endpoint = self.endpoint(endpoint).await?;
+        let moved = self.store.retry_now(&endpoint.id, &self.actor).await?;
+        Ok((endpoint, moved))
+    }
+
     /// [`Ops::retry_bulk`] for at most `limit` deliveries (oldest first), so
     /// a long bulk retry can run in steps and report progress; call again
     /// until it returns fewer than `limit`.
@@ -829,6 +840,8 @@ impl Ops {
             states,
             since: request.since,
             until: request.until,
+            topic: None,
+            event_id: None,
         };
         let count = self
             .store

@@ -37,6 +37,22 @@ pub struct RetryFilter {
     pub states: Vec<DeliveryState>,
     pub since: Option<i64>,
     pub until: Option<i64>,
+    /// Only this exact topic.
+    pub topic: Option<String>,
+    /// Only deliveries of this event.
+    pub event_id: Option<String>,
+}
+
+/// What a bulk retry would touch at one endpoint: how many, and the
+/// oldest and newest of them (unix ms, by creation).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct RetryPreviewRow {
+    pub endpoint_id: String,
+    pub tenant_name: String,
+    pub endpoint_name: String,
+    pub count: i64,
+    pub oldest: i64,
+    pub newest: i64,
 }
 
 /// A delivery with its event and every attempt, oldest first.
@@ -195,6 +211,12 @@ fn retry_conditions(filter: &RetryFilter, backend: Backend) -> Conditions {
     if let Some(until) = filter.until {
         conditions.push("d.created_at < ?", Param::Int(until));
     }
+    if let Some(topic) = &filter.topic {
+        conditions.push("d.topic = ?", Param::Text(topic.clone()));
+    }
+    if let Some(event_id) = &filter.event_id {
+        conditions.push("d.event_id = ?", Param::Text(event_id.clone()));
+    }
     conditions
 }
 
@@ -210,7 +232,41 @@ const ATTEMPTS_OF: &str =
     status_code, error_kind, error_message, request_headers, response_body, dispatcher_id
     FROM attempts WHERE delivery_id = $1 ORDER BY started_at, id";
 
+/// Retrying deliveries of endpoint `$1` not yet due at `$2` become due
+/// then: through the queue index (its condition spelled out for SQLite).
+const RETRY_NOW: &str = "UPDATE deliveries SET next_attempt_at = $2, updated_at = $2
+    WHERE endpoint_id = $1 AND state IN ('pending', 'scheduled') AND state = 'scheduled'
+      AND next_attempt_at > $2";
+
 impl Reads {
+    /// What retrying the deliveries matching `filter` in `states` (each
+    /// retryable) would touch, per endpoint, most first: the preview a
+    /// bulk retry shows before it asks. Deliveries whose payload is gone
+    /// cannot be retried and are left out, as the retry leaves them.
+    pub async fn retry_preview(&self, filter: &DeliveryFilter) -> Result<Vec<RetryPreviewRow>> {
+        let mut conditions = delivery_conditions(filter, self.backend());
+        conditions.clauses.push(payload_kept("d"));
+        let index = listing_index(filter);
+        let rows: Vec<RetryPreviewRow> = on_db!(self, |pools, sql| {
+            let text = format!(
+                "SELECT d.endpoint_id, t.name AS tenant_name, e.name AS endpoint_name,
+                        CAST(COUNT(*) AS BIGINT) AS count,
+                        MIN(d.created_at) AS oldest, MAX(d.created_at) AS newest
+                 FROM deliveries d{} JOIN endpoints e ON e.id = d.endpoint_id AND e.deleted_at IS NULL
+                 JOIN tenants t ON t.id = d.tenant_id
+                 WHERE {} GROUP BY d.endpoint_id, t.name, e.name
+                 ORDER BY count DESC, t.name, e.name",
+                sql.index_hint(index),
+                conditions.sql()
+            );
+            let query = sqlx::query_as(sqlx::AssertSqlSafe(text)).persistent(false);
+            bind_params!(query, &conditions.params)
+                .fetch_all(&pools.read)
+                .await?
+        });
+        Ok(rows)
+    }
+
     /// One page of deliveries matching `filter`, newest first.
     pub async fn list_deliveries(
         &self,
@@ -359,6 +415,40 @@ impl Store {
         actor: &Actor,
     ) -> Result<RetryReport> {
         self.retry_by_ids(ids, first_delay_ms, actor, true).await
+    }
+
+    /// Makes every retrying delivery of endpoint `endpoint_id` due now
+    /// instead of at its scheduled time, keeping its attempt count (the
+    /// retry schedule goes on from there); the claim still keeps to the
+    /// endpoint's cap and rate limit. Returns how many; audited.
+    pub async fn retry_now(&self, endpoint_id: &str, actor: &Actor) -> Result<u64> {
+        let moved = on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now(sql, &mut *tx).await?;
+            let moved = sqlx::query(RETRY_NOW)
+                .bind(endpoint_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if moved > 0 {
+                notify_change(sql, &mut *tx).await?;
+                write_audit(
+                    &mut *tx,
+                    now,
+                    AuditRecord {
+                        actor,
+                        action: "endpoint.retry_now",
+                        target_ids: vec![endpoint_id.to_string()],
+                        detail: json!({ "count": moved }),
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            moved
+        });
+        Ok(moved)
     }
 
     /// [`Store::retry_deliveries`] for those among `ids` not delivered:

@@ -42,7 +42,7 @@ use crate::seal::{SealError, SecretsKey};
 
 pub use apikeys::NewApiKey;
 pub use breakers::{Breaker, BreakerTransition};
-pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryReport};
+pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryPreviewRow, RetryReport};
 pub use endpoints::{EndpointPatch, NewEndpoint};
 pub use erasure::{EXPUNGED_REASON, ExpungeReport};
 pub use fanout::EventFanout;

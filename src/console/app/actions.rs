@@ -177,6 +177,106 @@ impl App {
         Vec::new()
     }
 
+    /// `R` on the deliveries list: what retrying everything the filter
+    /// shows would touch is read first; [`App::ask_to_retry_filtered`]
+    /// shows it and asks.
+    pub(super) fn preview_retry_filtered(&mut self) -> Vec<Command> {
+        let Screen::Deliveries(s) = self.top() else {
+            return Vec::new();
+        };
+        if s.query.text.is_some() || s.query.cause.is_some() {
+            self.flash(
+                "R retries by filter: a payload search or a cause cannot be retried in bulk (mark rows with space, then r)",
+                true,
+            );
+            return Vec::new();
+        }
+        let query = self.scoped(&s.query);
+        let token = self.next_token;
+        self.next_token += 1;
+        self.flash("counting what the filter would retry…", false);
+        vec![Command::Load {
+            token,
+            load: Load::RetryPreview { query },
+        }]
+    }
+
+    /// The blast radius, then the question: how many per endpoint, the
+    /// oldest and newest, and how many wait behind a hold.
+    pub(super) fn ask_to_retry_filtered(
+        &mut self,
+        query: crate::console::screens::DeliveryQuery,
+        preview: &crate::ops::RetryPreview,
+    ) -> Vec<Command> {
+        let total = preview.total();
+        let what = if query.label.is_empty() {
+            "every failed delivery".to_string()
+        } else {
+            format!("the deliveries matching {}", query.label)
+        };
+        let Some((oldest, newest)) = preview.span().filter(|_| total > 0) else {
+            self.flash(
+                format!("nothing to retry: {what} has none that can be"),
+                false,
+            );
+            return Vec::new();
+        };
+        self.mode = Mode::Confirm(Confirm::ask(
+            retry_filtered_question(&what, preview, oldest, newest),
+            "Retry",
+            Act::RetryFiltered {
+                query: Box::new(query),
+                endpoints: preview
+                    .endpoints
+                    .iter()
+                    .map(|e| (e.endpoint_id.clone(), format!("{}/{}", e.tenant, e.name)))
+                    .collect(),
+                total,
+            },
+        ));
+        self.dirty = true;
+        Vec::new()
+    }
+
+    /// `N`: asks before sending the endpoint's retrying deliveries now,
+    /// naming how many (as last counted) and what still limits them.
+    pub(super) fn retry_now(&mut self) -> Vec<Command> {
+        let retrying = match self.top() {
+            Screen::Endpoints(s) => s
+                .rows
+                .selected_item()
+                .and_then(|r| r.queue)
+                .map(|q| q.retrying),
+            Screen::EndpointDetail(s) => s.detail.as_ref().map(|d| d.queue.retrying),
+            _ => None,
+        };
+        let Some(endpoint) = self.selected_endpoint() else {
+            return Vec::new();
+        };
+        let label = endpoint_label(endpoint);
+        let endpoint_id = endpoint.id.clone();
+        let hold = self.endpoint_hold(&endpoint_id);
+        let count = match retrying {
+            Some(0) => {
+                self.flash(format!("{label} has no retrying deliveries"), false);
+                return Vec::new();
+            }
+            Some(1) => "its retrying delivery".to_string(),
+            Some(n) => format!("its {} retrying deliveries", group_digits(n.max(0) as u64)),
+            None => "its retrying deliveries".to_string(),
+        };
+        self.mode = Mode::Confirm(Confirm::ask(
+            format!(
+                "Send {count} to {label} now instead of on their schedule? Each keeps its attempt count; the endpoint's cap and rate limit still apply.{}",
+                hold_sentence(&[(label.clone(), hold)])
+            ),
+            "Retry now",
+            Act::RetryNow { endpoint_id, label },
+        ));
+        self.dirty = true;
+        Vec::new()
+    }
+
     /// What holds the work of the endpoint `id`, as the endpoints list shows it.
     fn endpoint_hold(&self, id: &str) -> Option<Hold> {
         if let Screen::EndpointDetail(s) = self.top() {
@@ -553,5 +653,61 @@ fn nothing_to_retry(asked: usize, delivered: usize) -> String {
     format!(
         "none of the {asked_text} marked can be retried now ({} delivered, the others waiting or being attempted): nothing was changed",
         group_digits(delivered as u64)
+    )
+}
+
+/// Endpoints a bulk retry's question names one by one; the rest are summed.
+const PREVIEW_ENDPOINTS: usize = 5;
+
+/// "Retry 1,204 deliveries (…), created 02:00:12 to 02:59:58? acme/prod
+/// 1,000 (held: endpoint paused), globex/orders 204. 1,000 of them wait
+/// until their endpoint takes work again. Each starts a fresh schedule."
+fn retry_filtered_question(
+    what: &str,
+    preview: &crate::ops::RetryPreview,
+    oldest: i64,
+    newest: i64,
+) -> String {
+    use crate::console::views::short_time;
+    let total = preview.total();
+    let mut parts: Vec<String> = preview
+        .endpoints
+        .iter()
+        .take(PREVIEW_ENDPOINTS)
+        .map(|e| {
+            let held = e
+                .held
+                .map(|hold| format!(" ({})", hold.short_label()))
+                .unwrap_or_default();
+            format!("{}/{} {}{held}", e.tenant, e.name, group_digits(e.count))
+        })
+        .collect();
+    let rest = &preview.endpoints[preview.endpoints.len().min(PREVIEW_ENDPOINTS)..];
+    if !rest.is_empty() {
+        let count: u64 = rest.iter().map(|e| e.count).sum();
+        parts.push(format!(
+            "and {} at {} more endpoints",
+            group_digits(count),
+            rest.len()
+        ));
+    }
+    let held = match preview.held() {
+        0 => String::new(),
+        n if n == total => " All of them wait until their endpoint takes work again.".to_string(),
+        n => format!(
+            " {} of them wait until their endpoint takes work again.",
+            group_digits(n)
+        ),
+    };
+    format!(
+        "Retry {} ({what}), created {} to {}? {}.{held} Each starts a fresh schedule.",
+        if total == 1 {
+            "1 delivery".to_string()
+        } else {
+            format!("{} deliveries", group_digits(total))
+        },
+        short_time(oldest),
+        short_time(newest),
+        parts.join(", ")
     )
 }

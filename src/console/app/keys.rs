@@ -111,6 +111,8 @@ impl App {
             Action::EndpointDeliveries => self.open_endpoint_deliveries(),
             Action::CauseWindow => self.toggle_cause_window(),
             Action::CopyId => self.copy_id(),
+            Action::RetryNow => self.retry_now(),
+            Action::RetryFiltered => self.preview_retry_filtered(),
             Action::CopyCurl => self.copy_curl(),
         }
     }

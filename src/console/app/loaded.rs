@@ -44,6 +44,7 @@ impl App {
                 retrying,
             } => self.ask_to_resume(&endpoint, held, retrying),
             Loaded::Marked { asked, rows, holds } => self.ask_to_retry_marked(asked, rows, &holds),
+            Loaded::RetryPreview { query, preview } => self.ask_to_retry_filtered(*query, &preview),
             Loaded::Curl(text) => {
                 self.flash(
                     "copied the curl command (OSC 52): shown whole here to copy by hand",
