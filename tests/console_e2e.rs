@@ -1457,6 +1457,48 @@ async fn bulk_retry_previews_its_blast_radius(backend: Backend) {
     }
 }
 
+/// While a subscription pattern is typed, the form says how many of the
+/// tenant's latest events it matches (counted against the database) with
+/// example topics, and an invalid pattern's error, before anything is saved.
+async fn a_subscription_pattern_is_previewed_as_it_is_typed(backend: Backend) {
+    let seeded = seed(backend).await;
+    let globex = seeded
+        .ops
+        .tenant("globex")
+        .await
+        .unwrap_or_else(|e| panic!("find globex: {e}"));
+    let topics = seeded
+        .store
+        .reads()
+        .recent_topics(&globex.id, 1_000)
+        .await
+        .unwrap_or_else(|e| panic!("read globex's topics: {e}"));
+    let orders = topics.iter().filter(|t| t.starts_with("order.")).count();
+    assert!(orders > 0 && orders <= topics.len(), "{topics:?}");
+    let console = Console::start(&seeded.db.url, &[]);
+    edit_orders_subscription(&console);
+    console.type_text("order.*");
+    console.wait_for(&format!(
+        "matches {orders} of the last {} events: order.created",
+        topics.len()
+    ));
+    console.keys(&["C-u"]);
+    console.type_text("order.refunded");
+    console.wait_for(&format!("matches 0 of the last {} events", topics.len()));
+    console.keys(&["C-u"]);
+    console.type_text("order..x");
+    let screen = console.wait_for("empty segment");
+    let error = screen
+        .lines()
+        .find(|l| l.contains("empty segment"))
+        .unwrap_or_default();
+    assert!(error.contains("✗"), "inline, before Enter: {error}");
+    let before = seeded.db.dump().await;
+    console.keys(&["Escape"]);
+    console.wait_for("cancelled: nothing was saved");
+    assert_eq!(seeded.db.dump().await, before, "a preview writes nothing");
+}
+
 /// Runs a dispatcher until every delivery in `ids` is delivered.
 async fn deliver(seeded: &Seeded, ids: &[String]) {
     let dispatcher = common::RunningDispatcher::start(&seeded.store, &seeded.config);
@@ -1554,6 +1596,7 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
 }
 
 both_backends!(
+    a_subscription_pattern_is_previewed_as_it_is_typed,
     bulk_retry_previews_its_blast_radius,
     retry_now_sends_retrying_deliveries_at_once,
     y_copies_the_id_and_capital_y_a_curl_command,

@@ -205,6 +205,20 @@ const FORM_ERROR: Script = Script {
     must_show_80: &[],
     must_show_large: &[],
 };
+const SUBSCRIPTION_PREVIEW: Script = Script {
+    name: "subscription_preview",
+    keys: "4jje",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &[
+        "Edit subscription of globex/orders",
+        "order.*",
+        "matches 4 of the last",
+        "order.created",
+    ],
+    must_show_80: &[],
+    must_show_large: &[],
+};
 const READ_ONLY: Script = Script {
     name: "deliveries_read_only",
     keys: "2",
@@ -249,6 +263,7 @@ const ALL: &[&Script] = &[
     &HELP,
     &CONFIRM,
     &FORM_ERROR,
+    &SUBSCRIPTION_PREVIEW,
     &READ_ONLY,
     &READ_ONLY_HELP,
     &ENLARGE,
@@ -508,6 +523,11 @@ async fn retry_confirmation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_subscription_edit_shows_the_reason_inline() {
     check(&FORM_ERROR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_pattern_is_previewed_in_the_form() {
+    check(&SUBSCRIPTION_PREVIEW).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

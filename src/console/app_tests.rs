@@ -461,7 +461,10 @@ fn endpoint_detail_loaded(n: usize, name: &str) -> Loaded {
     Loaded::EndpointDetail(Box::new(crate::console::screens::EndpointDetail {
         breaker: crate::store::Breaker::pristine(&endpoint.id),
         endpoint,
-        queue: EndpointQueue::default(),
+        queue: EndpointQueue {
+            retrying: 2,
+            ..EndpointQueue::default()
+        },
         hold: None,
         minutes: Vec::new(),
         causes_hour: vec![cause("http_status 503", 15), cause("timeout", 9)],
@@ -1571,10 +1574,15 @@ fn on_view(view: ViewKind, read_only: bool) -> App {
     match view {
         ViewKind::Deliveries => on_deliveries(3, read_only),
         ViewKind::Detail => on_detail(read_only),
-        ViewKind::Endpoints => on_endpoints(
-            vec![endpoint(1, "orders", EndpointState::Active)],
-            read_only,
-        ),
+        ViewKind::Endpoints => {
+            // With retrying work, so that retry now has something to ask about.
+            let mut row = endpoint(1, "orders", EndpointState::Active);
+            row.queue = Some(EndpointQueue {
+                retrying: 2,
+                ..EndpointQueue::default()
+            });
+            on_endpoints(vec![row], read_only)
+        }
         ViewKind::Subscriptions => on_subscriptions(read_only),
         ViewKind::Event => on_event(3, read_only),
         ViewKind::EndpointDetail => {
@@ -2686,4 +2694,33 @@ fn y_puts_the_selected_id_on_the_clipboard_and_capital_y_asks_for_a_curl_command
     key(&mut app, KeyCode::Char('q'));
     assert!(!app.quit, "any key closes the dialog, and only that");
     assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn a_subscription_form_previews_its_pattern_against_the_loaded_topics() {
+    use crate::console::app::forms::{Form, PatternPreview};
+    let mut form = Form::edit_subscription(&subscription(1, "order.*"));
+    assert_eq!(form.pattern_preview(), Some(PatternPreview::Loading));
+    form.recent_topics = Some(
+        ["order.paid", "order.created", "invoice.paid", "order.paid"]
+            .map(String::from)
+            .to_vec(),
+    );
+    assert_eq!(
+        form.pattern_preview(),
+        Some(PatternPreview::Matches {
+            matched: 3,
+            of: 4,
+            examples: vec!["order.paid".to_string(), "order.created".to_string()],
+        })
+    );
+    form.fields[0].input = crate::console::input::LineInput::with_text("order..paid");
+    assert!(matches!(
+        form.pattern_preview(),
+        Some(PatternPreview::Invalid(reason)) if reason.contains("empty")
+    ));
+    assert_eq!(
+        Form::edit_endpoint(&endpoint(1, "x", EndpointState::Active).endpoint).pattern_preview(),
+        None
+    );
 }

@@ -351,6 +351,14 @@ impl Loader {
                     hold,
                 }
             }
+            Load::RecentTopics { endpoint } => {
+                let endpoint = self.ops.endpoint(&endpoint).await?;
+                Loaded::RecentTopics(
+                    self.reads()
+                        .recent_topics(&endpoint.tenant_id, super::app::forms::PREVIEW_EVENTS)
+                        .await?,
+                )
+            }
             Load::RetryPreview { query } => {
                 let filter = self.resolve(&query).await?;
                 let preview = self.ops.retry_preview(&filter).await?;

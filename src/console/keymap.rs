@@ -220,7 +220,7 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[Key::Char('R')],
         action: Action::RetryFiltered,
-        help: "retry every failed delivery the filter shows (state:delivered redelivers), after a preview: how many per endpoint, oldest and newest, how many are held",
+        help: "retry all the filter shows (failed ones), after a preview of what it touches",
         hint: Some("retry all"),
         scope: Scope::Views(&[Deliveries]),
         mutating: true,
@@ -228,7 +228,7 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[Key::Char('N')],
         action: Action::RetryNow,
-        help: "retry now: send the endpoint's retrying deliveries at once instead of on their schedule (each keeps its attempt count; asks first)",
+        help: "retry now: send its retrying deliveries at once, attempt counts kept (asks first)",
         hint: Some("retry now"),
         scope: Scope::Views(&[Endpoints, EndpointDetail]),
         mutating: true,

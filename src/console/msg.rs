@@ -92,6 +92,11 @@ pub enum Load {
     Curl {
         delivery_id: String,
     },
+    /// The topics of the latest events of endpoint `endpoint`'s tenant
+    /// (id or name), for a subscription form's preview.
+    RecentTopics {
+        endpoint: String,
+    },
     /// What retrying everything `query` shows would touch (for `R`).
     RetryPreview {
         query: DeliveryQuery,
@@ -175,6 +180,7 @@ pub enum Loaded {
     Breaker(Box<BreakerPanel>),
     /// A delivery as a `curl` command, to copy.
     Curl(String),
+    RecentTopics(Vec<String>),
     RetryPreview {
         query: Box<DeliveryQuery>,
         preview: Box<crate::ops::RetryPreview>,

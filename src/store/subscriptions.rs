@@ -66,7 +66,32 @@ fn duplicate_pattern(pattern: &str) -> StoreError {
     StoreError::Conflict(format!("the endpoint already subscribes to {pattern:?}"))
 }
 
+/// The topics of a tenant's latest events and of the latest broadcasts,
+/// newest first, each through its own index.
+const RECENT_TOPICS: &str = "SELECT topic, created_at FROM (
+        SELECT topic, created_at FROM (SELECT topic, created_at FROM events
+            WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT $2) AS own
+        UNION ALL
+        SELECT topic, created_at FROM (SELECT topic, created_at FROM events
+            WHERE tenant_id IS NULL ORDER BY created_at DESC LIMIT $2) AS broadcast
+    ) AS recent ORDER BY created_at DESC LIMIT $2";
+
 impl Reads {
+    /// The topics of the last `limit` events tenant `tenant_id` received
+    /// (its own and broadcasts), newest first: what a subscription
+    /// pattern is previewed against.
+    pub async fn recent_topics(&self, tenant_id: &str, limit: usize) -> Result<Vec<String>> {
+        let limit = i64::try_from(limit.clamp(1, 10_000)).unwrap_or(1_000);
+        let rows: Vec<(String, i64)> = on_db!(self, |pools, _sql| {
+            sqlx::query_as(RECENT_TOPICS)
+                .bind(tenant_id)
+                .bind(limit)
+                .fetch_all(&pools.read)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(topic, _)| topic).collect())
+    }
+
     /// A subscription of a live endpoint, by id.
     pub async fn get_subscription(&self, id: &str) -> Result<Subscription> {
         let row: Option<SubscriptionRow> = on_db!(self, |pools, sql| {

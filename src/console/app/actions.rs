@@ -389,10 +389,28 @@ impl App {
             Screen::Subscriptions(s) => s.rows.selected_item().map(Form::edit_subscription),
             _ => None,
         };
+        let preview_for = match self.top() {
+            Screen::Subscriptions(s) => s.rows.selected_item().map(|sub| sub.endpoint_id.clone()),
+            _ => None,
+        };
         if let Some(form) = form {
             self.mode = Mode::Form(form);
         }
-        Vec::new()
+        preview_for
+            .map(|endpoint| self.load_recent_topics(endpoint))
+            .into_iter()
+            .collect()
+    }
+
+    /// Loads what a subscription form previews its pattern against.
+    fn load_recent_topics(&mut self, endpoint: String) -> Command {
+        // No slot: the answer goes to the form, whatever screen is under it.
+        let token = self.next_token;
+        self.next_token += 1;
+        Command::Load {
+            token,
+            load: Load::RecentTopics { endpoint },
+        }
     }
 
     /// `n`: for the endpoint whose subscriptions are listed, else the
@@ -408,7 +426,10 @@ impl App {
             _ => return Vec::new(),
         };
         self.mode = Mode::Form(Form::new_subscription(&endpoint));
-        Vec::new()
+        if endpoint.is_empty() {
+            return Vec::new();
+        }
+        vec![self.load_recent_topics(endpoint)]
     }
 
     pub(super) fn delete(&mut self) -> Vec<Command> {

@@ -50,6 +50,69 @@ pub struct Form {
     pub focus: usize,
     /// Sent, waiting for the result.
     pub submitting: bool,
+    /// A subscription form's preview: the topics of the tenant's latest
+    /// events, newest first, once loaded.
+    pub recent_topics: Option<Vec<String>>,
+}
+
+/// Events a subscription pattern is previewed against.
+pub const PREVIEW_EVENTS: usize = 1_000;
+/// Example topics the preview names.
+const PREVIEW_EXAMPLES: usize = 5;
+
+/// What a pattern would match among the recent topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternPreview {
+    /// Still loading the topics.
+    Loading,
+    /// The pattern is not valid: why.
+    Invalid(String),
+    /// `matched` of `of` recent events; up to five distinct topics among them.
+    Matches {
+        matched: usize,
+        of: usize,
+        examples: Vec<String>,
+    },
+}
+
+impl Form {
+    /// The preview of the pattern being typed, for a subscription form
+    /// (`None` for any other form); matched here, as typed, against the
+    /// topics loaded once when the form opened.
+    pub fn pattern_preview(&self) -> Option<PatternPreview> {
+        if !matches!(
+            self.kind,
+            FormKind::NewSubscription | FormKind::EditSubscription { .. }
+        ) {
+            return None;
+        }
+        let pattern = form_value(self, "topic");
+        if pattern.is_empty() {
+            return None;
+        }
+        let pattern = match TopicPattern::parse(&pattern) {
+            Ok(pattern) => pattern,
+            Err(err) => return Some(PatternPreview::Invalid(err.to_string())),
+        };
+        let Some(topics) = &self.recent_topics else {
+            return Some(PatternPreview::Loading);
+        };
+        let mut examples: Vec<String> = Vec::new();
+        let mut matched = 0;
+        for topic in topics {
+            if crate::topic::pattern_matches(pattern.as_str(), topic) {
+                matched += 1;
+                if examples.len() < PREVIEW_EXAMPLES && !examples.contains(topic) {
+                    examples.push(topic.clone());
+                }
+            }
+        }
+        Some(PatternPreview::Matches {
+            matched,
+            of: topics.len(),
+            examples,
+        })
+    }
 }
 
 impl Form {
@@ -95,6 +158,7 @@ impl Form {
             ],
             focus: 0,
             submitting: false,
+            recent_topics: None,
         }
     }
 
@@ -117,6 +181,7 @@ impl Form {
             ],
             focus: 0,
             submitting: false,
+            recent_topics: None,
         }
     }
 
@@ -137,6 +202,7 @@ impl Form {
             ],
             focus: 0,
             submitting: false,
+            recent_topics: None,
         }
     }
 
@@ -157,6 +223,7 @@ impl Form {
             // With the endpoint known, the operator starts where typing is needed.
             focus: if endpoint.is_empty() { 0 } else { 1 },
             submitting: false,
+            recent_topics: None,
         }
     }
 

@@ -45,6 +45,13 @@ impl App {
             } => self.ask_to_resume(&endpoint, held, retrying),
             Loaded::Marked { asked, rows, holds } => self.ask_to_retry_marked(asked, rows, &holds),
             Loaded::RetryPreview { query, preview } => self.ask_to_retry_filtered(*query, &preview),
+            Loaded::RecentTopics(topics) => {
+                if let super::Mode::Form(form) = &mut self.mode {
+                    form.recent_topics = Some(topics);
+                    self.dirty = true;
+                }
+                Vec::new()
+            }
             Loaded::Curl(text) => {
                 self.flash(
                     "copied the curl command (OSC 52): shown whole here to copy by hand",

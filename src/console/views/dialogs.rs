@@ -9,9 +9,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::{cursor_column, human_duration, short_time, shown};
+use super::{clip, cursor_column, human_duration, short_time, shown};
 use crate::console::app::confirm::Confirm;
-use crate::console::app::forms::Form;
+use crate::console::app::forms::{Form, PatternPreview};
+use crate::console::format::group_digits;
 use crate::console::screens::BreakerPanel;
 use crate::console::theme::Theme;
 use crate::model::{BreakerMode, BreakerState, Endpoint, now_millis};
@@ -182,9 +183,15 @@ pub fn form(form: &Form, theme: Theme, frame: &mut Frame, body: Rect) {
                 },
             ),
         ]));
-        lines.push(match &field.error {
-            Some(error) => Line::from(Span::styled(format!("  ✗ {}", shown(error)), theme.error())),
-            None => Line::default(),
+        let preview = (field.name == "topic")
+            .then(|| form.pattern_preview())
+            .flatten();
+        lines.push(match (&field.error, preview) {
+            (Some(error), _) => {
+                Line::from(Span::styled(format!("  ✗ {}", shown(error)), theme.error()))
+            }
+            (None, Some(preview)) => preview_line(&preview, theme, usize::from(inner.width)),
+            (None, None) => Line::default(),
         });
     }
     if form.submitting {
@@ -201,6 +208,45 @@ pub fn form(form: &Form, theme: Theme, frame: &mut Frame, body: Rect) {
             frame.set_cursor_position((x, y));
         }
     }
+}
+
+/// What the pattern being typed matches among the tenant's latest events.
+fn preview_line(preview: &PatternPreview, theme: Theme, room: usize) -> Line<'static> {
+    let (text, style) = match preview {
+        PatternPreview::Loading => (
+            "  reading the tenant's latest events to preview…".to_string(),
+            theme.dim(),
+        ),
+        PatternPreview::Invalid(error) => (format!("  ✗ {error}"), theme.error()),
+        PatternPreview::Matches { of: 0, .. } => (
+            "  no event yet to preview the pattern against".to_string(),
+            theme.dim(),
+        ),
+        PatternPreview::Matches {
+            matched,
+            of,
+            examples,
+        } => {
+            let examples = if examples.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", examples.join(", "))
+            };
+            (
+                format!(
+                    "  matches {} of the last {} events{examples}",
+                    group_digits(*matched as u64),
+                    group_digits(*of as u64)
+                ),
+                if *matched == 0 {
+                    theme.warn()
+                } else {
+                    theme.good()
+                },
+            )
+        }
+    };
+    Line::from(Span::styled(clip(&text, room), style))
 }
 
 /// Transitions are shown up to this width of their reason.
