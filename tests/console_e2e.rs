@@ -1499,6 +1499,110 @@ async fn a_subscription_pattern_is_previewed_as_it_is_typed(backend: Backend) {
     assert_eq!(seeded.db.dump().await, before, "a preview writes nothing");
 }
 
+/// `P` probes an endpoint from the console's host, step by step: a live
+/// receiver answers the signed test POST; a port nobody listens on fails
+/// at connect; and under the default outbound guard (loopback blocked) the
+/// same address is refused at DNS, nothing sent. Each probe is audited and
+/// none is an attempt.
+async fn probe_a_live_a_refused_and_a_blocked_endpoint(backend: Backend) {
+    common::install_crypto();
+    let seeded = seed(backend).await;
+    let receiver = hookline::sink::start(hookline::sink::SinkOptions {
+        keep: true,
+        ..hookline::sink::SinkOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start the receiver: {e}"));
+    seeded
+        .ops
+        .update_endpoint(
+            "globex/orders",
+            &hookline::ops::EndpointChanges {
+                url: Some(receiver.url()),
+                ..hookline::ops::EndpointChanges::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("point globex/orders at the receiver: {e}"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("find a free port: {e}"));
+    seeded
+        .ops
+        .update_endpoint(
+            "acme/billing-prod",
+            &hookline::ops::EndpointChanges {
+                url: Some(format!("http://{closed}/hooks")),
+                ..hookline::ops::EndpointChanges::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("point billing-prod at a closed port: {e}"));
+    let attempts_before = common::scalar(&seeded.db.url, "SELECT COUNT(*) FROM attempts").await;
+    let allowed = Console::launch_with_env(
+        &format!("--db '{}' console", seeded.db.url),
+        "Overview",
+        (120, 40),
+        &[],
+        "HOOKLINE_NETWORK_ALLOW=127.0.0.1/32",
+    );
+    endpoints_filtered_to_orders(&allowed);
+    allowed.keys(&["P"]);
+    let screen = allowed.wait_for("Probe: every step passed");
+    assert!(screen.contains("127.0.0.1: allowed"), "{screen}");
+    assert!(screen.contains("answered 200"), "{screen}");
+    assert!(screen.contains("hookline.ping"), "{screen}");
+    let pings: Vec<_> = receiver
+        .requests()
+        .into_iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("hookline.ping"))
+        .collect();
+    assert_eq!(pings.len(), 1, "one signed test POST");
+    assert!(
+        pings[0]
+            .headers
+            .iter()
+            .any(|(n, v)| n == "webhook-signature" && v.starts_with("v1,")),
+        "signed: {:?}",
+        pings[0].headers
+    );
+    assert_eq!(last_audit(&seeded).await.action, "endpoint.probe");
+
+    allowed.keys(&["x", "/", "C-u"]);
+    allowed.type_text("billing");
+    allowed.keys(&["Enter"]);
+    allowed.wait_for("acme/billing-prod");
+    allowed.keys(&["P"]);
+    let screen = allowed.wait_for("Probe: a step failed");
+    assert!(screen.contains("✗ connect"), "{screen}");
+    assert!(
+        screen.contains(&format!("port {}", closed.port())),
+        "{screen}"
+    );
+
+    // The default guard blocks loopback: refused before anything is sent.
+    let blocked = Console::start(&seeded.db.url, &[]);
+    endpoints_filtered_to_orders(&blocked);
+    blocked.keys(&["P"]);
+    let screen = blocked.wait_for("Probe: a step failed");
+    assert!(screen.contains("127.0.0.1: blocked"), "{screen}");
+    assert!(screen.contains("allows none of its addresses"), "{screen}");
+    assert_eq!(
+        receiver
+            .requests()
+            .iter()
+            .filter(|r| String::from_utf8_lossy(&r.body).contains("hookline.ping"))
+            .count(),
+        1,
+        "nothing sent to a blocked address"
+    );
+    assert_eq!(
+        common::scalar(&seeded.db.url, "SELECT COUNT(*) FROM attempts").await,
+        attempts_before,
+        "a probe is not an attempt"
+    );
+}
+
 /// Runs a dispatcher until every delivery in `ids` is delivered.
 async fn deliver(seeded: &Seeded, ids: &[String]) {
     let dispatcher = common::RunningDispatcher::start(&seeded.store, &seeded.config);
@@ -1596,6 +1700,7 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
 }
 
 both_backends!(
+    probe_a_live_a_refused_and_a_blocked_endpoint,
     a_subscription_pattern_is_previewed_as_it_is_typed,
     bulk_retry_previews_its_blast_radius,
     retry_now_sends_retrying_deliveries_at_once,

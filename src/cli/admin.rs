@@ -401,6 +401,23 @@ pub async fn endpoint(
                 ),
             );
         }
+        EndpointCommand::Probe { endpoint } => {
+            let (_, report) = ops.probe(&endpoint).await?;
+            out.result(serde_json::to_value(&report)?, &probe_text(&report));
+            if let Some(step) = report.steps.iter().find(|s| !s.ok) {
+                anyhow::bail!("the probe failed at {}: {}", step.step, step.detail);
+            }
+        }
+        EndpointCommand::RetryNow { endpoint } => {
+            let (endpoint, moved) = ops.retry_now(&endpoint).await?;
+            out.result(
+                serde_json::json!({ "endpoint_id": endpoint.id, "count": moved }),
+                &format!(
+                    "sent {moved} retrying deliveries of {} ({}) now, each keeping its attempt count",
+                    endpoint.name, endpoint.id
+                ),
+            );
+        }
         EndpointCommand::RotateSecret { endpoint, secret } => {
             let endpoint = ops.rotate_secret(&endpoint, secret.as_deref()).await?;
             let endpoint = visible_one(&ops, out, endpoint).await?;
@@ -493,4 +510,18 @@ fn breaker_record(endpoint: &Endpoint, breaker: &Breaker) -> Record {
         .field("failures_in_a_row", breaker.consecutive_failures)
         .field("last_answered_at", Cell::time(breaker.last_answered_at))
         .field("wait_until", Cell::time(breaker.wait_until))
+}
+
+/// A probe as lines: where from, then each step with its time and findings.
+fn probe_text(report: &hookline::ops::ProbeReport) -> String {
+    let mut lines = vec![format!("probe of {} from {}", report.url, report.from_host)];
+    for step in &report.steps {
+        let mark = if step.ok { "✓" } else { "✗" };
+        let ms = step.ms.map(|ms| format!(" {ms} ms")).unwrap_or_default();
+        lines.push(format!("{mark} {:<8}{ms:>8}  {}", step.step, step.detail));
+        for line in &step.lines {
+            lines.push(format!("  {:>16}  {line}", ""));
+        }
+    }
+    lines.join("\n")
 }

@@ -398,6 +398,15 @@ pub enum EndpointCommand {
         #[arg(long, default_value_t = 10)]
         limit: i64,
     },
+    /// Check the endpoint from this host, step by step with timings: DNS
+    /// (and what the outbound guard says of each address), connect, TLS
+    /// (certificate subject, issuer, expiry) and the answer to a signed
+    /// POST of a `hookline.ping` test event. Audited; not a delivery. Exits
+    /// 1 when a step fails.
+    Probe { endpoint: String },
+    /// Send the endpoint's retrying deliveries now instead of on their
+    /// schedule, each keeping its attempt count.
+    RetryNow { endpoint: String },
     /// Delete an endpoint and its subscriptions; unfinished deliveries are cancelled.
     Delete { endpoint: String },
     /// Replace the signing secret; the old one keeps signing for dispatch.secret_rotation_grace.

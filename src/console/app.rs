@@ -64,6 +64,8 @@ pub enum Mode {
     /// Text just copied (a `curl` command), shown whole for a manual copy
     /// until any key.
     Copied(String),
+    /// What a probe found, until any key.
+    Probe(Box<crate::ops::ProbeReport>),
 }
 
 /// A long action's progress.

@@ -671,6 +671,12 @@ fn retention_rules(policy: &crate::config::RetentionConfig) -> String {
 
 impl Io {
     async fn act(&self, act: Act) -> Acted {
+        if let Act::Probe { id } = &act {
+            return match self.loader.ops.probe(id).await {
+                Ok((_, report)) => Acted::Probed(Box::new(report)),
+                Err(err) => Acted::Failed(err.to_string()),
+            };
+        }
         if let Act::RevealSecrets(id) = &act {
             return match self.loader.ops.reveal_secrets(id).await {
                 Ok(endpoint) => Acted::Revealed(Box::new(endpoint)),
@@ -772,6 +778,11 @@ impl Io {
             // Answered by `act` itself: its result is the endpoint, not a sentence.
             Act::RevealSecrets(id) => {
                 ops.reveal_secrets(&id).await?;
+                String::new()
+            }
+            // Answered by `act` itself: its result is the report.
+            Act::Probe { id } => {
+                ops.probe(&id).await?;
                 String::new()
             }
             Act::NewSubscription {

@@ -71,6 +71,8 @@ pub enum Action {
     CauseWindow,
     /// Send an endpoint's retrying deliveries now.
     RetryNow,
+    /// Check an endpoint from this host, step by step.
+    Probe,
     /// Retry everything the deliveries filter shows, after a preview.
     RetryFiltered,
     /// Copy the selected row's id to the clipboard.
@@ -226,10 +228,20 @@ pub const KEYMAP: &[Binding] = &[
         mutating: true,
     },
     Binding {
+        keys: &[Key::Char('P')],
+        action: Action::Probe,
+        help: "probe: check the endpoint from this host (DNS, connect, TLS, a signed test POST)",
+        hint: Some("probe"),
+        scope: Scope::Views(&[Endpoints, EndpointDetail]),
+        // It sends a request and writes an audit row.
+        mutating: true,
+    },
+    Binding {
         keys: &[Key::Char('N')],
         action: Action::RetryNow,
         help: "retry now: send its retrying deliveries at once, attempt counts kept (asks first)",
-        hint: Some("retry now"),
+        // The bar is full on the endpoints view: help lists it.
+        hint: None,
         scope: Scope::Views(&[Endpoints, EndpointDetail]),
         mutating: true,
     },

@@ -207,6 +207,10 @@ pub enum Act {
         endpoints: Vec<(String, String)>,
         total: u64,
     },
+    /// Probe an endpoint from this host.
+    Probe {
+        id: String,
+    },
     /// Send an endpoint's retrying deliveries now.
     RetryNow {
         endpoint_id: String,
@@ -265,6 +269,8 @@ pub enum Acted {
     /// An endpoint with its secrets in plain, for the reveal dialog; the
     /// reveal is already in the audit log.
     Revealed(Box<Endpoint>),
+    /// What a probe found, for its dialog (already audited).
+    Probed(Box<crate::ops::ProbeReport>),
 }
 
 /// Everything that can happen to the console.

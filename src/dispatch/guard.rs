@@ -308,6 +308,21 @@ impl Guard {
         &self.policy
     }
 
+    /// The egress proxy connections go through, if `[network] proxy` names one.
+    pub fn proxy(&self) -> Option<String> {
+        self.proxy.as_ref().map(|proxy| proxy.to_string())
+    }
+
+    /// Every address `host` resolves to, unjudged (a probe shows which the
+    /// policy allows); an IP literal is its own address.
+    pub async fn resolve_all(&self, host: &str) -> io::Result<Vec<IpAddr>> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>() {
+            Ok(literal) => Ok(vec![literal]),
+            Err(_) => self.resolver.resolve(bare).await,
+        }
+    }
+
     /// The addresses of `host` (a name, or an IP literal, bracketed or not)
     /// a connection may go to, in resolution order.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, ConnectError> {

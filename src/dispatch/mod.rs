@@ -14,8 +14,10 @@
 //! Deliveries published in the same process arrive already leased over a
 //! channel ([`hand_off`](crate::dispatch::hand_off)) and start at once, without waiting for a claim.
 
+mod cert;
 pub mod guard;
 pub mod hand_off;
+pub mod probe;
 pub mod retry;
 pub mod send;
 

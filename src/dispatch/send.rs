@@ -163,6 +163,8 @@ pub struct AttemptResult {
     pub response_body: Option<String>,
     /// The receiver's `Retry-After`, when it answered 429 or 503 with one.
     pub retry_after: Option<Duration>,
+    /// When the answer's status and headers had arrived (ms from the start).
+    pub first_byte_ms: Option<i64>,
 }
 
 /// The pooled client attempts go out on: plain HTTP or rustls, over
@@ -245,7 +247,12 @@ impl Sender {
                     let (kind, message) = classify(&err);
                     AttemptResult::failed(started_at, 0, kind, message)
                 }
-                Ok(Ok(response)) => self.read_answer(response, started_at, deadline).await,
+                Ok(Ok(response)) => {
+                    let first_byte = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+                    let mut answer = self.read_answer(response, started_at, deadline).await;
+                    answer.first_byte_ms = Some(first_byte);
+                    answer
+                }
             },
         };
         result.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -314,6 +321,7 @@ impl Sender {
             request_headers: Vec::new(),
             response_body: (!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned()),
             retry_after,
+            first_byte_ms: None,
         }
     }
 }
@@ -356,6 +364,7 @@ impl AttemptResult {
             request_headers: Vec::new(),
             response_body: None,
             retry_after: None,
+            first_byte_ms: None,
         }
     }
 }

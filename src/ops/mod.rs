@@ -17,6 +17,7 @@ use crate::config::Config;
 pub use crate::dispatch::guard::TENANT_MESSAGE as BLOCKED_DESTINATION;
 use crate::dispatch::guard::{self, Guard};
 use crate::dispatch::hand_off::HandOff;
+pub use crate::dispatch::probe::{ProbeReport, ProbeStep};
 use crate::dispatch::retry::RetryPolicy;
 use crate::model::{
     Actor, ApiKey, BreakerMode, DeliveryState, Endpoint, EndpointState, IdKind, Millis,
@@ -206,6 +207,11 @@ pub struct EndpointChanges {
     /// The burst alone keeps the rate the endpoint has.
     pub rate_limit_burst: Option<u32>,
 }
+
+/// A probe's per-step limit when the endpoint sets no timeout.
+const PROBE_TIMEOUT_MS: i64 = 10_000;
+/// How much of a probe's answer is read.
+const PROBE_BODY_BYTES: u64 = 64 * 1024;
 
 /// A bulk retry as an operator asks for it.
 #[derive(Debug, Clone)]
@@ -799,6 +805,49 @@ impl Ops {
     /// Counts or revives an endpoint's deliveries in the given states.
     pub async fn retry_bulk(&self, request: &BulkRetry) -> Result<(Endpoint, u64)> {
         self.retry_bulk_chunk(request, None).await
+    }
+
+    /// Probes `endpoint` from this host, through the outbound guard and the
+    /// dispatcher's HTTP client, signing a `hookline.ping` test event with
+    /// its secrets; audited with what it found, never recorded as an
+    /// attempt or counted in its health or breaker.
+    pub async fn probe(&self, endpoint: &str) -> Result<(Endpoint, ProbeReport)> {
+        let endpoint = self.endpoint(endpoint).await?;
+        let now = crate::model::now_millis();
+        let mut secrets = vec![endpoint.secret.clone()];
+        if let (Some(previous), Some(until)) = (
+            &endpoint.previous_secret,
+            endpoint.previous_secret_expires_at,
+        ) && until > now
+        {
+            secrets.push(previous.clone());
+        }
+        let timeout = endpoint.timeout_ms.unwrap_or(PROBE_TIMEOUT_MS).max(1);
+        let target = crate::store::EndpointTarget {
+            id: endpoint.id.clone(),
+            url: endpoint.url.clone(),
+            secrets,
+            timeout_ms: timeout,
+            headers: endpoint.headers.clone(),
+        };
+        let sender = crate::dispatch::send::Sender::new(PROBE_BODY_BYTES, self.guard.clone())
+            .map_err(|err| OpsError::invalid("probe", err.to_string()))?;
+        let limit = std::time::Duration::from_millis(u64::try_from(timeout).unwrap_or(10_000));
+        let report = crate::dispatch::probe::probe(&self.guard, &sender, &target, limit).await;
+        let last = report.steps.last();
+        self.store
+            .audit_probe(
+                &endpoint.id,
+                serde_json::json!({
+                    "from_host": report.from_host,
+                    "ok": report.ok(),
+                    "step": last.map(|s| s.step),
+                    "detail": last.map(|s| s.detail.clone()),
+                }),
+                &self.actor,
+            )
+            .await?;
+        Ok((endpoint, report))
     }
 
     /// Sends every retrying delivery of `endpoint` now instead of at its

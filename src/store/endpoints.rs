@@ -557,6 +557,33 @@ impl Store {
         self.get_endpoint(id).await
     }
 
+    /// Records that `actor` probed endpoint `endpoint_id`, and what the
+    /// probe found (`detail`). A probe is audited, never an attempt.
+    pub async fn audit_probe(
+        &self,
+        endpoint_id: &str,
+        detail: serde_json::Value,
+        actor: &Actor,
+    ) -> Result<()> {
+        on_db!(self, |pools, sql| {
+            let mut tx = pools.write.begin_with(sql.begin_write).await?;
+            let now = db_now(sql, &mut *tx).await?;
+            write_audit(
+                &mut *tx,
+                now,
+                AuditRecord {
+                    actor,
+                    action: "endpoint.probe",
+                    target_ids: vec![endpoint_id.to_string()],
+                    detail,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Records that `actor` was shown secrets of these endpoints in plain
     /// (`fields` names which, as [`Endpoint::secret_fields`] does). Nothing
     /// else is written: seeing a secret changes no data, but who saw which

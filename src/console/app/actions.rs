@@ -238,6 +238,20 @@ impl App {
         Vec::new()
     }
 
+    /// `P`: probes the endpoint from this host at once (a read, as far as
+    /// the endpoint's data goes; audited); the dialog shows each step.
+    pub(super) fn probe(&mut self) -> Vec<Command> {
+        let Some(endpoint) = self.selected_endpoint() else {
+            return Vec::new();
+        };
+        let id = endpoint.id.clone();
+        self.flash(
+            format!("probing {} from this host…", endpoint_label(endpoint)),
+            false,
+        );
+        vec![Command::Act(Act::Probe { id })]
+    }
+
     /// `N`: asks before sending the endpoint's retrying deliveries now,
     /// naming how many (as last counted) and what still limits them.
     pub(super) fn retry_now(&mut self) -> Vec<Command> {
@@ -484,6 +498,17 @@ impl App {
                     form.failed(reason.clone());
                 }
                 self.flash(reason, true);
+                Vec::new()
+            }
+            Acted::Probed(report) => {
+                let text = match report.steps.iter().find(|s| !s.ok) {
+                    None => format!("probe from {}: every step passed", report.from_host),
+                    Some(step) => {
+                        format!("probe from {}: failed at {}", report.from_host, step.step)
+                    }
+                };
+                self.flash(text, !report.ok());
+                self.mode = Mode::Probe(report);
                 Vec::new()
             }
             Acted::Revealed(endpoint) => {

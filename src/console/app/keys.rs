@@ -20,7 +20,7 @@ impl App {
             Mode::Confirm(confirm) => self.on_confirm_key(confirm, key),
             Mode::Form(form) => self.on_form_key(form, key),
             // Any key hides the secrets again (the mode, and so the values, are dropped).
-            Mode::Reveal(_) | Mode::Copied(_) => Vec::new(),
+            Mode::Reveal(_) | Mode::Copied(_) | Mode::Probe(_) => Vec::new(),
             Mode::Breaker(panel) => self.on_breaker_key(panel, key),
         }
     }
@@ -112,6 +112,7 @@ impl App {
             Action::CauseWindow => self.toggle_cause_window(),
             Action::CopyId => self.copy_id(),
             Action::RetryNow => self.retry_now(),
+            Action::Probe => self.probe(),
             Action::RetryFiltered => self.preview_retry_filtered(),
             Action::CopyCurl => self.copy_curl(),
         }

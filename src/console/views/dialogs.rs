@@ -119,6 +119,58 @@ pub fn copied(text: &str, theme: Theme, frame: &mut Frame, body: Rect) {
     frame.render_widget(paragraph, inner);
 }
 
+/// What a probe found: from which host, then each step with its time,
+/// what it found and its detail lines (every address and the guard's word,
+/// the certificate, the answer's first lines), escaped as everywhere.
+pub fn probe(report: &crate::ops::ProbeReport, theme: Theme, frame: &mut Frame, body: Rect) {
+    let mut lines = vec![Line::from(vec![
+        Span::styled("from ", theme.dim()),
+        Span::raw(shown(&report.from_host)),
+        Span::styled(" to ", theme.dim()),
+        Span::raw(shown(&report.url)),
+    ])];
+    for step in &report.steps {
+        let (mark, style) = if step.ok {
+            ("✓", theme.good())
+        } else {
+            ("✗", theme.bad())
+        };
+        let ms = step
+            .ms
+            .map(|ms| format!("{ms:>5} ms"))
+            .unwrap_or_else(|| " ".repeat(8));
+        lines.push(Line::from(vec![
+            Span::styled(format!("{mark} {:<8}", step.step), style),
+            Span::styled(ms, theme.dim()),
+            Span::raw(format!("  {}", shown(&step.detail))),
+        ]));
+        for line in &step.lines {
+            lines.push(Line::from(Span::styled(
+                format!("{:20}{}", "", shown(line)),
+                theme.dim(),
+            )));
+        }
+    }
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let width = body.width.min(90);
+    let rows = paragraph.line_count(width.saturating_sub(2));
+    let height = u16::try_from(rows)
+        .unwrap_or(u16::MAX)
+        .saturating_add(2)
+        .min(body.height);
+    let area = centered(body, width, height);
+    frame.render_widget(Clear, area);
+    let title = if report.ok() {
+        " Probe: every step passed "
+    } else {
+        " Probe: a step failed "
+    };
+    let block = Block::bordered().title(Span::styled(title, theme.title()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    frame.render_widget(paragraph, inner);
+}
+
 pub fn reveal(endpoint: &Endpoint, theme: Theme, frame: &mut Frame, body: Rect) {
     let mut lines = vec![
         Line::from(Span::styled("Signing secret", theme.dim())),

@@ -116,6 +116,7 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame) {
         Mode::Form(form) => dialogs::form(form, theme, frame, body),
         Mode::Reveal(endpoint) => dialogs::reveal(endpoint, theme, frame, body),
         Mode::Copied(text) => dialogs::copied(text, theme, frame, body),
+        Mode::Probe(report) => dialogs::probe(report, theme, frame, body),
         Mode::Breaker(panel) => dialogs::breaker(panel, theme, frame, body),
         _ => {}
     }
@@ -293,7 +294,7 @@ fn render_hints(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             theme,
         ),
         Mode::Reveal(_) => hint_line(&[("any key", "hide the secrets")], theme),
-        Mode::Copied(_) => hint_line(&[("any key", "close")], theme),
+        Mode::Copied(_) | Mode::Probe(_) => hint_line(&[("any key", "close")], theme),
         Mode::Breaker(_) if app.read_only => hint_line(&[("any key", "close")], theme),
         Mode::Breaker(_) => hint_line(
             &[
