@@ -328,6 +328,15 @@ fn scenarios(seeded: &SeedSummary) -> Vec<Scenario> {
             &[&format!(":id {}", samples.dead_delivery)],
         ));
     }
+    list.push(Scenario {
+        view: "endpoint detail: failures by cause".to_string(),
+        setup: vec![
+            line(":endpoints"),
+            line(&format!("/{down}")),
+            Input::Key(key(KeyCode::Enter)),
+        ],
+        timed: Timed::Refresh,
+    });
     list.extend([
         scenario("endpoints", &[":endpoints"]),
         Scenario {

@@ -23,8 +23,8 @@ use crate::health::bucket_of;
 use crate::model::{DeliveryState, now_millis};
 use crate::store::Store;
 use crate::store::seed::{
-    SeedAttempt, SeedAudit, SeedDelivery, SeedDispatcher, SeedEndpoint, SeedEndpointStats,
-    SeedEvent, SeedHealth, SeedSubscription, SeedTenant,
+    SeedAttempt, SeedAudit, SeedCause, SeedDelivery, SeedDispatcher, SeedEndpoint,
+    SeedEndpointStats, SeedEvent, SeedHealth, SeedSubscription, SeedTenant,
 };
 
 const SECOND: i64 = 1_000;
@@ -178,6 +178,7 @@ struct Generator {
     tenants: Vec<TenantPlan>,
     tenant_weights: Vec<f64>,
     health: HashMap<(usize, i64, usize), SeedHealth>,
+    causes: HashMap<(usize, i64, usize, String), SeedCause>,
     by_state: BTreeMap<String, u64>,
     samples: Samples,
     attempts: usize,
@@ -219,6 +220,10 @@ pub async fn seed(store: &Store, plan: &SeedPlan) -> Result<SeedSummary, BenchEr
     }
     let health: Vec<SeedHealth> = generator.health.drain().map(|(_, row)| row).collect();
     for part in health.chunks(20_000) {
+        store.seed(part).await?;
+    }
+    let causes: Vec<SeedCause> = generator.causes.drain().map(|(_, row)| row).collect();
+    for part in causes.chunks(20_000) {
         store.seed(part).await?;
     }
     store.seed(&generator.endpoint_stats()).await?;
@@ -303,6 +308,7 @@ impl Generator {
             tenants,
             tenant_weights,
             health: HashMap::new(),
+            causes: HashMap::new(),
             by_state: BTreeMap::new(),
             attempts: 0,
             in_flight_left: 64,
@@ -652,6 +658,34 @@ impl Generator {
                 }
                 row.latency_sum_ms += sim.duration_ms;
                 add_to_bucket(row, bucket_of(sim.duration_ms));
+                if let Some((kind, message)) = sim.error {
+                    let error = match sim.status {
+                        Some(status) if kind == "http_status" => format!("http_status {status}"),
+                        _ => format!("{kind}: {message}"),
+                    };
+                    let cause = crate::cause::cause_of(&error);
+                    let row = self
+                        .causes
+                        .entry((endpoint, minute, dispatcher, cause.clone()))
+                        .or_insert_with(|| SeedCause {
+                            endpoint_id: delivery.endpoint_id.clone(),
+                            minute,
+                            dispatcher_id: DISPATCHERS[dispatcher].to_string(),
+                            cause,
+                            failures: 0,
+                            first_at: sim.at,
+                            last_at: sim.at,
+                            example_delivery_id: delivery.id.clone(),
+                            example_error: error.clone(),
+                        });
+                    row.failures += 1;
+                    row.first_at = row.first_at.min(sim.at);
+                    if sim.at >= row.last_at {
+                        row.last_at = sim.at;
+                        row.example_delivery_id = delivery.id.clone();
+                        row.example_error = error;
+                    }
+                }
             }
             if keep_rows {
                 self.attempts += 1;

@@ -279,6 +279,35 @@ impl SeedRow for SeedHealth {
     ];
 }
 
+/// One endpoint-minute-dispatcher count of failures with one cause.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedCause {
+    pub endpoint_id: String,
+    pub minute: i64,
+    pub dispatcher_id: String,
+    pub cause: String,
+    pub failures: i64,
+    pub first_at: i64,
+    pub last_at: i64,
+    pub example_delivery_id: String,
+    pub example_error: String,
+}
+
+impl SeedRow for SeedCause {
+    const TABLE: &'static str = "failure_causes";
+    const COLUMNS: &'static [(&'static str, ColumnType)] = &[
+        ("endpoint_id", Text),
+        ("minute", Int),
+        ("dispatcher_id", Text),
+        ("cause", Text),
+        ("failures", Int),
+        ("first_at", Int),
+        ("last_at", Int),
+        ("example_delivery_id", Text),
+        ("example_error", Text),
+    ];
+}
+
 /// A dispatcher heartbeat row.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeedDispatcher {
