@@ -1,12 +1,14 @@
 //! What a line typed at the `/` filter or `:` command prompt does once
 //! Enter sends it.
 
-use super::navigate::{deliveries_of_endpoint, event_screen};
+use super::navigate::{endpoint_screen, event_screen};
 use super::{App, Slot};
 use crate::console::filter::parse_filter;
 use crate::console::keymap::ViewKind;
 use crate::console::msg::Command;
-use crate::console::screens::{DeliveriesScreen, DetailScreen, Rows, Screen, SearchProgress};
+use crate::console::screens::{
+    DeliveriesScreen, DetailScreen, EndpointsScreen, Rows, Screen, SearchProgress,
+};
 use crate::model::{DeliveryState, IdKind};
 
 impl App {
@@ -108,7 +110,8 @@ impl App {
         self.refresh_commands(true)
     }
 
-    /// `:id msg_…` shows an event and its fan-out; `:id dlv_…` one delivery.
+    /// `:id msg_…` shows an event and its fan-out; `:id dlv_…` one delivery;
+    /// `:id ep_…` one endpoint.
     fn jump_to_id(&mut self, id: &str) -> Vec<Command> {
         match IdKind::of(id) {
             Some(IdKind::Delivery) => {
@@ -131,7 +134,10 @@ impl App {
                 self.refresh_commands(false)
             }
             Some(IdKind::Endpoint) => {
-                self.set_stack(vec![deliveries_of_endpoint(id, id)]);
+                self.set_stack(vec![
+                    Screen::Endpoints(EndpointsScreen::default()),
+                    endpoint_screen(id, id),
+                ]);
                 self.pending.remove(&Slot::Top);
                 self.refresh_commands(false)
             }
