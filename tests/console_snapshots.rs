@@ -192,6 +192,15 @@ const CONFIRM: Script = Script {
     must_show_80: &[],
     must_show_large: &[],
 };
+const BULK_PREVIEW: Script = Script {
+    name: "bulk_retry_preview",
+    keys: ":failed<enter>R",
+    read_only: false,
+    sizes: &SIZES,
+    must_show: &["Retry 3 deliveries", "globex/orders 3", "fresh schedule"],
+    must_show_80: &[],
+    must_show_large: &[],
+};
 const FORM_ERROR: Script = Script {
     name: "edit_subscription_error",
     keys: "4jje<c-u>order..created<enter>",
@@ -262,6 +271,7 @@ const ALL: &[&Script] = &[
     &AUDIT,
     &HELP,
     &CONFIRM,
+    &BULK_PREVIEW,
     &FORM_ERROR,
     &SUBSCRIPTION_PREVIEW,
     &READ_ONLY,
@@ -518,6 +528,11 @@ async fn help() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_confirmation() {
     check(&CONFIRM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_retry_previews_what_it_touches() {
+    check(&BULK_PREVIEW).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

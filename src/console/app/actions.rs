@@ -221,6 +221,8 @@ impl App {
             );
             return Vec::new();
         };
+        // The question answers "counting…": that line has said its piece.
+        self.flash = None;
         self.mode = Mode::Confirm(Confirm::ask(
             retry_filtered_question(&what, preview, oldest, newest),
             "Retry",

@@ -224,34 +224,48 @@ fn subscriptions(detail: &EndpointDetail) -> String {
     format!("{}  (s: edit)", patterns.join(", "))
 }
 
-/// Attempts (or failures) per minute as one line of block characters,
-/// newest at the right, and the total.
+/// Attempts per minute, or (`failed`) the share of them that failed, as
+/// one line of block characters, newest at the right, and the whole
+/// window's figure.
 fn spark_line(
     detail: &EndpointDetail,
     failed: bool,
     room: usize,
     theme: Theme,
 ) -> Vec<Span<'static>> {
-    let values: Vec<i64> = detail
-        .minutes
-        .iter()
-        .map(|m| {
-            if failed {
-                m.failed
-            } else {
-                m.succeeded + m.failed
-            }
-        })
-        .collect();
-    let total: i64 = values.iter().sum();
-    let minutes = values.len();
-    let label = format!(
-        "  {} in {minutes}m",
-        group_digits(u64::try_from(total).unwrap_or(0))
-    );
+    let minutes = detail.minutes.len();
+    let attempts: i64 = detail.minutes.iter().map(|m| m.succeeded + m.failed).sum();
+    let failures: i64 = detail.minutes.iter().map(|m| m.failed).sum();
+    let (values, scale, label): (Vec<i64>, i64, String) = if failed {
+        let ratios = detail
+            .minutes
+            .iter()
+            .map(|m| {
+                (m.failed * 100)
+                    .checked_div(m.succeeded + m.failed)
+                    .unwrap_or(0)
+            })
+            .collect();
+        let share = (failures * 100)
+            .checked_div(attempts)
+            .map_or_else(|| "none".to_string(), |share| format!("{share}%"));
+        (ratios, 100, format!("  {share} in {minutes}m"))
+    } else {
+        let counts: Vec<i64> = detail
+            .minutes
+            .iter()
+            .map(|m| m.succeeded + m.failed)
+            .collect();
+        let most = counts.iter().copied().max().unwrap_or(0);
+        let label = format!(
+            "  {} in {minutes}m",
+            group_digits(u64::try_from(attempts).unwrap_or(0))
+        );
+        (counts, most, label)
+    };
     let shown_minutes = room.saturating_sub(width(&label)).min(minutes);
-    let spark = spark(&values[minutes - shown_minutes..]);
-    let style = if failed && total > 0 {
+    let spark = spark(&values[minutes - shown_minutes..], scale);
+    let style = if failed && failures > 0 {
         theme.bad()
     } else {
         theme.good()
@@ -259,10 +273,10 @@ fn spark_line(
     vec![Span::styled(spark, style), Span::styled(label, theme.dim())]
 }
 
-/// Values as block characters, scaled to the largest; zero is a space.
-fn spark(values: &[i64]) -> String {
+/// Values as block characters, `scale` a full block; zero is a space.
+fn spark(values: &[i64], scale: i64) -> String {
     const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let max = values.iter().copied().max().unwrap_or(0).max(1);
+    let max = scale.max(1);
     values
         .iter()
         .map(|&v| {
