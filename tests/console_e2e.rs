@@ -1073,27 +1073,7 @@ async fn an_event_shows_its_fan_out_and_opens_each_delivery(backend: Backend) {
         .await
         .unwrap_or_else(|e| panic!("start the receiver: {e}"));
     for name in ["archive", "portal"] {
-        let endpoint = seeded
-            .ops
-            .add_endpoint(&hookline::ops::EndpointInput {
-                tenant: "acme".to_string(),
-                name: name.to_string(),
-                url: receiver.url(),
-                secret: None,
-                timeout: None,
-                max_in_flight: None,
-                headers: Vec::new(),
-                description: None,
-                rate_limit: None,
-                rate_limit_burst: None,
-            })
-            .await
-            .unwrap_or_else(|e| panic!("add acme/{name}: {e}"));
-        seeded
-            .ops
-            .add_subscription(&endpoint.id, "resident.update", None)
-            .await
-            .unwrap_or_else(|e| panic!("subscribe acme/{name}: {e}"));
+        add_subscribed(&seeded, name, &receiver.url(), None, "resident.update").await;
     }
     let published = seeded
         .ops
@@ -1187,27 +1167,8 @@ async fn endpoint_detail_groups_failures_by_cause(backend: Backend) {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     });
     let (url, _server) = common::serve_receiver(app).await;
-    let endpoint = seeded
-        .ops
-        .add_endpoint(&hookline::ops::EndpointInput {
-            tenant: "acme".to_string(),
-            name: "flaky".to_string(),
-            url,
-            secret: None,
-            timeout: Some(Duration::from_millis(300)),
-            max_in_flight: None,
-            headers: Vec::new(),
-            description: None,
-            rate_limit: None,
-            rate_limit_burst: None,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("add acme/flaky: {e}"));
-    seeded
-        .ops
-        .add_subscription(&endpoint.id, "shipment.*", None)
-        .await
-        .unwrap_or_else(|e| panic!("subscribe acme/flaky: {e}"));
+    let timeout = Some(Duration::from_millis(300));
+    add_subscribed(&seeded, "flaky", &url, timeout, "shipment.*").await;
     let mut ids = Vec::new();
     for n in 0..8 {
         let speed = if n < 3 { "slow" } else { "fast" };
@@ -1349,17 +1310,7 @@ async fn retry_now_sends_retrying_deliveries_at_once(backend: Backend) {
     })
     .await
     .unwrap_or_else(|e| panic!("start the receiver: {e}"));
-    seeded
-        .ops
-        .update_endpoint(
-            "globex/orders",
-            &hookline::ops::EndpointChanges {
-                url: Some(receiver.url()),
-                ..hookline::ops::EndpointChanges::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("point globex/orders at the receiver: {e}"));
+    point_at(&seeded, "globex/orders", receiver.url()).await;
     let before = delivery_state(&seeded, &seeded.retrying).await;
     assert_eq!(
         (before.state, before.attempts),
@@ -1513,31 +1464,16 @@ async fn probe_a_live_a_refused_and_a_blocked_endpoint(backend: Backend) {
     })
     .await
     .unwrap_or_else(|e| panic!("start the receiver: {e}"));
-    seeded
-        .ops
-        .update_endpoint(
-            "globex/orders",
-            &hookline::ops::EndpointChanges {
-                url: Some(receiver.url()),
-                ..hookline::ops::EndpointChanges::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("point globex/orders at the receiver: {e}"));
+    point_at(&seeded, "globex/orders", receiver.url()).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap_or_else(|e| panic!("find a free port: {e}"));
-    seeded
-        .ops
-        .update_endpoint(
-            "acme/billing-prod",
-            &hookline::ops::EndpointChanges {
-                url: Some(format!("http://{closed}/hooks")),
-                ..hookline::ops::EndpointChanges::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("point billing-prod at a closed port: {e}"));
+    point_at(
+        &seeded,
+        "acme/billing-prod",
+        format!("http://{closed}/hooks"),
+    )
+    .await;
     let attempts_before = common::scalar(&seeded.db.url, "SELECT COUNT(*) FROM attempts").await;
     let allowed = Console::launch_with_env(
         &format!("--db '{}' console", seeded.db.url),
@@ -1603,6 +1539,52 @@ async fn probe_a_live_a_refused_and_a_blocked_endpoint(backend: Backend) {
     );
 }
 
+/// Adds endpoint `acme/NAME` at `url` (with `timeout`), subscribed to `pattern`.
+async fn add_subscribed(
+    seeded: &Seeded,
+    name: &str,
+    url: &str,
+    timeout: Option<Duration>,
+    pattern: &str,
+) {
+    let endpoint = seeded
+        .ops
+        .add_endpoint(&hookline::ops::EndpointInput {
+            tenant: "acme".to_string(),
+            name: name.to_string(),
+            url: url.to_string(),
+            secret: None,
+            timeout,
+            max_in_flight: None,
+            headers: Vec::new(),
+            description: None,
+            rate_limit: None,
+            rate_limit_burst: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("add acme/{name}: {e}"));
+    seeded
+        .ops
+        .add_subscription(&endpoint.id, pattern, None)
+        .await
+        .unwrap_or_else(|e| panic!("subscribe acme/{name}: {e}"));
+}
+
+/// Points endpoint `key` at `url`.
+async fn point_at(seeded: &Seeded, key: &str, url: String) {
+    seeded
+        .ops
+        .update_endpoint(
+            key,
+            &hookline::ops::EndpointChanges {
+                url: Some(url),
+                ..hookline::ops::EndpointChanges::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("point {key} at the URL: {e}"));
+}
+
 /// Runs a dispatcher until every delivery in `ids` is delivered.
 async fn deliver(seeded: &Seeded, ids: &[String]) {
     let dispatcher = common::RunningDispatcher::start(&seeded.store, &seeded.config);
@@ -1630,17 +1612,7 @@ async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
     })
     .await
     .unwrap_or_else(|e| panic!("start the receiver: {e}"));
-    seeded
-        .ops
-        .update_endpoint(
-            "globex/orders",
-            &hookline::ops::EndpointChanges {
-                url: Some(receiver.url()),
-                ..hookline::ops::EndpointChanges::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("point globex/orders at the receiver: {e}"));
+    point_at(&seeded, "globex/orders", receiver.url()).await;
     let console = Console::start(&seeded.db.url, &[]);
     console.keys(&[":"]);
     console.type_text("failed");

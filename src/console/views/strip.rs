@@ -91,14 +91,9 @@ fn fields(app: &App) -> Vec<Field> {
             .rows
             .selected_item()
             .map(|d| {
-                let last = match (&d.last_error, d.last_status) {
-                    (Some(error), _) => bad("last error", error.clone()),
-                    (None, Some(status)) => field("last status", status.to_string()),
-                    (None, None) => field("last", ""),
-                };
                 vec![
                     field("endpoint", format!("{}/{}", d.tenant_name, d.endpoint_name)),
-                    last,
+                    last_field(d),
                     field("topic", d.topic.clone()),
                     field("event", d.event_id.clone()),
                 ]
@@ -117,14 +112,9 @@ fn fields(app: &App) -> Vec<Field> {
         Screen::Event(s) => s
             .selected_delivery()
             .map(|d| {
-                let last = match (&d.last_error, d.last_status) {
-                    (Some(error), _) => bad("last error", error.clone()),
-                    (None, Some(status)) => field("last status", status.to_string()),
-                    (None, None) => field("last", ""),
-                };
                 vec![
                     field("endpoint", format!("{}/{}", d.tenant_name, d.endpoint_name)),
-                    last,
+                    last_field(d),
                     field("delivery", d.id.clone()),
                 ]
             })
@@ -172,5 +162,14 @@ fn fields(app: &App) -> Vec<Field> {
             })
             .unwrap_or_default(),
         Screen::Detail(_) | Screen::Help(_) => Vec::new(),
+    }
+}
+
+/// A delivery's last error in full, or its last status.
+fn last_field(d: &crate::model::Delivery) -> Field {
+    match (&d.last_error, d.last_status) {
+        (Some(error), _) => bad("last error", error.clone()),
+        (None, Some(status)) => field("last status", status.to_string()),
+        (None, None) => field("last", ""),
     }
 }
