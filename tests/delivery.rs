@@ -395,6 +395,7 @@ async fn payload_arrives_byte_identical(backend: Backend) {
     assert_eq!(recorded("x-team"), Some("payments"));
     assert_eq!(recorded("webhook-id"), Some(published.event_id.as_str()));
     assert_eq!(recorded("webhook-signature"), Some("v1,****"));
+    assert_eq!(recorded("webhook-topic"), Some("order.created"));
     dispatcher.stop().await;
 }
 
@@ -420,6 +421,9 @@ async fn standard_webhooks_headers_verify_independently(backend: Backend) {
     let id = header(request, "webhook-id");
     assert_eq!(id, published.event_id);
     assert!(id.starts_with("msg_"), "{id}");
+    // The topic rides beside the signed headers; the signature (checked
+    // below) covers id, timestamp and body as the spec says, not it.
+    assert_eq!(header(request, "webhook-topic"), "order.created");
     let timestamp = header(request, "webhook-timestamp");
     let ts: i64 = timestamp
         .parse()

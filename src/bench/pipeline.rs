@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// The topic the raw sending benchmark's requests carry.
+const BENCH_TOPIC: &str = "bench.send";
+
 use serde::Serialize;
 use tokio::task::JoinSet;
 
@@ -545,7 +548,7 @@ async fn bare_ceiling(
         let sender = sender.clone();
         in_flight.spawn(async move {
             sender
-                .attempt(&target, &id, body)
+                .attempt(&target, &id, BENCH_TOPIC, body)
                 .await
                 .error_kind
                 .is_some()
@@ -557,7 +560,7 @@ async fn bare_ceiling(
             let sender = sender.clone();
             in_flight.spawn(async move {
                 sender
-                    .attempt(&target, &id, body)
+                    .attempt(&target, &id, BENCH_TOPIC, body)
                     .await
                     .error_kind
                     .is_some()

@@ -626,7 +626,12 @@ async fn attempt_task(
 ) {
     let attempt_number = delivery.attempts + 1;
     let result = sender
-        .attempt(&target, &delivery.event_id, delivery.payload)
+        .attempt(
+            &target,
+            &delivery.event_id,
+            &delivery.topic,
+            delivery.payload,
+        )
         .await;
     stats.attempted.fetch_add(1, Ordering::Relaxed);
     let next = match result.error_kind {

@@ -309,7 +309,7 @@ async fn answer(sender: &Sender, target: &EndpointTarget) -> ProbeStep {
     })
     .to_string();
     let result = sender
-        .attempt(&PreparedTarget::new(target), &id, payload)
+        .attempt(&PreparedTarget::new(target), &id, PING_TOPIC, payload)
         .await;
     let lines: Vec<String> = result
         .response_body

@@ -171,6 +171,10 @@ pub struct AttemptResult {
 /// connections the outbound guard opened.
 type HttpClient = Client<hyper_rustls::HttpsConnector<GuardedConnector>, Full<Bytes>>;
 
+/// The header naming the event's topic, beside the Standard Webhooks ones
+/// (the signed content is unchanged: id, timestamp and body).
+pub const TOPIC_HEADER: &str = "webhook-topic";
+
 /// Sends attempts over one shared connection pool.
 #[derive(Debug, Clone)]
 pub struct Sender {
@@ -209,11 +213,13 @@ impl Sender {
         })
     }
 
-    /// POSTs `payload` as event `msg_id` to `target` and reports the outcome.
+    /// POSTs `payload` as event `msg_id` of `topic` to `target` and
+    /// reports the outcome.
     pub async fn attempt(
         &self,
         target: &PreparedTarget,
         msg_id: &str,
+        topic: &str,
         payload: String,
     ) -> AttemptResult {
         let started_at = now_millis();
@@ -228,8 +234,14 @@ impl Sender {
         };
         let secret_refs: Vec<&Secret> = secrets.iter().collect();
         let signature = signature_header(&secret_refs, msg_id, timestamp, payload.as_bytes());
-        let request_headers = recorded_headers(target, msg_id, timestamp, &signature);
-        let mut result = match signed_request(target, uri, msg_id, timestamp, &signature, payload) {
+        let stamp = Stamp {
+            msg_id,
+            topic,
+            timestamp,
+            signature: &signature,
+        };
+        let request_headers = recorded_headers(target, &stamp);
+        let mut result = match signed_request(target, uri, &stamp, payload) {
             Err(err) => AttemptResult::failed(
                 started_at,
                 0,
@@ -327,12 +339,19 @@ impl Sender {
 }
 
 /// The POST of one attempt: JSON, the endpoint's headers, the signature.
+/// What identifies one attempt's request: the Standard Webhooks headers
+/// and the topic.
+struct Stamp<'a> {
+    msg_id: &'a str,
+    topic: &'a str,
+    timestamp: i64,
+    signature: &'a str,
+}
+
 fn signed_request(
     target: &PreparedTarget,
     uri: &http::Uri,
-    msg_id: &str,
-    timestamp: i64,
-    signature: &str,
+    stamp: &Stamp<'_>,
     payload: String,
 ) -> Result<http::Request<Full<Bytes>>, http::Error> {
     let mut request = http::Request::post(uri.clone())
@@ -342,9 +361,10 @@ fn signed_request(
         request = request.header(name, value);
     }
     request
-        .header("webhook-id", msg_id)
-        .header("webhook-timestamp", timestamp)
-        .header("webhook-signature", signature)
+        .header("webhook-id", stamp.msg_id)
+        .header("webhook-timestamp", stamp.timestamp)
+        .header("webhook-signature", stamp.signature)
+        .header(TOPIC_HEADER, stamp.topic)
         .body(Full::new(Bytes::from(payload)))
 }
 
@@ -370,12 +390,7 @@ impl AttemptResult {
 }
 
 /// The headers as kept in history: everything sent, but no usable signature.
-fn recorded_headers(
-    target: &PreparedTarget,
-    msg_id: &str,
-    timestamp: i64,
-    signature: &str,
-) -> Vec<(String, String)> {
+fn recorded_headers(target: &PreparedTarget, stamp: &Stamp<'_>) -> Vec<(String, String)> {
     let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
         ("user-agent".to_string(), USER_AGENT.to_string()),
@@ -392,9 +407,13 @@ fn recorded_headers(
         };
         headers.push((name.as_str().to_string(), value));
     }
-    headers.push(("webhook-id".to_string(), msg_id.to_string()));
-    headers.push(("webhook-timestamp".to_string(), timestamp.to_string()));
-    headers.push(("webhook-signature".to_string(), mask_signature(signature)));
+    headers.push(("webhook-id".to_string(), stamp.msg_id.to_string()));
+    headers.push(("webhook-timestamp".to_string(), stamp.timestamp.to_string()));
+    headers.push((
+        "webhook-signature".to_string(),
+        mask_signature(stamp.signature),
+    ));
+    headers.push((TOPIC_HEADER.to_string(), stamp.topic.to_string()));
     headers
 }
 

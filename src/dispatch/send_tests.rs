@@ -35,7 +35,12 @@ fn loopback_guard() -> Guard {
 async fn attempt(url: &str, timeout_ms: i64) -> AttemptResult {
     let sender = Sender::new(LIMIT, loopback_guard()).expect("client");
     sender
-        .attempt(&target(url, timeout_ms), "evt_1", r#"{"a":1}"#.to_string())
+        .attempt(
+            &target(url, timeout_ms),
+            "evt_1",
+            "test.topic",
+            r#"{"a":1}"#.to_string(),
+        )
         .await
 }
 
@@ -75,6 +80,7 @@ async fn a_healthy_receiver_gets_the_signed_post_and_its_answer_is_kept() {
     let request = &requests[0];
     assert_eq!(request.body, br#"{"a":1}"#);
     assert_eq!(request.header("webhook-id"), Some("evt_1"));
+    assert_eq!(request.header("webhook-topic"), Some("test.topic"));
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(request.header("x-tenant"), Some("acme"));
     assert_eq!(request.header("user-agent"), Some(USER_AGENT));
@@ -97,7 +103,8 @@ async fn a_healthy_receiver_gets_the_signed_post_and_its_answer_is_kept() {
             "x-tenant",
             "webhook-id",
             "webhook-timestamp",
-            "webhook-signature"
+            "webhook-signature",
+            "webhook-topic"
         ]
     );
 }
@@ -279,6 +286,7 @@ async fn a_blocked_literal_address_is_never_connected_to() {
         .attempt(
             &target(&format!("http://{addr}/hook"), 2_000),
             "evt_1",
+            "test.topic",
             "{}".into(),
         )
         .await;
@@ -314,7 +322,12 @@ async fn connections_go_only_to_checked_addresses_and_keep_alive_needs_one_looku
     let url = format!("http://receiver.test:{}/hook", allowed.port());
     for n in 0..5 {
         let result = sender
-            .attempt(&target(&url, 2_000), &format!("evt_{n}"), "{}".into())
+            .attempt(
+                &target(&url, 2_000),
+                &format!("evt_{n}"),
+                "test.topic",
+                "{}".into(),
+            )
             .await;
         assert_eq!(result.status, Some(200), "attempt {n}: {result:?}");
     }
@@ -403,7 +416,12 @@ async fn deliveries_go_through_the_proxy_which_is_exempt_from_the_guard() {
     let sender = Sender::new(LIMIT, Guard::new(&network)).expect("client");
     let url = format!("{}/hook", sink.url());
     let result = sender
-        .attempt(&target(&url, 2_000), "evt_proxied", r#"{"a":1}"#.into())
+        .attempt(
+            &target(&url, 2_000),
+            "evt_proxied",
+            "test.topic",
+            r#"{"a":1}"#.into(),
+        )
         .await;
     assert_eq!(result.status, Some(200), "{result:?}");
     let requests = sink.requests();
@@ -420,7 +438,12 @@ async fn deliveries_go_through_the_proxy_which_is_exempt_from_the_guard() {
     // receiver, so the TLS handshake inside it fails, after the tunnel).
     let https = url.replacen("http://", "https://", 1);
     let result = sender
-        .attempt(&target(&https, 2_000), "evt_tunnel", "{}".into())
+        .attempt(
+            &target(&https, 2_000),
+            "evt_tunnel",
+            "test.topic",
+            "{}".into(),
+        )
         .await;
     assert_eq!(result.error_kind, Some(ErrorKind::Tls), "{result:?}");
     let addr = sink
@@ -438,7 +461,12 @@ async fn deliveries_go_through_the_proxy_which_is_exempt_from_the_guard() {
     };
     let strict = Sender::new(LIMIT, Guard::new(&blocked_network)).expect("client");
     let result = strict
-        .attempt(&target(&url, 2_000), "evt_blocked", "{}".into())
+        .attempt(
+            &target(&url, 2_000),
+            "evt_blocked",
+            "test.topic",
+            "{}".into(),
+        )
         .await;
     assert_eq!(
         result.error_kind,
