@@ -903,6 +903,37 @@ async fn every_error_answers_a_problem_and_changes_nothing(backend: Backend) {
         server.db.dump().await,
         "a refused request changed the database"
     );
+    // A key reused with a different event: 409 naming the original, and
+    // nothing new; the identical request again is the duplicate it was.
+    let keyed = |payload: Value| json!({ "tenant": "acme", "topic": "a.b", "payload": payload, "idempotency_key": "k-409" });
+    let original = server
+        .admin_ok("POST", "/v1/events", Some(keyed(json!({ "n": 1 }))), 202)
+        .await;
+    let original_id = original["id"].as_str().unwrap_or_default().to_string();
+    let after_original = server.db.dump().await;
+    let conflict = server
+        .admin("POST", "/v1/events", Some(keyed(json!({ "n": 2 }))))
+        .await;
+    let problem = conflict.assert_problem(409, None);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&original_id),
+        "{problem}"
+    );
+    assert_eq!(
+        after_original,
+        server.db.dump().await,
+        "a conflict created something"
+    );
+    let repeat = server
+        .admin_ok("POST", "/v1/events", Some(keyed(json!({ "n": 1 }))), 202)
+        .await;
+    assert_eq!(
+        (repeat["id"].as_str(), repeat["duplicate"].as_bool()),
+        (Some(original_id.as_str()), Some(true))
+    );
     server.stop().await;
 }
 
@@ -1023,7 +1054,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
     let server = Server::start_with(backend, |c| c.api.open_health_metrics = true).await;
     let health = server.send("GET", "/healthz", None, Body::None).await;
     assert_eq!(health.status, 200, "{}", health.text());
-    assert_eq!(health.json()["schema_version"], 11);
+    assert_eq!(health.json()["schema_version"], 12);
     let metrics = server.send("GET", "/metrics", None, Body::None).await;
     assert_eq!(metrics.status, 200);
     assert!(
@@ -1798,7 +1829,9 @@ async fn concurrent_publishes_are_all_committed(backend: Backend) {
         }
         if n % 2 == 0 {
             let key = format!("key-{}", (n / 2) % 6);
-            tasks.push(("keyed", post(json!({ "tenant": "acme", "topic": "misc.thing", "payload": { "n": n }, "idempotency_key": key }))));
+            // Each key always with its own one request (the same key with
+            // another request would be a 409).
+            tasks.push(("keyed", post(json!({ "tenant": "acme", "topic": "misc.thing", "payload": { "key": key }, "idempotency_key": key }))));
         }
     }
     let mut good_ids = HashSet::new();

@@ -728,6 +728,17 @@ async fn publish_and_inspect(backend: Backend) {
     assert_eq!(repeat["duplicate"], true);
     let human = ok(db.hookline(&args));
     assert!(human.contains("duplicate"), "{human}");
+    // The key with another payload: refused (exit 2), naming the original.
+    let mut other = args;
+    other[6] = "{\"k\":2}";
+    let output = db.hookline(&other);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("was first used for a different request"),
+        "{err}"
+    );
+    assert!(err.contains(text(&first, "event_id")), "{err}");
 
     // delivery list: human and JSON, then each filter.
     let table = ok(db.hookline(&["delivery", "list"]));

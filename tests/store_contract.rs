@@ -1409,20 +1409,34 @@ async fn a_repeated_idempotency_key_returns_the_original_and_creates_nothing(bac
     assert_eq!(first.deliveries, 2);
     assert!(!first.duplicate);
     let before = env.db.dump().await;
-    // Even with another topic and payload, the key wins.
-    let again = env
-        .ops
-        .publish(EventInput {
-            topic: "user.created".to_string(),
-            payload: r#"{"other":true}"#.into(),
-            ..input.clone()
-        })
-        .await
-        .unwrap();
+    // The same request again: the original, nothing new.
+    let again = env.ops.publish(input.clone()).await.unwrap();
     assert_eq!(again.event_id, first.event_id);
     assert_eq!(again.deliveries, 2);
     assert!(again.duplicate);
     assert_eq!(env.db.dump().await, before, "a duplicate creates nothing");
+    // The key with another topic, or other payload bytes (even the same
+    // JSON spelt differently): refused as a conflict naming the original.
+    for (topic, payload) in [
+        ("user.created", r#"{"order":1}"#),
+        ("order.created", r#"{"order":2}"#),
+        ("order.created", r#"{"order": 1}"#),
+    ] {
+        let refused = env
+            .ops
+            .publish(EventInput {
+                topic: topic.to_string(),
+                payload: payload.into(),
+                ..input.clone()
+            })
+            .await
+            .expect_err("a different request with the key is a conflict");
+        assert!(refused.is_refusal(), "{refused}");
+        let message = refused.to_string();
+        assert!(message.contains(&first.event_id), "{message}");
+        assert!(message.contains("\"order-1\""), "{message}");
+    }
+    assert_eq!(env.db.dump().await, before, "a conflict creates nothing");
     assert_eq!(
         env.store.get_event(&first.event_id).await.unwrap().payload,
         r#"{"order":1}"#
@@ -3424,7 +3438,8 @@ async fn concurrent_publishes_with_one_idempotency_key_make_one_event(backend: B
         let key = format!("order-{round}");
         let barrier = Arc::new(tokio::sync::Barrier::new(8));
         let mut tasks = Vec::new();
-        for i in 0..8 {
+        // One request sent eight times at once (a producer's retries).
+        for _ in 0..8 {
             let ops = env.ops.clone();
             let barrier = barrier.clone();
             let key = key.clone();
@@ -3433,7 +3448,7 @@ async fn concurrent_publishes_with_one_idempotency_key_make_one_event(backend: B
                 ops.publish(EventInput {
                     tenant: Some("acme".into()),
                     topic: "order.created".into(),
-                    payload: format!(r#"{{"try":{i}}}"#).into(),
+                    payload: format!(r#"{{"order":{round}}}"#).into(),
                     idempotency_key: Some(key),
                     ..EventInput::default()
                 })

@@ -64,6 +64,7 @@ pub struct PublishResponse {
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Broadcast with a tenant key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The idempotency key was first used for a different request (its event is named)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Payload over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ),

@@ -111,7 +111,11 @@ impl OpsError {
     /// Whether the request itself was refused (bad input, or not allowed),
     /// as opposed to the system failing: retrying it unchanged cannot help.
     pub fn is_refusal(&self) -> bool {
-        self.field().is_some() || matches!(self, OpsError::Forbidden(_))
+        self.field().is_some()
+            || matches!(
+                self,
+                OpsError::Forbidden(_) | OpsError::Store(StoreError::Conflict(_))
+            )
     }
 }
 

@@ -132,10 +132,12 @@ impl Ops {
     /// Validates and publishes one event in a transaction of its own.
     pub async fn publish(&self, input: EventInput) -> Result<Published> {
         let event = self.validate_event(input).await?;
-        self.publish_batch(std::slice::from_ref(&event))
+        let published = self
+            .publish_batch(std::slice::from_ref(&event))
             .await?
             .pop()
-            .ok_or_else(nothing_published)
+            .ok_or_else(nothing_published)?;
+        refuse_conflict(&event, published)
     }
 
     /// Publishes events already checked by [`Ops::validate_event`] in one
@@ -166,6 +168,21 @@ impl Ops {
         }
         Ok(published)
     }
+}
+
+/// A publish whose idempotency key was first used for a different request
+/// (another topic or payload) is refused as a conflict naming that
+/// request's event: answering it as a duplicate would drop the new event
+/// without a word.
+fn refuse_conflict(event: &NewEvent, published: Published) -> Result<Published> {
+    if !published.conflict {
+        return Ok(published);
+    }
+    Err(OpsError::Store(StoreError::Conflict(format!(
+        "idempotency_key {:?} was first used for a different request (event {}): a key repeats one request; use a new key for a new event",
+        event.idempotency_key.as_deref().unwrap_or_default(),
+        published.event_id
+    ))))
 }
 
 /// Counts a committed publish transaction in the process's metrics; a
@@ -329,8 +346,8 @@ impl Committer {
         match self.ops.publish_batch(&events).await {
             Ok(results) if results.len() == events.len() => {
                 self.stats.committed(events.len());
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
+                for ((reply, result), event) in replies.into_iter().zip(results).zip(&events) {
+                    let _ = reply.send(refuse_conflict(event, result));
                 }
             }
             outcome if events.len() > 1 => {
@@ -366,7 +383,8 @@ impl Committer {
                 .ops
                 .publish_batch(std::slice::from_ref(&event))
                 .await
-                .and_then(|mut results| results.pop().ok_or_else(nothing_published));
+                .and_then(|mut results| results.pop().ok_or_else(nothing_published))
+                .and_then(|published| refuse_conflict(&event, published));
             if result.is_ok() {
                 self.stats.committed(1);
             }

@@ -37,6 +37,11 @@ pub struct Published {
     pub deliveries: i64,
     /// The idempotency key was seen before; nothing new was created.
     pub duplicate: bool,
+    /// The key was first used for a different request (another topic or
+    /// payload): nothing was created, and `event_id` is that request's
+    /// event. Callers refuse it as a conflict.
+    #[serde(skip)]
+    pub conflict: bool,
 }
 
 /// The idempotency scope of broadcasts, which have no tenant.
@@ -188,6 +193,7 @@ struct KeyRow<'a> {
     key: &'a str,
     event_id: &'a str,
     delivery_count: i64,
+    request_hash: &'a str,
 }
 
 /// One event of the batch as planned before anything is written.
@@ -198,6 +204,8 @@ struct Planned<'a> {
     endpoints: Vec<(&'a str, &'a str)>,
     /// Index of an earlier event in the batch with the same key.
     repeat_of: Option<usize>,
+    /// What request the event is, for an idempotency key to be compared by.
+    request_hash: String,
 }
 
 impl Store {
@@ -268,13 +276,15 @@ impl Store {
                         key: p.event.idempotency_key.as_deref()?,
                         event_id: &p.event_id,
                         delivery_count: p.endpoints.len() as i64,
+                        request_hash: &p.request_hash,
                     })
                 })
                 .collect();
             // Concurrent batches (the API's group commit) claim keys in one
             // order, so two of them never wait on each other's keys in a cycle.
             keys.sort_unstable_by(|a, b| (a.scope, a.key).cmp(&(b.scope, b.key)));
-            let mut originals: HashMap<(String, String), (String, i64)> = HashMap::new();
+            let mut originals: HashMap<(String, String), (String, i64, Option<String>)> =
+                HashMap::new();
             if !keys.is_empty() {
                 let claimed: Vec<(String, String)> = sqlx::query_as(sql.insert_idempotency_keys)
                     .bind(to_json(&keys))
@@ -288,13 +298,13 @@ impl Store {
                     .filter(|k| !claimed.contains(&(k.scope.to_string(), k.key.to_string())))
                     .collect();
                 if !taken.is_empty() {
-                    let found: Vec<(String, String, String, i64)> =
+                    let found: Vec<(String, String, String, i64, Option<String>)> =
                         sqlx::query_as(sql.find_idempotency_keys)
                             .bind(to_json(&taken))
                             .fetch_all(&mut *tx)
                             .await?;
-                    for (scope, key, event_id, count) in found {
-                        originals.insert((scope, key), (event_id, count));
+                    for (scope, key, event_id, count, hash) in found {
+                        originals.insert((scope, key), (event_id, count, hash));
                     }
                 }
             }
@@ -309,12 +319,16 @@ impl Store {
                 let result = match (p.repeat_of, original) {
                     (Some(first), _) => Published {
                         duplicate: true,
+                        conflict: results[first].conflict
+                            || planned[first].request_hash != p.request_hash,
                         ..results[first].clone()
                     },
-                    (None, Some((event_id, deliveries))) => Published {
+                    (None, Some((event_id, deliveries, hash))) => Published {
                         event_id,
                         deliveries,
                         duplicate: true,
+                        // A key from before hashes were kept answers as a duplicate.
+                        conflict: hash.is_some_and(|hash| hash != p.request_hash),
                     },
                     (None, None) => {
                         event_rows.push(EventRow {
@@ -341,6 +355,7 @@ impl Store {
                             event_id: p.event_id.clone(),
                             deliveries: p.endpoints.len() as i64,
                             duplicate: false,
+                            conflict: false,
                         }
                     }
                 };
@@ -469,6 +484,22 @@ fn lease_fresh<'a>(
     Ok(claimed)
 }
 
+/// What an idempotency key compares: the topic and the payload's exact
+/// bytes (the scope, tenant or broadcast, is part of the key already), as
+/// hex SHA-256. Length-prefixed, so no two requests hash the same text.
+fn request_hash(event: &NewEvent) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(event.topic.len().to_le_bytes());
+    hasher.update(event.topic.as_bytes());
+    hasher.update(event.payload.as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn scope_of(event: &NewEvent) -> &str {
     event.tenant_id.as_deref().unwrap_or(BROADCAST_SCOPE)
 }
@@ -502,6 +533,7 @@ fn plan<'a>(events: &'a [NewEvent], targets: &'a HashMap<&str, Vec<Target>>) -> 
             event_id: new_id(IdKind::Event),
             endpoints,
             repeat_of,
+            request_hash: request_hash(event),
         });
     }
     planned

@@ -103,6 +103,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0011_failure_causes.sql"),
         step: None,
     },
+    Migration {
+        version: 12,
+        name: "idempotency_request",
+        sqlite: include_str!("../../../migrations/sqlite/0012_idempotency_request.sql"),
+        postgres: include_str!("../../../migrations/postgres/0012_idempotency_request.sql"),
+        step: None,
+    },
 ];
 
 /// The schema version this build of hookline expects.

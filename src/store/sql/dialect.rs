@@ -476,23 +476,24 @@ fn insert_deliveries(f: Flavor) -> RowsStatement {
 /// those that were free or expired.
 fn insert_idempotency_keys(f: Flavor) -> String {
     format!(
-        "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
+        "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at, request_hash)
                  SELECT value->>'scope', value->>'key', value->>'event_id',
-                     CAST(value->>'delivery_count' AS BIGINT), $2
+                     CAST(value->>'delivery_count' AS BIGINT), $2, value->>'request_hash'
                  FROM {} WHERE TRUE
                  ON CONFLICT (scope, key) DO UPDATE SET event_id = excluded.event_id,
-                     delivery_count = excluded.delivery_count, created_at = excluded.created_at
+                     delivery_count = excluded.delivery_count, created_at = excluded.created_at,
+                     request_hash = excluded.request_hash
                  WHERE idempotency_keys.created_at < $3
                  RETURNING scope, key",
         f.json_rows(1)
     )
 }
 
-/// The original `(scope, key, event_id, delivery_count)` of the keys in
-/// JSON rows `$1`.
+/// The original `(scope, key, event_id, delivery_count, request_hash)` of
+/// the keys in JSON rows `$1`.
 fn find_idempotency_keys(f: Flavor) -> String {
     format!(
-        "SELECT k.scope, k.key, k.event_id, k.delivery_count FROM idempotency_keys k
+        "SELECT k.scope, k.key, k.event_id, k.delivery_count, k.request_hash FROM idempotency_keys k
                  JOIN (SELECT value->>'scope' AS scope, value->>'key' AS key FROM {}) AS w ON k.scope = w.scope AND k.key = w.key",
         f.json_rows(1)
     )
@@ -1387,23 +1388,25 @@ mod tests {
         );
         assert_eq!(
             SQLITE.insert_idempotency_keys,
-            "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
+            "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at, request_hash)
                  SELECT value->>'scope', value->>'key', value->>'event_id',
-                     CAST(value->>'delivery_count' AS BIGINT), $2
+                     CAST(value->>'delivery_count' AS BIGINT), $2, value->>'request_hash'
                  FROM jsonb_each($1) WHERE TRUE
                  ON CONFLICT (scope, key) DO UPDATE SET event_id = excluded.event_id,
-                     delivery_count = excluded.delivery_count, created_at = excluded.created_at
+                     delivery_count = excluded.delivery_count, created_at = excluded.created_at,
+                     request_hash = excluded.request_hash
                  WHERE idempotency_keys.created_at < $3
                  RETURNING scope, key"
         );
         assert_eq!(
             POSTGRES.insert_idempotency_keys,
-            "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at)
+            "INSERT INTO idempotency_keys (scope, key, event_id, delivery_count, created_at, request_hash)
                  SELECT value->>'scope', value->>'key', value->>'event_id',
-                     CAST(value->>'delivery_count' AS BIGINT), $2
+                     CAST(value->>'delivery_count' AS BIGINT), $2, value->>'request_hash'
                  FROM jsonb_array_elements($1::jsonb) AS r(value) WHERE TRUE
                  ON CONFLICT (scope, key) DO UPDATE SET event_id = excluded.event_id,
-                     delivery_count = excluded.delivery_count, created_at = excluded.created_at
+                     delivery_count = excluded.delivery_count, created_at = excluded.created_at,
+                     request_hash = excluded.request_hash
                  WHERE idempotency_keys.created_at < $3
                  RETURNING scope, key"
         );
