@@ -1164,6 +1164,100 @@ async fn two_tenants(server: &Server) -> TwoTenants {
     }
 }
 
+/// `GET /v1/events/{id}`: the event (payload as published) and where it
+/// went, one delivery per endpoint; a tenant key sees its own events only
+/// and, of a broadcast, its own tenant's deliveries; unknown ids are 404
+/// and ids older than retention 410.
+async fn an_event_says_where_it_went(backend: Backend) {
+    let server = Server::start(backend).await;
+    let t = two_tenants(&server).await;
+    server
+        .endpoint("acme", "ledger", "http://127.0.0.1:9/", "order.*")
+        .await;
+    let event = server
+        .publish(
+            "acme",
+            "order.created",
+            json!({ "order": 42, "total": "9.99" }),
+        )
+        .await;
+    let id = id_of(&event);
+    let path = format!("/v1/events/{id}");
+    let shown = server.admin_ok("GET", &path, None, 200).await;
+    assert_eq!(shown["id"], id.as_str());
+    assert_eq!(shown["topic"], "order.created");
+    assert_eq!(shown["tenant_name"], "acme");
+    assert_eq!(shown["payload"], json!({ "order": 42, "total": "9.99" }));
+    assert_eq!(shown["more_deliveries"], false);
+    let deliveries = shown["deliveries"].as_array().cloned().unwrap_or_default();
+    let endpoints: Vec<&str> = deliveries
+        .iter()
+        .filter_map(|d| d["endpoint_name"].as_str())
+        .collect();
+    assert_eq!(endpoints, ["hooks", "ledger"], "{shown}");
+    for delivery in &deliveries {
+        assert_eq!(delivery["event_id"], id.as_str());
+        assert_eq!(delivery["state"], "pending");
+        assert_eq!(delivery["attempts"], 0);
+    }
+    // The tenant's own key sees it; the other tenant's event is not there.
+    let own = server
+        .send("GET", &path, Some(&t.acme_key), Body::None)
+        .await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    let globex_event = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/deliveries/{}", t.globex_delivery),
+            None,
+            200,
+        )
+        .await["event"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    server
+        .send(
+            "GET",
+            &format!("/v1/events/{globex_event}"),
+            Some(&t.acme_key),
+            Body::None,
+        )
+        .await
+        .assert_problem(404, None);
+    // An event that matched nothing says so by its empty fan-out.
+    let unmatched = server.publish("acme", "invoice.paid", json!({})).await;
+    let shown = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/events/{}", id_of(&unmatched)),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(shown["deliveries"], json!([]), "{shown}");
+    server
+        .admin(
+            "GET",
+            &format!("/v1/events/{}", made_days_ago(IdKind::Event, 13)),
+            None,
+        )
+        .await
+        .assert_problem(404, None);
+    server
+        .admin(
+            "GET",
+            &format!("/v1/events/{}", made_days_ago(IdKind::Event, 15)),
+            None,
+        )
+        .await
+        .assert_problem(410, None);
+    server
+        .admin("GET", "/v1/events/dlv_nope", None)
+        .await
+        .assert_problem(404, None);
+}
+
 async fn a_tenant_forces_its_endpoints_breaker_and_sees_why(backend: Backend) {
     let server = Server::start(backend).await;
     let t = two_tenants(&server).await;
@@ -2101,6 +2195,7 @@ async fn an_id_older_than_retention_is_gone_for_every_caller(backend: Backend) {
 }
 
 both_backends!(
+    an_event_says_where_it_went,
     an_id_older_than_retention_is_gone_for_every_caller,
     full_flow_delivers_to_a_real_sink,
     secrets_are_masked_in_every_answer,

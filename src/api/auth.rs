@@ -25,6 +25,9 @@ pub struct Caller {
     pub ops: Ops,
 }
 
+/// Deliveries an event's resource lists at most.
+const EVENT_DELIVERIES: usize = 1_000;
+
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = Problem;
 
@@ -180,6 +183,28 @@ impl Caller {
     }
 
     /// A delivery with its event and attempts that this key may see; 404 otherwise.
+    /// Event `id` with its fan-out, as this key may see it: a tenant key
+    /// sees its own events (404 for another's) and, of a broadcast, its own
+    /// tenant's deliveries.
+    pub async fn event(&self, id: &str) -> Result<crate::store::EventFanout, Problem> {
+        let not_found = || Problem::not_found("event", id);
+        if IdKind::of(id) != Some(IdKind::Event) {
+            return Err(not_found());
+        }
+        let mut fanout = match self.ops.reads().event_fanout(id, EVENT_DELIVERIES).await {
+            Ok(fanout) => fanout,
+            Err(StoreError::NotFound { .. }) => return Err(not_found()),
+            Err(err) => return Err(err.into()),
+        };
+        if let Some(tenant_id) = &fanout.event.tenant_id
+            && !self.sees(tenant_id)
+        {
+            return Err(not_found());
+        }
+        fanout.deliveries.retain(|d| self.sees(&d.tenant_id));
+        Ok(fanout)
+    }
+
     pub async fn delivery(&self, id: &str) -> Result<DeliveryDetail, Problem> {
         let not_found = || Problem::not_found("delivery", id);
         if IdKind::of(id) != Some(IdKind::Delivery) {

@@ -14,6 +14,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::problem::{ApiResult, Problem};
+use super::views::EventDetailView;
 use crate::model::IdKind;
 use crate::ops::{EventInput, Payload};
 
@@ -161,4 +162,25 @@ pub async fn expunge_payload(
         deliveries_cancelled: report.deliveries_cancelled,
         response_bodies_removed: report.response_bodies_removed,
     }))
+}
+
+/// Get an event: topic, tenant, payload (exactly as published, or why it
+/// is gone) and every endpoint it fanned out to, with that delivery's state.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    operation_id = "get_event",
+    tag = "events",
+    params(("id" = String, Path, description = "Event id (`msg_…`, the `webhook-id` receivers got)")),
+    responses(
+        (status = 200, description = "The event and its fan-out", body = EventDetailView),
+        (status = 404, description = "No such event (or another tenant's)", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Removed by retention: the id is older than the retention horizon", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EventDetailView>> {
+    let fanout = caller.event(&id).await?;
+    let stopped = caller.ops.reads().held_endpoints().await?;
+    Ok(Json(caller.present(EventDetailView::new(fanout, &stopped))))
 }

@@ -104,6 +104,7 @@ async fn count_request(
 fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(events::publish))
+        .routes(routes!(events::get))
         .routes(routes!(events::expunge_payload))
         .routes(routes!(tenants::list, tenants::create))
         .routes(routes!(tenants::get, tenants::delete))

@@ -486,6 +486,49 @@ pub struct DeliveryDetailView {
     pub attempts: Vec<AttemptView>,
 }
 
+/// An event and every delivery it fanned out to: "where did event X go".
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDetailView {
+    #[serde(flatten)]
+    pub event: EventView,
+    /// The tenant's name; `null` for a broadcast.
+    pub tenant_name: Option<String>,
+    /// Each endpoint's delivery (state, what holds it, attempts, last
+    /// status), by tenant and endpoint name; empty when it matched no
+    /// subscription. A tenant key sees its own tenant's deliveries only.
+    pub deliveries: Vec<DeliveryView>,
+    /// More deliveries exist than listed (at most 1,000 are): list them
+    /// with `GET /v1/deliveries?event=…`.
+    pub more_deliveries: bool,
+}
+
+impl EventDetailView {
+    /// The view of `fanout`, saying what holds each delivery.
+    pub fn new(fanout: crate::store::EventFanout, stopped: &Stopped) -> EventDetailView {
+        EventDetailView {
+            event: fanout.event.into(),
+            tenant_name: fanout.tenant_name,
+            deliveries: fanout
+                .deliveries
+                .into_iter()
+                .map(|d| DeliveryView::new(d, stopped))
+                .collect(),
+            more_deliveries: fanout.more,
+        }
+    }
+}
+
+impl ForTenant for EventDetailView {
+    fn for_tenant(mut self) -> EventDetailView {
+        self.deliveries = self
+            .deliveries
+            .into_iter()
+            .map(ForTenant::for_tenant)
+            .collect();
+        self
+    }
+}
+
 /// A view as a tenant key may see it: where hookline refused to deliver is
 /// said, but not the address or the rule that refused it (that would map
 /// the operator's network); admin keys see those.
