@@ -1073,7 +1073,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
 // --- 5. tenant isolation ------------------------------------------------------
 
 /// Every route the API serves, as (method, path template).
-const ROUTES: [(&str, &str); 31] = [
+const ROUTES: [(&str, &str); 32] = [
     ("POST", "/v1/events"),
     ("GET", "/v1/tenants"),
     ("POST", "/v1/tenants"),
@@ -1106,6 +1106,7 @@ const ROUTES: [(&str, &str); 31] = [
     ("DELETE", "/v1/events/{id}/payload"),
     ("GET", "/v1/endpoints/{id}/breaker"),
     ("POST", "/v1/endpoints/{id}/breaker"),
+    ("GET", "/v1/events/{id}"),
 ];
 
 /// Two tenants with an endpoint, a subscription and a delivery each.
@@ -1490,6 +1491,7 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
         attempt(ROUTES[28], format!("/v1/events/{globex_event}/payload"), Body::None, 404),
         attempt(ROUTES[29], format!("/v1/endpoints/{ep}/breaker"), Body::None, 404),
         attempt(ROUTES[30], format!("/v1/endpoints/{ep}/breaker"), json_body(json!({ "mode": "open" })), 404),
+        attempt(ROUTES[31], format!("/v1/events/{globex_event}"), Body::None, 404),
         // Broadcasts reach every tenant: not for a tenant key.
         attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "broadcast": true, "topic": "order.created", "payload": {} })), 403),
         // Its own tenant may not be deleted with its own key.
