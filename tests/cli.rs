@@ -978,11 +978,12 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
     // The preview: the oldest and newest of the three, and nothing held.
     let listed = ok_json(&db, &["delivery", "list", "--state", "dead"]);
     let dead = objects(&listed);
+    // By time, not by text: "…39.1Z" is later than "…39.05Z".
     let mut created: Vec<String> = dead
         .iter()
         .map(|d| d["created_at"].as_str().unwrap_or_default().to_string())
         .collect();
-    created.sort();
+    created.sort_by_key(|at| hookline::model::parse_rfc3339(at));
     assert_eq!(
         dry["oldest"].as_str(),
         created.first().map(String::as_str),
