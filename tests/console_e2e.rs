@@ -1304,12 +1304,7 @@ async fn y_copies_the_id_and_capital_y_a_curl_command(backend: Backend) {
 async fn retry_now_sends_retrying_deliveries_at_once(backend: Backend) {
     common::install_crypto();
     let seeded = seed(backend).await;
-    let receiver = hookline::sink::start(hookline::sink::SinkOptions {
-        keep: true,
-        ..hookline::sink::SinkOptions::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("start the receiver: {e}"));
+    let receiver = keeping_receiver().await;
     point_at(&seeded, "globex/orders", receiver.url()).await;
     let before = delivery_state(&seeded, &seeded.retrying).await;
     assert_eq!(
@@ -1458,12 +1453,7 @@ async fn a_subscription_pattern_is_previewed_as_it_is_typed(backend: Backend) {
 async fn probe_a_live_a_refused_and_a_blocked_endpoint(backend: Backend) {
     common::install_crypto();
     let seeded = seed(backend).await;
-    let receiver = hookline::sink::start(hookline::sink::SinkOptions {
-        keep: true,
-        ..hookline::sink::SinkOptions::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("start the receiver: {e}"));
+    let receiver = keeping_receiver().await;
     point_at(&seeded, "globex/orders", receiver.url()).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -1570,6 +1560,16 @@ async fn add_subscribed(
         .unwrap_or_else(|e| panic!("subscribe acme/{name}: {e}"));
 }
 
+/// A live receiver on 127.0.0.1 that keeps every request it gets.
+async fn keeping_receiver() -> hookline::sink::SinkHandle {
+    hookline::sink::start(hookline::sink::SinkOptions {
+        keep: true,
+        ..hookline::sink::SinkOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("start the receiver: {e}"))
+}
+
 /// Points endpoint `key` at `url`.
 async fn point_at(seeded: &Seeded, key: &str, url: String) {
     seeded
@@ -1606,12 +1606,7 @@ async fn deliver(seeded: &Seeded, ids: &[String]) {
 async fn a_marked_retry_rereads_the_rows_and_never_resends(backend: Backend) {
     common::install_crypto();
     let seeded = seed(backend).await;
-    let receiver = hookline::sink::start(hookline::sink::SinkOptions {
-        keep: true,
-        ..hookline::sink::SinkOptions::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("start the receiver: {e}"));
+    let receiver = keeping_receiver().await;
     point_at(&seeded, "globex/orders", receiver.url()).await;
     let console = Console::start(&seeded.db.url, &[]);
     console.keys(&[":"]);

@@ -565,23 +565,13 @@ impl Store {
         detail: serde_json::Value,
         actor: &Actor,
     ) -> Result<()> {
-        on_db!(self, |pools, sql| {
-            let mut tx = pools.write.begin_with(sql.begin_write).await?;
-            let now = db_now(sql, &mut *tx).await?;
-            write_audit(
-                &mut *tx,
-                now,
-                AuditRecord {
-                    actor,
-                    action: "endpoint.probe",
-                    target_ids: vec![endpoint_id.to_string()],
-                    detail,
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
+        self.audit_alone(AuditRecord {
+            actor,
+            action: "endpoint.probe",
+            target_ids: vec![endpoint_id.to_string()],
+            detail,
         })
+        .await
     }
 
     /// Records that `actor` was shown secrets of these endpoints in plain
@@ -594,20 +584,22 @@ impl Store {
         fields: &[String],
         actor: &Actor,
     ) -> Result<()> {
+        self.audit_alone(AuditRecord {
+            actor,
+            action: "endpoint.reveal_secrets",
+            target_ids: endpoint_ids.to_vec(),
+            detail: json!({ "endpoints": endpoint_ids.len(), "revealed": fields }),
+        })
+        .await
+    }
+
+    /// Writes `record` in a transaction of its own: for what changes no
+    /// data but is kept (a look at secrets, a probe).
+    async fn audit_alone(&self, record: AuditRecord<'_>) -> Result<()> {
         on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now(sql, &mut *tx).await?;
-            write_audit(
-                &mut *tx,
-                now,
-                AuditRecord {
-                    actor,
-                    action: "endpoint.reveal_secrets",
-                    target_ids: endpoint_ids.to_vec(),
-                    detail: json!({ "endpoints": endpoint_ids.len(), "revealed": fields }),
-                },
-            )
-            .await?;
+            write_audit(&mut *tx, now, record).await?;
             tx.commit().await?;
             Ok(())
         })
