@@ -1054,7 +1054,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
     let server = Server::start_with(backend, |c| c.api.open_health_metrics = true).await;
     let health = server.send("GET", "/healthz", None, Body::None).await;
     assert_eq!(health.status, 200, "{}", health.text());
-    assert_eq!(health.json()["schema_version"], 12);
+    assert_eq!(health.json()["schema_version"], 13);
     let metrics = server.send("GET", "/metrics", None, Body::None).await;
     assert_eq!(metrics.status, 200);
     assert!(
@@ -1073,7 +1073,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
 // --- 5. tenant isolation ------------------------------------------------------
 
 /// Every route the API serves, as (method, path template).
-const ROUTES: [(&str, &str); 32] = [
+const ROUTES: [(&str, &str); 38] = [
     ("POST", "/v1/events"),
     ("GET", "/v1/tenants"),
     ("POST", "/v1/tenants"),
@@ -1107,6 +1107,12 @@ const ROUTES: [(&str, &str); 32] = [
     ("GET", "/v1/endpoints/{id}/breaker"),
     ("POST", "/v1/endpoints/{id}/breaker"),
     ("GET", "/v1/events/{id}"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/deliveries/{id}/attempts"),
+    ("GET", "/v1/endpoints/{id}/attempts"),
+    ("GET", "/v1/endpoints/{id}/stats"),
+    ("GET", "/v1/events?tenant"),
+    ("GET", "/v1/events?topic"),
 ];
 
 /// Two tenants with an endpoint, a subscription and a delivery each.
@@ -1143,8 +1149,8 @@ async fn two_tenants(server: &Server) -> TwoTenants {
         )
         .await;
     let globex_subscription = id_of(&subs["data"][0]);
-    let delivery_of = |tenant: &'static str| async move {
-        let event = server.publish(tenant, "order.created", json!({})).await;
+    let delivery_of = |tenant: &'static str, topic: &'static str| async move {
+        let event = server.publish(tenant, topic, json!({})).await;
         let page = server
             .admin_ok(
                 "GET",
@@ -1155,8 +1161,8 @@ async fn two_tenants(server: &Server) -> TwoTenants {
             .await;
         (id_of(&event), id_of(&page["data"][0]))
     };
-    let (_, acme_delivery) = delivery_of("acme").await;
-    let (globex_event, globex_delivery) = delivery_of("globex").await;
+    let (_, acme_delivery) = delivery_of("acme", "order.created").await;
+    let (globex_event, globex_delivery) = delivery_of("globex", "order.shipped").await;
     TwoTenants {
         acme_key: server.tenant_key("acme-key", "acme").await,
         acme_endpoint,
@@ -1475,6 +1481,10 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
         attempt(ROUTES[29], format!("/v1/endpoints/{ep}/breaker"), Body::None, 404),
         attempt(ROUTES[30], format!("/v1/endpoints/{ep}/breaker"), json_body(json!({ "mode": "open" })), 404),
         attempt(ROUTES[31], format!("/v1/events/{globex_event}"), Body::None, 404),
+        attempt(ROUTES[33], format!("/v1/deliveries/{}/attempts", t.globex_delivery), Body::None, 404),
+        attempt(ROUTES[34], format!("/v1/endpoints/{ep}/attempts"), Body::None, 404),
+        attempt(ROUTES[35], format!("/v1/endpoints/{ep}/stats"), Body::None, 404),
+        attempt(ROUTES[36], "/v1/events?tenant=globex".into(), Body::None, 404),
         // Broadcasts reach every tenant: not for a tenant key.
         attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "broadcast": true, "topic": "order.created", "payload": {} })), 403),
         // Its own tenant may not be deleted with its own key.
@@ -1539,6 +1549,19 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
     let deliveries = list("/v1/deliveries").await;
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0]["id"], t.acme_delivery.as_str());
+    tried.insert(ROUTES[32]);
+    let events = list("/v1/events").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["tenant_id"], deliveries[0]["tenant_id"]);
+    // The topic only globex published finds nothing for acme's key
+    // (and globex's event for the admin's).
+    tried.insert(ROUTES[37]);
+    let path = "/v1/events?topic=order.shipped";
+    let reply = server.send("GET", path, Some(&key), Body::None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["data"], json!([]));
+    let theirs = server.admin_ok("GET", path, None, 200).await;
+    assert_eq!(theirs["data"][0]["id"], globex_event.as_str());
     // Health and the document are not about any tenant.
     tried.insert(ROUTES[22]);
     assert_eq!(
@@ -1854,7 +1877,7 @@ async fn openapi_document_lists_every_route_served(backend: Backend) {
     }
     // And a route not in the document is not served.
     server
-        .send("GET", "/v1/events", Some(&admin), Body::None)
+        .send("PUT", "/v1/events", Some(&admin), Body::None)
         .await
         .assert_problem(405, None);
     // The library's copy of the document is the one served.

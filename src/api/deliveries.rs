@@ -9,16 +9,11 @@ use utoipa::IntoParams;
 
 use super::auth::Caller;
 use super::body::QueryParams;
+use super::paging::{List, page_request, query_time};
 use super::problem::{ApiResult, Problem};
-use super::views::{DeliveryDetailView, DeliveryPage, DeliveryView};
+use super::views::{AttemptView, DeliveryDetailView, DeliveryView};
 use crate::model::{DeliveryState, IdKind};
-use crate::ops::parse_since;
-use crate::store::{Cursor, DeliveryFilter};
-
-/// Rows per page unless `limit` says otherwise.
-const DEFAULT_LIMIT: usize = 50;
-/// Most rows per page.
-const MAX_LIMIT: usize = 1000;
+use crate::store::{AttemptFilter, AttemptsOf, DeliveryFilter};
 
 /// Filters and paging of the delivery list; all optional.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -44,6 +39,7 @@ pub struct DeliveryQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Rows per page, 1 to 1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -55,7 +51,7 @@ pub struct DeliveryQuery {
     tag = "deliveries",
     params(DeliveryQuery),
     responses(
-        (status = 200, description = "A page of deliveries", body = DeliveryPage),
+        (status = 200, description = "A page of deliveries", body = List<DeliveryView>),
         (status = 400, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant or endpoint", body = Problem, content_type = "application/problem+json"),
     ),
@@ -64,38 +60,18 @@ pub struct DeliveryQuery {
 pub async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<DeliveryQuery>,
-) -> ApiResult<Json<DeliveryPage>> {
-    let limit = match &query.limit {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                Problem::invalid_query("limit", format!("must be 1 to {MAX_LIMIT}, got {text:?}"))
-            })?,
-    };
-    let cursor = match &query.cursor {
-        None => None,
-        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
-            Problem::invalid_query("cursor", "not a cursor this API handed out (next_cursor)")
-        })?),
-    };
+) -> ApiResult<Json<List<DeliveryView>>> {
+    let page = page_request(query.limit.as_deref(), query.cursor.as_deref())?;
     let filter = filter(&caller, &query).await?;
-    let page = caller
+    let deliveries = caller
         .ops
         .reads()
-        .list_deliveries(&filter, cursor.as_ref(), limit)
+        .list_deliveries(&filter, page.after.as_ref(), page.limit)
         .await?;
     let stopped = caller.ops.reads().held_endpoints().await?;
-    Ok(Json(DeliveryPage {
-        data: page
-            .items
-            .into_iter()
-            .map(|d| caller.present(DeliveryView::new(d, &stopped)))
-            .collect(),
-        next_cursor: page.next.map(|c| c.encode()),
-    }))
+    Ok(Json(List::of(deliveries, |d| {
+        caller.present(DeliveryView::new(d, &stopped))
+    })))
 }
 
 /// The store filter for a query, limited to what the caller may see.
@@ -127,25 +103,14 @@ async fn filter(caller: &Caller, query: &DeliveryQuery) -> ApiResult<DeliveryFil
             format!("{event:?} is not an event id (msg_…)"),
         ));
     }
-    let time = |field: &'static str, text: &Option<String>| {
-        text.as_deref()
-            .map(|t| parse_since(field, t))
-            .transpose()
-            .map_err(|e| match e {
-                crate::ops::OpsError::Invalid { field, reason } => {
-                    Problem::invalid_query(field, reason)
-                }
-                other => other.into(),
-            })
-    };
     Ok(DeliveryFilter {
         states,
         tenant_id,
         endpoint_id,
         topic: query.topic.clone(),
         event_id: query.event.clone(),
-        since: time("since", &query.since)?,
-        until: time("until", &query.until)?,
+        since: query_time("since", query.since.as_deref())?,
+        until: query_time("until", query.until.as_deref())?,
     })
 }
 
@@ -200,4 +165,68 @@ pub async fn retry(
     let stopped = caller.ops.reads().held_endpoints().await?;
     let view = DeliveryView::new(detail.delivery, &stopped);
     Ok((StatusCode::ACCEPTED, Json(caller.present(view))))
+}
+
+/// Filters and paging of an attempt list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptQuery {
+    /// `succeeded` (a 2xx answer) or `failed` (anything else).
+    #[param(value_type = Option<String>, pattern = "^(succeeded|failed)$")]
+    pub outcome: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+}
+
+/// A page of attempts matching `query` of `of`, as `caller` may see them.
+pub async fn attempts_page(
+    caller: &Caller,
+    of: AttemptsOf,
+    query: &AttemptQuery,
+) -> ApiResult<List<AttemptView>> {
+    let page = page_request(query.limit.as_deref(), query.cursor.as_deref())?;
+    let succeeded = match query.outcome.as_deref() {
+        None => None,
+        Some("succeeded") => Some(true),
+        Some("failed") => Some(false),
+        Some(other) => {
+            return Err(Problem::invalid_query(
+                "outcome",
+                format!("must be succeeded or failed, got {other:?}"),
+            ));
+        }
+    };
+    let filter = AttemptFilter { of, succeeded };
+    let attempts = caller.ops.reads().page_attempts(&filter, &page).await?;
+    Ok(List::of(attempts, |a| caller.present(AttemptView::from(a))))
+}
+
+/// List a delivery's attempts, newest first: status, duration, error, the
+/// headers sent (masked) and the start of the answer.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries/{id}/attempts",
+    operation_id = "list_delivery_attempts",
+    tag = "deliveries",
+    params(("id" = String, Path, description = "Delivery id (`dlv_…`)"), AttemptQuery),
+    responses(
+        (status = 200, description = "A page of attempts", body = List<AttemptView>),
+        (status = 400, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Removed by retention: the id is older than the retention horizon", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn attempts(
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<AttemptQuery>,
+) -> ApiResult<Json<List<AttemptView>>> {
+    let detail = caller.delivery(&id).await?;
+    let of = AttemptsOf::Delivery(detail.delivery.id);
+    Ok(Json(attempts_page(&caller, of, &query).await?))
 }

@@ -12,10 +12,15 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::{JsonBody, OptionalJsonBody, QueryParams};
+use super::deliveries::{AttemptQuery, attempts_page};
+use super::paging::{List, page_request};
 use super::problem::{ApiResult, Problem};
-use super::views::{BreakerView, Deleted, EndpointSecretView, EndpointView, List};
+use super::views::{
+    AttemptView, BreakerView, Deleted, EndpointSecretView, EndpointStatsView, EndpointView,
+};
 use crate::model::{BreakerMode, DeliveryState, Endpoint, now_millis};
 use crate::ops::{BulkRetry, EndpointChanges, EndpointInput, parse_since, parse_until_rfc3339};
+use crate::store::AttemptsOf;
 
 /// `endpoint` as the API shows it, with its circuit breaker as it is now.
 async fn shown(caller: &Caller, endpoint: Endpoint) -> ApiResult<EndpointView> {
@@ -163,9 +168,14 @@ pub struct Recovered {
 pub struct EndpointQuery {
     /// Only this tenant's endpoints (id or name).
     pub tenant: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
 }
 
-/// List endpoints (a tenant key sees its tenant's).
+/// List endpoints, oldest first (a tenant key sees its tenant's).
 #[utoipa::path(
     get,
     path = "/v1/endpoints",
@@ -173,7 +183,8 @@ pub struct EndpointQuery {
     tag = "endpoints",
     params(EndpointQuery),
     responses(
-        (status = 200, description = "Endpoints by tenant and name", body = List<EndpointView>),
+        (status = 200, description = "A page of endpoints", body = List<EndpointView>),
+        (status = 400, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -186,21 +197,21 @@ pub async fn list(
         (None, None) => None,
         (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
     };
-    let endpoints = caller.ops.reads().list_endpoints(tenant.as_deref()).await?;
+    let page = page_request(query.limit.as_deref(), query.cursor.as_deref())?;
+    let endpoints = caller
+        .ops
+        .reads()
+        .page_endpoints(tenant.as_deref(), &page)
+        .await?;
     let mut breakers = caller.ops.breakers_by_endpoint().await?;
-    Ok(Json(List {
-        data: endpoints
-            .into_iter()
-            .map(|e| {
-                let breaker = breakers.remove(&e.id);
-                let view = EndpointView::from(e);
-                match breaker {
-                    Some(breaker) => view.with_breaker(breaker),
-                    None => view,
-                }
-            })
-            .collect(),
-    }))
+    Ok(Json(List::of(endpoints, |e| {
+        let breaker = breakers.remove(&e.id);
+        let view = EndpointView::from(e);
+        match breaker {
+            Some(breaker) => view.with_breaker(breaker),
+            None => view,
+        }
+    })))
 }
 
 /// Register an endpoint.
@@ -574,4 +585,81 @@ fn header_lines(headers: &BTreeMap<String, String>) -> ApiResult<Vec<String>> {
             false => Ok(format!("{name}: {value}")),
         })
         .collect()
+}
+
+/// List an endpoint's attempts across its deliveries, newest first:
+/// status, duration, error, the headers sent (masked) and the start of
+/// the answer.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}/attempts",
+    operation_id = "list_endpoint_attempts",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)"), AttemptQuery),
+    responses(
+        (status = 200, description = "A page of attempts", body = List<AttemptView>),
+        (status = 400, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn attempts(
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<AttemptQuery>,
+) -> ApiResult<Json<List<AttemptView>>> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let of = AttemptsOf::Endpoint(endpoint.id);
+    Ok(Json(attempts_page(&caller, of, &query).await?))
+}
+
+/// The window of endpoint stats.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// `1h` (default), `24h` or `7d`.
+    #[param(value_type = Option<String>, pattern = "^(1h|24h|7d)$")]
+    pub window: Option<String>,
+}
+
+/// The windows stats are kept for, in minutes.
+const STATS_WINDOWS: [(&str, i64); 3] = [("1h", 60), ("24h", 24 * 60), ("7d", 7 * 24 * 60)];
+
+/// An endpoint's figures over a window: attempts and success ratio,
+/// latency percentiles, failures by kind and by cause, its deliveries by
+/// state, and its backlog now with the oldest due time.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}/stats",
+    operation_id = "get_endpoint_stats",
+    tag = "endpoints",
+    params(("id" = String, Path, description = "Endpoint id (`ep_…`)"), StatsQuery),
+    responses(
+        (status = 200, description = "The endpoint's figures", body = EndpointStatsView),
+        (status = 400, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn stats(
+    caller: Caller,
+    Path(id): Path<String>,
+    QueryParams(query): QueryParams<StatsQuery>,
+) -> ApiResult<Json<EndpointStatsView>> {
+    let endpoint = caller.endpoint(&id, None).await?;
+    let window = query.window.as_deref().unwrap_or("1h");
+    let minutes = STATS_WINDOWS
+        .iter()
+        .find(|(name, _)| *name == window)
+        .map(|(_, minutes)| *minutes)
+        .ok_or_else(|| {
+            Problem::invalid_query("window", format!("must be 1h, 24h or 7d, got {window:?}"))
+        })?;
+    let stats = caller
+        .ops
+        .reads()
+        .endpoint_stats(&endpoint.id, minutes)
+        .await?;
+    Ok(Json(EndpointStatsView::new(stats, window)))
 }

@@ -8,15 +8,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Caller;
-use super::body::JsonBody;
+use super::body::{JsonBody, QueryParams};
+use super::paging::{List, page_request, query_time};
 use super::problem::{ApiResult, Problem};
-use super::views::EventDetailView;
+use super::views::{EventDetailView, EventView};
 use crate::model::IdKind;
 use crate::ops::{EventInput, Payload};
+use crate::store::EventFilter;
 
 /// The header a producer may send its idempotency key in instead of the body.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -162,6 +164,62 @@ pub async fn expunge_payload(
         deliveries_cancelled: report.deliveries_cancelled,
         response_bodies_removed: report.response_bodies_removed,
     }))
+}
+
+/// Filters and paging of the event list; all optional.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// Only the events this tenant received (id or name): its own and the
+    /// broadcasts. A tenant key always sees only its own and broadcasts.
+    pub tenant: Option<String>,
+    /// Only this exact topic.
+    pub topic: Option<String>,
+    /// Created at or after this RFC 3339 time, or within this long (`2h`).
+    pub since: Option<String>,
+    /// Created before this RFC 3339 time (or this long ago).
+    pub until: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+}
+
+/// List events, newest first, a page at a time; an event that matched no
+/// subscription is listed like any other (`GET /v1/events/{id}` shows
+/// where each went).
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "list_events",
+    tag = "events",
+    params(EventQuery),
+    responses(
+        (status = 200, description = "A page of events", body = List<EventView>),
+        (status = 400, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(
+    caller: Caller,
+    QueryParams(query): QueryParams<EventQuery>,
+) -> ApiResult<Json<List<EventView>>> {
+    let page = page_request(query.limit.as_deref(), query.cursor.as_deref())?;
+    let tenant_id = match (&query.tenant, caller.scope()) {
+        (None, None) => None,
+        (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
+    };
+    let filter = EventFilter {
+        tenant_id,
+        topic: query.topic,
+        since: query_time("since", query.since.as_deref())?,
+        until: query_time("until", query.until.as_deref())?,
+    };
+    let events = caller.ops.reads().page_events(&filter, &page).await?;
+    Ok(Json(List::of(events, EventView::from)))
 }
 
 /// Get an event: topic, tenant, payload (exactly as published, or why it

@@ -12,6 +12,7 @@ mod endpoints;
 mod events;
 pub mod metrics;
 mod openapi;
+mod paging;
 mod problem;
 mod subscriptions;
 mod tenants;
@@ -103,7 +104,7 @@ async fn count_request(
 /// Every route, with its OpenAPI description.
 fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(events::publish))
+        .routes(routes!(events::publish, events::list))
         .routes(routes!(events::get))
         .routes(routes!(events::expunge_payload))
         .routes(routes!(tenants::list, tenants::create))
@@ -129,6 +130,9 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(deliveries::list))
         .routes(routes!(deliveries::get))
         .routes(routes!(deliveries::retry))
+        .routes(routes!(deliveries::attempts))
+        .routes(routes!(endpoints::attempts))
+        .routes(routes!(endpoints::stats))
         .routes(routes!(metrics::healthz))
         .routes(routes!(metrics::metrics_route))
         .routes(routes!(openapi::document))

@@ -9,8 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::body::{JsonBody, QueryParams};
 use super::endpoints::double_option;
+use super::paging::{List, page_request};
 use super::problem::{ApiResult, Problem};
-use super::views::{List, SubscriptionView};
+use super::views::SubscriptionView;
 
 /// A subscription to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -43,6 +44,11 @@ pub struct SubscriptionQuery {
     pub endpoint: Option<String>,
     /// Only this tenant's (id or name).
     pub tenant: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
 }
 
 /// List subscriptions (a tenant key sees its tenant's).
@@ -53,7 +59,8 @@ pub struct SubscriptionQuery {
     tag = "subscriptions",
     params(SubscriptionQuery),
     responses(
-        (status = 200, description = "Subscriptions", body = List<SubscriptionView>),
+        (status = 200, description = "A page of subscriptions", body = List<SubscriptionView>),
+        (status = 400, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint or tenant", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -70,17 +77,13 @@ pub async fn list(
         (None, None) => None,
         (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
     };
+    let page = page_request(query.limit.as_deref(), query.cursor.as_deref())?;
     let subscriptions = caller
         .ops
         .reads()
-        .list_subscriptions(endpoint.as_deref(), tenant.as_deref())
+        .page_subscriptions(endpoint.as_deref(), tenant.as_deref(), &page)
         .await?;
-    let data = subscriptions
-        .into_iter()
-        .filter(|s| tenant.as_deref().is_none_or(|t| t == s.tenant_id))
-        .map(SubscriptionView::from)
-        .collect();
-    Ok(Json(List { data }))
+    Ok(Json(List::of(subscriptions, SubscriptionView::from)))
 }
 
 /// Subscribe an endpoint to a topic pattern.

@@ -5,12 +5,13 @@ use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
-use super::body::JsonBody;
+use super::body::{JsonBody, QueryParams};
+use super::paging::{List, page_request};
 use super::problem::{ApiResult, Problem};
-use super::views::{Deleted, List, TenantView};
+use super::views::{Deleted, TenantView};
 
 /// A tenant to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -20,23 +21,42 @@ pub struct CreateTenant {
     pub name: String,
 }
 
-/// List tenants (a tenant key sees its own).
+/// Paging of the tenant list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TenantQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+}
+
+/// List tenants, oldest first (a tenant key sees its own).
 #[utoipa::path(
     get,
     path = "/v1/tenants",
     operation_id = "list_tenants",
     tag = "tenants",
-    responses((status = 200, description = "Tenants by name", body = List<TenantView>)),
+    params(TenantQuery),
+    responses(
+        (status = 200, description = "A page of tenants", body = List<TenantView>),
+        (status = 400, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
+    ),
     security(("api_key" = []))
 )]
-pub async fn list(caller: Caller) -> ApiResult<Json<List<TenantView>>> {
-    let tenants = caller.ops.reads().list_tenants().await?;
-    let data = tenants
-        .into_iter()
-        .filter(|t| caller.sees(&t.id))
-        .map(TenantView::from)
-        .collect();
-    Ok(Json(List { data }))
+pub async fn list(
+    caller: Caller,
+    QueryParams(query): QueryParams<TenantQuery>,
+) -> ApiResult<Json<List<TenantView>>> {
+    let page = page_request(query.limit.as_deref(), query.cursor.as_deref())?;
+    let tenants = caller
+        .ops
+        .reads()
+        .page_tenants(caller.scope(), &page)
+        .await?;
+    Ok(Json(List::of(tenants, TenantView::from)))
 }
 
 /// Create a tenant (admin keys only).

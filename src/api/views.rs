@@ -7,13 +7,14 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use crate::health::percentile;
 use crate::held::{Hold, Stopped};
 use crate::model::{
     Attempt, Delivery, DeliveryState, Endpoint, ErrorKind, Event, Millis, Subscription, Tenant,
     format_rfc3339,
 };
 use crate::ops::BLOCKED_DESTINATION;
-use crate::store::{Breaker, BreakerTransition, DeliveryDetail};
+use crate::store::{Breaker, BreakerTransition, DeliveryDetail, EndpointStats};
 
 fn time(ms: Millis) -> String {
     format_rfc3339(ms)
@@ -43,12 +44,6 @@ impl utoipa::PartialSchema for DeliveryStateWord {
 }
 
 impl ToSchema for DeliveryStateWord {}
-
-/// A list of records.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct List<T: ToSchema> {
-    pub data: Vec<T>,
-}
 
 /// A customer of the producer platform.
 #[derive(Debug, Serialize, ToSchema)]
@@ -379,14 +374,6 @@ impl DeliveryView {
     }
 }
 
-/// A page of deliveries, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryPage {
-    pub data: Vec<DeliveryView>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// An event as published.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
@@ -447,6 +434,10 @@ impl From<Event> for EventView {
 pub struct AttemptView {
     /// `att_…`
     pub id: String,
+    /// `dlv_…`
+    pub delivery_id: String,
+    /// `ep_…`
+    pub endpoint_id: String,
     /// 1-based position in the schedule it belonged to.
     pub attempt_number: i64,
     pub started_at: String,
@@ -456,9 +447,10 @@ pub struct AttemptView {
     /// `dns`, `tls`, `http_status`, `too_large_response` or `network`.
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
-    /// Headers sent, with the signature masked.
-    pub request_headers: Vec<(String, String)>,
-    /// The first bytes of the answer's body.
+    /// Headers sent, by name, with the signature and sensitive values masked.
+    pub request_headers: BTreeMap<String, String>,
+    /// The first bytes of the answer's body (`null` when none was stored,
+    /// or it was removed with the event's payload).
     pub response_body: Option<String>,
 }
 
@@ -466,13 +458,15 @@ impl From<Attempt> for AttemptView {
     fn from(a: Attempt) -> AttemptView {
         AttemptView {
             id: a.id,
+            delivery_id: a.delivery_id,
+            endpoint_id: a.endpoint_id,
             attempt_number: a.attempt_number,
             started_at: time(a.started_at),
             duration_ms: a.duration_ms,
             status_code: a.status_code,
             error_kind: a.error_kind.map(|k| k.to_string()),
             error_message: a.error_message,
-            request_headers: a.request_headers,
+            request_headers: a.request_headers.into_iter().collect(),
             response_body: a.response_body,
         }
     }
@@ -590,4 +584,124 @@ pub struct Deleted {
     pub id: String,
     /// Unfinished deliveries cancelled by the deletion.
     pub cancelled_deliveries: u64,
+}
+
+/// An endpoint's figures over a window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointStatsView {
+    /// `ep_…`
+    pub endpoint_id: String,
+    /// `1h`, `24h` or `7d`, as asked.
+    pub window: String,
+    /// The window: from the start of its first minute up to now.
+    pub from: String,
+    pub to: String,
+    /// Attempts in the window.
+    pub attempts: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    /// `succeeded / attempts`; `null` without attempts.
+    pub success_ratio: Option<f64>,
+    /// Failed attempts by kind.
+    pub failures_by_kind: FailureKindsView,
+    /// Attempt latency: percentiles as the upper bound of the histogram
+    /// bucket they fall in; all `null` without attempts.
+    pub latency_ms: LatencyView,
+    /// Failed attempts by cause (`http_status 503`, or the error kind and
+    /// its first line normalised), most first.
+    pub failures_by_cause: Vec<FailureCauseView>,
+    /// Deliveries created in the window, by the state each is in now.
+    pub deliveries_by_state: BTreeMap<String, i64>,
+    /// Deliveries waiting now (`pending` and `retrying`), whenever created.
+    pub backlog: i64,
+    /// Deliveries being attempted now.
+    pub in_flight: i64,
+    /// When the longest-waiting delivery was (or is) due; `null` without
+    /// a backlog.
+    pub oldest_due_at: Option<String>,
+}
+
+/// Failed attempts by kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureKindsView {
+    pub status_4xx: i64,
+    pub status_5xx: i64,
+    pub timeout: i64,
+    pub network: i64,
+    pub other: i64,
+}
+
+/// Attempt latency over a window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatencyView {
+    pub mean: Option<i64>,
+    pub p50: Option<i64>,
+    pub p95: Option<i64>,
+    pub p99: Option<i64>,
+}
+
+/// One cause of an endpoint's failures within a window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureCauseView {
+    pub cause: String,
+    pub failures: i64,
+    pub first_at: String,
+    pub last_at: String,
+    /// The latest failure's delivery (`dlv_…`) and its error as it read.
+    pub example_delivery_id: String,
+    pub example_error: String,
+}
+
+impl EndpointStatsView {
+    /// The view of `stats` over the window named `window`.
+    pub fn new(stats: EndpointStats, window: &str) -> EndpointStatsView {
+        let a = &stats.attempts;
+        let attempts = a.attempts();
+        let mut deliveries_by_state: BTreeMap<String, i64> = DeliveryState::WORDS
+            .iter()
+            .map(|word| ((*word).to_string(), 0))
+            .collect();
+        for (state, count) in &stats.by_state {
+            *deliveries_by_state.entry(state.to_string()).or_default() += count;
+        }
+        EndpointStatsView {
+            endpoint_id: stats.endpoint_id,
+            window: window.to_string(),
+            from: time(stats.from),
+            to: time(stats.to),
+            attempts,
+            succeeded: a.succeeded,
+            failed: a.failed(),
+            success_ratio: a.success_rate(),
+            failures_by_kind: FailureKindsView {
+                status_4xx: a.status_4xx,
+                status_5xx: a.status_5xx,
+                timeout: a.timeout,
+                network: a.network,
+                other: a.other,
+            },
+            latency_ms: LatencyView {
+                mean: (attempts > 0).then(|| a.latency_sum_ms / attempts),
+                p50: percentile(&a.buckets, 0.50),
+                p95: percentile(&a.buckets, 0.95),
+                p99: percentile(&a.buckets, 0.99),
+            },
+            failures_by_cause: stats
+                .causes
+                .into_iter()
+                .map(|c| FailureCauseView {
+                    cause: c.cause,
+                    failures: c.failures,
+                    first_at: time(c.first_at),
+                    last_at: time(c.last_at),
+                    example_delivery_id: c.example_delivery_id,
+                    example_error: c.example_error,
+                })
+                .collect(),
+            deliveries_by_state,
+            backlog: stats.queue.backlog(),
+            in_flight: stats.queue.in_flight,
+            oldest_due_at: time_opt(stats.oldest_due),
+        }
+    }
 }

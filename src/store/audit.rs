@@ -42,13 +42,13 @@ impl Reads {
             match after {
                 None => {
                     sqlx::query_as(LIST_FIRST)
-                        .bind(limit as i64)
+                        .bind(Page::<AuditEntry>::fetch_limit(limit))
                         .fetch_all(&pools.read)
                         .await?
                 }
                 Some(cursor) => {
                     sqlx::query_as(LIST_AFTER)
-                        .bind(limit as i64)
+                        .bind(Page::<AuditEntry>::fetch_limit(limit))
                         .bind(cursor.created_at)
                         .bind(&cursor.id)
                         .fetch_all(&pools.read)

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::audit::AuditRecord;
 use super::queue::trim_attempts_of;
+use super::sql::conditions::{Conditions, Direction, Param, bind_params};
 use super::sql::dialect::{Dialect, payload_kept};
 use super::sql::rows::{
     AttemptRow, DeliveryRow, EventRow, convert_all, delivery_columns, event_columns,
@@ -74,29 +75,8 @@ pub struct RetryReport {
 /// The states of the partial indexes `deliveries_failed` and `deliveries_failed_endpoint`.
 const FAILED_STATES: [DeliveryState; 2] = [DeliveryState::Dead, DeliveryState::Retrying];
 
-/// A bind parameter of a query assembled from optional filters.
-enum Param {
-    Text(String),
-    Int(i64),
-}
-
-/// A WHERE clause assembled from fixed fragments; values only ever travel
-/// as bind parameters, never inside the SQL text. States are the exception:
-/// they are the enum's own spellings (never text from outside), written as
-/// literals so the planner can match the partial indexes they select.
-#[derive(Default)]
-struct Conditions {
-    clauses: Vec<String>,
-    params: Vec<Param>,
-}
-
+/// The delivery-state clause, which only delivery listings need.
 impl Conditions {
-    fn push(&mut self, fragment: &str, param: Param) {
-        self.params.push(param);
-        let placeholder = format!("${}", self.params.len());
-        self.clauses.push(fragment.replace('?', &placeholder));
-    }
-
     /// `backend` decides the spelling: SQLite uses a partial index only when
     /// the query repeats its condition word for word, so failures get it
     /// spelled out; Postgres proves that on its own, and the repeated
@@ -118,30 +98,6 @@ impl Conditions {
             many => format!("d.state IN ({})", many.join(", ")),
         });
     }
-
-    fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            "TRUE".to_string()
-        } else {
-            self.clauses.join(" AND ")
-        }
-    }
-}
-
-/// Binds [`Param`]s in order onto a sqlx query inside `on_db!`. A macro: it
-/// binds onto `query`, `query_as` and `query_scalar` builders alike, which
-/// share no trait.
-macro_rules! bind_params {
-    ($query:expr, $params:expr) => {{
-        let mut query = $query;
-        for param in $params {
-            query = match param {
-                Param::Text(text) => query.bind(text.clone()),
-                Param::Int(value) => query.bind(*value),
-            };
-        }
-        query
-    }};
 }
 
 fn delivery_conditions(filter: &DeliveryFilter, backend: Backend) -> Conditions {
@@ -349,27 +305,26 @@ impl Reads {
         newer: bool,
     ) -> Result<Page<Delivery>> {
         let limit = limit.clamp(1, 10_000);
-        let (compare, order) = if newer { (">", "ASC") } else { ("<", "DESC") };
+        let direction = if newer {
+            Direction::OldestFirst
+        } else {
+            Direction::NewestFirst
+        };
+        let order = direction.order();
         let mut conditions = delivery_conditions(filter, self.backend());
         if let Some(cursor) = cursor {
-            conditions.params.push(Param::Int(cursor.created_at));
-            conditions.params.push(Param::Text(cursor.id.clone()));
-            let n = conditions.params.len();
-            conditions
-                .clauses
-                .push(format!("(d.created_at, d.id) {compare} (${}, ${n})", n - 1));
+            conditions.push_after("d", "created_at", cursor, direction);
         }
-        conditions.params.push(Param::Int(limit as i64));
+        let limit_param = conditions.push_limit(Page::<Delivery>::fetch_limit(limit));
         let index = listing_index(filter);
         let rows: Vec<DeliveryRow> = on_db!(self, |pools, sql| {
             let text = format!(
                 "SELECT {} FROM deliveries d{} JOIN endpoints e ON e.id = d.endpoint_id
                  JOIN tenants t ON t.id = d.tenant_id
-                 WHERE {} ORDER BY d.created_at {order}, d.id {order} LIMIT ${}",
+                 WHERE {} ORDER BY d.created_at {order}, d.id {order} LIMIT {limit_param}",
                 delivery_columns!(),
                 sql.index_hint(index),
                 conditions.sql(),
-                conditions.params.len()
             );
             let query = sqlx::query_as(sqlx::AssertSqlSafe(text)).persistent(false);
             let query = bind_params!(query, &conditions.params);
@@ -387,20 +342,16 @@ impl Reads {
                 None => query.fetch_all(&pools.read).await?,
             }
         });
-        let mut items: Vec<Delivery> = convert_all(rows)?;
-        let cursor_of = |d: &Delivery| Cursor {
+        let items: Vec<Delivery> = convert_all(rows)?;
+        let mut page = Page::from_rows(items, limit, |d: &Delivery| Cursor {
             created_at: d.created_at,
             id: d.id.clone(),
-        };
+        });
         if newer {
             // Fetched oldest first so the window starts right after the cursor.
-            let next = (items.len() >= limit)
-                .then(|| items.last().map(cursor_of))
-                .flatten();
-            items.reverse();
-            return Ok(Page { items, next });
+            page.items.reverse();
         }
-        Ok(Page::from_rows(items, limit, cursor_of))
+        Ok(page)
     }
 }
 

@@ -115,7 +115,7 @@ impl Reads {
         Sealer::new(self.secrets_key(), &endpoint.id.clone()).open_endpoint(endpoint)
     }
 
-    fn endpoints_from(&self, rows: Vec<EndpointRow>) -> Result<Vec<Endpoint>> {
+    pub(super) fn endpoints_from(&self, rows: Vec<EndpointRow>) -> Result<Vec<Endpoint>> {
         rows.into_iter()
             .map(|row| self.endpoint_from(row))
             .collect()

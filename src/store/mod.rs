@@ -17,6 +17,7 @@ mod dispatchers;
 mod endpoints;
 mod erasure;
 mod fanout;
+mod lists;
 mod publish;
 mod queue;
 mod rate_limits;
@@ -46,15 +47,16 @@ pub use deliveries::{DeliveryDetail, DeliveryFilter, RetryFilter, RetryPreviewRo
 pub use endpoints::{EndpointPatch, NewEndpoint};
 pub use erasure::{EXPUNGED_REASON, ExpungeReport};
 pub use fanout::EventFanout;
+pub use lists::{AttemptFilter, AttemptsOf, EventFilter, PageRequest};
 pub use publish::{AttemptSlots, HandOffRequest, NewEvent, Published};
 pub use queue::{
     ClaimRequest, Claimed, ClaimedDelivery, EndpointTarget, NewAttempt, NextStep, Outcome,
     RecordSummary, Rollups,
 };
 pub use read::{
-    Backlog, EndpointHealth, EndpointQueue, EndpointStanding, EndpointTally, FailureCause,
-    GaugeReading, HealthWindow, Heartbeat, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT,
-    SearchPage, SqliteFiles, Tally,
+    Backlog, EndpointHealth, EndpointQueue, EndpointStanding, EndpointStats, EndpointTally,
+    FailureCause, GaugeReading, HealthWindow, Heartbeat, MinuteTotals, QueueSummary,
+    SUMMARY_COUNT_LIMIT, SearchPage, SqliteFiles, Tally,
 };
 pub use retention::{HELD_REASON, LastPrune, PruneReport};
 pub use space::Vacuumed;
@@ -437,6 +439,14 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// The cursor just past the row of this time and id.
+    pub fn of(created_at: i64, id: &str) -> Cursor {
+        Cursor {
+            created_at,
+            id: id.to_string(),
+        }
+    }
+
     /// The opaque text form handed to clients (`<millis>.<id>`).
     pub fn encode(&self) -> String {
         format!("{}.{}", self.created_at, self.id)
@@ -461,19 +471,26 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// A page from rows fetched with `LIMIT limit`: a full page may have a
-    /// successor, a short one is the last.
+    /// A page from rows fetched with `LIMIT limit + 1`: the extra row, if
+    /// present, only says that a next page exists, so the last page never
+    /// hands out a cursor to an empty one.
     pub(crate) fn from_rows(
-        items: Vec<T>,
+        mut items: Vec<T>,
         limit: usize,
         cursor_of: impl Fn(&T) -> Cursor,
     ) -> Page<T> {
-        let next = if items.len() >= limit {
+        let next = if items.len() > limit {
+            items.truncate(limit);
             items.last().map(cursor_of)
         } else {
             None
         };
         Page { items, next }
+    }
+
+    /// The rows to fetch for a page of `limit`: one more, see [`Page::from_rows`].
+    pub(crate) fn fetch_limit(limit: usize) -> i64 {
+        i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
     }
 }
 

@@ -110,6 +110,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0012_idempotency_request.sql"),
         step: None,
     },
+    Migration {
+        version: 13,
+        name: "attempts_endpoint",
+        sqlite: include_str!("../../../migrations/sqlite/0013_attempts_endpoint.sql"),
+        postgres: include_str!("../../../migrations/postgres/0013_attempts_endpoint.sql"),
+        step: None,
+    },
 ];
 
 /// The schema version this build of hookline expects.

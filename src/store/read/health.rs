@@ -55,7 +55,7 @@ impl HealthWindow {
         percentile(&self.buckets, 0.95)
     }
 
-    fn add(&mut self, other: &HealthWindow) {
+    pub(crate) fn add(&mut self, other: &HealthWindow) {
         self.succeeded += other.succeeded;
         self.status_4xx += other.status_4xx;
         self.status_5xx += other.status_5xx;
@@ -157,7 +157,9 @@ impl StatsRow {
 const MINUTE_MS: i64 = 60_000;
 
 /// Rollup sums as [`rollups_sql`] returns them: `(endpoint, recent, window)`.
-fn windows_of<R: sqlx::Row>(rows: &[R]) -> Result<Vec<(String, bool, HealthWindow)>, sqlx::Error>
+pub(super) fn windows_of<R: sqlx::Row>(
+    rows: &[R],
+) -> Result<Vec<(String, bool, HealthWindow)>, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,

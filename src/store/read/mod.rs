@@ -5,6 +5,7 @@
 mod causes;
 pub(crate) mod health;
 mod metrics;
+mod stats;
 mod summary;
 mod tally;
 
@@ -13,6 +14,7 @@ pub use health::{EndpointHealth, HealthWindow};
 pub use metrics::{
     Backlog, GaugeReading, Heartbeat, METRIC_BACKLOG_TOP, METRIC_DISPATCHERS_WITHIN_MS, SqliteFiles,
 };
+pub use stats::EndpointStats;
 pub use summary::{
     EndpointQueue, EndpointStanding, MinuteTotals, QueueSummary, SUMMARY_COUNT_LIMIT, SearchPage,
 };

@@ -2,6 +2,7 @@
 //! differ between SQLite and Postgres, rows bound as parameters, and the
 //! conversion of rows into model types.
 
+pub(crate) mod conditions;
 pub(crate) mod dialect;
 pub(crate) mod rows;
 pub(crate) mod values;
