@@ -1611,9 +1611,44 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
 
 // --- 6. pagination ------------------------------------------------------------
 
+/// Every page of `path` (which has a query, `limit` among it), each
+/// asserted to hold 1 to `limit` rows (none only when the list is empty)
+/// and the last to end with `next_cursor: null`. Returns the ids in order
+/// and the size of each page.
+async fn walk_pages(server: &Server, path: &str, limit: usize) -> (Vec<String>, Vec<usize>) {
+    let mut seen: Vec<String> = Vec::new();
+    let mut sizes = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..200 {
+        let page_path = match &cursor {
+            None => path.to_string(),
+            Some(c) => format!("{path}&cursor={c}"),
+        };
+        let page = server.admin_ok("GET", &page_path, None, 200).await;
+        let rows = page["data"].as_array().cloned().unwrap_or_default();
+        assert!(rows.len() <= limit, "{page_path}: {page}");
+        assert!(
+            !rows.is_empty() || (cursor.is_none() && page["next_cursor"].is_null()),
+            "{page_path}: an empty page in a list that is not empty: {page}"
+        );
+        seen.extend(rows.iter().map(id_of));
+        sizes.push(rows.len());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => {
+                assert!(page["next_cursor"].is_null(), "{page}");
+                return (seen, sizes);
+            }
+        }
+    }
+    panic!("{path}: pagination never ended");
+}
+
 async fn pagination_walks_every_row_once(backend: Backend) {
     let server = Server::start(backend).await;
     server.tenant("acme").await;
+    server.tenant("bravo").await;
+    server.tenant("charlie").await;
     let first = id_of(
         &server
             .endpoint("acme", "one", "http://127.0.0.1:9/", "*")
@@ -1627,29 +1662,8 @@ async fn pagination_walks_every_row_once(backend: Backend) {
             .publish("acme", "order.created", json!({ "n": n }))
             .await;
     }
-    let walk = |query: String| {
-        let server = &server;
-        async move {
-            let mut seen: Vec<String> = Vec::new();
-            let mut cursor: Option<String> = None;
-            for _ in 0..100 {
-                let path = match &cursor {
-                    None => format!("/v1/deliveries?limit=5{query}"),
-                    Some(c) => format!("/v1/deliveries?limit=5{query}&cursor={c}"),
-                };
-                let page = server.admin_ok("GET", &path, None, 200).await;
-                let rows = page["data"].as_array().cloned().unwrap_or_default();
-                assert!(rows.len() <= 5, "{page}");
-                seen.extend(rows.iter().map(id_of));
-                match page["next_cursor"].as_str() {
-                    Some(next) => cursor = Some(next.to_string()),
-                    None => return seen,
-                }
-            }
-            panic!("pagination never ended");
-        }
-    };
-    let all = walk(String::new()).await;
+    let (all, sizes) = walk_pages(&server, "/v1/deliveries?limit=5", 5).await;
+    assert_eq!(sizes, [5, 5, 5, 5, 5, 5, 5, 5, 5, 1]);
     assert_eq!(all.len(), 46, "{all:?}");
     let unique: HashSet<&String> = all.iter().collect();
     assert_eq!(unique.len(), 46, "a row was shown twice");
@@ -1663,8 +1677,263 @@ async fn pagination_walks_every_row_once(backend: Backend) {
         .expect("list");
     let stored: HashSet<String> = stored.items.into_iter().map(|d| d.id).collect();
     assert_eq!(stored, all.iter().cloned().collect::<HashSet<_>>());
-    let filtered = walk(format!("&endpoint={first}&state=pending")).await;
+    let (filtered, _) = walk_pages(
+        &server,
+        &format!("/v1/deliveries?limit=5&endpoint={first}&state=pending"),
+        5,
+    )
+    .await;
     assert_eq!(filtered.len(), 23);
+
+    // An exact multiple of the limit ends on a full page, not an empty one.
+    let (_, sizes) = walk_pages(&server, "/v1/deliveries?limit=23", 23).await;
+    assert_eq!(sizes, [23, 23]);
+    let (events, sizes) = walk_pages(&server, "/v1/events?limit=5", 5).await;
+    assert_eq!(sizes, [5, 5, 5, 5, 3]);
+    let mut newest_first = events.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(events, newest_first, "events not newest first");
+    let (_, sizes) = walk_pages(&server, "/v1/events?limit=23", 23).await;
+    assert_eq!(sizes, [23]);
+    // The other lists, oldest first.
+    for (path, count) in [
+        ("/v1/tenants", 3),
+        ("/v1/endpoints", 2),
+        ("/v1/subscriptions", 2),
+    ] {
+        let (one_by_one, sizes) = walk_pages(&server, &format!("{path}?limit=1"), 1).await;
+        assert_eq!(sizes, vec![1; count], "{path}");
+        let (whole, sizes) = walk_pages(&server, &format!("{path}?limit={count}"), count).await;
+        assert_eq!(sizes, [count], "{path}");
+        assert_eq!(one_by_one, whole, "{path}");
+        let (default, _) = walk_pages(&server, &format!("{path}?"), 50).await;
+        assert_eq!(default, whole, "{path} without a limit");
+    }
+    let (tenants, _) = walk_pages(&server, "/v1/tenants?limit=1", 1).await;
+    let names: Vec<String> = {
+        let mut names = Vec::new();
+        for id in &tenants {
+            let tenant = server
+                .admin_ok("GET", &format!("/v1/tenants/{id}"), None, 200)
+                .await;
+            names.push(tenant["name"].as_str().unwrap_or_default().to_string());
+        }
+        names
+    };
+    assert_eq!(names, ["acme", "bravo", "charlie"], "oldest first");
+
+    // An empty list is one empty page.
+    for path in [
+        "/v1/events?topic=nothing.here",
+        "/v1/endpoints?tenant=bravo",
+        "/v1/subscriptions?tenant=charlie",
+        "/v1/deliveries?state=dead",
+    ] {
+        let page = server.admin_ok("GET", path, None, 200).await;
+        assert_eq!(page, json!({ "data": [], "next_cursor": null }), "{path}");
+    }
+    // A time window: everything is younger than an hour, nothing older.
+    let (recent, _) = walk_pages(&server, "/v1/events?limit=50&since=1h", 50).await;
+    assert_eq!(recent.len(), 23);
+    let (old, _) = walk_pages(&server, "/v1/events?limit=50&until=1h", 50).await;
+    assert!(old.is_empty(), "{old:?}");
+
+    // Bad paging is refused alike on every list, naming the parameter.
+    for list in [
+        "/v1/tenants",
+        "/v1/endpoints",
+        "/v1/subscriptions",
+        "/v1/deliveries",
+        "/v1/events",
+        &format!("/v1/endpoints/{first}/attempts"),
+    ] {
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=1001", "limit"),
+            ("limit=many", "limit"),
+            ("cursor=not-a-cursor", "cursor"),
+        ] {
+            server
+                .admin("GET", &format!("{list}?{query}"), None)
+                .await
+                .assert_problem(400, Some(field));
+        }
+    }
+    server.stop().await;
+}
+
+// --- 6a. attempts and endpoint figures -------------------------------------
+
+async fn attempts_and_stats_show_what_the_receiver_answered(backend: Backend) {
+    let server = Server::start(backend).await;
+    let healthy = sink().await;
+    let failing = hookline::sink::start(SinkOptions {
+        fail_rate: 1.0,
+        status: 503,
+        ..SinkOptions::default()
+    })
+    .await
+    .expect("start the failing sink");
+    server.tenant("acme").await;
+    let good = id_of(&server.endpoint("acme", "good", &healthy.url(), "*").await);
+    let bad = id_of(&server.endpoint("acme", "bad", &failing.url(), "*").await);
+    let mut events = Vec::new();
+    for n in 0..2 {
+        let event = server
+            .publish("acme", "order.created", json!({ "n": n }))
+            .await;
+        events.push(id_of(&event));
+    }
+    // Three attempts each at the failing endpoint (the test schedule), then dead.
+    let dispatcher = RunningDispatcher::start(&server.store, &server.config);
+    let settled = common::wait_until(WAIT, || async {
+        ids_and_states(&server, "state=dead").await.0.len() == 2
+            && ids_and_states(&server, "state=delivered").await.0.len() == 2
+    })
+    .await;
+    dispatcher.stop().await;
+    assert!(settled, "two dead and two delivered");
+
+    // One delivery's attempts, newest first, in pages.
+    let (dead, _) = ids_and_states(&server, &format!("state=dead&event={}", events[0])).await;
+    let path = format!("/v1/deliveries/{}/attempts?limit=2", dead[0]);
+    let (attempt_ids, sizes) = walk_pages(&server, &path, 2).await;
+    assert_eq!(sizes, [2, 1]);
+    let attempts = server
+        .admin_ok(
+            "GET",
+            &format!("/v1/deliveries/{}/attempts", dead[0]),
+            None,
+            200,
+        )
+        .await;
+    let rows = attempts["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.iter().map(id_of).collect::<Vec<_>>(), attempt_ids);
+    let numbers: Vec<i64> = rows
+        .iter()
+        .map(|a| a["attempt_number"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(numbers, [3, 2, 1], "newest first");
+    for attempt in &rows {
+        assert_eq!(attempt["delivery_id"], dead[0].as_str());
+        assert_eq!(attempt["endpoint_id"], bad.as_str());
+        assert_eq!(attempt["status_code"], 503);
+        assert_eq!(attempt["error_kind"], "http_status");
+        let headers = &attempt["request_headers"];
+        assert_eq!(headers["webhook-id"], events[0].as_str(), "{attempt}");
+        assert_eq!(headers["webhook-topic"], "order.created", "{attempt}");
+        let signature = headers["webhook-signature"].as_str().unwrap_or_default();
+        assert!(
+            signature.contains("****"),
+            "signature not masked: {signature}"
+        );
+    }
+
+    // An endpoint's attempts across its deliveries, filtered by outcome.
+    let count = |path: String| {
+        let server = &server;
+        async move { walk_pages(server, &path, 1000).await.0.len() }
+    };
+    assert_eq!(
+        count(format!("/v1/endpoints/{bad}/attempts?limit=1000")).await,
+        6
+    );
+    assert_eq!(
+        count(format!(
+            "/v1/endpoints/{bad}/attempts?limit=1000&outcome=failed"
+        ))
+        .await,
+        6
+    );
+    assert_eq!(
+        count(format!(
+            "/v1/endpoints/{bad}/attempts?limit=1000&outcome=succeeded"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        count(format!(
+            "/v1/endpoints/{good}/attempts?limit=1000&outcome=succeeded"
+        ))
+        .await,
+        2
+    );
+    assert_eq!(
+        count(format!(
+            "/v1/endpoints/{good}/attempts?limit=1000&outcome=failed"
+        ))
+        .await,
+        0
+    );
+    server
+        .admin(
+            "GET",
+            &format!("/v1/endpoints/{bad}/attempts?outcome=maybe"),
+            None,
+        )
+        .await
+        .assert_problem(400, Some("outcome"));
+
+    // Its figures over a window.
+    for window in ["1h", "24h", "7d"] {
+        let stats = server
+            .admin_ok(
+                "GET",
+                &format!("/v1/endpoints/{bad}/stats?window={window}"),
+                None,
+                200,
+            )
+            .await;
+        assert_eq!(stats["window"], window);
+        assert_eq!(stats["attempts"], 6, "{stats}");
+        assert_eq!(stats["succeeded"], 0, "{stats}");
+        assert_eq!(stats["failed"], 6, "{stats}");
+        assert_eq!(stats["success_ratio"], 0.0, "{stats}");
+        assert_eq!(stats["failures_by_kind"]["status_5xx"], 6, "{stats}");
+        assert_eq!(
+            stats["failures_by_cause"][0]["cause"], "http_status 503",
+            "{stats}"
+        );
+        assert_eq!(stats["failures_by_cause"][0]["failures"], 6, "{stats}");
+        assert_eq!(stats["deliveries_by_state"]["dead"], 2, "{stats}");
+        assert_eq!(stats["deliveries_by_state"]["delivered"], 0, "{stats}");
+        assert_eq!(stats["backlog"], 0, "{stats}");
+        assert!(stats["oldest_due_at"].is_null(), "{stats}");
+        assert!(stats["latency_ms"]["p99"].is_i64(), "{stats}");
+    }
+    // A healthy endpoint, then one event waiting for it (no dispatcher runs).
+    let waiting = server
+        .publish("acme", "order.created", json!({ "n": 2 }))
+        .await;
+    let stats = server
+        .admin_ok("GET", &format!("/v1/endpoints/{good}/stats"), None, 200)
+        .await;
+    assert_eq!(stats["window"], "1h", "the default window");
+    assert_eq!(stats["attempts"], 2, "{stats}");
+    assert_eq!(stats["success_ratio"], 1.0, "{stats}");
+    assert_eq!(stats["failures_by_cause"], json!([]), "{stats}");
+    assert_eq!(stats["deliveries_by_state"]["delivered"], 2, "{stats}");
+    assert_eq!(stats["deliveries_by_state"]["pending"], 1, "{stats}");
+    assert_eq!(stats["backlog"], 1, "{stats}");
+    let due = stats["oldest_due_at"].as_str().unwrap_or_default();
+    let waiting = server
+        .admin_ok("GET", &format!("/v1/events/{}", id_of(&waiting)), None, 200)
+        .await;
+    let created = waiting["created_at"].as_str().unwrap_or_default();
+    assert_eq!(
+        hookline::model::parse_rfc3339(due),
+        hookline::model::parse_rfc3339(created),
+        "due when published: {stats}"
+    );
+    server
+        .admin(
+            "GET",
+            &format!("/v1/endpoints/{good}/stats?window=2h"),
+            None,
+        )
+        .await
+        .assert_problem(400, Some("window"));
     server.stop().await;
 }
 
@@ -2215,6 +2484,7 @@ both_backends!(
     a_tenant_erases_its_own_events_payload,
     a_tenant_forces_its_endpoints_breaker_and_sees_why,
     pagination_walks_every_row_once,
+    attempts_and_stats_show_what_the_receiver_answered,
     state_words_and_their_aliases,
     openapi_document_lists_every_route_served,
     concurrent_publishes_are_all_committed,
