@@ -10,6 +10,8 @@ use hookline::config::{Config, LogFormat};
 use hookline::ops::OpsError;
 use hookline::text::escape_controls_keep_newlines;
 
+use cli::exit::{Exit, exit_of};
+
 // The dispatcher and the API allocate and free many short-lived buffers
 // (payloads, headers, JSON rows) across threads; glibc's allocator spent
 // ~15 % of a flat-out `bench api` in malloc and free. The crate's
@@ -18,16 +20,13 @@ use hookline::text::escape_controls_keep_newlines;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit code for input the command refused (bad flag values, bad settings).
-const EXIT_INVALID: u8 = 2;
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("error: {}", escape_controls_keep_newlines(&err.to_string()));
-            return ExitCode::from(EXIT_INVALID);
+            return Exit::Refused.into();
         }
     };
     if let Some(url) = &cli.db {
@@ -53,28 +52,23 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: could not start the async runtime: {err}");
-            return ExitCode::FAILURE;
+            return Exit::Failed.into();
         }
     };
     match runtime.block_on(cli::run(cli, config)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok.into(),
         Err(err) => {
-            let refused = err.downcast_ref::<OpsError>().filter(|e| e.is_refusal());
             // An error may quote what it refused or what a receiver said:
             // its controls are shown escaped, like every other output.
             let message = format!("{err:#}");
             let message = escape_controls_keep_newlines(&message);
-            match refused {
+            match err.downcast_ref::<OpsError>() {
                 Some(OpsError::NotFound { kind, .. }) => {
                     eprintln!("error: {message} (see `hookline {kind} list`)")
                 }
                 _ => eprintln!("error: {message}"),
             }
-            if refused.is_some() {
-                ExitCode::from(EXIT_INVALID)
-            } else {
-                ExitCode::FAILURE
-            }
+            exit_of(&err).into()
         }
     }
 }

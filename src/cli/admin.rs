@@ -405,7 +405,8 @@ pub async fn endpoint(
             let (_, report) = ops.probe(&endpoint).await?;
             out.result(serde_json::to_value(&report)?, &probe_text(&report));
             if let Some(step) = report.steps.iter().find(|s| !s.ok) {
-                anyhow::bail!("the probe failed at {}: {}", step.step, step.detail);
+                let failed = format!("the probe failed at {}: {}", step.step, step.detail);
+                return Err(super::exit::CheckFailed(failed).into());
             }
         }
         EndpointCommand::RetryNow { endpoint } => {

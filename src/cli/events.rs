@@ -367,7 +367,7 @@ pub async fn retry(args: RetryArgs, config: &Config, out: &Output) -> anyhow::Re
         }
         out.result(json!(report), &text);
         if report.retried.is_empty() {
-            anyhow::bail!("nothing was retried");
+            return Err(super::exit::Refused("nothing was retried".to_string()).into());
         }
         return Ok(());
     };

@@ -6,6 +6,7 @@ mod admin;
 mod apikey;
 mod demo;
 mod events;
+pub mod exit;
 pub mod logs;
 mod output;
 mod run;

@@ -261,7 +261,7 @@ pub async fn bench_protection(
         .split(',')
         .map(|step| hookline::config::parse_duration(step.trim()))
         .collect::<Result<_, _>>()
-        .map_err(|reason| anyhow::anyhow!("--retry-schedule: {reason}"))?;
+        .map_err(|reason| super::exit::Refused(format!("--retry-schedule: {reason}")))?;
     let protection = hookline::config::ProtectionConfig {
         cooldown: args.cooldown,
         max_cooldown: args.max_cooldown,
