@@ -21,8 +21,8 @@ pub fn now_millis() -> Millis {
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Formats unix milliseconds as RFC 3339 UTC (`2026-11-23T10:15:00.123Z`;
-/// whole seconds have no fraction: `2026-11-23T10:15:00Z`). A time outside
+/// Formats unix milliseconds as RFC 3339 UTC with milliseconds always
+/// written (`2026-11-23T10:15:00.120Z`). A time outside
 /// the years 0000–9999, which RFC 3339 cannot write, comes back as the number.
 pub fn format_rfc3339(ms: Millis) -> String {
     try_format_rfc3339(ms).unwrap_or_else(|| ms.to_string())
@@ -34,14 +34,10 @@ pub(crate) fn try_format_rfc3339(ms: Millis) -> Option<String> {
     if !(0..=9999).contains(&t.year()) {
         return None;
     }
-    // The fraction only as far as it is not zero (`.12`, not `.120`), as
-    // the timestamps printed and stored so far were written.
-    let fraction = match t.timestamp_subsec_millis() {
-        0 => String::new(),
-        millis => format!(".{millis:03}").trim_end_matches('0').to_owned(),
-    };
+    // Always three digits of fraction, so that times sort as text too.
+    let millis = t.timestamp_subsec_millis();
     Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z",
         t.year(),
         t.month(),
         t.day(),
@@ -928,17 +924,17 @@ mod tests {
     fn rfc3339_strings_are_pinned() {
         let written = [
             (1_795_420_800_123, "2026-11-23T08:00:00.123Z"),
-            // The fraction is written only as far as it is not zero.
-            (1_795_420_800_000, "2026-11-23T08:00:00Z"),
-            (1_795_420_800_120, "2026-11-23T08:00:00.12Z"),
-            (1_795_420_800_100, "2026-11-23T08:00:00.1Z"),
+            // Always three digits of fraction, so that times sort as text.
+            (1_795_420_800_000, "2026-11-23T08:00:00.000Z"),
+            (1_795_420_800_120, "2026-11-23T08:00:00.120Z"),
+            (1_795_420_800_100, "2026-11-23T08:00:00.100Z"),
             (1_795_420_800_001, "2026-11-23T08:00:00.001Z"),
-            (0, "1970-01-01T00:00:00Z"),
+            (0, "1970-01-01T00:00:00.000Z"),
             (-1, "1969-12-31T23:59:59.999Z"),
-            (-1_000, "1969-12-31T23:59:59Z"),
-            (1_709_193_600_000, "2024-02-29T08:00:00Z"),
+            (-1_000, "1969-12-31T23:59:59.000Z"),
+            (1_709_193_600_000, "2024-02-29T08:00:00.000Z"),
             (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
-            (-62_167_219_200_000, "0000-01-01T00:00:00Z"),
+            (-62_167_219_200_000, "0000-01-01T00:00:00.000Z"),
         ];
         for (ms, text) in written {
             assert_eq!(format_rfc3339(ms), text, "{ms}");
