@@ -1937,6 +1937,105 @@ async fn attempts_and_stats_show_what_the_receiver_answered(backend: Backend) {
     server.stop().await;
 }
 
+// --- 6c. one shape in the API and the CLI ----------------------------------
+
+/// What `hookline ARGS --json` printed, as JSON.
+fn cli_json(server: &Server, args: &[&str]) -> Value {
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let printed = ok(server.db.hookline(&with_json));
+    serde_json::from_str(&printed).unwrap_or_else(|e| panic!("not JSON ({e}): {printed}"))
+}
+
+async fn the_cli_and_the_api_print_the_same_json(backend: Backend) {
+    let server = Server::start(backend).await;
+    let receiver = sink().await;
+    server.tenant("acme").await;
+    let endpoint = id_of(
+        &server
+            .endpoint("acme", "prod", &receiver.url(), "order.*")
+            .await,
+    );
+    // One delivered attempt, so attempts and the breaker have something to say.
+    let published = server
+        .publish("acme", "order.created", json!({ "n": 1, "s": "x" }))
+        .await;
+    let event = id_of(&published);
+    let dispatcher = RunningDispatcher::start(&server.store, &server.config);
+    let delivered = common::wait_until(WAIT, || async {
+        ids_and_states(&server, "state=delivered").await.0.len() == 1
+    })
+    .await;
+    dispatcher.stop().await;
+    assert!(delivered, "the delivery went out");
+    let (deliveries, _) = ids_and_states(&server, "state=delivered").await;
+    let delivery = &deliveries[0];
+
+    let pairs: Vec<(String, Vec<&str>)> = vec![
+        (
+            format!("/v1/endpoints/{endpoint}"),
+            vec!["endpoint", "show", &endpoint],
+        ),
+        (
+            format!("/v1/deliveries/{delivery}"),
+            vec!["delivery", "show", delivery],
+        ),
+        (
+            format!("/v1/events/{event}"),
+            vec!["delivery", "show", &event],
+        ),
+        (
+            "/v1/tenants/acme".to_string(),
+            vec!["tenant", "add", "bravo"],
+        ),
+    ];
+    for (path, args) in &pairs[..3] {
+        let api = server.admin_ok("GET", path, None, 200).await;
+        let cli = cli_json(&server, args);
+        assert_eq!(cli, api, "{args:?} and GET {path} differ");
+    }
+    // Lists: the CLI prints the API page's records.
+    for (path, args) in [
+        ("/v1/endpoints", vec!["endpoint", "list"]),
+        ("/v1/subscriptions", vec!["subscription", "list"]),
+        ("/v1/tenants", vec!["tenant", "list"]),
+        ("/v1/deliveries", vec!["delivery", "list"]),
+    ] {
+        let api = server.admin_ok("GET", path, None, 200).await;
+        let cli = cli_json(&server, &args);
+        assert_eq!(cli, api["data"], "{args:?} and GET {path} differ");
+    }
+    // What a command creates reads back the same way over the API.
+    let (path, args) = &pairs[3];
+    let added = cli_json(&server, args);
+    let path = path.replace("acme", "bravo");
+    assert_eq!(added, server.admin_ok("GET", &path, None, 200).await);
+    // A publish answers alike: the event's id (not `event_id`), numbers as numbers.
+    let cli = cli_json(
+        &server,
+        &[
+            "publish",
+            "--tenant",
+            "acme",
+            "--topic",
+            "order.created",
+            "--payload",
+            "{}",
+        ],
+    );
+    let keys: BTreeSet<&String> = cli
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    let api_keys: BTreeSet<&String> = published
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, api_keys, "{cli} vs {published}");
+    assert!(cli["deliveries"].is_i64(), "{cli}");
+    server.stop().await;
+}
+
 // --- 6b. one vocabulary of delivery states ---------------------------------
 
 /// The ids of a delivery list, sorted, and every state word it shows.
@@ -2485,6 +2584,7 @@ both_backends!(
     a_tenant_forces_its_endpoints_breaker_and_sees_why,
     pagination_walks_every_row_once,
     attempts_and_stats_show_what_the_receiver_answered,
+    the_cli_and_the_api_print_the_same_json,
     state_words_and_their_aliases,
     openapi_document_lists_every_route_served,
     concurrent_publishes_are_all_committed,

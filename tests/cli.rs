@@ -17,7 +17,7 @@ use common::{
     wait_until,
 };
 use hmac::{Hmac, KeyInit, Mac};
-use hookline::model::DeliveryState;
+use hookline::model::{DeliveryState, IdKind};
 use hookline::sink::{SinkOptions, Verdict};
 use hookline::store::{DeliveryFilter, Store};
 use serde_json::Value;
@@ -40,6 +40,22 @@ fn ok_json(db: &TestDb, args: &[&str]) -> Value {
     let mut with_json = args.to_vec();
     with_json.push("--json");
     json(&ok(db.hookline(&with_json)))
+}
+
+/// Asserts that `delivery show ID --json` of an event prints its payload
+/// byte for byte: the API's shape writes it as the raw JSON published
+/// (whitespace around the value is not part of it, but is counted in
+/// `payload_size`, and receivers get it).
+#[track_caller]
+fn assert_payload_shown(db: &TestDb, event: &str, payload: &str) {
+    let printed = ok(db.hookline(&["delivery", "show", event, "--json"]));
+    assert!(
+        printed.contains(&format!("\"payload\": {},", payload.trim())),
+        "payload {payload:?} not printed exactly in {printed}"
+    );
+    let shown = json(&printed);
+    assert_eq!(shown["payload_size"], payload.len(), "{shown}");
+    rfc3339(&shown, "created_at");
 }
 
 /// A JSON array of objects, as every `--json` listing prints.
@@ -235,7 +251,7 @@ async fn tenant_commands(backend: Backend) {
     let beta_prod = ok_json(&db, &["endpoint", "show", "beta/prod"]);
     assert_eq!(text(&beta_prod, "url"), "https://beta.example.com/hook");
     let by_id = ok_json(&db, &["endpoint", "show", text(&beta_prod, "id")]);
-    assert_eq!(by_id["tenant"], "beta");
+    assert_eq!(by_id["tenant_name"], "beta");
 }
 
 // --- endpoints -------------------------------------------------------------
@@ -400,7 +416,7 @@ async fn endpoint_commands(backend: Backend) {
     );
     assert_eq!(text(&updated, "url"), "https://example.com/v2");
     assert_eq!(updated["timeout_ms"], 7000);
-    assert_eq!(updated["headers"], serde_json::json!(["x-env: prod"]));
+    assert_eq!(updated["headers"], serde_json::json!({ "x-env": "prod" }));
     let human = ok(db.hookline(&["endpoint", "update", &id, "--default-timeout"]));
     assert!(human.contains("https://example.com/v2"), "{human}");
     assert!(!human.contains(SECRET));
@@ -475,7 +491,11 @@ async fn endpoint_commands(backend: Backend) {
     assert!(rotated.contains("previous_secret_expires_at"), "{rotated}");
     let shown = ok_json(&db, &["endpoint", "show", "acme/prod", "--show-secret"]);
     assert_eq!(text(&shown, "secret"), OTHER_SECRET);
-    assert_eq!(text(&shown, "previous_secret"), SECRET);
+    let human = ok(db.hookline(&["endpoint", "show", "acme/prod", "--show-secret"]));
+    assert!(
+        human.contains(SECRET),
+        "the previous secret, shown: {human}"
+    );
     let expires = rfc3339(&shown, "previous_secret_expires_at");
     let ahead =
         expires.to_utc() - chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
@@ -574,9 +594,10 @@ async fn subscription_commands(backend: Backend) {
     assert!(!topics.contains(&"invoice.*"), "{topics:?}");
 
     // The endpoint detail lists its patterns.
-    let shown = ok_json(&db, &["endpoint", "show", "prod"]);
-    let patterns = shown["subscriptions"].as_array().expect("an array");
-    assert_eq!(patterns.len(), 2, "{shown}");
+    let shown = ok(db.hookline(&["endpoint", "show", "prod"]));
+    let patterns = shown.lines().find(|l| l.starts_with("subscriptions:"));
+    let patterns = patterns.unwrap_or_else(|| panic!("no subscriptions line in {shown}"));
+    assert_eq!(patterns.matches('"').count(), 4, "two patterns: {patterns}");
 }
 
 // --- publish and deliveries ------------------------------------------------
@@ -636,13 +657,11 @@ async fn publish_and_inspect(backend: Backend) {
             payload,
         ],
     );
-    let event_id = text(&published, "event_id").to_string();
+    let event_id = text(&published, "id").to_string();
     assert!(event_id.starts_with("msg_"), "{published}");
     assert_eq!(published["deliveries"], 1);
     assert_eq!(published["duplicate"], false);
-    let shown = ok_json(&db, &["delivery", "show", &event_id]);
-    assert_eq!(text(&shown, "payload"), payload);
-    rfc3339(&shown, "created_at");
+    assert_payload_shown(&db, &event_id, &payload);
 
     // @FILE, byte for byte (a trailing newline included).
     let file = db.path("payload.json");
@@ -660,9 +679,8 @@ async fn publish_and_inspect(backend: Backend) {
             &format!("@{}", file.display()),
         ],
     );
-    let file_event = text(&from_file, "event_id").to_string();
-    let shown = ok_json(&db, &["delivery", "show", &file_event]);
-    assert_eq!(text(&shown, "payload"), file_payload);
+    let file_event = text(&from_file, "id").to_string();
+    assert_payload_shown(&db, &file_event, file_payload);
 
     // - reads stdin.
     let stdin_payload = r#"["from", "stdin"]"#;
@@ -691,9 +709,8 @@ async fn publish_and_inspect(backend: Backend) {
         .write_all(stdin_payload.as_bytes())
         .expect("write stdin");
     let from_stdin = json(&ok(child.wait_with_output().expect("publish finishes")));
-    let stdin_event = text(&from_stdin, "event_id").to_string();
-    let shown = ok_json(&db, &["delivery", "show", &stdin_event]);
-    assert_eq!(text(&shown, "payload"), stdin_payload);
+    let stdin_event = text(&from_stdin, "id").to_string();
+    assert_payload_shown(&db, &stdin_event, stdin_payload);
 
     // --broadcast reaches both tenants.
     let broadcast = ok_json(
@@ -708,7 +725,7 @@ async fn publish_and_inspect(backend: Backend) {
         ],
     );
     assert_eq!(broadcast["deliveries"], 2, "{broadcast}");
-    let broadcast_id = text(&broadcast, "event_id").to_string();
+    let broadcast_id = text(&broadcast, "id").to_string();
 
     // An idempotency key: the repeat creates nothing and names the original.
     let args = [
@@ -724,7 +741,7 @@ async fn publish_and_inspect(backend: Backend) {
     ];
     let first = ok_json(&db, &args);
     let repeat = ok_json(&db, &args);
-    assert_eq!(repeat["event_id"], first["event_id"]);
+    assert_eq!(repeat["id"], first["id"]);
     assert_eq!(repeat["duplicate"], true);
     let human = ok(db.hookline(&args));
     assert!(human.contains("duplicate"), "{human}");
@@ -738,7 +755,7 @@ async fn publish_and_inspect(backend: Backend) {
         err.contains("was first used for a different request"),
         "{err}"
     );
-    assert!(err.contains(text(&first, "event_id")), "{err}");
+    assert!(err.contains(text(&first, "id")), "{err}");
 
     // delivery list: human and JSON, then each filter.
     let table = ok(db.hookline(&["delivery", "list"]));
@@ -810,12 +827,14 @@ async fn publish_and_inspect(backend: Backend) {
     ] {
         assert!(human.contains(needle), "{needle} in {human}");
     }
+    // The API's shape: the delivery, its event (payload as JSON) and attempts.
     let detail = ok_json(&db, &["delivery", "show", dlv_id]);
-    assert_eq!(text(&detail, "payload"), payload);
+    let published: Value = serde_json::from_str(&payload).expect("the payload is JSON");
+    assert_eq!(detail["event"]["payload"], published);
     assert_eq!(detail["attempts"], serde_json::json!([]));
-    assert_eq!(text(&detail, "endpoint"), "prod");
-    rfc3339(&detail, "created_at");
-    rfc3339(&detail, "updated_at");
+    assert_eq!(text(&detail["delivery"], "endpoint_name"), "prod");
+    rfc3339(&detail["delivery"], "created_at");
+    rfc3339(&detail["delivery"], "updated_at");
 
     // delivery show msg_…: the event and its deliveries.
     let human = ok(db.hookline(&["delivery", "show", &broadcast_id]));
@@ -901,7 +920,7 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
                 &format!("{{\"n\":{n}}}"),
             ],
         );
-        events.push(text(&published, "event_id").to_string());
+        events.push(text(&published, "id").to_string());
     }
 
     let store = db.store().await;
@@ -942,7 +961,7 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
         "three attempts on the test schedule: {detail}"
     );
     for attempt in attempts {
-        assert_eq!(attempt["status"], 500, "{attempt}");
+        assert_eq!(attempt["status_code"], 500, "{attempt}");
         rfc3339(attempt, "started_at");
     }
     let human = ok(db.hookline(&["delivery", "show", &dead_ids[0]]));
@@ -1009,7 +1028,7 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
     let retried = ok(db.hookline(&["retry", &dead_ids[0]]));
     assert!(retried.contains("retried 1 deliveries"), "{retried}");
     let revived = ok_json(&db, &["delivery", "show", &dead_ids[0]]);
-    assert_eq!(text(&revived, "state"), "pending");
+    assert_eq!(text(&revived["delivery"], "state"), "pending");
     assert_eq!(revived["attempts"].as_array().map(Vec::len), Some(3));
     let bulk = ok_json(&db, &["retry", "--endpoint", "prod", "--since", "2h"]);
     assert_eq!(bulk["count"], 2, "{bulk}");
@@ -1057,7 +1076,7 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
     let detail = ok_json(&db, &["delivery", "show", &dead_ids[0]]);
     let statuses: Vec<&Value> = objects(&detail["attempts"])
         .iter()
-        .map(|a| &a["status"])
+        .map(|a| &a["status_code"])
         .collect();
     assert_eq!(
         statuses.len(),
@@ -1167,7 +1186,7 @@ async fn state_words_and_their_aliases(backend: Backend) {
         assert_eq!(states, [word], "--json says {word}");
         assert_eq!(alias_states, [word], "--state {alias} rows say {word}");
         let shown = ok_json(&db, &["delivery", "show", &ids[0]]);
-        assert_eq!(text(&shown, "state"), word);
+        assert_eq!(text(&shown["delivery"], "state"), word);
     }
     let (mixed, _) = listed(&db, &["--state", "scheduled", "--state", "delivered"]);
     assert_eq!(mixed.len(), 4, "a word and an alias together");
@@ -1760,12 +1779,14 @@ async fn secrets_are_masked_unless_shown_and_showing_is_audited(backend: Backend
         "http://bob:****@127.0.0.1:9/hook",
         "{shown}"
     );
-    let headers = shown["headers"].to_string();
-    assert!(
-        headers.contains("authorization: Bearer ****")
-            && headers.contains("x-api-key: ****")
-            && headers.contains("x-team: payments"),
-        "{headers}"
+    assert_eq!(
+        shown["headers"],
+        serde_json::json!({
+            "authorization": "Bearer ****",
+            "x-api-key": "****",
+            "x-team": "payments",
+        }),
+        "{shown}"
     );
     printed.push_str(&shown.to_string());
     for args in [
@@ -1832,6 +1853,105 @@ async fn secrets_are_masked_unless_shown_and_showing_is_audited(backend: Backend
     assert_no_plain_secret(&dump_of_table(&dump, "audit_log"), "the audit log");
 }
 
+// --- exit codes ------------------------------------------------------------
+
+/// The exit status of `hookline ARGS` against `url`.
+fn exit_status(url: &str, args: &[&str]) -> Option<i32> {
+    let output = hookline_command(url, args)
+        .output()
+        .expect("run the hookline binary");
+    let err = stderr(&output);
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    output.status.code()
+}
+
+/// Every command ends with a code of the one table in the README: 0 done,
+/// 1 failed (the database down), 2 refused (bad input, unknown or taken
+/// names, removed ids), 3 a check found a problem.
+async fn exit_codes_follow_one_table(backend: Backend) {
+    let db = TestDb::new(backend);
+    migrated_with_acme(&db);
+    let closed = format!("http://{}/hook", closed_port_addr());
+    let endpoint = add_prod(&db, &closed);
+    ok(db.hookline(&[
+        "subscription",
+        "add",
+        "--endpoint",
+        &endpoint,
+        "--topic",
+        "*",
+    ]));
+    let unknown = |kind: IdKind| hookline::model::new_id(kind);
+    let (dlv, msg, ep, sub) = (
+        unknown(IdKind::Delivery),
+        unknown(IdKind::Event),
+        unknown(IdKind::Endpoint),
+        unknown(IdKind::Subscription),
+    );
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["tenant", "list"], 0),
+        (vec!["delivery", "list"], 0),
+        // Unknown ids and names, whichever command reads them.
+        (vec!["delivery", "show", &dlv], 2),
+        (vec!["delivery", "show", &msg], 2),
+        (vec!["endpoint", "show", &ep], 2),
+        (vec!["endpoint", "show", "acme/nothing"], 2),
+        (vec!["endpoint", "pause", &ep], 2),
+        (vec!["subscription", "delete", &sub], 2),
+        (vec!["tenant", "delete", "nobody"], 2),
+        (vec!["event", "expunge", &msg], 2),
+        (vec!["retry", &dlv], 2),
+        // Bad values and taken names.
+        (vec!["tenant", "add", "acme"], 2),
+        (
+            vec![
+                "publish",
+                "--tenant",
+                "acme",
+                "--topic",
+                "Bad",
+                "--payload",
+                "{}",
+            ],
+            2,
+        ),
+        (
+            vec![
+                "publish",
+                "--tenant",
+                "acme",
+                "--topic",
+                "a.b",
+                "--payload",
+                "{",
+            ],
+            2,
+        ),
+        (vec!["delivery", "list", "--state", "done"], 2),
+        (vec!["delivery", "list", "--cursor", "nonsense"], 2),
+        (vec!["no-such-command"], 2),
+        // A probe that reaches hookline's end but not the receiver.
+        (vec!["endpoint", "probe", &endpoint], 3),
+    ];
+    for (args, code) in &cases {
+        assert_eq!(exit_status(&db.url, args), Some(*code), "hookline {args:?}");
+    }
+    // The database down is a failure, not a refusal.
+    let down = match backend {
+        Backend::Sqlite => format!("sqlite://{}", db.path("missing-dir").join("x.db").display()),
+        Backend::Postgres => format!("postgres://postgres@{}/hookline", closed_port_addr()),
+    };
+    assert_eq!(exit_status(&down, &["tenant", "list"]), Some(1), "{down}");
+}
+
+/// An address on 127.0.0.1 where nothing listens.
+fn closed_port_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("an address");
+    drop(listener);
+    addr
+}
+
 both_backends!(
     secrets_are_masked_unless_shown_and_showing_is_audited,
     tenant_commands,
@@ -1842,6 +1962,7 @@ both_backends!(
     state_words_and_their_aliases,
     missing_database_is_refused,
     database_url_from_the_environment,
+    exit_codes_follow_one_table,
 );
 
 #[test]

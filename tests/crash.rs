@@ -492,9 +492,9 @@ impl Acknowledged {
         let object = std::mem::take(&mut self.partial);
         let value: serde_json::Value = serde_json::from_str(&object)
             .unwrap_or_else(|e| panic!("publish --json printed something else ({e}):\n{object}"));
-        let id = value["event_id"]
+        let id = value["id"]
             .as_str()
-            .unwrap_or_else(|| panic!("no event_id in {value}"));
+            .unwrap_or_else(|| panic!("no id in {value}"));
         assert_eq!(value["deliveries"], 1, "{value}");
         assert_eq!(value["duplicate"], false, "{value}");
         self.ids.push(id.to_string());

@@ -53,6 +53,16 @@ pub struct PublishResponse {
     pub duplicate: bool,
 }
 
+impl From<crate::store::Published> for PublishResponse {
+    fn from(published: crate::store::Published) -> PublishResponse {
+        PublishResponse {
+            id: published.event_id,
+            deliveries: published.deliveries,
+            duplicate: published.duplicate,
+        }
+    }
+}
+
 /// Publish an event. Answered once the event and all its deliveries are
 /// committed; concurrent publishes share a commit.
 #[utoipa::path(
@@ -87,14 +97,7 @@ pub async fn publish(
         payload: Payload::Json(request.payload),
     };
     let published = state.publisher.publish(&caller.ops, input).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(PublishResponse {
-            id: published.event_id,
-            deliveries: published.deliveries,
-            duplicate: published.duplicate,
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(published.into())))
 }
 
 /// The key from the body or the header; both given must agree.

@@ -16,7 +16,7 @@ mod paging;
 mod problem;
 mod subscriptions;
 mod tenants;
-mod views;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

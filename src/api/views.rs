@@ -135,6 +135,12 @@ impl EndpointView {
         }
     }
 
+    /// The endpoint with every secret in plain: what `--show-secret`
+    /// prints (after an audited reveal).
+    pub fn revealed(e: Endpoint) -> EndpointView {
+        EndpointView::shown(e)
+    }
+
     fn shown(e: Endpoint) -> EndpointView {
         EndpointView {
             breaker: Breaker::pristine(&e.id).into(),

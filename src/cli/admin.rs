@@ -1,5 +1,6 @@
 //! `hookline tenant|endpoint|subscription …`: managing who receives what.
 
+use hookline::api::views::{EndpointView, SubscriptionView, TenantView};
 use hookline::config::Config;
 use hookline::model::{
     Actor, BreakerMode, BreakerState, Endpoint, EndpointState, Source, Subscription, Tenant,
@@ -28,6 +29,52 @@ pub async fn ops(config: &Config) -> anyhow::Result<Ops> {
         config,
         Actor::from_environment(Source::Cli),
     ))
+}
+
+/// Prints a tenant: the API's shape with `--json`, `key: value` lines otherwise.
+fn show_tenant(out: &Output, tenant: &Tenant) {
+    if out.is_json() {
+        out.json(&TenantView::from(tenant.clone()));
+    } else {
+        out.detail(&tenant_record(tenant));
+    }
+}
+
+/// An endpoint in the API's shape, with its breaker: masked, or with
+/// `--show-secret` in plain after an audited reveal.
+async fn endpoint_view(
+    ops: &Ops,
+    out: &Output,
+    endpoint: Endpoint,
+) -> anyhow::Result<EndpointView> {
+    let breaker = ops.breaker_of(&endpoint).await?;
+    let view = if out.shows_secrets() {
+        ops.audit_reveal(std::slice::from_ref(&endpoint)).await?;
+        EndpointView::revealed(endpoint)
+    } else {
+        EndpointView::from(endpoint)
+    };
+    Ok(view.with_breaker(breaker))
+}
+
+/// Prints an endpoint: the API's shape with `--json`, `key: value` lines
+/// (secrets as [`visible`] leaves them) otherwise.
+async fn show_endpoint(ops: &Ops, out: &Output, endpoint: Endpoint) -> anyhow::Result<()> {
+    if out.is_json() {
+        out.json(&endpoint_view(ops, out, endpoint).await?);
+    } else {
+        out.detail(&endpoint_record(&visible_one(ops, out, endpoint).await?));
+    }
+    Ok(())
+}
+
+/// Prints a subscription: the API's shape with `--json`.
+fn show_subscription(out: &Output, subscription: &Subscription) {
+    if out.is_json() {
+        out.json(&SubscriptionView::from(subscription.clone()));
+    } else {
+        out.detail(&subscription_record(subscription));
+    }
 }
 
 fn tenant_record(tenant: &Tenant) -> Record {
@@ -143,10 +190,15 @@ pub async fn tenant(command: TenantCommand, config: &Config, out: &Output) -> an
     match command {
         TenantCommand::Add { name } => {
             let tenant = ops.add_tenant(&name).await?;
-            out.detail(&tenant_record(&tenant));
+            show_tenant(out, &tenant);
         }
         TenantCommand::List => {
             let tenants = ops.reads().list_tenants().await?;
+            if out.is_json() {
+                let views: Vec<TenantView> = tenants.into_iter().map(TenantView::from).collect();
+                out.json(&views);
+                return Ok(());
+            }
             let records: Vec<Record> = tenants.iter().map(tenant_record).collect();
             out.table(
                 &records,
@@ -204,11 +256,11 @@ pub async fn endpoint(
                 rate_limit: args.rate_limit,
                 rate_limit_burst: args.burst,
             };
-            let endpoint = visible_one(&ops, out, ops.add_endpoint(&input).await?).await?;
-            out.detail(&endpoint_record(&endpoint));
+            let endpoint = ops.add_endpoint(&input).await?;
+            let id = endpoint.id.clone();
+            show_endpoint(&ops, out, endpoint).await?;
             out.note(&format!(
-                "next: hookline subscription add --endpoint {} --topic 'resident.*'",
-                endpoint.id
+                "next: hookline subscription add --endpoint {id} --topic 'resident.*'"
             ));
         }
         EndpointCommand::List { tenant } => {
@@ -217,6 +269,14 @@ pub async fn endpoint(
                 None => None,
             };
             let endpoints = ops.reads().list_endpoints(tenant_id.as_deref()).await?;
+            if out.is_json() {
+                let mut views = Vec::with_capacity(endpoints.len());
+                for endpoint in endpoints {
+                    views.push(endpoint_view(&ops, out, endpoint).await?);
+                }
+                out.json(&views);
+                return Ok(());
+            }
             let endpoints = visible(&ops, out, endpoints).await?;
             let breakers = ops.breakers_by_endpoint().await?;
             let breaker_of = |e: &Endpoint| {
@@ -224,17 +284,10 @@ pub async fn endpoint(
                     .get(&e.id)
                     .map_or(BreakerState::Closed, |b| b.state)
             };
-            let records: Vec<Record> = if out.is_json() {
-                endpoints
-                    .iter()
-                    .map(|e| endpoint_record(e).field("breaker", breaker_of(e).as_str()))
-                    .collect()
-            } else {
-                endpoints
-                    .iter()
-                    .map(|e| endpoint_row(e, breaker_of(e)))
-                    .collect()
-            };
+            let records: Vec<Record> = endpoints
+                .iter()
+                .map(|e| endpoint_row(e, breaker_of(e)))
+                .collect();
             out.table(
                 &records,
                 "no endpoints yet: add one with `hookline endpoint add`",
@@ -242,6 +295,10 @@ pub async fn endpoint(
         }
         EndpointCommand::Show { endpoint } => {
             let endpoint = ops.endpoint(&endpoint).await?;
+            if out.is_json() {
+                out.json(&endpoint_view(&ops, out, endpoint).await?);
+                return Ok(());
+            }
             let subscriptions = ops
                 .reads()
                 .list_subscriptions(Some(&endpoint.id), None)
@@ -280,8 +337,7 @@ pub async fn endpoint(
                 rate_limit_burst: args.burst,
             };
             let endpoint = ops.update_endpoint(&args.endpoint, &changes).await?;
-            let endpoint = visible_one(&ops, out, endpoint).await?;
-            out.detail(&endpoint_record(&endpoint));
+            show_endpoint(&ops, out, endpoint).await?;
         }
         EndpointCommand::Pause {
             endpoint,
@@ -292,7 +348,10 @@ pub async fn endpoint(
             let (endpoint, already) = ops
                 .pause_endpoint(&endpoint, reason.as_deref(), until)
                 .await?;
-            let endpoint = visible_one(&ops, out, endpoint).await?;
+            if out.is_json() {
+                out.json(&endpoint_view(&ops, out, endpoint).await?);
+                return Ok(());
+            }
             let text = match (already, endpoint.paused_until) {
                 (true, Some(at)) => format!(
                     "endpoint {} was already paused; it is paused until {} ({}) (a --reason or --until given replaces the one it had)",
@@ -317,16 +376,19 @@ pub async fn endpoint(
                     endpoint.name, endpoint.id, endpoint.id
                 ),
             };
-            out.result(endpoint_record(&endpoint).to_json(), &text);
+            out.line(text);
         }
         EndpointCommand::Resume { endpoint } => {
             let (endpoint, before) = ops.resume_endpoint(&endpoint).await?;
-            let endpoint = visible_one(&ops, out, endpoint).await?;
             let text = format!(
                 "endpoint {} ({}) is active (was {before}); held deliveries flow oldest first",
                 endpoint.name, endpoint.id
             );
-            out.result(endpoint_record(&endpoint).to_json(), &text);
+            if out.is_json() {
+                out.json(&endpoint_view(&ops, out, endpoint).await?);
+            } else {
+                out.line(text);
+            }
         }
         EndpointCommand::Breaker {
             endpoint,
@@ -421,6 +483,10 @@ pub async fn endpoint(
         }
         EndpointCommand::RotateSecret { endpoint, secret } => {
             let endpoint = ops.rotate_secret(&endpoint, secret.as_deref()).await?;
+            if out.is_json() {
+                out.json(&endpoint_view(&ops, out, endpoint).await?);
+                return Ok(());
+            }
             let endpoint = visible_one(&ops, out, endpoint).await?;
             out.detail(&endpoint_record(&endpoint).field(
                 "previous_secret_expires_at",
@@ -447,7 +513,7 @@ pub async fn subscription(
             let subscription = ops
                 .add_subscription(&endpoint, &topic, description.as_deref())
                 .await?;
-            out.detail(&subscription_record(&subscription));
+            show_subscription(out, &subscription);
         }
         SubscriptionCommand::List { endpoint, tenant } => {
             let endpoint_id = match endpoint {
@@ -462,6 +528,14 @@ pub async fn subscription(
                 .reads()
                 .list_subscriptions(endpoint_id.as_deref(), tenant_id.as_deref())
                 .await?;
+            if out.is_json() {
+                let views: Vec<SubscriptionView> = subscriptions
+                    .into_iter()
+                    .map(SubscriptionView::from)
+                    .collect();
+                out.json(&views);
+                return Ok(());
+            }
             let records: Vec<Record> = subscriptions.iter().map(subscription_record).collect();
             out.table(&records, "no subscriptions");
         }
@@ -473,7 +547,7 @@ pub async fn subscription(
             let subscription = ops
                 .update_subscription(&id, topic.as_deref(), description.as_deref().map(Some))
                 .await?;
-            out.detail(&subscription_record(&subscription));
+            show_subscription(out, &subscription);
         }
         SubscriptionCommand::Delete { id } => {
             let subscription = ops.delete_subscription(&id).await?;

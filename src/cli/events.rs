@@ -3,9 +3,10 @@
 use std::io::Read;
 
 use anyhow::Context;
+use hookline::api::views::{DeliveryDetailView, DeliveryView, EventDetailView};
 use hookline::config::Config;
 use hookline::held::{Hold, Stopped};
-use hookline::model::{Attempt, Delivery, IdKind};
+use hookline::model::{Delivery, IdKind};
 use hookline::ops::{BulkRetry, EventInput, Ops, OpsError, parse_since};
 use hookline::store::{Cursor, DeliveryDetail, DeliveryFilter, ExpungeReport};
 use serde_json::json;
@@ -15,6 +16,9 @@ use super::output::{Cell, Output, Record};
 use super::{
     AuditArgs, DeliveryCommand, DeliveryListArgs, EventCommand, PruneArgs, PublishArgs, RetryArgs,
 };
+
+/// Deliveries an event's detail lists at most, as the API's event resource.
+const EVENT_DELIVERIES: usize = 1_000;
 
 /// The payload argument: JSON text, `@FILE`, or `-` for stdin, byte for byte.
 fn read_payload(arg: &str) -> anyhow::Result<String> {
@@ -63,7 +67,10 @@ pub async fn publish(args: PublishArgs, config: &Config, out: &Output) -> anyhow
             published.event_id, published.deliveries
         )
     };
-    out.result(json!(published), &text);
+    out.result(
+        serde_json::to_value(hookline::api::PublishResponse::from(published))?,
+        &text,
+    );
     Ok(())
 }
 
@@ -117,50 +124,9 @@ fn delivery_record(delivery: &Delivery, stopped: &Stopped) -> Record {
         .field("updated_at", Cell::Time(delivery.updated_at))
 }
 
-fn attempt_record(attempt: &Attempt) -> Record {
-    let headers: serde_json::Map<String, serde_json::Value> = attempt
-        .request_headers
-        .iter()
-        .map(|(name, value)| (name.clone(), json!(value)))
-        .collect();
-    Record::new()
-        .field("attempt", attempt.attempt_number)
-        .field("started_at", Cell::Time(attempt.started_at))
-        .field("duration_ms", attempt.duration_ms)
-        .field("status", attempt.status_code)
-        .field(
-            "error_kind",
-            attempt.error_kind.map(|k| k.as_str().to_string()),
-        )
-        .field("error", attempt.error_message.as_ref())
-        .field("response_body", attempt.response_body.as_ref())
-        .field(
-            "request_headers",
-            Cell::Json(serde_json::Value::Object(headers)),
-        )
-        .field("id", &attempt.id)
-}
-
 fn print_delivery_detail(detail: &DeliveryDetail, stopped: &Stopped, out: &Output) {
     if out.is_json() {
-        let mut object = delivery_record(&detail.delivery, stopped).to_json();
-        if let Some(map) = object.as_object_mut() {
-            match &detail.event.payload_removed {
-                None => map.insert("payload".to_string(), json!(detail.event.payload)),
-                Some(removal) => {
-                    map.insert("payload".to_string(), serde_json::Value::Null);
-                    map.insert("payload_removed".to_string(), json!(removal))
-                }
-            };
-            map.insert("payload_size".to_string(), json!(detail.event.payload_size));
-            let attempts: Vec<serde_json::Value> = detail
-                .attempts
-                .iter()
-                .map(|a| attempt_record(a).to_json())
-                .collect();
-            map.insert("attempts".to_string(), json!(attempts));
-        }
-        out.result(object, "");
+        out.json(&DeliveryDetailView::new(detail.clone(), stopped));
         return;
     }
     let mut record = delivery_record(&detail.delivery, stopped);
@@ -243,28 +209,14 @@ pub async fn delivery(
                     event_id: Some(event.id.clone()),
                     ..DeliveryFilter::default()
                 };
-                let page = store.list_deliveries(&filter, None, 10_000).await?;
                 let stopped = store.held_endpoints().await?;
                 if out.is_json() {
-                    let deliveries: Vec<serde_json::Value> = page
-                        .items
-                        .iter()
-                        .map(|d| delivery_record(d, &stopped).to_json())
-                        .collect();
-                    out.result(
-                        json!({
-                            "id": event.id,
-                            "tenant_id": event.tenant_id,
-                            "topic": event.topic,
-                            "payload": event.payload_removed.is_none().then_some(&event.payload),
-                            "payload_size": event.payload_size,
-                            "payload_removed": event.payload_removed,
-                            "created_at": hookline::model::format_rfc3339(event.created_at),
-                            "deliveries": deliveries,
-                        }),
-                        "",
-                    );
+                    let fanout = store.event_fanout(&id, EVENT_DELIVERIES).await?;
+                    out.json(&EventDetailView::new(fanout, &stopped));
                 } else {
+                    let page = store
+                        .list_deliveries(&filter, None, EVENT_DELIVERIES)
+                        .await?;
                     let record = Record::new()
                         .field("id", &event.id)
                         .field(
@@ -335,18 +287,21 @@ async fn list_deliveries(args: DeliveryListArgs, ops: &Ops, out: &Output) -> any
         .list_deliveries(&filter, cursor.as_ref(), args.limit as usize)
         .await?;
     let stopped = ops.reads().held_endpoints().await?;
-    let rows: Vec<Record> = if out.is_json() {
-        page.items
+    if out.is_json() {
+        let views: Vec<DeliveryView> = page
+            .items
             .iter()
-            .map(|d| delivery_record(d, &stopped))
-            .collect()
+            .map(|d| DeliveryView::new(d.clone(), &stopped))
+            .collect();
+        out.json(&views);
     } else {
-        page.items
+        let rows: Vec<Record> = page
+            .items
             .iter()
             .map(|d| delivery_row(d, &stopped))
-            .collect()
-    };
-    out.table(&rows, "no deliveries match");
+            .collect();
+        out.table(&rows, "no deliveries match");
+    }
     if let Some(next) = page.next {
         if out.is_json() {
             eprintln!("next page: --cursor {}", next.encode());

@@ -205,6 +205,18 @@ impl Output {
         }
     }
 
+    /// Prints `value` as JSON: for `--json`, in the API's serialisation of
+    /// the same resource.
+    /// Written straight from `value`, never through a `Value`, so that a
+    /// payload (a raw JSON value) keeps its exact bytes.
+    pub fn json<T: serde::Serialize>(&self, value: &T) {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => self.write_line(&escape_json(&text)),
+            // Plain data always serialises; say so rather than print nothing.
+            Err(err) => eprintln!("error: could not write JSON: {err}"),
+        }
+    }
+
     /// Prints a JSON value as is (with `--json`) or a sentence for people.
     pub fn result(&self, json: Value, text: &str) {
         if self.json {
