@@ -661,7 +661,7 @@ async fn publish_and_inspect(backend: Backend) {
     assert!(event_id.starts_with("msg_"), "{published}");
     assert_eq!(published["deliveries"], 1);
     assert_eq!(published["duplicate"], false);
-    assert_payload_shown(&db, &event_id, &payload);
+    assert_payload_shown(&db, &event_id, payload);
 
     // @FILE, byte for byte (a trailing newline included).
     let file = db.path("payload.json");
@@ -829,7 +829,7 @@ async fn publish_and_inspect(backend: Backend) {
     }
     // The API's shape: the delivery, its event (payload as JSON) and attempts.
     let detail = ok_json(&db, &["delivery", "show", dlv_id]);
-    let published: Value = serde_json::from_str(&payload).expect("the payload is JSON");
+    let published: Value = serde_json::from_str(payload).expect("the payload is JSON");
     assert_eq!(detail["event"]["payload"], published);
     assert_eq!(detail["attempts"], serde_json::json!([]));
     assert_eq!(text(&detail["delivery"], "endpoint_name"), "prod");
