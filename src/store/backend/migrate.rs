@@ -111,10 +111,10 @@ const MIGRATIONS: &[Migration] = &[
         step: None,
     },
     Migration {
-        version: 13,
+        version: 14,
         name: "attempts_endpoint",
-        sqlite: include_str!("../../../migrations/sqlite/0013_attempts_endpoint.sql"),
-        postgres: include_str!("../../../migrations/postgres/0013_attempts_endpoint.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0014_attempts_endpoint.sql"),
+        postgres: include_str!("../../../migrations/postgres/0014_attempts_endpoint.sql"),
         step: None,
     },
 ];

@@ -1,6 +1,6 @@
--- hookline schema v13 (SQLite): an endpoint's attempts, newest first,
+-- hookline schema v14 (Postgres): an endpoint's attempts, newest first,
 -- for `GET /v1/endpoints/{id}/attempts`. Keep in step with
--- migrations/postgres/0013_attempts_endpoint.sql.
+-- migrations/sqlite/0014_attempts_endpoint.sql.
 
 -- Without it, listing one endpoint's attempts walks every attempt of its
 -- deliveries. It costs every attempt insert one more index entry
