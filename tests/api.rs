@@ -110,7 +110,7 @@ impl Server {
         .expect("open the store");
         let ops = test_ops(&store, &config);
         let (_, admin) = ops
-            .create_api_key("admin-key", None)
+            .create_api_key("admin-key", None, None)
             .await
             .expect("create the admin key");
         let api = hookline::api::start(
@@ -138,7 +138,7 @@ impl Server {
     /// A key limited to `tenant`.
     async fn tenant_key(&self, name: &str, tenant: &str) -> String {
         self.ops
-            .create_api_key(name, Some(tenant))
+            .create_api_key(name, Some(tenant), None)
             .await
             .expect("create a tenant key")
             .1
@@ -1054,7 +1054,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
     let server = Server::start_with(backend, |c| c.api.open_health_metrics = true).await;
     let health = server.send("GET", "/healthz", None, Body::None).await;
     assert_eq!(health.status, 200, "{}", health.text());
-    assert_eq!(health.json()["schema_version"], 12);
+    assert_eq!(health.json()["schema_version"], 13);
     let metrics = server.send("GET", "/metrics", None, Body::None).await;
     assert_eq!(metrics.status, 200);
     assert!(

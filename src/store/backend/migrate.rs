@@ -110,6 +110,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0012_idempotency_request.sql"),
         step: None,
     },
+    Migration {
+        version: 13,
+        name: "api_key_expiry",
+        sqlite: include_str!("../../../migrations/sqlite/0013_api_key_expiry.sql"),
+        postgres: include_str!("../../../migrations/postgres/0013_api_key_expiry.sql"),
+        step: None,
+    },
 ];
 
 /// The schema version this build of hookline expects.
