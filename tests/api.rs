@@ -1073,7 +1073,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
 // --- 5. tenant isolation ------------------------------------------------------
 
 /// Every route the API serves, as (method, path template).
-const ROUTES: [(&str, &str); 32] = [
+const ROUTES: [(&str, &str); 35] = [
     ("POST", "/v1/events"),
     ("GET", "/v1/tenants"),
     ("POST", "/v1/tenants"),
@@ -1107,6 +1107,9 @@ const ROUTES: [(&str, &str); 32] = [
     ("GET", "/v1/endpoints/{id}/breaker"),
     ("POST", "/v1/endpoints/{id}/breaker"),
     ("GET", "/v1/events/{id}"),
+    ("GET", "/v1/api-keys"),
+    ("POST", "/v1/api-keys"),
+    ("DELETE", "/v1/api-keys/{id}"),
 ];
 
 /// Two tenants with an endpoint, a subscription and a delivery each.
@@ -1429,6 +1432,12 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
             .admin_ok("GET", "/v1/tenants/globex", None, 200)
             .await,
     );
+    let admin_key = server
+        .store
+        .find_api_key("admin-key")
+        .await
+        .expect("the admin key")
+        .id;
     let before = server.db.dump().await;
     let key = t.acme_key.clone();
     let json_body = |v: Value| Body::Json(v);
@@ -1475,6 +1484,10 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
         attempt(ROUTES[29], format!("/v1/endpoints/{ep}/breaker"), Body::None, 404),
         attempt(ROUTES[30], format!("/v1/endpoints/{ep}/breaker"), json_body(json!({ "mode": "open" })), 404),
         attempt(ROUTES[31], format!("/v1/events/{globex_event}"), Body::None, 404),
+        // Keys are managed with admin keys only, whoever they are for.
+        attempt(ROUTES[32], "/v1/api-keys".into(), Body::None, 403),
+        attempt(ROUTES[33], "/v1/api-keys".into(), json_body(json!({ "name": "mine", "tenant": "globex" })), 403),
+        attempt(ROUTES[34], format!("/v1/api-keys/{admin_key}"), Body::None, 403),
         // Broadcasts reach every tenant: not for a tenant key.
         attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "broadcast": true, "topic": "order.created", "payload": {} })), 403),
         // Its own tenant may not be deleted with its own key.
