@@ -769,7 +769,17 @@ pub struct ApiKey {
     /// The first characters of the key, enough to tell keys apart.
     pub key_prefix: String,
     pub created_at: Millis,
+    /// From then on the key is refused (401, saying so); `None`: never.
+    pub expires_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
+}
+
+impl ApiKey {
+    /// Whether the key has expired as of `now` (unix ms): at its
+    /// `expires_at` it already has.
+    pub fn is_expired(&self, now: Millis) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// A running (or recently stopped) dispatcher's heartbeat.

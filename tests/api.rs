@@ -110,7 +110,7 @@ impl Server {
         .expect("open the store");
         let ops = test_ops(&store, &config);
         let (_, admin) = ops
-            .create_api_key("admin-key", None)
+            .create_api_key("admin-key", None, None)
             .await
             .expect("create the admin key");
         let api = hookline::api::start(
@@ -138,7 +138,7 @@ impl Server {
     /// A key limited to `tenant`.
     async fn tenant_key(&self, name: &str, tenant: &str) -> String {
         self.ops
-            .create_api_key(name, Some(tenant))
+            .create_api_key(name, Some(tenant), None)
             .await
             .expect("create a tenant key")
             .1
@@ -995,7 +995,7 @@ async fn auth_refusals(backend: Backend) {
         .expect("the key is printed")
         .to_string();
     assert!(key.starts_with("hlk_"), "{key}");
-    assert_eq!(created["access"], "tenant acme");
+    assert_eq!(created["tenant_name"], "acme");
     let listed = ok(server.db.hookline(&["apikey", "list", "--json"]));
     assert!(listed.contains("ci-bot"), "{listed}");
     let dump = server.db.dump().await;
@@ -1054,7 +1054,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
     let server = Server::start_with(backend, |c| c.api.open_health_metrics = true).await;
     let health = server.send("GET", "/healthz", None, Body::None).await;
     assert_eq!(health.status, 200, "{}", health.text());
-    assert_eq!(health.json()["schema_version"], 13);
+    assert_eq!(health.json()["schema_version"], 14);
     let metrics = server.send("GET", "/metrics", None, Body::None).await;
     assert_eq!(metrics.status, 200);
     assert!(
@@ -1073,7 +1073,7 @@ async fn health_and_metrics_may_be_open(backend: Backend) {
 // --- 5. tenant isolation ------------------------------------------------------
 
 /// Every route the API serves, as (method, path template).
-const ROUTES: [(&str, &str); 38] = [
+const ROUTES: [(&str, &str); 41] = [
     ("POST", "/v1/events"),
     ("GET", "/v1/tenants"),
     ("POST", "/v1/tenants"),
@@ -1113,6 +1113,9 @@ const ROUTES: [(&str, &str); 38] = [
     ("GET", "/v1/endpoints/{id}/stats"),
     ("GET", "/v1/events?tenant"),
     ("GET", "/v1/events?topic"),
+    ("GET", "/v1/api-keys"),
+    ("POST", "/v1/api-keys"),
+    ("DELETE", "/v1/api-keys/{id}"),
 ];
 
 /// Two tenants with an endpoint, a subscription and a delivery each.
@@ -1435,6 +1438,12 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
             .admin_ok("GET", "/v1/tenants/globex", None, 200)
             .await,
     );
+    let admin_key = server
+        .store
+        .find_api_key("admin-key")
+        .await
+        .expect("the admin key")
+        .id;
     let before = server.db.dump().await;
     let key = t.acme_key.clone();
     let json_body = |v: Value| Body::Json(v);
@@ -1485,6 +1494,10 @@ async fn a_tenant_key_never_sees_another_tenant(backend: Backend) {
         attempt(ROUTES[34], format!("/v1/endpoints/{ep}/attempts"), Body::None, 404),
         attempt(ROUTES[35], format!("/v1/endpoints/{ep}/stats"), Body::None, 404),
         attempt(ROUTES[36], "/v1/events?tenant=globex".into(), Body::None, 404),
+        // Keys are managed with admin keys only, whoever they are for.
+        attempt(ROUTES[38], "/v1/api-keys".into(), Body::None, 403),
+        attempt(ROUTES[39], "/v1/api-keys".into(), json_body(json!({ "name": "mine", "tenant": "globex" })), 403),
+        attempt(ROUTES[40], format!("/v1/api-keys/{admin_key}"), Body::None, 403),
         // Broadcasts reach every tenant: not for a tenant key.
         attempt(ROUTES[0], "/v1/events".into(), json_body(json!({ "broadcast": true, "topic": "order.created", "payload": {} })), 403),
         // Its own tenant may not be deleted with its own key.
@@ -2000,6 +2013,7 @@ async fn the_cli_and_the_api_print_the_same_json(backend: Backend) {
         ("/v1/subscriptions", vec!["subscription", "list"]),
         ("/v1/tenants", vec!["tenant", "list"]),
         ("/v1/deliveries", vec!["delivery", "list"]),
+        ("/v1/api-keys", vec!["apikey", "list"]),
     ] {
         let api = server.admin_ok("GET", path, None, 200).await;
         let cli = cli_json(&server, &args);

@@ -56,9 +56,12 @@ impl Api {
         config.network.allow = allow.iter().map(|n| n.parse().expect("network")).collect();
         let ops = test_ops(&store, &config);
         ops.add_tenant("acme").await.expect("tenant");
-        let (_, admin) = ops.create_api_key("admin", None).await.expect("admin key");
+        let (_, admin) = ops
+            .create_api_key("admin", None, None)
+            .await
+            .expect("admin key");
         let (_, tenant) = ops
-            .create_api_key("acme-key", Some("acme"))
+            .create_api_key("acme-key", Some("acme"), None)
             .await
             .expect("tenant key");
         let api = hookline::api::start(

@@ -187,10 +187,12 @@ async fn migration_5_scrubs_what_was_kept_in_plain(backend: Backend) {
         "set up"
     );
 
-    // Back to v4 (undoing v13's index, v12's column, v11's table and columns, v10's and v9's tables,
-    // v8's columns and index, v7's table and index and v6's column first),
-    // then forward: the v5 step runs on these rows.
+    // Back to v4 (undoing v14's index, v13's and v12's columns, v11's table
+    // and columns, v10's and v9's tables, v8's columns and index, v7's table
+    // and index and v6's column first), then forward: the v5 step runs on
+    // these rows.
     execute(&db, "DROP INDEX attempts_endpoint").await;
+    execute(&db, "ALTER TABLE api_keys DROP COLUMN expires_at").await;
     execute(&db, "ALTER TABLE idempotency_keys DROP COLUMN request_hash").await;
     execute(&db, "DROP TABLE failure_causes").await;
     for column in ["state_changed_by", "secret_rotated_at"] {
@@ -208,7 +210,7 @@ async fn migration_5_scrubs_what_was_kept_in_plain(backend: Backend) {
     execute(&db, "DROP INDEX endpoints_paused_until").await;
     execute(&db, "ALTER TABLE endpoints DROP COLUMN paused_until").await;
     execute(&db, "DELETE FROM schema_migrations WHERE version >= 5").await;
-    assert_eq!(store.migrate().await.expect("migrate"), 9);
+    assert_eq!(store.migrate().await.expect("migrate"), 10);
     let after = db.dump().await;
     assert_no_plain_secret(&dump_of_table(&after, "attempts"), "the attempts table");
     assert_no_plain_secret(&dump_of_table(&after, "audit_log"), "the audit log");

@@ -14,7 +14,9 @@ use axum::http::request::Parts;
 use super::AppState;
 use super::problem::Problem;
 use super::views::ForTenant;
-use crate::model::{Actor, ApiKey, Endpoint, IdKind, Source, Subscription, Tenant};
+use crate::model::{
+    Actor, ApiKey, Endpoint, IdKind, Source, Subscription, Tenant, format_rfc3339, now_millis,
+};
 use crate::ops::{Ops, OpsError};
 use crate::store::{DeliveryDetail, StoreError};
 
@@ -63,7 +65,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 }
 
 /// Checks the bearer key in `headers`; 401 when it is missing, malformed,
-/// unknown or revoked (one message for all: nothing about keys leaks).
+/// unknown or revoked (one message for all: nothing about keys leaks), or
+/// expired by this server's clock (saying when: only the key's holder can
+/// learn that, and it tells them why it stopped working).
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -89,6 +93,12 @@ pub async fn authenticate(
         .api_key_by_hash(&hash)
         .await?
         .ok_or_else(refused)?;
+    if let Some(at) = key.expires_at.filter(|_| key.is_expired(now_millis())) {
+        return Err(Problem::unauthorized(format!(
+            "this API key expired at {}",
+            format_rfc3339(at)
+        )));
+    }
     let actor = Actor {
         name: key.name.clone(),
         client_addr: peer,

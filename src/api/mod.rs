@@ -5,6 +5,7 @@
 //! with the key's name as the actor. Routes and the OpenAPI document are
 //! built from one source (the handlers' `#[utoipa::path]` annotations).
 
+mod apikeys;
 mod auth;
 mod body;
 mod deliveries;
@@ -31,6 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::ops::{Committers, Ops, PublishStats, Publisher};
+pub use apikeys::{ApiKeyView, CreatedApiKey};
 pub use events::PublishResponse;
 pub use problem::{FieldError, Problem};
 
@@ -109,6 +111,8 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(events::expunge_payload))
         .routes(routes!(tenants::list, tenants::create))
         .routes(routes!(tenants::get, tenants::delete))
+        .routes(routes!(apikeys::list, apikeys::create))
+        .routes(routes!(apikeys::delete))
         .routes(routes!(endpoints::list, endpoints::create))
         .routes(routes!(
             endpoints::get,

@@ -25,6 +25,7 @@ use super::AppState;
     tags(
         (name = "events", description = "Publishing"),
         (name = "tenants", description = "The platform's customers"),
+        (name = "api-keys", description = "The keys this API accepts"),
         (name = "endpoints", description = "Where a tenant's events are delivered"),
         (name = "subscriptions", description = "Which topics an endpoint receives"),
         (name = "deliveries", description = "Each event at each endpoint, with its attempts"),

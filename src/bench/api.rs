@@ -133,7 +133,7 @@ async fn fixture(ops: &Ops, endpoints: usize, run: usize) -> Result<Fixture, Ben
         .map(|(sink, _)| sink)
         .collect();
     let (_, key) = ops
-        .create_api_key(&format!("bench-publisher-{}", run + 1), None)
+        .create_api_key(&format!("bench-publisher-{}", run + 1), None, None)
         .await?;
     Ok(Fixture { tenant, key, sinks })
 }

@@ -632,6 +632,10 @@ pub struct ApikeyCreateArgs {
     /// The key sees and manages only this tenant (id or name).
     #[arg(long)]
     pub tenant: Option<String>,
+    /// Refuse the key from then on: an RFC 3339 time, or a duration from
+    /// now such as 90d or 12h (default: never).
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 //! read through the read-only [`Reads`](crate::store::Reads) it hands out.
 
 mod bulk;
+mod expiry;
 mod publish;
 mod until;
 mod validate;
@@ -30,6 +31,7 @@ use crate::store::{
     NewSubscription, Reads, RetryFilter, RetryReport, Store, StoreError, SubscriptionPatch,
 };
 pub use bulk::{PreviewEndpoint, RetryPreview, retry_states};
+pub use expiry::{parse_expires, parse_expires_at};
 pub use publish::{Committers, EventInput, Payload, PublishStats, Publisher};
 pub use until::{
     from_now, local_time, local_time_short, local_time_short_from, parse_until, parse_until_from,
@@ -311,14 +313,20 @@ impl Ops {
     // --- API keys ------------------------------------------------------
 
     /// Creates an API key, for one tenant (id or name) or, without one, an
-    /// admin key. Returns the key as listed and the secret key, which is
-    /// shown this once and never stored.
+    /// admin key, refused from `expires_at` on (never with `None`). Returns
+    /// the key as listed and the secret key, which is shown this once and
+    /// never stored. A name in use by a live key is a store conflict.
     pub async fn create_api_key(
         &self,
         name: &str,
         tenant: Option<&str>,
+        expires_at: Option<Millis>,
     ) -> Result<(ApiKey, String)> {
+        self.require_unscoped("managing API keys")?;
         validate_name("name", name)?;
+        if let Some(at) = expires_at {
+            expiry::check_expiry("expires_at", at, now_millis())?;
+        }
         let tenant_id = match tenant {
             Some(key) => Some(self.tenant(key).await?.id),
             None => None,
@@ -330,17 +338,16 @@ impl Ops {
             key_hash: generated.hash,
             key_prefix: generated.prefix,
             tenant_id,
+            expires_at,
         };
-        let key = self
-            .store
-            .create_api_key(&new, &self.actor)
-            .await
-            .map_err(conflict_in("name"))?;
+        let key = self.store.create_api_key(&new, &self.actor).await?;
         Ok((key, generated.key))
     }
 
-    /// Revokes an API key by id or name; requests with it are refused from then on.
+    /// Revokes an API key by id or name; requests with it are refused from
+    /// then on. Returns it, revoked.
     pub async fn revoke_api_key(&self, key: &str) -> Result<ApiKey> {
+        self.require_unscoped("managing API keys")?;
         match self.store.revoke_api_key(key, &self.actor).await {
             Err(StoreError::NotFound { .. }) => Err(OpsError::invalid(
                 "key",
@@ -457,6 +464,17 @@ impl Ops {
         self.guard
             .literal_blocked(url)
             .map(|blocked| blocked.to_string())
+    }
+
+    /// Refuses `what` to actions limited to one tenant: only an admin may
+    /// do it (a tenant key that could make keys could make an admin one).
+    fn require_unscoped(&self, what: &str) -> Result<()> {
+        match self.scope {
+            None => Ok(()),
+            Some(_) => Err(OpsError::Forbidden(format!(
+                "{what} needs an admin key; this key is limited to one tenant"
+            ))),
+        }
     }
 
     /// Whether the actor's scope takes in `tenant_id`.

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::audit::AuditRecord;
 use super::tx::{db_now, is_unique_violation, write_audit};
-use super::{Reads, Result, Store, StoreError, on_db};
-use crate::model::{Actor, ApiKey, IdKind, new_id};
+use super::{Cursor, Page, Reads, Result, Store, StoreError, on_db};
+use crate::model::{Actor, ApiKey, IdKind, Millis, format_rfc3339, new_id};
 
 /// A key to store: its hash, never the key.
 #[derive(Debug, Clone)]
@@ -16,23 +16,36 @@ pub struct NewApiKey {
     pub key_prefix: String,
     /// `None` makes an admin key.
     pub tenant_id: Option<String>,
+    /// Refused from then on (unix ms); `None`: never.
+    pub expires_at: Option<Millis>,
 }
 
 /// Columns of [`ApiKeyRow`], for `… FROM api_keys k LEFT JOIN tenants t …`.
 /// A macro so that `concat!` can splice it into the `const` statements.
 macro_rules! key_columns {
     () => {
-        "k.id, k.name, k.tenant_id, t.name AS tenant_name, k.key_prefix, k.created_at, k.revoked_at"
+        "k.id, k.name, k.tenant_id, t.name AS tenant_name, k.key_prefix, k.created_at, \
+         k.expires_at, k.revoked_at"
     };
 }
 
-const INSERT: &str = "INSERT INTO api_keys (id, name, key_hash, key_prefix, tenant_id, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT: &str = "INSERT INTO api_keys
+    (id, name, key_hash, key_prefix, tenant_id, created_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const LIST: &str = concat!(
     "SELECT ",
     key_columns!(),
     " FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id
       WHERE k.revoked_at IS NULL OR $1 ORDER BY k.created_at, k.id"
+);
+// Keyset paging, oldest first: the first page passes a position before
+// every row, so one statement serves every page.
+const PAGE: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id
+      WHERE (k.revoked_at IS NULL OR $1) AND (k.created_at, k.id) > ($2, $3)
+      ORDER BY k.created_at, k.id LIMIT $4"
 );
 const BY_ID_OR_NAME: &str = concat!(
     "SELECT ",
@@ -41,7 +54,8 @@ const BY_ID_OR_NAME: &str = concat!(
       WHERE k.revoked_at IS NULL AND (k.id = $1 OR k.name = $1)"
 );
 // A tenant key stops working the moment its tenant is deleted, even if the
-// revocation that goes with the deletion were somehow missed.
+// revocation that goes with the deletion were somehow missed. An expired key
+// is still found: the caller tells the client it expired, and when.
 const BY_HASH: &str = concat!(
     "SELECT ",
     key_columns!(),
@@ -59,6 +73,7 @@ struct ApiKeyRow {
     tenant_name: Option<String>,
     key_prefix: String,
     created_at: i64,
+    expires_at: Option<i64>,
     revoked_at: Option<i64>,
 }
 
@@ -71,6 +86,7 @@ impl From<ApiKeyRow> for ApiKey {
             tenant_name: row.tenant_name,
             key_prefix: row.key_prefix,
             created_at: row.created_at,
+            expires_at: row.expires_at,
             revoked_at: row.revoked_at,
         }
     }
@@ -88,6 +104,30 @@ impl Reads {
         Ok(rows.into_iter().map(ApiKey::from).collect())
     }
 
+    /// One page of keys, oldest first, after `after` (from the start when
+    /// `None`); revoked ones too with `include_revoked`.
+    pub async fn list_api_keys_page(
+        &self,
+        include_revoked: bool,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<ApiKey>> {
+        let (created_at, id) = after.map_or((i64::MIN, ""), |c| (c.created_at, c.id.as_str()));
+        let rows: Vec<ApiKeyRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(PAGE)
+                .bind(include_revoked)
+                .bind(created_at)
+                .bind(id)
+                .bind(Page::<ApiKey>::fetch_limit(limit))
+                .fetch_all(&pools.read)
+                .await?
+        });
+        let keys = rows.into_iter().map(ApiKey::from).collect();
+        Ok(Page::from_rows(keys, limit, |k: &ApiKey| {
+            Cursor::of(k.created_at, &k.id)
+        }))
+    }
+
     /// A live key by id (`key_…`) or name.
     pub async fn find_api_key(&self, key: &str) -> Result<ApiKey> {
         let row: Option<ApiKeyRow> = on_db!(self, |pools, sql| {
@@ -100,7 +140,8 @@ impl Reads {
             .ok_or_else(|| StoreError::not_found("API key", key))
     }
 
-    /// The live key with this hash, if any: the check behind every API request.
+    /// The live key with this hash, if any, expired or not: the check
+    /// behind every API request.
     pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>> {
         let row: Option<ApiKeyRow> = on_db!(self, |pools, sql| {
             sqlx::query_as(BY_HASH)
@@ -126,6 +167,7 @@ impl Store {
                 .bind(&new.key_prefix)
                 .bind(&new.tenant_id)
                 .bind(now)
+                .bind(new.expires_at)
                 .execute(&mut *tx)
                 .await;
             match inserted {
@@ -144,7 +186,11 @@ impl Store {
                     actor,
                     action: "apikey.create",
                     target_ids: vec![id.clone()],
-                    detail: json!({ "name": new.name, "tenant_id": new.tenant_id }),
+                    detail: json!({
+                        "name": new.name,
+                        "tenant_id": new.tenant_id,
+                        "expires_at": new.expires_at.map(format_rfc3339),
+                    }),
                 },
             )
             .await?;
@@ -154,10 +200,10 @@ impl Store {
         self.find_api_key(&id).await
     }
 
-    /// Revokes a live key; it is refused from then on. Returns it as it was.
+    /// Revokes a live key; it is refused from then on. Returns it, revoked.
     pub async fn revoke_api_key(&self, id: &str, actor: &Actor) -> Result<ApiKey> {
         let key = self.find_api_key(id).await?;
-        on_db!(self, |pools, sql| {
+        let revoked_at = on_db!(self, |pools, sql| {
             let mut tx = pools.write.begin_with(sql.begin_write).await?;
             let now = db_now(sql, &mut *tx).await?;
             let revoked = sqlx::query(REVOKE)
@@ -180,8 +226,11 @@ impl Store {
             )
             .await?;
             tx.commit().await?;
-            Ok::<(), StoreError>(())
+            Ok::<Millis, StoreError>(now)
         })?;
-        Ok(key)
+        Ok(ApiKey {
+            revoked_at: Some(revoked_at),
+            ..key
+        })
     }
 }

@@ -513,6 +513,22 @@ pub(crate) fn to_json<T: serde::Serialize>(rows: &[T]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn only_an_extra_row_makes_a_next_page() {
+        let cursor_of = |n: &i64| Cursor::of(*n, &format!("key_{n}"));
+        let full = Page::from_rows(vec![1, 2, 3], 3, cursor_of);
+        assert_eq!(full.items, [1, 2, 3]);
+        assert_eq!(full.next, None, "exactly limit rows: the last page");
+        let more = Page::from_rows(vec![1, 2, 3, 4], 3, cursor_of);
+        assert_eq!(more.items, [1, 2, 3]);
+        assert_eq!(
+            more.next,
+            Some(Cursor::of(3, "key_3")),
+            "the next page starts after the last row shown"
+        );
+        assert_eq!(Page::from_rows(Vec::new(), 3, cursor_of).next, None);
+    }
+
     #[tokio::test]
     async fn an_unsupported_url_is_refused_without_its_password() {
         let err = Store::open("mysql://u:s3cret@h/db", OpenMode::Existing)

@@ -111,6 +111,13 @@ const MIGRATIONS: &[Migration] = &[
         step: None,
     },
     Migration {
+        version: 13,
+        name: "api_key_expiry",
+        sqlite: include_str!("../../../migrations/sqlite/0013_api_key_expiry.sql"),
+        postgres: include_str!("../../../migrations/postgres/0013_api_key_expiry.sql"),
+        step: None,
+    },
+    Migration {
         version: 14,
         name: "attempts_endpoint",
         sqlite: include_str!("../../../migrations/sqlite/0014_attempts_endpoint.sql"),
