@@ -945,6 +945,11 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
     assert_eq!(dispatchers.len(), 1);
     assert_eq!(text(&dispatchers[0], "id"), dispatcher_id);
     assert_eq!(text(&dispatchers[0], "state"), "stopped");
+    assert!(
+        dispatchers[0]["deliveries_per_sec"].is_number(),
+        "a rate is a number: {}",
+        dispatchers[0]
+    );
     rfc3339(&dispatchers[0], "started_at");
     rfc3339(&dispatchers[0], "last_seen_at");
 

@@ -520,7 +520,7 @@ pub async fn dispatchers(config: &Config, out: &Output) -> anyhow::Result<()> {
                 .field("pid", d.pid)
                 .field("started_at", Cell::Time(d.started_at))
                 .field("last_seen_at", Cell::Time(d.last_seen_at))
-                .field("deliveries_per_sec", format!("{:.1}", d.deliveries_per_sec))
+                .field("deliveries_per_sec", Cell::Float(d.deliveries_per_sec))
         })
         .collect();
     out.table(&records, "no dispatcher has run in the last 24 hours");

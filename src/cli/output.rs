@@ -21,6 +21,8 @@ pub enum Cell {
     Int(i64),
     /// Unix milliseconds: RFC 3339 in JSON, `YYYY-MM-DD HH:MM:SS` in tables.
     Time(i64),
+    /// A rate or ratio: a JSON number, one decimal in tables.
+    Float(f64),
     /// Structured data: JSON as is, compact JSON text in tables.
     Json(Value),
     Null,
@@ -67,6 +69,7 @@ impl Cell {
             Cell::Text(text) => Value::from(text.as_str()),
             Cell::Int(value) => Value::from(*value),
             Cell::Time(ms) => Value::from(format_rfc3339(*ms)),
+            Cell::Float(value) => Value::from(*value),
             Cell::Json(value) => value.clone(),
             Cell::Null => Value::Null,
         }
@@ -77,6 +80,7 @@ impl Cell {
             Cell::Text(text) => text.clone(),
             Cell::Int(value) => value.to_string(),
             Cell::Time(ms) => short_time(*ms),
+            Cell::Float(value) => format!("{value:.1}"),
             Cell::Json(value) => value.to_string(),
             Cell::Null => "-".to_string(),
         }
