@@ -230,6 +230,9 @@ impl From<OpsError> for Problem {
         match err {
             OpsError::Invalid { field, reason } => Problem::invalid_field(field, reason),
             OpsError::TooLarge { field, reason } => Problem::too_large(field, reason),
+            OpsError::Conflict { field, reason } | OpsError::Blocked { field, reason } => {
+                Problem::invalid_field(field, reason)
+            }
             OpsError::NotFound { field, kind, key } => {
                 Problem::unknown_reference(field, kind, &key)
             }
