@@ -18,7 +18,7 @@ use crate::store::{Cursor, DeliveryFilter};
 /// Rows per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 50;
 /// Most rows per page.
-const MAX_LIMIT: usize = 1000;
+pub(super) const MAX_LIMIT: usize = 1000;
 
 /// Filters and paging of the delivery list; all optional.
 #[derive(Debug, Default, Deserialize, IntoParams)]

@@ -9,6 +9,8 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::body::JsonBody;
+use super::contract;
+use super::fields::{Check, FieldErrors};
 use super::problem::{ApiResult, Problem};
 use super::views::{Deleted, List, TenantView};
 
@@ -17,7 +19,14 @@ use super::views::{Deleted, List, TenantView};
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// Unique; letters, digits, `-`, `_` and `.`, at most 64 characters.
+    #[schema(schema_with = contract::tenant_name)]
     pub name: String,
+}
+
+impl Check for CreateTenant {
+    fn check(&self, errors: &mut FieldErrors) {
+        contract::check_name(errors, "name", &self.name);
+    }
 }
 
 /// List tenants (a tenant key sees its own).
@@ -49,7 +58,7 @@ pub async fn list(caller: Caller) -> ApiResult<Json<List<TenantView>>> {
     responses(
         (status = 201, description = "Created", body = TenantView),
         (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or taken name", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
