@@ -160,6 +160,20 @@ pub enum IdKind {
 }
 
 impl IdKind {
+    /// Every kind of id.
+    pub const ALL: [IdKind; 10] = [
+        IdKind::Tenant,
+        IdKind::Endpoint,
+        IdKind::Subscription,
+        IdKind::Event,
+        IdKind::Delivery,
+        IdKind::Attempt,
+        IdKind::Audit,
+        IdKind::Dispatcher,
+        IdKind::ApiKey,
+        IdKind::BreakerTransition,
+    ];
+
     /// The prefix, including its underscore.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -178,19 +192,7 @@ impl IdKind {
 
     /// Which kind of id `text` looks like, judged by prefix and ULID shape.
     pub fn of(text: &str) -> Option<IdKind> {
-        const ALL: [IdKind; 10] = [
-            IdKind::Tenant,
-            IdKind::Endpoint,
-            IdKind::Subscription,
-            IdKind::Event,
-            IdKind::Delivery,
-            IdKind::Attempt,
-            IdKind::Audit,
-            IdKind::Dispatcher,
-            IdKind::ApiKey,
-            IdKind::BreakerTransition,
-        ];
-        ALL.into_iter().find(|kind| {
+        IdKind::ALL.into_iter().find(|kind| {
             text.strip_prefix(kind.prefix())
                 .is_some_and(|rest| ulid::Ulid::from_string(rest).is_ok())
         })

@@ -686,7 +686,8 @@ async fn secrets_are_masked_in_every_answer(backend: Backend) {
     let received = &sink.requests()[1];
     assert_eq!(received.header("authorization"), Some(bearer.as_str()));
     assert_eq!(received.header("x-api-key"), Some(API_KEY));
-    // A mask with nothing behind it is refused, naming the field.
+    // A mask with nothing behind it conflicts with the endpoint as it is,
+    // naming the field.
     server
         .admin(
             "PATCH",
@@ -694,7 +695,7 @@ async fn secrets_are_masked_in_every_answer(backend: Backend) {
             Some(json!({ "headers": { "X-Other-Token": "****" } })),
         )
         .await
-        .assert_problem(422, Some("header"));
+        .assert_problem(409, Some("headers"));
 
     // The secret route shows it in full, and says who looked.
     let revealed = server
@@ -822,22 +823,22 @@ async fn every_error_answers_a_problem_and_changes_nothing(backend: Backend) {
         ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "order.created" })), 422, Some("payload")),
         // Field validation.
         ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "ftp://a.example/" })), 422, Some("url")),
-        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "http://a.example/", "timeout_ms": 5 })), 422, Some("timeout")),
-        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "http://a.example/", "headers": { "webhook-id": "x" } })), 422, Some("header")),
-        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "orders", "url": "http://a.example/" })), 422, Some("name")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "http://a.example/", "timeout_ms": 5 })), 422, Some("timeout_ms")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "http://a.example/", "headers": { "webhook-id": "x" } })), 422, Some("headers.webhook-id")),
+        ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "orders", "url": "http://a.example/" })), 409, Some("name")),
         ("POST", "/v1/endpoints".into(), json_body(json!({ "tenant": "acme", "name": "x", "url": "http://a.example/", "secret": "nope" })), 422, Some("secret")),
-        ("POST", "/v1/tenants".into(), json_body(json!({ "name": "acme" })), 422, Some("name")),
+        ("POST", "/v1/tenants".into(), json_body(json!({ "name": "acme" })), 409, Some("name")),
         ("POST", "/v1/tenants".into(), json_body(json!({ "name": "has space" })), 422, Some("name")),
         ("POST", "/v1/subscriptions".into(), json_body(json!({ "endpoint": ep, "topic": "Order.*" })), 422, Some("topic")),
-        ("POST", "/v1/subscriptions".into(), json_body(json!({ "endpoint": ep, "topic": "order.*" })), 422, Some("topic")),
+        ("POST", "/v1/subscriptions".into(), json_body(json!({ "endpoint": ep, "topic": "order.*" })), 409, Some("topic")),
         ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "Order Created", "payload": {} })), 422, Some("topic")),
-        ("POST", "/v1/events".into(), json_body(json!({ "topic": "order.created", "payload": {} })), 422, Some("tenant")),
+        ("POST", "/v1/events".into(), json_body(json!({ "topic": "order.created", "payload": {} })), 403, Some("tenant")),
         ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "broadcast": true, "topic": "order.created", "payload": {} })), 422, Some("tenant")),
         ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "order.created", "payload": {}, "idempotency_key": "" })), 422, Some("idempotency_key")),
-        ("PATCH", format!("/v1/endpoints/{ep}"), json_body(json!({})), 422, Some("changes")),
+        ("PATCH", format!("/v1/endpoints/{ep}"), json_body(json!({})), 422, Some("body")),
         ("PATCH", format!("/v1/endpoints/{ep}"), json_body(json!({ "url": "mailto:x@example.com" })), 422, Some("url")),
         ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "why": "x" })), 422, Some("why")),
-        ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "until": "2020-01-01T00:00:00Z" })), 422, Some("until")),
+        ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "until": "2020-01-01T00:00:00Z" })), 409, Some("until")),
         ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "until": "in a bit" })), 422, Some("until")),
         ("POST", format!("/v1/endpoints/{ep}/pause"), json_body(json!({ "reason": "x", "until": "04:00" })), 422, Some("until")),
         ("POST", format!("/v1/endpoints/{ep}/rotate-secret"), json_body(json!({ "secret": "whsec_!!" })), 422, Some("secret")),
@@ -897,7 +898,7 @@ async fn every_error_answers_a_problem_and_changes_nothing(backend: Backend) {
         .send()
         .await
         .expect("send");
-    assert_eq!(reply.status().as_u16(), 422);
+    assert_eq!(reply.status().as_u16(), 409);
     assert_eq!(
         before,
         server.db.dump().await,
@@ -934,6 +935,140 @@ async fn every_error_answers_a_problem_and_changes_nothing(backend: Backend) {
         (repeat["id"].as_str(), repeat["duplicate"].as_bool()),
         (Some(original_id.as_str()), Some(true))
     );
+    server.stop().await;
+}
+
+/// One answer names every field at fault, as the client sent it: wrong
+/// types, unknown and missing fields and broken rules together; nothing
+/// is written.
+async fn a_problem_names_every_bad_field(backend: Backend) {
+    let server = Server::start(backend).await;
+    server.tenant("acme").await;
+    let endpoint = server
+        .endpoint("acme", "orders", "http://127.0.0.1:9/", "order.*")
+        .await;
+    let ep = id_of(&endpoint);
+    let before = server.db.dump().await;
+    let cases = [
+        (
+            "POST",
+            "/v1/endpoints".to_string(),
+            json!({ "tenant": "acme", "name": 5, "url": "ftp://x.example/", "timeout_ms": 5,
+                    "colour": "red", "headers": { "webhook-id": "x", "X-Ok": "fine" } }),
+            vec!["colour", "headers.webhook-id", "name", "timeout_ms", "url"],
+        ),
+        (
+            "POST",
+            "/v1/endpoints".to_string(),
+            json!({ "url": "mailto:x@example.com", "max_in_flight": 0, "rate_limit_burst": 5 }),
+            vec!["max_in_flight", "name", "rate_limit_burst", "url"],
+        ),
+        (
+            "PATCH",
+            format!("/v1/endpoints/{ep}"),
+            json!({ "name": "a b", "description": "d".repeat(501), "rate_limit": null,
+                    "rate_limit_burst": 5 }),
+            vec!["description", "name", "rate_limit_burst"],
+        ),
+        (
+            "POST",
+            "/v1/events".to_string(),
+            json!({ "tenant": "acme", "broadcast": true, "topic": "Not A Topic",
+                    "idempotency_key": "" }),
+            vec!["idempotency_key", "payload", "tenant", "topic"],
+        ),
+    ];
+    for (method, path, body, fields) in cases {
+        let reply = server.admin(method, &path, Some(body.clone())).await;
+        let problem = reply.assert_problem(422, None);
+        let mut named: Vec<&str> = problem["errors"]
+            .as_array()
+            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default();
+        named.sort_unstable();
+        assert_eq!(named, fields, "{method} {path} {body}: {problem}");
+        for field in &fields {
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(field),
+                "the detail names {field}: {problem}"
+            );
+        }
+    }
+    assert_eq!(before, server.db.dump().await, "a refused request wrote");
+    server.stop().await;
+}
+
+/// What the document calls valid is taken: a `null` body where the body
+/// may be left out, query parameters sent empty (as if left out), whole
+/// numbers written with a fraction; and what it calls invalid is refused:
+/// `null` for a field that cannot be reset, an array for an object.
+async fn the_server_takes_what_the_document_allows(backend: Backend) {
+    let server = Server::start(backend).await;
+    server.tenant("acme").await;
+    let endpoint = server
+        .endpoint("acme", "orders", "http://127.0.0.1:9/", "order.*")
+        .await;
+    let ep = id_of(&endpoint);
+    let admin = server.admin.clone();
+    for action in ["pause", "rotate-secret"] {
+        let path = format!("/v1/endpoints/{ep}/{action}");
+        let null = Body::Raw("application/json", b"null".to_vec());
+        let reply = server.send("POST", &path, Some(&admin), null).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    }
+    let page = server
+        .admin_ok(
+            "GET",
+            "/v1/deliveries?state=&tenant=&endpoint=&topic=&event=&since=&until=&cursor=&limit=",
+            None,
+            200,
+        )
+        .await;
+    assert!(page["data"].is_array(), "{page}");
+    let changed = server
+        .admin_ok(
+            "PATCH",
+            &format!("/v1/endpoints/{ep}"),
+            Some(json!({ "rate_limit": 50.0, "timeout_ms": 1500.0 })),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (changed["rate_limit"].clone(), changed["timeout_ms"].clone()),
+        (json!(50), json!(1500)),
+        "{changed}"
+    );
+    let before = server.db.dump().await;
+    for (method, path, body, field) in [
+        (
+            "PATCH",
+            format!("/v1/endpoints/{ep}"),
+            json!({ "name": null }),
+            "name",
+        ),
+        (
+            "PATCH",
+            format!("/v1/endpoints/{ep}"),
+            json!({ "rate_limit": 50.5 }),
+            "rate_limit",
+        ),
+        (
+            "POST",
+            format!("/v1/endpoints/{ep}/pause"),
+            json!([null, null]),
+            "body",
+        ),
+        ("POST", "/v1/tenants".to_string(), json!(["globex"]), "body"),
+    ] {
+        server
+            .admin(method, &path, Some(body))
+            .await
+            .assert_problem(422, Some(field));
+    }
+    assert_eq!(before, server.db.dump().await, "a refused request wrote");
     server.stop().await;
 }
 
@@ -2229,6 +2364,25 @@ async fn openapi_document_lists_every_route_served(backend: Backend) {
         for (method, operation) in item.as_object().expect("path item") {
             documented.insert((method.to_uppercase(), path.clone()));
             assert!(operation["responses"].is_object(), "{method} {path}");
+            // What every operation can answer is listed, as a problem.
+            let takes_key = operation["security"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+            });
+            let mut expected = Vec::new();
+            if takes_key {
+                expected.extend(["401", "503"]);
+            }
+            if operation["requestBody"].is_object() {
+                expected.extend(["400", "413", "415", "422"]);
+            }
+            for status in expected {
+                assert!(
+                    operation["responses"][status]["content"]["application/problem+json"]
+                        .is_object(),
+                    "{method} {path} does not list {status}"
+                );
+            }
             let id = operation["operationId"]
                 .as_str()
                 .unwrap_or_default()
@@ -2585,6 +2739,8 @@ async fn an_id_older_than_retention_is_gone_for_every_caller(backend: Backend) {
 }
 
 both_backends!(
+    a_problem_names_every_bad_field,
+    the_server_takes_what_the_document_allows,
     an_event_says_where_it_went,
     an_id_older_than_retention_is_gone_for_every_caller,
     full_flow_delivers_to_a_real_sink,

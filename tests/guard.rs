@@ -151,25 +151,30 @@ impl Api {
 
 /// A tenant key cannot register a loopback URL, and is not told why in
 /// terms of addresses; an admin key is; nothing is written either way.
+/// A well-formed URL the policy blocks is forbidden (403); a host written
+/// as a bare number or an IPv4-mapped IPv6 address is not a URL the API
+/// takes at all (422), so it never reaches the policy.
 async fn registering_a_blocked_url_is_refused(backend: Backend) {
     let db = TestDb::new(backend);
     let api = Api::start(&db, &[]).await;
     let (addr, connections) = watched_listener().await;
     let before = db.dump().await;
-    for url in [
-        format!("http://{addr}/admin"),
-        "http://169.254.169.254/latest/meta-data/".to_string(),
-        "http://2130706433/".to_string(),
-        "http://[::ffff:127.0.0.1]/".to_string(),
+    for (url, refused_with) in [
+        (format!("http://{addr}/admin"), 403),
+        ("http://169.254.169.254/latest/meta-data/".to_string(), 403),
+        ("http://2130706433/".to_string(), 422),
+        ("http://[::ffff:127.0.0.1]/".to_string(), 422),
     ] {
         let body = json!({ "name": "sneaky", "url": url });
         let (status, problem) = api
             .send("POST", "/v1/endpoints", &api.tenant, Some(body.clone()))
             .await;
-        assert_eq!(status, 422, "{url}: {problem}");
+        assert_eq!(status, refused_with, "{url}: {problem}");
         assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
         let text = problem.to_string();
-        assert!(text.contains("not allowed"), "{text}");
+        if refused_with == 403 {
+            assert!(text.contains("not allowed"), "{text}");
+        }
         for secret in ["127.0.0.1", "169.254", "loopback", "link-local", "::ffff"] {
             assert!(!text.contains(secret), "a tenant learns {secret:?}: {text}");
         }
@@ -177,11 +182,13 @@ async fn registering_a_blocked_url_is_refused(backend: Backend) {
         let (status, problem) = api
             .send("POST", "/v1/endpoints", &api.admin, Some(admin_body))
             .await;
-        assert_eq!(status, 422, "{problem}");
-        assert!(
-            problem.to_string().contains("network.allow"),
-            "an operator is told how: {problem}"
-        );
+        assert_eq!(status, refused_with, "{problem}");
+        if refused_with == 403 {
+            assert!(
+                problem.to_string().contains("network.allow"),
+                "an operator is told how: {problem}"
+            );
+        }
     }
     assert_eq!(db.dump().await, before, "nothing was written");
     assert_eq!(connections.load(SeqCst), 0);

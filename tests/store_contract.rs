@@ -94,8 +94,18 @@ fn field_of(err: &OpsError) -> &'static str {
 }
 
 #[track_caller]
-/// A duplicate or ambiguous name reaches operators as bad input in `field`.
+/// A duplicate name reaches operators as a conflict in `field`: well
+/// formed, but taken.
 fn assert_conflict<T: std::fmt::Debug>(result: Result<T, OpsError>, field: &str) -> String {
+    match result {
+        Err(OpsError::Conflict { field: got, reason }) if got == field => reason,
+        other => panic!("expected a conflict naming {field}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+/// An ambiguous name reaches operators as bad input in `field`.
+fn assert_invalid<T: std::fmt::Debug>(result: Result<T, OpsError>, field: &str) -> String {
     match result {
         Err(OpsError::Invalid { field: got, reason }) if got == field => reason,
         other => panic!("expected a refusal naming {field}, got {other:?}"),
@@ -701,7 +711,7 @@ async fn an_ambiguous_endpoint_name_is_a_conflict_naming_both_tenants(backend: B
         }
         other => panic!("expected a Conflict, got {other:?}"),
     }
-    assert_conflict(
+    assert_invalid(
         env.ops.pause_endpoint("shared", None, None).await,
         "endpoint",
     );

@@ -8,6 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::{JsonBody, QueryParams};
+use super::contract;
+use super::fields::{Check, FieldErrors};
 use super::paging::{List, page_request};
 use super::problem::{ApiResult, FieldError, Problem};
 use crate::model::{ApiKey, IdKind, Millis, format_rfc3339, now_millis};
@@ -21,12 +23,7 @@ pub struct CreateApiKey {
     /// Unique among live keys and recorded as the actor of every change made
     /// with the key: letters, digits, `-`, `_` and `.`, at most 64
     /// characters, not shaped like an id (`key_…`).
-    #[schema(
-        min_length = 1,
-        max_length = 64,
-        pattern = "^[A-Za-z0-9._-]+$",
-        example = "ci-bot"
-    )]
+    #[schema(schema_with = contract::api_key_name)]
     pub name: String,
     /// The one tenant (id or name) the key may see and manage; left out or
     /// `null`, an admin key.
@@ -35,8 +32,22 @@ pub struct CreateApiKey {
     /// When the key stops working (RFC 3339, in the future); left out or
     /// `null`, never.
     #[serde(default)]
-    #[schema(format = DateTime, example = "2026-12-07T04:00:00Z")]
+    #[schema(schema_with = contract::key_expires_at)]
     pub expires_at: Option<String>,
+}
+
+impl Check for CreateApiKey {
+    fn check(&self, errors: &mut FieldErrors) {
+        contract::check_name(errors, "name", &self.name);
+        if let Some(at) = &self.expires_at
+            && crate::model::parse_rfc3339(at.trim()).is_none()
+        {
+            errors.add(
+                "expires_at",
+                format!("{at:?} is not an RFC 3339 time like 2026-12-07T04:00:00Z"),
+            );
+        }
+    }
 }
 
 /// Which keys to list, and paging; all optional.

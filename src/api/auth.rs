@@ -156,9 +156,10 @@ impl Caller {
         match (given, self.scope()) {
             (Some(key), _) => self.tenant(key, Some("tenant")).await,
             (None, Some(own)) => self.tenant(own, Some("tenant")).await,
-            (None, None) => Err(Problem::invalid_field(
+            // Leaving it out is valid for a tenant key: this key may not.
+            (None, None) => Err(Problem::forbidden_field(
                 "tenant",
-                "missing: name the tenant (id or name); an admin key has no tenant of its own",
+                "an admin key has no tenant of its own: name the tenant (id or name)",
             )),
         }
     }

@@ -7,17 +7,21 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use serde_json::value::RawValue;
+use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Caller;
 use super::body::{JsonBody, QueryParams};
+use super::contract;
+use super::fields::{Check, FieldErrors};
 use super::paging::{List, page_request, query_time};
 use super::problem::{ApiResult, Problem};
 use super::views::{EventDetailView, EventView};
 use crate::model::IdKind;
-use crate::ops::{EventInput, Payload};
+use crate::ops::{EventInput, MAX_IDEMPOTENCY_KEY, Payload, validate_idempotency_key};
 use crate::store::EventFilter;
 
 /// The header a producer may send its idempotency key in instead of the body.
@@ -29,17 +33,46 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 pub struct PublishRequest {
     /// The tenant it is for (id or name). A tenant key may leave it out.
     pub tenant: Option<String>,
-    /// `true` sends it to every tenant's subscribed endpoints (admin keys only).
+    /// `true` sends it to every tenant's subscribed endpoints (admin keys
+    /// only), and then `tenant` must be left out (or `null`).
     #[serde(default)]
     pub broadcast: bool,
     /// e.g. `resident.update`: dot-separated lowercase segments.
+    #[schema(schema_with = contract::topic)]
     pub topic: String,
-    /// Any JSON value; receivers get exactly these bytes.
+    /// Any JSON value; receivers get exactly these bytes. At most
+    /// `limits.max_payload` bytes (256 KiB by default), else 413.
     #[schema(value_type = serde_json::Value)]
     pub payload: Box<RawValue>,
-    /// A repeated key (per tenant) returns the original event and creates
-    /// nothing. May be sent as the `Idempotency-Key` header instead.
+    #[schema(schema_with = contract::idempotency_key)]
     pub idempotency_key: Option<String>,
+}
+
+impl PublishRequest {
+    /// What its schema cannot say field by field: a tenant or a
+    /// broadcast, never both.
+    pub fn refine_schema(schema: &mut Object) {
+        let both = json!({
+            "required": ["tenant", "broadcast"],
+            "properties": {
+                "tenant": { "type": "string" },
+                "broadcast": { "const": true }
+            }
+        });
+        *schema = contract::with_not(std::mem::take(schema), both);
+    }
+}
+
+impl Check for PublishRequest {
+    fn check(&self, errors: &mut FieldErrors) {
+        if self.broadcast && self.tenant.is_some() {
+            errors.add("tenant", "give a tenant or broadcast, not both");
+        }
+        contract::check_topic(errors, "topic", &self.topic);
+        if let Some(key) = &self.idempotency_key {
+            errors.ops("idempotency_key", validate_idempotency_key(key));
+        }
+    }
 }
 
 /// What publishing did.
@@ -71,15 +104,14 @@ impl From<crate::store::Published> for PublishResponse {
     operation_id = "publish_event",
     tag = "events",
     request_body = PublishRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Idempotency key (instead of the body field)")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Idempotency key (instead of the body field; both given must be equal)")),
     responses(
         (status = 202, description = "Committed", body = PublishResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Broadcast with a tenant key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Broadcast with a tenant key, or neither `tenant` nor `broadcast` with an admin key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The idempotency key was first used for a different request (its event is named)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The idempotency key was first used for a different request (its event is named), or the header and the body give different keys", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Payload over the size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -89,6 +121,12 @@ pub async fn publish(
     headers: HeaderMap,
     JsonBody(request): JsonBody<PublishRequest>,
 ) -> ApiResult<(StatusCode, Json<PublishResponse>)> {
+    if request.tenant.is_none() && !request.broadcast && caller.scope().is_none() {
+        return Err(Problem::forbidden_field(
+            "tenant",
+            "an admin key has no tenant of its own: name the tenant, or broadcast",
+        ));
+    }
     let input = EventInput {
         idempotency_key: idempotency_key(&headers, request.idempotency_key)?,
         tenant: request.tenant,
@@ -100,24 +138,31 @@ pub async fn publish(
     Ok((StatusCode::ACCEPTED, Json(published.into())))
 }
 
-/// The key from the body or the header; both given must agree.
+/// The key from the body or the header; both given must agree (two keys
+/// for one request conflict, as a key used for another request does).
 fn idempotency_key(headers: &HeaderMap, body: Option<String>) -> ApiResult<Option<String>> {
     let header = match headers.get(IDEMPOTENCY_HEADER) {
         None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| {
-                    Problem::invalid_field(
+        Some(value) => {
+            let text = value.to_str().ok().filter(|text| {
+                contract::IDEMPOTENCY_HEADER.is_match(text)
+                    && text.chars().count() <= MAX_IDEMPOTENCY_KEY
+            });
+            match text {
+                Some(text) => Some(text.to_string()),
+                None => {
+                    return Err(Problem::invalid_field(
                         "Idempotency-Key",
-                        "must be visible ASCII (use the body field for other text)",
-                    )
-                })?
-                .to_string(),
-        ),
+                        format!(
+                            "must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (use the body field for other text)"
+                        ),
+                    ));
+                }
+            }
+        }
     };
     match (body, header) {
-        (Some(body), Some(header)) if body != header => Err(Problem::invalid_field(
+        (Some(body), Some(header)) if body != header => Err(Problem::conflict_in(
             "idempotency_key",
             "differs from the Idempotency-Key header; send one or make them equal",
         )),

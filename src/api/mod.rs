@@ -8,9 +8,11 @@
 mod apikeys;
 mod auth;
 mod body;
+mod contract;
 mod deliveries;
 mod endpoints;
 mod events;
+mod fields;
 pub mod metrics;
 mod openapi;
 mod paging;
@@ -142,9 +144,16 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(openapi::document))
 }
 
+/// The routes, and the OpenAPI document describing them exactly.
+fn routes_and_document() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    let (router, mut document) = routes().split_for_parts();
+    openapi::complete(&mut document);
+    (router, document)
+}
+
 /// The OpenAPI document, exactly as `GET /v1/openapi.json` serves it.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    routes_and_document().1
 }
 
 /// The API serving on a background task, until [`RunningApi::stop`].
@@ -200,7 +209,7 @@ pub async fn start(ops: Ops, options: &ApiOptions) -> Result<RunningApi, ApiErro
     let stats = publisher.stats();
     let body_limit =
         usize::try_from(ops.max_payload().saturating_add(ENVELOPE_ALLOWANCE)).unwrap_or(usize::MAX);
-    let (router, document) = routes().split_for_parts();
+    let (router, document) = routes_and_document();
     let openapi_json = Bytes::from(document.to_json().unwrap_or_default());
     let state = Arc::new(AppState {
         gauges: metrics::DatabaseGauges::new(ops.reads().clone(), options.alive_within),

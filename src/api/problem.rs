@@ -49,6 +49,20 @@ impl Problem {
         }
     }
 
+    /// The same problem with its fields named as the client sent them:
+    /// `ops` names some by its own words (`timeout` for `timeout_ms`).
+    pub fn named_as_sent(mut self, names: &[(&str, &str)]) -> Problem {
+        for error in &mut self.errors {
+            if let Some((ops, sent)) = names.iter().find(|(ops, _)| *ops == error.field) {
+                if let Some(rest) = self.detail.strip_prefix(&format!("{ops}: ")) {
+                    self.detail = format!("{sent}: {rest}");
+                }
+                error.field = (*sent).to_string();
+            }
+        }
+        self
+    }
+
     /// The status as a [`StatusCode`].
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -84,6 +98,25 @@ impl Problem {
             format!("{field}: {reason}"),
         )
         .with_field(field, reason)
+    }
+
+    /// Every field at fault at once (422): unknown, missing or of the wrong
+    /// type, or failing validation. `errors` must not be empty.
+    pub fn invalid_fields(errors: Vec<FieldError>) -> Problem {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Problem {
+            errors,
+            ..Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "Invalid field",
+                detail,
+            )
+        }
     }
 
     /// A query parameter is unknown or malformed (400).
@@ -186,6 +219,20 @@ impl Problem {
         Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }
 
+    /// A well-formed field that conflicts with the current state (409): a
+    /// name taken, a time that has passed.
+    pub fn conflict_in(field: impl Into<String>, reason: impl Into<String>) -> Problem {
+        let (field, reason) = (field.into(), reason.into());
+        Problem::conflict(format!("{field}: {reason}")).with_field(field, reason)
+    }
+
+    /// A well-formed field that this caller or this installation's policy
+    /// does not allow (403).
+    pub fn forbidden_field(field: impl Into<String>, reason: impl Into<String>) -> Problem {
+        let (field, reason) = (field.into(), reason.into());
+        Problem::forbidden(format!("{field}: {reason}")).with_field(field, reason)
+    }
+
     /// The database could not be reached or failed (503): worth retrying.
     pub fn unavailable(detail: impl Into<String>) -> Problem {
         Problem::new(
@@ -230,6 +277,8 @@ impl From<OpsError> for Problem {
         match err {
             OpsError::Invalid { field, reason } => Problem::invalid_field(field, reason),
             OpsError::TooLarge { field, reason } => Problem::too_large(field, reason),
+            OpsError::Conflict { field, reason } => Problem::conflict_in(field, reason),
+            OpsError::Blocked { field, reason } => Problem::forbidden_field(field, reason),
             OpsError::NotFound { field, kind, key } => {
                 Problem::unknown_reference(field, kind, &key)
             }

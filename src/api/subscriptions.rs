@@ -4,14 +4,18 @@ use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::{JsonBody, QueryParams};
-use super::endpoints::double_option;
+use super::contract;
+use super::endpoints::{double_option, present};
+use super::fields::{Check, FieldErrors};
 use super::paging::{List, page_request};
 use super::problem::{ApiResult, Problem};
 use super::views::SubscriptionView;
+use crate::ops::validate_description;
 
 /// A subscription to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -21,18 +25,53 @@ pub struct CreateSubscription {
     pub endpoint: String,
     /// Topic pattern: `resident.update`, `resident.*` (one segment),
     /// `resident.**` (one or more) or `*` (everything).
+    #[schema(schema_with = contract::topic_pattern)]
     pub topic: String,
+    #[schema(schema_with = contract::description)]
     pub description: Option<String>,
 }
 
-/// Changes to a subscription; `null` clears the description.
+impl Check for CreateSubscription {
+    fn check(&self, errors: &mut FieldErrors) {
+        contract::check_topic_pattern(errors, "topic", &self.topic);
+        if let Some(description) = &self.description {
+            errors.ops("description", validate_description(description));
+        }
+    }
+}
+
+/// Changes to a subscription; `null` clears the description. At least
+/// one field must be given.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSubscription {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = contract::topic_pattern)]
     pub topic: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = contract::description)]
     pub description: Option<Option<String>>,
+}
+
+impl UpdateSubscription {
+    /// What its schema cannot say field by field: something to change.
+    pub fn refine_schema(schema: &mut Object) {
+        schema.min_properties = Some(1);
+    }
+}
+
+impl Check for UpdateSubscription {
+    fn check(&self, errors: &mut FieldErrors) {
+        if self.topic.is_none() && self.description.is_none() {
+            errors.add("body", "nothing to change was given");
+        }
+        if let Some(topic) = &self.topic {
+            contract::check_topic_pattern(errors, "topic", topic);
+        }
+        if let Some(Some(description)) = &self.description {
+            errors.ops("description", validate_description(description));
+        }
+    }
 }
 
 /// Filters of the subscription list.
@@ -96,7 +135,7 @@ pub async fn list(
     responses(
         (status = 201, description = "Created", body = SubscriptionView),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint already has this topic pattern", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -140,7 +179,7 @@ pub async fn get(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Subsc
     responses(
         (status = 200, description = "The subscription as it now is", body = SubscriptionView),
         (status = 404, description = "No such subscription", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint already has this topic pattern", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

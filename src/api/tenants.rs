@@ -9,6 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::body::{JsonBody, QueryParams};
+use super::contract;
+use super::fields::{Check, FieldErrors};
 use super::paging::{List, page_request};
 use super::problem::{ApiResult, Problem};
 use super::views::{Deleted, TenantView};
@@ -18,7 +20,14 @@ use super::views::{Deleted, TenantView};
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// Unique; letters, digits, `-`, `_` and `.`, at most 64 characters.
+    #[schema(schema_with = contract::tenant_name)]
     pub name: String,
+}
+
+impl Check for CreateTenant {
+    fn check(&self, errors: &mut FieldErrors) {
+        contract::check_name(errors, "name", &self.name);
+    }
 }
 
 /// Paging of the tenant list.
@@ -69,7 +78,7 @@ pub async fn list(
     responses(
         (status = 201, description = "Created", body = TenantView),
         (status = 403, description = "Not an admin key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or taken name", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

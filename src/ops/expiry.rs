@@ -45,14 +45,15 @@ fn parse_expires_from(field: &'static str, text: &str, now: Millis) -> Result<Mi
 /// Refuses an expiry that is not after `now`: such a key would be born dead.
 pub(super) fn check_expiry(field: &'static str, at: Millis, now: Millis) -> Result<()> {
     if at <= now {
-        return Err(OpsError::invalid(
+        // Well formed, but the clock has passed it: a conflict, not bad input.
+        return Err(OpsError::Conflict {
             field,
-            format!(
+            reason: format!(
                 "{} is not in the future (it is now {}); a key must expire after it is made",
                 format_rfc3339(at),
                 format_rfc3339(now)
             ),
-        ));
+        });
     }
     Ok(())
 }

@@ -38,12 +38,11 @@ pub use until::{
     parse_until_rfc3339,
 };
 pub use validate::{
-    parse_before, parse_headers, parse_rate_limit, parse_since, validate_name, validate_payload,
-    validate_reason, validate_url,
-};
-use validate::{
-    validate_description, validate_max_in_flight, validate_pattern, validate_rate_limit,
-    validate_timeout,
+    MAX_DESCRIPTION, MAX_IDEMPOTENCY_KEY, MAX_IN_FLIGHT_RANGE, MAX_NAME, MAX_URL, RATE_LIMIT_RANGE,
+    RESERVED_HEADERS, TIMEOUT_RANGE, parse_before, parse_headers, parse_rate_limit, parse_since,
+    validate_description, validate_idempotency_key, validate_max_in_flight, validate_name,
+    validate_pattern, validate_payload, validate_rate_limit, validate_reason, validate_timeout,
+    validate_url,
 };
 
 /// Why an action was refused or failed.
@@ -55,6 +54,15 @@ pub enum OpsError {
     /// Bad input over its size limit. Nothing was written.
     #[error("{field}: {reason}")]
     TooLarge { field: &'static str, reason: String },
+    /// Well-formed input that conflicts with how things are now: a name
+    /// taken, a masked value with nothing behind it to keep, a time that
+    /// has passed. Nothing was written.
+    #[error("{field}: {reason}")]
+    Conflict { field: &'static str, reason: String },
+    /// Well-formed input that this installation's policy refuses (the
+    /// outbound network guard). Nothing was written.
+    #[error("{field}: {reason}")]
+    Blocked { field: &'static str, reason: String },
     /// The input names something that does not exist, or that the caller
     /// may not see (which reads the same). Nothing was written.
     #[error("{field}: no {kind} {key:?}")]
@@ -81,6 +89,13 @@ impl OpsError {
         }
     }
 
+    fn conflict(field: &'static str, reason: impl Into<String>) -> OpsError {
+        OpsError::Conflict {
+            field,
+            reason: reason.into(),
+        }
+    }
+
     fn not_found(field: &'static str, kind: &'static str, key: &str) -> OpsError {
         OpsError::NotFound {
             field,
@@ -94,6 +109,8 @@ impl OpsError {
         match self {
             OpsError::Invalid { field, .. }
             | OpsError::TooLarge { field, .. }
+            | OpsError::Conflict { field, .. }
+            | OpsError::Blocked { field, .. }
             | OpsError::NotFound { field, .. } => Some(field),
             OpsError::Forbidden(_) | OpsError::Unavailable(_) | OpsError::Store(_) => None,
         }
@@ -102,9 +119,10 @@ impl OpsError {
     /// For a refusal of bad input: the field at fault and what is wrong with it.
     pub fn refusal(&self) -> Option<(&'static str, String)> {
         match self {
-            OpsError::Invalid { field, reason } | OpsError::TooLarge { field, reason } => {
-                Some((field, reason.clone()))
-            }
+            OpsError::Invalid { field, reason }
+            | OpsError::TooLarge { field, reason }
+            | OpsError::Conflict { field, reason }
+            | OpsError::Blocked { field, reason } => Some((field, reason.clone())),
             OpsError::NotFound { field, kind, key } => Some((field, format!("no {kind} {key:?}"))),
             OpsError::Forbidden(_) | OpsError::Unavailable(_) | OpsError::Store(_) => None,
         }
@@ -121,10 +139,10 @@ impl OpsError {
     }
 }
 
-/// A store conflict (a duplicate name or pattern) is bad input in `field`.
+/// A store conflict (a duplicate name or pattern) is a conflict in `field`.
 fn conflict_in(field: &'static str) -> impl Fn(StoreError) -> OpsError {
     move |err| match err {
-        StoreError::Conflict(reason) => OpsError::Invalid { field, reason },
+        StoreError::Conflict(reason) => OpsError::Conflict { field, reason },
         other => OpsError::Store(other),
     }
 }
@@ -137,7 +155,7 @@ fn keep_masked_password(url: &str, current: &str) -> Result<String> {
     }
     match redact::url_password(current) {
         Some(password) => Ok(redact::replace_url_password(url, password)),
-        None => Err(OpsError::invalid(
+        None => Err(OpsError::conflict(
             "url",
             format!(
                 "the password {} is how hookline shows a hidden password, and the endpoint has none to keep: give the real one",
@@ -160,7 +178,7 @@ fn keep_masked_headers(
         match current.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
             Some((_, kept)) => value.clone_from(kept),
             None => {
-                return Err(OpsError::invalid(
+                return Err(OpsError::conflict(
                     "header",
                     format!(
                         "the value of {name:?} is how hookline shows a hidden value, and the endpoint has no {name:?} header to keep: give the real one"
@@ -177,6 +195,9 @@ pub type Result<T, E = OpsError> = std::result::Result<T, E>;
 
 /// Why a burst alone is refused.
 const NO_RATE: &str = "a burst needs a rate limit: give rate_limit too";
+/// Why a burst alone is refused for an endpoint without a rate limit.
+const NO_RATE_TO_KEEP: &str =
+    "a burst needs a rate limit and the endpoint has none: give rate_limit too";
 
 /// An endpoint as an operator describes it (raw values, not yet validated).
 #[derive(Debug, Clone, Default)]
@@ -450,11 +471,14 @@ impl Ops {
         let url = validate_url(url)?;
         match self.guard.check_url(&url).await {
             Ok(()) => Ok(url),
-            Err(_) if self.scope.is_some() => Err(OpsError::invalid("url", guard::TENANT_MESSAGE)),
-            Err(blocked) => Err(OpsError::invalid(
-                "url",
-                format!("{blocked}; network.allow lifts the block"),
-            )),
+            Err(_) if self.scope.is_some() => Err(OpsError::Blocked {
+                field: "url",
+                reason: guard::TENANT_MESSAGE.to_string(),
+            }),
+            Err(blocked) => Err(OpsError::Blocked {
+                field: "url",
+                reason: format!("{blocked}; network.allow lifts the block"),
+            }),
         }
     }
 
@@ -526,7 +550,7 @@ impl Ops {
             (Some(None), None) => Some(None),
             (None, Some(burst)) => {
                 let Some(limit) = endpoint.rate_limit else {
-                    return Err(OpsError::invalid("rate_limit_burst", NO_RATE));
+                    return Err(OpsError::conflict("rate_limit_burst", NO_RATE_TO_KEEP));
                 };
                 let rate = u32::try_from(limit.per_second).unwrap_or(u32::MAX);
                 Some(Some(validate_rate_limit(rate, Some(burst))?))
@@ -903,7 +927,9 @@ impl Ops {
         if let (Some(since), Some(until)) = (request.since, request.until)
             && since >= until
         {
-            return Err(OpsError::invalid("until", "must be later than since"));
+            // Relative times ("2h") are read against the clock, so whether
+            // a range is empty depends on when it is asked: a conflict.
+            return Err(OpsError::conflict("until", "must be later than since"));
         }
         let endpoint = self.endpoint(&request.endpoint).await?;
         let filter = RetryFilter {

@@ -64,17 +64,18 @@ pub fn parse_until_rfc3339(text: &str) -> Result<Millis> {
     Ok(at)
 }
 
-/// Refuses an end that is not after `now`.
+/// Refuses an end that is not after `now`: well formed, but the clock has
+/// passed it, so a conflict rather than bad input.
 pub(super) fn check_future(at: Millis, now: Millis) -> Result<()> {
     if at <= now {
-        return Err(OpsError::invalid(
-            FIELD,
-            format!(
+        return Err(OpsError::Conflict {
+            field: FIELD,
+            reason: format!(
                 "{} is not in the future (it is now {}); a pause ends after it starts",
                 local_time(at),
                 local_time(now)
             ),
-        ));
+        });
     }
     Ok(())
 }

@@ -12,19 +12,20 @@ use crate::model::{IdKind, RateLimit, now_millis};
 use crate::topic::TopicPattern;
 
 /// Longest name of a tenant or endpoint.
-const MAX_NAME: usize = 64;
+pub const MAX_NAME: usize = 64;
 /// Longest free-text description.
-const MAX_DESCRIPTION: usize = 500;
+pub const MAX_DESCRIPTION: usize = 500;
 /// Longest endpoint URL.
-const MAX_URL: usize = 2048;
+pub const MAX_URL: usize = 2048;
 /// Longest idempotency key.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Range of per-endpoint timeouts.
-const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(300));
+pub const TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(300));
 /// Range of per-endpoint in-flight caps.
-const MAX_IN_FLIGHT_RANGE: (u32, u32) = (1, 1000);
+pub const MAX_IN_FLIGHT_RANGE: (u32, u32) = (1, 1000);
 /// Headers hookline sets itself; an endpoint may not override them.
-const RESERVED_HEADERS: &[&str] = &[
+pub const RESERVED_HEADERS: &[&str] = &[
     "content-type",
     "content-length",
     "host",
@@ -103,7 +104,7 @@ pub fn validate_url(url: &str) -> Result<String> {
     Ok(url.to_string())
 }
 
-pub(super) fn validate_timeout(timeout: Duration) -> Result<i64> {
+pub fn validate_timeout(timeout: Duration) -> Result<i64> {
     let (low, high) = TIMEOUT_RANGE;
     if timeout < low || timeout > high {
         return Err(OpsError::invalid(
@@ -114,7 +115,7 @@ pub(super) fn validate_timeout(timeout: Duration) -> Result<i64> {
     Ok(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX))
 }
 
-pub(super) fn validate_max_in_flight(max: u32) -> Result<i64> {
+pub fn validate_max_in_flight(max: u32) -> Result<i64> {
     let (low, high) = MAX_IN_FLIGHT_RANGE;
     if max < low || max > high {
         return Err(OpsError::invalid(
@@ -126,7 +127,7 @@ pub(super) fn validate_max_in_flight(max: u32) -> Result<i64> {
 }
 
 /// Requests a second an endpoint's rate limit may allow, and its burst.
-const RATE_LIMIT_RANGE: (u32, u32) = (1, 100_000);
+pub const RATE_LIMIT_RANGE: (u32, u32) = (1, 100_000);
 
 /// A rate limit as people write it: `50`, `50/s`, `50/s burst 5` (as
 /// [`RateLimit`] displays it); empty: none. Returns the rate and burst,
@@ -161,7 +162,7 @@ pub fn parse_rate_limit(text: &str) -> Result<Option<(u32, Option<u32>)>> {
 }
 
 /// A rate limit of `per_second` with `burst` (or the default burst).
-pub(super) fn validate_rate_limit(per_second: u32, burst: Option<u32>) -> Result<RateLimit> {
+pub fn validate_rate_limit(per_second: u32, burst: Option<u32>) -> Result<RateLimit> {
     let (low, high) = RATE_LIMIT_RANGE;
     if per_second < low || per_second > high {
         return Err(OpsError::invalid(
@@ -180,7 +181,7 @@ pub(super) fn validate_rate_limit(per_second: u32, burst: Option<u32>) -> Result
     Ok(RateLimit::new(i64::from(per_second), burst.map(i64::from)))
 }
 
-pub(super) fn validate_description(text: &str) -> Result<String> {
+pub fn validate_description(text: &str) -> Result<String> {
     if text.chars().count() > MAX_DESCRIPTION {
         return Err(OpsError::invalid(
             "description",
@@ -201,7 +202,7 @@ pub fn validate_reason(text: &str) -> Result<String> {
     Ok(text.to_string())
 }
 
-pub(super) fn validate_pattern(pattern: &str) -> Result<String> {
+pub fn validate_pattern(pattern: &str) -> Result<String> {
     TopicPattern::parse(pattern)
         .map(|p| p.as_str().to_string())
         .map_err(|e| OpsError::invalid("topic", e.to_string()))
@@ -271,8 +272,10 @@ pub fn validate_payload(payload: &Payload, max_payload: u64) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn validate_idempotency_key(key: &str) -> Result<()> {
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+pub fn validate_idempotency_key(key: &str) -> Result<()> {
+    // Characters, not bytes, as the message says (and as a JSON Schema
+    // `maxLength` counts them).
+    if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY {
         return Err(OpsError::invalid(
             "idempotency_key",
             format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
