@@ -275,8 +275,11 @@ async fn an_expunged_payload_is_gone_from_every_row_and_file(backend: Backend) {
     );
     let shown = ok(env.db.hookline(&["--json", "delivery", "show", &dead]));
     let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
-    assert!(shown["payload"].is_null(), "{shown}");
-    assert_eq!(shown["payload_removed"]["by"], "expunged", "{shown}");
+    assert!(shown["event"]["payload"].is_null(), "{shown}");
+    assert_eq!(
+        shown["event"]["payload_removed"]["by"], "expunged",
+        "{shown}"
+    );
 
     let audit = ok(env.db.hookline(&["--json", "audit"]));
     assert!(audit.contains("event.expunge"), "{audit}");

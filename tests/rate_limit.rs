@@ -263,8 +263,8 @@ async fn the_cli_sets_shows_and_refuses_a_rate_limit(backend: Backend) {
     let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
     assert_eq!(shown["rate_limit"], 7, "{shown}");
     assert_eq!(shown["rate_limit_burst"], 2, "{shown}");
-    assert_eq!(shown["breaker"], "closed", "{shown}");
-    assert_eq!(shown["breaker_consecutive_failures"], 0, "{shown}");
+    assert_eq!(shown["breaker"]["state"], "closed", "{shown}");
+    assert_eq!(shown["breaker"]["consecutive_failures"], 0, "{shown}");
 
     let before = db.dump().await;
     let refused = db.hookline(&["endpoint", "update", "acme/hooks", "--rate-limit", "0"]);
