@@ -164,6 +164,15 @@ impl Caller {
         }
     }
 
+    /// The tenant a list is limited to: the one given (id or name), or a
+    /// tenant key's own; `None` lists every tenant's (admin keys only).
+    pub async fn tenant_filter(&self, given: Option<&str>) -> Result<Option<String>, Problem> {
+        if given.is_none() && self.scope().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.tenant_or_own(given).await?.id))
+    }
+
     /// A live endpoint by id that this key may see; 404 otherwise.
     pub async fn endpoint(&self, id: &str, field: Option<&str>) -> Result<Endpoint, Problem> {
         let not_found = || match field {

@@ -87,10 +87,7 @@ async fn filter(caller: &Caller, query: &DeliveryQuery) -> ApiResult<DeliveryFil
             })
             .collect::<Result<_, _>>()?,
     };
-    let tenant_id = match (&query.tenant, caller.scope()) {
-        (None, None) => None,
-        (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
-    };
+    let tenant_id = caller.tenant_filter(query.tenant.as_deref()).await?;
     let endpoint_id = match &query.endpoint {
         Some(id) => Some(caller.endpoint(id, Some("endpoint")).await?.id),
         None => None,

@@ -373,10 +373,7 @@ pub async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<EndpointQuery>,
 ) -> ApiResult<Json<List<EndpointView>>> {
-    let tenant = match (&query.tenant, caller.scope()) {
-        (None, None) => None,
-        (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
-    };
+    let tenant = caller.tenant_filter(query.tenant.as_deref()).await?;
     let page = page_request(query.limit.as_deref(), query.cursor.as_deref())?;
     let endpoints = caller
         .ops

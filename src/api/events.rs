@@ -256,10 +256,7 @@ pub async fn list(
     QueryParams(query): QueryParams<EventQuery>,
 ) -> ApiResult<Json<List<EventView>>> {
     let page = page_request(query.limit.as_deref(), query.cursor.as_deref())?;
-    let tenant_id = match (&query.tenant, caller.scope()) {
-        (None, None) => None,
-        (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
-    };
+    let tenant_id = caller.tenant_filter(query.tenant.as_deref()).await?;
     let filter = EventFilter {
         tenant_id,
         topic: query.topic,

@@ -112,10 +112,7 @@ pub async fn list(
         Some(id) => Some(caller.endpoint(id, Some("endpoint")).await?.id),
         None => None,
     };
-    let tenant = match (&query.tenant, caller.scope()) {
-        (None, None) => None,
-        (given, _) => Some(caller.tenant_or_own(given.as_deref()).await?.id),
-    };
+    let tenant = caller.tenant_filter(query.tenant.as_deref()).await?;
     let page = page_request(query.limit.as_deref(), query.cursor.as_deref())?;
     let subscriptions = caller
         .ops
