@@ -17,6 +17,11 @@ use serde::{Deserialize, Serialize};
 /// name, short enough to index and to show on one console line.
 pub const MAX_LEN: usize = 255;
 
+/// The first segment of the topics hookline keeps for its own events
+/// (`hookline.endpoint.disabled`, `hookline.ping`): producers may subscribe
+/// to them but not publish under it.
+pub const RESERVED_SEGMENT: &str = "hookline";
+
 /// Why a string is not a valid topic or pattern. Each message names the
 /// offending segment (1-based) or character, so the producer can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +110,21 @@ impl Topic {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the topic is under the reserved `hookline.` segment.
+    pub fn is_reserved(&self) -> bool {
+        self.0.split('.').next() == Some(RESERVED_SEGMENT)
+    }
+}
+
+/// Why a producer may not publish `topic`, if it may not.
+pub fn reserved_reason(topic: &Topic) -> Option<String> {
+    topic.is_reserved().then(|| {
+        format!(
+            "topics under \"{RESERVED_SEGMENT}.\" are reserved for hookline's own events; \
+             subscribe to them, publish under another first segment"
+        )
+    })
 }
 
 impl TopicPattern {
@@ -302,6 +322,28 @@ impl fmt::Display for TopicPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_first_segment_hookline_is_reserved() {
+        for reserved in ["hookline", "hookline.ping", "hookline.endpoint.disabled"] {
+            let topic = Topic::parse(reserved).expect("a topic");
+            assert!(topic.is_reserved(), "{reserved}");
+            assert!(reserved_reason(&topic).is_some_and(|r| r.contains("reserved")));
+        }
+        for free in [
+            "hooklines.ping",
+            "my.hookline.ping",
+            "hook.line",
+            "order.created",
+        ] {
+            assert!(
+                !Topic::parse(free).expect("a topic").is_reserved(),
+                "{free}"
+            );
+        }
+        // Subscribing to hookline's own events is what they are for.
+        assert!(TopicPattern::parse("hookline.**").is_ok());
+    }
     use proptest::prelude::*;
 
     fn t(s: &str) -> Topic {

@@ -832,6 +832,9 @@ async fn every_error_answers_a_problem_and_changes_nothing(backend: Backend) {
         ("POST", "/v1/subscriptions".into(), json_body(json!({ "endpoint": ep, "topic": "Order.*" })), 422, Some("topic")),
         ("POST", "/v1/subscriptions".into(), json_body(json!({ "endpoint": ep, "topic": "order.*" })), 409, Some("topic")),
         ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "Order Created", "payload": {} })), 422, Some("topic")),
+        // hookline's own topics: subscribed to, never published by producers.
+        ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "hookline.endpoint.disabled", "payload": {} })), 422, Some("topic")),
+        ("POST", "/v1/events".into(), json_body(json!({ "broadcast": true, "topic": "hookline", "payload": {} })), 422, Some("topic")),
         ("POST", "/v1/events".into(), json_body(json!({ "topic": "order.created", "payload": {} })), 403, Some("tenant")),
         ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "broadcast": true, "topic": "order.created", "payload": {} })), 422, Some("tenant")),
         ("POST", "/v1/events".into(), json_body(json!({ "tenant": "acme", "topic": "order.created", "payload": {}, "idempotency_key": "" })), 422, Some("idempotency_key")),

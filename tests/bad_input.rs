@@ -174,6 +174,11 @@ fn cases(db: &TestDb, subscription_id: &str) -> Vec<Case> {
             publish("resident.*", "{}"),
             &["topic:"],
         ),
+        with_args(
+            "a topic under hookline's reserved segment",
+            publish("hookline.endpoint.disabled", "{}"),
+            &["topic:", "reserved for hookline's own events"],
+        ),
         case(
             "an uppercase pattern",
             &[

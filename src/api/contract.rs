@@ -87,6 +87,10 @@ pub static ID_SHAPED: LazyLock<Pattern> = LazyLock::new(|| {
 pub static TOPIC: LazyLock<Pattern> =
     LazyLock::new(|| Pattern::new("^[a-z0-9_-]+(?:[.][a-z0-9_-]+)*$".to_string()));
 
+/// Topics producers may not publish: under the reserved first segment.
+pub static RESERVED_TOPIC: LazyLock<Pattern> =
+    LazyLock::new(|| Pattern::new(format!("^{}(?:[.]|$)", crate::topic::RESERVED_SEGMENT)));
+
 /// A subscription's topic pattern ([`TopicPattern`]).
 pub static TOPIC_PATTERN: LazyLock<Pattern> = LazyLock::new(|| {
     Pattern::new("^(?:(?:[*]|[a-z0-9_-]+)[.])*(?:[*][*]|[*]|[a-z0-9_-]+)$".to_string())
@@ -432,12 +436,16 @@ fn headers_builder(description: &str) -> ObjectBuilder {
 
 /// A topic as published.
 pub fn topic() -> Object {
-    string(
-        &TOPIC,
-        Some(MAX_TOPIC),
-        "Dot-separated segments of lowercase letters, digits, `_` and `-`, e.g. `resident.update`.",
+    not_matching(
+        string(
+            &TOPIC,
+            Some(MAX_TOPIC),
+            "Dot-separated segments of lowercase letters, digits, `_` and `-`, e.g. \
+             `resident.update`. The first segment `hookline` is reserved for hookline's own \
+             events.",
+        ),
+        &RESERVED_TOPIC,
     )
-    .build()
 }
 
 /// A subscription's topic pattern.
@@ -616,7 +624,11 @@ pub fn check_secret(errors: &mut FieldErrors, field: &str, secret: &str) {
 
 /// Checks a published topic.
 pub fn check_topic(errors: &mut FieldErrors, field: &str, topic: &str) {
-    errors.check(field, Topic::parse(topic));
+    if let Some(topic) = errors.check(field, Topic::parse(topic))
+        && let Some(reason) = crate::topic::reserved_reason(&topic)
+    {
+        errors.add(field, reason);
+    }
 }
 
 /// Checks a subscription's topic pattern.
@@ -709,6 +721,7 @@ mod tests {
             &NAME,
             &ID_SHAPED,
             &TOPIC,
+            &RESERVED_TOPIC,
             &TOPIC_PATTERN,
             &SECRET,
             &URL,
@@ -726,6 +739,20 @@ mod tests {
             &CURSOR,
         ] {
             assert!(pattern.as_str().starts_with('^') || pattern.as_str().starts_with("(?:"));
+        }
+    }
+
+    #[test]
+    fn the_reserved_topic_pattern_agrees_with_the_topics() {
+        for text in [
+            "hookline",
+            "hookline.ping",
+            "hooklines.ping",
+            "my.hookline",
+            "order.created",
+        ] {
+            let topic = Topic::parse(text).expect("a topic");
+            assert_eq!(RESERVED_TOPIC.is_match(text), topic.is_reserved(), "{text}");
         }
     }
 
@@ -820,6 +847,9 @@ mod tests {
         #[test]
         fn a_topic_matches_exactly_when_it_parses(topic in "[a-zA-Z0-9._* -]{0,12}") {
             prop_assert_eq!(TOPIC.is_match(&topic), Topic::parse(&topic).is_ok());
+            if let Ok(parsed) = Topic::parse(&topic) {
+                prop_assert_eq!(RESERVED_TOPIC.is_match(&topic), parsed.is_reserved());
+            }
             prop_assert_eq!(TOPIC_PATTERN.is_match(&topic), TopicPattern::parse(&topic).is_ok());
         }
 

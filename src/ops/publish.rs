@@ -94,6 +94,9 @@ impl Ops {
     pub async fn validate_event(&self, input: EventInput) -> Result<NewEvent> {
         let topic =
             Topic::parse(&input.topic).map_err(|e| OpsError::invalid("topic", e.to_string()))?;
+        if let Some(reason) = crate::topic::reserved_reason(&topic) {
+            return Err(OpsError::invalid("topic", reason));
+        }
         validate_payload(&input.payload, self.max_payload)?;
         if let Some(key) = &input.idempotency_key {
             validate_idempotency_key(key)?;
