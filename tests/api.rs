@@ -1918,13 +1918,7 @@ async fn pagination_walks_every_row_once(backend: Backend) {
 async fn attempts_and_stats_show_what_the_receiver_answered(backend: Backend) {
     let server = Server::start(backend).await;
     let healthy = sink().await;
-    let failing = hookline::sink::start(SinkOptions {
-        fail_rate: 1.0,
-        status: 503,
-        ..SinkOptions::default()
-    })
-    .await
-    .expect("start the failing sink");
+    let failing = common::failing_sink(503).await;
     server.tenant("acme").await;
     let good = id_of(&server.endpoint("acme", "good", &healthy.url(), "*").await);
     let bad = id_of(&server.endpoint("acme", "bad", &failing.url(), "*").await);
@@ -2212,13 +2206,7 @@ async fn state_words_and_their_aliases(backend: Backend) {
     })
     .await;
     let healthy = sink().await;
-    let failing = hookline::sink::start(SinkOptions {
-        fail_rate: 1.0,
-        status: 500,
-        ..SinkOptions::default()
-    })
-    .await
-    .expect("start the failing sink");
+    let failing = common::failing_sink(500).await;
     server.tenant("acme").await;
     let good = id_of(&server.endpoint("acme", "good", &healthy.url(), "*").await);
     let bad = id_of(&server.endpoint("acme", "bad", &failing.url(), "*").await);

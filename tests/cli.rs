@@ -877,13 +877,7 @@ async fn retry_dispatchers_and_audit(backend: Backend) {
     let db = TestDb::new(backend);
     migrated_with_acme(&db);
     // A receiver that always fails, so deliveries go dead on the short schedule.
-    let failing = hookline::sink::start(SinkOptions {
-        fail_rate: 1.0,
-        status: 500,
-        ..SinkOptions::default()
-    })
-    .await
-    .expect("start the failing sink");
+    let failing = common::failing_sink(500).await;
     let added = ok_json(
         &db,
         &[
@@ -1146,13 +1140,7 @@ async fn state_words_and_their_aliases(backend: Backend) {
     let healthy = hookline::sink::start(SinkOptions::default())
         .await
         .expect("start the healthy sink");
-    let failing = hookline::sink::start(SinkOptions {
-        fail_rate: 1.0,
-        status: 500,
-        ..SinkOptions::default()
-    })
-    .await
-    .expect("start the failing sink");
+    let failing = common::failing_sink(500).await;
     for (name, url) in [("good", healthy.url()), ("bad", failing.url())] {
         ok(db.hookline(&[
             "endpoint", "add", "--tenant", "acme", "--name", name, "--url", &url,

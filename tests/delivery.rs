@@ -18,7 +18,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use sqlx::Connection;
 
-use common::{Backend, RunningDispatcher, TestDb, install_crypto, test_config, test_ops};
+use common::{
+    Backend, RunningDispatcher, TestDb, failing_sink, install_crypto, test_config, test_ops,
+};
 use hookline::config::Config;
 use hookline::model::{Delivery, DeliveryState, Endpoint, EndpointState, ErrorKind, Source};
 use hookline::ops::{BulkRetry, EndpointChanges, EndpointInput, EventInput, Ops};
@@ -246,15 +248,6 @@ async fn sink(opts: SinkOptions) -> SinkHandle {
 
 async fn healthy_sink() -> SinkHandle {
     sink(SinkOptions::default()).await
-}
-
-async fn failing_sink(status: u16) -> SinkHandle {
-    sink(SinkOptions {
-        fail_rate: 1.0,
-        status,
-        ..SinkOptions::default()
-    })
-    .await
 }
 
 /// Waits until `sink` has received `n` requests; panics with what it has if not.

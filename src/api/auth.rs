@@ -225,6 +225,19 @@ impl Caller {
         Ok(fanout)
     }
 
+    /// A delivery this key may see, without its event or attempts; 404 otherwise.
+    pub async fn delivery_alone(&self, id: &str) -> Result<crate::model::Delivery, Problem> {
+        let not_found = || Problem::not_found("delivery", id);
+        if IdKind::of(id) != Some(IdKind::Delivery) {
+            return Err(not_found());
+        }
+        match self.ops.reads().find_delivery(id).await {
+            Ok(delivery) if self.sees(&delivery.tenant_id) => Ok(delivery),
+            Ok(_) | Err(StoreError::NotFound { .. }) => Err(not_found()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     pub async fn delivery(&self, id: &str) -> Result<DeliveryDetail, Problem> {
         let not_found = || Problem::not_found("delivery", id);
         if IdKind::of(id) != Some(IdKind::Delivery) {

@@ -223,7 +223,8 @@ pub async fn attempts(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<AttemptQuery>,
 ) -> ApiResult<Json<List<AttemptView>>> {
-    let detail = caller.delivery(&id).await?;
-    let of = AttemptsOf::Delivery(detail.delivery.id);
+    // Only its row: the attempts are read by the page, the event not at all.
+    let delivery = caller.delivery_alone(&id).await?;
+    let of = AttemptsOf::Delivery(delivery.id);
     Ok(Json(attempts_page(&caller, of, &query).await?))
 }

@@ -250,27 +250,31 @@ impl Reads {
 
     /// A delivery with its event and attempts.
     pub async fn get_delivery(&self, id: &str) -> Result<DeliveryDetail> {
-        let (delivery, attempts): (Option<DeliveryRow>, Vec<AttemptRow>) =
-            on_db!(self, |pools, sql| {
-                let delivery = sqlx::query_as(DELIVERY_BY_ID)
-                    .bind(id)
-                    .fetch_optional(&pools.read)
-                    .await?;
-                let attempts = sqlx::query_as(ATTEMPTS_OF)
-                    .bind(id)
-                    .fetch_all(&pools.read)
-                    .await?;
-                (delivery, attempts)
-            });
-        let delivery: Delivery = delivery
-            .ok_or_else(|| self.missing("delivery", id))?
-            .try_into()?;
+        let delivery = self.find_delivery(id).await?;
+        let attempts: Vec<AttemptRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(ATTEMPTS_OF)
+                .bind(id)
+                .fetch_all(&pools.read)
+                .await?
+        });
         let event = self.get_event(&delivery.event_id).await?;
         Ok(DeliveryDetail {
             delivery,
             event,
             attempts: convert_all(attempts)?,
         })
+    }
+
+    /// A delivery alone, without its event or attempts: what a caller's
+    /// right to see it is decided on.
+    pub async fn find_delivery(&self, id: &str) -> Result<Delivery> {
+        let row: Option<DeliveryRow> = on_db!(self, |pools, sql| {
+            sqlx::query_as(DELIVERY_BY_ID)
+                .bind(id)
+                .fetch_optional(&pools.read)
+                .await?
+        });
+        row.ok_or_else(|| self.missing("delivery", id))?.try_into()
     }
 
     /// The deliveries among `ids` as they are now (in no particular

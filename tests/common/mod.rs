@@ -494,3 +494,16 @@ pub fn dispatch_processes(
         })
         .collect()
 }
+
+/// A receiver on 127.0.0.1 that answers every request with `status`,
+/// keeping what it got.
+pub async fn failing_sink(status: u16) -> hookline::sink::SinkHandle {
+    hookline::sink::start(hookline::sink::SinkOptions {
+        fail_rate: 1.0,
+        status,
+        keep: true,
+        ..hookline::sink::SinkOptions::default()
+    })
+    .await
+    .expect("start a failing sink")
+}
